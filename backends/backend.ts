@@ -1,0 +1,53 @@
+/**
+ * The backend contract, in three levels as in Triton: a Backend loads
+ * models, a BackendModel (one version of one model) creates instances, and a
+ * BackendInstance executes a list of requests, answering each one. Every
+ * level has a matching finalize.
+ */
+import type { CompiledModelConfig, InstanceGroupSpec } from '../engine/config/compiled-model-config.ts';
+import type { ModelSettings } from '../engine/config/compile-model-config.ts';
+import type { ModelSignature } from '../engine/config/model-signature.ts';
+import type { SwitchyardError } from '../engine/errors.ts';
+import type { Tensor } from '../engine/tensor.ts';
+
+export interface ModelLoadContext {
+  readonly modelName: string;
+  readonly version: number;
+  /** The numbered version folder. */
+  readonly versionDir: string;
+  readonly settings: ModelSettings;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Opens one version of a model and reads its signature. */
+  loadModel(context: ModelLoadContext): Promise<BackendModel>;
+}
+
+export interface BackendModel {
+  /** Inputs and outputs as the model file declares them. */
+  readonly signature: ModelSignature;
+  /** Starts one execution instance; called after the config is compiled against the signature. */
+  createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance>;
+  finalize(): Promise<void>;
+}
+
+/** One request of a batch as an instance receives it. Inputs already match the config. */
+export interface ExecuteRequest {
+  readonly inputs: readonly Tensor[];
+  /** Outputs this request wants back. */
+  readonly outputs: readonly string[];
+  /** Size of this request along the batch dimension (1 when the model does not batch). */
+  readonly batchSize: number;
+}
+
+export type ExecuteResult =
+  | { readonly ok: true; readonly outputs: readonly Tensor[] }
+  | { readonly ok: false; readonly error: SwitchyardError };
+
+export interface BackendInstance {
+  readonly name: string;
+  /** Runs the requests together and answers each, in order. Never rejects for a per-request problem. */
+  execute(requests: readonly ExecuteRequest[]): Promise<ExecuteResult[]>;
+  finalize(): Promise<void>;
+}

@@ -1,0 +1,94 @@
+/**
+ * One version of an ONNX model. Opening it starts the first instance's
+ * worker, whose session reports the model's signature; that worker then
+ * serves as the first instance, so the model is read once per instance.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
+import type { ModelSignature } from '../../engine/config/model-signature.ts';
+import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
+import { OnnxInstance } from './onnx-instance.ts';
+import type { WorkerSessionOptions } from './worker-protocol.ts';
+
+const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
+
+export class OnnxModel implements BackendModel {
+  private spare: OnnxInstance | undefined;
+  private readonly instances: OnnxInstance[] = [];
+
+  private constructor(
+    private readonly context: ModelLoadContext,
+    private readonly modelPath: string,
+    readonly signature: ModelSignature,
+    first: OnnxInstance,
+  ) {
+    this.spare = first;
+  }
+
+  static async create(context: ModelLoadContext): Promise<OnnxModel> {
+    const modelPath = join(context.versionDir, context.settings.defaultModelFilename);
+    const found = await stat(modelPath).catch(() => undefined);
+    if (!found?.isFile()) {
+      throw new Error(`version ${context.version} has no ${context.settings.defaultModelFilename}: expected the model file at ${modelPath}`);
+    }
+    const firstGroup = context.settings.instanceGroups[0]!;
+    const first = await startInstance(context, modelPath, firstGroup, 0);
+    const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
+    return new OnnxModel(context, modelPath, { file, ...first.signature }, first);
+  }
+
+  async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
+    const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
+    const instance = reuse ? this.spare! : await startInstance(this.context, this.modelPath, group, indexInGroup);
+    if (reuse) this.spare = undefined;
+    instance.setBatching(config.maxBatchSize > 0);
+    this.instances.push(instance);
+    return instance;
+  }
+
+  async finalize(): Promise<void> {
+    const all = this.spare ? [...this.instances, this.spare] : this.instances;
+    this.spare = undefined;
+    await Promise.all(all.map((i) => i.finalize()));
+  }
+}
+
+function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): WorkerSessionOptions {
+  const parameters = context.settings.parameters;
+  const count = (key: string, fallback: number): number => {
+    const value = parameters.get(key);
+    if (value === undefined || value === '') return fallback;
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < 0) {
+      throw new Error(`parameters '${key}' is '${value}': use a non-negative integer thread count (0 lets ONNX Runtime choose)`);
+    }
+    return parsed;
+  };
+  const level = parameters.get('graph_optimization_level') ?? 'all';
+  if (!(OPTIMIZATION_LEVELS as readonly string[]).includes(level)) {
+    throw new Error(`parameters 'graph_optimization_level' is '${level}': use one of ${OPTIMIZATION_LEVELS.join(', ')}`);
+  }
+  return {
+    intraOpNumThreads: count('intra_op_thread_count', 1),
+    interOpNumThreads: count('inter_op_thread_count', 1),
+    executionProvider: group.kind === 'GPU' ? 'cuda' : 'cpu',
+    deviceId: group.gpus[0] ?? 0,
+    graphOptimizationLevel: level as WorkerSessionOptions['graphOptimizationLevel'],
+  };
+}
+
+async function startInstance(context: ModelLoadContext, modelPath: string, group: InstanceGroupSpec, index: number): Promise<OnnxInstance> {
+  const options = sessionOptions(context, group);
+  try {
+    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options });
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    if (options.executionProvider === 'cuda') {
+      throw new Error(`instance_group '${group.name}' has kind KIND_GPU, which needs ONNX Runtime's CUDA execution provider, ` +
+        `and it could not start here (${detail.trim()}). onnxruntime-node only carries its CUDA libraries when installed on a CUDA machine ` +
+        `without ONNXRUNTIME_NODE_INSTALL=skip; on a CPU-only machine set kind: KIND_CPU`);
+    }
+    throw new Error(`ONNX Runtime could not open ${modelPath}: ${detail.trim()}`);
+  }
+}

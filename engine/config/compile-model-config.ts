@@ -1,0 +1,427 @@
+/**
+ * Validates a parsed config, completes it from the model's own signature
+ * (as Triton's ONNX Runtime backend does) and freezes the result into a
+ * CompiledModelConfig. Checks that need no model file run in
+ * readModelSettings, before any backend work starts.
+ */
+import protobuf from 'protobufjs';
+import { formatShape, fromConfigDataType, toConfigDataType } from '../tensor.ts';
+import { ModelConfigError } from './config-error.ts';
+import type { ConfigSourceMap } from './config-source-map.ts';
+import { ConfigSourceMap as SourceMapClass } from './config-source-map.ts';
+import type {
+  CompiledModelConfig, DynamicBatchingSpec, InstanceGroupSpec, SchedulingSpec, TensorSpec, VersionPolicy,
+} from './compiled-model-config.ts';
+import { modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
+import type { ModelSignature, SignatureTensor } from './model-signature.ts';
+import type { ParsedModelConfig } from './parse-model-config.ts';
+
+/** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
+export const DEFAULT_MAX_BATCH_SIZE = 4;
+
+const PLATFORM_BACKENDS: Readonly<Record<string, string>> = {
+  onnxruntime_onnx: 'onnxruntime',
+};
+const BACKEND_PLATFORMS: Readonly<Record<string, string>> = {
+  onnxruntime: 'onnxruntime_onnx',
+};
+const DEFAULT_FILENAMES: Readonly<Record<string, string>> = {
+  onnxruntime: 'model.onnx',
+};
+
+/** What the repository needs before it can load anything. */
+export interface ModelSettings {
+  readonly backend: string;
+  readonly platform: string;
+  readonly versionPolicy: VersionPolicy;
+  readonly instanceGroups: readonly InstanceGroupSpec[];
+  readonly defaultModelFilename: string;
+  readonly parameters: ReadonlyMap<string, string>;
+}
+
+interface Ctx {
+  readonly file: string;
+  readonly sourceMap: ConfigSourceMap;
+}
+
+type Obj = Record<string, unknown>;
+
+function fail(ctx: Ctx, field: string, problem: string, fix: string): never {
+  throw new ModelConfigError({ file: ctx.file, line: ctx.sourceMap.lineOf(field), field, problem, fix });
+}
+
+const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const asNumber = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : fallback);
+const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function contextOf(modelDir: string, parsed: ParsedModelConfig | undefined): Ctx {
+  return parsed
+    ? { file: parsed.file, sourceMap: parsed.sourceMap }
+    : { file: `${modelDir}/config.pbtxt (absent; auto-completed)`, sourceMap: SourceMapClass.empty() };
+}
+
+export function readModelSettings(modelName: string, modelDir: string, parsed: ParsedModelConfig | undefined): ModelSettings {
+  const ctx = contextOf(modelDir, parsed);
+  const config = parsed?.config ?? {};
+  const name = asString(config['name']);
+  if (name && name !== modelName) {
+    fail(ctx, 'name', `is '${name}' but the model's folder is '${modelName}'`,
+      `set name: "${modelName}" or rename the folder; Triton requires the two to match`);
+  }
+  let platform = asString(config['platform']);
+  let backend = asString(config['backend']);
+  if (platform && !backend) backend = PLATFORM_BACKENDS[platform] ?? '';
+  if (!platform && !backend) backend = 'onnxruntime';
+  if (!platform) platform = BACKEND_PLATFORMS[backend] ?? '';
+  if (!(backend in DEFAULT_FILENAMES)) {
+    const field = config['backend'] ? 'backend' : 'platform';
+    const written = asString(config[field]);
+    const later = written === 'ensemble' || backend === 'python' || written === 'python'
+      ? `'${written}' models arrive in a later Switchyard release`
+      : `'${written}' is not a backend this server has`;
+    fail(ctx, field, later, 'use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models');
+  }
+  if (PLATFORM_BACKENDS[platform] !== undefined && PLATFORM_BACKENDS[platform] !== backend) {
+    fail(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
+  }
+  const parameters = new Map<string, string>();
+  for (const [key, value] of Object.entries(asObj(config['parameters']) ?? {})) {
+    parameters.set(key, asString(asObj(value)?.['string_value']));
+  }
+  return {
+    backend,
+    platform,
+    versionPolicy: compileVersionPolicy(ctx, asObj(config['version_policy'])),
+    instanceGroups: compileInstanceGroups(ctx, modelName, asArray(config['instance_group'])),
+    defaultModelFilename: asString(config['default_model_filename']) || DEFAULT_FILENAMES[backend]!,
+    parameters,
+  };
+}
+
+function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy {
+  if (!policy) return { kind: 'latest', numVersions: 1 };
+  if (policy['all']) return { kind: 'all' };
+  const specific = asObj(policy['specific']);
+  if (specific) {
+    const versions = asArray(specific['versions']).map((v) => asNumber(v));
+    if (versions.length === 0) {
+      fail(ctx, 'version_policy.specific.versions', 'is empty', 'list the versions to serve, e.g. specific { versions: [1, 3] }');
+    }
+    for (const v of versions) {
+      if (!Number.isInteger(v) || v < 1) {
+        fail(ctx, 'version_policy.specific.versions', `${v} is not a version number`, 'versions are the positive integer names of version folders');
+      }
+    }
+    return { kind: 'specific', versions };
+  }
+  const latest = asObj(policy['latest']);
+  const numVersions = asNumber(latest?.['num_versions'], 1);
+  if (latest && numVersions < 1) {
+    fail(ctx, 'version_policy.latest.num_versions', `is ${numVersions}`, 'serve at least one version: num_versions: 1');
+  }
+  return { kind: 'latest', numVersions: latest ? numVersions : 1 };
+}
+
+function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[]): InstanceGroupSpec[] {
+  if (groups.length === 0) return [{ name: modelName, kind: 'CPU', count: 1, gpus: [] }];
+  return groups.map((value, index) => {
+    const group = asObj(value) ?? {};
+    const field = `instance_group[${index}]`;
+    const count = asNumber(group['count'], 1) || 1;
+    if (!Number.isInteger(count) || count < 1) {
+      fail(ctx, `${field}.count`, `is ${count}`, 'use a positive number of instances');
+    }
+    const kindName = asString(group['kind']) || 'KIND_GPU';
+    const kind = kindName === 'KIND_GPU' ? 'GPU' : kindName === 'KIND_CPU' || kindName === 'KIND_AUTO' ? 'CPU' : undefined;
+    if (!kind) {
+      fail(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');
+    }
+    const gpus = asArray(group['gpus']).map((g) => asNumber(g));
+    return { name: asString(group['name']) || (groups.length === 1 ? modelName : `${modelName}_${index}`), kind, count, gpus };
+  });
+}
+
+/** The kind written in the file (or the default): KIND_AUTO becomes KIND_CPU in the completed config. */
+function kindJson(group: InstanceGroupSpec): string {
+  return group.kind === 'GPU' ? 'KIND_GPU' : 'KIND_CPU';
+}
+
+/**
+ * Full compile: settings, then inputs/outputs completed from and checked
+ * against the model's signature, then scheduling.
+ */
+export function compileModelConfig(
+  modelName: string,
+  modelDir: string,
+  parsed: ParsedModelConfig | undefined,
+  signature: ModelSignature,
+): CompiledModelConfig {
+  const ctx = contextOf(modelDir, parsed);
+  const settings = readModelSettings(modelName, modelDir, parsed);
+  const config: Obj = structuredClone(parsed?.config ?? {});
+
+  let maxBatchSize = asNumber(config['max_batch_size']);
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 0) {
+    fail(ctx, 'max_batch_size', `is ${maxBatchSize}`, 'use 0 for a model that does not batch, or the largest batch it takes');
+  }
+  const inputsGiven = asArray(config['input']);
+  const outputsGiven = asArray(config['output']);
+  if (maxBatchSize === 0 && impliesBatching(signature, inputsGiven, outputsGiven)) {
+    maxBatchSize = DEFAULT_MAX_BATCH_SIZE;
+    if (!config['dynamic_batching'] && !config['sequence_batching'] && !config['ensemble_scheduling']) {
+      config['dynamic_batching'] = {};
+    }
+  }
+  const batchRank = maxBatchSize > 0 ? 1 : 0;
+
+  const inputs = completeTensors(ctx, 'input', inputsGiven, signature.inputs, batchRank, signature.file);
+  const outputs = completeTensors(ctx, 'output', outputsGiven, signature.outputs, batchRank, signature.file);
+  const inputSpecs = inputs.map((t, i) => compileTensor(ctx, `input[${i}]`, t, maxBatchSize, signature.inputs, signature.file));
+  const outputSpecs = outputs.map((t, i) => compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file));
+  checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, signature.inputs, signature.file);
+
+  const dynamic = asObj(config['dynamic_batching']);
+  if (dynamic && maxBatchSize > 0 && asArray(dynamic['preferred_batch_size']).length === 0) {
+    config['dynamic_batching'] = { ...dynamic, preferred_batch_size: [maxBatchSize] };
+  }
+  const scheduling = compileScheduling(ctx, config, maxBatchSize);
+  checkUnsupported(ctx, config);
+
+  config['name'] = modelName;
+  config['platform'] = settings.platform;
+  config['backend'] = settings.backend;
+  config['max_batch_size'] = maxBatchSize;
+  config['input'] = inputs;
+  config['output'] = outputs;
+  config['default_model_filename'] = settings.defaultModelFilename;
+  config['instance_group'] = settings.instanceGroups.map((g) => ({ name: g.name, kind: kindJson(g), count: g.count, gpus: g.gpus }));
+  if (!config['version_policy']) config['version_policy'] = { latest: { num_versions: 1 } };
+
+  return deepFreeze({
+    name: modelName,
+    platform: settings.platform,
+    backend: settings.backend,
+    maxBatchSize,
+    inputs: inputSpecs,
+    outputs: outputSpecs,
+    inputByName: new Map(inputSpecs.map((s) => [s.name, s])),
+    outputByName: new Map(outputSpecs.map((s) => [s.name, s])),
+    versionPolicy: settings.versionPolicy,
+    instanceGroups: settings.instanceGroups,
+    scheduling,
+    parameters: settings.parameters,
+    defaultModelFilename: settings.defaultModelFilename,
+    json: tritonJson(ctx, config),
+    file: parsed?.file,
+  });
+}
+
+/** Triton's rule: an unset max_batch_size is inferred as batching when every model tensor has a dynamic first dim the config leaves out. */
+function impliesBatching(signature: ModelSignature, inputs: unknown[], outputs: unknown[]): boolean {
+  const all = [...signature.inputs, ...signature.outputs];
+  if (all.length === 0 || !all.every((t) => t.shape.length > 0 && t.shape[0] === -1)) return false;
+  const configured = [...inputs, ...outputs].map((t) => asObj(t) ?? {});
+  return configured.every((t) => {
+    const model = all.find((m) => m.name === asString(t['name']));
+    const dims = asArray(t['dims']);
+    return !model || dims.length === 0 || dims.length === model.shape.length - 1;
+  });
+}
+
+/** Adds tensors the config leaves out, and dims or types a config tensor leaves out, from the model. */
+function completeTensors(ctx: Ctx, kind: 'input' | 'output', given: unknown[], model: readonly SignatureTensor[], batchRank: number, modelFile: string): Obj[] {
+  const configured = given.map((t) => ({ ...(asObj(t) ?? {}) }));
+  const completeOne = (t: Obj, m: SignatureTensor): Obj => {
+    if (!t['data_type'] || t['data_type'] === 'TYPE_INVALID') {
+      if (!m.datatype) unsupportedModelType(ctx, kind, m, modelFile);
+      t['data_type'] = toConfigDataType(m.datatype);
+    }
+    if (asArray(t['dims']).length === 0 && !asObj(t['reshape'])) t['dims'] = m.shape.slice(batchRank);
+    return t;
+  };
+  if (configured.length > 0) {
+    return configured.map((t) => {
+      const m = model.find((x) => x.name === asString(t['name']));
+      return m ? completeOne(t, m) : t;
+    });
+  }
+  return model.map((m) => completeOne({ name: m.name }, m));
+}
+
+function unsupportedModelType(ctx: Ctx, kind: string, m: SignatureTensor, modelFile: string): never {
+  fail(ctx, kind, `${modelFile} has ${kind} '${m.name}' of type ${m.modelType}, which has no KServe datatype`, 'change the model to use a supported element type');
+}
+
+function compileTensor(
+  ctx: Ctx, field: string, t: Obj, maxBatchSize: number, model: readonly SignatureTensor[], modelFile: string,
+): TensorSpec {
+  const kind = field.startsWith('input') ? 'input' : 'output';
+  const name = asString(t['name']);
+  if (!name) fail(ctx, `${field}.name`, 'is missing', `give every ${kind} the name the model uses`);
+  const datatype = fromConfigDataType(asString(t['data_type']));
+  if (!datatype) {
+    fail(ctx, `${field}.data_type`, 'is missing', 'set data_type, e.g. TYPE_FP32');
+  }
+  const dims = asArray(t['dims']).map((d) => asNumber(d));
+  for (const d of dims) {
+    if (!Number.isInteger(d) || (d < 1 && d !== -1)) {
+      fail(ctx, `${field}.dims`, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
+    }
+  }
+  const reshape = asObj(t['reshape']);
+  const reshapeDims = reshape ? asArray(reshape['shape']).map((d) => asNumber(d)) : undefined;
+  const modelDims = reshapeDims ?? dims;
+  const spec: TensorSpec = {
+    name, datatype, dims, modelDims,
+    optional: t['optional'] === true,
+    allowRaggedBatch: t['allow_ragged_batch'] === true,
+  };
+  const m = model.find((x) => x.name === name);
+  if (!m) {
+    const names = model.map((x) => `'${x.name}'`).join(', ');
+    fail(ctx, `${field}.name`, `'${name}' is not an ${kind} of ${modelFile}`, `use one of the model's ${kind}s: ${names}`);
+  }
+  if (m.datatype !== datatype) {
+    const modelType = m.datatype ? toConfigDataType(m.datatype) : m.modelType;
+    fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${modelFile} declares ${kind} '${name}' as ${modelType}`,
+      `set data_type: ${modelType}`);
+  }
+  checkDimsAgainstModel(ctx, field, spec, m, maxBatchSize, modelFile, reshapeDims !== undefined);
+  return spec;
+}
+
+function checkDimsAgainstModel(
+  ctx: Ctx, field: string, spec: TensorSpec, m: SignatureTensor, maxBatchSize: number, modelFile: string, reshaped: boolean,
+): void {
+  if (m.shape.length === 0 && spec.modelDims.length <= 1) return;
+  const batched = maxBatchSize > 0;
+  const expected = batched ? [-1, ...spec.modelDims] : spec.modelDims;
+  const where = reshaped ? `${field}.reshape.shape` : `${field}.dims`;
+  const shown = formatShape(spec.modelDims);
+  if (expected.length !== m.shape.length) {
+    if (batched && spec.modelDims.length === m.shape.length) {
+      fail(ctx, where, `${shown} includes the batch dimension, but with max_batch_size ${maxBatchSize} > 0 the batch dimension is implicit: ` +
+        `${modelFile} has '${spec.name}' as ${formatShape(m.shape)}, so the config leaves its first dim out`,
+      `set dims: ${formatShape(m.shape.slice(1))}, or set max_batch_size: 0 if the model does not batch`);
+    }
+    if (!batched && spec.modelDims.length + 1 === m.shape.length) {
+      fail(ctx, where, `${shown} has one dim fewer than ${modelFile}'s ${formatShape(m.shape)} for '${spec.name}'. With max_batch_size 0 the config must give the full shape`,
+        `set max_batch_size > 0 (the batch dimension is then implicit), or set dims: ${formatShape(m.shape)}`);
+    }
+    fail(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
+      (batched ? ` (the config's dims leave out the batch dimension because max_batch_size is ${maxBatchSize})` : ''),
+    `set dims: ${formatShape(batched ? m.shape.slice(1) : m.shape)}`);
+  }
+  if (batched && m.shape[0] !== -1) {
+    fail(ctx, 'max_batch_size', `is ${maxBatchSize}, but ${modelFile} fixes the first dim of '${spec.name}' to ${m.shape[0]}, so the model cannot batch`,
+      `set max_batch_size: 0 and dims: ${formatShape(m.shape)}`);
+  }
+  expected.forEach((dim, i) => {
+    const modelDim = m.shape[i]!;
+    if (dim !== -1 && modelDim !== -1 && dim !== modelDim) {
+      fail(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
+        (batched ? ' (first dim: the implicit batch dimension)' : ''),
+      `set dims: ${formatShape(batched ? m.shape.slice(1) : m.shape)}`);
+    }
+  });
+}
+
+function checkAllModelTensorsConfigured(ctx: Ctx, kind: string, specs: readonly TensorSpec[], model: readonly SignatureTensor[], modelFile: string): void {
+  const seen = new Set<string>();
+  specs.forEach((s, i) => {
+    if (seen.has(s.name)) fail(ctx, `${kind}[${i}].name`, `'${s.name}' appears twice`, `remove the duplicate ${kind}`);
+    seen.add(s.name);
+  });
+  const missing = model.filter((m) => !seen.has(m.name)).map((m) => `'${m.name}'`);
+  if (missing.length > 0) {
+    fail(ctx, kind, `${modelFile} has ${kind}s ${missing.join(', ')} that the config does not list`,
+      `add them to the ${kind} list, or leave the list out entirely so it is completed from the model`);
+  }
+}
+
+function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): SchedulingSpec {
+  const sequence = asObj(config['sequence_batching']);
+  if (sequence) return { kind: 'sequence', raw: sequence };
+  const ensemble = asObj(config['ensemble_scheduling']);
+  if (ensemble) return { kind: 'ensemble', raw: ensemble };
+  const dynamic = asObj(config['dynamic_batching']);
+  if (!dynamic) return { kind: 'dynamic', batching: undefined };
+  if (maxBatchSize === 0) {
+    fail(ctx, 'dynamic_batching', 'is set but max_batch_size is 0, so there is no batch dimension to batch along',
+      'set max_batch_size to the largest batch the model takes, or remove dynamic_batching');
+  }
+  const preferred = asArray(dynamic['preferred_batch_size']).map((v) => asNumber(v));
+  preferred.forEach((size) => {
+    if (!Number.isInteger(size) || size < 1 || size > maxBatchSize) {
+      fail(ctx, 'dynamic_batching.preferred_batch_size', `${size} is outside 1..max_batch_size (${maxBatchSize})`,
+        `use sizes between 1 and ${maxBatchSize}`);
+    }
+  });
+  const delay = asNumber(dynamic['max_queue_delay_microseconds']);
+  const batching: DynamicBatchingSpec = {
+    preferredBatchSizes: [...new Set(preferred)].sort((a, b) => a - b),
+    maxQueueDelayMicroseconds: delay,
+    preserveOrdering: dynamic['preserve_ordering'] === true,
+    raw: dynamic,
+  };
+  return { kind: 'dynamic', batching };
+}
+
+/** Fields this build parses but cannot honour yet fail loudly rather than being ignored. */
+function checkUnsupported(ctx: Ctx, config: Obj): void {
+  if (asObj(config['model_transaction_policy'])?.['decoupled'] === true) {
+    fail(ctx, 'model_transaction_policy.decoupled', 'is true, but ONNX Runtime models answer each request exactly once',
+      'remove model_transaction_policy or set decoupled: false');
+  }
+  if (asArray(config['batch_input']).length > 0 || asArray(config['batch_output']).length > 0) {
+    fail(ctx, 'batch_input', 'is not supported by this Switchyard build', 'remove batch_input and batch_output');
+  }
+}
+
+/** The completed config as Triton's GET .../config prints it: snake_case, enums by name, defaults filled. */
+function tritonJson(ctx: Ctx, config: Obj): ModelConfigObject {
+  const type = modelConfigType();
+  let message;
+  try {
+    message = type.fromObject(config);
+  } catch (err) {
+    fail(ctx, 'config', err instanceof Error ? err.message : String(err), 'check the field types against the ModelConfig schema');
+  }
+  return inSchemaOrder(type, pruneNulls(toPlainObject(message, true))) as ModelConfigObject;
+}
+
+/** Keys in the order the schema declares them, as protobuf's own JSON printer writes them. */
+function inSchemaOrder(type: protobuf.Type, value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => inSchemaOrder(type, v));
+  const obj = asObj(value);
+  if (!obj) return value;
+  const out: Obj = {};
+  for (const field of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
+    if (!(field.name in obj)) continue;
+    const nested = field.resolve().resolvedType;
+    const v = obj[field.name];
+    out[field.name] = nested instanceof protobuf.Type
+      ? field.map ? Object.fromEntries(Object.entries(asObj(v) ?? {}).map(([k, x]) => [k, inSchemaOrder(nested, x)])) : inSchemaOrder(nested, v)
+      : v;
+  }
+  return out;
+}
+
+function pruneNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(pruneNulls);
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value)) {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = pruneNulls(v);
+    return out;
+  }
+  return value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof Map)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

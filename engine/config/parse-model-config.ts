@@ -1,0 +1,177 @@
+/**
+ * Reads a model's config file into the plain ModelConfig object, plus a map
+ * of where each field sits. config.pbtxt is protobuf text format (parsed by
+ * protobufjs); config.yaml and config.json carry the same schema as a tree.
+ * Every failure is a ModelConfigError naming file, line, field and a fix.
+ */
+import protobuf from 'protobufjs';
+import textformat from 'protobufjs/ext/textformat.js';
+import { LineCounter, parseDocument } from 'yaml';
+import { ModelConfigError } from './config-error.ts';
+import { ConfigSourceMap, mapYamlDocument, scanTextFormat } from './config-source-map.ts';
+import { didYouMean } from './did-you-mean.ts';
+import { modelConfigRoot, modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
+
+export const CONFIG_FILE_NAMES = ['config.pbtxt', 'config.yaml', 'config.yml', 'config.json'] as const;
+
+export interface ParsedModelConfig {
+  readonly file: string;
+  readonly config: ModelConfigObject;
+  readonly sourceMap: ConfigSourceMap;
+}
+
+export function parseModelConfig(file: string, text: string): ParsedModelConfig {
+  if (file.endsWith('.pbtxt')) return parseTextFormat(file, text);
+  return parseTree(file, text);
+}
+
+function parseTextFormat(file: string, text: string): ParsedModelConfig {
+  const sourceMap = scanTextFormat(text);
+  let message: protobuf.Message;
+  try {
+    message = textformat.fromText(modelConfigType(), text);
+  } catch (err) {
+    throw explainTextFormatError(file, sourceMap, err instanceof Error ? err.message : String(err));
+  }
+  return { file, config: toPlainObject(message), sourceMap };
+}
+
+const UNKNOWN_FIELD = /^\.?([\w.]+): unknown field '(\w+)'(?: \(line (\d+)\))?/;
+const ENUM_EXPECTED = /^\.?([\w.]+): enum value expected/;
+const LINE_SUFFIX = / \(line (\d+)\)$/;
+
+function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, message: string): ModelConfigError {
+  const unknown = UNKNOWN_FIELD.exec(message);
+  if (unknown) {
+    const [, typeName, field, line] = unknown as unknown as [string, string, string, string | undefined];
+    return unknownFieldError(file, line === undefined ? sourceMap.lineOf(field) : Number(line), typeName, field);
+  }
+  const enumProblem = ENUM_EXPECTED.exec(message);
+  if (enumProblem) {
+    const fieldName = enumProblem[1]!.split('.').pop()!;
+    const field = modelConfigRoot().lookup(enumProblem[1]!) as protobuf.Field | null;
+    const values = field?.resolvedType instanceof protobuf.Enum ? Object.keys(field.resolvedType.values) : [];
+    const bad = sourceMap.occurrencesOf(fieldName).find(([, e]) => e.value !== undefined && !values.includes(e.value));
+    const written = bad?.[1].value;
+    const guess = written === undefined ? undefined : didYouMean(written, values);
+    return new ModelConfigError({
+      file,
+      line: bad?.[1].line,
+      field: bad?.[0] ?? fieldName,
+      problem: written === undefined ? 'expects an enum value' : `'${written}' is not a valid value`,
+      fix: guess ? `did you mean '${guess}'? Valid values: ${values.join(', ')}` : `use one of ${values.join(', ')}`,
+    });
+  }
+  const lineMatch = LINE_SUFFIX.exec(message);
+  const problem = message.replace(LINE_SUFFIX, '');
+  const fieldMatch = /^\.?inference\.([\w.]+?)\.(\w+): (.*)$/.exec(problem);
+  return new ModelConfigError({
+    file,
+    line: lineMatch ? Number(lineMatch[1]) : fieldMatch ? sourceMap.lineOf(fieldMatch[2]!) : undefined,
+    field: fieldMatch ? fieldMatch[2]! : 'config',
+    problem: fieldMatch ? fieldMatch[3]! : `is not valid protobuf text format (${problem})`,
+    fix: 'write the field as `name: value` for scalars and `name { ... }` or `name [ {...}, {...} ]` for messages, as in Triton\'s model configuration docs',
+  });
+}
+
+function unknownFieldError(file: string, line: number | undefined, typeName: string, field: string): ModelConfigError {
+  const type = modelConfigRoot().lookupType(typeName);
+  const known = type.fieldsArray.map((f) => f.name);
+  const guess = didYouMean(field, known);
+  return new ModelConfigError({
+    file,
+    line,
+    field,
+    problem: `unknown field in ${type.name}`,
+    fix: guess ? `did you mean '${guess}'?` : `remove it; ${type.name} has the fields ${known.join(', ')}`,
+  });
+}
+
+function parseTree(file: string, text: string): ParsedModelConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    throw new ModelConfigError({
+      file,
+      line: syntax.linePos?.[0].line,
+      field: 'config',
+      problem: `is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${syntax.message.split('\n')[0]})`,
+      fix: 'correct the syntax at that line',
+    });
+  }
+  const sourceMap = mapYamlDocument(doc, lines);
+  const tree: unknown = doc.toJS() ?? {};
+  const normalized = normalizeTree(file, sourceMap, modelConfigType(), tree, '');
+  let message: protobuf.Message;
+  try {
+    message = modelConfigType().fromObject(normalized as Record<string, unknown>);
+  } catch (err) {
+    throw new ModelConfigError({
+      file, field: 'config', problem: err instanceof Error ? err.message : String(err),
+      fix: 'check the field types against the ModelConfig schema',
+    });
+  }
+  return { file, config: toPlainObject(message), sourceMap };
+}
+
+const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * Checks a YAML/JSON tree against the schema before protobufjs sees it
+ * (fromObject silently drops unknown keys). Accepts camelCase keys as the
+ * protobuf JSON mapping does, and enum values by name or number.
+ */
+function normalizeTree(file: string, sourceMap: ConfigSourceMap, type: protobuf.Type, tree: unknown, path: string): unknown {
+  if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) {
+    throw new ModelConfigError({
+      file, line: sourceMap.lineOf(path), field: path || 'config',
+      problem: `must be an object (a ${type.name} message)`, fix: 'write it as a mapping of field names to values',
+    });
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(tree)) {
+    const fieldPath = path ? `${path}.${key}` : key;
+    const field = type.fields[key] ?? type.fields[snakeCase(key)];
+    if (!field) {
+      const known = type.fieldsArray.map((f) => f.name);
+      const guess = didYouMean(key, known);
+      throw new ModelConfigError({
+        file, line: sourceMap.lineOf(fieldPath), field: fieldPath, problem: `unknown field in ${type.name}`,
+        fix: guess ? `did you mean '${guess}'?` : `remove it; ${type.name} has the fields ${known.join(', ')}`,
+      });
+    }
+    field.resolve();
+    const convert = (item: unknown, itemPath: string): unknown => {
+      if (field.resolvedType instanceof protobuf.Type) {
+        return normalizeTree(file, sourceMap, field.resolvedType, item, itemPath);
+      }
+      if (field.resolvedType instanceof protobuf.Enum && typeof item === 'string') {
+        const values = Object.keys(field.resolvedType.values);
+        if (!values.includes(item)) {
+          const guess = didYouMean(item, values);
+          throw new ModelConfigError({
+            file, line: sourceMap.lineOf(itemPath), field: itemPath, problem: `'${item}' is not a valid value`,
+            fix: guess ? `did you mean '${guess}'? Valid values: ${values.join(', ')}` : `use one of ${values.join(', ')}`,
+          });
+        }
+      }
+      return item;
+    };
+    if (field.map) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw new ModelConfigError({
+          file, line: sourceMap.lineOf(fieldPath), field: fieldPath, problem: 'must be a mapping',
+          fix: `write it as { key: value } pairs`,
+        });
+      }
+      out[field.name] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, convert(v, `${fieldPath}.${k}`)]));
+    } else if (field.repeated) {
+      const items = Array.isArray(value) ? value : [value];
+      out[field.name] = items.map((item, index) => convert(item, `${fieldPath}[${index}]`));
+    } else {
+      out[field.name] = convert(value, fieldPath);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+/**
+ * The one error catalogue. Each entry has a stable code, a status class and
+ * a message template. Frontends map the status class to an HTTP status or a
+ * gRPC code through STATUS_TABLE and nowhere else. Where Triton has a well
+ * known wording for the same failure, the template keeps it so that clients
+ * matching on text keep working.
+ */
+
+/** Status classes, named after TRITONSERVER_Error codes. */
+export type StatusClass =
+  | 'INVALID_ARG' | 'NOT_FOUND' | 'UNAVAILABLE' | 'INTERNAL' | 'UNSUPPORTED'
+  | 'ALREADY_EXISTS' | 'CANCELLED' | 'TOO_LARGE' | 'DEADLINE_EXCEEDED';
+
+/** HTTP status and gRPC status code number per class. */
+export const STATUS_TABLE: Readonly<Record<StatusClass, { readonly http: number; readonly grpc: number }>> = {
+  INVALID_ARG: { http: 400, grpc: 3 },
+  NOT_FOUND: { http: 404, grpc: 5 },
+  ALREADY_EXISTS: { http: 400, grpc: 6 },
+  UNAVAILABLE: { http: 503, grpc: 14 },
+  INTERNAL: { http: 500, grpc: 13 },
+  UNSUPPORTED: { http: 501, grpc: 12 },
+  CANCELLED: { http: 400, grpc: 1 },
+  TOO_LARGE: { http: 413, grpc: 8 },
+  DEADLINE_EXCEEDED: { http: 504, grpc: 4 },
+};
+
+interface CatalogueEntry<P> {
+  readonly status: StatusClass;
+  readonly message: (params: P) => string;
+}
+
+function entry<P>(status: StatusClass, message: (params: P) => string): CatalogueEntry<P> {
+  return { status, message };
+}
+
+const versionPart = (version: string | undefined): string => (version ? ` version ${version}` : '');
+
+export const CATALOGUE = {
+  MODEL_NOT_FOUND: entry<{ model: string; version?: string }>('NOT_FOUND',
+    (p) => `Request for unknown model: '${p.model}'${versionPart(p.version)} is not found`),
+  MODEL_VERSION_UNAVAILABLE: entry<{ model: string; version: string; state: string; reason?: string }>('UNAVAILABLE',
+    (p) => `Request for unknown model: '${p.model}' version ${p.version} is not at ready state (${p.state}${p.reason ? `: ${p.reason}` : ''})`),
+  MODEL_NO_VERSIONS: entry<{ model: string; reason?: string }>('NOT_FOUND',
+    (p) => `Request for unknown model: '${p.model}' has no available versions${p.reason ? ` (${p.reason})` : ''}`),
+  BAD_VERSION: entry<{ model: string; version: string }>('INVALID_ARG',
+    (p) => `invalid model version '${p.version}' for model '${p.model}': a version is a positive integer`),
+  UNKNOWN_INPUT: entry<{ model: string; input: string }>('INVALID_ARG',
+    (p) => `unexpected inference input '${p.input}' for model '${p.model}'`),
+  DUPLICATE_INPUT: entry<{ model: string; input: string }>('INVALID_ARG',
+    (p) => `input '${p.input}' appears more than once in the request for model '${p.model}'`),
+  MISSING_INPUTS: entry<{ model: string; expected: number; got: readonly string[]; missing: readonly string[] }>('INVALID_ARG',
+    (p) => `expected ${p.expected} inputs but got ${p.got.length} inputs for model '${p.model}'. ` +
+      `Got input(s) [${p.got.map((n) => `'${n}'`).join(', ')}], but missing required input(s) ` +
+      `[${p.missing.map((n) => `'${n}'`).join(', ')}]. Please provide all required input(s).`),
+  INPUT_DATATYPE: entry<{ model: string; input: string; got: string; expected: string }>('INVALID_ARG',
+    (p) => `inference input '${p.input}' data-type is '${p.got}', but model '${p.model}' expects '${p.expected}'`),
+  INPUT_SHAPE: entry<{ model: string; input: string; expected: string; got: string; hint?: string }>('INVALID_ARG',
+    (p) => `unexpected shape for input '${p.input}' for model '${p.model}'. Expected ${p.expected}, got ${p.got}.${p.hint ? ` ${p.hint}` : ''}`),
+  BATCH_SIZE: entry<{ model: string; max: number; got: number }>('INVALID_ARG',
+    (p) => `inference request batch-size must be <= ${p.max} for '${p.model}', got ${p.got}`),
+  BATCH_MISMATCH: entry<{ model: string; input: string; got: number; expected: number }>('INVALID_ARG',
+    (p) => `input '${p.input}' has batch size ${p.got} but other inputs of the request to model '${p.model}' have batch size ${p.expected}; all inputs must share the first dimension`),
+  INPUT_BYTE_SIZE: entry<{ model: string; input: string; expected: number; got: number }>('INVALID_ARG',
+    (p) => `input byte size mismatch for input '${p.input}' for model '${p.model}'. Expected ${p.expected}, got ${p.got}`),
+  UNKNOWN_OUTPUT: entry<{ model: string; output: string }>('INVALID_ARG',
+    (p) => `unexpected inference output '${p.output}' for model '${p.model}'`),
+  TENSOR_SIZE: entry<{ tensor: string; detail: string }>('INVALID_ARG',
+    (p) => `tensor '${p.tensor}': ${p.detail}`),
+  BAD_REQUEST: entry<{ detail: string }>('INVALID_ARG', (p) => p.detail),
+  MALFORMED_JSON: entry<{ detail: string; offset?: number }>('INVALID_ARG',
+    (p) => `failed to parse the request JSON buffer: ${p.detail}${p.offset === undefined ? '' : ` at ${p.offset}`}`),
+  UNPARSABLE_FIELD: entry<{ field: string; detail: string }>('INVALID_ARG',
+    (p) => `Unable to parse '${p.field}': ${p.detail}`),
+  MODEL_VERSION_NOT_READY: entry<Record<string, never>>('INVALID_ARG', () => 'Model version not ready'),
+  BODY_TOO_LARGE: entry<{ limit: number; got?: number }>('TOO_LARGE',
+    (p) => `request body${p.got === undefined ? '' : ` of ${p.got} bytes`} exceeds the limit of ${p.limit} bytes; raise it with --http-max-input-size`),
+  UNSUPPORTED_DATATYPE: entry<{ model: string; tensor: string; datatype: string }>('UNSUPPORTED',
+    (p) => `model '${p.model}' cannot take tensor '${p.tensor}' of datatype ${p.datatype}: the ONNX Runtime binding for Node has no ${p.datatype} tensors`),
+  CANCELLED: entry<{ model: string; reason?: string }>('CANCELLED',
+    (p) => `inference request for model '${p.model}' was cancelled${p.reason ? `: ${p.reason}` : ''}`),
+  SERVER_STOPPING: entry<{ model: string }>('UNAVAILABLE',
+    (p) => `model '${p.model}' is shutting down and takes no new requests`),
+  INFERENCE_FAILED: entry<{ model: string; detail: string }>('INTERNAL',
+    (p) => `inference failed in model '${p.model}': ${p.detail}`),
+  MODEL_LOAD_FAILED: entry<{ model: string; detail: string }>('INVALID_ARG',
+    (p) => `failed to load '${p.model}': ${p.detail}`),
+  NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
+    (p) => `${p.feature} is not implemented yet: ${p.detail}`),
+} as const;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+type ParamsOf<C extends ErrorCode> = (typeof CATALOGUE)[C] extends CatalogueEntry<infer P> ? P : never;
+
+/**
+ * The error type every layer throws. `code` is the stable catalogue code;
+ * match on it (or on `status`), never on the class, so errors that crossed a
+ * worker or isolate boundary as plain objects still compare equal.
+ */
+export class SwitchyardError extends Error {
+  override readonly name = 'SwitchyardError';
+  constructor(
+    readonly code: ErrorCode,
+    readonly status: StatusClass,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get httpStatus(): number {
+    return STATUS_TABLE[this.status].http;
+  }
+
+  get grpcCode(): number {
+    return STATUS_TABLE[this.status].grpc;
+  }
+}
+
+export function serverError<C extends ErrorCode>(code: C, params: ParamsOf<C>): SwitchyardError {
+  const item = CATALOGUE[code] as CatalogueEntry<ParamsOf<C>>;
+  return new SwitchyardError(code, item.status, item.message(params));
+}
+
+export function isSwitchyardError(value: unknown): value is SwitchyardError {
+  return typeof value === 'object' && value !== null && typeof (value as { code?: unknown }).code === 'string'
+    && (value as { code: string }).code in CATALOGUE && typeof (value as { status?: unknown }).status === 'string';
+}
+
+/** Any thrown value as a catalogue error; unknown failures become INTERNAL with their message kept. */
+export function asSwitchyardError(value: unknown, model = 'unknown'): SwitchyardError {
+  if (value instanceof SwitchyardError) return value;
+  if (isSwitchyardError(value)) return new SwitchyardError(value.code, value.status, value.message);
+  const detail = value instanceof Error ? value.message : String(value);
+  return serverError('INFERENCE_FAILED', { model, detail });
+}

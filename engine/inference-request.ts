@@ -1,0 +1,18 @@
+/** A request as the engine takes it, whichever frontend (or script, or ensemble step) sent it. */
+import type { Tensor } from './tensor.ts';
+
+export type ParameterValue = string | number | boolean | bigint;
+
+export interface InferenceRequest {
+  readonly modelName: string;
+  /** A version number as text; empty or undefined lets the version policy choose (the highest ready version). */
+  readonly modelVersion?: string;
+  /** Echoed back in the response. */
+  readonly id?: string;
+  readonly inputs: readonly Tensor[];
+  /** Names of the outputs wanted; undefined or empty means all of them. */
+  readonly outputs?: readonly string[];
+  readonly parameters?: Readonly<Record<string, ParameterValue>>;
+  /** Fires when the client goes away or its deadline passes. */
+  readonly signal?: AbortSignal;
+}

@@ -1,0 +1,88 @@
+/**
+ * One version of one model: its lifecycle, its compiled config, its backend
+ * model and instances, and the scheduler in front of them.
+ */
+import type { Backend, BackendInstance, BackendModel } from '../../backends/backend.ts';
+import { compileModelConfig, type ModelSettings } from '../config/compile-model-config.ts';
+import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
+import type { ParsedModelConfig } from '../config/parse-model-config.ts';
+import type { Logger } from '../logger.ts';
+import { createScheduler } from '../scheduling/create-scheduler.ts';
+import type { Scheduler } from '../scheduling/scheduler.ts';
+import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
+
+export interface ModelVersionSource {
+  readonly modelName: string;
+  readonly modelDir: string;
+  readonly version: number;
+  readonly versionDir: string;
+  readonly parsed: ParsedModelConfig | undefined;
+  readonly settings: ModelSettings;
+  readonly backend: Backend;
+}
+
+export class ModelVersion {
+  readonly lifecycle = new ModelLifecycle();
+  private loaded: { config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel } | undefined;
+
+  private constructor(readonly version: number) {}
+
+  get state(): ModelVersionState {
+    return this.lifecycle.state;
+  }
+
+  get reason(): string {
+    return this.lifecycle.reason;
+  }
+
+  /** The compiled config, once READY. */
+  get config(): CompiledModelConfig | undefined {
+    return this.loaded?.config;
+  }
+
+  get scheduler(): Scheduler | undefined {
+    return this.state === 'READY' ? this.loaded?.scheduler : undefined;
+  }
+
+  /** A version that could not even start loading, e.g. a specific version with no folder. */
+  static unavailable(version: number, reason: string): ModelVersion {
+    const v = new ModelVersion(version);
+    v.lifecycle.moveTo('UNAVAILABLE', reason);
+    return v;
+  }
+
+  /** Loads the version; never throws: a failure leaves it UNAVAILABLE with the reason. */
+  static async load(source: ModelVersionSource, logger: Logger): Promise<ModelVersion> {
+    const v = new ModelVersion(source.version);
+    let model: BackendModel | undefined;
+    const instances: BackendInstance[] = [];
+    try {
+      model = await source.backend.loadModel({
+        modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings,
+      });
+      const config = compileModelConfig(source.modelName, source.modelDir, source.parsed, model.signature);
+      for (const group of config.instanceGroups) {
+        for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
+      }
+      const scheduler = createScheduler(config, instances);
+      v.loaded = { config, scheduler, model };
+      v.lifecycle.moveTo('READY');
+      logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${instances.length} instance${instances.length === 1 ? '' : 's'})`);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      await model?.finalize().catch(() => {});
+      v.lifecycle.moveTo('UNAVAILABLE', reason);
+      logger.error(`failed to load '${source.modelName}' version ${source.version}: ${reason}`);
+    }
+    return v;
+  }
+
+  /** Stops the scheduler, lets running work finish, and releases the instances. */
+  async unload(): Promise<void> {
+    if (this.state !== 'READY' || !this.loaded) return;
+    this.lifecycle.moveTo('UNLOADING');
+    await this.loaded.scheduler.stop();
+    await this.loaded.model.finalize();
+    this.lifecycle.moveTo('UNAVAILABLE', 'unloaded');
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Queues requests for a model version and hands them to idle instances.
+ * Without `dynamic_batching` each request runs alone; with it, requests that
+ * are already waiting and have compatible shapes are joined into one batch
+ * up to max_batch_size. Requests never wait while an instance is idle.
+ */
+import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts';
+import type { CompiledModelConfig, DynamicBatchingSpec } from '../config/compiled-model-config.ts';
+import { asSwitchyardError, serverError } from '../errors.ts';
+import type { InferenceRequest } from '../inference-request.ts';
+import type { NormalizedRequest } from '../request-normalizer.ts';
+import type { Tensor } from '../tensor.ts';
+import type { Scheduler } from './scheduler.ts';
+
+interface Pending {
+  readonly request: InferenceRequest;
+  readonly normalized: NormalizedRequest;
+  readonly resolve: (outputs: readonly Tensor[]) => void;
+  readonly reject: (error: Error) => void;
+  settled: boolean;
+  cleanup: () => void;
+}
+
+export class DynamicBatcher implements Scheduler {
+  private readonly queue: Pending[] = [];
+  private readonly idle: BackendInstance[];
+  private executing = 0;
+  private stopped = false;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    private readonly config: CompiledModelConfig,
+    instances: readonly BackendInstance[],
+    private readonly batching: DynamicBatchingSpec | undefined,
+  ) {
+    this.idle = [...instances];
+  }
+
+  enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
+    const model = this.config.name;
+    if (this.stopped) return Promise.reject(serverError('SERVER_STOPPING', { model }));
+    if (request.signal?.aborted) return Promise.reject(serverError('CANCELLED', { model, reason: abortReason(request.signal) }));
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { request, normalized, resolve, reject, settled: false, cleanup: () => {} };
+      const signal = request.signal;
+      if (signal) {
+        const onAbort = (): void => {
+          const index = this.queue.indexOf(pending);
+          if (index >= 0) this.queue.splice(index, 1);
+          settle(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }));
+          this.checkDrained();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.queue.push(pending);
+      this.dispatch();
+    });
+  }
+
+  inflightCount(): number {
+    return this.queue.length + this.executing;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const pending of this.queue.splice(0)) settle(pending, serverError('SERVER_STOPPING', { model: this.config.name }));
+    if (this.executing > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      const instance = this.idle.pop()!;
+      void this.run(instance, this.takeBatch());
+    }
+  }
+
+  /** The oldest request, plus (when batching) later queued requests that fit beside it. */
+  private takeBatch(): Pending[] {
+    const first = this.queue.shift()!;
+    const batch = [first];
+    if (!this.batching) return batch;
+    let size = first.normalized.batchSize;
+    for (let i = 0; i < this.queue.length && size < this.config.maxBatchSize;) {
+      const candidate = this.queue[i]!;
+      if (size + candidate.normalized.batchSize <= this.config.maxBatchSize && compatible(first.request, candidate.request)) {
+        this.queue.splice(i, 1);
+        batch.push(candidate);
+        size += candidate.normalized.batchSize;
+      } else {
+        i++;
+      }
+    }
+    return batch;
+  }
+
+  private async run(instance: BackendInstance, batch: Pending[]): Promise<void> {
+    this.executing += batch.length;
+    const live = batch.filter((p) => !p.settled);
+    try {
+      const requests: ExecuteRequest[] = live.map((p) => ({
+        inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.normalized.batchSize,
+      }));
+      const results = await instance.execute(requests);
+      results.forEach((result, i) => settle(live[i]!, result.ok ? result.outputs : result.error));
+    } catch (err) {
+      const error = asSwitchyardError(err, this.config.name);
+      for (const pending of live) settle(pending, error);
+    } finally {
+      this.executing -= batch.length;
+      this.idle.push(instance);
+      if (!this.stopped) this.dispatch();
+      this.checkDrained();
+    }
+  }
+
+  private checkDrained(): void {
+    if (this.executing === 0 && this.drained) {
+      this.drained();
+      this.drained = undefined;
+    }
+  }
+}
+
+function settle(pending: Pending, outcome: readonly Tensor[] | Error): void {
+  if (pending.settled) return;
+  pending.settled = true;
+  pending.cleanup();
+  if (outcome instanceof Error) pending.reject(outcome);
+  else pending.resolve(outcome);
+}
+
+/** Same inputs with the same shape past the batch dimension. */
+function compatible(a: InferenceRequest, b: InferenceRequest): boolean {
+  if (a.inputs.length !== b.inputs.length) return false;
+  return a.inputs.every((ta) => {
+    const tb = b.inputs.find((t) => t.name === ta.name);
+    return tb !== undefined && tb.shape.length === ta.shape.length && ta.shape.every((d, i) => i === 0 || d === tb.shape[i]);
+  });
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === 'string' ? reason : 'the client went away';
+}

@@ -1,0 +1,178 @@
+/**
+ * InferenceServer: the single facade every frontend, ensemble step and
+ * script calls. It owns the model repository and knows nothing of HTTP or
+ * gRPC.
+ */
+import type { Backend } from '../backends/backend.ts';
+import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
+import type { CompiledModelConfig } from './config/compiled-model-config.ts';
+import type { ModelConfigObject } from './config/model-config-schema.ts';
+import { serverError, SwitchyardError } from './errors.ts';
+import type { InferenceRequest } from './inference-request.ts';
+import type { InferenceResponse } from './inference-response.ts';
+import { createLogger, type Logger } from './logger.ts';
+import type { ModelVersionState } from './repository/model-lifecycle.ts';
+import { ModelRepository, type ModelEntry } from './repository/model-repository.ts';
+import type { ModelVersion } from './repository/model-version.ts';
+import { normalizeRequest } from './request-normalizer.ts';
+
+export interface InferenceServerOptions {
+  /** Repository folders to serve. Required. */
+  readonly modelRepositories: readonly string[];
+  /** Models to load at start (explicit model control). Default: every model found. */
+  readonly startupModels?: readonly string[];
+  /** Ready only when every model is ready. Default true, as tritonserver. */
+  readonly strictReadiness?: boolean;
+  readonly logger?: Logger;
+  /** Server name in GET /v2. Default 'switchyard'. */
+  readonly id?: string;
+}
+
+export interface TensorMetadata {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: readonly number[];
+}
+
+export interface ModelMetadata {
+  readonly name: string;
+  readonly versions: readonly string[];
+  readonly platform: string;
+  readonly inputs: readonly TensorMetadata[];
+  readonly outputs: readonly TensorMetadata[];
+}
+
+export interface ServerMetadata {
+  readonly name: string;
+  readonly version: string;
+  readonly extensions: readonly string[];
+}
+
+export interface ModelIndexEntry {
+  readonly name: string;
+  readonly version: string;
+  readonly state: ModelVersionState;
+  readonly reason: string;
+}
+
+export const SERVER_VERSION = '0.1.0';
+
+/** Protocol extensions this build implements; frontends list exactly these. */
+export const EXTENSIONS: readonly string[] = ['model_configuration', 'binary_tensor_data'];
+
+export class InferenceServer {
+  private closed = false;
+
+  private constructor(
+    private readonly repository: ModelRepository,
+    private readonly options: InferenceServerOptions,
+    readonly logger: Logger,
+  ) {}
+
+  static async create(options: InferenceServerOptions): Promise<InferenceServer> {
+    const logger = options.logger ?? createLogger();
+    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()]]);
+    const repository = await ModelRepository.create({
+      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels,
+    });
+    return new InferenceServer(repository, options, logger);
+  }
+
+  /** The single entry point for inference. */
+  async infer(request: InferenceRequest): Promise<InferenceResponse> {
+    const version = this.readyVersion(request.modelName, request.modelVersion);
+    const config = version.config!;
+    const normalized = normalizeRequest(config, request);
+    const outputs = await version.scheduler!.enqueue(request, normalized);
+    return {
+      modelName: config.name,
+      modelVersion: String(version.version),
+      ...(request.id ? { id: request.id } : {}),
+      outputs,
+    };
+  }
+
+  isLive(): boolean {
+    return !this.closed;
+  }
+
+  isReady(): boolean {
+    if (this.closed) return false;
+    if (this.options.strictReadiness === false) return true;
+    return this.repository.list().every((entry) => !entry.failure && entry.versions.size > 0
+      && [...entry.versions.values()].every((v) => v.state === 'READY'));
+  }
+
+  isModelReady(name: string, version?: string): boolean {
+    try {
+      this.readyVersion(name, version);
+      return true;
+    } catch (err) {
+      if (err instanceof SwitchyardError) return false;
+      throw err;
+    }
+  }
+
+  serverMetadata(): ServerMetadata {
+    return { name: this.options.id ?? 'switchyard', version: SERVER_VERSION, extensions: EXTENSIONS };
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    const chosen = this.readyVersion(name, version);
+    const config = chosen.config!;
+    const entry = this.repository.get(name)!;
+    const versions = version ? [String(chosen.version)]
+      : [...entry.versions.values()].filter((v) => v.state === 'READY').map((v) => String(v.version));
+    const batch = config.maxBatchSize > 0 ? [-1] : [];
+    const describe = (t: { name: string; datatype: string; dims: readonly number[] }): TensorMetadata =>
+      ({ name: t.name, datatype: t.datatype, shape: [...batch, ...t.dims] });
+    return {
+      name, versions, platform: config.platform || config.backend,
+      inputs: config.inputs.map(describe), outputs: config.outputs.map(describe),
+    };
+  }
+
+  /** The completed config in Triton's JSON form. */
+  modelConfig(name: string, version?: string): ModelConfigObject {
+    return this.readyVersion(name, version).config!.json;
+  }
+
+  compiledConfig(name: string, version?: string): CompiledModelConfig {
+    return this.readyVersion(name, version).config!;
+  }
+
+  /** Every model version the repository knows, with its state and reason. */
+  repositoryIndex(): ModelIndexEntry[] {
+    return this.repository.list().flatMap((entry) => entry.versions.size === 0
+      ? [{ name: entry.name, version: '', state: 'UNAVAILABLE' as const, reason: entry.failure ?? 'no versions' }]
+      : [...entry.versions.values()].map((v) => ({ name: entry.name, version: String(v.version), state: v.state, reason: v.reason })));
+  }
+
+  /** Models or versions that failed to load, with why. */
+  loadFailures(): ModelIndexEntry[] {
+    return this.repositoryIndex().filter((e) => e.state === 'UNAVAILABLE');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.repository.close();
+  }
+
+  private readyVersion(name: string, version: string | undefined): ModelVersion {
+    const entry: ModelEntry | undefined = this.repository.get(name);
+    if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
+    if (version) {
+      if (!/^[0-9]+$/.test(version) || Number(version) < 1) throw serverError('BAD_VERSION', { model: name, version });
+      const found = entry.versions.get(Number(version));
+      if (!found) throw serverError('MODEL_NOT_FOUND', { model: name, version });
+      if (found.state !== 'READY') {
+        throw serverError('MODEL_VERSION_UNAVAILABLE', { model: name, version, state: found.state, reason: found.reason || undefined });
+      }
+      return found;
+    }
+    for (const candidate of entry.versions.values()) if (candidate.state === 'READY') return candidate;
+    const reason = entry.failure ?? [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
+    throw serverError('MODEL_NO_VERSIONS', { model: name, reason: reason || undefined });
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Recipes for the models Switchyard ships and tests with. Each returns the
+ * ONNX bytes; the same arguments always give the same bytes.
+ */
+import type { DataType } from '../engine/tensor.ts';
+import { DATA_TYPES } from '../engine/tensor.ts';
+import { attr, denseWeights, OnnxGraphBuilder, seededRandom } from './onnx-builder.ts';
+
+/** Triton's classic example: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, over [batch, size]. */
+export function addSubModel(datatype: DataType = 'INT32', size = 16): Uint8Array {
+  return new OnnxGraphBuilder('add_sub')
+    .input('INPUT0', datatype, ['batch', size])
+    .input('INPUT1', datatype, ['batch', size])
+    .node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT0'])
+    .node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT1'])
+    .output('OUTPUT0', datatype, ['batch', size])
+    .output('OUTPUT1', datatype, ['batch', size])
+    .toBytes();
+}
+
+export interface MlpOptions {
+  /** Layer widths, input first: [256, 2048, 2048, 16]. */
+  readonly sizes: readonly number[];
+  readonly seed: number;
+  readonly inputName?: string;
+  readonly outputName?: string;
+  /** Softmax over the last layer, for classifiers. */
+  readonly softmax?: boolean;
+  /** Also output the arg-max class index as INT64 [batch, 1] under this name. */
+  readonly argmaxOutput?: string;
+}
+
+/** Dense layers with ReLU between them, FP32, batch dimension dynamic. */
+export function mlpModel(options: MlpOptions): Uint8Array {
+  const { sizes, seed } = options;
+  const inputName = options.inputName ?? 'INPUT';
+  const outputName = options.outputName ?? 'OUTPUT';
+  const random = seededRandom(seed);
+  const g = new OnnxGraphBuilder('mlp').input(inputName, 'FP32', ['batch', sizes[0]!]);
+  let current = inputName;
+  for (let layer = 0; layer + 1 < sizes.length; layer++) {
+    const fanIn = sizes[layer]!;
+    const fanOut = sizes[layer + 1]!;
+    const last = layer + 2 === sizes.length;
+    g.initializer(`W${layer}`, 'FP32', [fanIn, fanOut], denseWeights(random, fanIn, fanOut));
+    g.initializer(`B${layer}`, 'FP32', [fanOut], new Float32Array(fanOut).map(() => (random() * 2 - 1) * 0.01));
+    const dense = last && !options.softmax ? outputName : `dense${layer}`;
+    g.node('Gemm', [current, `W${layer}`, `B${layer}`], [dense]);
+    current = dense;
+    if (!last) {
+      g.node('Relu', [dense], [`relu${layer}`]);
+      current = `relu${layer}`;
+    }
+  }
+  const width = sizes[sizes.length - 1]!;
+  if (options.softmax) g.node('Softmax', [current], [outputName], { axis: attr.int(1) });
+  g.output(outputName, 'FP32', ['batch', width]);
+  if (options.argmaxOutput) {
+    g.node('ArgMax', [outputName], [options.argmaxOutput], { axis: attr.int(1), keepdims: attr.int(1) });
+    g.output(options.argmaxOutput, 'INT64', ['batch', 1]);
+  }
+  return g.toBytes();
+}
+
+/** The bundled feature classifier: 32 features -> 64 -> 4 classes, with probabilities and the winning class. */
+export function featureClassifierModel(): Uint8Array {
+  return mlpModel({
+    sizes: [32, 64, 4], seed: 7, inputName: 'FEATURES', outputName: 'PROBABILITIES', softmax: true, argmaxOutput: 'CLASS',
+  });
+}
+
+/** Datatypes ONNX Runtime for Node can carry in and out of a session. */
+export const ORT_DATA_TYPES: readonly DataType[] = DATA_TYPES.filter((t) => t !== 'BF16');
+
+/** One Identity per datatype: IN_<T> -> OUT_<T>, shape [batch, -1]. Exercises every tensor codec path. */
+export function identityModel(datatypes: readonly DataType[] = ORT_DATA_TYPES): Uint8Array {
+  const g = new OnnxGraphBuilder('identity');
+  for (const t of datatypes) {
+    g.input(`IN_${t}`, t, ['batch', `n_${t}`]).node('Identity', [`IN_${t}`], [`OUT_${t}`]).output(`OUT_${t}`, t, ['batch', `n_${t}`]);
+  }
+  return g.toBytes();
+}

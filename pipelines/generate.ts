@@ -1,0 +1,34 @@
+/**
+ * Regenerates the ONNX models of the bundled repository. Deterministic: a
+ * test checks that running it again gives byte-identical files.
+ *   npm run generate-models
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { addSubModel, featureClassifierModel } from '../generator/models.ts';
+
+export const PIPELINES_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** Repository-relative path -> model bytes. */
+export function bundledModels(): Map<string, Uint8Array> {
+  return new Map([
+    ['add_sub/1/model.onnx', addSubModel('INT32', 16)],
+    ['feature_classifier/1/model.onnx', featureClassifierModel()],
+  ]);
+}
+
+export async function writeBundledModels(root = PIPELINES_DIR): Promise<string[]> {
+  const written: string[] = [];
+  for (const [path, bytes] of bundledModels()) {
+    const file = join(root, path);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, bytes);
+    written.push(file);
+  }
+  return written;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const file of await writeBundledModels()) console.log(`wrote ${file}`);
+}
