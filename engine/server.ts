@@ -92,6 +92,11 @@ export class InferenceServer {
     };
   }
 
+  /** Throws the catalogue error infer() would give for this model and version, before any decoding work. */
+  assertModelReady(name: string, version?: string): void {
+    this.readyVersion(name, version);
+  }
+
   isLive(): boolean {
     return !this.closed;
   }

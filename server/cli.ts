@@ -1,0 +1,79 @@
+/**
+ * `switchyard` / `npm start`: serve a model repository, taking
+ * tritonserver's flags. Exits non-zero with a clear message on bad flags,
+ * and (with --exit-on-error, the default) when a model fails to load.
+ */
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '../engine/logger.ts';
+import { InferenceServer, type ModelIndexEntry } from '../engine/server.ts';
+import { CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
+import { createHttpServer } from './http/http-server.ts';
+
+export interface RunningServer {
+  readonly server: InferenceServer;
+  readonly http: FastifyInstance | undefined;
+  /** The port HTTP listens on (useful with --http-port=0). */
+  readonly httpPort: number | undefined;
+  close(): Promise<void>;
+}
+
+function modelTable(index: readonly ModelIndexEntry[]): string {
+  const rows = index.map((e) => [e.name, e.version || '-', e.state === 'READY' ? 'READY' : `${e.state}: ${e.reason}`]);
+  const header = ['Model', 'Version', 'Status'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  const fmt = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line, fmt(header), line, ...rows.map(fmt), line].join('\n');
+}
+
+export async function startServer(options: CliOptions): Promise<RunningServer> {
+  const logger = createLogger({ verbose: options.logVerbose });
+  const server = await InferenceServer.create({
+    modelRepositories: options.modelRepositories,
+    strictReadiness: options.strictReadiness,
+    id: options.id,
+    logger,
+    ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
+  });
+  const index = server.repositoryIndex();
+  process.stderr.write(`${modelTable(index)}\n`);
+  const failures = server.loadFailures();
+  if (failures.length > 0 && options.exitOnError) {
+    await server.close();
+    throw new CliError('creating server: Internal - failed to load all models (start with --exit-on-error=false to serve the others)');
+  }
+  let http: FastifyInstance | undefined;
+  let httpPort: number | undefined;
+  if (options.allowHttp) {
+    http = await createHttpServer(server, { maxInputSize: options.httpMaxInputSize });
+    await http.listen({ port: options.httpPort, host: options.httpAddress });
+    const address = http.server.address();
+    httpPort = typeof address === 'object' && address ? address.port : options.httpPort;
+    logger.info(`Started HTTPService at ${options.httpAddress}:${httpPort}`);
+  }
+  return {
+    server, http, httpPort,
+    async close() {
+      await http?.close();
+      await server.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let running: RunningServer;
+  try {
+    running = await startServer(parseCliOptions(process.argv.slice(2), process.env['SWITCHYARD_DEFAULT_MODEL_REPOSITORY'] || undefined));
+  } catch (err) {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  const stop = (): void => {
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

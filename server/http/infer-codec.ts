@@ -1,0 +1,225 @@
+/**
+ * Decodes a v2 infer request body (JSON, optionally followed by binary
+ * tensor data) into an engine InferenceRequest, and encodes the engine's
+ * response back. Pure functions: no fastify, no I/O.
+ */
+import { serverError } from '../../engine/errors.ts';
+import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
+import type { InferenceResponse } from '../../engine/inference-response.ts';
+import {
+  DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
+} from '../../engine/tensor.ts';
+import { parseBytesElements, tensorBinary } from './binary-tensor-data.ts';
+import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
+
+export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
+
+export interface DecodedInfer {
+  readonly request: InferenceRequest;
+  /** Whether each output goes back as binary data. */
+  readonly binaryOutput: (name: string) => boolean;
+}
+
+export interface EncodedInfer {
+  readonly body: string | Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function unparsable(field: string, detail: string): Error {
+  return serverError('UNPARSABLE_FIELD', { field, detail });
+}
+
+/** The JSON header length from Inference-Header-Content-Length, checked against the body. */
+export function headerLength(value: string | string[] | undefined, bodyLength: number): number {
+  if (value === undefined) return bodyLength;
+  const text = Array.isArray(value) ? value[0] ?? '' : value;
+  const length = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(length) || length > bodyLength) {
+    throw serverError('BAD_REQUEST', {
+      detail: `inference header size should be in range (0, ${bodyLength}), got: ${text} (header Inference-Header-Content-Length)`,
+    });
+  }
+  if (length === 0) {
+    throw serverError('BAD_REQUEST', {
+      detail: 'Inference-Header-Content-Length: 0 asks for a raw binary request, which this server does not take; send a JSON header with binary_data_size instead',
+    });
+  }
+  return length;
+}
+
+function parseJsonHeader(text: string): Json {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const position = /position (\d+)/.exec(message);
+    throw serverError('MALFORMED_JSON', {
+      detail: message.replace(/ in JSON at position \d+.*$/, '').replace(/^JSON\.parse: /, ''),
+      offset: position ? Number(position[1]) : undefined,
+    });
+  }
+  if (!isObject(parsed)) throw serverError('MALFORMED_JSON', { detail: 'the request must be a JSON object' });
+  return parsed;
+}
+
+function parseParameters(value: unknown, field: string): Record<string, ParameterValue> {
+  if (value === undefined) return {};
+  if (!isObject(value)) throw unparsable(field, 'expected an object of name: value pairs');
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+      throw serverError('BAD_REQUEST', {
+        detail: `parameter '${key}' in '${field}' has invalid type. It should be either 'int', 'bool', or 'string'.`,
+      });
+    }
+  }
+  return value as Record<string, ParameterValue>;
+}
+
+function parseShape(value: unknown, field: string): number[] {
+  if (!Array.isArray(value)) throw unparsable(field, 'expected an array of dimension sizes');
+  return value.map((d, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw unparsable(field, `dimension ${i} is ${JSON.stringify(d)}; each dimension must be a non-negative integer`);
+    }
+    return d;
+  });
+}
+
+export function decodeInferRequest(
+  body: Buffer,
+  headerLengthValue: string | string[] | undefined,
+  target: { readonly model: string; readonly version?: string },
+  signal?: AbortSignal,
+): DecodedInfer {
+  const jsonLength = headerLength(headerLengthValue, body.byteLength);
+  const json = parseJsonHeader(body.toString('utf8', 0, jsonLength));
+  let binaryOffset = jsonLength;
+
+  if (json['id'] !== undefined && typeof json['id'] !== 'string') throw unparsable('id', 'expected a string');
+  const parameters = parseParameters(json['parameters'], 'parameters');
+  const rawInputs = json['inputs'];
+  if (!Array.isArray(rawInputs)) throw unparsable('inputs', 'expected an array of input tensors');
+
+  const inputs: Tensor[] = rawInputs.map((raw, index) => {
+    const field = `inputs[${index}]`;
+    if (!isObject(raw)) throw unparsable(field, 'expected an object with name, shape, datatype and data');
+    const name = raw['name'];
+    if (typeof name !== 'string' || name === '') throw unparsable(`${field}.name`, 'expected a non-empty string');
+    const datatype = raw['datatype'];
+    if (!isDataType(datatype)) {
+      throw serverError('BAD_REQUEST', {
+        detail: `invalid datatype for input ${name}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
+      });
+    }
+    const shape = parseShape(raw['shape'], `${field}.shape`);
+    let count: number;
+    try {
+      count = elementCount(shape);
+    } catch (err) {
+      throw serverError('TENSOR_SIZE', { tensor: name, detail: (err as TensorSizeError).message });
+    }
+    const inputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
+    const binarySize = inputParameters['binary_data_size'];
+    const hasData = raw['data'] !== undefined;
+    if (binarySize !== undefined && hasData) {
+      throw serverError('BAD_REQUEST', {
+        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But set 'data' 'binary_data_size' for input '${name}'`,
+      });
+    }
+    if (binarySize !== undefined) {
+      if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) {
+        throw unparsable(`${field}.parameters.binary_data_size`, 'expected a non-negative integer');
+      }
+      if (jsonLength === body.byteLength && binarySize > 0) {
+        throw serverError('BAD_REQUEST', {
+          detail: `input '${name}' has binary_data_size ${binarySize} but the request has no binary section: set the Inference-Header-Content-Length header to the byte length of the JSON part`,
+        });
+      }
+      const remaining = body.byteLength - binaryOffset;
+      if (binarySize > remaining) {
+        throw serverError('BAD_REQUEST', {
+          detail: `unexpected size for input '${name}', expecting ${binarySize - remaining} additional bytes for model '${target.model}'`,
+        });
+      }
+      const data = body.subarray(binaryOffset, binaryOffset + binarySize);
+      binaryOffset += binarySize;
+      if (datatype === 'BYTES') return { name, datatype, shape, elements: parseBytesElements(name, data) };
+      return { name, datatype, shape, raw: data };
+    }
+    if (!hasData) {
+      throw serverError('BAD_REQUEST', {
+        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But no field is set for input '${name}'`,
+      });
+    }
+    let values: unknown[];
+    try {
+      values = flattenData(raw['data']);
+    } catch (err) {
+      throw unparsable('data', `input '${name}': ${(err as Error).message}`);
+    }
+    if (values.length !== count) {
+      throw unparsable('data', `Shape does not match true shape of 'data' field: input '${name}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`);
+    }
+    return tensorFromJson(name, datatype, shape, values);
+  });
+  if (binaryOffset !== body.byteLength) {
+    throw serverError('BAD_REQUEST', {
+      detail: `unexpected additional input data for model '${target.model}': ${body.byteLength - binaryOffset} bytes after the last binary input`,
+    });
+  }
+
+  const binaryDefault = parameters['binary_data_output'] === true;
+  const binaryByOutput = new Map<string, boolean>();
+  let outputs: string[] | undefined;
+  if (json['outputs'] !== undefined) {
+    if (!Array.isArray(json['outputs'])) throw unparsable('outputs', 'expected an array of requested outputs');
+    outputs = json['outputs'].map((raw, index) => {
+      const field = `outputs[${index}]`;
+      if (!isObject(raw) || typeof raw['name'] !== 'string') throw unparsable(`${field}.name`, 'expected an object with a string name');
+      const outputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
+      if (outputParameters['classification'] !== undefined) {
+        throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from ${field}.parameters` });
+      }
+      const binary = outputParameters['binary_data'];
+      if (binary !== undefined) binaryByOutput.set(raw['name'], binary === true);
+      return raw['name'];
+    });
+  }
+  const { binary_data_output: _binaryDataOutput, ...engineParameters } = parameters;
+  const request: InferenceRequest = {
+    modelName: target.model,
+    ...(target.version ? { modelVersion: target.version } : {}),
+    ...(typeof json['id'] === 'string' && json['id'] !== '' ? { id: json['id'] } : {}),
+    inputs,
+    ...(outputs ? { outputs } : {}),
+    parameters: engineParameters,
+    ...(signal ? { signal } : {}),
+  };
+  return { request, binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault };
+}
+
+export function encodeInferResponse(response: InferenceResponse, binaryOutput: (name: string) => boolean): EncodedInfer {
+  const chunks: Uint8Array[] = [];
+  const outputs = response.outputs.map((tensor) => {
+    const head = `{"name":${JSON.stringify(tensor.name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}]`;
+    if (binaryOutput(tensor.name)) {
+      const bytes = tensorBinary(tensor);
+      if (bytes.byteLength > 0) chunks.push(bytes);
+      return `${head},"parameters":{"binary_data_size":${bytes.byteLength}}}`;
+    }
+    return `${head},"data":${tensorDataJson(tensor)}}`;
+  });
+  const id = response.id ? `"id":${JSON.stringify(response.id)},` : '';
+  const json = `{${id}"model_name":${JSON.stringify(response.modelName)},"model_version":"${response.modelVersion}","outputs":[${outputs.join(',')}]}`;
+  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
+  const header = Buffer.from(json, 'utf8');
+  return {
+    body: Buffer.concat([header, ...chunks]),
+    headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH_HEADER]: String(header.byteLength) },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Tensor data in the JSON form of the v2 protocol: flat or nested arrays of
+ * numbers, booleans or strings. Decoding checks every element's type and
+ * range and names the input when one is wrong; encoding writes numbers
+ * exactly (64-bit integers included) by building the JSON text directly.
+ */
+import { serverError } from '../../engine/errors.ts';
+import {
+  allocateTyped, bytesOf, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, typedView,
+  type FixedDataType, type Tensor,
+} from '../../engine/tensor.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const INTEGER_RANGES: Readonly<Partial<Record<FixedDataType, readonly [number, number]>>> = {
+  UINT8: [0, 0xff], UINT16: [0, 0xffff], UINT32: [0, 0xffffffff],
+  INT8: [-0x80, 0x7f], INT16: [-0x8000, 0x7fff], INT32: [-0x80000000, 0x7fffffff],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], UINT64: [0, Number.MAX_SAFE_INTEGER],
+};
+
+/** Flattens nested arrays in row-major order. */
+export function flattenData(data: unknown): unknown[] {
+  if (!Array.isArray(data)) return [data];
+  if (!data.some(Array.isArray)) return data;
+  const out: unknown[] = [];
+  const stack: Array<{ items: unknown[]; index: number }> = [{ items: data, index: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.index >= top.items.length) { stack.pop(); continue; }
+    const item = top.items[top.index++];
+    if (Array.isArray(item)) {
+      if (stack.length > 64) throw new Error('data nests deeper than 64 levels');
+      stack.push({ items: item, index: 0 });
+    } else {
+      out.push(item);
+    }
+  }
+  return out;
+}
+
+const bad = (input: string, index: number, value: unknown, want: string): Error =>
+  serverError('UNPARSABLE_FIELD', {
+    field: 'data',
+    detail: `element ${index} of input '${input}' is ${JSON.stringify(value) ?? String(value)}, expected ${want}`,
+  });
+
+/** Builds a tensor from already flattened JSON values, whose count the caller has checked. */
+export function tensorFromJson(name: string, datatype: Tensor['datatype'], shape: readonly number[], values: readonly unknown[]): Tensor {
+  if (datatype === 'BYTES') {
+    const elements = values.map((v, i) => {
+      if (typeof v !== 'string') throw bad(name, i, v, 'a string');
+      return encoder.encode(v);
+    });
+    return { name, datatype, shape, elements };
+  }
+  const typed = allocateTyped(datatype, values.length);
+  if (datatype === 'BOOL') {
+    values.forEach((v, i) => {
+      if (typeof v !== 'boolean') throw bad(name, i, v, 'true or false');
+      typed[i] = v ? 1 : 0;
+    });
+  } else if (datatype === 'FP32' || datatype === 'FP64') {
+    values.forEach((v, i) => {
+      if (typeof v !== 'number') throw bad(name, i, v, 'a number');
+      typed[i] = v;
+    });
+  } else if (datatype === 'FP16' || datatype === 'BF16') {
+    const toBits = datatype === 'FP16' ? toHalfBits : toBfloat16Bits;
+    values.forEach((v, i) => {
+      if (typeof v !== 'number') throw bad(name, i, v, 'a number');
+      typed[i] = toBits(v);
+    });
+  } else {
+    const [min, max] = INTEGER_RANGES[datatype]!;
+    const big = datatype === 'INT64' || datatype === 'UINT64';
+    values.forEach((v, i) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw bad(name, i, v, `an integer in ${datatype} range [${min}, ${max}]`);
+      }
+      typed[i] = big ? BigInt(v) : v;
+    });
+  }
+  return { name, datatype, shape, raw: bytesOf(typed) };
+}
+
+/** The JSON text of a tensor's data as a flat array. */
+export function tensorDataJson(tensor: Tensor): string {
+  if (tensor.datatype === 'BYTES') {
+    return `[${tensor.elements.map((e) => JSON.stringify(decoder.decode(e))).join(',')}]`;
+  }
+  const view = typedView(tensor.datatype, tensor.raw);
+  switch (tensor.datatype) {
+    case 'BOOL':
+      return `[${Array.from(view as Uint8Array, (v) => (v ? 'true' : 'false')).join(',')}]`;
+    case 'FP16':
+    case 'BF16': {
+      const fromBits = tensor.datatype === 'FP16' ? fromHalfBits : fromBfloat16Bits;
+      return `[${Array.from(view as Uint16Array, (v) => finite(fromBits(v))).join(',')}]`;
+    }
+    case 'FP32':
+    case 'FP64':
+      return `[${Array.from(view as Float32Array, finite).join(',')}]`;
+    default:
+      return `[${view.join(',')}]`;
+  }
+}
+
+/** JSON has no NaN or Infinity; they are written as null. */
+function finite(v: number): string {
+  return Number.isFinite(v) ? String(v) : 'null';
+}
