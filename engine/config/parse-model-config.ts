@@ -94,7 +94,7 @@ function parseTree(file: string, text: string): ParsedModelConfig {
   if (syntax) {
     throw new ModelConfigError({
       file,
-      line: syntax.linePos?.[0].line,
+      line: syntax.linePos?.[0].line ?? lines.linePos(syntax.pos[0]).line,
       field: 'config',
       problem: `is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${syntax.message.split('\n')[0]})`,
       fix: 'correct the syntax at that line',

@@ -1,0 +1,427 @@
+/**
+ * HTTP overhead benchmark: Switchyard's real infer route against a bare
+ * fastify route that does the minimum any such server must do (read the
+ * body, JSON.parse the header, send a response of the same size).
+ *
+ *   npm run bench
+ *
+ * One process plays three parts. Run plainly it is the orchestrator and
+ * load generator; with `--child switchyard|bare` it is one of the two
+ * servers, each forked into its own process so that it does not share an
+ * event loop with the load generator or with the other server.
+ *
+ * Environment:
+ *   BENCH_SECONDS       measured seconds per cell (default 5)
+ *   BENCH_WARMUP        warmup seconds per cell before measuring (default 1)
+ *   BENCH_CONCURRENCY   comma-separated client concurrencies (default 1,32)
+ *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
+ *                       e.g. "--cpu-prof --cpu-prof-dir=.bench-out"
+ *
+ * It never asserts: it prints a table and whether each c=32 row meets the
+ * target ratio.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runClosedLoop, type LoadResult } from '../load-generator.ts';
+
+const TARGET_RATIO = 0.6;
+const MODEL = 'add_sub_fp32';
+const SIZE = 16;
+const INFER_PATH = `/v2/models/${MODEL}/infer`;
+const HEADER_LENGTH = 'inference-header-content-length';
+
+type Role = 'switchyard' | 'bare';
+type Mode = 'json' | 'binary';
+
+/** A response captured from Switchyard, replayed byte for byte by the bare route. */
+interface CannedResponse {
+  readonly contentType: string;
+  readonly headerLength?: string;
+  /** base64 over IPC. */
+  readonly body: string;
+}
+
+type ToChild =
+  | { kind: 'init'; repository?: string; canned?: Record<Mode, CannedResponse> }
+  | { kind: 'cpu'; id: number }
+  | { kind: 'stop' };
+
+type FromChild =
+  | { kind: 'ready'; port: number }
+  | { kind: 'cpu'; id: number; micros: number }
+  | { kind: 'failed'; message: string };
+
+// ---------------------------------------------------------------- children
+
+async function childMain(role: Role): Promise<void> {
+  const send = (message: FromChild): void => { process.send!(message); };
+  const init = await new Promise<Extract<ToChild, { kind: 'init' }>>((resolve) => {
+    process.once('message', (m: ToChild) => { if (m.kind === 'init') resolve(m); });
+  });
+  let close: () => Promise<void>;
+  try {
+    close = role === 'switchyard' ? await startSwitchyard(init.repository!, send) : await startBare(init.canned!, send);
+  } catch (err) {
+    send({ kind: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+    process.exit(1);
+  }
+  process.on('message', (m: ToChild) => {
+    if (m.kind === 'cpu') {
+      const usage = process.cpuUsage();
+      send({ kind: 'cpu', id: m.id, micros: usage.user + usage.system });
+    } else if (m.kind === 'stop') {
+      void close().finally(() => process.exit(0));
+    }
+  });
+  // The orchestrator went away without saying stop: do not linger.
+  process.on('disconnect', () => process.exit(0));
+}
+
+async function startSwitchyard(repository: string, send: (m: FromChild) => void): Promise<() => Promise<void>> {
+  const { silentLogger } = await import('../../engine/logger.ts');
+  const { InferenceServer } = await import('../../engine/server.ts');
+  const { createHttpServer } = await import('../../server/http/http-server.ts');
+  const server = await InferenceServer.create({ modelRepositories: [repository], logger: silentLogger });
+  const failures = server.loadFailures();
+  if (failures.length > 0) throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
+  const app = await createHttpServer(server);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  send({ kind: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
+  return async () => {
+    await app.close();
+    await server.close();
+  };
+}
+
+/**
+ * The baseline: the same fastify setup as Switchyard's frontend (every body
+ * read as a Buffer, same body limit), one route that parses the JSON header
+ * the way the real decoder does and answers with a canned response of the
+ * same bytes. Everything Switchyard spends beyond this is its own overhead.
+ */
+async function startBare(canned: Record<Mode, CannedResponse>, send: (m: FromChild) => void): Promise<() => Promise<void>> {
+  const { default: Fastify } = await import('fastify');
+  const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
+  const replies = {
+    json: toReply(canned.json),
+    binary: toReply(canned.binary),
+  };
+  const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
+  const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  app.post('/v2/models/:model/infer', async (req, reply) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const lengthHeader = req.headers[HEADER_LENGTH];
+    const jsonLength = typeof lengthHeader === 'string' ? Number(lengthHeader) : body.byteLength;
+    const json: unknown = JSON.parse(body.toString('utf8', 0, jsonLength));
+    if (typeof json !== 'object' || json === null) return reply.code(400).send('{"error":"not an object"}');
+    const canned = lengthHeader === undefined ? replies.json : replies.binary;
+    return reply.headers(canned.headers).send(canned.body);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  send({ kind: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
+  return () => app.close();
+}
+
+function toReply(canned: CannedResponse): { headers: Record<string, string>; body: string | Buffer } {
+  const bytes = Buffer.from(canned.body, 'base64');
+  const headers: Record<string, string> = { 'content-type': canned.contentType };
+  if (canned.headerLength !== undefined) headers[HEADER_LENGTH] = canned.headerLength;
+  // Switchyard sends JSON responses as strings and binary ones as Buffers; do the same.
+  return { headers, body: canned.headerLength === undefined ? bytes.toString('utf8') : bytes };
+}
+
+// ----------------------------------------------------------- orchestrator
+
+class Child {
+  private nextId = 1;
+  private readonly waiting = new Map<number, (micros: number) => void>();
+
+  private constructor(readonly role: Role, private readonly process: ChildProcess, readonly port: number) {
+    process.on('message', (m: FromChild) => {
+      if (m.kind !== 'cpu') return;
+      this.waiting.get(m.id)?.(m.micros);
+      this.waiting.delete(m.id);
+    });
+  }
+
+  static async start(role: Role, init: Extract<ToChild, { kind: 'init' }>, extraNodeArgs: string[] = []): Promise<Child> {
+    const child = fork(fileURLToPath(import.meta.url), ['--child', role], {
+      execArgv: [...process.execArgv, ...extraNodeArgs],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`${role} server exited with code ${code} before it was ready`)));
+      child.on('message', (m: FromChild) => {
+        if (m.kind === 'ready') resolve(m.port);
+        else if (m.kind === 'failed') reject(new Error(`${role} server failed to start: ${m.message}`));
+      });
+      child.send(init);
+    });
+    child.removeAllListeners('exit');
+    child.removeAllListeners('message');
+    return new Child(role, child, port);
+  }
+
+  /** CPU time (user + system, all threads) the child has used so far, in microseconds. */
+  cpuMicros(): Promise<number> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.process.send({ kind: 'cpu', id } satisfies ToChild);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.process.once('exit', () => resolve()));
+    this.process.send({ kind: 'stop' } satisfies ToChild);
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+interface Payload {
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+}
+
+function requestPayloads(): Record<Mode, Payload> {
+  const a = Array.from({ length: SIZE }, (_, i) => i + 0.5);
+  const b = Array.from({ length: SIZE }, (_, i) => 1 - i * 0.25);
+  const outputs = [{ name: 'OUTPUT0' }, { name: 'OUTPUT1' }];
+  const json = JSON.stringify({
+    inputs: [
+      { name: 'INPUT0', shape: [1, SIZE], datatype: 'FP32', data: a },
+      { name: 'INPUT1', shape: [1, SIZE], datatype: 'FP32', data: b },
+    ],
+    outputs,
+  });
+  const binaryHeader = Buffer.from(JSON.stringify({
+    inputs: [
+      { name: 'INPUT0', shape: [1, SIZE], datatype: 'FP32', parameters: { binary_data_size: SIZE * 4 } },
+      { name: 'INPUT1', shape: [1, SIZE], datatype: 'FP32', parameters: { binary_data_size: SIZE * 4 } },
+    ],
+    outputs,
+    parameters: { binary_data_output: true },
+  }));
+  const tensorBytes = (values: number[]): Buffer => Buffer.from(new Float32Array(values).buffer);
+  return {
+    json: { headers: { 'content-type': 'application/json' }, body: Buffer.from(json) },
+    binary: {
+      headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(binaryHeader.byteLength) },
+      body: Buffer.concat([binaryHeader, tensorBytes(a), tensorBytes(b)]),
+    },
+  };
+}
+
+interface OneResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+function postOnce(port: number, payload: Payload): Promise<OneResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path: INFER_PATH, method: 'POST',
+      headers: { ...payload.headers, 'content-length': String(payload.body.byteLength) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload.body);
+  });
+}
+
+/** Checks Switchyard's answer is a correct inference result and captures it for the bare route. */
+function captureResponse(mode: Mode, response: OneResponse): CannedResponse {
+  if (response.status !== 200) throw new Error(`Switchyard answered the ${mode} request with ${response.status}: ${response.body.toString()}`);
+  const headerLength = response.headers[HEADER_LENGTH];
+  const lengthValue = typeof headerLength === 'string' ? headerLength : undefined;
+  if (mode === 'binary' && lengthValue === undefined) throw new Error('Switchyard returned no binary outputs for the binary request');
+  const jsonText = response.body.toString('utf8', 0, lengthValue === undefined ? undefined : Number(lengthValue));
+  const parsed = JSON.parse(jsonText) as { outputs: Array<{ name: string; data?: number[] }> };
+  if (mode === 'json') {
+    const out0 = parsed.outputs.find((o) => o.name === 'OUTPUT0')?.data;
+    const expected = Array.from({ length: SIZE }, (_, i) => i + 0.5 + 1 - i * 0.25);
+    if (!out0 || out0.some((v, i) => Math.abs(v - expected[i]!) > 1e-6)) throw new Error(`unexpected OUTPUT0: ${JSON.stringify(out0)}`);
+  }
+  return {
+    contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
+    ...(lengthValue !== undefined ? { headerLength: lengthValue } : {}),
+    body: response.body.toString('base64'),
+  };
+}
+
+async function buildRepository(): Promise<string> {
+  const { makeRepository } = await import('../../test/helpers/fixture-repository.ts');
+  const { addSubModel } = await import('../../generator/models.ts');
+  const tensor = (name: string): string => `  { name: "${name}" data_type: TYPE_FP32 dims: [ ${SIZE} ] }`;
+  const config = [
+    `name: "${MODEL}"`,
+    'backend: "onnxruntime"',
+    'max_batch_size: 8',
+    `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
+    `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
+    'instance_group [ { count: 1, kind: KIND_CPU } ]',
+    '',
+  ].join('\n');
+  return makeRepository({ [MODEL]: { config, versions: { 1: addSubModel('FP32', SIZE) } } });
+}
+
+interface Measured {
+  readonly load: LoadResult;
+  /** Server CPU per completed request, microseconds (all its threads). */
+  readonly serverCpuPerRequest: number;
+  /** Load generator CPU over the whole cell, as a share of one core. */
+  readonly loadgenCpuShare: number;
+  /** CPU the other, idle server used meanwhile, milliseconds. */
+  readonly idleServerCpuMs: number;
+}
+
+async function measure(target: Child, idle: Child, payload: Payload, expectBodyBytes: number,
+  concurrency: number, warmupMs: number, durationMs: number): Promise<Measured> {
+  const [server0, idle0] = await Promise.all([target.cpuMicros(), idle.cpuMicros()]);
+  const self0 = process.cpuUsage();
+  const wall0 = process.hrtime.bigint();
+  const load = await runClosedLoop({
+    host: '127.0.0.1', port: target.port, path: INFER_PATH, headers: payload.headers, body: payload.body,
+    concurrency, warmupMs, durationMs, expectBodyBytes,
+  });
+  const wallMicros = Number(process.hrtime.bigint() - wall0) / 1000;
+  const self = process.cpuUsage(self0);
+  const [server1, idle1] = await Promise.all([target.cpuMicros(), idle.cpuMicros()]);
+  // Server CPU is over warmup + window + drain; spread it over every request of the cell, estimated from the rate.
+  const cellRequests = load.requestsPerSecond * (wallMicros / 1e6);
+  return {
+    load,
+    serverCpuPerRequest: cellRequests > 0 ? (server1 - server0) / cellRequests : Number.NaN,
+    loadgenCpuShare: (self.user + self.system) / wallMicros,
+    idleServerCpuMs: (idle1 - idle0) / 1000,
+  };
+}
+
+const fmtRate = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
+const fmtMs = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : '-');
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const seconds = envNumber('BENCH_SECONDS', 5);
+  const warmup = envNumber('BENCH_WARMUP', 1);
+  const concurrencies = (process.env['BENCH_CONCURRENCY'] ?? '1,32').split(',').map((s) => Number(s.trim()))
+    .filter((n) => Number.isSafeInteger(n) && n > 0);
+  const switchyardArgs = (process.env['BENCH_SWITCHYARD_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+  const modes: Mode[] = ['json', 'binary'];
+
+  const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
+  const repository = await buildRepository();
+  const children: Child[] = [];
+  try {
+    const switchyard = await Child.start('switchyard', { kind: 'init', repository }, switchyardArgs);
+    children.push(switchyard);
+    const payloads = requestPayloads();
+    const canned = {} as Record<Mode, CannedResponse>;
+    for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, payloads[mode]));
+    const bare = await Child.start('bare', { kind: 'init', canned });
+    children.push(bare);
+
+    const expectBytes = {} as Record<Mode, number>;
+    for (const mode of modes) {
+      const fromBare = await postOnce(bare.port, payloads[mode]);
+      expectBytes[mode] = Buffer.from(canned[mode].body, 'base64').byteLength;
+      if (fromBare.status !== 200 || fromBare.body.byteLength !== expectBytes[mode]) {
+        throw new Error(`bare route answered ${mode} with ${fromBare.status}, ${fromBare.body.byteLength} bytes (want ${expectBytes[mode]})`);
+      }
+    }
+
+    console.log(`Switchyard HTTP overhead benchmark: node ${process.version}, ${cpus().length} CPUs, `
+      + `${warmup} s warmup + ${seconds} s measured per cell, closed loop over keep-alive http.Agent`);
+    console.log(`model ${MODEL}: add/sub FP32 [1,${SIZE}], max_batch_size 8, no dynamic batching, 1 CPU instance`);
+    for (const mode of modes) {
+      console.log(`  ${mode.padEnd(6)} request ${payloads[mode].body.byteLength} B, response ${expectBytes[mode]} B`);
+    }
+    console.log('Each cell runs Switchyard, then the bare route, back to back; the idle server is not loaded meanwhile.\n');
+
+    const results: Array<{ mode: Mode; concurrency: number; sy: Measured; bare: Measured }> = [];
+    for (const mode of modes) {
+      for (const concurrency of concurrencies) {
+        const args = [payloads[mode], expectBytes[mode], concurrency, warmup * 1000, seconds * 1000] as const;
+        const sy = await measure(switchyard, bare, ...args);
+        const base = await measure(bare, switchyard, ...args);
+        results.push({ mode, concurrency, sy, bare: base });
+        const ratio = sy.load.requestsPerSecond / base.load.requestsPerSecond;
+        console.log(`  ${mode} c=${concurrency}: switchyard ${fmtRate(sy.load.requestsPerSecond)} req/s, `
+          + `bare ${fmtRate(base.load.requestsPerSecond)} req/s, ratio ${ratio.toFixed(2)}`);
+      }
+    }
+
+    const verdict = (r: (typeof results)[number]): string => {
+      if (r.concurrency !== 32) return '';
+      return r.sy.load.requestsPerSecond / r.bare.load.requestsPerSecond >= TARGET_RATIO ? 'meets' : 'BELOW';
+    };
+    console.log(`\nThroughput and latency (latency in ms; target at c=32: switchyard/bare >= ${TARGET_RATIO})\n`);
+    console.log(table(
+      ['mode', 'c', 'switchyard req/s', 'p50', 'p99', 'bare req/s', 'p50', 'p99', 'ratio', `>= ${TARGET_RATIO}`],
+      results.map((r) => [
+        r.mode, String(r.concurrency),
+        fmtRate(r.sy.load.requestsPerSecond), fmtMs(r.sy.load.p50), fmtMs(r.sy.load.p99),
+        fmtRate(r.bare.load.requestsPerSecond), fmtMs(r.bare.load.p50), fmtMs(r.bare.load.p99),
+        (r.sy.load.requestsPerSecond / r.bare.load.requestsPerSecond).toFixed(2), verdict(r),
+      ]),
+    ));
+    console.log('\nCPU (server: microseconds of CPU per request, all threads; load generator: share of one core)\n');
+    console.log(table(
+      ['mode', 'c', 'switchyard us/req', 'loadgen', 'bare us/req', 'loadgen', 'idle server ms'],
+      results.map((r) => [
+        r.mode, String(r.concurrency),
+        r.sy.serverCpuPerRequest.toFixed(0), `${Math.round(r.sy.loadgenCpuShare * 100)}%`,
+        r.bare.serverCpuPerRequest.toFixed(0), `${Math.round(r.bare.loadgenCpuShare * 100)}%`,
+        `${r.sy.idleServerCpuMs.toFixed(0)} / ${r.bare.idleServerCpuMs.toFixed(0)}`,
+      ]),
+    ));
+    const errors = results.flatMap((r) => [
+      r.sy.load.errors > 0 ? `${r.mode} c=${r.concurrency} switchyard: ${r.sy.load.errors} errors (${r.sy.load.firstError})` : '',
+      r.bare.load.errors > 0 ? `${r.mode} c=${r.concurrency} bare: ${r.bare.load.errors} errors (${r.bare.load.firstError})` : '',
+    ]).filter(Boolean);
+    if (errors.length > 0) console.log(`\nErrors (not counted in req/s):\n  ${errors.join('\n  ')}`);
+    const below = results.filter((r) => verdict(r) === 'BELOW');
+    console.log(below.length === 0
+      ? `\nEvery c=32 row meets the target (switchyard >= ${TARGET_RATIO} x bare).`
+      : `\n${below.length} c=32 row(s) below the target: ${below.map((r) => r.mode).join(', ')}.`);
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    await removeRepository(repository);
+  }
+}
+
+if (process.argv[2] === '--child') {
+  const role = process.argv[3];
+  if (role !== 'switchyard' && role !== 'bare') throw new Error(`unknown child role '${role}'`);
+  await childMain(role);
+} else {
+  await main();
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
+import type { BackendInstance, BackendModel } from '../../backends/backend.ts';
+import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
+import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+import { addSubModel, mlpModel } from '../../generator/models.ts';
+import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+
+const int32 = (name: string, rows: number, fill: (i: number) => number): Tensor => {
+  const data = new Int32Array(rows * 16).map((_, i) => fill(i));
+  return { name, datatype: 'INT32', shape: [rows, 16], raw: new Uint8Array(data.buffer) };
+};
+const values = (t: Tensor): number[] => (t.datatype === 'INT32' ? [...new Int32Array(t.raw.slice().buffer)] : []);
+
+async function open(root: string, model: string, configText: string): Promise<{ model: BackendModel; instance: BackendInstance }> {
+  const dir = `${root}/${model}`;
+  const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
+  const settings = readModelSettings(model, dir, parsed);
+  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings });
+  const config = compileModelConfig(model, dir, parsed, backendModel.signature);
+  const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
+  return { model: backendModel, instance };
+}
+
+describe('ONNX Runtime instance', () => {
+  let root: string;
+  let addSub: { model: BackendModel; instance: BackendInstance };
+  let heavy: { model: BackendModel; instance: BackendInstance };
+
+  before(async () => {
+    root = await makeRepository({
+      add_sub: { versions: { 1: addSubModel('INT32', 16) } },
+      heavy: { versions: { 1: mlpModel({ sizes: [512, 2048, 2048, 16], seed: 3 }) } },
+    });
+    addSub = await open(root, 'add_sub', 'max_batch_size: 8\n');
+    heavy = await open(root, 'heavy', 'max_batch_size: 64\n');
+  });
+
+  after(async () => {
+    await addSub.model.finalize();
+    await heavy.model.finalize();
+    await removeRepository(root);
+  });
+
+  test('reports the model signature read by its session', () => {
+    assert.deepEqual(addSub.model.signature.inputs.map((t) => [t.name, t.datatype, t.shape]), [
+      ['INPUT0', 'INT32', [-1, 16]], ['INPUT1', 'INT32', [-1, 16]],
+    ]);
+  });
+
+  test('runs a list of requests as one batch and gives each its own slice', async () => {
+    const requests = [1, 2, 1].map((rows, r) => ({
+      inputs: [int32('INPUT0', rows, (i) => i + 100 * r), int32('INPUT1', rows, () => r)],
+      outputs: r === 1 ? ['OUTPUT1'] : ['OUTPUT0', 'OUTPUT1'],
+      batchSize: rows,
+    }));
+    const results = await addSub.instance.execute(requests);
+    assert.equal(results.length, 3);
+    results.forEach((result, r) => {
+      assert.ok(result.ok);
+      const rows = requests[r]!.batchSize;
+      const byName = new Map(result.outputs.map((o) => [o.name, o]));
+      assert.deepEqual([...byName.keys()], requests[r]!.outputs);
+      assert.deepEqual(byName.get('OUTPUT1')!.shape, [rows, 16]);
+      assert.deepEqual(values(byName.get('OUTPUT1')!), Array.from({ length: rows * 16 }, (_, i) => i + 100 * r - r));
+      if (byName.has('OUTPUT0')) assert.deepEqual(values(byName.get('OUTPUT0')!), Array.from({ length: rows * 16 }, (_, i) => i + 100 * r + r));
+    });
+    // One session.run: the slices are views of one buffer moved back from the worker, holding all 4 rows.
+    const first = results[0]!.ok ? results[0]!.outputs.find((o) => o.name === 'OUTPUT1')! : undefined;
+    const last = results[2]!.ok ? results[2]!.outputs.find((o) => o.name === 'OUTPUT1')! : undefined;
+    assert.ok(first && first.datatype === 'INT32' && last && last.datatype === 'INT32');
+    assert.equal(first.raw.buffer, last.raw.buffer);
+    assert.equal(first.raw.buffer.byteLength, 4 * 16 * 4);
+    // The caller's input tensors are untouched: the batch was assembled in memory of its own and transferred.
+    assert.deepEqual(values(requests[2]!.inputs[1]!).slice(0, 2), [2, 2]);
+  });
+
+  test('inference runs off the event loop', async () => {
+    const rows = 64;
+    const input: Tensor = { name: 'INPUT', datatype: 'FP32', shape: [rows, 512], raw: new Uint8Array(new Float32Array(rows * 512).fill(0.5).buffer) };
+    let ticks = 0;
+    const timer = setInterval(() => { ticks++; }, 1);
+    const results = await Promise.all([1, 2, 3].map(() => heavy.instance.execute([{ inputs: [input], outputs: ['OUTPUT'], batchSize: rows }])));
+    clearInterval(timer);
+    assert.ok(results.every((r) => r[0]!.ok));
+    assert.ok(ticks > 0, 'timers kept firing while the worker computed');
+  });
+});
+
+test('bad ONNX Runtime parameters fail the load with the parameter named', async () => {
+  const root = await makeRepository({ m: { versions: { 1: addSubModel() } } });
+  try {
+    await assert.rejects(open(root, 'm', 'parameters { key: "intra_op_thread_count" value: { string_value: "many" } }\n'),
+      /parameters 'intra_op_thread_count' is 'many': use a non-negative integer/);
+  } finally {
+    await removeRepository(root);
+  }
+});
