@@ -80,6 +80,7 @@ export const CATALOGUE = {
     (p) => `inference request for model '${p.model}' was cancelled${p.reason ? `: ${p.reason}` : ''}`),
   SERVER_STOPPING: entry<{ model: string }>('UNAVAILABLE',
     (p) => `model '${p.model}' is shutting down and takes no new requests`),
+  SERVER_EXITING: entry<Record<string, never>>('UNAVAILABLE', () => 'Server exiting'),
   INFERENCE_FAILED: entry<{ model: string; detail: string }>('INTERNAL',
     (p) => `inference failed in model '${p.model}': ${p.detail}`),
   MODEL_LOAD_FAILED: entry<{ model: string; detail: string }>('INVALID_ARG',

@@ -80,6 +80,7 @@ export class InferenceServer {
 
   /** The single entry point for inference. */
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
+    if (this.closed) throw serverError('SERVER_EXITING', {});
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     const normalized = normalizeRequest(config, request);

@@ -44,7 +44,9 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
   const unknown = UNKNOWN_FIELD.exec(message);
   if (unknown) {
     const [, typeName, field, line] = unknown as unknown as [string, string, string, string | undefined];
-    return unknownFieldError(file, line === undefined ? sourceMap.lineOf(field) : Number(line), typeName, field);
+    const at = line === undefined ? undefined : Number(line);
+    const path = sourceMap.occurrencesOf(field).find(([, e]) => at === undefined || e.line === at)?.[0];
+    return unknownFieldError(file, at ?? sourceMap.lineOf(field), typeName, path ?? field);
   }
   const enumProblem = ENUM_EXPECTED.exec(message);
   if (enumProblem) {
@@ -77,7 +79,7 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
 function unknownFieldError(file: string, line: number | undefined, typeName: string, field: string): ModelConfigError {
   const type = modelConfigRoot().lookupType(typeName);
   const known = type.fieldsArray.map((f) => f.name);
-  const guess = didYouMean(field, known);
+  const guess = didYouMean(field.replace(/\[\d+\]$/, '').split('.').pop()!, known);
   return new ModelConfigError({
     file,
     line,

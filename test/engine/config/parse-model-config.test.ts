@@ -60,6 +60,7 @@ test('an unknown field names file, line, field and suggests the right name', () 
 
   const nested = parseError('m/config.pbtxt', 'input [\n  { name: "a" data_type: TYPE_FP32 dimz: [ 4 ] }\n]\n');
   assert.equal(nested.problem.line, 2);
+  assert.equal(nested.problem.field, 'input[0].dimz');
   assert.match(nested.message, /unknown field in ModelInput.*did you mean 'dims'/);
 });
 
