@@ -173,7 +173,9 @@ export function decodeInferRequest(
     });
   }
 
-  const binaryDefault = parameters['binary_data_output'] === true;
+  const binaryDefault = parameters['binary_data_output'] ?? false;
+  if (typeof binaryDefault !== 'boolean') throw unparsable('parameters.binary_data_output', 'expected true or false');
+  const requested = new Set<string>();
   const binaryByOutput = new Map<string, boolean>();
   let outputs: string[] | undefined;
   if (json['outputs'] !== undefined) {
@@ -186,7 +188,14 @@ export function decodeInferRequest(
         throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from ${field}.parameters` });
       }
       const binary = outputParameters['binary_data'];
-      if (binary !== undefined) binaryByOutput.set(raw['name'], binary === true);
+      if (binary !== undefined && typeof binary !== 'boolean') {
+        throw unparsable(`${field}.parameters.binary_data`, 'expected true or false');
+      }
+      if (binary !== undefined) binaryByOutput.set(raw['name'], binary);
+      if (requested.has(raw['name'])) {
+        throw serverError('BAD_REQUEST', { detail: `output '${raw['name']}' is requested more than once (${field})` });
+      }
+      requested.add(raw['name']);
       return raw['name'];
     });
   }

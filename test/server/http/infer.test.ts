@@ -187,7 +187,7 @@ function decodeBinary(datatype: DataType, bytes: Buffer): unknown[] {
   }
 }
 
-const addSubInputs = (a: readonly number[], b: readonly number[], rows = 1) => [
+const addSubInputs = (a: readonly unknown[], b: readonly unknown[], rows = 1) => [
   { name: 'INPUT0', datatype: 'INT32', shape: [rows, 16], data: a },
   { name: 'INPUT1', datatype: 'INT32', shape: [rows, 16], data: b },
 ];
@@ -214,7 +214,7 @@ describe('v2 infer', () => {
   });
 
   const infer = (model: string, body: string | Buffer, headers: Record<string, string> = {}, path = `/v2/models/${model}/infer`) =>
-    fetch(`${http.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+    fetch(`${http.url}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers: { 'content-type': 'application/json', ...headers } });
 
   describe('add_sub', () => {
     test('flat JSON data gives both outputs as JSON', async () => {
