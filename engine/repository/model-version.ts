@@ -64,7 +64,7 @@ export class ModelVersion {
       for (const group of config.instanceGroups) {
         for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
       }
-      const scheduler = createScheduler(config, instances);
+      const scheduler = createScheduler(config, instances, logger);
       v.loaded = { config, scheduler, model };
       v.lifecycle.moveTo('READY');
       logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${instances.length} instance${instances.length === 1 ? '' : 's'})`);

@@ -8,6 +8,7 @@ import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts'
 import type { CompiledModelConfig, DynamicBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
+import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -32,6 +33,7 @@ export class DynamicBatcher implements Scheduler {
     private readonly config: CompiledModelConfig,
     instances: readonly BackendInstance[],
     private readonly batching: DynamicBatchingSpec | undefined,
+    private readonly logger: Logger,
   ) {
     this.idle = [...instances];
   }
@@ -97,6 +99,8 @@ export class DynamicBatcher implements Scheduler {
   private async run(instance: BackendInstance, batch: Pending[]): Promise<void> {
     this.executing += batch.length;
     const live = batch.filter((p) => !p.settled);
+    this.logger.verbose(`${this.config.name}: ${live.length} request(s), batch size ${live.reduce((n, p) => n + p.normalized.batchSize, 0)}, ` +
+      `to instance ${instance.name}; ${this.queue.length} still queued`);
     try {
       const requests: ExecuteRequest[] = live.map((p) => ({
         inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.normalized.batchSize,
