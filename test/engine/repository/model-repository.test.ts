@@ -4,17 +4,9 @@ import { ModelLifecycle } from '../../../engine/repository/model-lifecycle.ts';
 import type { InferenceServer } from '../../../engine/server.ts';
 import { addSubModel, featureClassifierModel } from '../../../generator/models.ts';
 import { OnnxGraphBuilder } from '../../../generator/onnx-builder.ts';
+import { ADD_SUB_IO } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 
-const ADD_SUB_IO = `
-input [
-  { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-  { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-]
-output [
-  { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-  { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-]`;
 
 const addSub = addSubModel('INT32', 16);
 /** A model whose first dim is fixed, so it cannot batch. */

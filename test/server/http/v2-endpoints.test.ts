@@ -6,21 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { addSubModel } from '../../../generator/models.ts';
+import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 
-const ADD_SUB_CONFIG = `
-name: "add_sub"
-platform: "onnxruntime_onnx"
-max_batch_size: 8
-input [
-  { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-  { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-]
-output [
-  { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-  { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-]
-`;
+const ADD_SUB_CONFIG = addSubConfig('add_sub');
 
 /** Only the batch size: inputs and outputs are completed from the model. */
 const AUTO_CONFIG = `

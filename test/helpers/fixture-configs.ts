@@ -1,0 +1,18 @@
+/** Config texts shared by several test files, written the way Triton's docs write them. */
+
+/** Inputs and outputs of generator/models.ts addSubModel('INT32', 16), without the batch dim. */
+export const ADD_SUB_IO = `
+input [
+  { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
+  { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
+]
+output [
+  { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
+  { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
+]
+`;
+
+/** A complete add_sub config with max_batch_size 8, plus any extra lines. */
+export function addSubConfig(name = 'add_sub', extra = ''): string {
+  return `name: "${name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n${ADD_SUB_IO}${extra}`;
+}
