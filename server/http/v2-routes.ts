@@ -40,27 +40,19 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   app.get('/v2/health/ready', health(() => server.isReady()));
   app.get('/v2', async (_req, reply) => reply.type('application/json').send(JSON.stringify(server.serverMetadata())));
 
-  const metadata = async (req: ModelRequest, reply: FastifyReply) => {
+  /** A GET that answers the engine's value as JSON, or its catalogue error. */
+  const modelJson = (read: (model: string, version?: string) => unknown) => async (req: ModelRequest, reply: FastifyReply) => {
     try {
-      return reply.type('application/json').send(JSON.stringify(server.modelMetadata(req.params.model, req.params.version)));
+      return reply.type('application/json').send(JSON.stringify(read(req.params.model, req.params.version)));
     } catch (err) {
       return sendError(reply, err, req.params.model);
     }
   };
+  const metadata = modelJson((model, version) => server.modelMetadata(model, version));
+  const config = modelJson((model, version) => server.modelConfig(model, version));
   const ready = async (req: ModelRequest, reply: FastifyReply) => {
-    try {
-      if (server.isModelReady(req.params.model, req.params.version)) return reply.code(200).send();
-      return sendError(reply, serverError('MODEL_VERSION_NOT_READY', {}), req.params.model);
-    } catch (err) {
-      return sendError(reply, err, req.params.model);
-    }
-  };
-  const config = async (req: ModelRequest, reply: FastifyReply) => {
-    try {
-      return reply.type('application/json').send(JSON.stringify(server.modelConfig(req.params.model, req.params.version)));
-    } catch (err) {
-      return sendError(reply, err, req.params.model);
-    }
+    if (server.isModelReady(req.params.model, req.params.version)) return reply.code(200).send();
+    return sendError(reply, serverError('MODEL_VERSION_NOT_READY', {}), req.params.model);
   };
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
