@@ -393,7 +393,8 @@ async function main(): Promise<void> {
         (r.sy.load.requestsPerSecond / r.bare.load.requestsPerSecond).toFixed(2), verdict(r),
       ]),
     ));
-    console.log('\nCPU (server: microseconds of CPU per request, all threads; load generator: share of one core)\n');
+    console.log('\nCPU per cell. us/req: server CPU (all threads) per request. loadgen: load generator CPU as a share of one core.');
+    console.log('idle server ms: CPU the unloaded server used meanwhile (bare during the Switchyard cell / Switchyard during the bare cell).\n');
     console.log(table(
       ['mode', 'c', 'switchyard us/req', 'loadgen', 'bare us/req', 'loadgen', 'idle server ms'],
       results.map((r) => [
