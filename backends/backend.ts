@@ -47,7 +47,11 @@ export type ExecuteResult =
 
 export interface BackendInstance {
   readonly name: string;
-  /** Runs the requests together and answers each, in order. Never rejects for a per-request problem. */
+  /**
+   * Runs the requests together and answers each, in order. Never rejects for a
+   * per-request problem. May be called again before an earlier call finished;
+   * the calls then run one after another, in the order they were made.
+   */
   execute(requests: readonly ExecuteRequest[]): Promise<ExecuteResult[]>;
   finalize(): Promise<void>;
 }

@@ -6,6 +6,8 @@ export interface Logger {
   warn(message: string): void;
   info(message: string): void;
   verbose(message: string): void;
+  /** Whether verbose() writes anything; check it before building costly messages. */
+  readonly verboseEnabled: boolean;
 }
 
 export function createLogger(options: { verbose?: number; quiet?: boolean } = {}): Logger {
@@ -18,7 +20,8 @@ export function createLogger(options: { verbose?: number; quiet?: boolean } = {}
     warn: (m) => write('warn', m),
     info: (m) => write('info', m),
     verbose: (m) => { if ((options.verbose ?? 0) > 0) write('verbose', m); },
+    verboseEnabled: (options.verbose ?? 0) > 0,
   };
 }
 
-export const silentLogger: Logger = { error: () => {}, warn: () => {}, info: () => {}, verbose: () => {} };
+export const silentLogger: Logger = { error: () => {}, warn: () => {}, info: () => {}, verbose: () => {}, verboseEnabled: false };

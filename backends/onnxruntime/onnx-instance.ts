@@ -11,7 +11,7 @@ import { concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.t
 import type { Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { fromOrtType, toOrtType } from './ort-types.ts';
-import type { FromWorker, SignatureEntry, ToWorker, WireTensor, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, SignatureEntry, ToWorker, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
 const encoder = new TextEncoder();
@@ -31,6 +31,9 @@ export interface InstanceSignature {
 export class OnnxInstance implements BackendInstance {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Runs asked for in the current tick; they go to the worker in one message. */
+  private outbox: WireRun[] = [];
+  private outboxTransfer: ArrayBuffer[] = [];
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
 
@@ -109,18 +112,30 @@ export class OnnxInstance implements BackendInstance {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const message: ToWorker = { kind: 'run', id, inputs, outputs };
-      this.worker.postMessage(message, transfer);
+      if (this.outbox.length === 0) queueMicrotask(() => this.flush());
+      this.outbox.push({ id, inputs, outputs });
+      this.outboxTransfer.push(...transfer);
     });
   }
 
+  /** One postMessage for every run asked for in this tick: the thread hand-off is the costly part. */
+  private flush(): void {
+    const message: ToWorker = { kind: 'run', runs: this.outbox };
+    const transfer = this.outboxTransfer;
+    this.outbox = [];
+    this.outboxTransfer = [];
+    this.worker.postMessage(message, transfer);
+  }
+
   private onMessage(message: FromWorker): void {
-    if (message.kind !== 'result' && message.kind !== 'error') return;
-    const pending = this.pending.get(message.id);
-    if (!pending) return;
-    this.pending.delete(message.id);
-    if (message.kind === 'result') pending.resolve(message.outputs);
-    else pending.reject(new Error(message.message));
+    if (message.kind !== 'results') return;
+    for (const result of message.results) {
+      const pending = this.pending.get(result.id);
+      if (!pending) continue;
+      this.pending.delete(result.id);
+      if ('outputs' in result) pending.resolve(result.outputs);
+      else pending.reject(new Error(result.error));
+    }
   }
 
   private fail(err: Error): void {

@@ -13,6 +13,8 @@ import * as ort from 'onnxruntime-node';
 /** @typedef {import('./worker-protocol.ts').ToWorker} ToWorker */
 /** @typedef {import('./worker-protocol.ts').FromWorker} FromWorker */
 /** @typedef {import('./worker-protocol.ts').SignatureEntry} SignatureEntry */
+/** @typedef {import('./worker-protocol.ts').WireRun} WireRun */
+/** @typedef {import('./worker-protocol.ts').WireResult} WireResult */
 /** @typedef {import('./ort-types.ts').OrtType} OrtType */
 
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
@@ -95,32 +97,49 @@ async function main() {
   }
   post({ kind: 'ready', inputs: signatureOf(session.inputMetadata), outputs: signatureOf(session.outputMetadata) });
 
+  /**
+   * Runs a message's session.runs in order. Answers travel back together,
+   * except that once a millisecond has passed the ones ready so far are sent
+   * ahead, so a long run never holds back a finished one for long.
+   */
+  /** @param {readonly WireRun[]} runs */
+  async function runAll(runs) {
+    /** @type {WireResult[]} */
+    let results = [];
+    /** @type {ArrayBuffer[]} */
+    let transfer = [];
+    let since = performance.now();
+    for (const run of runs) {
+      try {
+        /** @type {Record<string, ort.Tensor>} */
+        const feeds = {};
+        for (const input of run.inputs) feeds[input.name] = toOrt(input);
+        const outputs = await session.run(feeds, [...run.outputs]);
+        results.push({ id: run.id, outputs: run.outputs.map((name) => fromOrt(name, /** @type {ort.Tensor} */ (outputs[name]), transfer)) });
+      } catch (err) {
+        results.push({ id: run.id, error: messageOf(err) });
+      }
+      if (performance.now() - since > 1) {
+        post({ kind: 'results', results }, transfer);
+        results = [];
+        transfer = [];
+        since = performance.now();
+      }
+    }
+    if (results.length > 0) post({ kind: 'results', results }, transfer);
+  }
+
+  /** Messages are handled strictly one after another, so runs keep their order. */
+  let queue = Promise.resolve();
   port.on('message', (/** @type {ToWorker} */ message) => {
     if (message.kind === 'close') {
-      void session.release().finally(() => {
+      queue = queue.then(() => session.release()).finally(() => {
         post({ kind: 'closed' });
         port.close();
       });
       return;
     }
-    const { id } = message;
-    /** @type {Record<string, ort.Tensor>} */
-    const feeds = {};
-    try {
-      for (const input of message.inputs) feeds[input.name] = toOrt(input);
-    } catch (err) {
-      post({ kind: 'error', id, message: messageOf(err) });
-      return;
-    }
-    session.run(feeds, [...message.outputs]).then(
-      (results) => {
-        /** @type {ArrayBuffer[]} */
-        const transfer = [];
-        const outputs = message.outputs.map((name) => fromOrt(name, /** @type {ort.Tensor} */ (results[name]), transfer));
-        post({ kind: 'result', id, outputs }, transfer);
-      },
-      (err) => post({ kind: 'error', id, message: messageOf(err) }),
-    );
+    queue = queue.then(() => runAll(message.runs));
   });
 }
 

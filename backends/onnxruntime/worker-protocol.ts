@@ -28,13 +28,23 @@ export interface SignatureEntry {
   readonly shape: readonly number[];
 }
 
+/** One session.run. Several travel in one message when they were queued in the same tick. */
+export interface WireRun {
+  readonly id: number;
+  readonly inputs: readonly WireTensor[];
+  readonly outputs: readonly string[];
+}
+
+export type WireResult =
+  | { readonly id: number; readonly outputs: readonly WireTensor[] }
+  | { readonly id: number; readonly error: string };
+
 export type ToWorker =
-  | { readonly kind: 'run'; readonly id: number; readonly inputs: readonly WireTensor[]; readonly outputs: readonly string[] }
+  | { readonly kind: 'run'; readonly runs: readonly WireRun[] }
   | { readonly kind: 'close' };
 
 export type FromWorker =
   | { readonly kind: 'ready'; readonly inputs: readonly SignatureEntry[]; readonly outputs: readonly SignatureEntry[] }
   | { readonly kind: 'failed'; readonly message: string }
-  | { readonly kind: 'result'; readonly id: number; readonly outputs: readonly WireTensor[] }
-  | { readonly kind: 'error'; readonly id: number; readonly message: string }
+  | { readonly kind: 'results'; readonly results: readonly WireResult[] }
   | { readonly kind: 'closed' };

@@ -14,6 +14,8 @@
  *   BENCH_SECONDS       measured seconds per cell (default 5)
  *   BENCH_WARMUP        warmup seconds per cell before measuring (default 1)
  *   BENCH_CONCURRENCY   comma-separated client concurrencies (default 1,32)
+ *   BENCH_DYNAMIC_BATCHING  set to 1 to give the model `dynamic_batching { }`
+ *                       (default: no batching, each request runs alone)
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
  *                       e.g. "--cpu-prof --cpu-prof-dir=.bench-out"
  *
@@ -27,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { runClosedLoop, type LoadResult } from '../load-generator.ts';
 
 const TARGET_RATIO = 0.6;
+const DYNAMIC_BATCHING = process.env['BENCH_DYNAMIC_BATCHING'] === '1';
 const MODEL = 'add_sub_fp32';
 const SIZE = 16;
 const INFER_PATH = `/v2/models/${MODEL}/infer`;
@@ -274,6 +277,7 @@ async function buildRepository(): Promise<string> {
     `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
     `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
     'instance_group [ { count: 1, kind: KIND_CPU } ]',
+    ...(DYNAMIC_BATCHING ? ['dynamic_batching { }'] : []),
     '',
   ].join('\n');
   return makeRepository({ [MODEL]: { config, versions: { 1: addSubModel('FP32', SIZE) } } });
@@ -360,7 +364,7 @@ async function main(): Promise<void> {
 
     console.log(`Switchyard HTTP overhead benchmark: node ${process.version}, ${cpus().length} CPUs, `
       + `${warmup} s warmup + ${seconds} s measured per cell, closed loop over keep-alive http.Agent`);
-    console.log(`model ${MODEL}: add/sub FP32 [1,${SIZE}], max_batch_size 8, no dynamic batching, 1 CPU instance`);
+    console.log(`model ${MODEL}: add/sub FP32 [1,${SIZE}], max_batch_size 8, ${DYNAMIC_BATCHING ? 'dynamic_batching { }' : 'no dynamic batching'}, 1 CPU instance`);
     for (const mode of modes) {
       console.log(`  ${mode.padEnd(6)} request ${payloads[mode].body.byteLength} B, response ${expectBytes[mode]} B`);
     }

@@ -1,8 +1,12 @@
 /**
- * Queues requests for a model version and hands them to idle instances.
- * Without `dynamic_batching` each request runs alone; with it, requests that
- * are already waiting and have compatible shapes are joined into one batch
- * up to max_batch_size. Requests never wait while an instance is idle.
+ * Queues requests for a model version and hands them to instances.
+ * Without `dynamic_batching` each request runs alone, and an instance may
+ * hold a few of them at once (PIPELINE_DEPTH): it still runs them one after
+ * another, but the next one is already waiting in its worker, so the thread
+ * hand-off costs little. With `dynamic_batching` an instance takes one batch
+ * at a time, and requests that are waiting meanwhile with compatible shapes
+ * are joined into the next batch, up to max_batch_size. Requests never wait
+ * while an instance has room.
  */
 import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts';
 import type { CompiledModelConfig, DynamicBatchingSpec } from '../config/compiled-model-config.ts';
@@ -12,6 +16,14 @@ import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Scheduler } from './scheduler.ts';
+
+/** Unbatched requests an instance may hold at once (running plus waiting in its worker). */
+export const PIPELINE_DEPTH = 4;
+
+interface Slot {
+  readonly instance: BackendInstance;
+  inflight: number;
+}
 
 interface Pending {
   readonly request: InferenceRequest;
@@ -24,7 +36,8 @@ interface Pending {
 
 export class DynamicBatcher implements Scheduler {
   private readonly queue: Pending[] = [];
-  private readonly idle: BackendInstance[];
+  private readonly slots: Slot[];
+  private readonly depth: number;
   private executing = 0;
   private stopped = false;
   private drained: (() => void) | undefined;
@@ -35,7 +48,8 @@ export class DynamicBatcher implements Scheduler {
     private readonly batching: DynamicBatchingSpec | undefined,
     private readonly logger: Logger,
   ) {
-    this.idle = [...instances];
+    this.slots = instances.map((instance) => ({ instance, inflight: 0 }));
+    this.depth = batching ? 1 : PIPELINE_DEPTH;
   }
 
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
@@ -43,7 +57,9 @@ export class DynamicBatcher implements Scheduler {
     if (this.stopped) return Promise.reject(serverError('SERVER_STOPPING', { model }));
     if (request.signal?.aborted) return Promise.reject(serverError('CANCELLED', { model, reason: abortReason(request.signal) }));
     return new Promise((resolve, reject) => {
-      const pending: Pending = { request, normalized, resolve, reject, settled: false, cleanup: () => {} };
+      const pending: Pending = { request, normalized, resolve, reject, settled: false, cleanup: noop };
+      // A request cancelled while waiting leaves the queue; one already handed to
+      // an instance is answered CANCELLED at once and its result dropped.
       const signal = request.signal;
       if (signal) {
         const onAbort = (): void => {
@@ -71,10 +87,20 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0 && this.idle.length > 0) {
-      const instance = this.idle.pop()!;
-      void this.run(instance, this.takeBatch());
+    while (this.queue.length > 0) {
+      const slot = this.freestSlot();
+      if (!slot) return;
+      void this.run(slot, this.takeBatch());
     }
+  }
+
+  /** The instance with the least work that still has room, so idle instances go first. */
+  private freestSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (slot.inflight < this.depth && (!best || slot.inflight < best.inflight)) best = slot;
+    }
+    return best;
   }
 
   /** The oldest request, plus (when batching) later queued requests that fit beside it. */
@@ -96,11 +122,15 @@ export class DynamicBatcher implements Scheduler {
     return batch;
   }
 
-  private async run(instance: BackendInstance, batch: Pending[]): Promise<void> {
+  private async run(slot: Slot, batch: Pending[]): Promise<void> {
+    const { instance } = slot;
+    slot.inflight++;
     this.executing += batch.length;
     const live = batch.filter((p) => !p.settled);
-    this.logger.verbose(`${this.config.name}: ${live.length} request(s), batch size ${live.reduce((n, p) => n + p.normalized.batchSize, 0)}, ` +
-      `to instance ${instance.name}; ${this.queue.length} still queued`);
+    if (this.logger.verboseEnabled) {
+      this.logger.verbose(`${this.config.name}: ${live.length} request(s), batch size ${live.reduce((n, p) => n + p.normalized.batchSize, 0)}, ` +
+        `to instance ${instance.name}; ${this.queue.length} still queued`);
+    }
     try {
       const requests: ExecuteRequest[] = live.map((p) => ({
         inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.normalized.batchSize,
@@ -112,7 +142,7 @@ export class DynamicBatcher implements Scheduler {
       for (const pending of live) settle(pending, error);
     } finally {
       this.executing -= batch.length;
-      this.idle.push(instance);
+      slot.inflight--;
       if (!this.stopped) this.dispatch();
       this.checkDrained();
     }
@@ -125,6 +155,8 @@ export class DynamicBatcher implements Scheduler {
     }
   }
 }
+
+const noop = (): void => {};
 
 function settle(pending: Pending, outcome: readonly Tensor[] | Error): void {
   if (pending.settled) return;

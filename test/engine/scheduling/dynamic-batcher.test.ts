@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
+import { PIPELINE_DEPTH } from '../../../engine/scheduling/dynamic-batcher.ts';
 import type { InferenceServer } from '../../../engine/server.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { mlpModel } from '../../../generator/models.ts';
@@ -48,7 +49,7 @@ describe('scheduler', () => {
     assert.notEqual(bufferOf(waiting[0]!.outputs[0]), bufferOf(waiting[1]!.outputs[0]));
   });
 
-  test('a request cancelled while queued leaves the queue at once', async () => {
+  test('a cancelled request is answered at once, whether queued or already with an instance', async () => {
     const busy = server.infer(request('plain', 64));
     const controller = new AbortController();
     const queued = server.infer(request('plain', 1, controller.signal));
@@ -68,11 +69,11 @@ describe('scheduler', () => {
 test('closing the server finishes running work and refuses queued work', async () => {
   const root = await makeRepository({ plain: { config: 'max_batch_size: 64\n', versions: { 1: heavy } } });
   const server = await startEngine(root);
-  const running = server.infer(request('plain', 64));
-  await new Promise((resolve) => setImmediate(resolve));
+  // The instance holds PIPELINE_DEPTH requests; the one after them waits in the queue.
+  const running = Array.from({ length: PIPELINE_DEPTH }, () => server.infer(request('plain', 64)));
   const queued = assert.rejects(server.infer(request('plain', 1)), { code: 'SERVER_STOPPING' });
   await server.close();
-  assert.deepEqual((await running).outputs[0]!.shape, [64, 16]);
+  for (const response of await Promise.all(running)) assert.deepEqual(response.outputs[0]!.shape, [64, 16]);
   await queued;
   await assert.rejects(server.infer(request('plain', 1)), { code: 'SERVER_EXITING', message: 'Server exiting' });
   await removeRepository(root);
