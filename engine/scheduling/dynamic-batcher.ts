@@ -17,8 +17,14 @@ import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Scheduler } from './scheduler.ts';
 
-/** Unbatched requests an instance may hold at once (running plus waiting in its worker). */
-export const PIPELINE_DEPTH = 4;
+/**
+ * Unbatched requests an instance may hold at once (running plus waiting in its
+ * worker). Deep for quick models, where the thread hand-off costs more than the
+ * inference; shallow for slow ones, so a cancelled request is rarely computed.
+ */
+export const PIPELINE_DEPTH = { quick: 16, slow: 2 } as const;
+/** An execution shorter than this on average makes the model "quick". */
+const QUICK_EXECUTION_MS = 1;
 
 interface Slot {
   readonly instance: BackendInstance;
@@ -37,7 +43,8 @@ interface Pending {
 export class DynamicBatcher implements Scheduler {
   private readonly queue: Pending[] = [];
   private readonly slots: Slot[];
-  private readonly depth: number;
+  /** Moving average of execution time in ms; undefined until the first one ends. */
+  private executionMs: number | undefined;
   private executing = 0;
   private stopped = false;
   private drained: (() => void) | undefined;
@@ -49,7 +56,6 @@ export class DynamicBatcher implements Scheduler {
     private readonly logger: Logger,
   ) {
     this.slots = instances.map((instance) => ({ instance, inflight: 0 }));
-    this.depth = batching ? 1 : PIPELINE_DEPTH;
   }
 
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
@@ -94,11 +100,18 @@ export class DynamicBatcher implements Scheduler {
     }
   }
 
+  /** How much work an instance may hold: one batch when batching, else a pipeline sized by speed. */
+  private depth(): number {
+    if (this.batching) return 1;
+    return this.executionMs !== undefined && this.executionMs < QUICK_EXECUTION_MS ? PIPELINE_DEPTH.quick : PIPELINE_DEPTH.slow;
+  }
+
   /** The instance with the least work that still has room, so idle instances go first. */
   private freestSlot(): Slot | undefined {
+    const depth = this.depth();
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.inflight < this.depth && (!best || slot.inflight < best.inflight)) best = slot;
+      if (slot.inflight < depth && (!best || slot.inflight < best.inflight)) best = slot;
     }
     return best;
   }
@@ -135,7 +148,10 @@ export class DynamicBatcher implements Scheduler {
       const requests: ExecuteRequest[] = live.map((p) => ({
         inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.normalized.batchSize,
       }));
+      const started = performance.now();
       const results = await instance.execute(requests);
+      const took = performance.now() - started;
+      this.executionMs = this.executionMs === undefined ? took : 0.8 * this.executionMs + 0.2 * took;
       results.forEach((result, i) => settle(live[i]!, result.ok ? result.outputs : result.error));
     } catch (err) {
       const error = asSwitchyardError(err, this.config.name);

@@ -69,8 +69,8 @@ describe('scheduler', () => {
 test('closing the server finishes running work and refuses queued work', async () => {
   const root = await makeRepository({ plain: { config: 'max_batch_size: 64\n', versions: { 1: heavy } } });
   const server = await startEngine(root);
-  // The instance holds PIPELINE_DEPTH requests; the one after them waits in the queue.
-  const running = Array.from({ length: PIPELINE_DEPTH }, () => server.infer(request('plain', 64)));
+  // A slow model's instance holds PIPELINE_DEPTH.slow requests; the one after them waits in the queue.
+  const running = Array.from({ length: PIPELINE_DEPTH.slow }, () => server.infer(request('plain', 64)));
   const queued = assert.rejects(server.infer(request('plain', 1)), { code: 'SERVER_STOPPING' });
   await server.close();
   for (const response of await Promise.all(running)) assert.deepEqual(response.outputs[0]!.shape, [64, 16]);
