@@ -5,7 +5,6 @@
  */
 import type { Backend } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
-import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import { serverError, SwitchyardError } from './errors.ts';
 import type { InferenceRequest } from './inference-request.ts';
@@ -141,10 +140,6 @@ export class InferenceServer {
   /** The completed config in Triton's JSON form. */
   modelConfig(name: string, version?: string): ModelConfigObject {
     return this.readyVersion(name, version).config!.json;
-  }
-
-  compiledConfig(name: string, version?: string): CompiledModelConfig {
-    return this.readyVersion(name, version).config!;
   }
 
   /** Every model version the repository knows, with its state and reason. */

@@ -81,11 +81,6 @@ export function serializedBytesSize(elements: readonly Uint8Array[]): number {
   return total;
 }
 
-/** Byte size of any tensor's data in wire form. */
-export function tensorByteSize(tensor: Tensor): number {
-  return tensor.datatype === 'BYTES' ? serializedBytesSize(tensor.elements) : tensor.raw.byteLength;
-}
-
 export type NumericArray =
   | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
   | Float32Array | Float64Array | BigInt64Array | BigUint64Array;

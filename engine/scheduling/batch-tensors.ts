@@ -47,7 +47,3 @@ export function splitBatch(tensor: Tensor, batchSizes: readonly number[]): Tenso
   return pieces;
 }
 
-/** Copies a fixed tensor's bytes into a fresh buffer, so it can be transferred without touching the source. */
-export function ownedCopy(tensor: Tensor): Tensor {
-  return concatBatch([tensor]);
-}
