@@ -213,6 +213,7 @@ export function compileModelConfig(
     parameters: settings.parameters,
     defaultModelFilename: settings.defaultModelFilename,
     json: tritonJson(ctx, config),
+    notActedOn: notActedOn(config),
     file: parsed?.file,
   });
 }
@@ -366,6 +367,14 @@ function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): Schedul
     raw: dynamic,
   };
   return { kind: 'dynamic', batching };
+}
+
+/** Sections that change no answer (warm-up, caching) but are not run yet: loading goes on with a warning. */
+function notActedOn(config: Obj): string[] {
+  const sections: string[] = [];
+  if (asArray(config['model_warmup']).length > 0) sections.push('model_warmup (the model is not warmed up before it turns READY)');
+  if (asObj(config['response_cache'])?.['enable'] === true) sections.push('response_cache (responses are not cached)');
+  return sections;
 }
 
 /** Fields this build parses but cannot honour yet fail loudly rather than being ignored. */

@@ -62,6 +62,8 @@ export interface CompiledModelConfig {
   readonly defaultModelFilename: string;
   /** The completed config in Triton's JSON form, for GET .../config. */
   readonly json: Readonly<ModelConfigObject>;
+  /** Sections that are valid but that this build does not act on yet; logged as warnings at load. */
+  readonly notActedOn: readonly string[];
   /** File the config came from, or undefined when it was fully auto-completed. */
   readonly file: string | undefined;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { silentLogger } from '../../../engine/logger.ts';
 import { ModelLifecycle } from '../../../engine/repository/model-lifecycle.ts';
 import type { InferenceServer } from '../../../engine/server.ts';
 import { addSubModel, featureClassifierModel } from '../../../generator/models.ts';
@@ -200,4 +201,25 @@ test('the lifecycle refuses moves that skip a state', () => {
   lifecycle.moveTo('UNAVAILABLE', 'unloaded');
   assert.equal(lifecycle.reason, 'unloaded');
   lifecycle.moveTo('LOADING');
+});
+
+test('warm-up and response cache sections load with a warning instead of being dropped silently', async () => {
+  const root = await makeRepository({
+    warm: {
+      config: 'max_batch_size: 8\nresponse_cache { enable: true }\nmodel_warmup [ { name: "w" batch_size: 1 inputs { key: "INPUT0" value: { data_type: TYPE_INT32 dims: [ 16 ] zero_data: true } } } ]\n',
+      versions: { 1: addSub },
+    },
+  });
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (message: string) => { warnings.push(message); } };
+  const server = await startEngine(root, { logger });
+  try {
+    assert.equal(server.isModelReady('warm'), true);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[0]!, /'warm': model_warmup .* is not supported by this build yet/);
+    assert.match(warnings[1]!, /'warm': response_cache .* is not supported by this build yet/);
+  } finally {
+    await server.close();
+    await removeRepository(root);
+  }
 });
