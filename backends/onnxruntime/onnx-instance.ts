@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
-import { serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import { concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ExecuteRequest, ExecuteResult } from '../backend.ts';
@@ -92,8 +92,7 @@ export class OnnxInstance implements BackendInstance {
     try {
       outputs = await this.run(inputs, wanted, transfer);
     } catch (err) {
-      const error = err instanceof Error && 'status' in err ? (err as SwitchyardError)
-        : serverError('INFERENCE_FAILED', { model: this.modelName, detail: err instanceof Error ? err.message : String(err) });
+      const error = asSwitchyardError(err, this.modelName);
       return requests.map(() => ({ ok: false, error }));
     }
     const batchSizes = requests.map((r) => r.batchSize);

@@ -148,17 +148,17 @@ function kindJson(group: InstanceGroupSpec): string {
 }
 
 /**
- * Full compile: settings, then inputs/outputs completed from and checked
+ * Full compile, from the settings readModelSettings already checked: inputs/outputs completed from and checked
  * against the model's signature, then scheduling.
  */
 export function compileModelConfig(
   modelName: string,
   modelDir: string,
   parsed: ParsedModelConfig | undefined,
+  settings: ModelSettings,
   signature: ModelSignature,
 ): CompiledModelConfig {
   const ctx = contextOf(modelDir, parsed);
-  const settings = readModelSettings(modelName, modelDir, parsed);
   const config: Obj = structuredClone(parsed?.config ?? {});
 
   let maxBatchSize = asNumber(config['max_batch_size']);

@@ -60,7 +60,7 @@ export class ModelVersion {
       model = await source.backend.loadModel({
         modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings,
       });
-      const config = compileModelConfig(source.modelName, source.modelDir, source.parsed, model.signature);
+      const config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
       for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);
       for (const group of config.instanceGroups) {
         for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));

@@ -19,7 +19,7 @@ async function open(root: string, model: string, configText: string): Promise<{ 
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
   const settings = readModelSettings(model, dir, parsed);
   const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings });
-  const config = compileModelConfig(model, dir, parsed, backendModel.signature);
+  const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
   return { model: backendModel, instance };
 }
