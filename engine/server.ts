@@ -149,6 +149,30 @@ export class InferenceServer {
       : [...entry.versions.values()].map((v) => ({ name: entry.name, version: String(v.version), state: v.state, reason: v.reason })));
   }
 
+  /** Per-model statistics (Triton's JSON shape). Arrives with the statistics work; refused clearly until then. */
+  modelStatistics(_name?: string, _version?: string): Record<string, unknown> {
+    throw serverError('NOT_IMPLEMENTED', {
+      feature: 'the statistics extension',
+      detail: 'per-model queue and compute statistics are not collected by this build yet',
+    });
+  }
+
+  /** Loads or reloads a model (explicit model control). Refused clearly until model control lands. */
+  async loadModel(name: string): Promise<void> {
+    throw serverError('NOT_IMPLEMENTED', {
+      feature: 'the model repository extension (load)',
+      detail: `model '${name}' cannot be loaded at run time by this build yet; list it with --load-model at start`,
+    });
+  }
+
+  /** Unloads a model (explicit model control). Refused clearly until model control lands. */
+  async unloadModel(name: string): Promise<void> {
+    throw serverError('NOT_IMPLEMENTED', {
+      feature: 'the model repository extension (unload)',
+      detail: `model '${name}' cannot be unloaded at run time by this build yet`,
+    });
+  }
+
   /** Models or versions that failed to load, with why. */
   loadFailures(): ModelIndexEntry[] {
     return this.repositoryIndex().filter((e) => e.state === 'UNAVAILABLE');

@@ -4,6 +4,7 @@
  * never silently ignored. Pure: no I/O, so every rule is unit-tested.
  */
 import { didYouMean } from '../engine/config/did-you-mean.ts';
+import { DEFAULT_GRPC_MAX_MESSAGE_SIZE } from './grpc/grpc-server.ts';
 import { DEFAULT_MAX_INPUT_SIZE } from './http/http-server.ts';
 
 export interface CliOptions {
@@ -11,6 +12,11 @@ export interface CliOptions {
   readonly httpPort: number;
   readonly httpAddress: string;
   readonly allowHttp: boolean;
+  readonly grpcPort: number;
+  readonly grpcAddress: string;
+  readonly allowGrpc: boolean;
+  /** Largest gRPC request message, in bytes. */
+  readonly grpcMaxMessageSize: number;
   readonly modelControlMode: 'none' | 'explicit';
   readonly loadModels: readonly string[];
   readonly exitOnError: boolean;
@@ -35,7 +41,6 @@ interface FlagSpec {
   readonly acceptWhen?: (value: string) => boolean;
 }
 
-const GRPC = 'the gRPC endpoint is not part of this build yet';
 const METRICS = 'the Prometheus metrics endpoint is not part of this build yet';
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -44,8 +49,10 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'http-port': { kind: 'int' },
   'http-address': { kind: 'string' },
   'allow-http': { kind: 'bool' },
-  'grpc-port': { kind: 'int', notYet: GRPC },
-  'allow-grpc': { kind: 'bool', notYet: GRPC, acceptWhen: (v) => !parseBool(v) },
+  'grpc-port': { kind: 'int' },
+  'grpc-address': { kind: 'string' },
+  'allow-grpc': { kind: 'bool' },
+  'grpc-max-message-size': { kind: 'int' },
   'metrics-port': { kind: 'int', notYet: METRICS },
   'allow-metrics': { kind: 'bool', notYet: METRICS, acceptWhen: (v) => !parseBool(v) },
   'model-control-mode': { kind: 'string' },
@@ -133,6 +140,10 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     httpPort: int('http-port', 8000, 0, 65535),
     httpAddress: one('http-address') ?? '0.0.0.0',
     allowHttp: bool('allow-http', true),
+    grpcPort: int('grpc-port', 8001, 0, 65535),
+    grpcAddress: one('grpc-address') ?? '0.0.0.0',
+    allowGrpc: bool('allow-grpc', true),
+    grpcMaxMessageSize: int('grpc-max-message-size', DEFAULT_GRPC_MAX_MESSAGE_SIZE, 1, 2147483647),
     modelControlMode: mode,
     loadModels,
     exitOnError: bool('exit-on-error', true),

@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../engine/logger.ts';
 import { InferenceServer, type ModelIndexEntry } from '../engine/server.ts';
 import { CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import { closeGrpc, createGrpcServer, listenGrpc } from './grpc/grpc-server.ts';
 import { createHttpServer } from './http/http-server.ts';
 
 export interface RunningServer {
@@ -15,6 +17,9 @@ export interface RunningServer {
   readonly http: FastifyInstance | undefined;
   /** The port HTTP listens on (useful with --http-port=0). */
   readonly httpPort: number | undefined;
+  readonly grpc: GrpcServer | undefined;
+  /** The port gRPC listens on (useful with --grpc-port=0). */
+  readonly grpcPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -52,10 +57,23 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     httpPort = typeof address === 'object' && address ? address.port : options.httpPort;
     logger.info(`Started HTTPService at ${options.httpAddress}:${httpPort}`);
   }
-  return {
-    server, http, httpPort,
-    async close() {
+  let grpc: GrpcServer | undefined;
+  let grpcPort: number | undefined;
+  if (options.allowGrpc) {
+    grpc = createGrpcServer(server, { maxMessageSize: options.grpcMaxMessageSize });
+    try {
+      grpcPort = await listenGrpc(grpc, options.grpcAddress, options.grpcPort);
+    } catch (err) {
       await http?.close();
+      await server.close();
+      throw new CliError(`gRPC: cannot listen on ${options.grpcAddress}:${options.grpcPort}: ${(err as Error).message}`);
+    }
+    logger.info(`Started GRPCInferenceService at ${options.grpcAddress}:${grpcPort}`);
+  }
+  return {
+    server, http, httpPort, grpc, grpcPort,
+    async close() {
+      await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined]);
       await server.close();
     },
   };

@@ -6,8 +6,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { silentLogger } from '../../engine/logger.ts';
 import { InferenceServer, type InferenceServerOptions } from '../../engine/server.ts';
+import { closeGrpc, createGrpcServer, listenGrpc, type GrpcServerOptions } from '../../server/grpc/grpc-server.ts';
 import { createHttpServer, type HttpServerOptions } from '../../server/http/http-server.ts';
 
 export interface FixtureModel {
@@ -59,6 +61,55 @@ export async function startHttp(root: string, options: Partial<InferenceServerOp
     server, app, url: `http://127.0.0.1:${port}`,
     async close() {
       await app.close();
+      await server.close();
+    },
+  };
+}
+
+export interface GrpcFixture {
+  readonly server: InferenceServer;
+  readonly grpcServer: GrpcServer;
+  /** host:port for a grpc-js client. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** A real gRPC frontend on a free loopback port. */
+export async function startGrpc(root: string, options: Partial<InferenceServerOptions> & GrpcServerOptions = {}): Promise<GrpcFixture> {
+  const server = await startEngine(root, options);
+  const grpcServer = createGrpcServer(server, options);
+  const port = await listenGrpc(grpcServer, '127.0.0.1', 0);
+  return {
+    server, grpcServer, address: `127.0.0.1:${port}`,
+    async close() {
+      await closeGrpc(grpcServer, 1000);
+      await server.close();
+    },
+  };
+}
+
+export interface DualFixture {
+  readonly server: InferenceServer;
+  /** http://127.0.0.1:<port> */
+  readonly httpUrl: string;
+  /** 127.0.0.1:<port> */
+  readonly grpcAddress: string;
+  close(): Promise<void>;
+}
+
+/** Both frontends over one engine, as `switchyard` runs them. */
+export async function startBoth(root: string, options: Partial<InferenceServerOptions> & HttpServerOptions & GrpcServerOptions = {}): Promise<DualFixture> {
+  const server = await startEngine(root, options);
+  const app = await createHttpServer(server, options);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const httpPort = typeof address === 'object' && address ? address.port : 0;
+  const grpcServer = createGrpcServer(server, options);
+  const grpcPort = await listenGrpc(grpcServer, '127.0.0.1', 0);
+  return {
+    server, httpUrl: `http://127.0.0.1:${httpPort}`, grpcAddress: `127.0.0.1:${grpcPort}`,
+    async close() {
+      await Promise.all([app.close(), closeGrpc(grpcServer, 1000)]);
       await server.close();
     },
   };

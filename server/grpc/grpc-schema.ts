@@ -1,0 +1,34 @@
+/**
+ * The reflected gRPC schema: proto/grpc_service.proto (Triton's
+ * `inference` package, which imports model_config.proto) and
+ * proto/health.proto, loaded once with Triton's snake_case field names.
+ */
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+
+const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+
+export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+export const HEALTH_SERVICE = 'grpc.health.v1.Health';
+
+let root: protobuf.Root | undefined;
+
+export function grpcRoot(): protobuf.Root {
+  if (!root) {
+    const loaded = new protobuf.Root();
+    loaded.resolvePath = (_origin, target) => path.join(PROTO_DIR, path.basename(target));
+    loaded.loadSync(['grpc_service.proto', 'health.proto'], { keepCase: true });
+    loaded.resolveAll();
+    root = loaded;
+  }
+  return root;
+}
+
+export function grpcType(name: string): protobuf.Type {
+  return grpcRoot().lookupType(name);
+}
+
+export function grpcService(name: string): protobuf.Service {
+  return grpcRoot().lookupService(name);
+}

@@ -1,0 +1,278 @@
+/**
+ * The KServe v2 / Triton gRPC frontend on grpc-js: `inference.GRPCInferenceService`
+ * and `grpc.health.v1.Health`. Each handler decodes, calls the engine facade
+ * and encodes; no inference logic lives here. Requests are deserialised in the
+ * handler rather than by grpc-js, so a malformed message gets
+ * INVALID_ARGUMENT with a reason instead of grpc-js's generic INTERNAL.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
+import type { InferenceServer } from '../../engine/server.ts';
+import { modelConfigType } from '../../engine/config/model-config-schema.ts';
+import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
+import { decodeModelInferRequest, encodeModelInferResponse, type ModelInferRequestMessage } from './infer-codec.ts';
+
+/** grpc-js's own default is 4 MiB; like --http-max-input-size we default to 64 MiB. */
+export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+export interface GrpcServerOptions {
+  /** Largest request message accepted, in bytes. Larger ones get RESOURCE_EXHAUSTED. */
+  readonly maxMessageSize?: number;
+}
+
+type Message = Record<string, unknown>;
+type UnaryHandler = (request: Message, call: grpc.ServerUnaryCall<Buffer, Message>) => Message | Promise<Message>;
+
+const NO_SHARED_MEMORY = 'shared memory regions are not supported by this server; send tensor data in the request (raw_input_contents or contents)';
+
+function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
+  return { code: error.grpcCode, details: error.message };
+}
+
+/**
+ * An AbortSignal for one call: fires when the client cancels or the call's
+ * deadline passes. `dispose` clears the deadline timer once the call is done.
+ */
+function callSignal(call: grpc.ServerUnaryCall<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let done = false;
+  // grpc-js may also report 'cancelled' as the stream closes after a normal reply; only a live call aborts.
+  call.once('cancelled', () => {
+    if (!done) controller.abort(new Error('the client cancelled the call'));
+  });
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(at)) {
+    timer = setTimeout(() => controller.abort(new Error('the call deadline passed')), Math.max(0, at - Date.now()));
+    timer.unref();
+  }
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      done = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function decodeMessage(type: protobuf.Type, bytes: Buffer): Message {
+  try {
+    return type.decode(bytes) as unknown as Message;
+  } catch (err) {
+    throw serverError('BAD_REQUEST', { detail: `malformed ${type.name} message: ${(err as Error).message}` });
+  }
+}
+
+function serializer(type: protobuf.Type): (value: Message) => Buffer {
+  return (value) => {
+    const bytes = type.encode(value).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+/** grpc-js method definitions straight from the reflected service, with deserialisation left to the handler. */
+function serviceDefinition(service: protobuf.Service): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<Buffer, Message>> = {};
+  for (const method of Object.values(service.methods)) {
+    method.resolve();
+    const responseType = method.resolvedResponseType!;
+    definition[method.name] = {
+      path: `/${service.fullName.replace(/^\./, '')}/${method.name}`,
+      requestStream: method.requestStream === true,
+      responseStream: method.responseStream === true,
+      requestSerialize: (value: Buffer) => value,
+      requestDeserialize: (bytes: Buffer) => bytes,
+      responseSerialize: serializer(responseType),
+      responseDeserialize: (bytes: Buffer) => responseType.decode(bytes) as unknown as Message,
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+function unary(service: protobuf.Service, method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> {
+  const requestType = service.methods[method]!.resolvedRequestType!;
+  return (call, callback) => {
+    void (async () => {
+      try {
+        callback(null, await handler(decodeMessage(requestType, call.request), call));
+      } catch (err) {
+        callback(grpcError(asSwitchyardError(err)), null);
+      }
+    })();
+  };
+}
+
+function notSupported(feature: string, detail: string): UnaryHandler {
+  return () => {
+    throw serverError('NOT_IMPLEMENTED', { feature, detail });
+  };
+}
+
+const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+function inferenceHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
+  const inferRequestType = grpcType('inference.ModelInferRequest');
+
+  /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
+  async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
+    const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    const { request, rawOutput } = decodeModelInferRequest(message, signal);
+    try {
+      return encodeModelInferResponse(await server.infer(request), rawOutput);
+    } catch (err) {
+      throw asSwitchyardError(err, request.modelName);
+    }
+  }
+
+  const modelInfer: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
+    const { signal, dispose } = callSignal(call);
+    infer(call.request, signal).then(
+      (response) => {
+        dispose();
+        callback(null, response);
+      },
+      (err: unknown) => {
+        dispose();
+        callback(grpcError(asSwitchyardError(err)), null);
+      },
+    );
+  };
+
+  /**
+   * Every request on the stream runs as soon as it arrives; responses are
+   * written as they complete (match them by id). A failed request is reported
+   * in `error_message` and the stream stays open.
+   */
+  const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Message> = (call) => {
+    const { signal, dispose } = callSignal(call);
+    let pending = 0;
+    let ended = false;
+    const finish = (): void => {
+      if (ended && pending === 0) {
+        dispose();
+        call.end();
+      }
+    };
+    call.on('data', (bytes: Buffer) => {
+      pending++;
+      infer(bytes, signal).then(
+        (response) => {
+          if (!call.cancelled) call.write({ infer_response: response });
+        },
+        (err: unknown) => {
+          const error = asSwitchyardError(err);
+          if (call.cancelled) return;
+          const echo = peekIdentity(inferRequestType, bytes);
+          call.write({ error_message: error.message, infer_response: echo });
+        },
+      ).finally(() => {
+        pending--;
+        finish();
+      });
+    });
+    call.on('end', () => {
+      ended = true;
+      finish();
+    });
+    call.on('error', () => dispose());
+  };
+
+  return {
+    ServerLive: unary(service, 'ServerLive', () => ({ live: server.isLive() })),
+    ServerReady: unary(service, 'ServerReady', () => ({ ready: server.isReady() })),
+    ModelReady: unary(service, 'ModelReady', (req) => ({ ready: server.isModelReady(str(req['name']), str(req['version']) || undefined) })),
+    ServerMetadata: unary(service, 'ServerMetadata', () => ({ ...server.serverMetadata() })),
+    ModelMetadata: unary(service, 'ModelMetadata', (req) => ({ ...server.modelMetadata(str(req['name']), str(req['version']) || undefined) })),
+    ModelInfer: modelInfer,
+    ModelStreamInfer: modelStreamInfer,
+    ModelConfig: unary(service, 'ModelConfig', (req) => {
+      const json = server.modelConfig(str(req['name']), str(req['version']) || undefined);
+      return { config: modelConfigType().fromObject(json) };
+    }),
+    ModelStatistics: unary(service, 'ModelStatistics', (req) => server.modelStatistics(str(req['name']) || undefined, str(req['version']) || undefined)),
+    RepositoryIndex: unary(service, 'RepositoryIndex', (req) => {
+      if (str(req['repository_name']) !== '') {
+        throw serverError('NOT_IMPLEMENTED', { feature: 'repository_name', detail: 'the index always covers every repository; leave repository_name empty' });
+      }
+      const readyOnly = req['ready'] === true;
+      return { models: server.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
+    }),
+    RepositoryModelLoad: unary(service, 'RepositoryModelLoad', async (req) => {
+      await server.loadModel(str(req['model_name']));
+      return {};
+    }),
+    RepositoryModelUnload: unary(service, 'RepositoryModelUnload', async (req) => {
+      await server.unloadModel(str(req['model_name']));
+      return {};
+    }),
+    SystemSharedMemoryStatus: unary(service, 'SystemSharedMemoryStatus', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    SystemSharedMemoryRegister: unary(service, 'SystemSharedMemoryRegister', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    SystemSharedMemoryUnregister: unary(service, 'SystemSharedMemoryUnregister', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryStatus: unary(service, 'CudaSharedMemoryStatus', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryRegister: unary(service, 'CudaSharedMemoryRegister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryUnregister: unary(service, 'CudaSharedMemoryUnregister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    TraceSetting: unary(service, 'TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
+    LogSettings: unary(service, 'LogSettings', notSupported('the logging extension', 'log settings are fixed at start with --log-verbose')),
+  };
+}
+
+/** Reads model name, version and id of a request that failed, so its stream error can be matched. */
+function peekIdentity(type: protobuf.Type, bytes: Buffer): Message {
+  try {
+    const m = type.decode(bytes) as unknown as ModelInferRequestMessage;
+    return { model_name: m.model_name ?? '', model_version: m.model_version ?? '', id: m.id ?? '' };
+  } catch {
+    return {};
+  }
+}
+
+function healthHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
+  return {
+    Check: unary(service, 'Check', (req) => {
+      const name = str(req['service']);
+      if (name !== '' && name !== INFERENCE_SERVICE) {
+        throw serverError('UNKNOWN_SERVICE', { service: name, known: [INFERENCE_SERVICE] });
+      }
+      return { status: server.isReady() ? 'SERVING' : 'NOT_SERVING' };
+    }),
+  };
+}
+
+/** A grpc-js server with both services, not yet bound to a port. */
+export function createGrpcServer(server: InferenceServer, options: GrpcServerOptions = {}): grpc.Server {
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE,
+    'grpc.max_send_message_length': -1,
+  });
+  const inference = grpcService(INFERENCE_SERVICE);
+  grpcServer.addService(serviceDefinition(inference), inferenceHandlers(server, inference));
+  const health = grpcService(HEALTH_SERVICE);
+  grpcServer.addService(serviceDefinition(health), healthHandlers(server, health));
+  return grpcServer;
+}
+
+/** Binds to address:port (port 0 picks a free one) and resolves with the port bound. */
+export function listenGrpc(grpcServer: grpc.Server, address: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    grpcServer.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) reject(err);
+      else resolve(bound);
+    });
+  });
+}
+
+/** Stops taking calls, lets running ones finish for up to `graceMs`, then cancels the rest. */
+export function closeGrpc(grpcServer: grpc.Server, graceMs = 5000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      grpcServer.forceShutdown();
+      resolve();
+    }, graceMs);
+    grpcServer.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

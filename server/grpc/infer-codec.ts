@@ -1,0 +1,324 @@
+/**
+ * Decodes a gRPC ModelInferRequest (as protobufjs decoded it) into an engine
+ * InferenceRequest, and encodes the engine's response as a plain
+ * ModelInferResponse object for protobufjs to serialise. Pure functions: no
+ * grpc-js, no I/O, so every rule here is unit-tested on its own.
+ *
+ * Tensor data arrives either typed, in `contents`, or as little-endian bytes
+ * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
+ * no typed field and travel raw only.
+ */
+import { serverError, type SwitchyardError } from '../../engine/errors.ts';
+import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
+import type { InferenceResponse } from '../../engine/inference-response.ts';
+import {
+  DATA_TYPES, bytesOf, elementByteSize, elementCount, formatShape, isDataType, typedView,
+  TensorSizeError, type DataType, type FixedDataType, type Tensor,
+} from '../../engine/tensor.ts';
+import { parseBytesElements, tensorBinary } from '../http/binary-tensor-data.ts';
+
+/** A 64-bit integer as protobufjs hands it over (a Long) or takes it (any {low, high} pair, or a number). */
+interface LongBits {
+  readonly low: number;
+  readonly high: number;
+  readonly unsigned?: boolean;
+}
+type Int64 = LongBits | number;
+
+/** A 64-bit value as the low and high 32-bit words protobufjs writes. */
+function longOf(value: bigint, unsigned: boolean): LongBits {
+  const bits = BigInt.asUintN(64, value);
+  return { low: Number(bits & 0xffffffffn) | 0, high: Number(bits >> 32n) | 0, unsigned };
+}
+
+/** The oneof `InferParameter` / `ModelRepositoryParameter` as decoded. */
+export interface ParameterMessage {
+  readonly parameter_choice?: string;
+  readonly bool_param?: boolean;
+  readonly int64_param?: Int64;
+  readonly string_param?: string;
+  readonly double_param?: number;
+  readonly uint64_param?: Int64;
+}
+
+export interface ContentsMessage {
+  readonly bool_contents?: readonly boolean[];
+  readonly int_contents?: readonly number[];
+  readonly int64_contents?: readonly Int64[];
+  readonly uint_contents?: readonly number[];
+  readonly uint64_contents?: readonly Int64[];
+  readonly fp32_contents?: readonly number[];
+  readonly fp64_contents?: readonly number[];
+  readonly bytes_contents?: readonly Uint8Array[];
+}
+
+interface InputMessage {
+  readonly name?: string;
+  readonly datatype?: string;
+  readonly shape?: readonly Int64[];
+  readonly parameters?: Readonly<Record<string, ParameterMessage>>;
+  readonly contents?: ContentsMessage;
+}
+
+interface OutputMessage {
+  readonly name?: string;
+  readonly parameters?: Readonly<Record<string, ParameterMessage>>;
+}
+
+/** The decoded `inference.ModelInferRequest`. */
+export interface ModelInferRequestMessage {
+  readonly model_name?: string;
+  readonly model_version?: string;
+  readonly id?: string;
+  readonly parameters?: Readonly<Record<string, ParameterMessage>>;
+  readonly inputs?: readonly InputMessage[];
+  readonly outputs?: readonly OutputMessage[];
+  readonly raw_input_contents?: readonly Uint8Array[];
+}
+
+export interface DecodedGrpcInfer {
+  readonly request: InferenceRequest;
+  /** The client sent raw_input_contents, so outputs go back as raw_output_contents (Triton's rule). */
+  readonly rawOutput: boolean;
+}
+
+/** Which `contents` member carries each datatype; FP16 and BF16 have none. */
+const CONTENTS_FIELD: Readonly<Record<DataType, keyof ContentsMessage | undefined>> = {
+  BOOL: 'bool_contents',
+  INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents',
+  INT64: 'int64_contents',
+  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  FP32: 'fp32_contents', FP64: 'fp64_contents',
+  FP16: undefined, BF16: undefined,
+  BYTES: 'bytes_contents',
+};
+
+const CONTENTS_FIELDS = [...new Set(Object.values(CONTENTS_FIELD).filter((f) => f !== undefined))];
+
+/** Integer ranges checked for typed contents, so an out-of-range value is refused, not wrapped. */
+const INT_RANGE: Partial<Record<DataType, readonly [number, number]>> = {
+  INT8: [-128, 127], INT16: [-32768, 32767], INT32: [-2147483648, 2147483647],
+  UINT8: [0, 255], UINT16: [0, 65535], UINT32: [0, 4294967295],
+};
+
+function invalid(detail: string): SwitchyardError {
+  return serverError('BAD_REQUEST', { detail });
+}
+
+function toBigInt(value: Int64, unsigned: boolean): bigint {
+  if (typeof value === 'number') return unsigned ? BigInt.asUintN(64, BigInt(value)) : BigInt(value);
+  const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+  return unsigned ? bits : BigInt.asIntN(64, bits);
+}
+
+/** A request or tensor parameter as the engine takes it: 64-bit integers stay numbers while they are exact. */
+export function parameterValue(message: ParameterMessage, where: string): ParameterValue {
+  switch (message.parameter_choice) {
+    case 'bool_param': return message.bool_param ?? false;
+    case 'string_param': return message.string_param ?? '';
+    case 'double_param': return message.double_param ?? 0;
+    case 'int64_param':
+    case 'uint64_param': {
+      const big = toBigInt(message[message.parameter_choice] ?? 0, message.parameter_choice === 'uint64_param');
+      return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
+    default:
+      throw invalid(`parameter ${where} has no value: set one of bool_param, int64_param, string_param, double_param, uint64_param`);
+  }
+}
+
+function parameters(map: Readonly<Record<string, ParameterMessage>> | undefined, where: string): Record<string, ParameterValue> {
+  const out: Record<string, ParameterValue> = {};
+  for (const [key, message] of Object.entries(map ?? {})) out[key] = parameterValue(message, `'${key}' in ${where}`);
+  return out;
+}
+
+/** Encodes an engine parameter as an InferParameter message object. */
+export function parameterMessage(value: ParameterValue): ParameterMessage {
+  if (typeof value === 'boolean') return { bool_param: value };
+  if (typeof value === 'string') return { string_param: value };
+  if (typeof value === 'bigint') {
+    return value > 0x7fffffffffffffffn ? { uint64_param: longOf(value, true) } : { int64_param: longOf(value, false) };
+  }
+  return Number.isInteger(value) ? { int64_param: value } : { double_param: value };
+}
+
+function shapeOf(name: string, dims: readonly Int64[]): number[] {
+  return dims.map((dim) => {
+    const big = toBigInt(dim, false);
+    if (big < 0n) {
+      throw invalid(`input '${name}' has a negative dimension (${big}) in its shape [${dims.map((d) => toBigInt(d, false)).join(',')}]; every dimension must be 0 or more`);
+    }
+    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input '${name}' has a dimension of ${big}, which is too large`);
+    return Number(big);
+  });
+}
+
+function countOf(name: string, shape: readonly number[]): number {
+  try {
+    return elementCount(shape);
+  } catch (err) {
+    throw serverError('TENSOR_SIZE', { tensor: name, detail: (err as TensorSizeError).message });
+  }
+}
+
+function filledContentsFields(contents: ContentsMessage | undefined): (keyof ContentsMessage)[] {
+  if (!contents) return [];
+  return CONTENTS_FIELDS.filter((field) => (contents[field]?.length ?? 0) > 0);
+}
+
+function fromRaw(name: string, datatype: DataType, shape: number[], count: number, data: Uint8Array): Tensor {
+  if (datatype === 'BYTES') {
+    const elements = parseBytesElements(name, data);
+    if (elements.length !== count) {
+      throw invalid(`input '${name}': raw_input_contents holds ${elements.length} BYTES elements but shape ${formatShape(shape)} needs ${count}`);
+    }
+    return { name, datatype, shape, elements };
+  }
+  const expected = count * elementByteSize(datatype)!;
+  if (data.byteLength !== expected) {
+    throw invalid(`input '${name}': raw_input_contents holds ${data.byteLength} bytes but ${datatype} shape ${formatShape(shape)} needs ${expected}`);
+  }
+  return { name, datatype, shape, raw: data };
+}
+
+function fromContents(name: string, datatype: DataType, shape: number[], count: number, contents: ContentsMessage | undefined): Tensor {
+  const field = CONTENTS_FIELD[datatype];
+  if (field === undefined) {
+    if (count === 0) return { name, datatype: datatype as FixedDataType, shape, raw: new Uint8Array(0) };
+    throw invalid(`input '${name}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
+  }
+  const stray = filledContentsFields(contents).filter((f) => f !== field);
+  if (stray.length > 0) {
+    throw invalid(`input '${name}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
+  }
+  const values = (contents?.[field] ?? []) as readonly unknown[];
+  if (values.length !== count) {
+    throw invalid(count > 0 && values.length === 0
+      ? `input '${name}' has no data: set contents.${field} or raw_input_contents`
+      : `input '${name}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
+  }
+  if (datatype === 'BYTES') return { name, datatype, shape, elements: values as Uint8Array[] };
+  return { name, datatype, shape, raw: typedContents(name, datatype, values) };
+}
+
+function typedContents(name: string, datatype: FixedDataType, values: readonly unknown[]): Uint8Array {
+  switch (datatype) {
+    case 'BOOL': return Uint8Array.from(values as boolean[], (v) => (v ? 1 : 0));
+    case 'INT64':
+    case 'UINT64': {
+      const out = new Uint8Array(values.length * 8);
+      const view = new DataView(out.buffer);
+      (values as Int64[]).forEach((v, i) => view.setBigUint64(i * 8, BigInt.asUintN(64, toBigInt(v, datatype === 'UINT64')), true));
+      return out;
+    }
+    default: {
+      const range = INT_RANGE[datatype];
+      if (range) {
+        const bad = (values as number[]).findIndex((v) => v < range[0] || v > range[1]);
+        if (bad >= 0) throw invalid(`input '${name}': element ${bad} is ${String(values[bad])}, outside the ${datatype} range ${range[0]}..${range[1]}`);
+      }
+      const view = typedView(datatype, new Uint8Array(values.length * elementByteSize(datatype)!));
+      (view as Float64Array).set(values as number[]);
+      return bytesOf(view);
+    }
+  }
+}
+
+export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): DecodedGrpcInfer {
+  const model = message.model_name ?? '';
+  const inputs = message.inputs ?? [];
+  const raw = message.raw_input_contents ?? [];
+  if (raw.length > 0 && raw.length !== inputs.length) {
+    throw invalid(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs for model '${model}': when raw_input_contents is used it holds one entry per input, in the order of 'inputs'`);
+  }
+  const tensors: Tensor[] = inputs.map((input, index) => {
+    const name = input.name ?? '';
+    if (name === '') throw invalid(`inputs[${index}] has no name`);
+    const datatype = input.datatype ?? '';
+    if (!isDataType(datatype)) {
+      throw invalid(`invalid datatype for input '${name}': '${datatype}' is not one of ${DATA_TYPES.join(', ')}`);
+    }
+    const shape = shapeOf(name, input.shape ?? []);
+    const count = countOf(name, shape);
+    const data = raw[index];
+    if (data !== undefined) {
+      const filled = filledContentsFields(input.contents);
+      if (filled.length > 0) {
+        throw invalid(`input '${name}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
+      }
+      return fromRaw(name, datatype, shape, count, data);
+    }
+    return fromContents(name, datatype, shape, count, input.contents);
+  });
+
+  const requested = new Set<string>();
+  const outputs = (message.outputs ?? []).map((output, index) => {
+    const name = output.name ?? '';
+    if (name === '') throw invalid(`outputs[${index}] has no name`);
+    if (output.parameters?.['classification'] !== undefined) {
+      throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from the parameters of output '${name}'` });
+    }
+    if (requested.has(name)) throw invalid(`output '${name}' is requested more than once`);
+    requested.add(name);
+    return name;
+  });
+
+  const request: InferenceRequest = {
+    modelName: model,
+    ...(message.model_version ? { modelVersion: message.model_version } : {}),
+    ...(message.id ? { id: message.id } : {}),
+    inputs: tensors,
+    ...(outputs.length > 0 ? { outputs } : {}),
+    parameters: parameters(message.parameters, 'the request parameters'),
+    ...(signal ? { signal } : {}),
+  };
+  return { request, rawOutput: raw.length > 0 };
+}
+
+function longsOf(view: BigInt64Array | BigUint64Array, unsigned: boolean): LongBits[] {
+  return Array.from(view, (v: bigint) => longOf(v, unsigned));
+}
+
+/** The typed `contents` of one output tensor. */
+export function contentsOf(tensor: Tensor): ContentsMessage {
+  if (tensor.datatype === 'BYTES') return { bytes_contents: tensor.elements };
+  const view = typedView(tensor.datatype, tensor.raw);
+  switch (tensor.datatype) {
+    case 'BOOL': return { bool_contents: Array.from(view as Uint8Array, (v) => v !== 0) };
+    case 'INT64': return { int64_contents: longsOf(view as BigInt64Array, false) };
+    case 'UINT64': return { uint64_contents: longsOf(view as BigUint64Array, true) };
+    default: {
+      const field = CONTENTS_FIELD[tensor.datatype];
+      if (field === undefined) throw new Error(`${tensor.datatype} has no typed contents field`);
+      return { [field]: view as unknown as number[] };
+    }
+  }
+}
+
+/**
+ * The ModelInferResponse for protobufjs. Outputs go raw when the request was
+ * raw, and also whenever an output is FP16 or BF16 (which have no typed field,
+ * and raw_output_contents must then cover every output).
+ */
+export function encodeModelInferResponse(response: InferenceResponse, rawOutput: boolean): Record<string, unknown> {
+  const raw = rawOutput || response.outputs.some((t) => t.datatype === 'FP16' || t.datatype === 'BF16');
+  const outputs = response.outputs.map((tensor) => ({
+    name: tensor.name,
+    datatype: tensor.datatype,
+    shape: tensor.shape,
+    ...(raw ? {} : { contents: contentsOf(tensor) }),
+  }));
+  const params = response.parameters ?? {};
+  return {
+    model_name: response.modelName,
+    model_version: response.modelVersion,
+    id: response.id ?? '',
+    ...(Object.keys(params).length > 0
+      ? { parameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, parameterMessage(v)])) }
+      : {}),
+    outputs,
+    ...(raw ? { raw_output_contents: response.outputs.map(tensorBinary) } : {}),
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * A bare grpc-js client for tests: it speaks the wire format straight from
+ * proto/grpc_service.proto, independent of our client SDK, and can send
+ * arbitrary bytes (to test malformed messages).
+ */
+import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from '../../server/grpc/grpc-schema.ts';
+
+export type Message = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface CallOutcome {
+  readonly response?: Message;
+  readonly error?: grpc.ServiceError;
+}
+
+export class RawGrpcClient {
+  private readonly client: grpc.Client;
+
+  constructor(address: string, options: grpc.ClientOptions = {}) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), options);
+  }
+
+  private method(name: string): { path: string; request: protobuf.Type; response: protobuf.Type } {
+    const [serviceName, service] = name === 'Check'
+      ? [HEALTH_SERVICE, grpcService(HEALTH_SERVICE)]
+      : [INFERENCE_SERVICE, grpcService(INFERENCE_SERVICE)];
+    const method = service.methods[name]!;
+    method.resolve();
+    return { path: `/${serviceName}/${name}`, request: method.resolvedRequestType!, response: method.resolvedResponseType! };
+  }
+
+  /** A unary call with a message object (or raw bytes); resolves with the response or the error, never rejects. */
+  call(name: string, request: Message | Buffer, options: grpc.CallOptions = {}): Promise<CallOutcome> {
+    const { path, request: requestType, response: responseType } = this.method(name);
+    const bytes = Buffer.isBuffer(request) ? request : Buffer.from(requestType.encode(requestType.fromObject(request)).finish());
+    return new Promise((resolve) => {
+      this.client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => responseType.decode(b) as unknown as Message,
+        bytes, new grpc.Metadata(), options, (error, response) => {
+          resolve(error ? { error } : { response: response! });
+        });
+    });
+  }
+
+  /** Opens ModelStreamInfer; messages come back decoded as ModelStreamInferResponse. */
+  stream(options: grpc.CallOptions = {}): grpc.ClientDuplexStream<Message, Message> {
+    const requestType = grpcType('inference.ModelInferRequest');
+    const responseType = grpcType('inference.ModelStreamInferResponse');
+    return this.client.makeBidiStreamRequest(`/${INFERENCE_SERVICE}/ModelStreamInfer`,
+      (m: Message) => (Buffer.isBuffer(m) ? m : Buffer.from(requestType.encode(requestType.fromObject(m)).finish())),
+      (b: Buffer) => responseType.decode(b) as unknown as Message, new grpc.Metadata(), options);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** A Long (or number) as a JavaScript number. */
+export function num(value: unknown): number {
+  if (typeof value === 'number') return value;
+  const long = value as { low: number; high: number; unsigned?: boolean };
+  return Number((BigInt(long.high) << 32n) | BigInt(long.low >>> 0));
+}
