@@ -85,8 +85,6 @@ export const CATALOGUE = {
     (p) => `inference failed in model '${p.model}': ${p.detail}`),
   MODEL_LOAD_FAILED: entry<{ model: string; detail: string }>('INVALID_ARG',
     (p) => `failed to load '${p.model}': ${p.detail}`),
-  UNKNOWN_SERVICE: entry<{ service: string; known: readonly string[] }>('NOT_FOUND',
-    (p) => `unknown service '${p.service}': this server answers health checks for '' (the whole server) and ${p.known.map((k) => `'${k}'`).join(', ')}`),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

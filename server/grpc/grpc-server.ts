@@ -13,8 +13,8 @@ import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import { decodeModelInferRequest, encodeModelInferResponse, type ModelInferRequestMessage } from './infer-codec.ts';
 
-/** grpc-js's own default is 4 MiB; like --http-max-input-size we default to 64 MiB. */
-export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+/** Triton's limit (INT32_MAX) rather than grpc-js's 4 MiB, so Triton clients' large requests fit. */
+export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
 
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes. Larger ones get RESOURCE_EXHAUSTED. */
@@ -118,9 +118,9 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
   async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
     const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
-    const { request, rawOutput } = decodeModelInferRequest(message, signal);
+    const request = decodeModelInferRequest(message, signal);
     try {
-      return encodeModelInferResponse(await server.infer(request), rawOutput);
+      return encodeModelInferResponse(await server.infer(request));
     } catch (err) {
       throw asSwitchyardError(err, request.modelName);
     }
@@ -141,40 +141,40 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   };
 
   /**
-   * Every request on the stream runs as soon as it arrives; responses are
-   * written as they complete (match them by id). A failed request is reported
-   * in `error_message` and the stream stays open.
+   * Every request on the stream starts as soon as it arrives, but responses
+   * are written in request order, as Triton does for models that answer once
+   * per request. A failed request is reported in `error_message` (with its id)
+   * and the stream stays open.
    */
   const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Message> = (call) => {
     const { signal, dispose } = callSignal(call);
-    let pending = 0;
+    const queue: { reply?: Message }[] = [];
     let ended = false;
-    const finish = (): void => {
-      if (ended && pending === 0) {
+    const flush = (): void => {
+      while (queue[0]?.reply) {
+        const reply = queue.shift()!.reply!;
+        if (!call.cancelled) call.write(reply);
+      }
+      if (ended && queue.length === 0) {
         dispose();
         call.end();
       }
     };
     call.on('data', (bytes: Buffer) => {
-      pending++;
+      const slot: { reply?: Message } = {};
+      queue.push(slot);
       infer(bytes, signal).then(
         (response) => {
-          if (!call.cancelled) call.write({ infer_response: response });
+          slot.reply = { infer_response: response };
         },
         (err: unknown) => {
-          const error = asSwitchyardError(err);
-          if (call.cancelled) return;
-          const echo = peekIdentity(inferRequestType, bytes);
-          call.write({ error_message: error.message, infer_response: echo });
+          slot.reply = { error_message: asSwitchyardError(err).message, infer_response: { id: peekId(inferRequestType, bytes) } };
         },
-      ).finally(() => {
-        pending--;
-        finish();
-      });
+      ).finally(flush);
     });
     call.on('end', () => {
       ended = true;
-      finish();
+      flush();
     });
     call.on('error', () => dispose());
   };
@@ -218,25 +218,23 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   };
 }
 
-/** Reads model name, version and id of a request that failed, so its stream error can be matched. */
-function peekIdentity(type: protobuf.Type, bytes: Buffer): Message {
+/** The id of a request that failed, so its stream error can be matched to it ('' when unreadable). */
+function peekId(type: protobuf.Type, bytes: Buffer): string {
   try {
-    const m = type.decode(bytes) as unknown as ModelInferRequestMessage;
-    return { model_name: m.model_name ?? '', model_version: m.model_version ?? '', id: m.id ?? '' };
+    return (type.decode(bytes) as unknown as ModelInferRequestMessage).id ?? '';
   } catch {
-    return {};
+    return '';
   }
 }
 
+/** grpc.health.v1 HealthCheckResponse.ServingStatus values. */
+const SERVING = 1;
+const NOT_SERVING = 2;
+
 function healthHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
   return {
-    Check: unary(service, 'Check', (req) => {
-      const name = str(req['service']);
-      if (name !== '' && name !== INFERENCE_SERVICE) {
-        throw serverError('UNKNOWN_SERVICE', { service: name, known: [INFERENCE_SERVICE] });
-      }
-      return { status: server.isReady() ? 'SERVING' : 'NOT_SERVING' };
-    }),
+    // Like Triton, the answer is the server's readiness whatever service is named; Watch is not served.
+    Check: unary(service, 'Check', () => ({ status: server.isReady() ? SERVING : NOT_SERVING })),
   };
 }
 

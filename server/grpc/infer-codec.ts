@@ -76,12 +76,6 @@ export interface ModelInferRequestMessage {
   readonly raw_input_contents?: readonly Uint8Array[];
 }
 
-export interface DecodedGrpcInfer {
-  readonly request: InferenceRequest;
-  /** The client sent raw_input_contents, so outputs go back as raw_output_contents (Triton's rule). */
-  readonly rawOutput: boolean;
-}
-
 /** Which `contents` member carries each datatype; FP16 and BF16 have none. */
 const CONTENTS_FIELD: Readonly<Record<DataType, keyof ContentsMessage | undefined>> = {
   BOOL: 'bool_contents',
@@ -226,7 +220,7 @@ function typedContents(name: string, datatype: FixedDataType, values: readonly u
   }
 }
 
-export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): DecodedGrpcInfer {
+export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): InferenceRequest {
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
@@ -265,7 +259,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     return name;
   });
 
-  const request: InferenceRequest = {
+  return {
     modelName: model,
     ...(message.model_version ? { modelVersion: message.model_version } : {}),
     ...(message.id ? { id: message.id } : {}),
@@ -274,42 +268,14 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     parameters: parameters(message.parameters, 'the request parameters'),
     ...(signal ? { signal } : {}),
   };
-  return { request, rawOutput: raw.length > 0 };
-}
-
-function longsOf(view: BigInt64Array | BigUint64Array, unsigned: boolean): LongBits[] {
-  return Array.from(view, (v: bigint) => longOf(v, unsigned));
-}
-
-/** The typed `contents` of one output tensor. */
-export function contentsOf(tensor: Tensor): ContentsMessage {
-  if (tensor.datatype === 'BYTES') return { bytes_contents: tensor.elements };
-  const view = typedView(tensor.datatype, tensor.raw);
-  switch (tensor.datatype) {
-    case 'BOOL': return { bool_contents: Array.from(view as Uint8Array, (v) => v !== 0) };
-    case 'INT64': return { int64_contents: longsOf(view as BigInt64Array, false) };
-    case 'UINT64': return { uint64_contents: longsOf(view as BigUint64Array, true) };
-    default: {
-      const field = CONTENTS_FIELD[tensor.datatype];
-      if (field === undefined) throw new Error(`${tensor.datatype} has no typed contents field`);
-      return { [field]: view as unknown as number[] };
-    }
-  }
 }
 
 /**
- * The ModelInferResponse for protobufjs. Outputs go raw when the request was
- * raw, and also whenever an output is FP16 or BF16 (which have no typed field,
- * and raw_output_contents must then cover every output).
+ * The ModelInferResponse for protobufjs. As Triton does, output data always
+ * travels in raw_output_contents (one entry per output, in order), whichever
+ * way the inputs came; clients written for Triton read it from there.
  */
-export function encodeModelInferResponse(response: InferenceResponse, rawOutput: boolean): Record<string, unknown> {
-  const raw = rawOutput || response.outputs.some((t) => t.datatype === 'FP16' || t.datatype === 'BF16');
-  const outputs = response.outputs.map((tensor) => ({
-    name: tensor.name,
-    datatype: tensor.datatype,
-    shape: tensor.shape,
-    ...(raw ? {} : { contents: contentsOf(tensor) }),
-  }));
+export function encodeModelInferResponse(response: InferenceResponse): Record<string, unknown> {
   const params = response.parameters ?? {};
   return {
     model_name: response.modelName,
@@ -318,7 +284,7 @@ export function encodeModelInferResponse(response: InferenceResponse, rawOutput:
     ...(Object.keys(params).length > 0
       ? { parameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, parameterMessage(v)])) }
       : {}),
-    outputs,
-    ...(raw ? { raw_output_contents: response.outputs.map(tensorBinary) } : {}),
+    outputs: response.outputs.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape })),
+    raw_output_contents: response.outputs.map(tensorBinary),
   };
 }

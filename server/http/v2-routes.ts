@@ -68,10 +68,62 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     }
   };
 
+  const stats = modelJson((model, version) => server.modelStatistics(model, version));
   for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
     app.get(prefix, metadata);
     app.get(`${prefix}/ready`, ready);
     app.get(`${prefix}/config`, config);
+    app.get(`${prefix}/stats`, stats);
     app.post(`${prefix}/infer`, infer);
   }
+  app.get('/v2/models/stats', async (_req, reply) => {
+    try {
+      return reply.type('application/json').send(JSON.stringify(server.modelStatistics()));
+    } catch (err) {
+      return sendError(reply, err);
+    }
+  });
+
+  app.post('/v2/repository/index', async (req, reply) => {
+    try {
+      const { ready } = repositoryRequestBody(req.body, { ready: 'boolean' });
+      const index = server.repositoryIndex().filter((e) => ready !== true || e.state === 'READY');
+      return reply.type('application/json').send(JSON.stringify(index));
+    } catch (err) {
+      return sendError(reply, err);
+    }
+  });
+  const control = (action: (model: string) => Promise<void>) => async (req: ModelRequest, reply: FastifyReply) => {
+    try {
+      repositoryRequestBody(req.body, { parameters: 'object' });
+      await action(req.params.model);
+      return reply.code(200).send();
+    } catch (err) {
+      return sendError(reply, err, req.params.model);
+    }
+  };
+  app.post('/v2/repository/models/:model/load', control((model) => server.loadModel(model)));
+  app.post('/v2/repository/models/:model/unload', control((model) => server.unloadModel(model)));
 };
+
+/** An optional JSON object body of a repository call, with each known key type-checked. */
+function repositoryRequestBody(body: unknown, fields: Readonly<Record<string, 'boolean' | 'object'>>): Record<string, unknown> {
+  const text = Buffer.isBuffer(body) ? body.toString('utf8').trim() : '';
+  if (text === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw serverError('MALFORMED_JSON', { detail: (err as Error).message });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw serverError('MALFORMED_JSON', { detail: 'the request body must be a JSON object' });
+  }
+  const record = parsed as Record<string, unknown>;
+  for (const [key, type] of Object.entries(fields)) {
+    const value = record[key];
+    const ok = value === undefined || (type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value) : typeof value === type);
+    if (!ok) throw serverError('UNPARSABLE_FIELD', { field: key, detail: `expected ${type === 'object' ? 'an object' : 'true or false'}` });
+  }
+  return record;
+}

@@ -72,19 +72,20 @@ describe('gRPC ModelInfer', () => {
     await removeRepository(root);
   });
 
-  test('typed contents in, typed contents out, with the id echoed', async () => {
+  test('typed contents in; outputs in raw_output_contents, as Triton sends them; id echoed', async () => {
     const { response, error } = await client.call('ModelInfer', addSubRequest({ id: 'req-7' }));
     assert.equal(error, undefined);
     assert.equal(response!['model_name'], 'add_sub');
     assert.equal(response!['model_version'], '1');
     assert.equal(response!['id'], 'req-7');
-    assert.deepEqual(response!['raw_output_contents'], []);
     const [out0, out1] = response!['outputs'];
     assert.equal(out0.name, 'OUTPUT0');
     assert.equal(out0.datatype, 'INT32');
     assert.deepEqual(out0.shape.map(num), [1, 16]);
-    assert.deepEqual(out0.contents.int_contents, range(16, (i) => i + 1));
-    assert.deepEqual(out1.contents.int_contents, range(16, (i) => i - 1));
+    assert.equal(out0.contents, null);
+    const raw = response!['raw_output_contents'] as Uint8Array[];
+    assert.deepEqual(ints(raw[0]!), range(16, (i) => i + 1));
+    assert.deepEqual(ints(raw[1]!), range(16, (i) => i - 1));
   });
 
   test('raw_input_contents in, raw_output_contents out', async () => {
@@ -152,22 +153,20 @@ describe('gRPC ModelInfer', () => {
     };
     const { response, error } = await client.call('ModelInfer', request);
     assert.equal(error, undefined, error?.details);
-    const byName = new Map((response!['outputs'] as Message[]).map((o) => [o['name'], o['contents']]));
-    const longText = (l: { low: number; high: number; unsigned: boolean }): string => {
-      const bits = (BigInt(l.high >>> 0) << 32n) | BigInt(l.low >>> 0);
-      return String(l.unsigned ? bits : BigInt.asIntN(64, bits));
-    };
-    assert.deepEqual(byName.get('OUT_INT64').int64_contents.map(longText), big);
-    assert.deepEqual(byName.get('OUT_UINT64').uint64_contents.map(longText), ['18446744073709551615', '1']);
-    assert.deepEqual(byName.get('OUT_BOOL').bool_contents, [true, false]);
-    assert.deepEqual(byName.get('OUT_INT8').int_contents, [-128, 127]);
-    assert.deepEqual(byName.get('OUT_UINT16').uint_contents, [65535]);
-    assert.deepEqual(byName.get('OUT_FP32').fp32_contents, [1.5, -2.25]);
-    assert.deepEqual(byName.get('OUT_FP64').fp64_contents, [Math.PI]);
-    assert.deepEqual(byName.get('OUT_BYTES').bytes_contents.map((b: Uint8Array) => Buffer.from(b).toString()), ['ab', '']);
+    const names = (response!['outputs'] as Message[]).map((o) => o['name'] as string);
+    const raw = response!['raw_output_contents'] as Uint8Array[];
+    const out = (name: string): ArrayBuffer => Uint8Array.from(raw[names.indexOf(name)]!).buffer;
+    assert.deepEqual([...new BigInt64Array(out('OUT_INT64'))].map(String), big);
+    assert.deepEqual([...new BigUint64Array(out('OUT_UINT64'))].map(String), ['18446744073709551615', '1']);
+    assert.deepEqual([...new Uint8Array(out('OUT_BOOL'))], [1, 0]);
+    assert.deepEqual([...new Int8Array(out('OUT_INT8'))], [-128, 127]);
+    assert.deepEqual([...new Uint16Array(out('OUT_UINT16'))], [65535]);
+    assert.deepEqual([...new Float32Array(out('OUT_FP32'))], [1.5, -2.25]);
+    assert.deepEqual([...new Float64Array(out('OUT_FP64'))], [Math.PI]);
+    assert.deepEqual(Buffer.from(out('OUT_BYTES')), Buffer.from([2, 0, 0, 0, 0x61, 0x62, 0, 0, 0, 0]));
   });
 
-  test('an FP16 output goes back raw even when the request used typed contents', async () => {
+  test('a zero-size FP16 input needs no data; outputs cover every tensor in order', async () => {
     const { response, error } = await client.call('ModelInfer', {
       model_name: 'half',
       inputs: [
@@ -177,7 +176,7 @@ describe('gRPC ModelInfer', () => {
     });
     assert.equal(error, undefined, error?.details);
     const raw = response!['raw_output_contents'] as Uint8Array[];
-    assert.equal(raw.length, 2, 'raw_output_contents covers every output once one of them must go raw');
+    assert.equal(raw.length, 2);
     const names = (response!['outputs'] as Message[]).map((o) => o['name']);
     assert.deepEqual(ints(raw[names.indexOf('OUT_INT32')]!), [5, -6]);
   });
@@ -231,7 +230,10 @@ describe('gRPC ModelStreamInfer', () => {
   let client: RawGrpcClient;
 
   before(async () => {
-    root = await makeRepository({ add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } } });
+    root = await makeRepository({
+      add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } },
+      slow: { config: SLOW_CONFIG, versions: { 1: mlpModel({ sizes: SLOW_SIZES, seed: 3 }) } },
+    });
     fixture = await startGrpc(root);
     client = new RawGrpcClient(fixture.address);
   });
@@ -257,12 +259,32 @@ describe('gRPC ModelStreamInfer', () => {
     stream.end();
     await done;
     assert.equal(received.length, 4);
-    const byId = new Map(received.map((m) => [m['infer_response']?.['id'], m]));
-    assert.equal(byId.get('a')!['error_message'], '');
-    assert.deepEqual(byId.get('a')!['infer_response']['outputs'][0]['contents']['int_contents'], range(16, (i) => i + 1));
-    assert.equal(byId.get('bad')!['error_message'], "Request for unknown model: 'missing' is not found");
-    assert.match(byId.get('c')!['error_message'], /expected 2 inputs but got 0/);
-    assert.equal(byId.get('d')!['error_message'], '');
+    // Responses come back in request order, each failure with its request's id.
+    assert.deepEqual(received.map((m) => m['infer_response']?.['id']), ['a', 'bad', 'c', 'd']);
+    assert.equal(received[0]!['error_message'], '');
+    assert.deepEqual(ints(received[0]!['infer_response']['raw_output_contents'][0]), range(16, (i) => i + 1));
+    assert.equal(received[1]!['error_message'], "Request for unknown model: 'missing' is not found");
+    assert.match(received[2]!['error_message'], /expected 2 inputs but got 0/);
+    assert.equal(received[3]!['error_message'], '');
+  });
+
+  test('a quick request behind a slow one still comes back second', async () => {
+    const stream = client.stream();
+    const received: Message[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('data', (m: Message) => received.push(m));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    stream.write({
+      model_name: 'slow', id: 'slow',
+      inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [256, SLOW_SIZES[0]] }],
+      raw_input_contents: [Buffer.alloc(256 * SLOW_SIZES[0]! * 4)],
+    });
+    stream.write(addSubRequest({ id: 'quick' }));
+    stream.end();
+    await done;
+    assert.deepEqual(received.map((m) => [m['infer_response']?.['id'], m['error_message']]), [['slow', ''], ['quick', '']]);
   });
 
   test('a malformed message on the stream is reported and the stream goes on', async () => {
@@ -278,7 +300,8 @@ describe('gRPC ModelStreamInfer', () => {
     stream.end();
     await done;
     assert.equal(received.length, 2);
-    assert.ok(received.some((m) => /malformed ModelInferRequest/.test(m['error_message'])));
-    assert.ok(received.some((m) => m['infer_response']?.['id'] === 'after' && m['error_message'] === ''));
+    assert.match(received[0]!['error_message'], /malformed ModelInferRequest/);
+    assert.equal(received[1]!['infer_response']?.['id'], 'after');
+    assert.equal(received[1]!['error_message'], '');
   });
 });
