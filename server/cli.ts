@@ -79,10 +79,19 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   };
 }
 
-async function main(): Promise<void> {
+/**
+ * The `switchyard` command: `switchyard [tritonserver flags]` serves a
+ * repository; `switchyard perf [perf_analyzer flags]` measures a running server.
+ */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  if (argv[0] === 'perf') {
+    const { runPerf } = await import('../client/perf/main.ts');
+    process.exitCode = await runPerf(argv.slice(1));
+    return;
+  }
   let running: RunningServer;
   try {
-    running = await startServer(parseCliOptions(process.argv.slice(2), process.env['SWITCHYARD_DEFAULT_MODEL_REPOSITORY'] || undefined));
+    running = await startServer(parseCliOptions(argv, process.env['SWITCHYARD_DEFAULT_MODEL_REPOSITORY'] || undefined));
   } catch (err) {
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

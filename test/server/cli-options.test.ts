@@ -14,12 +14,21 @@ test('tritonserver flags parse with Triton\'s defaults', () => {
   assert.equal(options.strictReadiness, true);
   assert.equal(options.modelControlMode, 'none');
   assert.equal(options.httpMaxInputSize, 64 * 1024 * 1024);
+  assert.equal(options.allowGrpc, true);
+  assert.equal(options.grpcPort, 8001);
+  assert.equal(options.grpcAddress, '0.0.0.0');
+  assert.equal(options.grpcMaxMessageSize, 2147483647);
 
   const custom = parseCliOptions([
     '--model-repository', '/a', '--model-repository=/b', '--http-port=9000', '--exit-on-error=false',
     '--strict-readiness', 'false', '--log-verbose=1', '--model-control-mode=explicit', '--load-model=m1', '--load-model=m2',
     '--http-max-input-size=1024', '--allow-grpc=false', '--allow-metrics=false',
+    '--grpc-port=9001', '--grpc-address=127.0.0.1', '--grpc-max-message-size=4096',
   ]);
+  assert.equal(custom.allowGrpc, false);
+  assert.equal(custom.grpcPort, 9001);
+  assert.equal(custom.grpcAddress, '127.0.0.1');
+  assert.equal(custom.grpcMaxMessageSize, 4096);
   assert.deepEqual(custom.modelRepositories, ['/a', '/b']);
   assert.equal(custom.httpPort, 9000);
   assert.equal(custom.exitOnError, false);
@@ -33,9 +42,7 @@ test('tritonserver flags parse with Triton\'s defaults', () => {
 
 test('flags this build cannot honour yet are refused with a reason, never ignored', () => {
   const refused: Array<[string[], RegExp]> = [
-    [['--grpc-port=8001'], /--grpc-port is not supported yet: the gRPC endpoint/],
     [['--metrics-port=8002'], /--metrics-port is not supported yet: the Prometheus metrics endpoint/],
-    [['--allow-grpc=true'], /--allow-grpc is not supported yet/],
     [['--repository-poll-secs=5'], /repository polling/],
     [['--model-control-mode=poll'], /poll is not supported yet/],
     [['--disable-auto-complete-config'], /auto-complete/],
@@ -56,6 +63,9 @@ test('bad flags get clear errors', () => {
     [['--model-repository=/m', '--model-control-mode=explicit', '--load-model=*', '--load-model=a'], /must be the only --load-model/],
     [['--model-repository=/m', '--model-control-mode=sometimes'], /expected none, poll or explicit/],
     [['--model-repository=/m', '--http-port=1', '--http-port=2'], /given more than once/],
+    [['--model-repository=/m', '--grpc-port=-1'], /--grpc-port=-1: expected a value from 0 to 65535/],
+    [['--model-repository=/m', '--grpc-max-message-size=0'], /--grpc-max-message-size=0: expected a value from 1 to 2147483647/],
+    [['--model-repository=/m', '--grpc-prot=1'], /did you mean --grpc-port\?/],
     [['/m'], /unexpected argument '\/m'/],
   ];
   for (const [flags, message] of cases) {
@@ -91,14 +101,15 @@ test('--exit-on-error stops start-up when a model fails, and =false serves the o
     assert.match(strict.output, /error: creating server: Internal - failed to load all models/);
     assert.match(strict.output, /broken\/config\.pbtxt:2: dynamic_batching\.preferred_batch_size: 16 is outside 1\.\.max_batch_size \(8\)/);
 
-    const lenient = await runCli([`--model-repository=${root}`, '--http-port=0', '--exit-on-error=false'], /Started HTTPService/);
+    const lenient = await runCli([`--model-repository=${root}`, '--http-port=0', '--grpc-port=0', '--exit-on-error=false'], /Started GRPCInferenceService/);
     assert.match(lenient.output, /\| good +\| 1 +\| READY/);
     assert.match(lenient.output, /\| broken +\| 1 +\| UNAVAILABLE: /);
     assert.match(lenient.output, /Started HTTPService at 0\.0\.0\.0:\d+/);
+    assert.match(lenient.output, /Started GRPCInferenceService at 0\.0\.0\.0:\d+/);
 
-    const badFlag = await runCli([`--model-repository=${root}`, '--grpc-port=8001']);
+    const badFlag = await runCli([`--model-repository=${root}`, '--metrics-port=8002']);
     assert.equal(badFlag.code, 1);
-    assert.match(badFlag.output, /error: --grpc-port is not supported yet/);
+    assert.match(badFlag.output, /error: --metrics-port is not supported yet/);
   } finally {
     await removeRepository(root);
   }

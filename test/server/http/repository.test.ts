@@ -1,0 +1,77 @@
+/**
+ * The repository and statistics routes over real HTTP: the index (all or
+ * ready only), and load, unload and statistics, which answer 501 with a
+ * reason until model control and statistics land. Bad bodies get 400.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { addSubModel } from '../../../generator/models.ts';
+import { addSubConfig } from '../../helpers/fixture-configs.ts';
+import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+
+describe('HTTP repository and statistics routes', () => {
+  let root: string;
+  let fixture: HttpFixture;
+
+  before(async () => {
+    root = await makeRepository({
+      add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
+      broken: { config: 'name: "broken"\nplatform: "onnxruntime_onnx"\n', versions: { 1: new Uint8Array([7]) } },
+    });
+    fixture = await startHttp(root, { strictReadiness: false });
+  });
+
+  after(async () => {
+    await fixture.close();
+    await removeRepository(root);
+  });
+
+  const post = (path: string, body?: string): Promise<Response> =>
+    fetch(`${fixture.url}${path}`, { method: 'POST', ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }) });
+
+  test('POST /v2/repository/index lists every model version with state and reason', async () => {
+    const res = await post('/v2/repository/index');
+    assert.equal(res.status, 200);
+    const index = await res.json() as { name: string; version: string; state: string; reason: string }[];
+    const byName = new Map(index.map((e) => [e.name, e]));
+    assert.deepEqual(byName.get('add_sub'), { name: 'add_sub', version: '1', state: 'READY', reason: '' });
+    assert.equal(byName.get('broken')?.state, 'UNAVAILABLE');
+    assert.ok(byName.get('broken')!.reason.length > 0);
+  });
+
+  test('{"ready": true} keeps only ready versions', async () => {
+    const index = await (await post('/v2/repository/index', '{"ready":true}')).json() as { name: string }[];
+    assert.deepEqual(index.map((e) => e.name), ['add_sub']);
+  });
+
+  test('bad index bodies get 400 naming the problem, and the server keeps serving', async () => {
+    const malformed = await post('/v2/repository/index', '{"ready":');
+    assert.equal(malformed.status, 400);
+    assert.match((await malformed.json() as { error: string }).error, /failed to parse the request JSON buffer/);
+    const wrongType = await post('/v2/repository/index', '{"ready":"yes"}');
+    assert.equal(wrongType.status, 400);
+    assert.equal((await wrongType.json() as { error: string }).error, "Unable to parse 'ready': expected true or false");
+    const notObject = await post('/v2/repository/index', '[1]');
+    assert.equal(notObject.status, 400);
+    assert.equal((await post('/v2/repository/index')).status, 200);
+  });
+
+  test('load and unload answer 501 with a reason; a bad parameters field is 400 first', async () => {
+    for (const action of ['load', 'unload']) {
+      const res = await post(`/v2/repository/models/add_sub/${action}`);
+      assert.equal(res.status, 501, action);
+      assert.match((await res.json() as { error: string }).error, new RegExp(`\\(${action}\\) is not implemented yet`));
+      const bad = await post(`/v2/repository/models/add_sub/${action}`, '{"parameters": 3}');
+      assert.equal(bad.status, 400);
+      assert.equal((await bad.json() as { error: string }).error, "Unable to parse 'parameters': expected an object");
+    }
+  });
+
+  test('statistics routes answer 501 with a reason', async () => {
+    for (const path of ['/v2/models/stats', '/v2/models/add_sub/stats', '/v2/models/add_sub/versions/1/stats']) {
+      const res = await fetch(`${fixture.url}${path}`);
+      assert.equal(res.status, 501, path);
+      assert.match((await res.json() as { error: string }).error, /the statistics extension is not implemented yet/);
+    }
+  });
+});
