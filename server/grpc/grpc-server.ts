@@ -118,6 +118,8 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
   async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
     const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
+    server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const request = decodeModelInferRequest(message, signal);
     try {
       return encodeModelInferResponse(await server.infer(request));

@@ -138,11 +138,14 @@ export function parameterMessage(value: ParameterValue): ParameterMessage {
   return Number.isInteger(value) ? { int64_param: value } : { double_param: value };
 }
 
-function shapeOf(name: string, dims: readonly Int64[]): number[] {
-  return dims.map((dim) => {
+/** The shape of inputs[index]; a negative dim is refused in the words the HTTP codec uses for the same field. */
+function shapeOf(name: string, index: number, dims: readonly Int64[]): number[] {
+  return dims.map((dim, i) => {
     const big = toBigInt(dim, false);
     if (big < 0n) {
-      throw invalid(`input '${name}' has a negative dimension (${big}) in its shape [${dims.map((d) => toBigInt(d, false)).join(',')}]; every dimension must be 0 or more`);
+      throw serverError('UNPARSABLE_FIELD', {
+        field: `inputs[${index}].shape`, detail: `input '${name}' dimension ${i} is ${big}; each dimension must be a non-negative integer`,
+      });
     }
     if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input '${name}' has a dimension of ${big}, which is too large`);
     return Number(big);
@@ -162,18 +165,13 @@ function filledContentsFields(contents: ContentsMessage | undefined): (keyof Con
   return CONTENTS_FIELDS.filter((field) => (contents[field]?.length ?? 0) > 0);
 }
 
-function fromRaw(name: string, datatype: DataType, shape: number[], count: number, data: Uint8Array): Tensor {
-  if (datatype === 'BYTES') {
-    const elements = parseBytesElements(name, data);
-    if (elements.length !== count) {
-      throw invalid(`input '${name}': raw_input_contents holds ${elements.length} BYTES elements but shape ${formatShape(shape)} needs ${count}`);
-    }
-    return { name, datatype, shape, elements };
-  }
-  const expected = count * elementByteSize(datatype)!;
-  if (data.byteLength !== expected) {
-    throw invalid(`input '${name}': raw_input_contents holds ${data.byteLength} bytes but ${datatype} shape ${formatShape(shape)} needs ${expected}`);
-  }
+/**
+ * A tensor from its raw_input_contents entry. Its size against the shape is
+ * left to the engine, which checks it after datatype and shape and words it
+ * as for HTTP binary data (and as Triton does for both).
+ */
+function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8Array): Tensor {
+  if (datatype === 'BYTES') return { name, datatype, shape, elements: parseBytesElements(name, data) };
   return { name, datatype, shape, raw: data };
 }
 
@@ -232,9 +230,9 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     if (name === '') throw invalid(`inputs[${index}] has no name`);
     const datatype = input.datatype ?? '';
     if (!isDataType(datatype)) {
-      throw invalid(`invalid datatype for input '${name}': '${datatype}' is not one of ${DATA_TYPES.join(', ')}`);
+      throw invalid(`invalid datatype for input ${name}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`);
     }
-    const shape = shapeOf(name, input.shape ?? []);
+    const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
     const data = raw[index];
     if (data !== undefined) {
@@ -242,7 +240,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
       if (filled.length > 0) {
         throw invalid(`input '${name}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
       }
-      return fromRaw(name, datatype, shape, count, data);
+      return fromRaw(name, datatype, shape, data);
     }
     return fromContents(name, datatype, shape, count, input.contents);
   });
@@ -252,9 +250,9 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     const name = output.name ?? '';
     if (name === '') throw invalid(`outputs[${index}] has no name`);
     if (output.parameters?.['classification'] !== undefined) {
-      throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from the parameters of output '${name}'` });
+      throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from outputs[${index}].parameters` });
     }
-    if (requested.has(name)) throw invalid(`output '${name}' is requested more than once`);
+    if (requested.has(name)) throw invalid(`output '${name}' is requested more than once (outputs[${index}])`);
     requested.add(name);
     return name;
   });

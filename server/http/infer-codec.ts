@@ -80,11 +80,11 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
   return value as Record<string, ParameterValue>;
 }
 
-function parseShape(value: unknown, field: string): number[] {
-  if (!Array.isArray(value)) throw unparsable(field, 'expected an array of dimension sizes');
+function parseShape(value: unknown, field: string, input: string): number[] {
+  if (!Array.isArray(value)) throw unparsable(field, `input '${input}': expected an array of dimension sizes`);
   return value.map((d, i) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw unparsable(field, `dimension ${i} is ${JSON.stringify(d)}; each dimension must be a non-negative integer`);
+      throw unparsable(field, `input '${input}' dimension ${i} is ${JSON.stringify(d)}; each dimension must be a non-negative integer`);
     }
     return d;
   });
@@ -116,7 +116,7 @@ export function decodeInferRequest(
         detail: `invalid datatype for input ${name}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
       });
     }
-    const shape = parseShape(raw['shape'], `${field}.shape`);
+    const shape = parseShape(raw['shape'], `${field}.shape`, name);
     let count: number;
     try {
       count = elementCount(shape);
