@@ -5,6 +5,7 @@
  * handler rather than by grpc-js, so a malformed message gets
  * INVALID_ARGUMENT with a reason instead of grpc-js's generic INTERNAL.
  */
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
@@ -36,6 +37,8 @@ function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
  */
 function callSignal(call: grpc.ServerUnaryCall<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
+  // Every request on a stream shares this signal, and each queued one listens to it.
+  setMaxListeners(0, controller.signal);
   let done = false;
   // grpc-js may also report 'cancelled' as the stream closes after a normal reply; only a live call aborts.
   call.once('cancelled', () => {
