@@ -10,6 +10,7 @@ import {
   DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
 } from '../../engine/tensor.ts';
 import { parseBytesElements, tensorBinary } from './binary-tensor-data.ts';
+import { parseJsonExact, showJson } from './exact-json.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
 
 export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
@@ -54,7 +55,7 @@ export function headerLength(value: string | string[] | undefined, bodyLength: n
 function parseJsonHeader(text: string): Json {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonExact(text);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const position = /position (\d+)/.exec(message);
@@ -71,7 +72,7 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
   if (value === undefined) return {};
   if (!isObject(value)) throw unparsable(field, 'expected an object of name: value pairs');
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') {
       throw serverError('BAD_REQUEST', {
         detail: `parameter '${key}' in '${field}' has invalid type. It should be either 'int', 'bool', or 'string'.`,
       });
@@ -84,7 +85,7 @@ function parseShape(value: unknown, field: string, input: string): number[] {
   if (!Array.isArray(value)) throw unparsable(field, `input '${input}': expected an array of dimension sizes`);
   return value.map((d, i) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw unparsable(field, `input '${input}' dimension ${i} is ${JSON.stringify(d)}; each dimension must be a non-negative integer`);
+      throw unparsable(field, `input '${input}' dimension ${i} is ${showJson(d)}; each dimension must be a non-negative integer`);
     }
     return d;
   });
@@ -113,7 +114,7 @@ export function decodeInferRequest(
     const datatype = raw['datatype'];
     if (!isDataType(datatype)) {
       throw serverError('BAD_REQUEST', {
-        detail: `invalid datatype for input ${name}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
+        detail: `invalid datatype for input ${name}: ${showJson(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
       });
     }
     const shape = parseShape(raw['shape'], `${field}.shape`, name);

@@ -5,6 +5,7 @@
  * exactly (64-bit integers included) by building the JSON text directly.
  */
 import { serverError } from '../../engine/errors.ts';
+import { showJson } from './exact-json.ts';
 import {
   allocateTyped, bytesOf, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, typedView,
   type FixedDataType, type Tensor,
@@ -16,8 +17,11 @@ const decoder = new TextDecoder();
 const INTEGER_RANGES: Readonly<Partial<Record<FixedDataType, readonly [number, number]>>> = {
   UINT8: [0, 0xff], UINT16: [0, 0xffff], UINT32: [0, 0xffffffff],
   INT8: [-0x80, 0x7f], INT16: [-0x8000, 0x7fff], INT32: [-0x80000000, 0x7fffffff],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], UINT64: [0, Number.MAX_SAFE_INTEGER],
 };
+
+const BIG_RANGES = {
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n], UINT64: [0n, 2n ** 64n - 1n],
+} as const;
 
 /** Flattens nested arrays in row-major order. */
 export function flattenData(data: unknown): unknown[] {
@@ -42,7 +46,7 @@ export function flattenData(data: unknown): unknown[] {
 const bad = (input: string, index: number, value: unknown, want: string): Error =>
   serverError('UNPARSABLE_FIELD', {
     field: 'data',
-    detail: `element ${index} of input '${input}' is ${JSON.stringify(value) ?? String(value)}, expected ${want}`,
+    detail: `element ${index} of input '${input}' is ${showJson(value)}, expected ${want}`,
   });
 
 /** Builds a tensor from already flattened JSON values, whose count the caller has checked. */
@@ -62,23 +66,30 @@ export function tensorFromJson(name: string, datatype: Tensor['datatype'], shape
     });
   } else if (datatype === 'FP32' || datatype === 'FP64') {
     values.forEach((v, i) => {
-      if (typeof v !== 'number') throw bad(name, i, v, 'a number');
-      typed[i] = v;
+      if (typeof v !== 'number' && typeof v !== 'bigint') throw bad(name, i, v, 'a number');
+      typed[i] = Number(v);
     });
   } else if (datatype === 'FP16' || datatype === 'BF16') {
     const toBits = datatype === 'FP16' ? toHalfBits : toBfloat16Bits;
     values.forEach((v, i) => {
-      if (typeof v !== 'number') throw bad(name, i, v, 'a number');
-      typed[i] = toBits(v);
+      if (typeof v !== 'number' && typeof v !== 'bigint') throw bad(name, i, v, 'a number');
+      typed[i] = toBits(Number(v));
+    });
+  } else if (datatype === 'INT64' || datatype === 'UINT64') {
+    // Integers past 2^53 arrive as bigints (parseJsonExact), so the whole 64-bit range is exact.
+    const [min, max] = BIG_RANGES[datatype];
+    values.forEach((v, i) => {
+      const big = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : undefined;
+      if (big === undefined || big < min || big > max) throw bad(name, i, v, `an integer in ${datatype} range [${min}, ${max}]`);
+      typed[i] = big;
     });
   } else {
     const [min, max] = INTEGER_RANGES[datatype]!;
-    const big = datatype === 'INT64' || datatype === 'UINT64';
     values.forEach((v, i) => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
         throw bad(name, i, v, `an integer in ${datatype} range [${min}, ${max}]`);
       }
-      typed[i] = big ? BigInt(v) : v;
+      typed[i] = v;
     });
   }
   return { name, datatype, shape, raw: bytesOf(typed) };
