@@ -49,29 +49,44 @@ function addSubRequest(extra: Message = {}): Message {
   };
 }
 
+let root: string;
+let fixture: GrpcFixture;
+let client: RawGrpcClient;
+
+before(async () => {
+  root = await makeRepository({
+    add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } },
+    identity: { config: identityConfig('identity', ORT_DATA_TYPES), versions: { 1: identityModel() } },
+    typed: { config: identityConfig('typed', TYPED), versions: { 1: identityModel(TYPED) } },
+    half: { config: identityConfig('half', ['INT32', 'FP16']), versions: { 1: identityModel(['INT32', 'FP16']) } },
+    slow: { config: SLOW_CONFIG, versions: { 1: mlpModel({ sizes: SLOW_SIZES, seed: 3 }) } },
+  });
+  fixture = await startGrpc(root);
+  client = new RawGrpcClient(fixture.address);
+});
+
+after(async () => {
+  client.close();
+  await fixture.close();
+  await removeRepository(root);
+});
+
+/** Writes the messages on one ModelStreamInfer call, half-closes, and collects every response. */
+async function streamAll(messages: readonly (Message | Buffer)[]): Promise<Message[]> {
+  const stream = client.stream();
+  const received: Message[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('data', (m: Message) => received.push(m));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  for (const message of messages) stream.write(message);
+  stream.end();
+  await done;
+  return received;
+}
+
 describe('gRPC ModelInfer', () => {
-  let root: string;
-  let fixture: GrpcFixture;
-  let client: RawGrpcClient;
-
-  before(async () => {
-    root = await makeRepository({
-      add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } },
-      identity: { config: identityConfig('identity', ORT_DATA_TYPES), versions: { 1: identityModel() } },
-      typed: { config: identityConfig('typed', TYPED), versions: { 1: identityModel(TYPED) } },
-      half: { config: identityConfig('half', ['INT32', 'FP16']), versions: { 1: identityModel(['INT32', 'FP16']) } },
-      slow: { config: SLOW_CONFIG, versions: { 1: mlpModel({ sizes: SLOW_SIZES, seed: 3 }) } },
-    });
-    fixture = await startGrpc(root);
-    client = new RawGrpcClient(fixture.address);
-  });
-
-  after(async () => {
-    client.close();
-    await fixture.close();
-    await removeRepository(root);
-  });
-
   test('typed contents in; outputs in raw_output_contents, as Triton sends them; id echoed', async () => {
     const { response, error } = await client.call('ModelInfer', addSubRequest({ id: 'req-7' }));
     assert.equal(error, undefined);
@@ -225,39 +240,13 @@ describe('gRPC ModelInfer', () => {
 });
 
 describe('gRPC ModelStreamInfer', () => {
-  let root: string;
-  let fixture: GrpcFixture;
-  let client: RawGrpcClient;
-
-  before(async () => {
-    root = await makeRepository({
-      add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } },
-      slow: { config: SLOW_CONFIG, versions: { 1: mlpModel({ sizes: SLOW_SIZES, seed: 3 }) } },
-    });
-    fixture = await startGrpc(root);
-    client = new RawGrpcClient(fixture.address);
-  });
-
-  after(async () => {
-    client.close();
-    await fixture.close();
-    await removeRepository(root);
-  });
-
   test('answers every request on one stream, reports a failed one inside the stream and stays open', async () => {
-    const stream = client.stream();
-    const received: Message[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: Message) => received.push(m));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write(addSubRequest({ id: 'a' }));
-    stream.write(addSubRequest({ id: 'bad', model_name: 'missing' }));
-    stream.write({ ...addSubRequest({ id: 'c' }), inputs: [] });
-    stream.write(addSubRequest({ id: 'd' }));
-    stream.end();
-    await done;
+    const received = await streamAll([
+      addSubRequest({ id: 'a' }),
+      addSubRequest({ id: 'bad', model_name: 'missing' }),
+      { ...addSubRequest({ id: 'c' }), inputs: [] },
+      addSubRequest({ id: 'd' }),
+    ]);
     assert.equal(received.length, 4);
     // Responses come back in request order, each failure with its request's id.
     assert.deepEqual(received.map((m) => m['infer_response']?.['id']), ['a', 'bad', 'c', 'd']);
@@ -269,36 +258,22 @@ describe('gRPC ModelStreamInfer', () => {
   });
 
   test('a quick request behind a slow one still comes back second', async () => {
-    const stream = client.stream();
-    const received: Message[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: Message) => received.push(m));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write({
-      model_name: 'slow', id: 'slow',
-      inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [256, SLOW_SIZES[0]] }],
-      raw_input_contents: [Buffer.alloc(256 * SLOW_SIZES[0]! * 4)],
-    });
-    stream.write(addSubRequest({ id: 'quick' }));
-    stream.end();
-    await done;
+    const received = await streamAll([
+      {
+        model_name: 'slow', id: 'slow',
+        inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [256, SLOW_SIZES[0]] }],
+        raw_input_contents: [Buffer.alloc(256 * SLOW_SIZES[0]! * 4)],
+      },
+      addSubRequest({ id: 'quick' }),
+    ]);
     assert.deepEqual(received.map((m) => [m['infer_response']?.['id'], m['error_message']]), [['slow', ''], ['quick', '']]);
   });
 
   test('a malformed message on the stream is reported and the stream goes on', async () => {
-    const stream = client.stream();
-    const received: Message[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: Message) => received.push(m));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write(Buffer.from([0x0a, 0xff, 0xff, 0xff]));
-    stream.write(addSubRequest({ id: 'after' }));
-    stream.end();
-    await done;
+    const received = await streamAll([
+      Buffer.from([0x0a, 0xff, 0xff, 0xff]),
+      addSubRequest({ id: 'after' }),
+    ]);
     assert.equal(received.length, 2);
     assert.match(received[0]!['error_message'], /malformed ModelInferRequest/);
     assert.equal(received[1]!['infer_response']?.['id'], 'after');
