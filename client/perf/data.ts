@@ -4,12 +4,9 @@
  * zero, or perf_analyzer's JSON input-data files) cut into batched payloads.
  * Pure: file reading and the server live in main.ts.
  */
-import { toBfloat16Bits, toFloat16Bits, type DataType, type Tensor, type TensorData } from '../index.ts';
+import { DATA_TYPES, toBfloat16Bits, toFloat16Bits, type DataType, type Tensor, type TensorData } from '../index.ts';
+import { decodeBytesElements } from '../src/bytes-elements.ts';
 import { UsageError } from './args.ts';
-
-const DATA_TYPES: readonly DataType[] = [
-  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES',
-];
 
 export interface InputSpec {
   readonly name: string;
@@ -212,17 +209,11 @@ const FIXED_BYTES: Readonly<Record<Exclude<DataType, 'BYTES'>, number>> = {
 export function decodeBase64(datatype: DataType, base64: string, where: string): ElementData {
   const bytes = Buffer.from(base64, 'base64');
   if (datatype === 'BYTES') {
-    const elements: Uint8Array[] = [];
-    let offset = 0;
-    while (offset < bytes.byteLength) {
-      if (offset + 4 > bytes.byteLength) throw new UsageError(`${where}: BYTES base64 data ends inside a 4-byte length prefix`);
-      const length = bytes.readUInt32LE(offset);
-      offset += 4;
-      if (offset + length > bytes.byteLength) throw new UsageError(`${where}: BYTES element of ${length} bytes runs past the end of the base64 data`);
-      elements.push(new Uint8Array(bytes.subarray(offset, offset + length)));
-      offset += length;
+    try {
+      return decodeBytesElements(bytes);
+    } catch (error) {
+      throw new UsageError(`${where}: BYTES base64 data: ${(error as Error).message}`);
     }
-    return elements;
   }
   const size = FIXED_BYTES[datatype];
   if (bytes.byteLength % size !== 0) {
@@ -264,6 +255,8 @@ export function fromJsonValues(datatype: DataType, values: readonly unknown[], w
       else if (typeof value === 'string' && /^-?\d+$/.test(value)) big = BigInt(value);
       else throw bad(i, 'an integer');
       (data as BigInt64Array | BigUint64Array)[i] = big;
+      // Typed arrays wrap out-of-range values silently; refuse them instead.
+      if ((data as BigInt64Array | BigUint64Array)[i] !== big) throw bad(i, `an integer in ${datatype} range`);
       continue;
     }
     if (typeof value !== 'number') throw bad(i, 'a number');
@@ -271,7 +264,10 @@ export function fromJsonValues(datatype: DataType, values: readonly unknown[], w
     else if (datatype === 'BF16') (data as Uint16Array)[i] = toBfloat16Bits(value);
     else if (datatype === 'FP32' || datatype === 'FP64') (data as Float32Array)[i] = value;
     else if (!Number.isInteger(value)) throw bad(i, 'an integer');
-    else (data as Int32Array)[i] = value;
+    else {
+      (data as Int32Array)[i] = value;
+      if ((data as Int32Array)[i] !== value) throw bad(i, `an integer in ${datatype} range`);
+    }
   }
   return data;
 }

@@ -6,7 +6,7 @@
  */
 import type { PerfOptions } from './args.ts';
 import type { LevelResult, TrialProgress } from './profiler.ts';
-import { REPORTED_PERCENTILES } from './stats.ts';
+import { reportedPercentiles } from './stats.ts';
 
 export interface LevelReport {
   /** Concurrency, or requests per second. */
@@ -108,7 +108,7 @@ function formatLevelValue(options: PerfOptions, level: number): string {
 }
 
 function percentileList(options: PerfOptions): number[] {
-  return [...new Set([...REPORTED_PERCENTILES, ...(options.percentile === undefined ? [] : [options.percentile])])].sort((a, b) => a - b);
+  return reportedPercentiles(options.percentile);
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {

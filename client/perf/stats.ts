@@ -11,6 +11,11 @@ import type { RequestRecord } from './load.ts';
 /** The percentiles always reported; --percentile adds one. */
 export const REPORTED_PERCENTILES: readonly number[] = [50, 90, 95, 99];
 
+/** The percentiles reported for a run: the fixed ones plus --percentile, ascending. */
+export function reportedPercentiles(extraPercentile: number | undefined): number[] {
+  return [...new Set([...REPORTED_PERCENTILES, ...(extraPercentile === undefined ? [] : [extraPercentile])])].sort((a, b) => a - b);
+}
+
 /** Consecutive windows that must agree before a level counts as stable. */
 export const STABILITY_WINDOW = 3;
 
@@ -95,7 +100,7 @@ export function summarizeLatency(sortedNs: readonly number[], extraPercentile: n
   const avgNs = total / sortedNs.length;
   let squares = 0;
   for (const latency of sortedNs) squares += (latency - avgNs) ** 2;
-  const wanted = [...new Set([...REPORTED_PERCENTILES, ...(extraPercentile === undefined ? [] : [extraPercentile])])].sort((a, b) => a - b);
+  const wanted = reportedPercentiles(extraPercentile);
   return {
     avgNs,
     stdNs: Math.sqrt(squares / sortedNs.length),

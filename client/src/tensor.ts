@@ -7,6 +7,7 @@ import {
   bytesOfTypedArray, isBigIntType, isDataType, TYPED_ARRAY_OF,
   type DataType, type FixedDataType, type TypedTensorArray,
 } from './data-type.ts';
+import { encodeBytesElements } from './bytes-elements.ts';
 import { toBfloat16Bits, toFloat16Bits } from './float16.ts';
 
 /**
@@ -161,4 +162,9 @@ const encoder = new TextEncoder();
 export function bytesTensorElements(t: Tensor): Uint8Array[] {
   const data = checkedData(t.name, 'BYTES', t.data) as readonly (string | Uint8Array)[];
   return data.map((v) => (typeof v === 'string' ? encoder.encode(v) : v));
+}
+
+/** A tensor's data as sent raw (HTTP binary section, gRPC raw_input_contents): little-endian elements, or length-prefixed BYTES. */
+export function tensorWireBytes(t: Tensor): Uint8Array {
+  return t.datatype === 'BYTES' ? encodeBytesElements(bytesTensorElements(t)) : fixedTensorBytes(t);
 }

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { fromFloat16Bits } from '../../client/index.ts';
 import { UsageError } from '../../client/perf/args.ts';
 import {
-  buildPayloads, checkBatchSize, checkShapeNames, decodeBase64, describeModel, generateData, generatedStep, parseInputData, resolveDims,
+  buildPayloads, checkBatchSize, checkShapeNames, decodeBase64, describeModel, fromJsonValues, generateData, generatedStep, parseInputData, resolveDims,
   type ModelSpec,
 } from '../../client/perf/data.ts';
 
@@ -146,7 +146,7 @@ describe('perf_analyzer input-data files', () => {
     const decoded = decodeBase64('BYTES', strings.toString('base64'), 'x') as Uint8Array[];
     assert.deepEqual(decoded.map((b) => Buffer.from(b).toString()), ['hi', '']);
     throwsUsage(() => decodeBase64('INT32', Buffer.from([1, 2, 3]).toString('base64'), 'x'), /not a whole number of INT32/);
-    throwsUsage(() => decodeBase64('BYTES', Buffer.from([9, 0, 0, 0, 1]).toString('base64'), 'x'), /runs past the end/);
+    throwsUsage(() => decodeBase64('BYTES', Buffer.from([9, 0, 0, 0, 1]).toString('base64'), 'x'), /x: BYTES base64 data: BYTES element 0 claims 9 bytes but only 1 remain/);
   });
 
   test('variable shapes come from "shape", --shape, or an unambiguous element count', () => {
@@ -167,6 +167,9 @@ describe('perf_analyzer input-data files', () => {
     throwsUsage(() => parseInputData(model, { data: [{ INPUT0: [1, 2], INPUT1: ones }] }, new Map(), 'f.json'), /data\[0\]\.INPUT0: 2 elements do not fill shape \[16\]/);
     throwsUsage(() => parseInputData(model, { data: [{ INPUT0: ['a', ...ones.slice(1)], INPUT1: ones }] }, new Map(), 'f.json'), /INPUT0\[0\]: expected a number for INT32/);
     throwsUsage(() => parseInputData(model, { data: [{ INPUT0: ones, INPUT1: ones }, [{ INPUT0: ones, INPUT1: ones }]] }, new Map(), 'f.json'), /mixes streams/);
+    throwsUsage(() => parseInputData(model, { data: [{ INPUT0: [2 ** 31, ...ones.slice(1)], INPUT1: ones }] }, new Map(), 'f.json'), /INPUT0\[0\]: expected an integer in INT32 range/);
+    throwsUsage(() => fromJsonValues('UINT8', [256], 'u8'), /u8\[0\]: expected an integer in UINT8 range/);
+    throwsUsage(() => fromJsonValues('UINT64', ['-1'], 'u64'), /u64\[0\]: expected an integer in UINT64 range/);
   });
 });
 

@@ -4,7 +4,7 @@
  * (raw_input_contents, little-endian bytes) or typed (`contents`);
  * responses are read from whichever of the two the server used.
  */
-import { decodeBytesElements, encodeBytesElements } from '../bytes-elements.ts';
+import { decodeBytesElements } from '../bytes-elements.ts';
 import type { InferOptions } from '../client-options.ts';
 import {
   isBigIntType, isDataType, TYPED_ARRAY_OF, typedArrayFromBytes, type DataType, type FixedDataType, type TypedTensorArray,
@@ -12,7 +12,7 @@ import {
 import { inferResult, type InferResult, type ParameterValue } from '../infer-result.ts';
 import { InferenceServerError } from '../inference-server-error.ts';
 import { ResponseTensor } from '../output-tensor.ts';
-import { bytesTensorElements, fixedTensorBytes, tensor, type Tensor } from '../tensor.ts';
+import { bytesTensorElements, fixedTensorBytes, tensor, tensorWireBytes, type Tensor } from '../tensor.ts';
 import { bigIntToInt64, int64ToBigInt, int64ToNumber, type Int64 } from './int64.ts';
 
 /** The oneof InferParameter, as decoded (with its virtual `parameter_choice`) or to encode. */
@@ -112,10 +112,6 @@ function contentsOf(t: Tensor): ContentsMessage {
   }
 }
 
-function rawOf(t: Tensor): Uint8Array {
-  return t.datatype === 'BYTES' ? encodeBytesElements(bytesTensorElements(t)) : fixedTensorBytes(t);
-}
-
 /**
  * A ModelInferRequest as a plain object for protobufjs. With `raw` false the
  * data goes in typed `contents`, unless an input is FP16 or BF16: those have
@@ -134,7 +130,7 @@ export function modelInferRequest(model: string, inputs: readonly Tensor[], opti
       name: t.name, datatype: t.datatype, shape: t.shape, ...(useRaw ? {} : { contents: contentsOf(t) }),
     })),
     ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name })) } : {}),
-    ...(useRaw ? { raw_input_contents: checked.map(rawOf) } : {}),
+    ...(useRaw ? { raw_input_contents: checked.map(tensorWireBytes) } : {}),
   };
 }
 

@@ -4,11 +4,10 @@
  * extension). The JSON text is built by hand so 64-bit integers are written
  * exactly.
  */
-import { encodeBytesElements } from '../bytes-elements.ts';
 import type { InferOptions } from '../client-options.ts';
 import { fromBfloat16Bits, fromFloat16Bits } from '../float16.ts';
 import type { ParameterValue } from '../infer-result.ts';
-import { bytesTensorElements, fixedTensorBytes, tensor, type Tensor } from '../tensor.ts';
+import { fixedTensorBytes, tensor, tensorWireBytes, type Tensor } from '../tensor.ts';
 import { typedArrayFromBytes } from '../data-type.ts';
 
 /** The request body in pieces, and the JSON header's length when binary data follows it. */
@@ -60,11 +59,6 @@ function dataJson(t: Tensor): string {
   }
 }
 
-/** The wire bytes of a tensor for the binary section. */
-function tensorBinary(t: Tensor): Uint8Array {
-  return t.datatype === 'BYTES' ? encodeBytesElements(bytesTensorElements(t)) : fixedTensorBytes(t);
-}
-
 /** Encodes inputs and options as a v2 infer request body, binary or pure JSON. */
 export function encodeInferRequest(inputs: readonly Tensor[], options: InferOptions, binary: boolean): EncodedInferRequest {
   const chunks: Uint8Array[] = [];
@@ -72,7 +66,7 @@ export function encodeInferRequest(inputs: readonly Tensor[], options: InferOpti
     const t = tensor(name, datatype, shape, data);
     const head = `{"name":${JSON.stringify(t.name)},"datatype":${JSON.stringify(t.datatype)},"shape":[${t.shape.join(',')}]`;
     if (!binary) return `${head},"data":${dataJson(t)}}`;
-    const bytes = tensorBinary(t);
+    const bytes = tensorWireBytes(t);
     chunks.push(bytes);
     return `${head},"parameters":{"binary_data_size":${bytes.byteLength}}}`;
   });
