@@ -6,6 +6,7 @@
  * on the client side would otherwise dominate a loopback measurement.
  */
 import http from 'node:http';
+import { LatencyRecorder, nowMs } from './latencies.ts';
 
 export interface LoadSpec {
   readonly host: string;
@@ -39,15 +40,6 @@ export interface LoadResult {
   readonly max: number;
 }
 
-/** Nearest-rank percentile of an ascending sorted array. */
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
-}
-
-const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-
 /** Applies closed-loop load for warmup + duration and reports on the measured window only. */
 export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency, maxFreeSockets: spec.concurrency });
@@ -55,19 +47,9 @@ export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
   const headers = { ...spec.headers, 'content-length': String(spec.body.byteLength) };
   const options: http.RequestOptions = { agent, host: spec.host, port: spec.port, path: spec.path, method: 'POST', headers };
 
-  // Grows as needed; a plain number[] of millions of entries is slower to sort.
-  let latencies = new Float64Array(1 << 16);
-  let count = 0;
+  const latencies = new LatencyRecorder();
   let errors = 0;
   let firstError: string | undefined;
-  const record = (ms: number): void => {
-    if (count === latencies.length) {
-      const grown = new Float64Array(latencies.length * 2);
-      grown.set(latencies);
-      latencies = grown;
-    }
-    latencies[count++] = ms;
-  };
 
   const send = (): Promise<string | undefined> => new Promise((resolve) => {
     const req = http.request(options, (res) => {
@@ -101,16 +83,14 @@ export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
         errors++;
         firstError ??= error;
       } else {
-        record(t1 - t0);
+        latencies.record(t1 - t0);
       }
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
   agent.destroy();
 
-  const sorted = latencies.subarray(0, count).sort();
-  let sum = 0;
-  for (const v of sorted) sum += v;
+  const { count, p50, p99, mean, max } = latencies.summary();
   const seconds = spec.durationMs / 1000;
   return {
     requests: count,
@@ -118,9 +98,6 @@ export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
     ...(firstError !== undefined ? { firstError } : {}),
     seconds,
     requestsPerSecond: count / seconds,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    mean: count > 0 ? sum / count : Number.NaN,
-    max: count > 0 ? sorted[count - 1]! : Number.NaN,
+    p50, p99, mean, max,
   };
 }

@@ -3,12 +3,13 @@
  * fastify route that does the minimum any such server must do (read the
  * body, JSON.parse the header, send a response of the same size).
  *
- *   npm run bench
+ *   npm run bench:http      (npm run bench runs this, then the gRPC benchmark)
  *
  * One process plays three parts. Run plainly it is the orchestrator and
  * load generator; with `--child switchyard|bare` it is one of the two
- * servers, each forked into its own process so that it does not share an
- * event loop with the load generator or with the other server.
+ * servers (see ../server-child.ts), each forked into its own process so that
+ * it does not share an event loop with the load generator or with the other
+ * server.
  *
  * Environment:
  *   BENCH_SECONDS       measured seconds per cell (default 5)
@@ -22,11 +23,12 @@
  * It never asserts: it prints a table and whether each c=32 row meets the
  * target ratio.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runClosedLoop, type LoadResult } from '../load-generator.ts';
+import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
+import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
 
 const TARGET_RATIO = 0.6;
 const DYNAMIC_BATCHING = process.env['BENCH_DYNAMIC_BATCHING'] === '1';
@@ -35,7 +37,6 @@ const SIZE = 16;
 const INFER_PATH = `/v2/models/${MODEL}/infer`;
 const HEADER_LENGTH = 'inference-header-content-length';
 
-type Role = 'switchyard' | 'bare';
 type Mode = 'json' | 'binary';
 
 /** A response captured from Switchyard, replayed byte for byte by the bare route. */
@@ -46,43 +47,16 @@ interface CannedResponse {
   readonly body: string;
 }
 
-type ToChild =
-  | { kind: 'init'; repository?: string; canned?: Record<Mode, CannedResponse> }
-  | { kind: 'cpu'; id: number }
-  | { kind: 'stop' };
+interface ChildInit {
+  readonly repository?: string;
+  readonly canned?: Record<Mode, CannedResponse>;
+}
 
-type FromChild =
-  | { kind: 'ready'; port: number }
-  | { kind: 'cpu'; id: number; micros: number }
-  | { kind: 'failed'; message: string };
+type Child = ServerChild<ChildInit>;
 
 // ---------------------------------------------------------------- children
 
-async function childMain(role: Role): Promise<void> {
-  const send = (message: FromChild): void => { process.send!(message); };
-  const init = await new Promise<Extract<ToChild, { kind: 'init' }>>((resolve) => {
-    process.once('message', (m: ToChild) => { if (m.kind === 'init') resolve(m); });
-  });
-  let close: () => Promise<void>;
-  try {
-    close = role === 'switchyard' ? await startSwitchyard(init.repository!, send) : await startBare(init.canned!, send);
-  } catch (err) {
-    send({ kind: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
-    process.exit(1);
-  }
-  process.on('message', (m: ToChild) => {
-    if (m.kind === 'cpu') {
-      const usage = process.cpuUsage();
-      send({ kind: 'cpu', id: m.id, micros: usage.user + usage.system });
-    } else if (m.kind === 'stop') {
-      void close().finally(() => process.exit(0));
-    }
-  });
-  // The orchestrator went away without saying stop: do not linger.
-  process.on('disconnect', () => process.exit(0));
-}
-
-async function startSwitchyard(repository: string, send: (m: FromChild) => void): Promise<() => Promise<void>> {
+async function startSwitchyard(repository: string): Promise<StartedServer> {
   const { silentLogger } = await import('../../engine/logger.ts');
   const { InferenceServer } = await import('../../engine/server.ts');
   const { createHttpServer } = await import('../../server/http/http-server.ts');
@@ -92,10 +66,12 @@ async function startSwitchyard(repository: string, send: (m: FromChild) => void)
   const app = await createHttpServer(server);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
-  send({ kind: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
-  return async () => {
-    await app.close();
-    await server.close();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    async close() {
+      await app.close();
+      await server.close();
+    },
   };
 }
 
@@ -105,7 +81,7 @@ async function startSwitchyard(repository: string, send: (m: FromChild) => void)
  * the way the real decoder does and answers with a canned response of the
  * same bytes. Everything Switchyard spends beyond this is its own overhead.
  */
-async function startBare(canned: Record<Mode, CannedResponse>, send: (m: FromChild) => void): Promise<() => Promise<void>> {
+async function startBare(canned: Record<Mode, CannedResponse>): Promise<StartedServer> {
   const { default: Fastify } = await import('fastify');
   const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
   const replies = {
@@ -127,8 +103,7 @@ async function startBare(canned: Record<Mode, CannedResponse>, send: (m: FromChi
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
-  send({ kind: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
-  return () => app.close();
+  return { port: typeof address === 'object' && address ? address.port : 0, close: () => app.close() };
 }
 
 function toReply(canned: CannedResponse): { headers: Record<string, string>; body: string | Buffer } {
@@ -140,55 +115,6 @@ function toReply(canned: CannedResponse): { headers: Record<string, string>; bod
 }
 
 // ----------------------------------------------------------- orchestrator
-
-class Child {
-  private nextId = 1;
-  private readonly waiting = new Map<number, (micros: number) => void>();
-
-  private constructor(readonly role: Role, private readonly process: ChildProcess, readonly port: number) {
-    process.on('message', (m: FromChild) => {
-      if (m.kind !== 'cpu') return;
-      this.waiting.get(m.id)?.(m.micros);
-      this.waiting.delete(m.id);
-    });
-  }
-
-  static async start(role: Role, init: Extract<ToChild, { kind: 'init' }>, extraNodeArgs: string[] = []): Promise<Child> {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', role], {
-      execArgv: [...process.execArgv, ...extraNodeArgs],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`${role} server exited with code ${code} before it was ready`)));
-      child.on('message', (m: FromChild) => {
-        if (m.kind === 'ready') resolve(m.port);
-        else if (m.kind === 'failed') reject(new Error(`${role} server failed to start: ${m.message}`));
-      });
-      child.send(init);
-    });
-    child.removeAllListeners('exit');
-    child.removeAllListeners('message');
-    return new Child(role, child, port);
-  }
-
-  /** CPU time (user + system, all threads) the child has used so far, in microseconds. */
-  cpuMicros(): Promise<number> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.process.send({ kind: 'cpu', id } satisfies ToChild);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.process.once('exit', () => resolve()));
-    this.process.send({ kind: 'stop' } satisfies ToChild);
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
 
 interface Payload {
   readonly headers: Record<string, string>;
@@ -315,42 +241,24 @@ async function measure(target: Child, idle: Child, payload: Payload, expectBodyB
   };
 }
 
-const fmtRate = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
-const fmtMs = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : '-');
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
-  return value;
-}
-
 async function main(): Promise<void> {
   const seconds = envNumber('BENCH_SECONDS', 5);
   const warmup = envNumber('BENCH_WARMUP', 1);
-  const concurrencies = (process.env['BENCH_CONCURRENCY'] ?? '1,32').split(',').map((s) => Number(s.trim()))
-    .filter((n) => Number.isSafeInteger(n) && n > 0);
-  const switchyardArgs = (process.env['BENCH_SWITCHYARD_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+  const concurrencies = envIntegers('BENCH_CONCURRENCY', '1,32');
+  const switchyardArgs = envNodeArgs('BENCH_SWITCHYARD_NODE_ARGS');
   const modes: Mode[] = ['json', 'binary'];
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const repository = await buildRepository();
   const children: Child[] = [];
   try {
-    const switchyard = await Child.start('switchyard', { kind: 'init', repository }, switchyardArgs);
+    const script = fileURLToPath(import.meta.url);
+    const switchyard: Child = await ServerChild.start<ChildInit>(script, 'switchyard', { repository }, switchyardArgs);
     children.push(switchyard);
     const payloads = requestPayloads();
     const canned = {} as Record<Mode, CannedResponse>;
     for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, payloads[mode]));
-    const bare = await Child.start('bare', { kind: 'init', canned });
+    const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
     children.push(bare);
 
     const expectBytes = {} as Record<Mode, number>;
@@ -423,10 +331,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--child') {
-  const role = process.argv[3];
-  if (role !== 'switchyard' && role !== 'bare') throw new Error(`unknown child role '${role}'`);
-  await childMain(role);
-} else {
-  await main();
-}
+const role = childRole();
+if (role === 'switchyard') await serveAsChild<ChildInit>((init) => startSwitchyard(init.repository!));
+else if (role === 'bare') await serveAsChild<ChildInit>((init) => startBare(init.canned!));
+else if (role !== undefined) throw new Error(`unknown child role '${role}'`);
+else await main();

@@ -37,8 +37,6 @@ function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
  */
 function callSignal(call: grpc.ServerUnaryCall<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
-  // Every request on a stream shares this signal, and each queued one listens to it.
-  setMaxListeners(0, controller.signal);
   let done = false;
   // grpc-js may also report 'cancelled' as the stream closes after a normal reply; only a live call aborts.
   call.once('cancelled', () => {
@@ -153,6 +151,8 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
    */
   const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Message> = (call) => {
     const { signal, dispose } = callSignal(call);
+    // Every request on the stream shares this signal, and each queued one listens to it.
+    setMaxListeners(0, signal);
     const queue: { reply?: Message }[] = [];
     let ended = false;
     const flush = (): void => {

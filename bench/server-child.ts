@@ -1,0 +1,105 @@
+/**
+ * Benchmark servers in their own processes. A bench script forks itself with
+ * `--child <role>`; the child waits for its init message, starts its server,
+ * reports the port, answers CPU-time queries, and stops when told to (or
+ * when the parent goes away). Keeping each server out of the load
+ * generator's process means neither shares an event loop with the other.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+
+type ToChild<Init> =
+  | { kind: 'init'; init: Init }
+  | { kind: 'cpu'; id: number }
+  | { kind: 'stop' };
+
+type FromChild =
+  | { kind: 'ready'; port: number }
+  | { kind: 'cpu'; id: number; micros: number }
+  | { kind: 'failed'; message: string };
+
+export interface StartedServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The role this process was forked to play, or undefined when it is the orchestrator. */
+export function childRole(): string | undefined {
+  return process.argv[2] === '--child' ? process.argv[3] : undefined;
+}
+
+/** The child side: start the server from the init message and serve the parent's queries until told to stop. */
+export async function serveAsChild<Init>(start: (init: Init) => Promise<StartedServer>): Promise<void> {
+  const send = (message: FromChild): void => { process.send!(message); };
+  const init = await new Promise<Init>((resolve) => {
+    process.once('message', (m: ToChild<Init>) => { if (m.kind === 'init') resolve(m.init); });
+  });
+  let server: StartedServer;
+  try {
+    server = await start(init);
+  } catch (err) {
+    send({ kind: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+    process.exit(1);
+  }
+  process.on('message', (m: ToChild<Init>) => {
+    if (m.kind === 'cpu') {
+      const usage = process.cpuUsage();
+      send({ kind: 'cpu', id: m.id, micros: usage.user + usage.system });
+    } else if (m.kind === 'stop') {
+      void server.close().finally(() => process.exit(0));
+    }
+  });
+  // The orchestrator went away without saying stop: do not linger.
+  process.on('disconnect', () => process.exit(0));
+  send({ kind: 'ready', port: server.port });
+}
+
+/** The parent side: one forked server. */
+export class ServerChild<Init> {
+  private nextId = 1;
+  private readonly waiting = new Map<number, (micros: number) => void>();
+
+  private constructor(readonly role: string, private readonly process: ChildProcess, readonly port: number) {
+    process.on('message', (m: FromChild) => {
+      if (m.kind !== 'cpu') return;
+      this.waiting.get(m.id)?.(m.micros);
+      this.waiting.delete(m.id);
+    });
+  }
+
+  /** Forks `script --child role`, sends it `init`, and resolves once its server listens. */
+  static async start<Init>(script: string, role: string, init: Init, extraNodeArgs: readonly string[] = []): Promise<ServerChild<Init>> {
+    const child = fork(script, ['--child', role], {
+      execArgv: [...process.execArgv, ...extraNodeArgs],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`${role} server exited with code ${code} before it was ready`)));
+      child.on('message', (m: FromChild) => {
+        if (m.kind === 'ready') resolve(m.port);
+        else if (m.kind === 'failed') reject(new Error(`${role} server failed to start: ${m.message}`));
+      });
+      child.send({ kind: 'init', init } satisfies ToChild<Init>);
+    });
+    child.removeAllListeners('exit');
+    child.removeAllListeners('message');
+    return new ServerChild<Init>(role, child, port);
+  }
+
+  /** CPU time (user + system, all threads) the child has used so far, in microseconds. */
+  cpuMicros(): Promise<number> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.process.send({ kind: 'cpu', id } satisfies ToChild<never>);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.process.once('exit', () => resolve()));
+    this.process.send({ kind: 'stop' } satisfies ToChild<never>);
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
