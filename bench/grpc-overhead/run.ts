@@ -33,6 +33,7 @@ import { runGrpcStream, runGrpcUnary } from '../grpc-load-generator.ts';
 import type { LoadResult } from '../load-generator.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
+import { buildAddSubRepository } from '../add-sub-repository.ts';
 
 const TARGET_RATIO = 0.6;
 const DYNAMIC_BATCHING = process.env['BENCH_DYNAMIC_BATCHING'] === '1';
@@ -190,23 +191,6 @@ async function captureReplies(address: string, body: Buffer): Promise<{ canned: 
   return { canned: { unary: unary.toString('base64'), stream: stream.toString('base64') }, unary, stream };
 }
 
-async function buildRepository(): Promise<string> {
-  const { makeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const { addSubModel } = await import('../../generator/models.ts');
-  const tensor = (name: string): string => `  { name: "${name}" data_type: TYPE_INT32 dims: [ ${SIZE} ] }`;
-  const config = [
-    `name: "${MODEL}"`,
-    'platform: "onnxruntime_onnx"',
-    'max_batch_size: 8',
-    `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
-    `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
-    'instance_group [ { count: 1, kind: KIND_CPU } ]',
-    ...(DYNAMIC_BATCHING ? ['dynamic_batching { }'] : []),
-    '',
-  ].join('\n');
-  return makeRepository({ [MODEL]: { config, versions: { 1: addSubModel('INT32', SIZE) } } });
-}
-
 interface Measured {
   readonly load: LoadResult;
   /** Server CPU per completed request or message, microseconds (all its threads). */
@@ -258,7 +242,7 @@ async function main(): Promise<void> {
   const timing = { warmupMs: warmup * 1000, durationMs: seconds * 1000 };
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const repository = await buildRepository();
+  const repository = await buildAddSubRepository(MODEL, 'INT32', SIZE, DYNAMIC_BATCHING);
   const children: Child[] = [];
   try {
     const script = fileURLToPath(import.meta.url);

@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { runClosedLoop, type LoadResult } from '../load-generator.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
+import { buildAddSubRepository } from '../add-sub-repository.ts';
 
 const TARGET_RATIO = 0.6;
 const DYNAMIC_BATCHING = process.env['BENCH_DYNAMIC_BATCHING'] === '1';
@@ -192,23 +193,6 @@ function captureResponse(mode: Mode, response: OneResponse): CannedResponse {
   };
 }
 
-async function buildRepository(): Promise<string> {
-  const { makeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const { addSubModel } = await import('../../generator/models.ts');
-  const tensor = (name: string): string => `  { name: "${name}" data_type: TYPE_FP32 dims: [ ${SIZE} ] }`;
-  const config = [
-    `name: "${MODEL}"`,
-    'backend: "onnxruntime"',
-    'max_batch_size: 8',
-    `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
-    `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
-    'instance_group [ { count: 1, kind: KIND_CPU } ]',
-    ...(DYNAMIC_BATCHING ? ['dynamic_batching { }'] : []),
-    '',
-  ].join('\n');
-  return makeRepository({ [MODEL]: { config, versions: { 1: addSubModel('FP32', SIZE) } } });
-}
-
 interface Measured {
   readonly load: LoadResult;
   /** Server CPU per completed request, microseconds (all its threads). */
@@ -249,7 +233,7 @@ async function main(): Promise<void> {
   const modes: Mode[] = ['json', 'binary'];
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const repository = await buildRepository();
+  const repository = await buildAddSubRepository(MODEL, 'FP32', SIZE, DYNAMIC_BATCHING);
   const children: Child[] = [];
   try {
     const script = fileURLToPath(import.meta.url);

@@ -1,0 +1,23 @@
+/**
+ * The one-model repository both overhead benchmarks serve: add_sub with two
+ * [size] inputs, max_batch_size 8, one CPU instance, and dynamic batching
+ * only when asked for. Written to a temporary folder.
+ */
+import type { DataType } from '../engine/tensor.ts';
+
+export async function buildAddSubRepository(model: string, datatype: DataType, size: number, dynamicBatching: boolean): Promise<string> {
+  const { makeRepository } = await import('../test/helpers/fixture-repository.ts');
+  const { addSubModel } = await import('../generator/models.ts');
+  const tensor = (name: string): string => `  { name: "${name}" data_type: TYPE_${datatype} dims: [ ${size} ] }`;
+  const config = [
+    `name: "${model}"`,
+    'platform: "onnxruntime_onnx"',
+    'max_batch_size: 8',
+    `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
+    `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
+    'instance_group [ { count: 1, kind: KIND_CPU } ]',
+    ...(dynamicBatching ? ['dynamic_batching { }'] : []),
+    '',
+  ].join('\n');
+  return makeRepository({ [model]: { config, versions: { 1: addSubModel(datatype, size) } } });
+}
