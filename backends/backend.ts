@@ -45,13 +45,33 @@ export type ExecuteResult =
   | { readonly ok: true; readonly outputs: readonly Tensor[] }
   | { readonly ok: false; readonly error: SwitchyardError };
 
+/**
+ * Where one execution's time went, in nanoseconds, as Triton's statistics
+ * split it: preparing inputs (joining requests, handing memory to the
+ * runtime), the model run itself, and preparing outputs (reading results,
+ * cutting them per request).
+ */
+export interface ComputeTiming {
+  readonly inputNs: number;
+  readonly inferNs: number;
+  readonly outputNs: number;
+}
+
+/** The answer to one execute() call: one result per request, in order, and the batch's timing. */
+export interface ExecuteOutcome {
+  readonly results: readonly ExecuteResult[];
+  readonly timing: ComputeTiming;
+}
+
 export interface BackendInstance {
   readonly name: string;
   /**
    * Runs the requests together and answers each, in order. Never rejects for a
    * per-request problem. May be called again before an earlier call finished;
    * the calls then run one after another, in the order they were made.
+   * A failure that hits the whole batch (the runtime refused it, the worker
+   * died) answers every request with that error rather than rejecting.
    */
-  execute(requests: readonly ExecuteRequest[]): Promise<ExecuteResult[]>;
+  execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome>;
   finalize(): Promise<void>;
 }

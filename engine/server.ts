@@ -3,7 +3,7 @@
  * script calls. It owns the model repository and knows nothing of HTTP or
  * gRPC.
  */
-import type { Backend } from '../backends/backend.ts';
+import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import { serverError, SwitchyardError } from './errors.ts';
@@ -171,6 +171,11 @@ export class InferenceServer {
       feature: 'the model repository extension (unload)',
       detail: `model '${name}' cannot be unloaded at run time by this build yet`,
     });
+  }
+
+  /** A ready version's execution instances, for diagnostics and fault tests (for example, killing a worker). */
+  instancesOf(name: string, version?: string): readonly BackendInstance[] {
+    return this.readyVersion(name, version).instances;
   }
 
   /** Models or versions that failed to load, with why. */

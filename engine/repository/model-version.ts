@@ -7,6 +7,7 @@ import { compileModelConfig, type ModelSettings } from '../config/compile-model-
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
+import { ModelStats } from '../stats/model-stats.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
@@ -23,7 +24,11 @@ export interface ModelVersionSource {
 
 export class ModelVersion {
   readonly lifecycle = new ModelLifecycle();
-  private loaded: { config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel } | undefined;
+  /** Statistics since this version loaded (Triton's statistics extension). */
+  readonly stats = new ModelStats();
+  private loaded: {
+    config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel; instances: readonly BackendInstance[];
+  } | undefined;
 
   private constructor(readonly version: number) {}
 
@@ -42,6 +47,11 @@ export class ModelVersion {
 
   get scheduler(): Scheduler | undefined {
     return this.state === 'READY' ? this.loaded?.scheduler : undefined;
+  }
+
+  /** The execution instances, for diagnostics and fault tests. */
+  get instances(): readonly BackendInstance[] {
+    return this.loaded?.instances ?? [];
   }
 
   /** A version that could not even start loading, e.g. a specific version with no folder. */
@@ -65,8 +75,8 @@ export class ModelVersion {
       for (const group of config.instanceGroups) {
         for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
       }
-      const scheduler = createScheduler(config, instances, logger);
-      v.loaded = { config, scheduler, model };
+      const scheduler = createScheduler({ config, instances, logger, stats: v.stats });
+      v.loaded = { config, scheduler, model, instances };
       v.lifecycle.moveTo('READY');
       logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${instances.length} instance${instances.length === 1 ? '' : 's'})`);
     } catch (err) {
