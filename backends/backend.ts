@@ -8,6 +8,7 @@ import type { CompiledModelConfig, InstanceGroupSpec } from '../engine/config/co
 import type { ModelSettings } from '../engine/config/compile-model-config.ts';
 import type { ModelSignature } from '../engine/config/model-signature.ts';
 import type { SwitchyardError } from '../engine/errors.ts';
+import type { Logger } from '../engine/logger.ts';
 import type { Tensor } from '../engine/tensor.ts';
 
 export interface ModelLoadContext {
@@ -16,6 +17,8 @@ export interface ModelLoadContext {
   /** The numbered version folder. */
   readonly versionDir: string;
   readonly settings: ModelSettings;
+  /** Where a backend reports what happens after load (a worker crashed and was restarted). Default: silent. */
+  readonly logger?: Logger;
 }
 
 export interface Backend {

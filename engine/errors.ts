@@ -78,6 +78,16 @@ export const CATALOGUE = {
     (p) => `model '${p.model}' cannot take tensor '${p.tensor}' of datatype ${p.datatype}: the ONNX Runtime binding for Node has no ${p.datatype} tensors`),
   CANCELLED: entry<{ model: string; reason?: string }>('CANCELLED',
     (p) => `inference request for model '${p.model}' was cancelled${p.reason ? `: ${p.reason}` : ''}`),
+  QUEUE_FULL: entry<{ model: string; level?: number; max: number }>('UNAVAILABLE',
+    (p) => `Exceeds maximum queue size: model '${p.model}'${p.level ? ` priority level ${p.level}` : ''} holds at most ${p.max} queued request(s)`),
+  QUEUE_TIMEOUT: entry<{ model: string; waitedMs: number; timeoutUs: number }>('UNAVAILABLE',
+    (p) => `Request timeout expired: the request waited ${p.waitedMs.toFixed(1)} ms in the queue of model '${p.model}', longer than its timeout of ${p.timeoutUs} us`),
+  BAD_PRIORITY: entry<{ model: string; got: string; levels: number; defaultLevel: number }>('INVALID_ARG',
+    (p) => `invalid 'priority' parameter ${p.got} for model '${p.model}': the model has priority levels 1 (highest) to ${p.levels}; ` +
+      `use one of them, or 0 for the default level ${p.defaultLevel}`),
+  BAD_SCHEDULE_PARAMETER: entry<{ model: string; parameter: string; got: string }>('INVALID_ARG',
+    (p) => `invalid value ${p.got} for the '${p.parameter}' parameter of a request to model '${p.model}': expected a non-negative integer` +
+      (p.parameter === 'timeout' ? ' (microseconds)' : '')),
   SERVER_STOPPING: entry<{ model: string }>('UNAVAILABLE',
     (p) => `model '${p.model}' is shutting down and takes no new requests`),
   SERVER_EXITING: entry<Record<string, never>>('UNAVAILABLE', () => 'Server exiting'),

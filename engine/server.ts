@@ -13,6 +13,7 @@ import { createLogger, type Logger } from './logger.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { ModelRepository, type ModelEntry } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
+import type { ModelStatisticsJson } from './stats/model-stats.ts';
 import { normalizeRequest } from './request-normalizer.ts';
 
 export interface InferenceServerOptions {
@@ -56,8 +57,13 @@ export interface ModelIndexEntry {
 
 export const SERVER_VERSION = '0.1.0';
 
-/** Protocol extensions this build implements; frontends list exactly these. */
-export const EXTENSIONS: readonly string[] = ['model_configuration', 'binary_tensor_data'];
+/** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
+export const EXTENSIONS: readonly string[] = ['schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics'];
+
+/** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
+export interface ModelStatisticsResponse {
+  readonly model_stats: ModelStatisticsJson[];
+}
 
 export class InferenceServer {
   private closed = false;
@@ -149,12 +155,27 @@ export class InferenceServer {
       : [...entry.versions.values()].map((v) => ({ name: entry.name, version: String(v.version), state: v.state, reason: v.reason })));
   }
 
-  /** Per-model statistics (Triton's JSON shape). Arrives with the statistics work; refused clearly until then. */
-  modelStatistics(_name?: string, _version?: string): Record<string, unknown> {
-    throw serverError('NOT_IMPLEMENTED', {
-      feature: 'the statistics extension',
-      detail: 'per-model queue and compute statistics are not collected by this build yet',
-    });
+  /**
+   * Statistics in Triton's JSON shape. No name: every READY version of every
+   * model, by name then version. A name: that model's READY versions, or
+   * only `version`; an unknown model or version, a bad version string, or a
+   * model with no READY version gets the catalogue error the other per-model
+   * calls give.
+   */
+  modelStatistics(name?: string, version?: string): ModelStatisticsResponse {
+    const byVersion = (a: ModelVersion, b: ModelVersion): number => a.version - b.version;
+    const snapshot = (model: string, v: ModelVersion): ModelStatisticsJson => v.stats.snapshot(model, String(v.version));
+    if (name === undefined || name === '') {
+      const entries = [...this.repository.list()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return {
+        model_stats: entries.flatMap((entry) => [...entry.versions.values()]
+          .filter((v) => v.state === 'READY').sort(byVersion).map((v) => snapshot(entry.name, v))),
+      };
+    }
+    const chosen = this.readyVersion(name, version);
+    if (version) return { model_stats: [snapshot(name, chosen)] };
+    const ready = [...this.repository.get(name)!.versions.values()].filter((v) => v.state === 'READY').sort(byVersion);
+    return { model_stats: ready.map((v) => snapshot(name, v)) };
   }
 
   /** Loads or reloads a model (explicit model control). Refused clearly until model control lands. */
@@ -171,6 +192,11 @@ export class InferenceServer {
       feature: 'the model repository extension (unload)',
       detail: `model '${name}' cannot be unloaded at run time by this build yet`,
     });
+  }
+
+  /** Requests queued or executing for a ready model version (Triton's pending request count). */
+  pendingRequestCount(name: string, version?: string): number {
+    return this.readyVersion(name, version).scheduler!.inflightCount();
   }
 
   /** A ready version's execution instances, for diagnostics and fault tests (for example, killing a worker). */

@@ -80,3 +80,48 @@ export function identityModel(datatypes: readonly DataType[] = ORT_DATA_TYPES): 
   }
   return g.toBytes();
 }
+
+/**
+ * VALUE = TABLE[INDEX]: Gather over a fixed FP32 table of `size` entries
+ * (entry i holds i * 10) with INT64 indices [batch, 1] from the request. An
+ * index outside the table makes ONNX Runtime fail the whole run, which is
+ * what fault tests need: a batch that one bad request spoils.
+ */
+export function lookupModel(size = 4): Uint8Array {
+  return new OnnxGraphBuilder('lookup')
+    .input('INDEX', 'INT64', ['batch', 1])
+    .initializer('TABLE', 'FP32', [size], new Float32Array(size).map((_, i) => i * 10))
+    .node('Gather', ['TABLE', 'INDEX'], ['VALUE'], { axis: attr.int(0) })
+    .output('VALUE', 'FP32', ['batch', 1])
+    .toBytes();
+}
+
+/**
+ * Triton's ragged batching example: INPUT is every element of the batch's
+ * requests joined into one 1-D FP32 tensor (allow_ragged_batch), INDEX the
+ * batch input BATCH_ACCUMULATED_ELEMENT_COUNT (where each request ends, as
+ * FP32), and OUTPUT [requests, 1] each request's sum. Built as differences
+ * of a running sum taken at the request ends.
+ */
+export function raggedSumModel(): Uint8Array {
+  return new OnnxGraphBuilder('ragged_sum')
+    .input('INPUT', 'FP32', ['elements'])
+    .input('INDEX', 'FP32', ['batch'])
+    .initializer('ZERO', 'FP32', [1], new Float32Array([0]))
+    .initializer('AXIS', 'INT64', [], new BigInt64Array([0n]))
+    .initializer('START', 'INT64', [1], new BigInt64Array([0n]))
+    .initializer('END', 'INT64', [1], new BigInt64Array([-1n]))
+    .initializer('COLUMN', 'INT64', [2], new BigInt64Array([-1n, 1n]))
+    // running[k] = INPUT[0] + ... + INPUT[k-1], with running[0] = 0
+    .node('CumSum', ['INPUT', 'AXIS'], ['cumsum'])
+    .node('Concat', ['ZERO', 'cumsum'], ['running'], { axis: attr.int(0) })
+    // totals at each request's end, and at the previous request's end
+    .node('Cast', ['INDEX'], ['ends'], { to: attr.int(7) })
+    .node('Gather', ['running', 'ends'], ['at_end'], { axis: attr.int(0) })
+    .node('Concat', ['ZERO', 'at_end'], ['shifted'], { axis: attr.int(0) })
+    .node('Slice', ['shifted', 'START', 'END'], ['at_start'])
+    .node('Sub', ['at_end', 'at_start'], ['sums'])
+    .node('Reshape', ['sums', 'COLUMN'], ['OUTPUT'])
+    .output('OUTPUT', 'FP32', ['batch', 1])
+    .toBytes();
+}

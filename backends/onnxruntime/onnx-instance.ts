@@ -2,24 +2,33 @@
  * One ONNX Runtime instance: a worker thread owning an InferenceSession.
  * The instance concatenates a list of requests into one session.run and
  * splits the outputs back, moving tensor memory to and from the worker by
- * transfer.
+ * transfer. Input memory comes from a per-instance pool and returns to it
+ * with each run's result. A worker that dies is replaced from the same
+ * WorkerInit; the runs it held fail, later ones wait for the new worker.
  */
 import { Worker } from 'node:worker_threads';
+import type { BatchInputSpec, CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
-import { asSwitchyardError, serverError } from '../../engine/errors.ts';
-import { concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
-import type { Tensor } from '../../engine/tensor.ts';
-import type { BackendInstance, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { silentLogger, type Logger } from '../../engine/logger.ts';
+import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
+import { checkedProduct, type Tensor } from '../../engine/tensor.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import { InputPool, type PoolStats } from './input-pool.ts';
 import { fromOrtType, toOrtType } from './ort-types.ts';
-import type { FromWorker, SignatureEntry, ToWorker, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
+/** A replacement worker that failed to open its session is tried again no sooner than this. */
+const RESTART_INTERVAL_MS = 1000;
+const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
 
 interface Pending {
-  readonly resolve: (outputs: readonly WireTensor[]) => void;
+  /** Gets the worker's answer, success or a failed run alike. */
+  readonly resolve: (result: WireResult) => void;
+  /** The run never got an answer: the worker died, or the instance is stopping. */
   readonly reject: (error: Error) => void;
 }
 
@@ -30,84 +39,144 @@ export interface InstanceSignature {
 
 export class OnnxInstance implements BackendInstance {
   private readonly pending = new Map<number, Pending>();
+  private readonly pool = new InputPool();
   private nextId = 1;
   /** Runs asked for in the current tick; they go to the worker in one message. */
   private outbox: WireRun[] = [];
   private outboxTransfer: ArrayBuffer[] = [];
-  private failure: Error | undefined;
+  /** The worker serving runs; undefined while a replacement starts, after one failed, or once closed. */
+  private worker: Worker | undefined;
+  /** Set while a replacement worker opens its session; runs asked for meanwhile wait on it. */
+  private starting: Promise<void> | undefined;
+  /** Why the last replacement failed; a run asked for within RESTART_INTERVAL_MS of that start gets this. */
+  private down: SwitchyardError | undefined;
+  private lastStart = 0;
   private closing: Promise<void> | undefined;
+  private batching = false;
+  /** allow_ragged_batch inputs, joined into one 1-D tensor when batching. */
+  private ragged: ReadonlySet<string> = new Set();
+  private batchInputs: readonly BatchInputSpec[] = [];
 
   private constructor(
     readonly name: string,
     private readonly modelName: string,
-    private readonly worker: Worker,
+    private readonly init: WorkerInit,
+    worker: Worker,
     readonly signature: InstanceSignature,
-    private batching: boolean,
+    private readonly logger: Logger,
   ) {
-    worker.on('message', (message: FromWorker) => this.onMessage(message));
-    worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`worker thread exited with code ${code}`)));
+    this.attach(worker);
   }
 
   /** Starts the worker and waits until its session is open. */
-  static async create(name: string, modelName: string, init: WorkerInit): Promise<OnnxInstance> {
-    // The worker is plain JavaScript: it needs none of the parent's loader flags.
-    const worker = new Worker(WORKER_URL, { workerData: init, execArgv: [] });
-    const ready = await new Promise<Extract<FromWorker, { kind: 'ready' }>>((resolve, reject) => {
-      const onExit = (code: number): void => reject(new Error(`worker thread exited with code ${code} before the session opened`));
-      worker.once('error', reject);
-      worker.once('exit', onExit);
-      worker.once('message', (message: FromWorker) => {
-        worker.off('error', reject);
-        worker.off('exit', onExit);
-        if (message.kind === 'ready') resolve(message);
-        else reject(new Error(message.kind === 'failed' ? message.message : `unexpected worker message '${message.kind}'`));
-      });
-    }).catch(async (err: unknown) => {
-      await worker.terminate();
-      throw err;
-    });
+  static async create(name: string, modelName: string, init: WorkerInit, logger: Logger = silentLogger): Promise<OnnxInstance> {
+    const { worker, ready } = await startWorker(init);
     const toSignature = (entries: readonly SignatureEntry[]): SignatureTensor[] =>
       entries.map((e) => ({ name: e.name, datatype: fromOrtType(e.type), modelType: e.type, shape: e.shape }));
-    return new OnnxInstance(name, modelName, worker, { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) }, false);
+    return new OnnxInstance(name, modelName, init, worker, { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) }, logger);
   }
 
-  /** Whether execute() joins requests along dim 0; set once the config is compiled. */
-  setBatching(batching: boolean): void {
-    this.batching = batching;
+  /**
+   * Takes what execute() needs from the compiled config, once it is compiled:
+   * whether requests join along dim 0, the ragged inputs, the batch inputs.
+   */
+  configure(config: CompiledModelConfig): void {
+    this.batching = config.maxBatchSize > 0;
+    this.ragged = new Set(config.inputs.filter((s) => s.allowRaggedBatch && this.batching).map((s) => s.name));
+    this.batchInputs = config.batchInputs;
   }
 
-  async execute(requests: readonly ExecuteRequest[]): Promise<ExecuteResult[]> {
-    if (requests.length === 0) return [];
+  /** Input buffers created vs. handed out again from the pool, since the instance started. */
+  poolStats(): PoolStats {
+    return this.pool.stats();
+  }
+
+  /** Runs handed to the worker (or waiting for one) that have no answer yet. */
+  get runsInFlight(): number {
+    return this.pending.size;
+  }
+
+  async execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
+    if (requests.length === 0) return { results: [], timing: NO_TIME };
     if (requests.length > 1 && !this.batching) {
       throw new Error(`instance ${this.name} does not batch but was given ${requests.length} requests`);
     }
-    const wanted = [...new Set(requests.flatMap((r) => r.outputs))];
-    const transfer: ArrayBuffer[] = [];
-    const inputs = requests[0]!.inputs.map((first) => {
-      const joined = concatBatch(requests.map((r) => r.inputs.find((t) => t.name === first.name) ?? first));
-      return toWire(joined, transfer, this.modelName);
-    });
-    let outputs: readonly WireTensor[];
-    try {
-      outputs = await this.run(inputs, wanted, transfer);
-    } catch (err) {
+    const failAll = (err: unknown, timing: ComputeTiming): ExecuteOutcome => {
       const error = asSwitchyardError(err, this.modelName);
-      return requests.map(() => ({ ok: false, error }));
+      return { results: requests.map(() => ({ ok: false, error })), timing };
+    };
+    const wanted = [...new Set(requests.flatMap((r) => r.outputs))];
+    const joinStart = performance.now();
+    const buffers: ArrayBuffer[] = [];
+    let inputs: WireTensor[];
+    try {
+      inputs = this.joinInputs(requests, buffers);
+    } catch (err) {
+      for (const buffer of buffers) this.pool.release(buffer);
+      return failAll(err, { ...NO_TIME, inputNs: nsSince(joinStart) });
     }
+    const joinNs = nsSince(joinStart);
+
+    let answer: WireResult;
+    try {
+      answer = await this.run(inputs, wanted, buffers);
+    } catch (err) {
+      // No answer: buffers that reached the dead worker are gone (detached), the rest go back.
+      for (const buffer of buffers) this.pool.release(buffer);
+      return failAll(err, { ...NO_TIME, inputNs: joinNs });
+    }
+    for (const buffer of answer.inputBuffers) this.pool.release(buffer);
+    const timing = { inputNs: joinNs + answer.timing.inputNs, inferNs: answer.timing.inferNs, outputNs: answer.timing.outputNs };
+    if ('error' in answer) return failAll(new Error(answer.error), timing);
+
+    const cutStart = performance.now();
     const batchSizes = requests.map((r) => r.batchSize);
-    const split = new Map(outputs.map((o) => {
+    const split = new Map(answer.outputs.map((o) => {
       const tensor = fromWire(o);
       return [o.name, this.batching ? splitBatch(tensor, batchSizes) : [tensor]] as const;
     }));
-    return requests.map((request, index) => ({
+    const results = requests.map((request, index): ExecuteResult => ({
       ok: true,
       outputs: request.outputs.map((name) => split.get(name)![index]!),
     }));
+    return { results, timing: { ...timing, outputNs: timing.outputNs + nsSince(cutStart) } };
   }
 
-  private run(inputs: readonly WireTensor[], outputs: readonly string[], transfer: ArrayBuffer[]): Promise<readonly WireTensor[]> {
-    if (this.failure) return Promise.reject(this.failure);
+  /**
+   * One wire tensor per model input: the requests' tensors joined into pooled
+   * memory (even a lone request's: its buffer may be a view into an HTTP body
+   * and must not be moved away), then the generated batch inputs.
+   */
+  private joinInputs(requests: readonly ExecuteRequest[], buffers: ArrayBuffer[]): WireTensor[] {
+    const allocate = (byteLength: number): ArrayBuffer => {
+      const buffer = this.pool.acquire(byteLength);
+      buffers.push(buffer);
+      return buffer;
+    };
+    const first = requests[0]!;
+    const inputs = first.inputs.map((tensor) => {
+      const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
+      return toWire(concatBatch(parts, { allocate, flatten: this.ragged.has(tensor.name) }), this.modelName);
+    });
+    for (const spec of this.batchInputs) {
+      const counts = requests.map((r) => {
+        const source = r.inputs.find((t) => t.name === spec.sourceInput);
+        return source ? checkedProduct(source.shape) : 0;
+      });
+      for (const target of spec.targetNames) {
+        inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName));
+      }
+    }
+    return inputs;
+  }
+
+  private run(inputs: readonly WireTensor[], outputs: readonly string[], transfer: readonly ArrayBuffer[]): Promise<WireResult> {
+    if (this.worker && !this.closing) return this.post(inputs, outputs, transfer);
+    return this.serving().then(() => this.post(inputs, outputs, transfer));
+  }
+
+  /** Queues a run for the worker now serving. */
+  private post(inputs: readonly WireTensor[], outputs: readonly string[], transfer: readonly ArrayBuffer[]): Promise<WireResult> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -117,13 +186,52 @@ export class OnnxInstance implements BackendInstance {
     });
   }
 
+  /**
+   * Resolves once a worker serves runs: now, when the replacement being
+   * started opens its session, or after starting one (at most once per
+   * RESTART_INTERVAL_MS after a failed start). Rejects with why there is none.
+   */
+  private async serving(): Promise<void> {
+    if (this.closing) throw serverError('SERVER_STOPPING', { model: this.modelName });
+    if (this.worker) return;
+    if (!this.starting) {
+      if (this.down && Date.now() - this.lastStart < RESTART_INTERVAL_MS) throw this.down;
+      this.restart();
+    }
+    await this.starting;
+    if (this.closing) throw serverError('SERVER_STOPPING', { model: this.modelName });
+    if (!this.worker) throw this.down ?? serverError('INFERENCE_FAILED', { model: this.modelName, detail: `instance ${this.name} has no worker` });
+  }
+
   /** One postMessage for every run asked for in this tick: the thread hand-off is the costly part. */
   private flush(): void {
+    if (this.outbox.length === 0 || !this.worker) return;
     const message: ToWorker = { kind: 'run', runs: this.outbox };
     const transfer = this.outboxTransfer;
     this.outbox = [];
     this.outboxTransfer = [];
-    this.worker.postMessage(message, transfer);
+    try {
+      this.worker.postMessage(message, transfer);
+    } catch (err) {
+      // Nothing was sent (the message could not be cloned): those runs fail, the worker goes on.
+      const error = asSwitchyardError(err, this.modelName);
+      for (const run of message.runs) {
+        this.pending.get(run.id)?.reject(error);
+        this.pending.delete(run.id);
+      }
+    }
+  }
+
+  /** Listens to one worker; events from a worker that was replaced are ignored. */
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    let thrown: Error | undefined;
+    worker.on('message', (message: FromWorker) => {
+      if (this.worker === worker) this.onMessage(message);
+    });
+    // An uncaught error in the worker is followed by its exit; say what it was then.
+    worker.on('error', (err) => { thrown = err; });
+    worker.on('exit', (code) => this.lost(worker, `worker exited with code ${code}${thrown ? `: ${thrown.message}` : ''}`));
   }
 
   private onMessage(message: FromWorker): void {
@@ -132,27 +240,77 @@ export class OnnxInstance implements BackendInstance {
       const pending = this.pending.get(result.id);
       if (!pending) continue;
       this.pending.delete(result.id);
-      if ('outputs' in result) pending.resolve(result.outputs);
-      else pending.reject(new Error(result.error));
+      pending.resolve(result);
     }
   }
 
-  private fail(err: Error): void {
+  /** The serving worker stopped without being asked to: fail what it held and start another. */
+  private lost(worker: Worker, why: string): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
     if (this.closing) return;
-    this.failure = err;
-    for (const pending of this.pending.values()) pending.reject(err);
+    const error = serverError('INFERENCE_FAILED', {
+      model: this.modelName, detail: `instance ${this.name} stopped unexpectedly (${why}); a new worker is starting`,
+    });
+    this.logger.error(`'${this.modelName}': instance ${this.name} stopped unexpectedly (${why}); ` +
+      `${this.pending.size} run(s) failed; starting a new worker`);
+    // Runs still in the outbox were never sent; their buffers are still here and go back to the pool in execute().
+    this.outbox = [];
+    this.outboxTransfer = [];
+    for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
+    this.restart();
+  }
+
+  /** Starts a replacement worker from the same WorkerInit. */
+  private restart(): void {
+    this.lastStart = Date.now();
+    this.down = undefined;
+    this.starting = startWorker(this.init).then(({ worker }) => {
+      if (this.closing) {
+        void worker.terminate();
+        return;
+      }
+      this.attach(worker);
+      this.logger.info(`'${this.modelName}': instance ${this.name} has a new worker and serves again`);
+    }, (err: unknown) => {
+      const detail = err instanceof Error ? err.message.trim() : String(err);
+      this.down = serverError('INFERENCE_FAILED', {
+        model: this.modelName,
+        detail: `instance ${this.name} has no running worker: a new one could not open the session (${detail}); ` +
+          `the next request after ${RESTART_INTERVAL_MS / 1000} s tries again`,
+      });
+      this.logger.error(`'${this.modelName}': instance ${this.name} could not restart its worker: ${detail}`);
+    }).finally(() => {
+      this.starting = undefined;
+    });
+  }
+
+  /**
+   * Stops the worker thread at once, as a crash would: its runs fail and a
+   * new worker starts. For fault tests, and for an operator freeing a stuck instance.
+   */
+  async terminateWorker(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.lost(worker, 'worker was terminated');
+    await worker.terminate();
   }
 
   finalize(): Promise<void> {
     this.closing ??= (async () => {
-      const closed = new Promise<void>((resolve) => {
-        this.worker.on('message', (m: FromWorker) => m.kind === 'closed' && resolve());
-        this.worker.once('exit', () => resolve());
-      });
-      this.worker.postMessage({ kind: 'close' } satisfies ToWorker);
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
-      await this.worker.terminate();
+      await this.starting;
+      const worker = this.worker;
+      if (worker) {
+        const closed = new Promise<void>((resolve) => {
+          worker.on('message', (m: FromWorker) => m.kind === 'closed' && resolve());
+          worker.once('exit', () => resolve());
+        });
+        worker.postMessage({ kind: 'close' } satisfies ToWorker);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+        await worker.terminate();
+      }
+      this.worker = undefined;
       const stopped = serverError('SERVER_STOPPING', { model: this.modelName });
       for (const pending of this.pending.values()) pending.reject(stopped);
       this.pending.clear();
@@ -161,15 +319,37 @@ export class OnnxInstance implements BackendInstance {
   }
 }
 
-function toWire(tensor: Tensor, transfer: ArrayBuffer[], model: string): WireTensor {
+/** Starts a worker thread and waits until its session is open, or for why it could not open. */
+async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: Extract<FromWorker, { kind: 'ready' }> }> {
+  // The worker is plain JavaScript: it needs none of the parent's loader flags.
+  const worker = new Worker(WORKER_URL, { workerData: init, execArgv: [] });
+  const ready = await new Promise<Extract<FromWorker, { kind: 'ready' }>>((resolve, reject) => {
+    const onExit = (code: number): void => reject(new Error(`worker thread exited with code ${code} before the session opened`));
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+    worker.once('message', (message: FromWorker) => {
+      worker.off('error', reject);
+      worker.off('exit', onExit);
+      if (message.kind === 'ready') resolve(message);
+      else reject(new Error(message.kind === 'failed' ? message.message : `unexpected worker message '${message.kind}'`));
+    });
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
+  return { worker, ready };
+}
+
+const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
+
+function toWire(tensor: Tensor, model: string): WireTensor {
   const type = toOrtType(tensor.datatype);
   if (!type) throw serverError('UNSUPPORTED_DATATYPE', { model, tensor: tensor.name, datatype: tensor.datatype });
   if (tensor.datatype === 'BYTES') {
-    return { name: tensor.name, type, dims: tensor.shape, data: tensor.elements.map((e) => decoder.decode(e)) };
+    return { name: tensor.name, type, dims: tensor.shape, data: tensor.elements.map((e) => decoder.decode(e)), byteLength: 0 };
   }
-  const buffer = tensor.raw.buffer as ArrayBuffer;
-  transfer.push(buffer);
-  return { name: tensor.name, type, dims: tensor.shape, data: buffer };
+  // Always a pooled buffer from joinInputs, starting at offset 0.
+  return { name: tensor.name, type, dims: tensor.shape, data: tensor.raw.buffer as ArrayBuffer, byteLength: tensor.raw.byteLength };
 }
 
 function fromWire(wire: WireTensor): Tensor {
@@ -177,5 +357,5 @@ function fromWire(wire: WireTensor): Tensor {
   if (datatype === 'BYTES') {
     return { name: wire.name, datatype, shape: wire.dims, elements: (wire.data as readonly string[]).map((s) => encoder.encode(s)) };
   }
-  return { name: wire.name, datatype, shape: wire.dims, raw: new Uint8Array(wire.data as ArrayBuffer) };
+  return { name: wire.name, datatype, shape: wire.dims, raw: new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength) };
 }

@@ -42,7 +42,7 @@ export class OnnxModel implements BackendModel {
     const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
     const instance = reuse ? this.spare! : await startInstance(this.context, this.modelPath, group, indexInGroup);
     if (reuse) this.spare = undefined;
-    instance.setBatching(config.maxBatchSize > 0);
+    instance.configure(config);
     this.instances.push(instance);
     return instance;
   }
@@ -81,7 +81,7 @@ function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): Wo
 async function startInstance(context: ModelLoadContext, modelPath: string, group: InstanceGroupSpec, index: number): Promise<OnnxInstance> {
   const options = sessionOptions(context, group);
   try {
-    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options });
+    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, context.logger);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     if (options.executionProvider === 'cuda') {

@@ -20,12 +20,18 @@ import * as ort from 'onnxruntime-node';
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
 const init = /** @type {WorkerInit} */ (workerData);
 
-/** @type {Record<Exclude<OrtType, 'string'>, (b: ArrayBuffer) => ArrayBufferView>} */
+/**
+ * Typed views over the first `n` elements of a buffer, which may be larger
+ * than the tensor (pooled input buffers come in size classes).
+ * @type {Record<Exclude<OrtType, 'string'>, [number, (b: ArrayBuffer, n: number) => ArrayBufferView]>}
+ */
 const VIEW_OF = {
-  float32: (b) => new Float32Array(b), float64: (b) => new Float64Array(b), float16: (b) => new Uint16Array(b),
-  int8: (b) => new Int8Array(b), uint8: (b) => new Uint8Array(b), int16: (b) => new Int16Array(b),
-  uint16: (b) => new Uint16Array(b), int32: (b) => new Int32Array(b), uint32: (b) => new Uint32Array(b),
-  int64: (b) => new BigInt64Array(b), uint64: (b) => new BigUint64Array(b), bool: (b) => new Uint8Array(b),
+  float32: [4, (b, n) => new Float32Array(b, 0, n)], float64: [8, (b, n) => new Float64Array(b, 0, n)],
+  float16: [2, (b, n) => new Uint16Array(b, 0, n)], int8: [1, (b, n) => new Int8Array(b, 0, n)],
+  uint8: [1, (b, n) => new Uint8Array(b, 0, n)], int16: [2, (b, n) => new Int16Array(b, 0, n)],
+  uint16: [2, (b, n) => new Uint16Array(b, 0, n)], int32: [4, (b, n) => new Int32Array(b, 0, n)],
+  uint32: [4, (b, n) => new Uint32Array(b, 0, n)], int64: [8, (b, n) => new BigInt64Array(b, 0, n)],
+  uint64: [8, (b, n) => new BigUint64Array(b, 0, n)], bool: [1, (b, n) => new Uint8Array(b, 0, n)],
 };
 
 /**
@@ -54,11 +60,14 @@ function signatureOf(metadata) {
  */
 function toOrt(t) {
   if (t.type === 'string') return new ort.Tensor('string', [.../** @type {readonly string[]} */ (t.data)], [...t.dims]);
-  const view = VIEW_OF[t.type](/** @type {ArrayBuffer} */ (t.data));
-  return new ort.Tensor(t.type, /** @type {never} */ (view), [...t.dims]);
+  const [size, view] = VIEW_OF[t.type];
+  return new ort.Tensor(t.type, /** @type {never} */ (view(/** @type {ArrayBuffer} */ (t.data), t.byteLength / size)), [...t.dims]);
 }
 
 /**
+ * An output as a whole buffer of its own, ready to transfer. It is copied
+ * when it shares memory with anything else moving in the same message (an
+ * input buffer going back to the pool, another output).
  * @param {string} name
  * @param {ort.Tensor} tensor
  * @param {ArrayBuffer[]} transfer
@@ -66,15 +75,18 @@ function toOrt(t) {
  */
 function fromOrt(name, tensor, transfer) {
   const type = /** @type {OrtType} */ (tensor.type);
-  if (type === 'string') return { name, type, dims: tensor.dims, data: /** @type {string[]} */ (tensor.data) };
+  if (type === 'string') return { name, type, dims: tensor.dims, data: /** @type {string[]} */ (tensor.data), byteLength: 0 };
   const view = /** @type {ArrayBufferView} */ (tensor.data);
   let buffer = /** @type {ArrayBuffer} */ (view.buffer);
-  if (view.byteOffset !== 0 || buffer.byteLength !== view.byteLength) {
+  if (view.byteOffset !== 0 || buffer.byteLength !== view.byteLength || transfer.includes(buffer)) {
     buffer = buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
   }
   transfer.push(buffer);
-  return { name, type, dims: tensor.dims, data: buffer };
+  return { name, type, dims: tensor.dims, data: buffer, byteLength: buffer.byteLength };
 }
+
+/** Nanoseconds between two performance.now() readings. */
+const ns = (/** @type {number} */ from, /** @type {number} */ to) => Math.round((to - from) * 1e6);
 
 /** @param {unknown} err */
 const messageOf = (err) => (err instanceof Error ? err.message : String(err));
@@ -110,14 +122,40 @@ async function main() {
     let transfer = [];
     let since = performance.now();
     for (const run of runs) {
+      // The input buffers go back with the answer, whatever it is: they belong to the instance's pool.
+      /** @type {ArrayBuffer[]} */
+      const inputBuffers = [];
+      for (const input of run.inputs) {
+        if (input.data instanceof ArrayBuffer && !inputBuffers.includes(input.data)) inputBuffers.push(input.data);
+      }
+      const timing = { inputNs: 0, inferNs: 0, outputNs: 0 };
+      /** The stage running now; a failure's time is counted there. @type {keyof typeof timing} */
+      let stage = 'inputNs';
+      let mark = performance.now();
+      /** Ends the current stage and starts the next. @param {keyof typeof timing} next */
+      const lap = (next) => {
+        const now = performance.now();
+        timing[stage] = ns(mark, now);
+        stage = next;
+        mark = now;
+      };
       try {
         /** @type {Record<string, ort.Tensor>} */
         const feeds = {};
         for (const input of run.inputs) feeds[input.name] = toOrt(input);
+        lap('inferNs');
         const outputs = await session.run(feeds, [...run.outputs]);
-        results.push({ id: run.id, outputs: run.outputs.map((name) => fromOrt(name, /** @type {ort.Tensor} */ (outputs[name]), transfer)) });
+        lap('outputNs');
+        /** @type {ArrayBuffer[]} */
+        const moving = [...inputBuffers];
+        const wire = run.outputs.map((name) => fromOrt(name, /** @type {ort.Tensor} */ (outputs[name]), moving));
+        lap('outputNs');
+        transfer.push(...moving);
+        results.push({ id: run.id, outputs: wire, inputBuffers, timing });
       } catch (err) {
-        results.push({ id: run.id, error: messageOf(err) });
+        lap(stage);
+        transfer.push(...inputBuffers);
+        results.push({ id: run.id, error: messageOf(err), inputBuffers, timing });
       }
       if (performance.now() - since > 1) {
         post({ kind: 'results', results }, transfer);

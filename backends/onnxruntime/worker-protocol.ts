@@ -1,12 +1,22 @@
-/** Messages between an ONNX instance and its worker thread. Fixed-size tensor data travels as transferred ArrayBuffers. */
+/**
+ * Messages between an ONNX instance and its worker thread. Fixed-size tensor
+ * data travels as transferred ArrayBuffers; input buffers come from the
+ * instance's pool and travel back with the run's result.
+ */
+import type { ComputeTiming } from '../backend.ts';
 import type { OrtType } from './ort-types.ts';
 
 export interface WireTensor {
   readonly name: string;
   readonly type: OrtType;
   readonly dims: readonly number[];
-  /** Whole buffer holding exactly the tensor's bytes (fixed types), or the strings (BYTES). */
+  /**
+   * Fixed types: a buffer whose first byteLength bytes are the tensor (a
+   * pooled input buffer is usually larger). BYTES: the strings.
+   */
   readonly data: ArrayBuffer | readonly string[];
+  /** Bytes of data the tensor uses; 0 for BYTES. */
+  readonly byteLength: number;
 }
 
 export interface WorkerSessionOptions {
@@ -35,9 +45,14 @@ export interface WireRun {
   readonly outputs: readonly string[];
 }
 
+/**
+ * One run's answer. Either way it carries the run's input buffers back to
+ * the instance's pool, and the worker's share of the timing: building the
+ * ort.Tensors, session.run, and reading the outputs into transferable buffers.
+ */
 export type WireResult =
-  | { readonly id: number; readonly outputs: readonly WireTensor[] }
-  | { readonly id: number; readonly error: string };
+  | { readonly id: number; readonly outputs: readonly WireTensor[]; readonly inputBuffers: readonly ArrayBuffer[]; readonly timing: ComputeTiming }
+  | { readonly id: number; readonly error: string; readonly inputBuffers: readonly ArrayBuffer[]; readonly timing: ComputeTiming };
 
 export type ToWorker =
   | { readonly kind: 'run'; readonly runs: readonly WireRun[] }

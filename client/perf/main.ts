@@ -60,7 +60,7 @@ function checkSequenceIds(options: PerfOptions, concurrentSequences: number): vo
   }
 }
 
-/** Asks for statistics once; any failure (UNIMPLEMENTED today) means the run goes on without them. */
+/** Asks for statistics once; any failure (a server without the statistics extension) means the run goes on without them. */
 async function probeServerStats(client: InferenceClient, options: PerfOptions): Promise<ServerStatsStatus> {
   try {
     readCounters(await client.modelStatistics(options.model, options.modelVersion), options.model, options.modelVersion);

@@ -7,6 +7,7 @@ import { HttpTransport } from './http/http-transport.ts';
 import type { InferResult } from './infer-result.ts';
 import type { InferStream } from './infer-stream.ts';
 import type { ModelMetadata, RepositoryModel, ServerMetadata } from './metadata.ts';
+import type { ModelStatisticsResponse } from './statistics.ts';
 import type { Tensor } from './tensor.ts';
 import type { Transport } from './transport.ts';
 
@@ -62,8 +63,12 @@ export class InferenceClient {
     return this.transport.modelConfig(model, version);
   }
 
-  /** Raw statistics object (Triton's JSON shape: { model_stats: [...] }); throws UNIMPLEMENTED until the server has it. */
-  modelStatistics(model?: string, version?: string): Promise<Record<string, unknown>> {
+  /**
+   * Per model version statistics in Triton's JSON shape ({ model_stats: [...] }), equal over both
+   * transports: every ready version of every model with no `model`, else that model's ready versions,
+   * or only `version`. Switchyard adds `batch_close_reasons`; a Triton server leaves it empty.
+   */
+  modelStatistics(model?: string, version?: string): Promise<ModelStatisticsResponse> {
     return this.transport.modelStatistics(model, version);
   }
 

@@ -9,8 +9,11 @@ import { formatShape, fromConfigDataType, toConfigDataType } from '../tensor.ts'
 import { ModelConfigError } from './config-error.ts';
 import type { ConfigSourceMap } from './config-source-map.ts';
 import { ConfigSourceMap as SourceMapClass } from './config-source-map.ts';
-import type {
-  CompiledModelConfig, DynamicBatchingSpec, InstanceGroupSpec, SchedulingSpec, TensorSpec, VersionPolicy,
+import {
+  NO_QUEUE_POLICY,
+  type BatchInputKind, type BatchInputSpec,
+  type CompiledModelConfig, type DynamicBatchingSpec, type InstanceGroupSpec, type QueuePolicySpec, type SchedulingSpec,
+  type TensorSpec, type VersionPolicy,
 } from './compiled-model-config.ts';
 import { modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 import type { ModelSignature, SignatureTensor } from './model-signature.ts';
@@ -175,11 +178,23 @@ export function compileModelConfig(
   }
   const batchRank = maxBatchSize > 0 ? 1 : 0;
 
-  const inputs = completeTensors(ctx, 'input', inputsGiven, signature.inputs, batchRank, signature.file);
+  // Model inputs fed by batch_input are the backend's to make: not request inputs, not completed into `input`.
+  const batchInputs = readBatchInputs(ctx, asArray(config['batch_input']), maxBatchSize, signature);
+  const fedByBatchInput = new Set(batchInputs.flatMap((b) => b.targetNames));
+  const requestInputs = signature.inputs.filter((m) => !fedByBatchInput.has(m.name));
+  const inputs = completeTensors(ctx, 'input', inputsGiven, requestInputs, batchRank, signature.file);
   const outputs = completeTensors(ctx, 'output', outputsGiven, signature.outputs, batchRank, signature.file);
+  inputs.forEach((t, i) => {
+    const name = asString(t['name']);
+    if (fedByBatchInput.has(name)) {
+      fail(ctx, `input[${i}].name`, `'${name}' is the target of a batch_input, so the server makes it for each batch and requests never send it`,
+        `remove '${name}' from input`);
+    }
+  });
   const inputSpecs = inputs.map((t, i) => compileTensor(ctx, `input[${i}]`, t, maxBatchSize, signature.inputs, signature.file));
   const outputSpecs = outputs.map((t, i) => compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file));
-  checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, signature.inputs, signature.file);
+  checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, requestInputs, signature.file);
+  checkBatchInputSources(ctx, batchInputs, inputSpecs);
 
   const dynamic = asObj(config['dynamic_batching']);
   if (dynamic && maxBatchSize > 0 && asArray(dynamic['preferred_batch_size']).length === 0) {
@@ -207,6 +222,7 @@ export function compileModelConfig(
     outputs: outputSpecs,
     inputByName: new Map(inputSpecs.map((s) => [s.name, s])),
     outputByName: new Map(outputSpecs.map((s) => [s.name, s])),
+    batchInputs,
     versionPolicy: settings.versionPolicy,
     instanceGroups: settings.instanceGroups,
     scheduling,
@@ -288,8 +304,21 @@ function compileTensor(
     fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${modelFile} declares ${kind} '${name}' as ${modelType}`,
       `set data_type: ${modelType}`);
   }
-  checkDimsAgainstModel(ctx, field, spec, m, maxBatchSize, modelFile, reshapeDims !== undefined);
+  if (spec.allowRaggedBatch && maxBatchSize > 0) checkRaggedAgainstModel(ctx, field, spec, m, modelFile);
+  else checkDimsAgainstModel(ctx, field, spec, m, maxBatchSize, modelFile, reshapeDims !== undefined);
   return spec;
+}
+
+/**
+ * A ragged input reaches the model as one 1-D tensor of every element in the
+ * batch (as in Triton's ONNX Runtime backend), whatever its configured dims:
+ * the model must take it as rank 1 of any size.
+ */
+function checkRaggedAgainstModel(ctx: Ctx, field: string, spec: TensorSpec, m: SignatureTensor, modelFile: string): void {
+  if (m.shape.length === 1 && m.shape[0] === -1) return;
+  fail(ctx, `${field}.allow_ragged_batch`,
+    `is true, so '${spec.name}' reaches the model as a 1-D tensor holding every element of the batch, but ${modelFile} has it as ${formatShape(m.shape)}`,
+    `give the model input '${spec.name}' the shape [-1], or set allow_ragged_batch: false`);
 }
 
 function checkDimsAgainstModel(
@@ -341,6 +370,77 @@ function checkAllModelTensorsConfigured(ctx: Ctx, kind: string, specs: readonly 
   }
 }
 
+const BATCH_INPUT_KINDS = [
+  'BATCH_ELEMENT_COUNT', 'BATCH_ACCUMULATED_ELEMENT_COUNT', 'BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO',
+  'BATCH_MAX_ELEMENT_COUNT_AS_SHAPE', 'BATCH_ITEM_SHAPE', 'BATCH_ITEM_SHAPE_FLATTEN',
+] as const;
+/** The kinds this build generates; the rest fail the load. */
+const GENERATED_KINDS: readonly string[] = BATCH_INPUT_KINDS.slice(0, 4);
+
+/**
+ * batch_input entries, checked against the model: a kind this build makes,
+ * INT32 or FP32 as Triton allows, targets that are model inputs of that type
+ * and rank 1, one source input. Sources are checked against the request inputs later.
+ */
+function readBatchInputs(ctx: Ctx, entries: unknown[], maxBatchSize: number, signature: ModelSignature): BatchInputSpec[] {
+  const targeted = new Set<string>();
+  return entries.map((value, index) => {
+    const entry = asObj(value) ?? {};
+    const field = `batch_input[${index}]`;
+    const rawKind = entry['kind'] ?? 'BATCH_ELEMENT_COUNT';
+    const kind = typeof rawKind === 'number' ? BATCH_INPUT_KINDS[rawKind] ?? String(rawKind) : asString(rawKind);
+    if (!GENERATED_KINDS.includes(kind)) {
+      fail(ctx, `${field}.kind`, `${kind} is not supported by this Switchyard build`,
+        `use one of ${GENERATED_KINDS.join(', ')}, or remove the batch_input`);
+    }
+    if (maxBatchSize === 0) {
+      fail(ctx, field, 'is set but max_batch_size is 0, so there is never a batch to describe',
+        'set max_batch_size to the largest batch the model takes, or remove batch_input');
+    }
+    const datatype = fromConfigDataType(asString(entry['data_type']));
+    if (datatype !== 'INT32' && datatype !== 'FP32') {
+      fail(ctx, `${field}.data_type`, `is ${asString(entry['data_type']) || 'missing'}`, 'use TYPE_INT32 or TYPE_FP32, as Triton allows for batch inputs');
+    }
+    const targetNames = asArray(entry['target_name']).map(asString);
+    if (targetNames.length === 0 || targetNames.some((t) => !t)) {
+      fail(ctx, `${field}.target_name`, 'is missing', 'name the model input the server feeds with this batch input');
+    }
+    for (const target of targetNames) {
+      const m = signature.inputs.find((x) => x.name === target);
+      if (!m) {
+        const names = signature.inputs.map((x) => `'${x.name}'`).join(', ');
+        fail(ctx, `${field}.target_name`, `'${target}' is not an input of ${signature.file}`, `use one of the model's inputs: ${names}`);
+      }
+      if (targeted.has(target)) fail(ctx, `${field}.target_name`, `'${target}' is fed by an earlier batch_input too`, 'feed each model input from one batch_input');
+      targeted.add(target);
+      if (m.datatype !== datatype) {
+        const modelType = m.datatype ? toConfigDataType(m.datatype) : m.modelType;
+        fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${signature.file} declares input '${target}' as ${modelType}`,
+          `set data_type: ${modelType}, or change the model`);
+      }
+      if (m.shape.length !== 1 || m.shape[0] !== -1) {
+        fail(ctx, `${field}.target_name`, `'${target}' is ${formatShape(m.shape)} in ${signature.file}, but a ${kind} batch input is 1-D and its length changes with the batch`,
+          `give the model input '${target}' the shape [-1]`);
+      }
+    }
+    const sources = asArray(entry['source_input']).map(asString);
+    if (sources.length !== 1 || !sources[0]) {
+      fail(ctx, `${field}.source_input`, sources.length === 0 ? 'is missing' : `lists ${sources.length} inputs`,
+        `name the one input whose element counts ${kind} is computed from`);
+    }
+    return { kind: kind as BatchInputKind, targetNames, datatype, sourceInput: sources[0]! };
+  });
+}
+
+function checkBatchInputSources(ctx: Ctx, batchInputs: readonly BatchInputSpec[], inputs: readonly TensorSpec[]): void {
+  batchInputs.forEach((b, index) => {
+    if (!inputs.some((s) => s.name === b.sourceInput)) {
+      fail(ctx, `batch_input[${index}].source_input`, `'${b.sourceInput}' is not an input of the model`,
+        `use one of the request inputs: ${inputs.map((s) => `'${s.name}'`).join(', ')}`);
+    }
+  });
+}
+
 function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): SchedulingSpec {
   const sequence = asObj(config['sequence_batching']);
   if (sequence) return { kind: 'sequence', raw: sequence };
@@ -360,13 +460,54 @@ function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): Schedul
     }
   });
   const delay = asNumber(dynamic['max_queue_delay_microseconds']);
+  if (!Number.isInteger(delay) || delay < 0) {
+    fail(ctx, 'dynamic_batching.max_queue_delay_microseconds', `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
+  }
+  const levels = asNumber(dynamic['priority_levels']);
+  const defaultLevel = asNumber(dynamic['default_priority_level']);
+  if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels)) {
+    fail(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel}, outside the priority levels 1..${levels}`,
+      `set default_priority_level to a level between 1 (highest) and ${levels}`);
+  }
+  if (levels === 0 && defaultLevel !== 0) {
+    fail(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel} but priority_levels is not set`,
+      'set priority_levels to the number of levels, or remove default_priority_level');
+  }
+  const defaultPolicy = compileQueuePolicy(asObj(dynamic['default_queue_policy']));
+  const perLevel = asObj(dynamic['priority_queue_policy']) ?? {};
+  for (const key of Object.keys(perLevel)) {
+    const level = Number(key);
+    if (!Number.isInteger(level) || level < 1 || level > levels) {
+      fail(ctx, `dynamic_batching.priority_queue_policy[${key}]`,
+        levels === 0 ? 'is set but priority_levels is not' : `names level ${key}, outside the priority levels 1..${levels}`,
+        levels === 0 ? 'set priority_levels, or use default_queue_policy' : `use levels between 1 and ${levels}`);
+    }
+  }
+  const queuePolicies = levels === 0
+    ? [defaultPolicy]
+    : Array.from({ length: levels }, (_, i) => {
+      const own = asObj(perLevel[String(i + 1)]);
+      return own ? compileQueuePolicy(own) : defaultPolicy;
+    });
   const batching: DynamicBatchingSpec = {
     preferredBatchSizes: [...new Set(preferred)].sort((a, b) => a - b),
     maxQueueDelayMicroseconds: delay,
     preserveOrdering: dynamic['preserve_ordering'] === true,
-    raw: dynamic,
+    priorityLevels: levels,
+    defaultPriorityLevel: defaultLevel,
+    queuePolicies,
   };
   return { kind: 'dynamic', batching };
+}
+
+function compileQueuePolicy(policy: Obj | undefined): QueuePolicySpec {
+  if (!policy) return NO_QUEUE_POLICY;
+  return {
+    timeoutAction: policy['timeout_action'] === 'DELAY' || policy['timeout_action'] === 1 ? 'DELAY' : 'REJECT',
+    defaultTimeoutMicroseconds: asNumber(policy['default_timeout_microseconds']),
+    allowTimeoutOverride: policy['allow_timeout_override'] === true,
+    maxQueueSize: asNumber(policy['max_queue_size']),
+  };
 }
 
 /** Sections that change no answer (warm-up, caching) but are not run yet: loading goes on with a warning. */
@@ -383,8 +524,9 @@ function checkUnsupported(ctx: Ctx, config: Obj): void {
     fail(ctx, 'model_transaction_policy.decoupled', 'is true, but ONNX Runtime models answer each request exactly once',
       'remove model_transaction_policy or set decoupled: false');
   }
-  if (asArray(config['batch_input']).length > 0 || asArray(config['batch_output']).length > 0) {
-    fail(ctx, 'batch_input', 'is not supported by this Switchyard build', 'remove batch_input and batch_output');
+  // batch_input kinds this build cannot make were refused in readBatchInputs.
+  if (asArray(config['batch_output']).length > 0) {
+    fail(ctx, 'batch_output', 'is not supported by this Switchyard build', 'remove batch_output');
   }
 }
 

@@ -68,7 +68,7 @@ export class ModelVersion {
     const instances: BackendInstance[] = [];
     try {
       model = await source.backend.loadModel({
-        modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings,
+        modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings, logger,
       });
       const config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
       for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);

@@ -1,20 +1,32 @@
 /**
- * Queues requests for a model version and hands them to instances.
- * Without `dynamic_batching` each request runs alone, and an instance may
- * hold a few of them at once (PIPELINE_DEPTH): it still runs them one after
- * another, but the next one is already waiting in its worker, so the thread
- * hand-off costs little. With `dynamic_batching` an instance takes one batch
- * at a time, and requests that are waiting meanwhile with compatible shapes
- * are joined into the next batch, up to max_batch_size. Requests never wait
- * while an instance has room.
+ * The scheduler of a stateless model: a priority queue in front of the
+ * model's instances.
+ *
+ * With `dynamic_batching`, an idle instance takes the next batch that
+ * planBatch (batch-plan.ts) forms from the queue; the queue delay, preferred
+ * sizes, priority levels, queue policies and preserve_ordering follow
+ * Triton's config. Every batch records why it closed (statistics and a
+ * verbose log line).
+ *
+ * Without it, each request runs alone, and an instance may hold a few at once
+ * (PIPELINE_DEPTH): it still runs them one after another, but the next one
+ * already waits in its worker, so the thread hand-off costs little.
+ *
+ * Either way no request waits while an instance that could take it is idle.
  */
-import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
 import type { CompiledModelConfig, DynamicBatchingSpec } from '../config/compiled-model-config.ts';
+import { NO_QUEUE_POLICY } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
+import type { BatchCloseReason, ModelStats } from '../stats/model-stats.ts';
 import type { Tensor } from '../tensor.ts';
+import { planBatch } from './batch-plan.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { PriorityQueue } from './priority-queue.ts';
+import { requestPolicy } from './queue-policy.ts';
 import type { Scheduler } from './scheduler.ts';
 
 /**
@@ -26,78 +38,174 @@ export const PIPELINE_DEPTH = { quick: 16, slow: 2 } as const;
 /** An execution shorter than this on average makes the model "quick". */
 const QUICK_EXECUTION_MS = 1;
 
+const CLOSE_REASON_TEXT: Readonly<Record<BatchCloseReason, string>> = {
+  max_batch_size: 'it reached max_batch_size, or the next request would not fit',
+  preferred_batch_size: 'it reached a preferred batch size',
+  queue_delay: 'its oldest request waited max_queue_delay_microseconds',
+  shape_mismatch: 'the next request has different input shapes',
+  queue_empty: 'no more requests were queued and there is no queue delay',
+};
+
+export interface SchedulerContext {
+  readonly config: CompiledModelConfig;
+  readonly instances: readonly BackendInstance[];
+  readonly logger: Logger;
+  readonly stats: ModelStats;
+  /** Injected by tests to control time; the monotonic system clock otherwise. */
+  readonly clock?: Clock;
+}
+
 interface Slot {
   readonly instance: BackendInstance;
   inflight: number;
 }
 
+type Outcome = readonly Tensor[] | Error;
+
 interface Pending {
   readonly request: InferenceRequest;
   readonly normalized: NormalizedRequest;
+  readonly batchSize: number;
+  readonly shapeKey: string;
+  readonly levelIndex: number;
+  readonly enqueuedAt: number;
+  readonly deadline: number | undefined;
+  readonly timeoutUs: number;
   readonly resolve: (outputs: readonly Tensor[]) => void;
   readonly reject: (error: Error) => void;
+  dispatchedAt: number | undefined;
+  /** A result held back until the requests before it are answered (preserve_ordering). */
+  held: Outcome | undefined;
   settled: boolean;
   cleanup: () => void;
 }
 
 export class DynamicBatcher implements Scheduler {
-  private readonly queue: Pending[] = [];
+  private readonly config: CompiledModelConfig;
+  private readonly batching: DynamicBatchingSpec | undefined;
+  private readonly logger: Logger;
+  private readonly stats: ModelStats;
+  private readonly clock: Clock;
+  private readonly queue: PriorityQueue<Pending>;
   private readonly slots: Slot[];
-  /** Moving average of execution time in ms; undefined until the first one ends. */
+  /** Requests in arrival order whose answers are not out yet; only with preserve_ordering. */
+  private readonly order: Pending[] | undefined;
+  /** Moving average of one execution's time in ms; undefined until the first one ends. */
   private executionMs: number | undefined;
   private executing = 0;
+  private timer: { handle: unknown; at: number } | undefined;
   private stopped = false;
   private drained: (() => void) | undefined;
 
-  constructor(
-    private readonly config: CompiledModelConfig,
-    instances: readonly BackendInstance[],
-    private readonly batching: DynamicBatchingSpec | undefined,
-    private readonly logger: Logger,
-  ) {
-    this.slots = instances.map((instance) => ({ instance, inflight: 0 }));
+  constructor(context: SchedulerContext, batching: DynamicBatchingSpec | undefined) {
+    this.config = context.config;
+    this.batching = batching;
+    this.logger = context.logger;
+    this.stats = context.stats;
+    this.clock = context.clock ?? systemClock;
+    this.queue = new PriorityQueue(batching?.queuePolicies ?? [NO_QUEUE_POLICY]);
+    this.slots = context.instances.map((instance) => ({ instance, inflight: 0 }));
+    this.order = batching?.preserveOrdering ? [] : undefined;
   }
 
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
     const model = this.config.name;
     if (this.stopped) return Promise.reject(serverError('SERVER_STOPPING', { model }));
     if (request.signal?.aborted) return Promise.reject(serverError('CANCELLED', { model, reason: abortReason(request.signal) }));
+    let policy;
+    try {
+      policy = requestPolicy(model, this.batching, request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
-      const pending: Pending = { request, normalized, resolve, reject, settled: false, cleanup: noop };
-      // A request cancelled while waiting leaves the queue; one already handed to
-      // an instance is answered CANCELLED at once and its result dropped.
+      const enqueuedAt = this.clock.now();
+      const pending: Pending = {
+        request, normalized, resolve, reject,
+        batchSize: normalized.batchSize,
+        shapeKey: this.batching ? this.shapeKey(request) : '',
+        levelIndex: policy.levelIndex,
+        enqueuedAt,
+        deadline: policy.timeoutUs > 0 ? enqueuedAt + policy.timeoutUs / 1000 : undefined,
+        timeoutUs: policy.timeoutUs,
+        dispatchedAt: undefined, held: undefined, settled: false, cleanup: noop,
+      };
+      if (!this.queue.push(pending)) {
+        this.fail(pending, serverError('QUEUE_FULL', {
+          model, max: policy.policy.maxQueueSize, level: this.batching?.priorityLevels ? policy.levelIndex + 1 : undefined,
+        }));
+        return;
+      }
       const signal = request.signal;
       if (signal) {
+        // Cancelled while queued: it leaves the queue. Cancelled while executing: answered now, its result dropped.
         const onAbort = (): void => {
-          const index = this.queue.indexOf(pending);
-          if (index >= 0) this.queue.splice(index, 1);
-          settle(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }));
+          this.queue.remove(pending);
+          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }));
           this.checkDrained();
         };
         signal.addEventListener('abort', onAbort, { once: true });
         pending.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
-      this.queue.push(pending);
+      this.order?.push(pending);
       this.dispatch();
     });
   }
 
   inflightCount(): number {
-    return this.queue.length + this.executing;
+    return this.queue.size + this.executing;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const pending of this.queue.splice(0)) settle(pending, serverError('SERVER_STOPPING', { model: this.config.name }));
+    this.setTimer(undefined);
+    for (const pending of this.queue.drain()) this.fail(pending, serverError('SERVER_STOPPING', { model: this.config.name }));
     if (this.executing > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
   }
 
+  /** Hands queued work to instances with room, then arms the timer for the next queue delay or timeout. */
   private dispatch(): void {
-    while (this.queue.length > 0) {
-      const slot = this.freestSlot();
-      if (!slot) return;
-      void this.run(slot, this.takeBatch());
+    if (this.stopped) return;
+    const now = this.clock.now();
+    for (const expired of this.queue.expire(now)) {
+      this.fail(expired, serverError('QUEUE_TIMEOUT', { model: this.config.name, waitedMs: now - expired.enqueuedAt, timeoutUs: expired.timeoutUs }));
     }
+    let wakeAt: number | undefined;
+    while (this.queue.size > 0) {
+      const slot = this.freestSlot();
+      if (!slot) break;
+      if (!this.batching) {
+        const next = this.queue.peek()!;
+        this.queue.remove(next);
+        void this.run(slot, [next], undefined);
+        continue;
+      }
+      const plan = planBatch(this.queue, {
+        maxBatchSize: this.config.maxBatchSize,
+        preferredBatchSizes: this.batching.preferredBatchSizes,
+        maxQueueDelayMs: this.batching.maxQueueDelayMicroseconds / 1000,
+        now,
+      });
+      if (plan.kind === 'wait') wakeAt = plan.until;
+      if (plan.kind !== 'send') break;
+      for (const entry of plan.entries) this.queue.remove(entry);
+      void this.run(slot, plan.entries, plan.reason);
+    }
+    const deadline = this.queue.nextDeadline();
+    this.setTimer(wakeAt === undefined ? deadline : deadline === undefined ? wakeAt : Math.min(wakeAt, deadline));
+  }
+
+  /** One timer serves both the queue delay and queue timeouts: it re-runs dispatch at the earliest. */
+  private setTimer(at: number | undefined): void {
+    if (this.timer && this.timer.at === at) return;
+    if (this.timer) this.clock.clearTimer(this.timer.handle);
+    this.timer = undefined;
+    if (at === undefined) return;
+    const handle = this.clock.setTimer(() => {
+      this.timer = undefined;
+      this.dispatch();
+    }, at - this.clock.now());
+    this.timer = { handle, at };
   }
 
   /** How much work an instance may hold: one batch when batching, else a pipeline sized by speed. */
@@ -116,54 +224,90 @@ export class DynamicBatcher implements Scheduler {
     return best;
   }
 
-  /** The oldest request, plus (when batching) later queued requests that fit beside it. */
-  private takeBatch(): Pending[] {
-    const first = this.queue.shift()!;
-    const batch = [first];
-    if (!this.batching) return batch;
-    let size = first.normalized.batchSize;
-    for (let i = 0; i < this.queue.length && size < this.config.maxBatchSize;) {
-      const candidate = this.queue[i]!;
-      if (size + candidate.normalized.batchSize <= this.config.maxBatchSize && compatible(first.request, candidate.request)) {
-        this.queue.splice(i, 1);
-        batch.push(candidate);
-        size += candidate.normalized.batchSize;
-      } else {
-        i++;
-      }
-    }
-    return batch;
-  }
-
-  private async run(slot: Slot, batch: Pending[]): Promise<void> {
+  private async run(slot: Slot, batch: Pending[], reason: BatchCloseReason | undefined): Promise<void> {
     const { instance } = slot;
-    const ahead = slot.inflight;
     slot.inflight++;
     this.executing += batch.length;
+    const now = this.clock.now();
+    for (const pending of batch) pending.dispatchedAt = now;
+    // Requests cancelled since they were queued are not computed.
     const live = batch.filter((p) => !p.settled);
-    if (this.logger.verboseEnabled) {
-      this.logger.verbose(`${this.config.name}: ${live.length} request(s), batch size ${live.reduce((n, p) => n + p.normalized.batchSize, 0)}, ` +
-        `to instance ${instance.name}; ${this.queue.length} still queued`);
+    if (reason) {
+      this.stats.recordBatchClosed(reason);
+      if (this.logger.verboseEnabled) {
+        this.logger.verbose(`model '${this.config.name}': batch of ${live.length} request(s), batch size ` +
+          `${live.reduce((n, p) => n + p.batchSize, 0)}, closed by ${reason} (${CLOSE_REASON_TEXT[reason]}); ` +
+          `to instance ${instance.name}, ${this.queue.size} still queued`);
+      }
     }
     try {
+      if (live.length === 0) return;
       const requests: ExecuteRequest[] = live.map((p) => ({
-        inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.normalized.batchSize,
+        inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
       }));
-      const started = performance.now();
-      const results = await instance.execute(requests);
-      // The wait includes the runs already ahead in the instance's pipeline; share it out to get one run's time.
-      const took = (performance.now() - started) / (ahead + 1);
-      this.executionMs = this.executionMs === undefined ? took : 0.8 * this.executionMs + 0.2 * took;
-      results.forEach((result, i) => settle(live[i]!, result.ok ? result.outputs : result.error));
-    } catch (err) {
-      const error = asSwitchyardError(err, this.config.name);
-      for (const pending of live) settle(pending, error);
+      let results: readonly ExecuteResult[];
+      let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+      try {
+        ({ results, timing } = await instance.execute(requests));
+      } catch (err) {
+        const error = asSwitchyardError(err, this.config.name);
+        results = live.map(() => ({ ok: false, error }));
+      }
+      const tookMs = (timing.inputNs + timing.inferNs + timing.outputNs) / 1e6;
+      if (tookMs > 0) this.executionMs = this.executionMs === undefined ? tookMs : 0.8 * this.executionMs + 0.2 * tookMs;
+      const okRows = results.reduce((n, r, i) => n + (r.ok ? live[i]!.batchSize : 0), 0);
+      if (okRows > 0) this.stats.recordExecution(okRows, timing);
+      results.forEach((result, i) => this.complete(live[i]!, result.ok ? result.outputs : result.error, timing));
     } finally {
       this.executing -= batch.length;
       slot.inflight--;
-      if (!this.stopped) this.dispatch();
+      this.dispatch();
       this.checkDrained();
     }
+  }
+
+  /** Records and delivers an execution's outcome for one request, in arrival order under preserve_ordering. */
+  private complete(pending: Pending, outcome: Outcome, timing: ComputeTiming): void {
+    if (pending.settled) return;
+    const totalNs = (this.clock.now() - pending.enqueuedAt) * 1e6;
+    if (outcome instanceof Error) this.stats.recordFailure(totalNs);
+    else this.stats.recordSuccess(totalNs, ((pending.dispatchedAt ?? pending.enqueuedAt) - pending.enqueuedAt) * 1e6, timing);
+    if (!this.order) {
+      settle(pending, outcome);
+      return;
+    }
+    pending.held = outcome;
+    this.releaseInOrder();
+  }
+
+  /** Under preserve_ordering: answers held results from the front while nothing earlier is still out. */
+  private releaseInOrder(): void {
+    const order = this.order!;
+    while (order.length > 0) {
+      const head = order[0]!;
+      if (!head.settled && head.held === undefined) break;
+      order.shift();
+      if (!head.settled) settle(head, head.held!);
+    }
+  }
+
+  /** Answers a request that never got a result (rejected, timed out, cancelled, stopped). */
+  private fail(pending: Pending, error: Error): void {
+    if (pending.settled) return;
+    this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6);
+    settle(pending, error);
+    // A failure is answered at once; it may unblock results held behind it.
+    if (this.order) this.releaseInOrder();
+  }
+
+  /** Inputs whose shapes must agree for two requests to share a batch: all but those allowing ragged batches. */
+  private shapeKey(request: InferenceRequest): string {
+    const parts: string[] = [];
+    for (const input of request.inputs) {
+      if (this.config.inputByName.get(input.name)?.allowRaggedBatch) continue;
+      parts.push(`${input.name}:${input.shape.slice(1).join('x')}`);
+    }
+    return parts.length > 1 ? parts.sort().join(';') : parts[0] ?? '';
   }
 
   private checkDrained(): void {
@@ -176,21 +320,12 @@ export class DynamicBatcher implements Scheduler {
 
 const noop = (): void => {};
 
-function settle(pending: Pending, outcome: readonly Tensor[] | Error): void {
+function settle(pending: Pending, outcome: Outcome): void {
   if (pending.settled) return;
   pending.settled = true;
   pending.cleanup();
   if (outcome instanceof Error) pending.reject(outcome);
   else pending.resolve(outcome);
-}
-
-/** Same inputs with the same shape past the batch dimension. */
-function compatible(a: InferenceRequest, b: InferenceRequest): boolean {
-  if (a.inputs.length !== b.inputs.length) return false;
-  return a.inputs.every((ta) => {
-    const tb = b.inputs.find((t) => t.name === ta.name);
-    return tb !== undefined && tb.shape.length === ta.shape.length && ta.shape.every((d, i) => i === 0 || d === tb.shape[i]);
-  });
 }
 
 function abortReason(signal: AbortSignal): string {

@@ -115,6 +115,8 @@ const str = (value: unknown): string => (typeof value === 'string' ? value : '')
 
 function inferenceHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
   const inferRequestType = grpcType('inference.ModelInferRequest');
+  // The engine's statistics are Triton's JSON shape, so they convert field by field (uint64 counts, the close-reason map).
+  const statisticsResponseType = grpcType('inference.ModelStatisticsResponse');
 
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
   async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
@@ -196,7 +198,10 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
       const json = server.modelConfig(str(req['name']), str(req['version']) || undefined);
       return { config: modelConfigType().fromObject(json) };
     }),
-    ModelStatistics: unary(service, 'ModelStatistics', (req) => server.modelStatistics(str(req['name']) || undefined, str(req['version']) || undefined)),
+    ModelStatistics: unary(service, 'ModelStatistics', (req) => {
+      const json = server.modelStatistics(str(req['name']) || undefined, str(req['version']) || undefined);
+      return statisticsResponseType.fromObject(json) as unknown as Message;
+    }),
     RepositoryIndex: unary(service, 'RepositoryIndex', (req) => {
       if (str(req['repository_name']) !== '') {
         throw serverError('NOT_IMPLEMENTED', { feature: 'repository_name', detail: 'the index always covers every repository; leave repository_name empty' });

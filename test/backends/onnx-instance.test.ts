@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
+import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import type { BackendInstance, BackendModel } from '../../backends/backend.ts';
 import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
@@ -56,7 +57,7 @@ describe('ONNX Runtime instance', () => {
       outputs: r === 1 ? ['OUTPUT1'] : ['OUTPUT0', 'OUTPUT1'],
       batchSize: rows,
     }));
-    const results = await addSub.instance.execute(requests);
+    const { results } = await addSub.instance.execute(requests);
     assert.equal(results.length, 3);
     results.forEach((result, r) => {
       assert.ok(result.ok);
@@ -77,6 +78,43 @@ describe('ONNX Runtime instance', () => {
     assert.deepEqual(values(requests[2]!.inputs[1]!).slice(0, 2), [2, 2]);
   });
 
+  test('reports where the time went: joining inputs, the run, reading outputs', async () => {
+    const requests = [1, 3].map((rows) => ({ inputs: [int32('INPUT0', rows, (i) => i), int32('INPUT1', rows, () => 1)], outputs: ['OUTPUT0'], batchSize: rows }));
+    const started = process.hrtime.bigint();
+    const { results, timing } = await addSub.instance.execute(requests);
+    const wallNs = Number(process.hrtime.bigint() - started);
+    assert.ok(results.every((r) => r.ok));
+    for (const [part, ns] of Object.entries(timing)) {
+      assert.ok(Number.isInteger(ns) && ns > 0, `${part} is a positive whole number of nanoseconds, got ${ns}`);
+    }
+    assert.ok(timing.inputNs + timing.inferNs + timing.outputNs <= wallNs, 'the parts fit inside the call');
+  });
+
+  test('batch input memory comes from the instance pool: same-shape runs reuse it', async () => {
+    const instance = addSub.instance as OnnxInstance;
+    const before = instance.poolStats();
+    for (let i = 0; i < 50; i++) {
+      const { results } = await instance.execute([{ inputs: [int32('INPUT0', 2, (j) => j + i), int32('INPUT1', 2, () => i)], outputs: ['OUTPUT0'], batchSize: 2 }]);
+      assert.ok(results[0]!.ok);
+      assert.deepEqual(values(results[0]!.outputs[0]!).slice(0, 3), [2 * i, 2 * i + 1, 2 * i + 2]);
+    }
+    const after = instance.poolStats();
+    assert.ok(after.allocated - before.allocated <= 4, `allocated ${after.allocated - before.allocated} buffers for 100 inputs`);
+    assert.ok(after.reused - before.reused >= 96, `reused ${after.reused - before.reused} buffers for 100 inputs`);
+  });
+
+  test('a lone request is copied into pooled memory: its own buffer (a view into a body) is never moved', async () => {
+    const body = new ArrayBuffer(1024);
+    const data = new Int32Array(body, 128, 16);
+    data.set(Array.from({ length: 16 }, (_, i) => i));
+    const input0: Tensor = { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], raw: new Uint8Array(body, 128, 64) };
+    const { results } = await addSub.instance.execute([{ inputs: [input0, int32('INPUT1', 1, () => 5)], outputs: ['OUTPUT1'], batchSize: 1 }]);
+    assert.ok(results[0]!.ok);
+    assert.deepEqual(values(results[0]!.outputs[0]!), Array.from({ length: 16 }, (_, i) => i - 5));
+    assert.equal(body.byteLength, 1024, 'the body buffer was not transferred');
+    assert.deepEqual([...data], Array.from({ length: 16 }, (_, i) => i));
+  });
+
   test('inference runs off the event loop', async () => {
     const rows = 64;
     const input: Tensor = { name: 'INPUT', datatype: 'FP32', shape: [rows, 512], raw: new Uint8Array(new Float32Array(rows * 512).fill(0.5).buffer) };
@@ -84,7 +122,7 @@ describe('ONNX Runtime instance', () => {
     const timer = setInterval(() => { ticks++; }, 1);
     const results = await Promise.all([1, 2, 3].map(() => heavy.instance.execute([{ inputs: [input], outputs: ['OUTPUT'], batchSize: rows }])));
     clearInterval(timer);
-    assert.ok(results.every((r) => r[0]!.ok));
+    assert.ok(results.every((r) => r.results[0]!.ok));
     assert.ok(ticks > 0, 'timers kept firing while the worker computed');
   });
 });

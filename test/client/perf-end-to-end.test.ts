@@ -104,10 +104,12 @@ describe('perf over HTTP', () => {
     assert.equal(report.mode, 'concurrency');
     assert.deepEqual(report.steps.map((s) => s.concurrency), [1, 2]);
     report.steps.forEach((s) => checkStep(s));
-    assert.equal(typeof report.serverStatistics.available, 'boolean');
-    if (!report.serverStatistics.available) {
-      assert.ok(report.serverStatistics.message, 'the server says why there are no statistics');
-      assert.ok(report.steps.every((s) => s.server === null));
+    assert.deepEqual(report.serverStatistics, { available: true, message: null }, 'Switchyard has the statistics extension');
+    for (const step of report.steps) {
+      const server = step.server as { successCount: number; failCount: number; avgRequestUs: number } | null;
+      assert.ok(server, 'every step has the server-side figures');
+      assert.ok(server.successCount > 0 && server.failCount === 0, JSON.stringify(server));
+      assert.ok(server.avgRequestUs > 0, JSON.stringify(server));
     }
     assert.match(run.stderr, /^concurrency 1 · trial 1\/4 · \d+ infer\/s · avg [\d.]+ ms$/m, 'one progress line per trial when stderr is no terminal');
     assert.match(run.stderr, /^concurrency 2 · trial 1\/4/m);

@@ -80,6 +80,7 @@ type Op =
 interface ParityCase {
   readonly title: string;
   readonly op: Op;
+  /** Statistics: absent asks for every model (GET /v2/models/stats, an empty name over gRPC). */
   readonly model?: string;
   /** Passed as given: in the HTTP path, and as model_version / version in gRPC. */
   readonly version?: string;
@@ -300,11 +301,18 @@ const CASES: readonly ParityCase[] = [
   { title: 'model config (BYTES identity, version 1)', op: 'modelConfig', model: 'id_BYTES', version: '1', expect: { ok: true } },
   { title: 'model config (unknown model)', op: 'modelConfig', model: 'nope', expect: { ok: false, class: 'NOT_FOUND' } },
 
-  // repository and statistics: HTTP routes being added
+  // statistics: after the cases above, so the counts are not all zero once the scheduler records them;
+  // uint64 counts arrive as JSON numbers over HTTP and as Longs over gRPC, both normalised to numbers
+  { title: 'model statistics, every model', op: 'modelStatistics', expect: { ok: true } },
+  { title: 'model statistics', op: 'modelStatistics', model: 'add_sub', expect: { ok: true } },
+  { title: 'model statistics, version 1', op: 'modelStatistics', model: 'add_sub', version: '1', expect: { ok: true } },
+  { title: 'model statistics (unknown model)', op: 'modelStatistics', model: 'nope', expect: { ok: false, class: 'NOT_FOUND', message: /^Request for unknown model: 'nope' is not found$/ } },
+  { title: 'model statistics (unknown version)', op: 'modelStatistics', model: 'add_sub', version: '3', expect: { ok: false, class: 'NOT_FOUND' } },
+  { title: 'model statistics (non-numeric version)', op: 'modelStatistics', model: 'add_sub', version: 'abc', expect: { ok: false, class: 'INVALID_ARGUMENT' } },
+
+  // repository: HTTP routes being added
   { title: 'repository index', op: 'repositoryIndex', expect: { ok: true, value: INDEX }, newHttpRoute: true },
   { title: 'repository index, ready models only', op: 'repositoryIndex', readyOnly: true, expect: { ok: true, value: INDEX }, newHttpRoute: true },
-  { title: 'model statistics, version 1', op: 'modelStatistics', model: 'add_sub', version: '1', expect: { ok: false, class: 'UNIMPLEMENTED', message: /statistics/ }, newHttpRoute: true },
-  { title: 'model statistics', op: 'modelStatistics', model: 'add_sub', expect: { ok: false, class: 'UNIMPLEMENTED', message: /statistics/ }, newHttpRoute: true },
   { title: 'model load', op: 'modelLoad', model: 'add_sub', expect: { ok: false, class: 'UNIMPLEMENTED', message: /load/ }, newHttpRoute: true },
   { title: 'model unload', op: 'modelUnload', model: 'add_sub', expect: { ok: false, class: 'UNIMPLEMENTED', message: /unload/ }, newHttpRoute: true },
 ];
@@ -463,7 +471,7 @@ function httpRequest(c: ParityCase, via: Via): HttpRequest {
     case 'modelMetadata': return { method: 'GET', path: modelPath(c) };
     case 'modelConfig': return { method: 'GET', path: `${modelPath(c)}/config` };
     case 'repositoryIndex': return { method: 'POST', path: '/v2/repository/index', body: JSON.stringify(c.readyOnly ? { ready: true } : {}) };
-    case 'modelStatistics': return { method: 'GET', path: `${modelPath(c)}/stats` };
+    case 'modelStatistics': return { method: 'GET', path: c.model === undefined ? '/v2/models/stats' : `${modelPath(c)}/stats` };
     case 'modelLoad': return { method: 'POST', path: `/v2/repository/models/${encodeURIComponent(c.model ?? '')}/load`, body: '{}' };
     case 'modelUnload': return { method: 'POST', path: `/v2/repository/models/${encodeURIComponent(c.model ?? '')}/unload`, body: '{}' };
   }

@@ -7,6 +7,7 @@ import type { InferResult } from '../infer-result.ts';
 import type { InferStream } from '../infer-stream.ts';
 import type { InferenceServerError } from '../inference-server-error.ts';
 import { repositoryModel, type ModelMetadata, type RepositoryModel, type ServerMetadata, type TensorMetadata } from '../metadata.ts';
+import { modelStatisticsResponse, type ModelStatisticsResponse } from '../statistics.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Transport } from '../transport.ts';
 import { GrpcConnection, type DecodedMessage, type GrpcCallOptions } from './grpc-connection.ts';
@@ -89,9 +90,9 @@ export class GrpcTransport implements Transport {
     return messageJson(this.type('ModelConfig'), (m['config'] ?? {}) as object);
   }
 
-  async modelStatistics(model?: string, version?: string): Promise<Record<string, unknown>> {
+  async modelStatistics(model?: string, version?: string): Promise<ModelStatisticsResponse> {
     const m = await this.call('ModelStatistics', { name: model ?? '', version: version ?? '' });
-    return messageJson(this.type('ModelStatisticsResponse'), m);
+    return modelStatisticsResponse(messageJson(this.type('ModelStatisticsResponse'), m));
   }
 
   async repositoryIndex(ready: boolean): Promise<RepositoryModel[]> {

@@ -8,6 +8,7 @@ import type { InferStream } from '../infer-stream.ts';
 import { InferenceServerError } from '../inference-server-error.ts';
 import type { ModelMetadata, RepositoryModel, ServerMetadata, TensorMetadata } from '../metadata.ts';
 import { repositoryModel } from '../metadata.ts';
+import { modelStatisticsResponse, type ModelStatisticsResponse } from '../statistics.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Transport } from '../transport.ts';
 import { HttpConnection, type HttpResponse } from './http-connection.ts';
@@ -90,9 +91,9 @@ export class HttpTransport implements Transport {
     return (await this.getJson(`${modelPath(model, version)}/config`, 'model config')) as Record<string, unknown>;
   }
 
-  async modelStatistics(model?: string, version?: string): Promise<Record<string, unknown>> {
+  async modelStatistics(model?: string, version?: string): Promise<ModelStatisticsResponse> {
     const path = model === undefined ? '/v2/models/stats' : `${modelPath(model, version)}/stats`;
-    return (await this.getJson(path, 'model statistics')) as Record<string, unknown>;
+    return modelStatisticsResponse(await this.getJson(path, 'model statistics'));
   }
 
   async repositoryIndex(ready: boolean): Promise<RepositoryModel[]> {

@@ -1,7 +1,9 @@
 /**
  * The non-inference RPCs over a real grpc-js connection: health (both the
  * inference service's and grpc.health.v1), metadata, config, repository
- * index, and the RPCs that answer UNIMPLEMENTED until their issue lands.
+ * index, statistics (listing and errors; the numbers are tested in
+ * test/server/statistics.test.ts), and the RPCs that answer UNIMPLEMENTED
+ * until their issue lands.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -93,9 +95,23 @@ describe('gRPC endpoints', () => {
     assert.equal(named.error?.code, 12);
   });
 
+  test('ModelStatistics: every READY version by name then version, one model, one version; errors as ModelMetadata gives them', async () => {
+    const listed = async (request: object): Promise<string[][]> =>
+      ((await client.call('ModelStatistics', request)).response!['model_stats'] as { name: string; version: string }[]).map((e) => [e.name, e.version]);
+    assert.deepEqual(await listed({}), [['add_sub', '1'], ['add_sub', '2']], 'the model that failed to load is left out');
+    assert.deepEqual(await listed({ name: 'add_sub' }), [['add_sub', '1'], ['add_sub', '2']]);
+    assert.deepEqual(await listed({ name: 'add_sub', version: '2' }), [['add_sub', '2']]);
+    for (const request of [{ name: 'nope' }, { name: 'add_sub', version: '9' }, { name: 'add_sub', version: 'abc' }, { name: 'broken' }]) {
+      const stats = await client.call('ModelStatistics', request);
+      const metadata = await client.call('ModelMetadata', request);
+      assert.ok(stats.error && metadata.error, JSON.stringify(request));
+      assert.equal(stats.error.code, metadata.error.code, JSON.stringify(request));
+      assert.equal(stats.error.details, metadata.error.details, JSON.stringify(request));
+    }
+  });
+
   test('later-issue RPCs answer UNIMPLEMENTED with a reason', async () => {
     for (const [rpc, request, words] of [
-      ['ModelStatistics', { name: 'add_sub' }, /statistics/],
       ['RepositoryModelLoad', { model_name: 'add_sub' }, /load/],
       ['RepositoryModelUnload', { model_name: 'add_sub' }, /unload/],
       ['SystemSharedMemoryStatus', {}, /shared memory/],

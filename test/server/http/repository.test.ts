@@ -1,7 +1,8 @@
 /**
  * The repository and statistics routes over real HTTP: the index (all or
- * ready only), and load, unload and statistics, which answer 501 with a
- * reason until model control and statistics land. Bad bodies get 400.
+ * ready only), statistics, and load and unload, which answer 501 with a
+ * reason until model control lands. Bad bodies get 400. The statistics
+ * themselves are tested in test/server/statistics.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -67,11 +68,20 @@ describe('HTTP repository and statistics routes', () => {
     }
   });
 
-  test('statistics routes answer 501 with a reason', async () => {
-    for (const path of ['/v2/models/stats', '/v2/models/add_sub/stats', '/v2/models/add_sub/versions/1/stats']) {
+  test('statistics routes answer 200 with model_stats; a model that failed to load is left out, and asked for by name gets its metadata error', async () => {
+    const all = await fetch(`${fixture.url}/v2/models/stats`);
+    assert.equal(all.status, 200);
+    assert.match(all.headers.get('content-type') ?? '', /^application\/json/);
+    const listed = (await all.json() as { model_stats: { name: string; version: string }[] }).model_stats;
+    assert.deepEqual(listed.map((e) => [e.name, e.version]), [['add_sub', '1']]);
+    for (const path of ['/v2/models/add_sub/stats', '/v2/models/add_sub/versions/1/stats']) {
       const res = await fetch(`${fixture.url}${path}`);
-      assert.equal(res.status, 501, path);
-      assert.match((await res.json() as { error: string }).error, /the statistics extension is not implemented yet/);
+      assert.equal(res.status, 200, path);
+      assert.deepEqual((await res.json() as { model_stats: { name: string }[] }).model_stats.map((e) => e.name), ['add_sub'], path);
     }
+    const broken = await fetch(`${fixture.url}/v2/models/broken/stats`);
+    const metadata = await fetch(`${fixture.url}/v2/models/broken`);
+    assert.equal(broken.status, metadata.status);
+    assert.deepEqual(await broken.json(), await metadata.json());
   });
 });
