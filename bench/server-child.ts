@@ -85,6 +85,11 @@ export class ServerChild<Init> {
     return new ServerChild<Init>(role, child, port);
   }
 
+  /** The child's process id, e.g. to read its memory from /proc. */
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
   /** CPU time (user + system, all threads) the child has used so far, in microseconds. */
   cpuMicros(): Promise<number> {
     const id = this.nextId++;

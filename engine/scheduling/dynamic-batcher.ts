@@ -35,6 +35,17 @@ import type { Scheduler } from './scheduler.ts';
  * inference; shallow for slow ones, so a cancelled request is rarely computed.
  */
 export const PIPELINE_DEPTH = { quick: 16, slow: 2 } as const;
+/**
+ * Full batches a busy instance may hold behind the one it runs. A full batch
+ * cannot grow by waiting, and staging it in the worker means the worker starts
+ * it the moment the previous run ends instead of waiting for the event loop to
+ * hear of that end: under load the loop is busy answering the previous batch.
+ * An idle instance is still always preferred (freestSlot). A staged batch has
+ * left the queue: later requests of higher priority no longer pass it. With
+ * max_batch_size 1 every request is a "full batch", so nothing is staged there
+ * and the queue keeps its priority order.
+ */
+export const STAGED_BATCHES = 1;
 /** An execution shorter than this on average makes the model "quick". */
 const QUICK_EXECUTION_MS = 1;
 
@@ -188,6 +199,8 @@ export class DynamicBatcher implements Scheduler {
       });
       if (plan.kind === 'wait') wakeAt = plan.until;
       if (plan.kind !== 'send') break;
+      // A busy instance only takes a batch that is already full (see STAGED_BATCHES).
+      if (slot.inflight > 0 && (plan.size < this.config.maxBatchSize || this.config.maxBatchSize === 1)) break;
       for (const entry of plan.entries) this.queue.remove(entry);
       void this.run(slot, plan.entries, plan.reason);
     }
@@ -208,9 +221,9 @@ export class DynamicBatcher implements Scheduler {
     this.timer = { handle, at };
   }
 
-  /** How much work an instance may hold: one batch when batching, else a pipeline sized by speed. */
+  /** How much work an instance may hold: a batch (plus a staged full one) when batching, else a pipeline sized by speed. */
   private depth(): number {
-    if (this.batching) return 1;
+    if (this.batching) return 1 + STAGED_BATCHES;
     return this.executionMs !== undefined && this.executionMs < QUICK_EXECUTION_MS ? PIPELINE_DEPTH.quick : PIPELINE_DEPTH.slow;
   }
 

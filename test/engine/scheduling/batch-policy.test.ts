@@ -142,6 +142,19 @@ describe('instances', () => {
     assert.deepEqual(tags(await Promise.all([a, c])), [1, 3]);
   });
 
+  test('a busy instance is handed a full batch to stage behind its current run, but not a partial one', async () => {
+    const h = harness('max_batch_size: 4\ndynamic_batching { max_queue_delay_microseconds: 100000 }');
+    const running = h.send(rows(0, 4));
+    const partial = [1, 2, 3].map((t) => h.send(rows(t)));
+    assert.deepEqual(h.executions.map((e) => e.sizes.length), [1], 'three requests wait: the batch could still grow');
+    const fourth = h.send(rows(4));
+    assert.deepEqual(h.executions.map((e) => e.sizes), [[4], [1, 1, 1, 1]], 'full: staged on the busy instance at once');
+    assert.equal(h.executions[1]!.instance, 'i0');
+    h.executions[0]!.finish();
+    h.executions[1]!.finish();
+    assert.deepEqual(tags(await Promise.all([running, ...partial, fourth])), [0, 1, 2, 3, 4]);
+  });
+
   test('preserve_ordering answers in arrival order even when a later batch finishes first', async () => {
     const h = harness('max_batch_size: 4\ndynamic_batching { preserve_ordering: true }\ninstance_group { count: 2 kind: KIND_CPU }', 2);
     const answered: number[] = [];
@@ -388,7 +401,7 @@ describe('cancellation', () => {
 
 describe('statistics', () => {
   test('per batch size compute times, per request queue and compute times, counts', async () => {
-    const h = harness('max_batch_size: 4\ndynamic_batching { }');
+    const h = harness('max_batch_size: 8\ndynamic_batching { }');
     const first = h.send(rows(0, 2));
     const rest = [h.send(rows(1)), h.send(rows(2, 3))];
     h.clock.advance(2);
