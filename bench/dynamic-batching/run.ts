@@ -28,6 +28,7 @@
  *   BENCH_MAX_BATCH_SIZE   the model's max_batch_size (default 32)
  *   BENCH_QUEUE_DELAY_US   max_queue_delay_microseconds of (a) (default 500)
  *   BENCH_DELAYS           the sweep, comma-separated microseconds (default 0,500,2000,10000; 'none' skips it)
+ *   BENCH_SWEEP_CONCURRENCY clients for the sweep run a second time under light load (default 8; 0 skips it)
  *   BENCH_DIRECT_BATCHES   batch sizes for (c) (default 1,8,16,32,64)
  *   BENCH_DIRECT_SECONDS   measured seconds per batch size for (c) (default 3)
  *   BENCH_RSS_SECONDS      same as --rss
@@ -97,6 +98,8 @@ interface Options {
   readonly maxBatchSize: number;
   readonly delay: number;
   readonly sweep: readonly number[];
+  /** Clients for the second, lighter sweep; 0 skips it. */
+  readonly sweepConcurrency: number;
   readonly directBatches: readonly number[];
   readonly directSeconds: number;
   /** Set: the RSS mode, for this many measured seconds. */
@@ -143,6 +146,7 @@ function readOptions(): Options {
     maxBatchSize: maxBatchSize!,
     delay,
     sweep: envDelays('BENCH_DELAYS', '0,500,2000,10000'),
+    sweepConcurrency: envNumber('BENCH_SWEEP_CONCURRENCY', 8),
     directBatches: envIntegers('BENCH_DIRECT_BATCHES', '1,8,16,32,64'),
     directSeconds: envNumber('BENCH_DIRECT_SECONDS', 3),
     rssSeconds,
@@ -259,6 +263,8 @@ interface CellSpec {
   readonly durationMs: number;
   /** Sample the server's RSS before the load, then every this many ms from the start of the measured window. */
   readonly rssIntervalMs?: number;
+  /** Clients for this cell; default options.concurrency. */
+  readonly concurrency?: number;
 }
 
 async function runCell(spec: CellSpec, options: Options, repository: MlpRepository, reference: Float32Array): Promise<Cell> {
@@ -285,7 +291,7 @@ async function runCell(spec: CellSpec, options: Options, repository: MlpReposito
     const atEnd = sleep(warmupMs + durationMs).then(() => boundary(child, model));
     const load = await runClosedLoop({
       host: '127.0.0.1', port: child.port, path: `/v2/models/${model}/infer`, headers: payload.headers, body: payload.body,
-      concurrency: options.concurrency, warmupMs, durationMs, expectBodyBytes, client: 'raw',
+      concurrency: spec.concurrency ?? options.concurrency, warmupMs, durationMs, expectBodyBytes, client: 'raw',
     });
     const [start, end] = await Promise.all([atStart, atEnd]);
     for (const timer of timers) clearTimeout(timer);
@@ -424,6 +430,21 @@ async function main(): Promise<void> {
         + 'avg batch = inference_count / execution_count over the measured window)\n');
       console.log(table(['delay us', 'batch close reasons', 'infer/s', 'p50', 'p99', 'avg batch'], options.sweep.map((us) => {
         const cell = cells.get(delayModel(us))!;
+        return [String(us), closeReasons(cell), fmtRate(cell.load.requestsPerSecond), fmtMs(cell.load.p50), fmtMs(cell.load.p99), averageBatch(cell)];
+      })));
+    }
+    // At full load the queue is never short, so the delay changes little; with fewer clients it trades latency for batch size.
+    const light = options.sweepConcurrency;
+    if (options.sweep.length > 0 && light > 0 && light !== options.concurrency) {
+      const lightCells = new Map<number, Cell>();
+      for (const us of options.sweep) {
+        const cell = await runCell({ model: delayModel(us), warmupMs, durationMs, concurrency: light }, options, repository, direct.reference);
+        lightCells.set(us, cell);
+        cells.set(`${delayModel(us)} at ${light} clients`, cell);
+      }
+      console.log(`\nThe same sweep at ${light} clients (latency in ms)\n`);
+      console.log(table(['delay us', 'batch close reasons', 'infer/s', 'p50', 'p99', 'avg batch'], options.sweep.map((us) => {
+        const cell = lightCells.get(us)!;
         return [String(us), closeReasons(cell), fmtRate(cell.load.requestsPerSecond), fmtMs(cell.load.p50), fmtMs(cell.load.p99), averageBatch(cell)];
       })));
     }
