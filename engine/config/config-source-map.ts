@@ -21,8 +21,18 @@ export class ConfigSourceMap {
     if (!this.entries.has(path)) this.entries.set(path, entry);
   }
 
-  /** Line of the path, or of its nearest recorded parent. */
+  /**
+   * Line of the path, or of its nearest recorded parent. Text format records
+   * a nested message as its first occurrence ('dynamic_batching[0].x'), so a
+   * path naming it without an index ('dynamic_batching.x') is looked up that
+   * way too.
+   */
   lineOf(path: string): number | undefined {
+    const indexed = path.replace(/([A-Za-z0-9_]+)\./g, '$1[0].');
+    return (indexed !== path ? this.nearest(indexed) : undefined) ?? this.nearest(path);
+  }
+
+  private nearest(path: string): number | undefined {
     let current = path;
     for (;;) {
       const found = this.entries.get(current);

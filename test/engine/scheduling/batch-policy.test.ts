@@ -126,6 +126,18 @@ describe('dynamic batching: when a batch closes', () => {
   });
 });
 
+test('with verbose logging each batch logs its size, why it closed, and where it went', async () => {
+  const lines: string[] = [];
+  const logger = { error: () => {}, warn: () => {}, info: () => {}, verbose: (m: string) => lines.push(m), verboseEnabled: true };
+  const h = harness('max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 1000 }', 1, logger);
+  const sent = [h.send(rows(1)), h.send(rows(2, 2))];
+  h.clock.advance(1);
+  h.executions[0]!.finish();
+  await Promise.all(sent);
+  assert.deepEqual(lines, ["model 'm': batch of 2 request(s), batch size 3, closed by queue_delay " +
+    '(its oldest request waited max_queue_delay_microseconds); to instance i0, 0 still queued']);
+});
+
 describe('instances', () => {
   test('instance_group count runs batches concurrently, each batch to an idle instance', async () => {
     const h = harness('max_batch_size: 4\ndynamic_batching { }\ninstance_group { count: 2 kind: KIND_CPU }', 2);

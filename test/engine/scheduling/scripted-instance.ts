@@ -9,7 +9,7 @@ import { compileModelConfig, readModelSettings } from '../../../engine/config/co
 import type { CompiledModelConfig } from '../../../engine/config/compiled-model-config.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
-import { silentLogger } from '../../../engine/logger.ts';
+import { silentLogger, type Logger } from '../../../engine/logger.ts';
 import { normalizeRequest } from '../../../engine/request-normalizer.ts';
 import { ManualClock } from '../../../engine/scheduling/clock.ts';
 import { DynamicBatcher } from '../../../engine/scheduling/dynamic-batcher.ts';
@@ -101,7 +101,7 @@ export interface Harness {
   settle(): Promise<void>;
 }
 
-export function harness(configText: string, instanceCount = 1): Harness {
+export function harness(configText: string, instanceCount = 1, logger: Logger = silentLogger): Harness {
   const config = compileTestConfig(configText);
   const clock = new ManualClock();
   const stats = new ModelStats();
@@ -116,7 +116,7 @@ export function harness(configText: string, instanceCount = 1): Harness {
     };
   }
   const batching = config.scheduling.kind === 'dynamic' ? config.scheduling.batching : undefined;
-  const scheduler = new DynamicBatcher({ config, instances, logger: silentLogger, stats, clock }, batching);
+  const scheduler = new DynamicBatcher({ config, instances, logger, stats, clock }, batching);
   return {
     clock, stats, instances, scheduler, config, executions,
     send: (request) => {
