@@ -90,6 +90,29 @@ export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
+export interface OneResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** One POST on its own connection, read in full: for checking a server's answer before loading it. */
+export function postOnce(port: number, path: string, payload: { readonly headers: Readonly<Record<string, string>>; readonly body: Buffer }): Promise<OneResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path, method: 'POST', agent: false,
+      headers: { ...payload.headers, 'content-length': String(payload.body.byteLength) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload.body);
+  });
+}
+
 interface Client {
   /** Sends one request on worker `index`'s connection; resolves with an error text, or undefined for a good answer. */
   send(index: number): Promise<string | undefined>;

@@ -37,11 +37,10 @@
  *
  * It never asserts: it prints tables and whether each ratio meets its target.
  */
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runClosedLoop, type LoadResult } from '../load-generator.ts';
+import { postOnce, runClosedLoop, type LoadResult } from '../load-generator.ts';
 import { nowMs } from '../latencies.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
@@ -178,21 +177,6 @@ function binaryRequest(): Payload {
   };
 }
 
-function postOnce(port: number, path: string, payload: Payload): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, path, method: 'POST', agent: false,
-      headers: { ...payload.headers, 'content-length': String(payload.body.byteLength) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload.body);
-  });
-}
 
 /** Sends one request, checks the answer against ONNX Runtime's own output, and returns the response's size in bytes. */
 async function checkedResponseBytes(port: number, model: string, payload: Payload, reference: Float32Array): Promise<number> {

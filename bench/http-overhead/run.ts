@@ -23,10 +23,9 @@
  * It never asserts: it prints a table and whether each c=32 row meets the
  * target ratio.
  */
-import http from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runClosedLoop, type LoadResult } from '../load-generator.ts';
+import { postOnce, runClosedLoop, type LoadResult, type OneResponse } from '../load-generator.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
 import { buildAddSubRepository } from '../add-sub-repository.ts';
@@ -151,27 +150,6 @@ function requestPayloads(): Record<Mode, Payload> {
   };
 }
 
-interface OneResponse {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-function postOnce(port: number, payload: Payload): Promise<OneResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, path: INFER_PATH, method: 'POST',
-      headers: { ...payload.headers, 'content-length': String(payload.body.byteLength) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload.body);
-  });
-}
 
 /** Checks Switchyard's answer is a correct inference result and captures it for the bare route. */
 function captureResponse(mode: Mode, response: OneResponse): CannedResponse {
@@ -241,13 +219,13 @@ async function main(): Promise<void> {
     children.push(switchyard);
     const payloads = requestPayloads();
     const canned = {} as Record<Mode, CannedResponse>;
-    for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, payloads[mode]));
+    for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
     const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
     children.push(bare);
 
     const expectBytes = {} as Record<Mode, number>;
     for (const mode of modes) {
-      const fromBare = await postOnce(bare.port, payloads[mode]);
+      const fromBare = await postOnce(bare.port, INFER_PATH, payloads[mode]);
       expectBytes[mode] = Buffer.from(canned[mode].body, 'base64').byteLength;
       if (fromBare.status !== 200 || fromBare.body.byteLength !== expectBytes[mode]) {
         throw new Error(`bare route answered ${mode} with ${fromBare.status}, ${fromBare.body.byteLength} bytes (want ${expectBytes[mode]})`);
