@@ -145,7 +145,7 @@ function readOptions(): Options {
     maxBatchSize: maxBatchSize!,
     delay,
     sweep: envDelays('BENCH_DELAYS', '0,500,2000,10000'),
-    sweepConcurrency: envNumber('BENCH_SWEEP_CONCURRENCY', 8),
+    sweepConcurrency: process.env['BENCH_SWEEP_CONCURRENCY']?.trim() === '0' ? 0 : envNumber('BENCH_SWEEP_CONCURRENCY', 8),
     directBatches: envIntegers('BENCH_DIRECT_BATCHES', '1,8,16,32,64'),
     directSeconds: envNumber('BENCH_DIRECT_SECONDS', 3),
     rssSeconds,
