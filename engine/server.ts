@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './logger.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { ModelRepository, type ModelEntry } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
-import type { ModelStatisticsJson } from './stats/model-stats.ts';
+import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { normalizeRequest } from './request-normalizer.ts';
 
 export interface InferenceServerOptions {

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from '../../engine/logger.ts';
 import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
 import { checkedProduct, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
-import { InputPool, type PoolStats } from './input-pool.ts';
+import { InputPool, type PoolStats } from '../../engine/memory/input-pool.ts';
 import { fromOrtType, toOrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 

@@ -7,7 +7,7 @@ import { compileModelConfig, type ModelSettings } from '../config/compile-model-
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
-import { ModelStats } from '../stats/model-stats.ts';
+import { ModelStats } from '../observability/model-stats.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';

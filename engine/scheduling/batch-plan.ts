@@ -14,7 +14,7 @@
  *   with a delay it waits for more until the oldest request in it has waited
  *   that long.
  */
-import type { BatchCloseReason } from '../stats/model-stats.ts';
+import type { BatchCloseReason } from '../observability/model-stats.ts';
 
 export interface PlanOptions {
   readonly maxBatchSize: number;

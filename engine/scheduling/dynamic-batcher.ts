@@ -21,7 +21,7 @@ import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
-import type { BatchCloseReason, ModelStats } from '../stats/model-stats.ts';
+import type { BatchCloseReason, ModelStats } from '../observability/model-stats.ts';
 import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';

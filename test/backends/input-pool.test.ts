@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InputPool, sizeClass } from '../../backends/onnxruntime/input-pool.ts';
+import { InputPool, sizeClass } from '../../engine/memory/input-pool.ts';
 
 test('size classes are powers of two from 4 KiB', () => {
   assert.deepEqual([0, 1, 4096, 4097, 8192, 100_000].map(sizeClass), [4096, 4096, 4096, 8192, 8192, 131_072]);

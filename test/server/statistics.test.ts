@@ -7,7 +7,7 @@
  * the counts after real inferences: successes, failures, inferences,
  * executions and batch sizes.
  *
- * The counts follow the contract in engine/stats/model-stats.ts: the
+ * The counts follow the contract in engine/observability/model-stats.ts: the
  * scheduler calls recordBatchClosed once per batch formed, recordExecution
  * once per successful execution, recordSuccess per answered request and
  * recordFailure per failed one.
@@ -18,7 +18,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import protobuf from 'protobufjs';
 import type { ModelStatisticsResponse as StatsAnswer } from '../../engine/server.ts';
-import type { ModelStatisticsJson } from '../../engine/stats/model-stats.ts';
+import type { ModelStatisticsJson } from '../../engine/observability/model-stats.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { OnnxGraphBuilder } from '../../generator/onnx-builder.ts';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';

@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../../../engine/logger.ts';
 import { normalizeRequest } from '../../../engine/request-normalizer.ts';
 import { ManualClock } from '../../../engine/scheduling/clock.ts';
 import { DynamicBatcher } from '../../../engine/scheduling/dynamic-batcher.ts';
-import { ModelStats } from '../../../engine/stats/model-stats.ts';
+import { ModelStats } from '../../../engine/observability/model-stats.ts';
 import { serverError } from '../../../engine/errors.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 
