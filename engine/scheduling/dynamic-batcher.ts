@@ -15,8 +15,7 @@
  * Either way no request waits while an instance that could take it is idle.
  */
 import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
-import type { CompiledModelConfig, DynamicBatchingSpec } from '../config/compiled-model-config.ts';
-import { NO_QUEUE_POLICY } from '../config/compiled-model-config.ts';
+import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
@@ -26,7 +25,7 @@ import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { PriorityQueue } from './priority-queue.ts';
-import { requestPolicy } from './queue-policy.ts';
+import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
 import type { Scheduler } from './scheduler.ts';
 
 /**
@@ -123,7 +122,7 @@ export class DynamicBatcher implements Scheduler {
     const model = this.config.name;
     if (this.stopped) return Promise.reject(serverError('SERVER_STOPPING', { model }));
     if (request.signal?.aborted) return Promise.reject(serverError('CANCELLED', { model, reason: abortReason(request.signal) }));
-    let policy;
+    let policy: RequestPolicy;
     try {
       policy = requestPolicy(model, this.batching, request);
     } catch (err) {
