@@ -5,6 +5,7 @@
  * in the queue, so what is queued at any moment is known without timing luck.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
@@ -126,6 +127,21 @@ describe('schedule policy over HTTP and gRPC', () => {
       assert.deepEqual(outputs.find((o) => o.name === 'OUTPUT0')!.data, Array.from({ length: 16 }, () => 2 * (5 + i)));
     }
     assert.equal(executions(fixture, 'held') - before, 1, 'one model execution for the three requests');
+  });
+
+  test('an HTTP client that disconnects while queued leaves the queue; its request is never computed', async () => {
+    const before = fixture.server.modelStatistics('held').model_stats[0]!;
+    const body = httpBody(9);
+    const url = new URL(fixture.httpUrl);
+    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /v2/models/held/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await waitFor(() => queuedCount(fixture) === 1);
+    socket.destroy();
+    await waitFor(() => queuedCount(fixture) === 0, HOLD_US / 2000);
+    const after = fixture.server.modelStatistics('held').model_stats[0]!;
+    assert.equal(after.inference_stats.fail.count - before.inference_stats.fail.count, 1, 'answered CANCELLED');
+    assert.equal(after.execution_count, before.execution_count, 'nothing was computed');
   });
 
   test('the server keeps serving after every refusal', async () => {
