@@ -23,6 +23,35 @@ export interface StartedServer {
 }
 
 /** The role this process was forked to play, or undefined when it is the orchestrator. */
+/**
+ * Switchyard's HTTP frontend on an ephemeral loopback port, serving the given
+ * repository; a model that fails to load fails the start. Engine modules are
+ * imported here, lazily, so a child of another role never loads them.
+ */
+export async function startSwitchyardHttp(repository: string, startupModels?: readonly string[]): Promise<StartedServer> {
+  const { silentLogger } = await import('../engine/logger.ts');
+  const { InferenceServer } = await import('../engine/server.ts');
+  const { createHttpServer } = await import('../server/http/http-server.ts');
+  const server = await InferenceServer.create({
+    modelRepositories: [repository], logger: silentLogger, ...(startupModels ? { startupModels } : {}),
+  });
+  const failures = server.loadFailures();
+  if (failures.length > 0) {
+    await server.close();
+    throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
+  }
+  const app = await createHttpServer(server);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    async close() {
+      await app.close();
+      await server.close();
+    },
+  };
+}
+
 export function childRole(): string | undefined {
   return process.argv[2] === '--child' ? process.argv[3] : undefined;
 }

@@ -43,7 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { postOnce, runClosedLoop, type LoadResult } from '../load-generator.ts';
 import { nowMs } from '../latencies.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
-import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
+import { childRole, serveAsChild, ServerChild, startSwitchyardHttp, type StartedServer } from '../server-child.ts';
 import { batchStatsBetween, readBatchStats, type BatchStatsReading, type BatchStatsWindow } from './batch-stats.ts';
 import { measureDirectSession, type DirectSessionResult } from './direct-session.ts';
 import {
@@ -67,25 +67,7 @@ type Child = ServerChild<ChildInit>;
 // ---------------------------------------------------------------- child
 
 async function startSwitchyard(init: ChildInit): Promise<StartedServer> {
-  const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
-  const { createHttpServer } = await import('../../server/http/http-server.ts');
-  const server = await InferenceServer.create({ modelRepositories: [init.repository], startupModels: [init.model], logger: silentLogger });
-  const failures = server.loadFailures();
-  if (failures.length > 0) {
-    await server.close();
-    throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
-  }
-  const app = await createHttpServer(server);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  return {
-    port: typeof address === 'object' && address ? address.port : 0,
-    async close() {
-      await app.close();
-      await server.close();
-    },
-  };
+  return startSwitchyardHttp(init.repository, [init.model]);
 }
 
 // ---------------------------------------------------------------- options

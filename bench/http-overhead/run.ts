@@ -27,7 +27,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { postOnce, runClosedLoop, type LoadResult, type OneResponse } from '../load-generator.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
-import { childRole, serveAsChild, ServerChild, type StartedServer } from '../server-child.ts';
+import { childRole, serveAsChild, ServerChild, startSwitchyardHttp, type StartedServer } from '../server-child.ts';
 import { buildAddSubRepository } from '../add-sub-repository.ts';
 
 const TARGET_RATIO = 0.6;
@@ -57,22 +57,7 @@ type Child = ServerChild<ChildInit>;
 // ---------------------------------------------------------------- children
 
 async function startSwitchyard(repository: string): Promise<StartedServer> {
-  const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
-  const { createHttpServer } = await import('../../server/http/http-server.ts');
-  const server = await InferenceServer.create({ modelRepositories: [repository], logger: silentLogger });
-  const failures = server.loadFailures();
-  if (failures.length > 0) throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
-  const app = await createHttpServer(server);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  return {
-    port: typeof address === 'object' && address ? address.port : 0,
-    async close() {
-      await app.close();
-      await server.close();
-    },
-  };
+  return startSwitchyardHttp(repository);
 }
 
 /**
