@@ -9,6 +9,7 @@ import type { ModelSettings } from '../engine/config/compile-model-config.ts';
 import type { ModelSignature } from '../engine/config/model-signature.ts';
 import type { SwitchyardError } from '../engine/errors.ts';
 import type { Logger } from '../engine/logger.ts';
+import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import type { Tensor } from '../engine/tensor.ts';
 
 export interface ModelLoadContext {
@@ -19,6 +20,8 @@ export interface ModelLoadContext {
   readonly settings: ModelSettings;
   /** Where a backend reports what happens after load (a worker crashed and was restarted). Default: silent. */
   readonly logger?: Logger;
+  /** The server's shared tensor memory. Default: a pool of the model's own. */
+  readonly bufferPool?: BufferPool;
 }
 
 export interface Backend {

@@ -26,6 +26,13 @@ export interface FixedTensor {
   readonly shape: readonly number[];
   /** Little-endian element bytes, exactly elementCount * elementByteSize long. */
   readonly raw: Uint8Array;
+  /**
+   * Set when `raw` is the only view on its buffer and the buffer came from
+   * the server's BufferPool. Whoever receives such a tensor in a request
+   * owns the buffer: it may move it to a worker instead of copying, and
+   * releases it to the pool when done. Tensors from clients never carry it.
+   */
+  readonly pooled?: boolean;
 }
 
 export interface BytesTensor {

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from '../../engine/logger.ts';
 import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
 import { checkedProduct, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
-import { InputPool, type PoolStats } from '../../engine/memory/input-pool.ts';
+import { BufferPool, type PoolStats } from '../../engine/memory/buffer-pool.ts';
 import { fromOrtType, toOrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
@@ -39,7 +39,7 @@ export interface InstanceSignature {
 
 export class OnnxInstance implements BackendInstance {
   private readonly pending = new Map<number, Pending>();
-  private readonly pool = new InputPool();
+  private readonly pool = new BufferPool();
   private nextId = 1;
   /** Runs asked for in the current tick; they go to the worker in one message. */
   private outbox: WireRun[] = [];

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InputPool, sizeClass } from '../../engine/memory/input-pool.ts';
+import { BufferPool, sizeClass } from '../../../engine/memory/buffer-pool.ts';
 
 test('size classes are powers of two from 4 KiB', () => {
   assert.deepEqual([0, 1, 4096, 4097, 8192, 100_000].map(sizeClass), [4096, 4096, 4096, 8192, 8192, 131_072]);
 });
 
 test('released buffers are handed out again for the same class', () => {
-  const pool = new InputPool();
+  const pool = new BufferPool();
   const a = pool.acquire(5000);
   assert.equal(a.byteLength, 8192);
   pool.release(a);
@@ -17,7 +17,7 @@ test('released buffers are handed out again for the same class', () => {
 });
 
 test('a detached buffer (lost with a dead worker) and foreign sizes are dropped; each class keeps a bounded number', () => {
-  const pool = new InputPool();
+  const pool = new BufferPool();
   const moved = pool.acquire(100);
   structuredClone(moved, { transfer: [moved] });
   assert.equal(moved.byteLength, 0);

@@ -1,7 +1,9 @@
 /**
- * Batch input memory for one instance. A batch is written into a pooled
- * ArrayBuffer, moved to the worker for session.run, and moved back with the
- * run's result, so steady traffic of one shape allocates nothing per batch.
+ * Tensor memory shared by the whole server: batch inputs written for a
+ * worker, outputs a worker writes into, and intermediate tensors an ensemble
+ * passes between steps. A buffer is acquired, moved around (to a worker and
+ * back, from one step to the next) and released by whoever holds it last, so
+ * steady traffic of one shape allocates nothing per request.
  * Buffers come in power-of-two size classes from 4 KiB; a few of each class
  * are kept, fewer of the big ones, so the pool's memory stays bounded.
  */
@@ -19,7 +21,7 @@ export interface PoolStats {
   readonly reused: number;
 }
 
-export class InputPool {
+export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private allocated = 0;
   private reused = 0;
