@@ -11,7 +11,8 @@ export type { InferResult, ParameterValue } from './src/infer-result.ts';
 export type { InferStream, StreamResult } from './src/infer-stream.ts';
 export type { ModelMetadata, RepositoryModel, ServerMetadata, TensorMetadata } from './src/metadata.ts';
 export type {
-  InferBatchStatistics, InferResponseStatistics, InferStatistics, MemoryUsage, ModelStatistics, ModelStatisticsResponse, StatisticDuration,
+  EnsembleStepStatistics, InferBatchStatistics, InferResponseStatistics, InferStatistics, MemoryUsage, ModelStatistics, ModelStatisticsResponse,
+  StatisticDuration,
 } from './src/statistics.ts';
 export { InferenceServerError } from './src/inference-server-error.ts';
 export { fromBfloat16Bits, fromFloat16Bits, toBfloat16Bits, toFloat16Bits } from './src/float16.ts';

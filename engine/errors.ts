@@ -95,6 +95,9 @@ export const CATALOGUE = {
     (p) => `inference failed in model '${p.model}': ${p.detail}`),
   MODEL_LOAD_FAILED: entry<{ model: string; detail: string }>('INVALID_ARG',
     (p) => `failed to load '${p.model}': ${p.detail}`),
+  MODEL_CONTROL_DISABLED: entry<Record<string, never>>('UNAVAILABLE',
+    () => 'explicit model load / unload is not allowed if polling is enabled (this server runs with model control mode \'none\'; ' +
+      'start it with --model-control-mode=explicit to load and unload models at run time)'),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

@@ -10,6 +10,7 @@ import { serverError, SwitchyardError } from './errors.ts';
 import type { InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { ModelRepository, type ModelEntry } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
@@ -26,6 +27,17 @@ export interface InferenceServerOptions {
   readonly logger?: Logger;
   /** Server name in GET /v2. Default 'switchyard'. */
   readonly id?: string;
+  /**
+   * Reuse tensor memory across requests: batch inputs, preallocated outputs,
+   * intermediate tensors of ensembles. Default true; false allocates fresh
+   * buffers every time (the baseline the ensemble benchmark compares against).
+   */
+  readonly bufferPooling?: boolean;
+  /**
+   * 'none' (default) serves what was loaded at start and refuses load and
+   * unload requests, as tritonserver does; 'explicit' lets them through.
+   */
+  readonly modelControlMode?: 'none' | 'explicit';
 }
 
 export interface TensorMetadata {
@@ -72,15 +84,24 @@ export class InferenceServer {
     private readonly repository: ModelRepository,
     private readonly options: InferenceServerOptions,
     readonly logger: Logger,
+    private readonly bufferPool: BufferPool,
   ) {}
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
     const logger = options.logger ?? createLogger();
     const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()]]);
+    const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
+    // Ensemble steps call back into the server, which exists only once the repository has loaded.
+    let server: InferenceServer | undefined;
+    const infer = (request: InferenceRequest): Promise<InferenceResponse> => {
+      if (!server) return Promise.reject(serverError('SERVER_EXITING', {}));
+      return server.infer(request);
+    };
     const repository = await ModelRepository.create({
-      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels,
+      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
     });
-    return new InferenceServer(repository, options, logger);
+    server = new InferenceServer(repository, options, logger, bufferPool);
+    return server;
   }
 
   /** The single entry point for inference. */
@@ -180,18 +201,31 @@ export class InferenceServer {
 
   /** Loads or reloads a model (explicit model control). Refused clearly until model control lands. */
   async loadModel(name: string): Promise<void> {
+    this.assertModelControl();
     throw serverError('NOT_IMPLEMENTED', {
       feature: 'the model repository extension (load)',
       detail: `model '${name}' cannot be loaded at run time by this build yet; list it with --load-model at start`,
     });
   }
 
-  /** Unloads a model (explicit model control). Refused clearly until model control lands. */
+  /**
+   * Unloads a model (explicit model control): its running requests finish,
+   * new ones are refused, and the ensembles that call it become unavailable
+   * with it named as the reason.
+   */
   async unloadModel(name: string): Promise<void> {
-    throw serverError('NOT_IMPLEMENTED', {
-      feature: 'the model repository extension (unload)',
-      detail: `model '${name}' cannot be unloaded at run time by this build yet`,
-    });
+    this.assertModelControl();
+    if (!this.repository.get(name)) throw serverError('MODEL_NOT_FOUND', { model: name });
+    await this.repository.unload(name);
+  }
+
+  /** Tensor memory handed out and reused since the server started. */
+  bufferPoolStats(): BufferPoolStats {
+    return this.bufferPool.stats();
+  }
+
+  private assertModelControl(): void {
+    if (this.options.modelControlMode !== 'explicit') throw serverError('MODEL_CONTROL_DISABLED', {});
   }
 
   /** Requests queued or executing for a ready model version (Triton's pending request count). */

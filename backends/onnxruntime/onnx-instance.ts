@@ -2,20 +2,23 @@
  * One ONNX Runtime instance: a worker thread owning an InferenceSession.
  * The instance concatenates a list of requests into one session.run and
  * splits the outputs back, moving tensor memory to and from the worker by
- * transfer. Input memory comes from a per-instance pool and returns to it
- * with each run's result. A worker that dies is replaced from the same
- * WorkerInit; the runs it held fail, later ones wait for the new worker.
+ * transfer. Tensor memory comes from the server's BufferPool: a lone
+ * request's pooled inputs are moved as they are, other inputs are copied
+ * into pool buffers, and outputs whose shape is known before the run are
+ * written by ONNX Runtime into pool buffers that the caller then owns.
+ * A worker that dies is replaced from the same WorkerInit; the runs it held
+ * fail, later ones wait for the new worker.
  */
 import { Worker } from 'node:worker_threads';
-import type { BatchInputSpec, CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
+import type { BatchInputSpec, CompiledModelConfig, TensorSpec } from '../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import { silentLogger, type Logger } from '../../engine/logger.ts';
 import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
-import { checkedProduct, type Tensor } from '../../engine/tensor.ts';
+import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
-import { BufferPool, type PoolStats } from '../../engine/memory/buffer-pool.ts';
-import { fromOrtType, toOrtType } from './ort-types.ts';
+import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
+import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
@@ -37,9 +40,16 @@ export interface InstanceSignature {
   readonly outputs: readonly SignatureTensor[];
 }
 
+/** An output whose shape is known before the run, apart from the batch dimension. */
+interface PreallocatedOutput {
+  readonly type: OrtType;
+  /** Dims past the batch dimension (all of them when the model does not batch). */
+  readonly dims: readonly number[];
+  readonly elementBytes: number;
+}
+
 export class OnnxInstance implements BackendInstance {
   private readonly pending = new Map<number, Pending>();
-  private readonly pool = new BufferPool();
   private nextId = 1;
   /** Runs asked for in the current tick; they go to the worker in one message. */
   private outbox: WireRun[] = [];
@@ -56,6 +66,7 @@ export class OnnxInstance implements BackendInstance {
   /** allow_ragged_batch inputs, joined into one 1-D tensor when batching. */
   private ragged: ReadonlySet<string> = new Set();
   private batchInputs: readonly BatchInputSpec[] = [];
+  private preallocatable: ReadonlyMap<string, PreallocatedOutput> = new Map();
 
   private constructor(
     readonly name: string,
@@ -63,31 +74,40 @@ export class OnnxInstance implements BackendInstance {
     private readonly init: WorkerInit,
     worker: Worker,
     readonly signature: InstanceSignature,
+    private readonly pool: BufferPool,
     private readonly logger: Logger,
   ) {
     this.attach(worker);
   }
 
   /** Starts the worker and waits until its session is open. */
-  static async create(name: string, modelName: string, init: WorkerInit, logger: Logger = silentLogger): Promise<OnnxInstance> {
+  static async create(name: string, modelName: string, init: WorkerInit, pool: BufferPool, logger: Logger = silentLogger): Promise<OnnxInstance> {
     const { worker, ready } = await startWorker(init);
     const toSignature = (entries: readonly SignatureEntry[]): SignatureTensor[] =>
       entries.map((e) => ({ name: e.name, datatype: fromOrtType(e.type), modelType: e.type, shape: e.shape }));
-    return new OnnxInstance(name, modelName, init, worker, { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) }, logger);
+    const signature = { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) };
+    return new OnnxInstance(name, modelName, init, worker, signature, pool, logger);
   }
 
   /**
    * Takes what execute() needs from the compiled config, once it is compiled:
-   * whether requests join along dim 0, the ragged inputs, the batch inputs.
+   * whether requests join along dim 0, the ragged inputs, the batch inputs,
+   * the outputs ONNX Runtime can write into pool memory.
    */
   configure(config: CompiledModelConfig): void {
     this.batching = config.maxBatchSize > 0;
     this.ragged = new Set(config.inputs.filter((s) => s.allowRaggedBatch && this.batching).map((s) => s.name));
     this.batchInputs = config.batchInputs;
+    // A ragged model's outputs need not follow the requests' batch sizes, so their shape is not known ahead.
+    const raggedModel = this.ragged.size > 0 || this.batchInputs.length > 0;
+    this.preallocatable = new Map(config.outputs.flatMap((spec) => {
+      const plan = raggedModel ? undefined : preallocation(spec, this.batching, this.signature.outputs.find((o) => o.name === spec.name));
+      return plan ? [[spec.name, plan] as const] : [];
+    }));
   }
 
-  /** Input buffers created vs. handed out again from the pool, since the instance started. */
-  poolStats(): PoolStats {
+  /** The counters of the pool this instance uses, which other instances may share. */
+  poolStats(): BufferPoolStats {
     return this.pool.stats();
   }
 
@@ -107,10 +127,13 @@ export class OnnxInstance implements BackendInstance {
     };
     const wanted = [...new Set(requests.flatMap((r) => r.outputs))];
     const joinStart = performance.now();
+    // Every buffer that goes to the worker with this run; all of them come from the pool or were owned by a request.
     const buffers: ArrayBuffer[] = [];
-    let inputs: WireTensor[];
+    let run: Omit<WireRun, 'id'>;
     try {
-      inputs = this.joinInputs(requests, buffers);
+      const inputs = this.joinInputs(requests, buffers);
+      const outputBuffers = requests.length === 1 ? this.preallocate(wanted, requests[0]!.batchSize, buffers) : [];
+      run = { inputs, outputs: wanted, outputBuffers };
     } catch (err) {
       for (const buffer of buffers) this.pool.release(buffer);
       return failAll(err, { ...NO_TIME, inputNs: nsSince(joinStart) });
@@ -119,7 +142,7 @@ export class OnnxInstance implements BackendInstance {
 
     let answer: WireResult;
     try {
-      answer = await this.run(inputs, wanted, buffers);
+      answer = await this.run(run, buffers);
     } catch (err) {
       // No answer: buffers that reached the dead worker are gone (detached), the rest go back.
       for (const buffer of buffers) this.pool.release(buffer);
@@ -127,12 +150,17 @@ export class OnnxInstance implements BackendInstance {
     }
     for (const buffer of answer.inputBuffers) this.pool.release(buffer);
     const timing = { inputNs: joinNs + answer.timing.inputNs, inferNs: answer.timing.inferNs, outputNs: answer.timing.outputNs };
-    if ('error' in answer) return failAll(new Error(answer.error), timing);
+    if ('error' in answer) {
+      for (const buffer of answer.outputBuffers) this.pool.release(buffer);
+      return failAll(new Error(answer.error), timing);
+    }
 
     const cutStart = performance.now();
     const batchSizes = requests.map((r) => r.batchSize);
     const split = new Map(answer.outputs.map((o) => {
-      const tensor = fromWire(o);
+      if (!o.preallocated && o.data instanceof ArrayBuffer) this.pool.noteForeign(o.byteLength);
+      // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
+      const tensor = fromWire(o, requests.length === 1 && o.preallocated === true);
       return [o.name, this.batching ? splitBatch(tensor, batchSizes) : [tensor]] as const;
     }));
     const results = requests.map((request, index): ExecuteResult => ({
@@ -143,9 +171,11 @@ export class OnnxInstance implements BackendInstance {
   }
 
   /**
-   * One wire tensor per model input: the requests' tensors joined into pooled
-   * memory (even a lone request's: its buffer may be a view into an HTTP body
-   * and must not be moved away), then the generated batch inputs.
+   * One wire tensor per model input, then the generated batch inputs. A lone
+   * request's pooled tensor is moved to the worker as it is; anything else is
+   * copied into pool memory (a client's tensor may be a view into an HTTP
+   * body and must not be moved away). Pooled tensors that were copied are
+   * released here: the request handed them over.
    */
   private joinInputs(requests: readonly ExecuteRequest[], buffers: ArrayBuffer[]): WireTensor[] {
     const allocate = (byteLength: number): ArrayBuffer => {
@@ -153,35 +183,81 @@ export class OnnxInstance implements BackendInstance {
       buffers.push(buffer);
       return buffer;
     };
-    const first = requests[0]!;
-    const inputs = first.inputs.map((tensor) => {
-      const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
-      return toWire(concatBatch(parts, { allocate, flatten: this.ragged.has(tensor.name) }), this.modelName);
-    });
-    for (const spec of this.batchInputs) {
-      const counts = requests.map((r) => {
-        const source = r.inputs.find((t) => t.name === spec.sourceInput);
-        return source ? checkedProduct(source.shape) : 0;
-      });
-      for (const target of spec.targetNames) {
-        inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName));
-      }
+    const handedOver = new Set<ArrayBuffer>();
+    for (const request of requests) {
+      for (const t of request.inputs) if (t.datatype !== 'BYTES' && t.pooled && t.raw.buffer instanceof ArrayBuffer) handedOver.add(t.raw.buffer);
     }
-    return inputs;
+    try {
+      const first = requests[0]!;
+      const inputs = first.inputs.map((tensor) => {
+        const flatten = this.ragged.has(tensor.name);
+        if (requests.length === 1 && this.movable(tensor, buffers)) {
+          const buffer = tensor.raw.buffer as ArrayBuffer;
+          handedOver.delete(buffer);
+          buffers.push(buffer);
+          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName);
+        }
+        const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
+        const joined = concatBatch(parts, { allocate, flatten });
+        if (joined.datatype !== 'BYTES') this.pool.noteCopy(joined.raw.byteLength);
+        return toWire(joined, this.modelName);
+      });
+      for (const spec of this.batchInputs) {
+        const counts = requests.map((r) => {
+          const source = r.inputs.find((t) => t.name === spec.sourceInput);
+          return source ? checkedProduct(source.shape) : 0;
+        });
+        for (const target of spec.targetNames) {
+          inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName));
+        }
+      }
+      return inputs;
+    } finally {
+      for (const buffer of handedOver) this.pool.release(buffer);
+    }
   }
 
-  private run(inputs: readonly WireTensor[], outputs: readonly string[], transfer: readonly ArrayBuffer[]): Promise<WireResult> {
-    if (this.worker && !this.closing) return this.post(inputs, outputs, transfer);
-    return this.serving().then(() => this.post(inputs, outputs, transfer));
+  /**
+   * Whether a tensor can go to the worker without a copy: it owns a whole
+   * pool buffer (so it can come back to the pool) not already moving in this run.
+   */
+  private movable(tensor: Tensor, buffers: readonly ArrayBuffer[]): tensor is FixedTensor {
+    if (!this.pool.enabled || tensor.datatype === 'BYTES' || !tensor.pooled || tensor.raw.byteOffset !== 0) return false;
+    const buffer = tensor.raw.buffer;
+    return buffer instanceof ArrayBuffer && buffer.byteLength === sizeClass(buffer.byteLength) && !buffers.includes(buffer);
+  }
+
+  /**
+   * Pool buffers for the wanted outputs whose shape is known before the run.
+   * Only for a lone request: its outputs are handed over whole and can come
+   * back to the pool, while a batch's are cut into views of one buffer that never does.
+   */
+  private preallocate(outputs: readonly string[], batchSize: number, buffers: ArrayBuffer[]): WireTensor[] {
+    if (!this.pool.enabled) return [];
+    return outputs.flatMap((name) => {
+      const plan = this.preallocatable.get(name);
+      if (!plan) return [];
+      const dims = this.batching ? [batchSize, ...plan.dims] : plan.dims;
+      const byteLength = checkedProduct(dims) * plan.elementBytes;
+      if (byteLength === 0) return [];
+      const data = this.pool.acquire(byteLength);
+      buffers.push(data);
+      return [{ name, type: plan.type, dims, data, byteLength }];
+    });
+  }
+
+  private run(run: Omit<WireRun, 'id'>, transfer: readonly ArrayBuffer[]): Promise<WireResult> {
+    if (this.worker && !this.closing) return this.post(run, transfer);
+    return this.serving().then(() => this.post(run, transfer));
   }
 
   /** Queues a run for the worker now serving. */
-  private post(inputs: readonly WireTensor[], outputs: readonly string[], transfer: readonly ArrayBuffer[]): Promise<WireResult> {
+  private post(run: Omit<WireRun, 'id'>, transfer: readonly ArrayBuffer[]): Promise<WireResult> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.outbox.length === 0) queueMicrotask(() => this.flush());
-      this.outbox.push({ id, inputs, outputs });
+      this.outbox.push({ ...run, id });
       this.outboxTransfer.push(...transfer);
     });
   }
@@ -348,14 +424,33 @@ function toWire(tensor: Tensor, model: string): WireTensor {
   if (tensor.datatype === 'BYTES') {
     return { name: tensor.name, type, dims: tensor.shape, data: tensor.elements.map((e) => decoder.decode(e)), byteLength: 0 };
   }
-  // Always a pooled buffer from joinInputs, starting at offset 0.
+  // Always a pool buffer starting at offset 0: a copy joinInputs made, or a pooled tensor it moved.
   return { name: tensor.name, type, dims: tensor.shape, data: tensor.raw.buffer as ArrayBuffer, byteLength: tensor.raw.byteLength };
 }
 
-function fromWire(wire: WireTensor): Tensor {
+function fromWire(wire: WireTensor, pooled: boolean): Tensor {
   const datatype = fromOrtType(wire.type)!;
   if (datatype === 'BYTES') {
     return { name: wire.name, datatype, shape: wire.dims, elements: (wire.data as readonly string[]).map((s) => encoder.encode(s)) };
   }
-  return { name: wire.name, datatype, shape: wire.dims, raw: new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength) };
+  const raw = new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength);
+  return pooled ? { name: wire.name, datatype, shape: wire.dims, raw, pooled } : { name: wire.name, datatype, shape: wire.dims, raw };
+}
+
+/**
+ * How an output can be preallocated, or undefined when its shape is not
+ * known before the run. ONNX Runtime refuses a buffer whose shape differs
+ * from what it computes, so the config must fix every dim past the batch,
+ * without a reshape, and the model must agree on the rank and every dim it fixes.
+ */
+function preallocation(spec: TensorSpec, batching: boolean, model: SignatureTensor | undefined): PreallocatedOutput | undefined {
+  const type = toOrtType(spec.datatype);
+  const elementBytes = elementByteSize(spec.datatype);
+  if (!model || model.datatype !== spec.datatype || !type || elementBytes === undefined) return undefined;
+  if (spec.dims.length !== spec.modelDims.length || spec.dims.some((d, i) => d < 0 || d !== spec.modelDims[i])) return undefined;
+  // A model with a fixed batch dim would refuse any other batch size.
+  if (batching && (model.shape[0] ?? 0) >= 0) return undefined;
+  const modelDims = batching ? model.shape.slice(1) : model.shape;
+  if (modelDims.length !== spec.dims.length || modelDims.some((d, i) => d >= 0 && d !== spec.dims[i])) return undefined;
+  return { type, dims: spec.dims, elementBytes };
 }

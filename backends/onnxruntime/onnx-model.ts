@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
 import type { ModelSignature } from '../../engine/config/model-signature.ts';
+import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
 import { OnnxInstance } from './onnx-instance.ts';
 import type { WorkerSessionOptions } from './worker-protocol.ts';
@@ -20,6 +21,7 @@ export class OnnxModel implements BackendModel {
   private constructor(
     private readonly context: ModelLoadContext,
     private readonly modelPath: string,
+    private readonly pool: BufferPool,
     readonly signature: ModelSignature,
     first: OnnxInstance,
   ) {
@@ -32,15 +34,17 @@ export class OnnxModel implements BackendModel {
     if (!found?.isFile()) {
       throw new Error(`version ${context.version} has no ${context.settings.defaultModelFilename}: expected the model file at ${modelPath}`);
     }
+    // Every instance shares one pool, so memory released by one run serves the next on any instance.
+    const pool = context.bufferPool ?? new BufferPool();
     const firstGroup = context.settings.instanceGroups[0]!;
-    const first = await startInstance(context, modelPath, firstGroup, 0);
+    const first = await startInstance(context, modelPath, pool, firstGroup, 0);
     const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
-    return new OnnxModel(context, modelPath, { file, ...first.signature }, first);
+    return new OnnxModel(context, modelPath, pool, { file, ...first.signature }, first);
   }
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
     const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
-    const instance = reuse ? this.spare! : await startInstance(this.context, this.modelPath, group, indexInGroup);
+    const instance = reuse ? this.spare! : await startInstance(this.context, this.modelPath, this.pool, group, indexInGroup);
     if (reuse) this.spare = undefined;
     instance.configure(config);
     this.instances.push(instance);
@@ -78,10 +82,12 @@ function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): Wo
   };
 }
 
-async function startInstance(context: ModelLoadContext, modelPath: string, group: InstanceGroupSpec, index: number): Promise<OnnxInstance> {
+async function startInstance(
+  context: ModelLoadContext, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number,
+): Promise<OnnxInstance> {
   const options = sessionOptions(context, group);
   try {
-    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, context.logger);
+    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     if (options.executionProvider === 'cuda') {

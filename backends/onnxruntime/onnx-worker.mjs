@@ -22,7 +22,7 @@ const init = /** @type {WorkerInit} */ (workerData);
 
 /**
  * Typed views over the first `n` elements of a buffer, which may be larger
- * than the tensor (pooled input buffers come in size classes).
+ * than the tensor (pooled buffers come in size classes).
  * @type {Record<Exclude<OrtType, 'string'>, [number, (b: ArrayBuffer, n: number) => ArrayBufferView]>}
  */
 const VIEW_OF = {
@@ -65,9 +65,9 @@ function toOrt(t) {
 }
 
 /**
- * An output as a whole buffer of its own, ready to transfer. It is copied
- * when it shares memory with anything else moving in the same message (an
- * input buffer going back to the pool, another output).
+ * An output ONNX Runtime allocated, as a whole buffer of its own, ready to
+ * transfer. It is copied when it shares memory with anything else moving in
+ * the same message (a pool buffer going back, another output).
  * @param {string} name
  * @param {ort.Tensor} tensor
  * @param {ArrayBuffer[]} transfer
@@ -122,12 +122,14 @@ async function main() {
     let transfer = [];
     let since = performance.now();
     for (const run of runs) {
-      // The input buffers go back with the answer, whatever it is: they belong to the instance's pool.
+      // The input buffers go back with the answer, whatever it is: they belong to the pool.
       /** @type {ArrayBuffer[]} */
       const inputBuffers = [];
       for (const input of run.inputs) {
         if (input.data instanceof ArrayBuffer && !inputBuffers.includes(input.data)) inputBuffers.push(input.data);
       }
+      const preallocated = new Map((run.outputBuffers ?? []).map((o) => [o.name, o]));
+      const outputBuffers = (run.outputBuffers ?? []).map((o) => /** @type {ArrayBuffer} */ (o.data));
       const timing = { inputNs: 0, inferNs: 0, outputNs: 0 };
       /** The stage running now; a failure's time is counted there. @type {keyof typeof timing} */
       let stage = 'inputNs';
@@ -143,19 +145,30 @@ async function main() {
         /** @type {Record<string, ort.Tensor>} */
         const feeds = {};
         for (const input of run.inputs) feeds[input.name] = toOrt(input);
+        // A tensor in fetches is written in place; null lets ONNX Runtime allocate the output.
+        /** @type {Record<string, ort.Tensor | null>} */
+        const fetches = {};
+        for (const name of run.outputs) {
+          const out = preallocated.get(name);
+          fetches[name] = out ? toOrt(out) : null;
+        }
         lap('inferNs');
-        const outputs = await session.run(feeds, [...run.outputs]);
+        const outputs = await session.run(feeds, fetches);
         lap('outputNs');
         /** @type {ArrayBuffer[]} */
-        const moving = [...inputBuffers];
-        const wire = run.outputs.map((name) => fromOrt(name, /** @type {ort.Tensor} */ (outputs[name]), moving));
+        const moving = [...inputBuffers, ...outputBuffers];
+        // The binding hands back its own copy of a preallocated output; ours already holds the data.
+        const wire = run.outputs.map((name) => {
+          const out = preallocated.get(name);
+          return out ? { ...out, preallocated: true } : fromOrt(name, /** @type {ort.Tensor} */ (outputs[name]), moving);
+        });
         lap('outputNs');
         transfer.push(...moving);
         results.push({ id: run.id, outputs: wire, inputBuffers, timing });
       } catch (err) {
         lap(stage);
-        transfer.push(...inputBuffers);
-        results.push({ id: run.id, error: messageOf(err), inputBuffers, timing });
+        transfer.push(...inputBuffers, ...outputBuffers);
+        results.push({ id: run.id, error: messageOf(err), inputBuffers, outputBuffers, timing });
       }
       if (performance.now() - since > 1) {
         post({ kind: 'results', results }, transfer);

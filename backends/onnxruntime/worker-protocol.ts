@@ -1,7 +1,8 @@
 /**
  * Messages between an ONNX instance and its worker thread. Fixed-size tensor
- * data travels as transferred ArrayBuffers; input buffers come from the
- * instance's pool and travel back with the run's result.
+ * data travels as transferred ArrayBuffers. Input buffers and preallocated
+ * output buffers belong to the server's pool: inputs travel back with the
+ * run's result, outputs as the result's data (or beside the error).
  */
 import type { ComputeTiming } from '../backend.ts';
 import type { OrtType } from './ort-types.ts';
@@ -17,6 +18,8 @@ export interface WireTensor {
   readonly data: ArrayBuffer | readonly string[];
   /** Bytes of data the tensor uses; 0 for BYTES. */
   readonly byteLength: number;
+  /** An output ONNX Runtime wrote into a buffer the instance sent (from the pool), not one it allocated. */
+  readonly preallocated?: boolean;
 }
 
 export interface WorkerSessionOptions {
@@ -43,16 +46,25 @@ export interface WireRun {
   readonly id: number;
   readonly inputs: readonly WireTensor[];
   readonly outputs: readonly string[];
+  /**
+   * Outputs whose shape was known before the run: ONNX Runtime writes them
+   * into these buffers (transferred) instead of allocating. Each names one of `outputs`.
+   */
+  readonly outputBuffers?: readonly WireTensor[];
 }
 
 /**
  * One run's answer. Either way it carries the run's input buffers back to
- * the instance's pool, and the worker's share of the timing: building the
- * ort.Tensors, session.run, and reading the outputs into transferable buffers.
+ * the pool, and the worker's share of the timing: building the ort.Tensors,
+ * session.run, and reading the outputs into transferable buffers. A failed
+ * run also returns its preallocated output buffers; a good one returns them as outputs.
  */
 export type WireResult =
   | { readonly id: number; readonly outputs: readonly WireTensor[]; readonly inputBuffers: readonly ArrayBuffer[]; readonly timing: ComputeTiming }
-  | { readonly id: number; readonly error: string; readonly inputBuffers: readonly ArrayBuffer[]; readonly timing: ComputeTiming };
+  | {
+    readonly id: number; readonly error: string; readonly inputBuffers: readonly ArrayBuffer[];
+    readonly outputBuffers: readonly ArrayBuffer[]; readonly timing: ComputeTiming;
+  };
 
 export type ToWorker =
   | { readonly kind: 'run'; readonly runs: readonly WireRun[] }

@@ -69,6 +69,16 @@ export interface ModelStatistics {
    * queue_empty). Empty from a Triton server.
    */
   batch_close_reasons: Record<string, number>;
+  /** Switchyard's own, for ensembles: each step's calls to its model. Empty for other models and from a Triton server. */
+  step_stats: EnsembleStepStatistics[];
+}
+
+export interface EnsembleStepStatistics {
+  /** The step as Switchyard's messages name it: its pipeline name, or its position, with the model. */
+  step: string;
+  model: string;
+  success: StatisticDuration;
+  fail: StatisticDuration;
 }
 
 export interface ModelStatisticsResponse {
@@ -126,6 +136,10 @@ function modelStatistics(v: unknown): ModelStatistics {
     }),
     response_stats: Object.fromEntries(Object.entries(object(e['response_stats'])).map(([k, r]) => [k, durations(r, RESPONSE_KEYS)])),
     batch_close_reasons: Object.fromEntries(Object.entries(object(e['batch_close_reasons'])).map(([k, n]) => [k, count(n)])),
+    step_stats: list(e['step_stats']).map((s) => {
+      const step = object(s);
+      return { step: text(step['step']), model: text(step['model']), success: duration(step['success']), fail: duration(step['fail']) };
+    }),
   };
 }
 

@@ -22,14 +22,20 @@ import type { ParsedModelConfig } from './parse-model-config.ts';
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
 
+/** Ensembles run no backend; the repository recognises this name and builds their step graph instead. */
+export const ENSEMBLE_BACKEND = 'ensemble';
+
 const PLATFORM_BACKENDS: Readonly<Record<string, string>> = {
   onnxruntime_onnx: 'onnxruntime',
+  ensemble: ENSEMBLE_BACKEND,
 };
 const BACKEND_PLATFORMS: Readonly<Record<string, string>> = {
   onnxruntime: 'onnxruntime_onnx',
+  [ENSEMBLE_BACKEND]: 'ensemble',
 };
 const DEFAULT_FILENAMES: Readonly<Record<string, string>> = {
   onnxruntime: 'model.onnx',
+  [ENSEMBLE_BACKEND]: '',
 };
 
 /** What the repository needs before it can load anything. */
@@ -42,10 +48,12 @@ export interface ModelSettings {
   readonly parameters: ReadonlyMap<string, string>;
 }
 
-interface Ctx {
+/** The file a config came from and where its fields sit, for error messages. */
+export interface ConfigContext {
   readonly file: string;
   readonly sourceMap: ConfigSourceMap;
 }
+type Ctx = ConfigContext;
 
 type Obj = Record<string, unknown>;
 
@@ -58,7 +66,7 @@ const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const asNumber = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : fallback);
 const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function contextOf(modelDir: string, parsed: ParsedModelConfig | undefined): Ctx {
+export function contextOf(modelDir: string, parsed: ParsedModelConfig | undefined): Ctx {
   return parsed
     ? { file: parsed.file, sourceMap: parsed.sourceMap }
     : { file: `${modelDir}/config.pbtxt (absent; auto-completed)`, sourceMap: SourceMapClass.empty() };
@@ -80,7 +88,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
   if (!(backend in DEFAULT_FILENAMES)) {
     const field = config['backend'] ? 'backend' : 'platform';
     const written = asString(config[field]);
-    const later = written === 'ensemble' || backend === 'python' || written === 'python'
+    const later = backend === 'python' || written === 'python'
       ? `'${written}' models arrive in a later Switchyard release`
       : `'${written}' is not a backend this server has`;
     fail(ctx, field, later, 'use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models');
@@ -96,7 +104,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     backend,
     platform,
     versionPolicy: compileVersionPolicy(ctx, asObj(config['version_policy'])),
-    instanceGroups: compileInstanceGroups(ctx, modelName, asArray(config['instance_group'])),
+    instanceGroups: backend === ENSEMBLE_BACKEND ? [] : compileInstanceGroups(ctx, modelName, asArray(config['instance_group'])),
     defaultModelFilename: asString(config['default_model_filename']) || DEFAULT_FILENAMES[backend]!,
     parameters,
   };
@@ -444,8 +452,10 @@ function checkBatchInputSources(ctx: Ctx, batchInputs: readonly BatchInputSpec[]
 function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): SchedulingSpec {
   const sequence = asObj(config['sequence_batching']);
   if (sequence) return { kind: 'sequence', raw: sequence };
-  const ensemble = asObj(config['ensemble_scheduling']);
-  if (ensemble) return { kind: 'ensemble', raw: ensemble };
+  if (asObj(config['ensemble_scheduling'])) {
+    fail(ctx, 'ensemble_scheduling', `is set but platform is '${asString(config['platform'])}'`,
+      'set platform: "ensemble" to make the model an ensemble, or remove ensemble_scheduling');
+  }
   const dynamic = asObj(config['dynamic_batching']);
   if (!dynamic) return { kind: 'dynamic', batching: undefined };
   if (maxBatchSize === 0) {
@@ -531,7 +541,7 @@ function checkUnsupported(ctx: Ctx, config: Obj): void {
 }
 
 /** The completed config as Triton's GET .../config prints it: snake_case, enums by name, defaults filled. */
-function tritonJson(ctx: Ctx, config: Obj): ModelConfigObject {
+export function tritonJson(ctx: Ctx, config: Obj): ModelConfigObject {
   const type = modelConfigType();
   let message;
   try {
@@ -569,7 +579,7 @@ function pruneNulls(value: unknown): unknown {
   return value;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof Map)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);

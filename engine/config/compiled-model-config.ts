@@ -3,6 +3,7 @@
  * reads. Built once at load time by compileModelConfig; nothing downstream
  * looks at the raw proto object again except GET .../config.
  */
+import type { EnsemblePlan } from '../ensemble/ensemble-plan.ts';
 import type { DataType } from '../tensor.ts';
 import type { ModelConfigObject } from './model-config-schema.ts';
 
@@ -82,7 +83,7 @@ export interface DynamicBatchingSpec {
 export type SchedulingSpec =
   | { readonly kind: 'dynamic'; readonly batching: DynamicBatchingSpec | undefined }
   | { readonly kind: 'sequence'; readonly raw: Readonly<Record<string, unknown>> }
-  | { readonly kind: 'ensemble'; readonly raw: Readonly<Record<string, unknown>> };
+  | { readonly kind: 'ensemble'; readonly plan: EnsemblePlan };
 
 export interface CompiledModelConfig {
   readonly name: string;

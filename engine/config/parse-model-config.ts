@@ -4,23 +4,29 @@
  * protobufjs); config.yaml and config.json carry the same schema as a tree.
  * Every failure is a ModelConfigError naming file, line, field and a fix.
  */
+import { basename } from 'node:path';
 import protobuf from 'protobufjs';
 import textformat from 'protobufjs/ext/textformat.js';
 import { LineCounter, parseDocument } from 'yaml';
 import { ModelConfigError } from './config-error.ts';
 import { ConfigSourceMap, mapYamlDocument, scanTextFormat } from './config-source-map.ts';
 import { didYouMean } from './did-you-mean.ts';
+import type { EnsembleLayout } from '../ensemble/ensemble-layout.ts';
+import { parsePipelineFile, PIPELINE_FILE_NAME } from './pipeline-file.ts';
 import { modelConfigRoot, modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 
-export const CONFIG_FILE_NAMES = ['config.pbtxt', 'config.yaml', 'config.yml', 'config.json'] as const;
+export const CONFIG_FILE_NAMES = ['config.pbtxt', 'config.yaml', 'config.yml', 'config.json', PIPELINE_FILE_NAME] as const;
 
 export interface ParsedModelConfig {
   readonly file: string;
   readonly config: ModelConfigObject;
   readonly sourceMap: ConfigSourceMap;
+  /** Set for a pipeline.yaml: where its steps are written. Triton ensembles get theirs from the config. */
+  readonly ensembleLayout?: EnsembleLayout;
 }
 
 export function parseModelConfig(file: string, text: string): ParsedModelConfig {
+  if (basename(file) === PIPELINE_FILE_NAME) return parsePipelineFile(file, text);
   if (file.endsWith('.pbtxt')) return parseTextFormat(file, text);
   return parseTree(file, text);
 }

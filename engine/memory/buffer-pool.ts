@@ -14,27 +14,54 @@ const KEEP_PER_CLASS = 8;
 /** ...and no more than this many bytes of one class, though always at least two buffers. */
 const KEEP_BYTES_PER_CLASS = 64 * 1024 * 1024;
 
-export interface PoolStats {
-  /** Buffers created because no free one of the class was there. */
+export interface BufferPoolOptions {
+  /**
+   * Keep released buffers for reuse, and let holders move pooled tensors and
+   * have outputs written into pooled memory. Off, every acquire allocates a
+   * buffer of exactly the size asked and release drops it: the baseline that
+   * pooling is measured against. Default: true.
+   */
+  readonly enabled?: boolean;
+}
+
+export interface BufferPoolStats {
+  /** Buffers created because no free one of the class was there (every acquire, when disabled). */
   readonly allocated: number;
-  /** Requests answered with a buffer that came back from an earlier run. */
+  readonly allocatedBytes: number;
+  /** Acquires answered with a buffer released earlier. */
   readonly reused: number;
+  readonly reusedBytes: number;
+  /** Tensor memory obtained outside the pool, e.g. an output ONNX Runtime allocated itself. */
+  readonly foreignBytes: number;
+  /** Bytes copied from request tensors into staging buffers, where they could not be moved. */
+  readonly copiedBytes: number;
 }
 
 export class BufferPool {
+  readonly enabled: boolean;
   private readonly free = new Map<number, ArrayBuffer[]>();
   private allocated = 0;
+  private allocatedBytes = 0;
   private reused = 0;
+  private reusedBytes = 0;
+  private foreignBytes = 0;
+  private copiedBytes = 0;
 
-  /** A buffer of at least byteLength bytes; its contents are whatever an earlier batch left. */
+  constructor(options: BufferPoolOptions = {}) {
+    this.enabled = options.enabled ?? true;
+  }
+
+  /** A buffer of at least byteLength bytes; its contents are whatever an earlier holder left. */
   acquire(byteLength: number): ArrayBuffer {
-    const size = sizeClass(byteLength);
+    const size = this.enabled ? sizeClass(byteLength) : byteLength;
     const buffer = this.free.get(size)?.pop();
     if (buffer) {
       this.reused++;
+      this.reusedBytes += size;
       return buffer;
     }
     this.allocated++;
+    this.allocatedBytes += size;
     return new ArrayBuffer(size);
   }
 
@@ -44,15 +71,28 @@ export class BufferPool {
    */
   release(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (size === 0 || size !== sizeClass(size)) return;
+    if (!this.enabled || size === 0 || size !== sizeClass(size)) return;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     const keep = Math.max(2, Math.min(KEEP_PER_CLASS, Math.floor(KEEP_BYTES_PER_CLASS / size)));
     if (list.length < keep && !list.includes(buffer)) list.push(buffer);
   }
 
-  stats(): PoolStats {
-    return { allocated: this.allocated, reused: this.reused };
+  /** Counts tensor memory that some runtime allocated instead of the pool. */
+  noteForeign(byteLength: number): void {
+    this.foreignBytes += byteLength;
+  }
+
+  /** Counts bytes copied out of a request tensor that could not be moved. */
+  noteCopy(byteLength: number): void {
+    this.copiedBytes += byteLength;
+  }
+
+  stats(): BufferPoolStats {
+    return {
+      allocated: this.allocated, allocatedBytes: this.allocatedBytes, reused: this.reused, reusedBytes: this.reusedBytes,
+      foreignBytes: this.foreignBytes, copiedBytes: this.copiedBytes,
+    };
   }
 }
 

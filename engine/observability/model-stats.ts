@@ -48,7 +48,16 @@ export interface BatchStatisticsJson {
   readonly compute_output: StatDuration;
 }
 
-/** One entry of `model_stats`, as Triton's statistics extension prints it, plus `batch_close_reasons`. */
+/** Switchyard's own, for ensembles: how each step's calls to its model went, timed from the ensemble. */
+export interface StepStatisticsJson {
+  /** How messages name the step: its pipeline name or its position, with the model. */
+  readonly step: string;
+  readonly model: string;
+  readonly success: StatDuration;
+  readonly fail: StatDuration;
+}
+
+/** One entry of `model_stats`, as Triton's statistics extension prints it, plus `batch_close_reasons` (and `step_stats` for ensembles). */
 export interface ModelStatisticsJson {
   readonly name: string;
   readonly version: string;
@@ -62,6 +71,8 @@ export interface ModelStatisticsJson {
   readonly memory_usage: readonly never[];
   /** Switchyard's own: how many batches closed for each reason. Models without dynamic batching count none. */
   readonly batch_close_reasons: Readonly<Record<BatchCloseReason, number>>;
+  /** Switchyard's own, for ensembles: one entry per step, in config order. Empty for other models. */
+  readonly step_stats: readonly StepStatisticsJson[];
 }
 
 const zero = (): StatDuration => ({ count: 0, ns: 0 });
@@ -81,6 +92,19 @@ export class ModelStats {
   private readonly batches = new Map<number, { compute_input: StatDuration; compute_infer: StatDuration; compute_output: StatDuration }>();
   private readonly closeReasons: Record<BatchCloseReason, number> =
     Object.fromEntries(BATCH_CLOSE_REASONS.map((r) => [r, 0])) as Record<BatchCloseReason, number>;
+
+  private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration }> | undefined;
+
+  /** Makes this an ensemble's statistics, with one entry per step. */
+  trackSteps(steps: ReadonlyArray<{ readonly step: string; readonly model: string }>): void {
+    this.steps = steps.map((s) => ({ step: s.step, model: s.model, success: zero(), fail: zero() }));
+  }
+
+  /** One call of an ensemble step to its model, from the step's start to its answer. */
+  recordStep(index: number, ok: boolean, ns: number): void {
+    const entry = this.steps?.[index];
+    if (entry) add(ok ? entry.success : entry.fail, ns);
+  }
 
   /** A batch was formed and sent; counted whatever its outcome. */
   recordBatchClosed(reason: BatchCloseReason): void {
@@ -136,6 +160,7 @@ export class ModelStats {
       })),
       memory_usage: [],
       batch_close_reasons: { ...this.closeReasons },
+      step_stats: (this.steps ?? []).map((s) => ({ step: s.step, model: s.model, success: copy(s.success), fail: copy(s.fail) })),
     };
   }
 }

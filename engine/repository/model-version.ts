@@ -3,13 +3,16 @@
  * model and instances, and the scheduler in front of them.
  */
 import type { Backend, BackendInstance, BackendModel } from '../../backends/backend.ts';
-import { compileModelConfig, type ModelSettings } from '../config/compile-model-config.ts';
+import { compileModelConfig, ENSEMBLE_BACKEND, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
 import { ModelStats } from '../observability/model-stats.ts';
+import { compileEnsembleConfig } from '../ensemble/compile-ensemble-config.ts';
+import type { MemberLookup } from '../ensemble/ensemble-graph.ts';
+import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
-import type { Scheduler } from '../scheduling/scheduler.ts';
+import type { InferFunction, Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 
 export interface ModelVersionSource {
@@ -19,7 +22,13 @@ export interface ModelVersionSource {
   readonly versionDir: string;
   readonly parsed: ParsedModelConfig | undefined;
   readonly settings: ModelSettings;
-  readonly backend: Backend;
+  /** The backend that runs the model; undefined for an ensemble, which runs its members instead. */
+  readonly backend: Backend | undefined;
+  /** The server's infer(), for ensemble steps. */
+  readonly infer?: InferFunction;
+  /** Finds the member versions an ensemble's steps call. */
+  readonly members?: MemberLookup;
+  readonly bufferPool?: BufferPool;
 }
 
 export class ModelVersion {
@@ -27,7 +36,7 @@ export class ModelVersion {
   /** Statistics since this version loaded (Triton's statistics extension). */
   readonly stats = new ModelStats();
   private loaded: {
-    config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel; instances: readonly BackendInstance[];
+    config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel | undefined; instances: readonly BackendInstance[];
   } | undefined;
 
   private constructor(readonly version: number) {}
@@ -67,18 +76,34 @@ export class ModelVersion {
     let model: BackendModel | undefined;
     const instances: BackendInstance[] = [];
     try {
-      model = await source.backend.loadModel({
-        modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings, logger,
-      });
-      const config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
-      for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);
-      for (const group of config.instanceGroups) {
-        for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
+      let config: CompiledModelConfig;
+      if (source.settings.backend === ENSEMBLE_BACKEND || !source.backend) {
+        const members = source.members ?? (() => ({ problem: 'no model repository to look it up in' }));
+        const compiled = compileEnsembleConfig(source.modelName, source.modelDir, source.parsed, source.settings, members);
+        for (const warning of compiled.warnings) logger.warn(warning);
+        config = compiled.config;
+      } else {
+        model = await source.backend.loadModel({
+          modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings, logger,
+          ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
+        });
+        config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
+        for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);
+        for (const group of config.instanceGroups) {
+          for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
+        }
       }
-      const scheduler = createScheduler({ config, instances, logger, stats: v.stats });
+      const scheduler = createScheduler({
+        config, instances, logger, stats: v.stats,
+        ...(source.infer ? { infer: source.infer } : {}),
+        ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
+      });
       v.loaded = { config, scheduler, model, instances };
       v.lifecycle.moveTo('READY');
-      logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${instances.length} instance${instances.length === 1 ? '' : 's'})`);
+      const detail = config.scheduling.kind === 'ensemble'
+        ? `ensemble of ${config.scheduling.plan.steps.length} step${config.scheduling.plan.steps.length === 1 ? '' : 's'}`
+        : `${instances.length} instance${instances.length === 1 ? '' : 's'}`;
+      logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${detail})`);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       await model?.finalize().catch(() => {});
@@ -89,11 +114,11 @@ export class ModelVersion {
   }
 
   /** Stops the scheduler, lets running work finish, and releases the instances. */
-  async unload(): Promise<void> {
+  async unload(reason = 'unloaded'): Promise<void> {
     if (this.state !== 'READY' || !this.loaded) return;
-    this.lifecycle.moveTo('UNLOADING');
+    this.lifecycle.moveTo('UNLOADING', reason);
     await this.loaded.scheduler.stop();
-    await this.loaded.model.finalize();
-    this.lifecycle.moveTo('UNAVAILABLE', 'unloaded');
+    await this.loaded.model?.finalize();
+    this.lifecycle.moveTo('UNAVAILABLE', reason);
   }
 }

@@ -1,6 +1,7 @@
 /** The one place where a model's config picks its scheduler. */
-import { DynamicBatcher, type SchedulerContext } from './dynamic-batcher.ts';
-import type { Scheduler } from './scheduler.ts';
+import { EnsembleScheduler } from '../ensemble/ensemble-scheduler.ts';
+import { DynamicBatcher } from './dynamic-batcher.ts';
+import type { Scheduler, SchedulerContext } from './scheduler.ts';
 
 export function createScheduler(context: SchedulerContext): Scheduler {
   const scheduling = context.config.scheduling;
@@ -11,6 +12,7 @@ export function createScheduler(context: SchedulerContext): Scheduler {
     case 'sequence':
       throw new Error('sequence_batching is not available in this Switchyard build yet; remove it to serve the model statelessly');
     case 'ensemble':
-      throw new Error('ensemble_scheduling is not available in this Switchyard build yet');
+      if (!context.infer) throw new Error(`ensemble '${context.config.name}' needs the server's infer entry to call its steps`);
+      return new EnsembleScheduler(context, scheduling.plan, context.infer);
   }
 }

@@ -26,7 +26,7 @@ import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { PriorityQueue } from './priority-queue.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
-import type { Scheduler } from './scheduler.ts';
+import type { Scheduler, SchedulerContext } from './scheduler.ts';
 
 /**
  * Unbatched requests an instance may hold at once (running plus waiting in its
@@ -55,15 +55,6 @@ const CLOSE_REASON_TEXT: Readonly<Record<BatchCloseReason, string>> = {
   shape_mismatch: 'the next request has different input shapes',
   queue_empty: 'no more requests were queued and there is no queue delay',
 };
-
-export interface SchedulerContext {
-  readonly config: CompiledModelConfig;
-  readonly instances: readonly BackendInstance[];
-  readonly logger: Logger;
-  readonly stats: ModelStats;
-  /** Injected by tests to control time; the monotonic system clock otherwise. */
-  readonly clock?: Clock;
-}
 
 interface Slot {
   readonly instance: BackendInstance;

@@ -2,9 +2,33 @@
  * The scheduler seam, as in Triton: enqueue, in-flight count, stop. One
  * scheduler per loaded model version, picked by createScheduler.
  */
+import type { BackendInstance } from '../../backends/backend.ts';
+import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { InferenceRequest } from '../inference-request.ts';
+import type { InferenceResponse } from '../inference-response.ts';
+import type { Logger } from '../logger.ts';
+import type { BufferPool } from '../memory/buffer-pool.ts';
+import type { ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { Tensor } from '../tensor.ts';
+import type { Clock } from './clock.ts';
+
+/** The server's single inference entry, as ensemble steps (and scripts) call it. */
+export type InferFunction = (request: InferenceRequest) => Promise<InferenceResponse>;
+
+/** What createScheduler hands the scheduler it picks. */
+export interface SchedulerContext {
+  readonly config: CompiledModelConfig;
+  readonly instances: readonly BackendInstance[];
+  readonly logger: Logger;
+  readonly stats: ModelStats;
+  /** Injected by tests to control time; the monotonic system clock otherwise. */
+  readonly clock?: Clock;
+  /** The server's infer(), which ensemble steps go back through so each member keeps its own scheduler. */
+  readonly infer?: InferFunction;
+  /** The server's tensor memory, where ensembles return intermediate buffers. */
+  readonly bufferPool?: BufferPool;
+}
 
 export interface Scheduler {
   /** Resolves with the request's outputs, or rejects with a catalogue error. */

@@ -5,6 +5,7 @@ import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import type { BackendInstance, BackendModel } from '../../backends/backend.ts';
 import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
+import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { addSubModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
@@ -15,11 +16,11 @@ const int32 = (name: string, rows: number, fill: (i: number) => number): Tensor 
 };
 const values = (t: Tensor): number[] => (t.datatype === 'INT32' ? [...new Int32Array(t.raw.slice().buffer)] : []);
 
-async function open(root: string, model: string, configText: string): Promise<{ model: BackendModel; instance: BackendInstance }> {
+async function open(root: string, model: string, configText: string, bufferPool?: BufferPool): Promise<{ model: BackendModel; instance: BackendInstance }> {
   const dir = `${root}/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
   const settings = readModelSettings(model, dir, parsed);
-  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings });
+  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, bufferPool });
   const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
   return { model: backendModel, instance };
@@ -29,13 +30,14 @@ describe('ONNX Runtime instance', () => {
   let root: string;
   let addSub: { model: BackendModel; instance: BackendInstance };
   let heavy: { model: BackendModel; instance: BackendInstance };
+  const pool = new BufferPool();
 
   before(async () => {
     root = await makeRepository({
       add_sub: { versions: { 1: addSubModel('INT32', 16) } },
       heavy: { versions: { 1: mlpModel({ sizes: [512, 2048, 2048, 16], seed: 3 }) } },
     });
-    addSub = await open(root, 'add_sub', 'max_batch_size: 8\n');
+    addSub = await open(root, 'add_sub', 'max_batch_size: 8\n', pool);
     heavy = await open(root, 'heavy', 'max_batch_size: 64\n');
   });
 
@@ -68,12 +70,13 @@ describe('ONNX Runtime instance', () => {
       assert.deepEqual(values(byName.get('OUTPUT1')!), Array.from({ length: rows * 16 }, (_, i) => i + 100 * r - r));
       if (byName.has('OUTPUT0')) assert.deepEqual(values(byName.get('OUTPUT0')!), Array.from({ length: rows * 16 }, (_, i) => i + 100 * r + r));
     });
-    // One session.run: the slices are views of one buffer moved back from the worker, holding all 4 rows.
+    // One session.run: the slices are views of one buffer moved back from the worker, holding all 4 rows, owned by no pool.
     const first = results[0]!.ok ? results[0]!.outputs.find((o) => o.name === 'OUTPUT1')! : undefined;
     const last = results[2]!.ok ? results[2]!.outputs.find((o) => o.name === 'OUTPUT1')! : undefined;
     assert.ok(first && first.datatype === 'INT32' && last && last.datatype === 'INT32');
     assert.equal(first.raw.buffer, last.raw.buffer);
     assert.equal(first.raw.buffer.byteLength, 4 * 16 * 4);
+    assert.ok(!first.pooled && !last.pooled);
     // The caller's input tensors are untouched: the batch was assembled in memory of its own and transferred.
     assert.deepEqual(values(requests[2]!.inputs[1]!).slice(0, 2), [2, 2]);
   });
@@ -90,17 +93,21 @@ describe('ONNX Runtime instance', () => {
     assert.ok(timing.inputNs + timing.inferNs + timing.outputNs <= wallNs, 'the parts fit inside the call');
   });
 
-  test('batch input memory comes from the instance pool: same-shape runs reuse it', async () => {
+  test('input and output memory come from the pool: same-shape runs whose outputs are released reuse it', async () => {
     const instance = addSub.instance as OnnxInstance;
     const before = instance.poolStats();
     for (let i = 0; i < 50; i++) {
       const { results } = await instance.execute([{ inputs: [int32('INPUT0', 2, (j) => j + i), int32('INPUT1', 2, () => i)], outputs: ['OUTPUT0'], batchSize: 2 }]);
       assert.ok(results[0]!.ok);
-      assert.deepEqual(values(results[0]!.outputs[0]!).slice(0, 3), [2 * i, 2 * i + 1, 2 * i + 2]);
+      const output = results[0]!.outputs[0]!;
+      assert.deepEqual(values(output).slice(0, 3), [2 * i, 2 * i + 1, 2 * i + 2]);
+      assert.ok(output.datatype === 'INT32' && output.pooled);
+      pool.release(output.raw.buffer as ArrayBuffer);
     }
     const after = instance.poolStats();
-    assert.ok(after.allocated - before.allocated <= 4, `allocated ${after.allocated - before.allocated} buffers for 100 inputs`);
-    assert.ok(after.reused - before.reused >= 96, `reused ${after.reused - before.reused} buffers for 100 inputs`);
+    assert.deepEqual(after, pool.stats(), 'the instance reports the pool it was given');
+    assert.ok(after.allocated - before.allocated <= 6, `allocated ${after.allocated - before.allocated} buffers for 150 tensors`);
+    assert.ok(after.reused - before.reused >= 144, `reused ${after.reused - before.reused} buffers for 150 tensors`);
   });
 
   test('a lone request is copied into pooled memory: its own buffer (a view into a body) is never moved', async () => {

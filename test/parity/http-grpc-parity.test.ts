@@ -313,8 +313,8 @@ const CASES: readonly ParityCase[] = [
   // repository: HTTP routes being added
   { title: 'repository index', op: 'repositoryIndex', expect: { ok: true, value: INDEX }, newHttpRoute: true },
   { title: 'repository index, ready models only', op: 'repositoryIndex', readyOnly: true, expect: { ok: true, value: INDEX }, newHttpRoute: true },
-  { title: 'model load', op: 'modelLoad', model: 'add_sub', expect: { ok: false, class: 'UNIMPLEMENTED', message: /load/ }, newHttpRoute: true },
-  { title: 'model unload', op: 'modelUnload', model: 'add_sub', expect: { ok: false, class: 'UNIMPLEMENTED', message: /unload/ }, newHttpRoute: true },
+  { title: 'model load', op: 'modelLoad', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }, newHttpRoute: true },
+  { title: 'model unload', op: 'modelUnload', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }, newHttpRoute: true },
 ];
 
 // ---- value encodings shared by both adapters --------------------------------

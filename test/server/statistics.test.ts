@@ -56,6 +56,7 @@ function zeroEntry(name: string, version: string): ModelStatisticsJson {
     batch_stats: [],
     memory_usage: [],
     batch_close_reasons: { max_batch_size: 0, preferred_batch_size: 0, queue_delay: 0, shape_mismatch: 0, queue_empty: 0 },
+    step_stats: [],
   };
 }
 
@@ -167,11 +168,13 @@ describe('statistics extension', () => {
     tritons.loadSync('grpc_service.proto', { keepCase: true });
     const modelStatistics = tritons.lookupType('inference.ModelStatistics');
     assert.equal(modelStatistics.fields['batch_close_reasons']?.id, 100);
+    assert.equal(modelStatistics.fields['step_stats']?.id, 101);
     modelStatistics.remove(modelStatistics.fields['batch_close_reasons']!);
+    modelStatistics.remove(modelStatistics.fields['step_stats']!);
     tritons.resolveAll();
     const decoded = tritons.lookupType('inference.ModelStatisticsResponse').toObject(
       tritons.lookupType('inference.ModelStatisticsResponse').decode(bytes), TO_OBJECT) as StatsAnswer;
-    const { batch_close_reasons: _dropped, ...rest } = zeroEntry('plain', '1');
+    const { batch_close_reasons: _dropped, step_stats: _steps, ...rest } = zeroEntry('plain', '1');
     assert.deepStrictEqual(decoded, { model_stats: [rest] });
   });
 

@@ -8,12 +8,13 @@ test('size classes are powers of two from 4 KiB', () => {
 
 test('released buffers are handed out again for the same class', () => {
   const pool = new BufferPool();
+  assert.equal(pool.enabled, true);
   const a = pool.acquire(5000);
   assert.equal(a.byteLength, 8192);
   pool.release(a);
   assert.equal(pool.acquire(6000), a);
   assert.notEqual(pool.acquire(6000), a);
-  assert.deepEqual(pool.stats(), { allocated: 2, reused: 1 });
+  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 16_384, reused: 1, reusedBytes: 8192, foreignBytes: 0, copiedBytes: 0 });
 });
 
 test('a detached buffer (lost with a dead worker) and foreign sizes are dropped; each class keeps a bounded number', () => {
@@ -27,4 +28,33 @@ test('a detached buffer (lost with a dead worker) and foreign sizes are dropped;
   for (const b of many) pool.release(b);
   const again = Array.from({ length: 20 }, () => pool.acquire(100));
   assert.equal(again.filter((b) => many.includes(b)).length, 8);
+});
+
+test('a buffer released twice is kept once', () => {
+  const pool = new BufferPool();
+  const a = pool.acquire(10);
+  pool.release(a);
+  pool.release(a);
+  assert.equal(pool.acquire(10), a);
+  assert.notEqual(pool.acquire(10), a);
+});
+
+test('a disabled pool allocates exactly what is asked, every time, and keeps nothing', () => {
+  const pool = new BufferPool({ enabled: false });
+  assert.equal(pool.enabled, false);
+  const a = pool.acquire(100);
+  assert.equal(a.byteLength, 100);
+  pool.release(a);
+  const b = pool.acquire(100);
+  assert.notEqual(b, a);
+  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 200, reused: 0, reusedBytes: 0, foreignBytes: 0, copiedBytes: 0 });
+});
+
+test('foreign and copied bytes are counted as reported', () => {
+  const pool = new BufferPool();
+  pool.noteForeign(64);
+  pool.noteForeign(36);
+  pool.noteCopy(128);
+  const { foreignBytes, copiedBytes } = pool.stats();
+  assert.deepEqual({ foreignBytes, copiedBytes }, { foreignBytes: 100, copiedBytes: 128 });
 });

@@ -110,10 +110,16 @@ describe('gRPC endpoints', () => {
     }
   });
 
+  test('load and unload are refused with UNAVAILABLE and Triton\'s wording in model control mode none', async () => {
+    for (const rpc of ['RepositoryModelLoad', 'RepositoryModelUnload'] as const) {
+      const { error } = await client.call(rpc, { model_name: 'add_sub' });
+      assert.equal(error?.code, 14, rpc);
+      assert.match(error!.details, /^explicit model load \/ unload is not allowed/, rpc);
+    }
+  });
+
   test('later-issue RPCs answer UNIMPLEMENTED with a reason', async () => {
     for (const [rpc, request, words] of [
-      ['RepositoryModelLoad', { model_name: 'add_sub' }, /load/],
-      ['RepositoryModelUnload', { model_name: 'add_sub' }, /unload/],
       ['SystemSharedMemoryStatus', {}, /shared memory/],
       ['CudaSharedMemoryRegister', { name: 'r' }, /shared memory/],
       ['TraceSetting', {}, /trac/],

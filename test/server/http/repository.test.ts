@@ -1,7 +1,7 @@
 /**
  * The repository and statistics routes over real HTTP: the index (all or
- * ready only), statistics, and load and unload, which answer 501 with a
- * reason until model control lands. Bad bodies get 400. The statistics
+ * ready only), statistics, and load and unload, which model control mode
+ * 'none' refuses with Triton's wording. Bad bodies get 400. The statistics
  * themselves are tested in test/server/statistics.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -57,11 +57,11 @@ describe('HTTP repository and statistics routes', () => {
     assert.equal((await post('/v2/repository/index')).status, 200);
   });
 
-  test('load and unload answer 501 with a reason; a bad parameters field is 400 first', async () => {
+  test('load and unload are refused (503, Triton\'s wording) in model control mode none; a bad parameters field is 400 first', async () => {
     for (const action of ['load', 'unload']) {
       const res = await post(`/v2/repository/models/add_sub/${action}`);
-      assert.equal(res.status, 501, action);
-      assert.match((await res.json() as { error: string }).error, new RegExp(`\\(${action}\\) is not implemented yet`));
+      assert.equal(res.status, 503, action);
+      assert.match((await res.json() as { error: string }).error, /^explicit model load \/ unload is not allowed.*--model-control-mode=explicit/);
       const bad = await post(`/v2/repository/models/add_sub/${action}`, '{"parameters": 3}');
       assert.equal(bad.status, 400);
       assert.equal((await bad.json() as { error: string }).error, "Unable to parse 'parameters': expected an object");

@@ -1,0 +1,346 @@
+/**
+ * Builds an ensemble's step graph with graphlib and validates it against the
+ * member models' compiled configs, at load time. Every problem is a
+ * ModelConfigError at the line the user wrote, naming the ensemble, the
+ * step and the tensor:
+ *   - a step model that does not exist or is not ready, or a max_batch_size
+ *     larger than the member's;
+ *   - member inputs or outputs the model does not have, or inputs it needs
+ *     that nothing feeds;
+ *   - a tensor read but never written, or written twice;
+ *   - an ensemble input no step reads, an output no step writes;
+ *   - a cycle;
+ *   - datatype or shape mismatches between the writer and the reader.
+ * The ensemble's own inputs and outputs may leave out datatype and dims;
+ * they are completed from the members that read or write them.
+ */
+import graphlib from 'graphlib';
+import { ModelConfigError } from '../config/config-error.ts';
+import type { CompiledModelConfig, TensorSpec } from '../config/compiled-model-config.ts';
+import { didYouMean } from '../config/did-you-mean.ts';
+import { formatShape, type DataType } from '../tensor.ts';
+import type { EnsembleLayout, FieldAt } from './ensemble-layout.ts';
+import type { EnsemblePlan, PlannedStep, TensorLink } from './ensemble-plan.ts';
+
+/** The compiled config of the ready member version a step calls, or why there is none. */
+export type MemberLookup = (model: string, version: number) => { readonly config: CompiledModelConfig } | { readonly problem: string };
+
+export interface DeclaredTensor {
+  readonly name: string;
+  readonly datatype: DataType | undefined;
+  /** undefined when the config leaves the dims out. */
+  readonly dims: readonly number[] | undefined;
+  readonly optional: boolean;
+}
+
+export interface EnsembleStepSource {
+  readonly modelName: string;
+  /** -1 for the latest ready version. */
+  readonly modelVersion: number;
+  /** Member input -> ensemble tensor. */
+  readonly inputMap: Readonly<Record<string, string>>;
+  /** Member output -> ensemble tensor. */
+  readonly outputMap: Readonly<Record<string, string>>;
+}
+
+export interface EnsembleSource {
+  readonly name: string;
+  readonly file: string;
+  readonly layout: EnsembleLayout;
+  readonly maxBatchSize: number;
+  readonly inputs: readonly DeclaredTensor[];
+  readonly outputs: readonly DeclaredTensor[];
+  readonly steps: readonly EnsembleStepSource[];
+}
+
+export interface BuiltEnsemble {
+  readonly plan: EnsemblePlan;
+  /** The ensemble's inputs and outputs, completed from the members. */
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Things that load but are probably mistakes (a step whose outputs nothing reads). */
+  readonly warnings: readonly string[];
+}
+
+interface Member {
+  readonly config: CompiledModelConfig;
+}
+
+/** A tensor as one side of a link sees it: datatype and full shape (batch dimension included as -1). */
+interface Side {
+  readonly datatype: DataType;
+  readonly shape: readonly number[];
+  readonly what: string;
+}
+
+export function buildEnsemble(source: EnsembleSource, lookup: MemberLookup): BuiltEnsemble {
+  return new EnsembleGraphBuilder(source, lookup).build();
+}
+
+class EnsembleGraphBuilder {
+  private readonly members: Member[] = [];
+  private readonly labels: string[] = [];
+
+  constructor(private readonly source: EnsembleSource, private readonly lookup: MemberLookup) {}
+
+  private fail(at: FieldAt, problem: string, fix: string): never {
+    throw new ModelConfigError({ file: this.source.file, line: at.line, field: at.field, problem, fix });
+  }
+
+  private get ensemble(): string {
+    return `ensemble '${this.source.name}'`;
+  }
+
+  private step(i: number): string {
+    return `${this.ensemble} step ${this.labels[i]}`;
+  }
+
+  build(): BuiltEnsemble {
+    const { source } = this;
+    const layout = source.layout;
+    if (source.steps.length === 0) {
+      this.fail({ field: 'ensemble_scheduling.step', line: undefined }, `${this.ensemble} has no steps`, 'add at least one step that runs a model');
+    }
+    source.steps.forEach((step, i) => {
+      this.labels.push(layout.stepLabel(i, step.modelName || '?'));
+      this.members.push(this.resolveMember(step, i));
+    });
+    const ensembleInputs = new Map(source.inputs.map((t) => [t.name, t]));
+
+    // Who writes each tensor.
+    const producer = new Map<string, number>();
+    source.steps.forEach((step, i) => {
+      for (const [memberOutput, tensor] of Object.entries(step.outputMap)) {
+        const at = layout.stepOutput(i, memberOutput);
+        if (ensembleInputs.has(tensor)) {
+          this.fail(at, `${this.step(i)} writes tensor '${tensor}' (from output '${memberOutput}'), which is also an ensemble input: a tensor is written once`,
+            `give the step's output another tensor name`);
+        }
+        const earlier = producer.get(tensor);
+        if (earlier !== undefined) {
+          this.fail(at, `${this.step(i)} writes tensor '${tensor}' (from output '${memberOutput}'), which ${this.labels[earlier]} writes too: a tensor is written once`,
+            'give one of the two outputs another tensor name');
+        }
+        producer.set(tensor, i);
+      }
+    });
+
+    // Who reads each tensor; every read tensor must exist.
+    const consumers = new Map<string, number[]>();
+    const known = [...ensembleInputs.keys(), ...producer.keys()];
+    source.steps.forEach((step, i) => {
+      for (const [memberInput, tensor] of Object.entries(step.inputMap)) {
+        if (!ensembleInputs.has(tensor) && !producer.has(tensor)) {
+          const guess = didYouMean(tensor, known);
+          this.fail(layout.stepInput(i, memberInput),
+            `${this.step(i)} reads tensor '${tensor}' (into input '${memberInput}'), but no step writes it and it is not an ensemble input`,
+            guess ? `did you mean '${guess}'?` : `write '${tensor}' with a step's output, or declare it as an ensemble input`);
+        }
+        const list = consumers.get(tensor) ?? [];
+        if (!list.includes(i)) list.push(i);
+        consumers.set(tensor, list);
+      }
+    });
+
+    for (const output of source.outputs) {
+      if (producer.has(output.name)) continue;
+      const guess = didYouMean(output.name, [...producer.keys()]);
+      this.fail(layout.ensembleOutput(output.name),
+        `${this.ensemble} output '${output.name}' cannot be reached: no step writes a tensor of that name` +
+        (ensembleInputs.has(output.name) ? ' (it is an ensemble input, and outputs must come from a step)' : ''),
+        guess ? `did you mean '${guess}'? Otherwise map a step output to '${output.name}'` : `map a step output to '${output.name}'`);
+    }
+    for (const input of source.inputs) {
+      if (!consumers.has(input.name)) {
+        this.fail(layout.ensembleInput(input.name), `${this.ensemble} input '${input.name}' is not read by any step`,
+          `feed it to a step's input, or remove it from the ensemble inputs`);
+      }
+    }
+    if (source.outputs.length === 0) {
+      this.fail({ field: 'output', line: undefined }, `${this.ensemble} has no outputs`, 'declare the tensors the ensemble returns');
+    }
+
+    const order = this.order(producer);
+    const inputs = source.inputs.map((t) => this.completeInput(t, consumers.get(t.name)!));
+    const outputs = source.outputs.map((t) => this.completeOutput(t, producer.get(t.name)!));
+    this.checkLinks(new Map(inputs.map((t) => [t.name, t])));
+
+    const steps: PlannedStep[] = source.steps.map((step, i) => ({
+      index: i,
+      label: this.labels[i]!,
+      modelName: step.modelName,
+      modelVersion: step.modelVersion === -1 ? undefined : String(step.modelVersion),
+      inputs: links(step.inputMap),
+      outputs: links(step.outputMap),
+    }));
+    const read = new Set([...consumers.keys(), ...source.outputs.map((o) => o.name)]);
+    const warnings = steps.filter((s) => !s.outputs.some((o) => read.has(o.tensor)))
+      .map((s) => `${this.ensemble} step ${s.label}: nothing reads its outputs, so it only runs when switchyard_debug_tensors asks for them`);
+    const plan: EnsemblePlan = {
+      ensemble: source.name,
+      steps,
+      inputs: source.inputs.map((t) => t.name),
+      outputs: source.outputs.map((t) => t.name),
+      producer,
+      consumers,
+      written: order.flatMap((i) => steps[i]!.outputs.map((o) => o.tensor)),
+      order,
+      members: [...new Set(source.steps.map((s) => s.modelName))],
+    };
+    return { plan, inputs, outputs, warnings };
+  }
+
+  private resolveMember(step: EnsembleStepSource, i: number): Member {
+    const at = this.source.layout.step(i);
+    if (!step.modelName) this.fail(at, `${this.step(i)} has no model_name`, 'name the model the step runs');
+    if (Object.keys(step.inputMap).length === 0) {
+      this.fail(at, `${this.step(i)} maps no inputs`, `map each input of '${step.modelName}' to an ensemble tensor`);
+    }
+    if (Object.keys(step.outputMap).length === 0) {
+      this.fail(at, `${this.step(i)} maps no outputs`, `map the outputs of '${step.modelName}' that later steps or the ensemble use`);
+    }
+    if (step.modelName === this.source.name) {
+      this.fail(at, `${this.step(i)} runs the ensemble itself`, 'a step runs another model');
+    }
+    const found = this.lookup(step.modelName, step.modelVersion);
+    if ('problem' in found) {
+      this.fail(at, `${this.step(i)} cannot use model '${step.modelName}'${step.modelVersion === -1 ? '' : ` version ${step.modelVersion}`}: ${found.problem}`,
+        'fix or add that model (the ensemble loads after its members), or change the step');
+    }
+    const member = found.config;
+    const ensembleMbs = this.source.maxBatchSize;
+    if (ensembleMbs > 0 && member.maxBatchSize < ensembleMbs) {
+      this.fail(at, `${this.ensemble} has max_batch_size ${ensembleMbs}, larger than the max_batch_size ${member.maxBatchSize} of ${this.labels[i]}` +
+        (member.maxBatchSize === 0 ? ', which does not batch' : ''),
+      member.maxBatchSize === 0
+        ? 'set the ensemble max_batch_size to 0 (its dims then hold full shapes), or let the member batch'
+        : `set the ensemble max_batch_size to at most ${member.maxBatchSize}`);
+    }
+    for (const memberInput of Object.keys(step.inputMap)) {
+      if (!member.inputByName.has(memberInput)) {
+        const names = member.inputs.map((t) => t.name);
+        const guess = didYouMean(memberInput, names);
+        this.fail(this.source.layout.stepInput(i, memberInput), `${this.step(i)} maps input '${memberInput}', which model '${step.modelName}' does not have`,
+          guess ? `did you mean '${guess}'? Its inputs: ${names.join(', ')}` : `use its inputs: ${names.join(', ')}`);
+      }
+    }
+    const unfed = member.inputs.filter((t) => !t.optional && !(t.name in step.inputMap)).map((t) => `'${t.name}'`);
+    if (unfed.length > 0) {
+      this.fail(at, `${this.step(i)} does not feed input${unfed.length > 1 ? 's' : ''} ${unfed.join(', ')} of model '${step.modelName}'`,
+        'map every required input of the model to an ensemble tensor');
+    }
+    for (const memberOutput of Object.keys(step.outputMap)) {
+      if (!member.outputByName.has(memberOutput)) {
+        const names = member.outputs.map((t) => t.name);
+        const guess = didYouMean(memberOutput, names);
+        this.fail(this.source.layout.stepOutput(i, memberOutput), `${this.step(i)} maps output '${memberOutput}', which model '${step.modelName}' does not have`,
+          guess ? `did you mean '${guess}'? Its outputs: ${names.join(', ')}` : `use its outputs: ${names.join(', ')}`);
+      }
+    }
+    return { config: member };
+  }
+
+  /** Topological order of the steps, or the cycle that prevents one. */
+  private order(producer: ReadonlyMap<string, number>): number[] {
+    const graph = new graphlib.Graph({ directed: true });
+    this.source.steps.forEach((_, i) => graph.setNode(String(i)));
+    this.source.steps.forEach((step, i) => {
+      for (const tensor of Object.values(step.inputMap)) {
+        const from = producer.get(tensor);
+        if (from !== undefined) graph.setEdge(String(from), String(i), tensor);
+      }
+    });
+    const cycle = graphlib.alg.findCycles(graph)[0];
+    if (cycle) {
+      const members = cycle.map(Number).sort((a, b) => a - b);
+      const path = members.map((i) => {
+        const next = members.find((j) => graph.hasEdge(String(i), String(j)))!;
+        return `${this.labels[i]} writes '${graph.edge(String(i), String(next))}', read by ${this.labels[next]}`;
+      });
+      this.fail(this.source.layout.step(members[0]!), `${this.ensemble} has a cycle: ${path.join('; ')}`,
+        'a step cannot read, directly or through other steps, a tensor it writes');
+    }
+    return graphlib.alg.topsort(graph).map(Number);
+  }
+
+  private memberSide(i: number, kind: 'input' | 'output', name: string): Side {
+    const config = this.members[i]!.config;
+    const spec = (kind === 'input' ? config.inputByName : config.outputByName).get(name)!;
+    return {
+      datatype: spec.datatype,
+      shape: config.maxBatchSize > 0 ? [-1, ...spec.dims] : spec.dims,
+      what: `${kind} '${name}' of ${this.labels[i]}`,
+    };
+  }
+
+  private ensembleShape(dims: readonly number[]): number[] {
+    return this.source.maxBatchSize > 0 ? [-1, ...dims] : [...dims];
+  }
+
+  /** The ensemble's dims for a member's full shape: without the batch dimension when the ensemble batches. */
+  private ensembleDims(side: Side, at: FieldAt, tensor: string): number[] {
+    if (this.source.maxBatchSize === 0) return [...side.shape];
+    if (side.shape.length === 0) {
+      this.fail(at, `${this.ensemble} batches (max_batch_size ${this.source.maxBatchSize}) but ${side.what}, which '${tensor}' connects to, has no batch dimension`,
+        'set the ensemble max_batch_size to 0');
+    }
+    return side.shape.slice(1);
+  }
+
+  private completeInput(declared: DeclaredTensor, readers: readonly number[]): TensorSpec {
+    const first = readers[0]!;
+    const link = Object.entries(this.source.steps[first]!.inputMap).find(([, t]) => t === declared.name)![0];
+    const side = this.memberSide(first, 'input', link);
+    const at = this.source.layout.ensembleInput(declared.name);
+    const dims = declared.dims ?? this.ensembleDims(side, at, declared.name);
+    return tensorSpec(declared.name, declared.datatype ?? side.datatype, dims, declared.optional);
+  }
+
+  private completeOutput(declared: DeclaredTensor, writer: number): TensorSpec {
+    const link = Object.entries(this.source.steps[writer]!.outputMap).find(([, t]) => t === declared.name)![0];
+    const side = this.memberSide(writer, 'output', link);
+    const at = this.source.layout.ensembleOutput(declared.name);
+    const spec = tensorSpec(declared.name, declared.datatype ?? side.datatype, declared.dims ?? this.ensembleDims(side, at, declared.name), false);
+    this.compare(at, declared.name, side, { datatype: spec.datatype, shape: this.ensembleShape(spec.dims), what: `ensemble output '${declared.name}'` });
+    return spec;
+  }
+
+  /** Every link: the writer's (or ensemble input's) datatype and shape against the reader's. */
+  private checkLinks(inputs: ReadonlyMap<string, TensorSpec>): void {
+    const writers = new Map<string, Side>();
+    this.source.steps.forEach((step, i) => {
+      for (const [memberOutput, tensor] of Object.entries(step.outputMap)) writers.set(tensor, this.memberSide(i, 'output', memberOutput));
+    });
+    for (const [name, spec] of inputs) {
+      writers.set(name, { datatype: spec.datatype, shape: this.ensembleShape(spec.dims), what: `ensemble input '${name}'` });
+    }
+    this.source.steps.forEach((step, i) => {
+      for (const [memberInput, tensor] of Object.entries(step.inputMap)) {
+        this.compare(this.source.layout.stepInput(i, memberInput), tensor, writers.get(tensor)!, this.memberSide(i, 'input', memberInput));
+      }
+    });
+  }
+
+  private compare(at: FieldAt, tensor: string, writer: Side, reader: Side): void {
+    if (writer.datatype !== reader.datatype) {
+      this.fail(at, `${this.ensemble}: tensor '${tensor}' is ${writer.datatype} as ${writer.what}, but ${reader.what} takes ${reader.datatype}`,
+        'connect tensors of the same datatype, or add a step that converts it');
+    }
+    const fits = writer.shape.length === reader.shape.length
+      && writer.shape.every((d, k) => d === -1 || reader.shape[k] === -1 || d === reader.shape[k]);
+    if (!fits) {
+      const batchHint = this.source.maxBatchSize === 0 && Math.abs(writer.shape.length - reader.shape.length) === 1
+        ? ' (with ensemble max_batch_size 0, ensemble dims are full shapes, batch dimension included)' : '';
+      this.fail(at, `${this.ensemble}: tensor '${tensor}' is ${formatShape(writer.shape)} as ${writer.what}, but ${reader.what} takes ${formatShape(reader.shape)}${batchHint}`,
+        'connect tensors whose shapes agree (-1 matches any size; the batch dimension shows as -1)');
+    }
+  }
+}
+
+function links(map: Readonly<Record<string, string>>): TensorLink[] {
+  return Object.entries(map).map(([member, tensor]) => ({ member, tensor }));
+}
+
+function tensorSpec(name: string, datatype: DataType, dims: readonly number[], optional: boolean): TensorSpec {
+  return { name, datatype, dims: [...dims], modelDims: [...dims], optional, allowRaggedBatch: false };
+}

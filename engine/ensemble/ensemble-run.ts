@@ -1,0 +1,180 @@
+/**
+ * One request through an ensemble. Event-driven: a step starts the moment
+ * every tensor it reads exists, so independent branches run side by side,
+ * and only the steps that lead to a wanted tensor run at all. Each step
+ * goes back through the server's infer(), so its model keeps its own
+ * scheduler, batching and statistics.
+ *
+ * The first step to fail fails the run with a message naming the ensemble
+ * and the step, and cancels every other step still queued or running.
+ *
+ * Tensor memory: an intermediate tensor whose buffer came from the pool is
+ * handed to its last reader to own (an ONNX instance then moves it to its
+ * worker instead of copying); otherwise it returns to the pool once its
+ * last reader has finished.
+ */
+import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
+import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
+import type { BufferPool } from '../memory/buffer-pool.ts';
+import type { ModelStats } from '../observability/model-stats.ts';
+import type { InferFunction } from '../scheduling/scheduler.ts';
+import type { Tensor } from '../tensor.ts';
+import { stepsNeeded, type EnsemblePlan, type PlannedStep } from './ensemble-plan.ts';
+
+export interface EnsembleRunContext {
+  readonly plan: EnsemblePlan;
+  readonly infer: InferFunction;
+  readonly stats: ModelStats;
+  readonly pool: BufferPool | undefined;
+  /** Request parameters that belong to the ensemble and are not passed on to its steps. */
+  readonly ownParameters: readonly string[];
+}
+
+/** The tensor under another name; `owned` says whether the receiver gets its buffer. */
+export function renamed(tensor: Tensor, name: string, owned = false): Tensor {
+  if (tensor.datatype === 'BYTES') return tensor.name === name ? tensor : { ...tensor, name };
+  if (tensor.name === name && (tensor.pooled === true) === owned) return tensor;
+  return { name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw, ...(owned ? { pooled: true } : {}) };
+}
+
+export class EnsembleRun {
+  private readonly values = new Map<string, Tensor>();
+  private readonly needed: ReadonlySet<number>;
+  /** Tensors each needed step still waits for. */
+  private readonly waiting = new Map<number, Set<string>>();
+  /** How many needed steps have yet to finish reading each tensor. */
+  private readonly readsLeft = new Map<string, number>();
+  private readonly keep: ReadonlySet<string>;
+  private readonly controller = new AbortController();
+  private readonly parameters: Readonly<Record<string, ParameterValue>> | undefined;
+  private finished = 0;
+  private failed = false;
+  private resolve!: (values: ReadonlyMap<string, Tensor>) => void;
+  private reject!: (error: SwitchyardError) => void;
+
+  constructor(private readonly context: EnsembleRunContext, private readonly request: InferenceRequest, wanted: readonly string[]) {
+    const { plan } = context;
+    this.keep = new Set(wanted);
+    this.needed = stepsNeeded(plan, wanted);
+    for (const input of request.inputs) this.values.set(input.name, input);
+    for (const index of this.needed) {
+      const reads = new Set(plan.steps[index]!.inputs.map((l) => l.tensor));
+      for (const tensor of reads) this.readsLeft.set(tensor, (this.readsLeft.get(tensor) ?? 0) + 1);
+      this.waiting.set(index, new Set([...reads].filter((t) => plan.producer.has(t))));
+    }
+    const own = context.ownParameters;
+    this.parameters = request.parameters && Object.keys(request.parameters).some((k) => own.includes(k))
+      ? Object.fromEntries(Object.entries(request.parameters).filter(([k]) => !own.includes(k)))
+      : request.parameters;
+  }
+
+  /** Resolves with every wanted tensor by its ensemble name, or rejects with the first failure. */
+  run(): Promise<ReadonlyMap<string, Tensor>> {
+    const done = new Promise<ReadonlyMap<string, Tensor>>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    const signal = this.request.signal;
+    if (signal?.aborted) {
+      this.cancel();
+      return done;
+    }
+    const onAbort = (): void => this.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void done.finally(() => signal?.removeEventListener('abort', onAbort)).catch(() => {});
+    if (this.needed.size === 0) this.resolve(this.values);
+    for (const index of this.context.plan.order) {
+      if (this.needed.has(index) && this.waiting.get(index)!.size === 0) this.launch(this.context.plan.steps[index]!);
+    }
+    return done;
+  }
+
+  private launch(step: PlannedStep): void {
+    const inputs: Tensor[] = [];
+    for (const link of step.inputs) {
+      const tensor = this.values.get(link.tensor);
+      if (!tensor) continue; // an optional ensemble input the request left out
+      inputs.push(renamed(tensor, link.member, this.handOver(step, link.tensor, tensor)));
+    }
+    const outputs = step.outputs.filter((l) => this.keep.has(l.tensor) || this.readsLeft.has(l.tensor)).map((l) => l.member);
+    const started = performance.now();
+    this.context.infer({
+      modelName: step.modelName,
+      ...(step.modelVersion ? { modelVersion: step.modelVersion } : {}),
+      ...(this.request.id ? { id: this.request.id } : {}),
+      inputs,
+      outputs,
+      ...(this.parameters ? { parameters: this.parameters } : {}),
+      signal: this.controller.signal,
+    }).then((response) => {
+      if (this.failed) return;
+      this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
+      this.stepDone(step, response.outputs);
+    }, (err: unknown) => {
+      if (this.failed) return;
+      this.context.stats.recordStep(step.index, false, (performance.now() - started) * 1e6);
+      const error = asSwitchyardError(err, step.modelName);
+      this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' step ${step.label} failed: ${error.message}`));
+    });
+  }
+
+  /**
+   * Whether the step may own the tensor's buffer: it came from the pool, no
+   * other step still reads it, it is not part of the answer, and the step
+   * reads it once. The run then forgets it.
+   */
+  private handOver(step: PlannedStep, name: string, tensor: Tensor): boolean {
+    if (tensor.datatype === 'BYTES' || tensor.pooled !== true || this.keep.has(name) || this.readsLeft.get(name) !== 1) return false;
+    if (step.inputs.filter((l) => l.tensor === name).length !== 1) return false;
+    this.values.delete(name);
+    return true;
+  }
+
+  private stepDone(step: PlannedStep, produced: readonly Tensor[]): void {
+    const { plan } = this.context;
+    for (const tensor of new Set(step.inputs.map((l) => l.tensor))) this.readDone(tensor);
+    const ready: number[] = [];
+    for (const link of step.outputs) {
+      const tensor = produced.find((t) => t.name === link.member);
+      if (!tensor) continue;
+      this.values.set(link.tensor, tensor);
+      for (const reader of plan.consumers.get(link.tensor) ?? []) {
+        const waiting = this.waiting.get(reader);
+        if (waiting?.delete(link.tensor) && waiting.size === 0) ready.push(reader);
+      }
+    }
+    this.finished++;
+    if (this.finished === this.needed.size) {
+      this.resolve(this.values);
+      return;
+    }
+    for (const index of ready) this.launch(plan.steps[index]!);
+  }
+
+  /** A reader finished with the tensor; after the last one, its pooled buffer goes back. */
+  private readDone(name: string): void {
+    const left = (this.readsLeft.get(name) ?? 1) - 1;
+    this.readsLeft.set(name, left);
+    if (left > 0 || this.keep.has(name)) return;
+    const tensor = this.values.get(name);
+    if (tensor && tensor.datatype !== 'BYTES' && tensor.pooled === true) {
+      this.values.delete(name);
+      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
+    }
+  }
+
+  private fail(error: SwitchyardError): void {
+    this.failed = true;
+    this.controller.abort(error);
+    this.reject(error);
+  }
+
+  private cancel(): void {
+    if (this.failed) return;
+    const reason = this.request.signal?.reason;
+    this.fail(serverError('CANCELLED', {
+      model: this.context.plan.ensemble,
+      reason: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined,
+    }));
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The scheduler of an ensemble: it queues nothing itself. Each request
+ * becomes an EnsembleRun whose steps go back through the server's infer(),
+ * where every member model batches and schedules on its own.
+ *
+ * The request parameter `switchyard_debug_tensors` adds intermediate
+ * tensors to the answer: `true` for every tensor the steps write, or a
+ * comma-separated list of tensor names.
+ */
+import { serverError } from '../errors.ts';
+import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
+import type { ModelStats } from '../observability/model-stats.ts';
+import type { NormalizedRequest } from '../request-normalizer.ts';
+import type { InferFunction, Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
+import type { Tensor } from '../tensor.ts';
+import type { ComputeTiming } from '../../backends/backend.ts';
+import type { EnsemblePlan } from './ensemble-plan.ts';
+import { EnsembleRun, renamed, type EnsembleRunContext } from './ensemble-run.ts';
+
+export const DEBUG_TENSORS_PARAMETER = 'switchyard_debug_tensors';
+
+const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+
+export class EnsembleScheduler implements Scheduler {
+  private readonly run: EnsembleRunContext;
+  private readonly stats: ModelStats;
+  private inflight = 0;
+  private stopped = false;
+  private drained: (() => void) | undefined;
+
+  constructor(context: SchedulerContext, private readonly plan: EnsemblePlan, infer: InferFunction) {
+    this.stats = context.stats;
+    this.stats.trackSteps(plan.steps.map((s) => ({ step: s.label, model: s.modelName })));
+    this.run = { plan, infer, stats: context.stats, pool: context.bufferPool, ownParameters: [DEBUG_TENSORS_PARAMETER] };
+  }
+
+  async enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
+    if (this.stopped) throw serverError('SERVER_STOPPING', { model: this.plan.ensemble });
+    const debug = debugTensors(this.plan, request.parameters?.[DEBUG_TENSORS_PARAMETER]);
+    const wanted = [...normalized.outputs, ...debug.filter((t) => !normalized.outputs.includes(t))];
+    const started = performance.now();
+    this.inflight++;
+    try {
+      const values = await new EnsembleRun(this.run, request, wanted).run();
+      const ns = (performance.now() - started) * 1e6;
+      this.stats.recordExecution(normalized.batchSize, NO_TIME);
+      this.stats.recordSuccess(ns, 0, NO_TIME);
+      return wanted.map((name) => {
+        const tensor = values.get(name)!;
+        return renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true);
+      });
+    } catch (err) {
+      this.stats.recordFailure((performance.now() - started) * 1e6);
+      throw err;
+    } finally {
+      this.inflight--;
+      if (this.stopped && this.inflight === 0) this.drained?.();
+    }
+  }
+
+  inflightCount(): number {
+    return this.inflight;
+  }
+
+  /** Takes no new requests and waits for the running ones, whose steps finish or fail on their own. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.inflight > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
+  }
+}
+
+/** The tensors `switchyard_debug_tensors` asks for; a name the ensemble does not have is a 400 naming it. */
+export function debugTensors(plan: EnsemblePlan, value: ParameterValue | undefined): readonly string[] {
+  if (value === undefined || value === false || value === '' || value === 'false') return [];
+  if (value === true || value === 'true') return plan.written;
+  if (typeof value !== 'string') {
+    throw serverError('BAD_REQUEST', {
+      detail: `parameter '${DEBUG_TENSORS_PARAMETER}' of ensemble '${plan.ensemble}' is ${String(value)}: use true, or a comma-separated list of tensor names`,
+    });
+  }
+  const names = value.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const known = new Set([...plan.inputs, ...plan.written]);
+  for (const name of names) {
+    if (!known.has(name)) {
+      throw serverError('BAD_REQUEST', {
+        detail: `parameter '${DEBUG_TENSORS_PARAMETER}' names tensor '${name}', which ensemble '${plan.ensemble}' does not have; ` +
+          `its tensors are ${[...known].map((n) => `'${n}'`).join(', ')}`,
+      });
+    }
+  }
+  return [...new Set(names)];
+}
