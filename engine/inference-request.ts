@@ -15,4 +15,11 @@ export interface InferenceRequest {
   readonly parameters?: Readonly<Record<string, ParameterValue>>;
   /** Fires when the client goes away or its deadline passes. */
   readonly signal?: AbortSignal;
+  /**
+   * The caller takes ownership of outputs whose memory came from the
+   * server's buffer pool (they keep `pooled: true`) and will release or pass
+   * them on. Ensemble steps do; every other caller gets plain tensors, so
+   * reusing an output as an input never moves memory out from under it.
+   */
+  readonly ownsPooledOutputs?: boolean;
 }

@@ -16,6 +16,7 @@ import { ModelRepository, type ModelEntry } from './repository/model-repository.
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { normalizeRequest } from './request-normalizer.ts';
+import type { Tensor } from './tensor.ts';
 
 export interface InferenceServerOptions {
   /** Repository folders to serve. Required. */
@@ -77,6 +78,12 @@ export interface ModelStatisticsResponse {
   readonly model_stats: ModelStatisticsJson[];
 }
 
+/** The tensor without the pooled flag: the memory stays where it is and nobody may recycle it. */
+function withoutOwnership(tensor: Tensor): Tensor {
+  if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;
+  return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
+}
+
 export class InferenceServer {
   private closed = false;
 
@@ -110,7 +117,8 @@ export class InferenceServer {
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     const normalized = normalizeRequest(config, request);
-    const outputs = await version.scheduler!.enqueue(request, normalized);
+    const answered = await version.scheduler!.enqueue(request, normalized);
+    const outputs = request.ownsPooledOutputs ? answered : answered.map(withoutOwnership);
     return {
       modelName: config.name,
       modelVersion: String(version.version),
@@ -217,6 +225,17 @@ export class InferenceServer {
     this.assertModelControl();
     if (!this.repository.get(name)) throw serverError('MODEL_NOT_FOUND', { model: name });
     await this.repository.unload(name);
+  }
+
+  /**
+   * Gives the pooled memory of outputs back, once a caller that asked for
+   * ownership (ownsPooledOutputs) is done with them, e.g. after encoding a
+   * response into its own body. Other tensors are left alone.
+   */
+  releaseOutputs(outputs: readonly Tensor[]): void {
+    for (const tensor of outputs) {
+      if (tensor.datatype !== 'BYTES' && tensor.pooled === true) this.bufferPool.release(tensor.raw.buffer as ArrayBuffer);
+    }
   }
 
   /** Tensor memory handed out and reused since the server started. */

@@ -69,6 +69,42 @@ export function featureClassifierModel(): Uint8Array {
   });
 }
 
+/** Width of the bundled feature pipeline's feature vector. */
+const FEATURE_WIDTH = 32;
+
+/**
+ * The bundled feature normalizer: NORMALIZED = (RAW - MEAN) / STD over
+ * [batch, 32], with fixed per-feature constants (MEAN in ±1, STD in
+ * [0.5, 1.5), so the division is always safe).
+ */
+export function featureNormalizerModel(): Uint8Array {
+  const random = seededRandom(13);
+  const mean = new Float32Array(FEATURE_WIDTH).map(() => random() * 2 - 1);
+  const std = new Float32Array(FEATURE_WIDTH).map(() => 0.5 + random());
+  return new OnnxGraphBuilder('feature_normalizer')
+    .input('RAW', 'FP32', ['batch', FEATURE_WIDTH])
+    .initializer('MEAN', 'FP32', [FEATURE_WIDTH], mean)
+    .initializer('STD', 'FP32', [FEATURE_WIDTH], std)
+    .node('Sub', ['RAW', 'MEAN'], ['centered'])
+    .node('Div', ['centered', 'STD'], ['NORMALIZED'])
+    .output('NORMALIZED', 'FP32', ['batch', FEATURE_WIDTH])
+    .toBytes();
+}
+
+/**
+ * The bundled outlier score: SCORE [batch, 1] = max |x| over a row of
+ * normalized features. Opset 13 takes ReduceMax's axes as an attribute
+ * (an input only from opset 18).
+ */
+export function featureOutlierModel(): Uint8Array {
+  return new OnnxGraphBuilder('feature_outlier')
+    .input('NORMALIZED', 'FP32', ['batch', FEATURE_WIDTH])
+    .node('Abs', ['NORMALIZED'], ['magnitude'])
+    .node('ReduceMax', ['magnitude'], ['SCORE'], { axes: attr.ints([1]), keepdims: attr.int(1) })
+    .output('SCORE', 'FP32', ['batch', 1])
+    .toBytes(13);
+}
+
 /** Datatypes ONNX Runtime for Node can carry in and out of a session. */
 export const ORT_DATA_TYPES: readonly DataType[] = DATA_TYPES.filter((t) => t !== 'BF16');
 

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addSubModel, featureClassifierModel } from '../generator/models.ts';
+import { addSubModel, featureClassifierModel, featureNormalizerModel, featureOutlierModel } from '../generator/models.ts';
 
 export const PIPELINES_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -15,6 +15,8 @@ export function bundledModels(): Map<string, Uint8Array> {
   return new Map([
     ['add_sub/1/model.onnx', addSubModel('INT32', 16)],
     ['feature_classifier/1/model.onnx', featureClassifierModel()],
+    ['feature_normalizer/1/model.onnx', featureNormalizerModel()],
+    ['feature_outlier/1/model.onnx', featureOutlierModel()],
   ]);
 }
 

@@ -39,6 +39,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     strictReadiness: options.strictReadiness,
     id: options.id,
     logger,
+    modelControlMode: options.modelControlMode,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

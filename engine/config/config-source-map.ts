@@ -29,14 +29,20 @@ export class ConfigSourceMap {
    */
   lineOf(path: string): number | undefined {
     const indexed = path.replace(/([A-Za-z0-9_]+)\./g, '$1[0].');
-    return (indexed !== path ? this.nearest(indexed) : undefined) ?? this.nearest(path);
+    const direct = this.nearest(path);
+    const viaIndex = indexed !== path ? this.nearest(indexed) : undefined;
+    // The deeper match wins: a YAML path is recorded as written, a text-format one with indexes.
+    if (!viaIndex) return direct?.line;
+    if (!direct) return viaIndex.line;
+    return viaIndex.depth > direct.depth ? viaIndex.line : direct.line;
   }
 
-  private nearest(path: string): number | undefined {
+  /** The entry of the path or of its nearest recorded parent, with how many path segments matched. */
+  private nearest(path: string): { line: number; depth: number } | undefined {
     let current = path;
     for (;;) {
       const found = this.entries.get(current);
-      if (found) return found.line;
+      if (found) return { line: found.line, depth: current.split(/[.[]/).length };
       const cut = Math.max(current.lastIndexOf('.'), current.lastIndexOf('['));
       if (cut <= 0) return undefined;
       current = current.slice(0, cut);

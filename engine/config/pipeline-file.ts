@@ -154,7 +154,7 @@ class PipelineCompiler {
     const at = (path: string): FieldAt => ({ field: path, line: this.sourceMap.lineOf(path) });
     const layout: EnsembleLayout = {
       kind: 'pipeline',
-      stepLabel: (i, modelName) => `'${stepNames[i]}' (model '${modelName}')`,
+      stepLabel: (i, modelName) => `step '${stepNames[i]}' (model '${modelName}')`,
       step: (i) => at(`steps.${stepNames[i]}`),
       stepInput: (i, memberInput) => at(`steps.${stepNames[i]}.inputs.${memberInput}`),
       stepOutput: (i, memberOutput) => at(outputRefs.get(stepNames[i]!)?.get(memberOutput) ?? `steps.${stepNames[i]}`),

@@ -92,7 +92,7 @@ class EnsembleGraphBuilder {
   }
 
   private step(i: number): string {
-    return `${this.ensemble} step ${this.labels[i]}`;
+    return `${this.ensemble} ${this.labels[i]}`;
   }
 
   build(): BuiltEnsemble {
@@ -175,7 +175,7 @@ class EnsembleGraphBuilder {
     }));
     const read = new Set([...consumers.keys(), ...source.outputs.map((o) => o.name)]);
     const warnings = steps.filter((s) => !s.outputs.some((o) => read.has(o.tensor)))
-      .map((s) => `${this.ensemble} step ${s.label}: nothing reads its outputs, so it only runs when switchyard_debug_tensors asks for them`);
+      .map((s) => `${this.ensemble} ${s.label}: nothing reads its outputs, so it only runs when switchyard_debug_tensors asks for them`);
     const plan: EnsemblePlan = {
       ensemble: source.name,
       steps,

@@ -15,7 +15,7 @@ export interface FieldAt {
 export interface EnsembleLayout {
   /** 'triton' for ensemble_scheduling in a config file, 'pipeline' for pipeline.yaml. */
   readonly kind: 'triton' | 'pipeline';
-  /** How messages name step i: its pipeline name, or its position and model. */
+  /** How messages name step i: `step 'classify' (model 'm')` in a pipeline, `step 2 ('m')` in a Triton ensemble. */
   stepLabel(step: number, modelName: string): string;
   step(step: number): FieldAt;
   stepInput(step: number, memberInput: string): FieldAt;

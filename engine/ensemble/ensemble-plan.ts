@@ -15,7 +15,7 @@ export interface TensorLink {
 
 export interface PlannedStep {
   readonly index: number;
-  /** How messages name the step: `'classify' (model 'feature_classifier')` or `step 2 ('feature_classifier')`. */
+  /** How messages name the step: `step 'classify' (model 'feature_classifier')` or `step 2 ('feature_classifier')`. */
   readonly label: string;
   readonly modelName: string;
   /** A version number as text, or undefined for the latest ready version (-1 in the config). */

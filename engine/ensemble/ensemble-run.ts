@@ -6,7 +6,7 @@
  * scheduler, batching and statistics.
  *
  * The first step to fail fails the run with a message naming the ensemble
- * and the step, and cancels every other step still queued or running.
+ * and the step (`ensemble 'e' step 'classify' (model 'm') failed: ...`), and cancels every other step still queued or running.
  *
  * Tensor memory: an intermediate tensor whose buffer came from the pool is
  * handed to its last reader to own (an ONNX instance then moves it to its
@@ -106,6 +106,7 @@ export class EnsembleRun {
       outputs,
       ...(this.parameters ? { parameters: this.parameters } : {}),
       signal: this.controller.signal,
+      ownsPooledOutputs: true,
     }).then((response) => {
       if (this.failed) return;
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
@@ -114,7 +115,7 @@ export class EnsembleRun {
       if (this.failed) return;
       this.context.stats.recordStep(step.index, false, (performance.now() - started) * 1e6);
       const error = asSwitchyardError(err, step.modelName);
-      this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' step ${step.label} failed: ${error.message}`));
+      this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' ${step.label} failed: ${error.message}`));
     });
   }
 

@@ -60,8 +60,10 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       server.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const decoded = decodeInferRequest(body, req.headers[HEADER_LENGTH_HEADER], { model, version }, disconnectSignal(reply));
-      const response = await server.infer(decoded.request);
+      const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });
       const encoded = encodeInferResponse(response, decoded.binaryOutput);
+      // The body holds copies of the outputs, so their pooled memory can serve the next request.
+      server.releaseOutputs(response.outputs);
       return reply.headers(encoded.headers).send(encoded.body);
     } catch (err) {
       return sendError(reply, err, model);

@@ -31,6 +31,15 @@ steps:
   add: { model: add_sub, inputs: { INPUT0: inner.TWICE_A, INPUT1: inner.TWICE_B } }
 `;
 
+/** add_sub, then the member with two priority levels. */
+const RANKED_PIPELINE = `max_batch_size: 8
+inputs: { A: {}, B: {} }
+outputs: { TWICE_A: rank.OUTPUT0 }
+steps:
+  first: { model: add_sub, inputs: { INPUT0: A, INPUT1: B } }
+  rank: { model: ranked, inputs: { INPUT0: first.OUTPUT0, INPUT1: first.OUTPUT1 } }
+`;
+
 const A = range16((i) => i);
 const B = range16((i) => 3 - i);
 const twice = (values: number[]): number[] => values.map((v) => 2 * v);
@@ -67,6 +76,7 @@ describe('ensembles through the engine', () => {
       chain_yaml: { config: CHAIN_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
       diamond: { config: DIAMOND_ENSEMBLE, versions: { 1: null } },
       ranked_chain: { config: chainEnsemble('add_sub', 'ranked'), versions: { 1: null } },
+      ranked_yaml: { config: RANKED_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
       outer: { config: OUTER_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
     });
     server = await startEngine(root);
@@ -80,7 +90,7 @@ describe('ensembles through the engine', () => {
   test('every model loads, the ensembles after their members', () => {
     assert.deepEqual(server.loadFailures(), []);
     assert.deepEqual(server.repositoryIndex().map((e) => [e.name, e.state]),
-      ['add_sub', 'chain', 'chain_yaml', 'diamond', 'outer', 'ranked', 'ranked_chain'].map((n) => [n, 'READY']));
+      ['add_sub', 'chain', 'chain_yaml', 'diamond', 'outer', 'ranked', 'ranked_chain', 'ranked_yaml'].map((n) => [n, 'READY']));
   });
 
   test('a Triton ensemble and the pipeline.yaml of the same graph give the same outputs, by the ensemble\'s names', async () => {
@@ -158,7 +168,7 @@ describe('ensembles through the engine', () => {
     const error = await rejection(server.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 7 } }));
     assert.equal(error.code, 'BAD_PRIORITY');
     assert.equal(error.status, 'INVALID_ARG');
-    assert.match(error.message, /^ensemble 'ranked_chain' step .*2 \('ranked'\) failed: invalid 'priority' parameter 7 for model 'ranked': the model has priority levels 1 \(highest\) to 2/);
+    assert.match(error.message, /^ensemble 'ranked_chain' step 2 \('ranked'\) failed: invalid 'priority' parameter 7 for model 'ranked': the model has priority levels 1 \(highest\) to 2/);
     const ok = await server.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 1 } });
     assert.deepEqual(outputsByName(ok.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
   });
@@ -169,21 +179,22 @@ describe('ensembles through the engine', () => {
       SUM2: A.map((a, i) => 2 * a + 2 * B[i]!), DIFF2: A.map((a, i) => 2 * a - 2 * B[i]!),
     });
     const steps = server.modelStatistics('outer').model_stats[0]!.step_stats!;
-    assert.deepEqual(steps.map((s) => [s.step, s.model, s.success.count]), [["'inner' (model 'chain')", 'chain', 1], ["'add' (model 'add_sub')", 'add_sub', 1]]);
+    assert.deepEqual(steps.map((s) => [s.step, s.model, s.success.count]), [["step 'inner' (model 'chain')", 'chain', 1], ["step 'add' (model 'add_sub')", 'add_sub', 1]]);
   });
 
   test('step_stats name the steps as messages do: position for Triton ensembles, step name for pipelines', () => {
     assert.deepEqual(server.modelStatistics('chain').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
       [["step 1 ('add_sub')", 'add_sub'], ["step 2 ('add_sub')", 'add_sub']]);
     assert.deepEqual(server.modelStatistics('chain_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
-      [["'first' (model 'add_sub')", 'add_sub'], ["'second' (model 'add_sub')", 'add_sub']]);
+      [["step 'first' (model 'add_sub')", 'add_sub'], ["step 'second' (model 'add_sub')", 'add_sub']]);
   });
 
-  test('a step failure names the step once: "step 2 (\'ranked\')", not "step step 2 (\'ranked\')"', {
-    todo: "engine/ensemble/ensemble-run.ts writes `step ${step.label}` and Triton labels already start with 'step N'",
-  }, async () => {
-    const error = await rejection(server.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 7 } }));
-    assert.match(error.message, /^ensemble 'ranked_chain' step 2 \('ranked'\) failed: /);
+  test('a pipeline step failure names the step by its pipeline name', async () => {
+    const error = await rejection(server.infer({ modelName: 'ranked_yaml', inputs: chainInputs(), parameters: { priority: 3 } }));
+    assert.equal(error.code, 'BAD_PRIORITY');
+    assert.match(error.message, /^ensemble 'ranked_yaml' step 'rank' \(model 'ranked'\) failed: invalid 'priority' parameter 3 for model 'ranked'/);
+    assert.deepEqual(server.modelStatistics('ranked_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.success.count, s.fail.count]),
+      [["step 'first' (model 'add_sub')", 1, 0], ["step 'rank' (model 'ranked')", 0, 1]]);
   });
 });
 
@@ -224,15 +235,20 @@ describe('buffer reuse across ensemble requests', () => {
   });
 
   /** Pool counters after each of `n` sequential chain requests, following a warm-up. */
-  async function countersPerRequest(bufferPooling: boolean, n: number): Promise<Array<{ allocated: number; allocatedBytes: number }>> {
+  /** Pool counters after each request; `giveBack` asks for the answer's memory and releases it, as the HTTP frontend does. */
+  async function countersPerRequest(bufferPooling: boolean, n: number, giveBack = false): Promise<Array<{ allocated: number; allocatedBytes: number }>> {
     const server = await startEngine(root, { bufferPooling });
     try {
-      const send = (): Promise<InferenceResponse> => server.infer({ modelName: 'chain', inputs: chainInputs() });
+      const send = async (): Promise<InferenceResponse> => {
+        const response = await server.infer({ modelName: 'chain', inputs: chainInputs(), ownsPooledOutputs: giveBack });
+        assert.deepEqual(outputsByName(response.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
+        if (giveBack) server.releaseOutputs(response.outputs);
+        return response;
+      };
       for (let i = 0; i < 5; i++) await send();
       const counters = [server.bufferPoolStats()];
       for (let i = 0; i < n; i++) {
-        const response = await send();
-        assert.deepEqual(outputsByName(response.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
+        await send();
         counters.push(server.bufferPoolStats());
       }
       return counters.map((c) => ({ allocated: c.allocated, allocatedBytes: c.allocatedBytes }));
@@ -252,11 +268,8 @@ describe('buffer reuse across ensemble requests', () => {
     }
   });
 
-  test('pooling on: 50 sequential requests after warm-up allocate nothing (allocated stays flat)', {
-    todo: 'the answer tensors come from the pool marked pooled, but InferenceServer offers no way to give them back ' +
-      '(bufferPool is private) and the HTTP/gRPC frontends never release them, so allocated grows by 2 per request',
-  }, async () => {
-    const pooled = await countersPerRequest(true, 50);
+  test('pooling on: 50 sequential requests after warm-up allocate nothing when the caller gives the answer back', async () => {
+    const pooled = await countersPerRequest(true, 50, true);
     assert.equal(pooled.at(-1)!.allocated, pooled[0]!.allocated);
   });
 });
@@ -389,7 +402,7 @@ describe('EnsembleRun: event-driven step order', () => {
     const error = await rejection(run);
     assert.equal(error.code, 'INFERENCE_FAILED');
     assert.equal(error.status, 'INTERNAL');
-    assert.match(error.message, /^ensemble 'diamond' step .*2 \('b'\) failed: inference failed in model 'b': boom$/);
+    assert.match(error.message, /^ensemble 'diamond' step 2 \('b'\) failed: inference failed in model 'b': boom$/);
     assert.equal(script.signals.get('c')?.aborted, true, 'the branch still running is cancelled');
     script.answer('c');
     await settle();

@@ -92,7 +92,7 @@ describe('ensembles over HTTP', () => {
     const failed = await post('fork', { inputs: [{ name: 'INDEX', datatype: 'INT64', shape: [1, 1], data: [9] }] });
     assert.ok(performance.now() - started < 2000, 'the slow branch is not waited for');
     assert.equal(failed.status, 500);
-    assert.match(failed.body.error ?? '', /^ensemble 'fork' step .*1 \('lookup'\) failed: inference failed in model 'lookup': .*indices element out of data bounds, idx=9/);
+    assert.match(failed.body.error ?? '', /^ensemble 'fork' step 1 \('lookup'\) failed: inference failed in model 'lookup': .*indices element out of data bounds, idx=9/);
 
     // Only FAST is asked for, so the slow branch is skipped and the answer comes at once.
     const good = await post('fork', { inputs: [{ name: 'INDEX', datatype: 'INT64', shape: [1, 1], data: [2] }], outputs: [{ name: 'FAST' }] });
