@@ -85,3 +85,50 @@ describe('HTTP repository and statistics routes', () => {
     assert.deepEqual(await broken.json(), await metadata.json());
   });
 });
+
+describe('HTTP unload in explicit model control mode', () => {
+  let root: string;
+  let fixture: HttpFixture;
+
+  before(async () => {
+    root = await makeRepository({
+      add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
+      twice: {
+        config: 'max_batch_size: 8\ninputs: [INPUT0, INPUT1]\noutputs: { OUT: second.OUTPUT0 }\nsteps:\n' +
+          '  first: { model: add_sub, inputs: { INPUT0: INPUT0, INPUT1: INPUT1 } }\n' +
+          '  second: { model: add_sub, inputs: { INPUT0: first.OUTPUT0, INPUT1: first.OUTPUT1 } }\n',
+        configFile: 'pipeline.yaml', versions: {},
+      },
+    });
+    fixture = await startHttp(root, { modelControlMode: 'explicit' });
+  });
+
+  after(async () => {
+    await fixture.close();
+    await removeRepository(root);
+  });
+
+  const post = (path: string, body = '{}'): Promise<Response> =>
+    fetch(`${fixture.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+
+  test('an unknown model is 404 naming it; load is still refused with a reason', async () => {
+    const unknown = await post('/v2/repository/models/nope/unload');
+    assert.equal(unknown.status, 404);
+    assert.match((await unknown.json() as { error: string }).error, /'nope'/);
+    const load = await post('/v2/repository/models/add_sub/load');
+    assert.equal(load.status, 501);
+  });
+
+  test('unloading a member unloads the ensemble that uses it, which names it as the reason', async () => {
+    assert.equal((await fetch(`${fixture.url}/v2/models/twice/ready`)).status, 200);
+    const res = await post('/v2/repository/models/add_sub/unload');
+    assert.equal(res.status, 200);
+    assert.equal((await fetch(`${fixture.url}/v2/models/add_sub/ready`)).status, 400);
+    assert.equal((await fetch(`${fixture.url}/v2/models/twice/ready`)).status, 400);
+    const index = await (await post('/v2/repository/index')).json() as { name: string; state: string; reason: string }[];
+    assert.deepEqual(index.map((e) => [e.name, e.state, e.reason]), [
+      ['add_sub', 'UNAVAILABLE', 'unloaded'],
+      ['twice', 'UNAVAILABLE', "member model 'add_sub' was unloaded"],
+    ]);
+  });
+});
