@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { LatencyRecorder, nowMs } from './latencies.ts';
+import { runCallLoop } from './call-loop.ts';
 
 export interface LoadSpec {
   readonly host: string;
@@ -51,43 +51,11 @@ export interface LoadResult {
 /** Applies closed-loop load for warmup + duration and reports on the measured window only. */
 export async function runClosedLoop(spec: LoadSpec): Promise<LoadResult> {
   const client = spec.client === 'raw' ? rawClient(spec) : nodeHttpClient(spec);
-  const latencies = new LatencyRecorder();
-  let errors = 0;
-  let firstError: string | undefined;
-
-  const start = nowMs();
-  const windowStart = start + spec.warmupMs;
-  const windowEnd = windowStart + spec.durationMs;
-
-  const worker = async (index: number): Promise<void> => {
-    for (;;) {
-      const t0 = nowMs();
-      if (t0 >= windowEnd) return;
-      const error = await client.send(index);
-      const t1 = nowMs();
-      // Only requests that both start and finish inside the window are measured.
-      if (t0 < windowStart || t1 > windowEnd) continue;
-      if (error !== undefined) {
-        errors++;
-        firstError ??= error;
-      } else {
-        latencies.record(t1 - t0);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
-  client.close();
-
-  const { count, p50, p99, mean, max } = latencies.summary();
-  const seconds = spec.durationMs / 1000;
-  return {
-    requests: count,
-    errors,
-    ...(firstError !== undefined ? { firstError } : {}),
-    seconds,
-    requestsPerSecond: count / seconds,
-    p50, p99, mean, max,
-  };
+  try {
+    return await runCallLoop(spec, (index) => client.send(index));
+  } finally {
+    client.close();
+  }
 }
 
 export interface OneResponse {

@@ -38,7 +38,7 @@ import type { LoadResult } from '../load-generator.ts';
 import { nowMs } from '../latencies.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, startSwitchyardHttp, type StartedServer } from '../server-child.ts';
-import { runCallLoop } from './call-loop.ts';
+import { runCallLoop } from '../call-loop.ts';
 import { DirectChain } from './direct-chain.ts';
 import { InferConnection, requestHead, type InferAnswer } from './infer-connection.ts';
 import {

@@ -1,13 +1,13 @@
 /**
  * Closed-loop load over any async call: `concurrency` workers each make their
- * next call as soon as the previous one settles. The ensemble benchmark needs
- * it because its modes are not one fixed HTTP request: a client chaining
- * three requests, and server.infer called in-process. The measured window
- * follows ../load-generator.ts: a call counts only if it both starts and
- * finishes inside it.
+ * next call as soon as the previous one settles. The HTTP load generator
+ * runs on it; the ensemble benchmark calls it directly because its modes are
+ * not one fixed HTTP request (a client chaining three requests, and
+ * server.infer called in-process). A call counts only if it both starts and
+ * finishes inside the measured window.
  */
-import { LatencyRecorder, nowMs } from '../latencies.ts';
-import type { LoadResult } from '../load-generator.ts';
+import { LatencyRecorder, nowMs } from './latencies.ts';
+import type { LoadResult } from './load-generator.ts';
 
 export interface CallLoopSpec {
   readonly concurrency: number;
