@@ -45,9 +45,10 @@ export class EnsembleScheduler implements Scheduler {
       const ns = (performance.now() - started) * 1e6;
       this.stats.recordExecution(normalized.batchSize, NO_TIME);
       this.stats.recordSuccess(ns, 0, NO_TIME);
-      return wanted.map((name) => {
-        const tensor = values.get(name)!;
-        return renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true);
+      // A debug tensor can be an optional input the request left out; it is simply absent.
+      return wanted.flatMap((name) => {
+        const tensor = values.get(name);
+        return tensor ? [renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true)] : [];
       });
     } catch (err) {
       this.stats.recordFailure((performance.now() - started) * 1e6);
