@@ -8,7 +8,10 @@ import type { CompiledModelConfig, InstanceGroupSpec } from '../engine/config/co
 import type { ModelSettings } from '../engine/config/compile-model-config.ts';
 import type { ModelSignature } from '../engine/config/model-signature.ts';
 import type { SwitchyardError } from '../engine/errors.ts';
+import type { ModelConfigObject } from '../engine/config/model-config-schema.ts';
+import type { ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
+import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import type { Tensor } from '../engine/tensor.ts';
 
@@ -22,6 +25,10 @@ export interface ModelLoadContext {
   readonly logger?: Logger;
   /** The server's shared tensor memory. Default: a pool of the model's own. */
   readonly bufferPool?: BufferPool;
+  /** The config as parsed, before compiling, for backends whose signature is the config itself (scripts). */
+  readonly config?: ModelConfigObject;
+  /** The server's infer(), for backends whose models call other models (scripts' ctx.infer). */
+  readonly infer?: InferFunction;
 }
 
 export interface Backend {
@@ -45,6 +52,10 @@ export interface ExecuteRequest {
   readonly outputs: readonly string[];
   /** Size of this request along the batch dimension (1 when the model does not batch). */
   readonly batchSize: number;
+  /** The request's parameters, for backends whose code reads them (scripts). */
+  readonly parameters?: Readonly<Record<string, ParameterValue>>;
+  /** Models up the call stack of this request (see InferenceRequest.callChain). */
+  readonly callChain?: readonly string[];
 }
 
 export type ExecuteResult =
@@ -71,6 +82,12 @@ export interface ExecuteOutcome {
 
 export interface BackendInstance {
   readonly name: string;
+  /**
+   * True while the instance cannot take a request without waiting for the
+   * ones it holds. Backends whose requests can call back into the server
+   * (scripts) report it, so that a call cycle fails instead of waiting forever.
+   */
+  readonly busy?: boolean;
   /**
    * Runs the requests together and answers each, in order. Never rejects for a
    * per-request problem. May be called again before an earlier call finished;

@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-node-snapshot
 // The `switchyard` executable (npx switchyard ...). The sources are
 // TypeScript run through tsx, so register its loader before importing them.
+// --no-node-snapshot: isolated-vm (TypeScript models) needs it on Node 20.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -98,6 +98,11 @@ export const CATALOGUE = {
   MODEL_CONTROL_DISABLED: entry<Record<string, never>>('UNAVAILABLE',
     () => 'explicit model load / unload is not allowed if polling is enabled (this server runs with model control mode \'none\'; ' +
       'start it with --model-control-mode=explicit to load and unload models at run time)'),
+  CALL_CYCLE: entry<{ model: string; chain: readonly string[]; instances: number }>('INVALID_ARG',
+    (p) => `call cycle: ${p.chain.map((m) => `'${m}'`).join(' -> ')} calls back into model '${p.model}', and all ${p.instances} of its instance(s) ` +
+      'are busy with the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)'),
+  CALL_DEPTH: entry<{ model: string; depth: number; max: number }>('INVALID_ARG',
+    (p) => `call to model '${p.model}' is ${p.depth} calls deep, past the limit of ${p.max}; a script or ensemble is probably recursing without end`),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

@@ -22,4 +22,11 @@ export interface InferenceRequest {
    * reusing an output as an input never moves memory out from under it.
    */
   readonly ownsPooledOutputs?: boolean;
+  /**
+   * Models up the call stack of this request, outermost first: scripts
+   * calling ctx.infer and ensembles calling their steps add themselves. The
+   * server refuses a call back into a model whose every instance is busy
+   * with the calls above it, which would otherwise wait forever.
+   */
+  readonly callChain?: readonly string[];
 }

@@ -5,6 +5,7 @@
  */
 import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
+import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import { serverError, SwitchyardError } from './errors.ts';
 import type { InferenceRequest } from './inference-request.ts';
@@ -84,6 +85,24 @@ function withoutOwnership(tensor: Tensor): Tensor {
   return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
 }
 
+/** Deeper than this, a chain of calls between models is taken for runaway recursion. */
+export const MAX_CALL_DEPTH = 32;
+
+/**
+ * A call back into a model already up the call stack waits for one of its
+ * instances; when every one is busy with the calls above, it would wait
+ * forever. Refuse it instead, naming the cycle.
+ */
+function assertNoDeadlock(version: ModelVersion, chain: readonly string[]): void {
+  const model = version.config!.name;
+  if (chain.length >= MAX_CALL_DEPTH) throw serverError('CALL_DEPTH', { model, depth: chain.length, max: MAX_CALL_DEPTH });
+  if (!chain.includes(model)) return;
+  const instances = version.instances;
+  if (instances.length > 0 && instances.every((i) => i.busy === true)) {
+    throw serverError('CALL_CYCLE', { model, chain: [...chain.slice(chain.indexOf(model)), model], instances: instances.length });
+  }
+}
+
 export class InferenceServer {
   private closed = false;
 
@@ -96,7 +115,7 @@ export class InferenceServer {
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
     const logger = options.logger ?? createLogger();
-    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()]]);
+    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
     // Ensemble steps call back into the server, which exists only once the repository has loaded.
     let server: InferenceServer | undefined;
@@ -116,6 +135,7 @@ export class InferenceServer {
     if (this.closed) throw serverError('SERVER_EXITING', {});
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
+    if (request.callChain) assertNoDeadlock(version, request.callChain);
     const normalized = normalizeRequest(config, request);
     const answered = await version.scheduler!.enqueue(request, normalized);
     const outputs = request.ownsPooledOutputs ? answered : answered.map(withoutOwnership);

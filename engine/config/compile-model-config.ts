@@ -25,6 +25,9 @@ export const DEFAULT_MAX_BATCH_SIZE = 4;
 /** Ensembles run no backend; the repository recognises this name and builds their step graph instead. */
 export const ENSEMBLE_BACKEND = 'ensemble';
 
+/** Sandboxed TypeScript models: the config declares their inputs and outputs, and `<version>/model.ts` holds the code. */
+export const TYPESCRIPT_BACKEND = 'typescript';
+
 const PLATFORM_BACKENDS: Readonly<Record<string, string>> = {
   onnxruntime_onnx: 'onnxruntime',
   ensemble: ENSEMBLE_BACKEND,
@@ -35,6 +38,7 @@ const BACKEND_PLATFORMS: Readonly<Record<string, string>> = {
 };
 const DEFAULT_FILENAMES: Readonly<Record<string, string>> = {
   onnxruntime: 'model.onnx',
+  [TYPESCRIPT_BACKEND]: 'model.ts',
   [ENSEMBLE_BACKEND]: '',
 };
 
@@ -91,7 +95,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     const later = backend === 'python' || written === 'python'
       ? `'${written}' models arrive in a later Switchyard release`
       : `'${written}' is not a backend this server has`;
-    fail(ctx, field, later, 'use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models');
+    fail(ctx, field, later, `use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models, backend: "${TYPESCRIPT_BACKEND}" for model.ts scripts`);
   }
   if (PLATFORM_BACKENDS[platform] !== undefined && PLATFORM_BACKENDS[platform] !== backend) {
     fail(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
@@ -104,7 +108,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     backend,
     platform,
     versionPolicy: compileVersionPolicy(ctx, asObj(config['version_policy'])),
-    instanceGroups: backend === ENSEMBLE_BACKEND ? [] : compileInstanceGroups(ctx, modelName, asArray(config['instance_group'])),
+    instanceGroups: backend === ENSEMBLE_BACKEND ? [] : compileInstanceGroups(ctx, modelName, asArray(config['instance_group']), backend),
     defaultModelFilename: asString(config['default_model_filename']) || DEFAULT_FILENAMES[backend]!,
     parameters,
   };
@@ -134,8 +138,9 @@ function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy 
   return { kind: 'latest', numVersions: latest ? numVersions : 1 };
 }
 
-function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[]): InstanceGroupSpec[] {
+function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[], backend: string): InstanceGroupSpec[] {
   if (groups.length === 0) return [{ name: modelName, kind: 'CPU', count: 1, gpus: [] }];
+  const scripted = backend === TYPESCRIPT_BACKEND;
   return groups.map((value, index) => {
     const group = asObj(value) ?? {};
     const field = `instance_group[${index}]`;
@@ -143,7 +148,10 @@ function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[]): 
     if (!Number.isInteger(count) || count < 1) {
       fail(ctx, `${field}.count`, `is ${count}`, 'use a positive number of instances');
     }
-    const kindName = asString(group['kind']) || 'KIND_GPU';
+    const kindName = asString(group['kind']) || (scripted ? 'KIND_CPU' : 'KIND_GPU');
+    if (scripted && kindName === 'KIND_GPU') {
+      fail(ctx, `${field}.kind`, 'is KIND_GPU, but TypeScript models run in CPU isolates', 'use KIND_CPU (or leave kind out)');
+    }
     const kind = kindName === 'KIND_GPU' ? 'GPU' : kindName === 'KIND_CPU' || kindName === 'KIND_AUTO' ? 'CPU' : undefined;
     if (!kind) {
       fail(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');

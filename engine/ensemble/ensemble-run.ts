@@ -107,6 +107,7 @@ export class EnsembleRun {
       ...(this.parameters ? { parameters: this.parameters } : {}),
       signal: this.controller.signal,
       ownsPooledOutputs: true,
+      callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
     }).then((response) => {
       if (this.failed) return;
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);

@@ -86,6 +86,8 @@ export class ModelVersion {
         model = await source.backend.loadModel({
           modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings, logger,
           ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
+          ...(source.parsed ? { config: source.parsed.config } : {}),
+          ...(source.infer ? { infer: source.infer } : {}),
         });
         config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
         for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);

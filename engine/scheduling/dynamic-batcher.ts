@@ -247,6 +247,8 @@ export class DynamicBatcher implements Scheduler {
       if (live.length === 0) return;
       const requests: ExecuteRequest[] = live.map((p) => ({
         inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
+        ...(p.request.parameters ? { parameters: p.request.parameters } : {}),
+        ...(p.request.callChain ? { callChain: p.request.callChain } : {}),
       }));
       let results: readonly ExecuteResult[];
       let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };

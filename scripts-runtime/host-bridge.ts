@@ -1,0 +1,179 @@
+/**
+ * The host side of the script boundary: tensors to and from the plain
+ * { datatype, shape, data } form scripts see, with every value a script
+ * hands back checked before it reaches the engine, and the bridge functions
+ * (infer, log) that are all a script can call.
+ */
+import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
+import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
+import type { Logger } from '../engine/logger.ts';
+import type { InferFunction } from '../engine/scheduling/scheduler.ts';
+import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
+import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
+
+type TypedArrayClass =
+  | Uint8ArrayConstructor | Int8ArrayConstructor | Uint16ArrayConstructor | Int16ArrayConstructor
+  | Uint32ArrayConstructor | Int32ArrayConstructor | Float32ArrayConstructor | Float64ArrayConstructor
+  | BigInt64ArrayConstructor | BigUint64ArrayConstructor;
+
+/** The typed array a script sees for each datatype. FP16 and BF16 arrive as their raw 16-bit patterns. */
+export const TYPED_ARRAYS: Readonly<Record<FixedDataType, TypedArrayClass>> = {
+  BOOL: Uint8Array, UINT8: Uint8Array, INT8: Int8Array, UINT16: Uint16Array, INT16: Int16Array,
+  FP16: Uint16Array, BF16: Uint16Array, UINT32: Uint32Array, INT32: Int32Array, FP32: Float32Array,
+  FP64: Float64Array, INT64: BigInt64Array, UINT64: BigUint64Array,
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A problem with a value a script handed over; the message names where it is. */
+export class ScriptValueError extends Error {
+  override readonly name = 'ScriptValueError';
+}
+
+/**
+ * An engine tensor in the script's form. Fixed-size data goes in a buffer of
+ * its own, listed in `transfer` so that it moves into the isolate: a pooled
+ * tensor's own buffer, or a copy of anything else (which may be a view into
+ * a request body that must stay where it is).
+ */
+export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[]): ScriptTensor {
+  if (tensor.datatype === 'BYTES') {
+    return { datatype: 'BYTES', shape: [...tensor.shape], data: tensor.elements.map((e) => decoder.decode(e)) };
+  }
+  const Array = TYPED_ARRAYS[tensor.datatype];
+  const raw = tensor.raw;
+  const owned = tensor.pooled === true && raw.byteOffset === 0;
+  const buffer = owned ? raw.buffer as ArrayBuffer : raw.slice().buffer;
+  transfer.push(buffer);
+  return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A tensor a script handed over, checked: a known datatype (or the
+ * config's), a shape of whole numbers, and data of that datatype with one
+ * element per position. `data` may be the datatype's typed array, or a plain
+ * array (numbers, bigints, booleans; strings or Uint8Arrays for BYTES).
+ */
+export function fromScriptTensor(name: string, value: unknown, where: string, spec?: TensorSpec): Tensor {
+  if (!isObject(value)) throw new ScriptValueError(`${where} must be { datatype, shape, data }, got ${describe(value)}`);
+  const written = value['datatype'] ?? spec?.datatype;
+  if (!isDataType(written)) {
+    throw new ScriptValueError(`${where} has datatype ${describe(written)}; use a KServe datatype such as 'FP32', 'INT64' or 'BYTES'`);
+  }
+  const datatype: DataType = written;
+  if (spec && spec.datatype !== datatype) throw new ScriptValueError(`${where} is ${datatype} but the model config declares it ${spec.datatype}`);
+  const shape = value['shape'];
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    throw new ScriptValueError(`${where} has shape ${describe(shape)}; use an array of non-negative whole numbers`);
+  }
+  const count = checkedProduct(shape as number[]);
+  const data = value['data'];
+  const length = ArrayBuffer.isView(data) ? (data as unknown as { length: number }).length : Array.isArray(data) ? data.length : -1;
+  if (length < 0) throw new ScriptValueError(`${where} has data ${describe(data)}; use a typed array or an array`);
+  if (length !== count) {
+    throw new ScriptValueError(`${where} has ${length} element(s) but shape ${formatShape(shape as number[])} holds ${count}`);
+  }
+  if (datatype === 'BYTES') {
+    if (!Array.isArray(data)) throw new ScriptValueError(`${where} is BYTES: its data is an array of strings (or Uint8Arrays)`);
+    const elements = data.map((e, i) => {
+      if (typeof e === 'string') return encoder.encode(e);
+      if (e instanceof Uint8Array) return e;
+      throw new ScriptValueError(`${where} element ${i} is ${describe(e)}; BYTES elements are strings or Uint8Arrays`);
+    });
+    return { name, datatype, shape: shape as number[], elements };
+  }
+  const Typed = TYPED_ARRAYS[datatype];
+  let typed: ArrayBufferView;
+  if (data instanceof Typed) {
+    typed = data;
+  } else if (Array.isArray(data)) {
+    const big = Typed === BigInt64Array || Typed === BigUint64Array;
+    try {
+      typed = (Typed as { from(items: readonly unknown[]): ArrayBufferView }).from(data.map((e) => (big ? BigInt(e as never) : Number(e))));
+    } catch {
+      throw new ScriptValueError(`${where} is ${datatype} but its data holds a value that is not one`);
+    }
+  } else {
+    throw new ScriptValueError(`${where} is ${datatype}, so its data is a ${Typed.name} (or an array), not a ${(data as object).constructor.name}`);
+  }
+  return { name, datatype, shape: shape as number[], raw: new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength) };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `[${value.slice(0, 4).map(describe).join(', ')}${value.length > 4 ? ', ...' : ''}]`;
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}...` : value}'`;
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'an object';
+  return String(value);
+}
+
+export interface BridgeOptions {
+  readonly modelName: string;
+  readonly instance: string;
+  readonly infer: InferFunction;
+  readonly logger: Logger;
+  /** The models up the call stack of the batch being executed, this one last (for cycle detection). */
+  readonly callChain: () => readonly string[];
+}
+
+/** The bridge one script instance gets: ctx.infer into the server's facade, and ctx.log. */
+export function createHostBridge(options: BridgeOptions): HostBridge {
+  const prefix = `'${options.modelName}' (${options.instance})`;
+  return {
+    async infer(call: unknown): Promise<ScriptInferAnswer> {
+      try {
+        const request = inferRequest(call, options.callChain());
+        const response = await options.infer(request);
+        const transfer: ArrayBuffer[] = [];
+        return {
+          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(t, transfer)])),
+          ...(response.parameters ? { parameters: response.parameters } : {}),
+        };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        return { error: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) };
+      }
+    },
+    log(level, text) {
+      options.logger[level](`${prefix}: ${text}`);
+    },
+  };
+}
+
+/** A ctx.infer call as an engine request, every field checked. */
+function inferRequest(call: unknown, callChain: readonly string[]): InferenceRequest {
+  if (!isObject(call)) throw new ScriptValueError('ctx.infer takes { model, inputs, outputs?, parameters?, version? }');
+  const model = call['model'];
+  if (typeof model !== 'string' || model === '') throw new ScriptValueError(`ctx.infer: 'model' must name a model, got ${describe(model)}`);
+  const version = call['version'];
+  if (version !== undefined && !(typeof version === 'string' || (typeof version === 'number' && Number.isInteger(version)))) {
+    throw new ScriptValueError(`ctx.infer to '${model}': 'version' must be a version number, got ${describe(version)}`);
+  }
+  const inputs = call['inputs'];
+  if (!isObject(inputs)) throw new ScriptValueError(`ctx.infer to '${model}': 'inputs' must map input names to tensors`);
+  const outputs = call['outputs'];
+  if (outputs !== undefined && !(Array.isArray(outputs) && outputs.every((o) => typeof o === 'string'))) {
+    throw new ScriptValueError(`ctx.infer to '${model}': 'outputs' must be an array of output names`);
+  }
+  const parameters = call['parameters'];
+  if (parameters !== undefined && !isObject(parameters)) {
+    throw new ScriptValueError(`ctx.infer to '${model}': 'parameters' must map names to values`);
+  }
+  for (const [key, value] of Object.entries(parameters ?? {})) {
+    if (!['string', 'number', 'boolean', 'bigint'].includes(typeof value)) {
+      throw new ScriptValueError(`ctx.infer to '${model}': parameter '${key}' is ${describe(value)}; parameters are strings, numbers or booleans`);
+    }
+  }
+  return {
+    modelName: model,
+    ...(version !== undefined ? { modelVersion: String(version) } : {}),
+    inputs: Object.entries(inputs).map(([name, value]) => fromScriptTensor(name, value, `ctx.infer to '${model}': input '${name}'`)),
+    ...(outputs ? { outputs: outputs as string[] } : {}),
+    ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
+    callChain,
+    ownsPooledOutputs: true,
+  };
+}

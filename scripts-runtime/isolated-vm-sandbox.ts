@@ -1,0 +1,128 @@
+/**
+ * ScriptSandbox on isolated-vm: one V8 isolate per model instance, with its
+ * own heap limit, and nothing in it but the standard JavaScript built-ins,
+ * the author's code and the bootstrap (isolate-bootstrap.ts). Every call
+ * into it is async, so the event loop never waits on a script.
+ *
+ * Time: isolated-vm's own timeout stops synchronous code only; a script
+ * that loops after an `await` would run on. So a host watchdog disposes the
+ * isolate when an execute() (or initialize/finalize) passes its deadline,
+ * whatever the script is doing. A disposed sandbox stays dead; the instance
+ * that owns it makes a new one.
+ */
+import ivm from 'isolated-vm';
+import type { CompiledScript } from './compile.ts';
+import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.ts';
+import {
+  SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
+  type ScriptResponse, type ScriptSandbox,
+} from './sandbox.ts';
+
+export class IsolatedVmSandbox implements ScriptSandbox {
+  private ended: SandboxFailure | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly isolate: ivm.Isolate,
+    private readonly entry: { readonly execute: ivm.Reference; readonly finalize: ivm.Reference },
+    private readonly limits: SandboxLimits,
+    private readonly what: string,
+  ) {}
+
+  /** Starts an isolate, loads the script into it and runs its initialize(ctx). */
+  static async create(script: CompiledScript, identity: SandboxIdentity, limits: SandboxLimits, bridge: HostBridge): Promise<IsolatedVmSandbox> {
+    const isolate = new ivm.Isolate({ memoryLimit: limits.memoryLimitMb });
+    const what = `script '${identity.name}' (${identity.instance})`;
+    try {
+      const context = await isolate.createContext();
+      const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
+      const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
+      const infer = new ivm.Reference(async (call: unknown): Promise<ScriptInferAnswer> => {
+        try {
+          return await bridge.infer(call);
+        } catch (err) {
+          // A rejection here would surface in the host, not the script: always answer.
+          return { error: err instanceof Error ? err.message : String(err) };
+        }
+      });
+      const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
+      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto()], { result: { reference: true } }) as ivm.Reference;
+      const entry = {
+        load: await api.get('load', { reference: true }) as ivm.Reference,
+        execute: await api.get('execute', { reference: true }) as ivm.Reference,
+        finalize: await api.get('finalize', { reference: true }) as ivm.Reference,
+      };
+      const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
+      await sandbox.guarded('initialize', () => entry.load.apply(undefined, [identity], {
+        arguments: { copy: true }, result: { promise: true }, timeout: limits.executeTimeoutMs,
+      }));
+      return sandbox;
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
+  }
+
+  get alive(): boolean {
+    return this.ended === undefined && !this.isolate.isDisposed;
+  }
+
+  /** Bytes of the isolate's heap in use, or 0 once it is gone. */
+  heapUsedBytes(): number {
+    return this.alive ? this.isolate.getHeapStatisticsSync().used_heap_size : 0;
+  }
+
+  async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]> {
+    if (this.ended) throw this.ended;
+    const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
+    return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
+      result: { promise: true, copy: true }, timeout: this.limits.executeTimeoutMs,
+    })) as ScriptResponse[];
+  }
+
+  dispose(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.alive) {
+        await this.guarded('finalize', () => this.entry.finalize.apply(undefined, [], {
+          result: { promise: true }, timeout: this.limits.executeTimeoutMs,
+        })).catch(() => {});
+      }
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Runs one call into the isolate under the watchdog. A call that outlives
+   * the deadline gets its isolate disposed; a limit or crash becomes a
+   * SandboxFailure that ends the sandbox; the script's own errors pass
+   * through as they are.
+   */
+  private async guarded<T>(stage: string, call: () => Promise<T>): Promise<T> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+    }, this.limits.executeTimeoutMs);
+    try {
+      return await call();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const failure = timedOut || /Script execution timed out/.test(message)
+        ? new SandboxFailure('timeout', `${this.what} ran past its time limit of ${this.limits.executeTimeoutMs} ms in ${stage}() ` +
+          `(parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`)
+        : /memory limit/i.test(message)
+          ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
+            `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
+          : this.isolate.isDisposed
+            ? new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`)
+            : undefined;
+      if (!failure) throw err;
+      this.ended = failure;
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+      throw failure;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

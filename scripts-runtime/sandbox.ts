@@ -1,0 +1,75 @@
+/**
+ * The sandbox contract: one loaded model script, isolated from the host,
+ * that executes a batch of requests and can call back into the server only
+ * through the bridge it was given. isolated-vm-sandbox.ts implements it.
+ * Values crossing the boundary are plain data: tensors as
+ * { datatype, shape, data } with typed arrays (string[] for BYTES).
+ */
+import type { ParameterValue } from '../engine/inference-request.ts';
+
+export interface ScriptTensor {
+  readonly datatype: string;
+  readonly shape: readonly number[];
+  readonly data: ArrayBufferView | readonly string[];
+}
+
+export interface ScriptRequest {
+  readonly inputs: Readonly<Record<string, ScriptTensor>>;
+  readonly parameters: Readonly<Record<string, ParameterValue>>;
+}
+
+/** What an author's execute() returns for one request, before the host checks it. */
+export type ScriptResponse = unknown;
+
+/** A ctx.infer call as the script made it, before the host checks it. */
+export type ScriptInferCall = unknown;
+
+/** The bridge's answer to ctx.infer; an error answer becomes a rejected promise in the script. */
+export type ScriptInferAnswer =
+  | { readonly outputs: Readonly<Record<string, ScriptTensor>>; readonly parameters?: Readonly<Record<string, ParameterValue>> }
+  | { readonly error: string; readonly code?: string };
+
+/** The only host functions a script can reach. */
+export interface HostBridge {
+  infer(call: ScriptInferCall): Promise<ScriptInferAnswer>;
+  log(level: 'info' | 'warn' | 'error', text: string): void;
+}
+
+export interface SandboxIdentity {
+  readonly name: string;
+  readonly version: string;
+  readonly instance: string;
+  /** The model's completed config in Triton's JSON form. */
+  readonly config: unknown;
+}
+
+export interface SandboxLimits {
+  readonly memoryLimitMb: number;
+  /** Wall time one execute() may take, awaits included. */
+  readonly executeTimeoutMs: number;
+}
+
+/**
+ * Why a sandbox stopped: the time or memory limit, or a crash. The sandbox
+ * is unusable afterwards; its owner makes a new one.
+ */
+export class SandboxFailure extends Error {
+  override readonly name = 'SandboxFailure';
+  constructor(readonly kind: 'timeout' | 'memory' | 'crashed', message: string) {
+    super(message);
+  }
+}
+
+export interface ScriptSandbox {
+  /**
+   * Runs the script's execute() on a batch. `transfer` lists buffers inside
+   * `requests` that move into the sandbox instead of being copied. Rejects
+   * with a SandboxFailure when a limit stopped the script, or with the
+   * script's own error.
+   */
+  execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]>;
+  /** False once a limit or a crash ended it. */
+  readonly alive: boolean;
+  /** Runs the script's finalize() (within the time limit) and frees the sandbox. */
+  dispose(): Promise<void>;
+}
