@@ -37,13 +37,15 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       const context = await isolate.createContext();
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
-      const infer = new ivm.Reference(async (call: unknown): Promise<ScriptInferAnswer> => {
+      const infer = new ivm.Reference(async (call: unknown): Promise<ivm.ExternalCopy<ScriptInferAnswer>> => {
+        let answer: ScriptInferAnswer;
         try {
-          return await bridge.infer(call);
+          answer = await bridge.infer(call);
         } catch (err) {
           // A rejection here would surface in the host, not the script: always answer.
-          return { error: err instanceof Error ? err.message : String(err) };
+          answer = { error: err instanceof Error ? err.message : String(err) };
         }
+        return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
       const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto()], { result: { reference: true } }) as ivm.Reference;
@@ -125,4 +127,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       clearTimeout(timer);
     }
   }
+}
+
+/** The buffers under an answer's output tensors, each once: they move into the isolate rather than being copied. */
+function transferableBuffers(answer: ScriptInferAnswer): ArrayBuffer[] {
+  if (!('outputs' in answer)) return [];
+  const buffers = new Set<ArrayBuffer>();
+  for (const tensor of Object.values(answer.outputs)) {
+    if (ArrayBuffer.isView(tensor.data) && tensor.data.buffer instanceof ArrayBuffer) buffers.add(tensor.data.buffer);
+  }
+  return [...buffers];
 }
