@@ -539,7 +539,7 @@ function notActedOn(config: Obj): string[] {
 /** Fields this build parses but cannot honour yet fail loudly rather than being ignored. */
 function checkUnsupported(ctx: Ctx, config: Obj): void {
   if (asObj(config['model_transaction_policy'])?.['decoupled'] === true) {
-    fail(ctx, 'model_transaction_policy.decoupled', 'is true, but ONNX Runtime models answer each request exactly once',
+    fail(ctx, 'model_transaction_policy.decoupled', 'is true, but this build\'s models (ONNX and TypeScript) answer each request exactly once',
       'remove model_transaction_policy or set decoupled: false');
   }
   // batch_input kinds this build cannot make were refused in readBatchInputs.
