@@ -117,22 +117,22 @@ export class InferenceServer {
     const logger = options.logger ?? createLogger();
     const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
-    // Ensemble steps call back into the server, which exists only once the repository has loaded.
+    // Ensemble steps and scripts call back into the server, even while the repository
+    // loads: a script's initialize() may call a model that is already loaded.
     let server: InferenceServer | undefined;
-    const infer = (request: InferenceRequest): Promise<InferenceResponse> => {
-      if (!server) return Promise.reject(serverError('SERVER_EXITING', {}));
-      return server.infer(request);
-    };
-    const repository = await ModelRepository.create({
+    const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
+    const repository = ModelRepository.open({
       paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
     });
     server = new InferenceServer(repository, options, logger, bufferPool);
+    await repository.load();
     return server;
   }
 
   /** The single entry point for inference. */
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
     if (this.closed) throw serverError('SERVER_EXITING', {});
+    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     if (request.callChain) assertNoDeadlock(version, request.callChain);

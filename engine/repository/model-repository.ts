@@ -55,15 +55,22 @@ interface Prepared {
 
 export class ModelRepository {
   private readonly entries = new Map<string, ModelEntry>();
+  /** Models whose load has started and not finished, while load() runs. */
+  private readonly loading = new Map<string, Promise<void>>();
   /** Edges from each member model to the ensembles that call it: load order and unload dependents come from it. */
   private readonly dependencies = new graphlib.Graph({ directed: true });
 
   private constructor(private readonly options: ModelRepositoryOptions) {}
 
   static async create(options: ModelRepositoryOptions): Promise<ModelRepository> {
-    const repository = new ModelRepository(options);
-    await repository.loadAll();
+    const repository = ModelRepository.open(options);
+    await repository.load();
     return repository;
+  }
+
+  /** A repository that has read nothing yet; load() reads and loads the models. */
+  static open(options: ModelRepositoryOptions): ModelRepository {
+    return new ModelRepository(options);
   }
 
   /** Every model known, sorted by name. */
@@ -101,7 +108,12 @@ export class ModelRepository {
     await Promise.all(this.list().flatMap((entry) => [...entry.versions.values()].map((v) => v.unload())));
   }
 
-  private async loadAll(): Promise<void> {
+  /**
+   * Reads the repository folders and loads the models, ensembles after their
+   * members. Models already loaded are callable while others still load (a
+   * script may call them from initialize()).
+   */
+  async load(): Promise<void> {
     const found = new Map<string, string>();
     for (const path of this.options.paths) {
       const dirents = await readdir(path, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
@@ -159,7 +171,7 @@ export class ModelRepository {
     }
 
     // Each model starts loading once the models it depends on are done, whatever their outcome.
-    const loading = new Map<string, Promise<void>>();
+    const loading = this.loading;
     const load = (item: Prepared): Promise<void> => {
       let started = loading.get(item.name);
       if (!started) {
@@ -172,6 +184,17 @@ export class ModelRepository {
       return started;
     };
     await Promise.all([...prepared.values()].map(load));
+    loading.clear();
+  }
+
+  /**
+   * Resolves once the named model, if it is loading right now, has finished
+   * (loaded or failed); at once otherwise. Lets a call made while the
+   * repository loads (a script's initialize() calling another model) wait for
+   * its target instead of finding it missing.
+   */
+  async loaded(name: string): Promise<void> {
+    await this.loading.get(name);
   }
 
   private fail(name: string, dir: string, failure: string): void {
