@@ -83,11 +83,13 @@ export interface ExecuteOutcome {
 export interface BackendInstance {
   readonly name: string;
   /**
-   * True while the instance cannot take a request without waiting for the
-   * ones it holds. Backends whose requests can call back into the server
-   * (scripts) report it, so that a call cycle fails instead of waiting forever.
+   * Whether the batch this instance is running made one of the calls in
+   * `chain` (see InferenceRequest.callChain), so that it cannot finish before
+   * that call does. Backends whose code calls back into the server (scripts)
+   * answer it, so that a call needing such an instance fails at once instead
+   * of waiting forever.
    */
-  readonly busy?: boolean;
+  heldBy?(chain: readonly string[]): boolean;
   /**
    * Runs the requests together and answers each, in order. Never rejects for a
    * per-request problem. May be called again before an earlier call finished;

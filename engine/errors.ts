@@ -100,7 +100,7 @@ export const CATALOGUE = {
       'start it with --model-control-mode=explicit to load and unload models at run time)'),
   CALL_CYCLE: entry<{ model: string; chain: readonly string[]; instances: number }>('INVALID_ARG',
     (p) => `call cycle: ${p.chain.map((m) => `'${m}'`).join(' -> ')} calls back into model '${p.model}', and all ${p.instances} of its instance(s) ` +
-      'are busy with the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)'),
+      'are held by the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)'),
   CALL_DEPTH: entry<{ model: string; depth: number; max: number }>('INVALID_ARG',
     (p) => `call to model '${p.model}' is ${p.depth} calls deep, past the limit of ${p.max}; a script or ensemble is probably recursing without end`),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',

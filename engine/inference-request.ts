@@ -23,10 +23,17 @@ export interface InferenceRequest {
    */
   readonly ownsPooledOutputs?: boolean;
   /**
-   * Models up the call stack of this request, outermost first: scripts
-   * calling ctx.infer and ensembles calling their steps add themselves. The
-   * server refuses a call back into a model whose every instance is busy
-   * with the calls above it, which would otherwise wait forever.
+   * The calls up the stack of this request, outermost first: an ensemble
+   * adds its name, a script batch calling ctx.infer adds
+   * `<model>@<instance>#<n>` (see callFrameModel). The server refuses a call
+   * back into a model whose every instance is held by the calls above it,
+   * which would otherwise wait forever.
    */
   readonly callChain?: readonly string[];
+}
+
+/** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */
+export function callFrameModel(frame: string): string {
+  const at = frame.lastIndexOf('@');
+  return at < 0 ? frame : frame.slice(0, at);
 }

@@ -8,7 +8,7 @@ import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import { serverError, SwitchyardError } from './errors.ts';
-import type { InferenceRequest } from './inference-request.ts';
+import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
@@ -90,16 +90,18 @@ export const MAX_CALL_DEPTH = 32;
 
 /**
  * A call back into a model already up the call stack waits for one of its
- * instances; when every one is busy with the calls above, it would wait
- * forever. Refuse it instead, naming the cycle.
+ * instances; when every one is held by a batch waiting on this very chain
+ * of calls, it would wait forever. Refuse it instead, naming the cycle.
+ * Instances that are merely busy with other work free up, so the call waits.
  */
 function assertNoDeadlock(version: ModelVersion, chain: readonly string[]): void {
   const model = version.config!.name;
   if (chain.length >= MAX_CALL_DEPTH) throw serverError('CALL_DEPTH', { model, depth: chain.length, max: MAX_CALL_DEPTH });
-  if (!chain.includes(model)) return;
+  const models = chain.map(callFrameModel);
+  if (!models.includes(model)) return;
   const instances = version.instances;
-  if (instances.length > 0 && instances.every((i) => i.busy === true)) {
-    throw serverError('CALL_CYCLE', { model, chain: [...chain.slice(chain.indexOf(model)), model], instances: instances.length });
+  if (instances.length > 0 && instances.every((i) => i.heldBy?.(chain) === true)) {
+    throw serverError('CALL_CYCLE', { model, chain: [...models.slice(models.indexOf(model)), model], instances: instances.length });
   }
 }
 

@@ -1,7 +1,6 @@
 /**
  * The JavaScript that runs first in every script isolate, as the body of a
- * closure: `$0` is the host's infer Reference (answering with an
- * ExternalCopy), `$1` its log Reference, `$2` the model's compiled code as a
+ * closure: `$0` is the host's infer Reference, `$1` its log Reference, `$2` the model's compiled code as a
  * function of (module, exports). It keeps those handles in its own scope, so the author's code only ever sees plain
  * functions (ctx.infer, ctx.log), and returns to the host the three entry
  * points it calls: load, execute, finalize.
@@ -11,7 +10,7 @@ export const ISOLATE_BOOTSTRAP = String.raw`
 const hostInfer = $0;
 const hostLog = $1;
 const factory = $2;
-// The answer comes back as a transferable copy: its tensor buffers move into this isolate instead of being copied.
+// The host answers with a plain value whose tensor buffers move into this isolate instead of being copied.
 const inferOptions = { arguments: { copy: true }, result: { promise: true } };
 
 function fail(message, code) {
@@ -22,8 +21,7 @@ function fail(message, code) {
 
 async function infer(request) {
   if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
-  const handle = await hostInfer.apply(undefined, [request], inferOptions);
-  const answer = handle.copy({ transferIn: true, release: true });
+  const answer = await hostInfer.apply(undefined, [request], inferOptions);
   if (answer.error !== undefined) throw fail(answer.error, answer.code);
   return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
 }

@@ -37,7 +37,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       const context = await isolate.createContext();
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
-      const infer = new ivm.Reference(async (call: unknown): Promise<ivm.ExternalCopy<ScriptInferAnswer>> => {
+      // The answer goes in as a plain value whose buffers move across: never as a handle the script could reach.
+      const infer = new ivm.Reference(async (call: unknown): Promise<ivm.Copy<ScriptInferAnswer>> => {
         let answer: ScriptInferAnswer;
         try {
           answer = await bridge.infer(call);
@@ -45,7 +46,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
           // A rejection here would surface in the host, not the script: always answer.
           answer = { error: err instanceof Error ? err.message : String(err) };
         }
-        return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) });
+        return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
       const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto()], { result: { reference: true } }) as ivm.Reference;
@@ -116,10 +117,18 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         : /memory limit/i.test(message)
           ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
-          : this.isolate.isDisposed
+          : /Array buffer allocation failed/.test(message)
+            ? undefined
+            : this.isolate.isDisposed
             ? new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`)
             : undefined;
-      if (!failure) throw err;
+      if (!failure) {
+        // V8 refused a typed array past the heap limit; the isolate lives on, but say which limit.
+        if (/Array buffer allocation failed/.test(message)) {
+          throw new Error(`${message}: the script asked for more memory than its isolate may hold (parameters.memory_limit_mb is ${this.limits.memoryLimitMb})`);
+        }
+        throw err;
+      }
       this.ended = failure;
       if (!this.isolate.isDisposed) this.isolate.dispose();
       throw failure;

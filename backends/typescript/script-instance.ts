@@ -29,9 +29,11 @@ const nsSince = (start: number): number => Math.round((performance.now() - start
 export class ScriptInstance implements BackendInstance {
   private sandbox: Promise<IsolatedVmSandbox>;
   private queue: Promise<unknown> = Promise.resolve();
-  private waiting = 0;
-  /** The call chain of the batch running now: the models up the stack, then this one. */
+  /** The call chain of the batch running now: the calls up the stack, then this batch's own frame. */
   private chain: readonly string[] = [];
+  /** This batch's entry in call chains, `model@instance#n`, while it runs. */
+  private frame: string | undefined;
+  private batches = 0;
   private closed = false;
 
   private constructor(private readonly options: ScriptInstanceOptions, first: IsolatedVmSandbox) {
@@ -41,7 +43,7 @@ export class ScriptInstance implements BackendInstance {
   /** Starts the isolate and runs initialize(); a script that throws there fails the load. */
   static async create(options: ScriptInstanceOptions): Promise<ScriptInstance> {
     let instance: ScriptInstance | undefined;
-    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? [options.config.name]);
+    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? []);
     instance = new ScriptInstance(options, sandbox);
     return instance;
   }
@@ -59,9 +61,9 @@ export class ScriptInstance implements BackendInstance {
     return this.options.name;
   }
 
-  /** True while a batch runs or waits: a call back into this model from that batch would wait forever. */
-  get busy(): boolean {
-    return this.waiting > 0;
+  /** Whether the batch running now made one of the calls in `chain`: it cannot take that chain's next call. */
+  heldBy(chain: readonly string[]): boolean {
+    return this.frame !== undefined && chain.includes(this.frame);
   }
 
   /** Bytes of the isolate's heap in use (0 while a new isolate starts). */
@@ -70,19 +72,27 @@ export class ScriptInstance implements BackendInstance {
   }
 
   execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
-    this.waiting++;
     const run = this.queue.then(() => this.run(requests));
     this.queue = run.catch(() => {});
-    return run.finally(() => { this.waiting--; });
+    return run;
   }
 
   private async run(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
+    try {
+      return await this.runBatch(requests);
+    } finally {
+      this.frame = undefined;
+    }
+  }
+
+  private async runBatch(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
     const model = this.options.config.name;
     const failAll = (error: SwitchyardError, timing: ComputeTiming): ExecuteOutcome =>
       ({ results: requests.map(() => ({ ok: false, error })), timing });
     const start = performance.now();
     if (this.closed) return failAll(serverError('SERVER_STOPPING', { model }), { inputNs: 0, inferNs: 0, outputNs: 0 });
-    this.chain = [...new Set([...requests.flatMap((r) => r.callChain ?? []), model])];
+    this.frame = `${model}@${this.name}#${++this.batches}`;
+    this.chain = [...new Set(requests.flatMap((r) => r.callChain ?? [])), this.frame];
     const transfer: ArrayBuffer[] = [];
     const scriptRequests: ScriptRequest[] = requests.map((r) => ({
       inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer)])),

@@ -1,0 +1,136 @@
+/**
+ * compileScript: TypeScript in, a (module, exports) function body out.
+ * Type syntax is erased, runtime features (enums, classes, parameter
+ * properties) survive, syntax errors name file:line:column, any import that
+ * survives type erasure is refused by name, and identical sources compile
+ * once.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { runInNewContext } from 'node:vm';
+import { compiledScriptCount, compileScript, ScriptCompileError } from '../../scripts-runtime/compile.ts';
+
+/** Runs compiled code in a fresh context, as the isolate would, and returns module.exports. */
+function load(code: string): Record<string, unknown> {
+  const module = { exports: {} as Record<string, unknown> };
+  runInNewContext(`(function (module, exports) {\n${code}\n})`)(module, module.exports);
+  return module.exports;
+}
+
+async function compileError(file: string, source: string): Promise<ScriptCompileError> {
+  try {
+    await compileScript(file, source);
+  } catch (err) {
+    assert.ok(err instanceof ScriptCompileError, `expected a ScriptCompileError, got ${String(err)}`);
+    return err;
+  }
+  throw new Error('expected the script not to compile');
+}
+
+test('types are erased and enums, classes, parameter properties and generics run', async () => {
+  const source = `
+    // ${randomUUID()}
+    interface Point { x: number; y: number }
+    type Pair<T> = readonly [T, T];
+    enum Color { Red = 1, Green, Blue }
+    const enum Flag { On = 'on' }
+    abstract class Shape { abstract area(): number }
+    class Square extends Shape {
+      #secret = 3;
+      constructor(private readonly side: number, public label: string = 'sq') { super(); }
+      area(): number { return this.side * this.side; }
+      get secret(): number { return this.#secret; }
+      static of(side: number): Square { return new Square(side); }
+    }
+    function first<T>(pair: Pair<T>): T { return pair[0]; }
+    const p = { x: 1, y: 2 } satisfies Point;
+    const n = (p.x as unknown as number)!;
+    export default class Model {
+      async execute(): Promise<unknown[]> {
+        return [Color.Blue, Color[2], Flag.On, Square.of(4).area(), Square.of(1).label, Square.of(1).secret, first<number>([n, 9]), p?.y ?? 0];
+      }
+    }
+  `;
+  const compiled = await compileScript('m/1/model.ts', source);
+  assert.equal(compiled.file, 'm/1/model.ts');
+  assert.doesNotMatch(compiled.code, /interface Point|: number/);
+  const Model = load(compiled.code)['default'] as new () => { execute(): Promise<unknown[]> };
+  assert.equal(typeof Model, 'function');
+  assert.deepEqual([...await new Model().execute()], [3, 'Green', 'on', 16, 'sq', 3, 1, 2]);
+});
+
+test('a syntax error reports <model>/<version>/model.ts:line:column', async () => {
+  const line3 = '    return requests.map((r) => r +);';
+  const err = await compileError('broken/3/model.ts', `export default class {\n  async execute(requests) {\n${line3}\n  }\n}\n`);
+  // Columns count from 1: the ')' right after the dangling '+' is where the expression is missing.
+  assert.ok(err.message.startsWith(`broken/3/model.ts:3:${line3.indexOf('+);') + 2}: `), err.message);
+  assert.match(err.message, /\(return requests\.map\(\(r\) => r \+\);\)/, 'the line is quoted');
+});
+
+test('a type error is not a compile error: types are erased, not checked', async () => {
+  const compiled = await compileScript('t/1/model.ts', `// ${randomUUID()}\nconst n: number = 'text' as any as string as unknown as number; export default class { async execute() { return [n]; } }`);
+  assert.ok(compiled.code.length > 0);
+});
+
+for (const [what, statement, named] of [
+  ['a node built-in', `import fs from 'node:fs';\nexport default class { async execute() { return [fs]; } }`, 'node:fs'],
+  ['a bare built-in name', `import { readFileSync } from 'fs';\nexport default class { async execute() { return [readFileSync]; } }`, 'fs'],
+  ['a relative file', `import helper from './helper';\nexport default class { async execute() { return [helper]; } }`, './helper'],
+  ['a package', `import * as lodash from 'lodash';\nexport default class { async execute() { return [lodash]; } }`, 'lodash'],
+  ['a side-effect import', `import './setup';\nexport default class { async execute() { return []; } }`, './setup'],
+  ['a re-export', `export { x } from './other';\nexport default class { async execute() { return []; } }`, './other'],
+  ['require()', `const cp = require('child_process');\nexport default class { async execute() { return [cp]; } }`, 'child_process'],
+  ['import() of a literal', `export default class { async execute() { return [await import('node:fs')]; } }`, 'node:fs'],
+] as const) {
+  test(`a value import of ${what} is refused, naming '${named}' and where`, async () => {
+    const err = await compileError('importer/1/model.ts', `// ${randomUUID()}\n${statement}`);
+    assert.ok(err.message.includes(`cannot import '${named}'`), err.message);
+    assert.match(err.message, /^importer\/1\/model\.ts:\d+:\d+: /);
+    assert.match(err.message, /import type|ctx\.infer/, 'the message says what to do instead');
+  });
+}
+
+test('type-only imports compile and leave nothing behind', async () => {
+  const source = `// ${randomUUID()}
+    import type { Tensor } from './author-api';
+    import { type Request } from 'switchyard';
+    import type * as Api from '../types';
+    import { Response } from './only-used-as-a-type';
+    export default class {
+      async execute(requests: Request[]): Promise<Response[]> {
+        const t: Tensor | Api.Anything | undefined = undefined;
+        return requests.map(() => ({ outputs: {}, t }));
+      }
+    }`;
+  const compiled = await compileScript('typed/1/model.ts', source);
+  assert.doesNotMatch(compiled.code, /author-api|switchyard|only-used|require\(/);
+  const Model = load(compiled.code)['default'] as new () => { execute(r: unknown[]): Promise<unknown[]> };
+  assert.equal(JSON.stringify(await new Model().execute([1, 2])), JSON.stringify([{ outputs: {} }, { outputs: {} }]));
+});
+
+test('identical sources compile once: same sha256, one cache entry, whatever the file name', async () => {
+  const source = `// ${randomUUID()}\nexport default class { async execute(r: unknown[]) { return r; } }`;
+  const before = compiledScriptCount();
+  const [a, b] = await Promise.all([compileScript('a/1/model.ts', source), compileScript('b/2/model.ts', source)]);
+  const c = await compileScript('c/1/model.ts', source);
+  assert.equal(compiledScriptCount(), before + 1);
+  assert.equal(a.sha256, b.sha256);
+  assert.equal(a.sha256, c.sha256);
+  assert.match(a.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(a.code, c.code);
+  assert.deepEqual([a.file, b.file, c.file], ['a/1/model.ts', 'b/2/model.ts', 'c/1/model.ts']);
+
+  const other = await compileScript('a/1/model.ts', `${source} `);
+  assert.notEqual(other.sha256, a.sha256);
+  assert.equal(compiledScriptCount(), before + 2);
+});
+
+test('a source that failed to compile is not cached: fixing nothing fails again with the same message', async () => {
+  const source = `// ${randomUUID()}\nexport default class {`;
+  const before = compiledScriptCount();
+  const first = await compileError('x/1/model.ts', source);
+  const second = await compileError('x/1/model.ts', source);
+  assert.equal(first.message, second.message);
+  assert.equal(compiledScriptCount(), before);
+});
