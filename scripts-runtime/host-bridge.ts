@@ -7,6 +7,7 @@
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
+import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
@@ -34,17 +35,21 @@ export class ScriptValueError extends Error {
 /**
  * An engine tensor in the script's form. Fixed-size data goes in a buffer of
  * its own, listed in `transfer` so that it moves into the isolate: a pooled
- * tensor's own buffer, or a copy of anything else (which may be a view into
- * a request body that must stay where it is).
+ * tensor's own buffer when the tensor fills most of it (a small tensor is
+ * copied and its buffer goes back to `pool`), or a copy of anything else
+ * (which may be a view into a request body that must stay where it is).
  */
-export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[]): ScriptTensor {
+export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool): ScriptTensor {
   if (tensor.datatype === 'BYTES') {
     return { datatype: 'BYTES', shape: [...tensor.shape], data: tensor.elements.map((e) => decoder.decode(e)) };
   }
   const Array = TYPED_ARRAYS[tensor.datatype];
   const raw = tensor.raw;
   const owned = tensor.pooled === true && raw.byteOffset === 0;
-  const buffer = owned ? raw.buffer as ArrayBuffer : raw.slice().buffer;
+  // A pooled buffer is a whole size class: move it only when the tensor fills most of it, else copy and give it back.
+  const moveWhole = owned && (!pool || raw.byteLength * 2 > raw.buffer.byteLength);
+  const buffer = moveWhole ? raw.buffer as ArrayBuffer : raw.slice().buffer;
+  if (owned && !moveWhole) pool!.release(raw.buffer as ArrayBuffer);
   transfer.push(buffer);
   return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };
 }
@@ -115,8 +120,10 @@ export interface BridgeOptions {
   readonly instance: string;
   readonly infer: InferFunction;
   readonly logger: Logger;
-  /** The models up the call stack of the batch being executed, this one last (for cycle detection). */
+  /** The calls up the stack of the batch being executed, its own frame last (for cycle detection). */
   readonly callChain: () => readonly string[];
+  /** Where the pooled memory of small answers goes back once copied for the script. */
+  readonly bufferPool?: BufferPool;
 }
 
 /** The bridge one script instance gets: ctx.infer into the server's facade, and ctx.log. */
@@ -129,7 +136,7 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
         const response = await options.infer(request);
         const transfer: ArrayBuffer[] = [];
         return {
-          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(t, transfer)])),
+          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(t, transfer, options.bufferPool)])),
           ...(response.parameters ? { parameters: response.parameters } : {}),
         };
       } catch (err) {

@@ -7,7 +7,9 @@
  * Time: isolated-vm's own timeout stops synchronous code only; a script
  * that loops after an `await` would run on. So a host watchdog disposes the
  * isolate when an execute() (or initialize/finalize) passes its deadline,
- * whatever the script is doing. A disposed sandbox stays dead; the instance
+ * whatever the script is doing. isolated-vm's timeout is not used at all:
+ * the watchdog covers synchronous loops too, and each of its timers stays
+ * armed until due even after the call returned, which slows every later call. A disposed sandbox stays dead; the instance
  * that owns it makes a new one.
  */
 import ivm from 'isolated-vm';
@@ -57,7 +59,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       };
       const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
       await sandbox.guarded('initialize', () => entry.load.apply(undefined, [identity], {
-        arguments: { copy: true }, result: { promise: true }, timeout: limits.executeTimeoutMs,
+        arguments: { copy: true }, result: { promise: true },
       }));
       return sandbox;
     } catch (err) {
@@ -79,7 +81,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     if (this.ended) throw this.ended;
     const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
-      result: { promise: true, copy: true }, timeout: this.limits.executeTimeoutMs,
+      result: { promise: true, copy: true },
     })) as ScriptResponse[];
   }
 
@@ -87,7 +89,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     this.closing ??= (async () => {
       if (this.alive) {
         await this.guarded('finalize', () => this.entry.finalize.apply(undefined, [], {
-          result: { promise: true }, timeout: this.limits.executeTimeoutMs,
+          result: { promise: true },
         })).catch(() => {});
       }
       if (!this.isolate.isDisposed) this.isolate.dispose();

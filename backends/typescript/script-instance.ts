@@ -7,6 +7,7 @@
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
+import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { InferFunction } from '../../engine/scheduling/scheduler.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
@@ -22,6 +23,7 @@ export interface ScriptInstanceOptions {
   readonly limits: SandboxLimits;
   readonly infer: InferFunction;
   readonly logger: Logger;
+  readonly bufferPool?: BufferPool;
 }
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
@@ -51,6 +53,7 @@ export class ScriptInstance implements BackendInstance {
   private static start(options: ScriptInstanceOptions, chain: () => readonly string[]): Promise<IsolatedVmSandbox> {
     const bridge = createHostBridge({
       modelName: options.config.name, instance: options.name, infer: options.infer, logger: options.logger, callChain: chain,
+      ...(options.bufferPool ? { bufferPool: options.bufferPool } : {}),
     });
     return IsolatedVmSandbox.create(options.script, {
       name: options.config.name, version: String(options.version), instance: options.name, config: options.config.json,
@@ -95,7 +98,7 @@ export class ScriptInstance implements BackendInstance {
     this.chain = [...new Set(requests.flatMap((r) => r.callChain ?? [])), this.frame];
     const transfer: ArrayBuffer[] = [];
     const scriptRequests: ScriptRequest[] = requests.map((r) => ({
-      inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer)])),
+      inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer, this.options.bufferPool)])),
       parameters: r.parameters ?? {},
     }));
     const inputNs = nsSince(start);

@@ -58,6 +58,7 @@ export class ScriptModel implements BackendModel {
       limits: this.limits,
       infer: this.context.infer,
       logger: this.context.logger ?? silentLogger,
+      ...(this.context.bufferPool ? { bufferPool: this.context.bufferPool } : {}),
     });
     this.instances.push(instance);
     return instance;
