@@ -10,6 +10,7 @@ import type { ModelSignature } from '../engine/config/model-signature.ts';
 import type { SwitchyardError } from '../engine/errors.ts';
 import type { ModelConfigObject } from '../engine/config/model-config-schema.ts';
 import type { ParameterValue } from '../engine/inference-request.ts';
+import type { ModelResponse } from '../engine/inference-response.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
@@ -56,8 +57,17 @@ export interface ExecuteRequest {
   readonly parameters?: Readonly<Record<string, ParameterValue>>;
   /** Models up the call stack of this request (see InferenceRequest.callChain). */
   readonly callChain?: readonly string[];
+  /**
+   * Decoupled models only: sends one response of this request, the last one
+   * with `final`. Answers false once nobody wants more (the client went away
+   * or stopped reading); the backend then tells the model so.
+   */
+  readonly send?: (response: ModelResponse) => boolean;
+  /** Fires when the client goes away or its deadline passes (see InferenceRequest.signal). */
+  readonly signal?: AbortSignal;
 }
 
+/** A request's result; for a decoupled model `outputs` is empty, its responses having gone through `send`. */
 export type ExecuteResult =
   | { readonly ok: true; readonly outputs: readonly Tensor[] }
   | { readonly ok: false; readonly error: SwitchyardError };

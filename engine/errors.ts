@@ -88,6 +88,19 @@ export const CATALOGUE = {
   BAD_SCHEDULE_PARAMETER: entry<{ model: string; parameter: string; got: string }>('INVALID_ARG',
     (p) => `invalid value ${p.got} for the '${p.parameter}' parameter of a request to model '${p.model}': expected a non-negative integer` +
       (p.parameter === 'timeout' ? ' (microseconds)' : '')),
+  SEQUENCE_PARAMETER: entry<{ parameter: string; expected: string; got: string }>('INVALID_ARG',
+    (p) => `invalid value type for '${p.parameter}' parameter, expected ${p.expected}, got ${p.got}`),
+  SEQUENCE_BATCH_SIZE: entry<{ model: string }>('INVALID_ARG',
+    (p) => `inference request to model '${p.model}' must specify batch-size 1 due to requirements of sequence batcher`),
+  SEQUENCE_NO_ID: entry<{ model: string }>('INVALID_ARG',
+    (p) => `inference request to model '${p.model}' must specify a non-zero or non-empty correlation ID`),
+  SEQUENCE_NOT_STARTED: entry<{ model: string; sequence: string }>('INVALID_ARG',
+    (p) => `inference request for sequence ${p.sequence} to model '${p.model}' must specify the START flag on the first request of the sequence`),
+  SEQUENCE_CORRID_TYPE: entry<{ model: string; sequence: string; input: string; datatype: string }>('INVALID_ARG',
+    (p) => `sequence ${p.sequence} has a string correlation ID, but model '${p.model}' takes the correlation ID as ${p.datatype} ` +
+      `in its CONTROL_SEQUENCE_CORRID input '${p.input}'; send sequence_id as an unsigned integer`),
+  SEQUENCE_ENDED: entry<{ model: string; sequence: string; reason: string }>('UNAVAILABLE',
+    (p) => `sequence ${p.sequence} of model '${p.model}' was ended before this request ran: ${p.reason}`),
   SERVER_STOPPING: entry<{ model: string }>('UNAVAILABLE',
     (p) => `model '${p.model}' is shutting down and takes no new requests`),
   SERVER_EXITING: entry<Record<string, never>>('UNAVAILABLE', () => 'Server exiting'),
@@ -103,6 +116,13 @@ export const CATALOGUE = {
       'are held by the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)'),
   CALL_DEPTH: entry<{ model: string; depth: number; max: number }>('INVALID_ARG',
     (p) => `call to model '${p.model}' is ${p.depth} calls deep, past the limit of ${p.max}; a script or ensemble is probably recursing without end`),
+  DECOUPLED_UNARY: entry<{ model: string }>('UNSUPPORTED',
+    (p) => `unary inference doesn't support models with decoupled transaction policy: model '${p.model}' may send any number ` +
+      `of responses per request (model_transaction_policy { decoupled: true }); use the gRPC ModelStreamInfer RPC, ` +
+      `or POST /v2/models/${p.model}/generate_stream`),
+  GENERATE_RESPONSE_COUNT: entry<{ model: string; got: string }>('INVALID_ARG',
+    (p) => `generate expects model to produce exactly 1 response, but model '${p.model}' produced ${p.got}; ` +
+      `POST /v2/models/${p.model}/generate_stream takes any number`),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

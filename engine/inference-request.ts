@@ -1,4 +1,5 @@
 /** A request as the engine takes it, whichever frontend (or script, or ensemble step) sent it. */
+import type { ModelResponse } from './inference-response.ts';
 import type { Tensor } from './tensor.ts';
 
 export type ParameterValue = string | number | boolean | bigint;
@@ -30,6 +31,13 @@ export interface InferenceRequest {
    * which would otherwise wait forever.
    */
   readonly callChain?: readonly string[];
+  /**
+   * Where a decoupled model's responses go, one call each, the last with
+   * `final`; it answers false once nobody wants more (the stream was
+   * cancelled or already ended). InferenceServer.inferStream sets it;
+   * callers use inferStream rather than setting it themselves.
+   */
+  readonly onResponse?: (response: ModelResponse) => boolean;
 }
 
 /** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */

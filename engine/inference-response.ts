@@ -1,4 +1,5 @@
-/** The engine's answer to one InferenceRequest. */
+/** The engine's answer to one InferenceRequest, and the pieces a decoupled model answers in. */
+import type { SwitchyardError } from './errors.ts';
 import type { ParameterValue } from './inference-request.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -8,4 +9,31 @@ export interface InferenceResponse {
   readonly id?: string;
   readonly outputs: readonly Tensor[];
   readonly parameters?: Readonly<Record<string, ParameterValue>>;
+}
+
+/**
+ * One response of a decoupled model as its backend sends it: outputs, or an
+ * error, or neither (an empty final that only closes the request). Only the
+ * last response of a request has `final`.
+ */
+export interface ModelResponse {
+  readonly outputs?: readonly Tensor[];
+  readonly error?: SwitchyardError;
+  readonly final: boolean;
+  /**
+   * Nanoseconds the model took to produce it (since the execution started or
+   * its previous response) and to check and convert it; for response_stats.
+   */
+  readonly timing?: { readonly inferNs: number; readonly outputNs: number };
+}
+
+/**
+ * One item of InferenceServer.inferStream: a response, an error response,
+ * or (neither set) an empty final. Exactly one item per request has `final`,
+ * and it is the last.
+ */
+export interface StreamedResponse {
+  readonly response?: InferenceResponse;
+  readonly error?: SwitchyardError;
+  readonly final: boolean;
 }

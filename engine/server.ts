@@ -7,7 +7,7 @@ import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
-import { serverError, SwitchyardError } from './errors.ts';
+import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -17,6 +17,7 @@ import { ModelRepository, type ModelEntry } from './repository/model-repository.
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { normalizeRequest } from './request-normalizer.ts';
+import { ResponseStream } from './response-stream.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface InferenceServerOptions {
@@ -72,7 +73,7 @@ export interface ModelIndexEntry {
 export const SERVER_VERSION = '0.1.0';
 
 /** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
-export const EXTENSIONS: readonly string[] = ['schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics'];
+export const EXTENSIONS: readonly string[] = ['sequence', 'schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics'];
 
 /** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
 export interface ModelStatisticsResponse {
@@ -138,6 +139,7 @@ export class InferenceServer {
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     if (request.callChain) assertNoDeadlock(version, request.callChain);
+    if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
     const answered = await version.scheduler!.enqueue(request, normalized);
     const outputs = request.ownsPooledOutputs ? answered : answered.map(withoutOwnership);
@@ -147,6 +149,33 @@ export class InferenceServer {
       ...(request.id ? { id: request.id } : {}),
       outputs,
     };
+  }
+
+  /**
+   * The entry for callers that can take several responses per request
+   * (gRPC ModelStreamInfer, HTTP generate_stream): any model. A model that
+   * is not decoupled goes through infer(), and its stream holds that one
+   * answer; infer()'s errors reject. A decoupled model's request is checked
+   * as infer() checks one (rejecting with the same errors), then its stream
+   * takes each response as the model sends it, and any later failure
+   * (cancelled, execute() threw) as a final error item.
+   */
+  async inferStream(request: InferenceRequest): Promise<ResponseStream> {
+    if (this.closed) throw serverError('SERVER_EXITING', {});
+    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
+    const version = this.readyVersion(request.modelName, request.modelVersion);
+    const config = version.config!;
+    if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
+    if (request.callChain) assertNoDeadlock(version, request.callChain);
+    const normalized = normalizeRequest(config, request);
+    const stream = new ResponseStream({
+      modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats,
+    });
+    version.scheduler!.enqueue({ ...request, onResponse: (response) => stream.accept(response) }, normalized).then(
+      () => stream.close(),
+      (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
+    );
+    return stream;
   }
 
   /** Throws the catalogue error infer() would give for this model and version, before any decoding work. */

@@ -161,3 +161,41 @@ export function raggedSumModel(): Uint8Array {
     .output('OUTPUT', 'FP32', ['batch', 1])
     .toBytes();
 }
+
+/**
+ * A running sum kept in implicit state (sequence_batching.state): OUTPUT =
+ * STATE_IN + INPUT over FP32 [batch, 1], and STATE_OUT the same value for
+ * the sequence's next request. The sequence batcher feeds STATE_IN (zeros on
+ * a sequence's first request) and keeps STATE_OUT from clients.
+ */
+export function stateAccumulatorModel(): Uint8Array {
+  return new OnnxGraphBuilder('state_accumulator')
+    .input('INPUT', 'FP32', ['batch', 1])
+    .input('STATE_IN', 'FP32', ['batch', 1])
+    .node('Add', ['STATE_IN', 'INPUT'], ['OUTPUT'])
+    .node('Identity', ['OUTPUT'], ['STATE_OUT'])
+    .output('OUTPUT', 'FP32', ['batch', 1])
+    .output('STATE_OUT', 'FP32', ['batch', 1])
+    .toBytes();
+}
+
+/**
+ * stateAccumulatorModel plus Triton-style control inputs echoed back, so a
+ * test can read every control value the sequence batcher set per row:
+ * START, END, READY INT32 [batch, 1] -> START_OUT, END_OUT, READY_OUT, and
+ * CORRID [batch, 1] of `corridType` -> CORRID_OUT.
+ */
+export function stateAccumulatorControlsModel(corridType: 'UINT64' | 'INT64' | 'UINT32' | 'INT32' | 'BYTES' = 'UINT64'): Uint8Array {
+  const g = new OnnxGraphBuilder('state_accumulator_controls')
+    .input('INPUT', 'FP32', ['batch', 1])
+    .input('STATE_IN', 'FP32', ['batch', 1])
+    .node('Add', ['STATE_IN', 'INPUT'], ['OUTPUT'])
+    .node('Identity', ['OUTPUT'], ['STATE_OUT'])
+    .output('OUTPUT', 'FP32', ['batch', 1])
+    .output('STATE_OUT', 'FP32', ['batch', 1]);
+  for (const control of ['START', 'END', 'READY'] as const) {
+    g.input(control, 'INT32', ['batch', 1]).node('Identity', [control], [`${control}_OUT`]).output(`${control}_OUT`, 'INT32', ['batch', 1]);
+  }
+  return g.input('CORRID', corridType, ['batch', 1]).node('Identity', ['CORRID'], ['CORRID_OUT']).output('CORRID_OUT', corridType, ['batch', 1])
+    .toBytes();
+}

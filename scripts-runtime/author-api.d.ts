@@ -240,3 +240,47 @@ export interface ModelScript<Inputs extends NamedTensors<Inputs> = TensorMap> {
   /** Runs when the model unloads (or the server stops), within the same time limit. */
   finalize?(): void | Promise<void>;
 }
+
+/** Options of DecoupledRequest.send. */
+export interface SendOptions {
+  /** The last response of this request: nothing may be sent for it afterwards. Default false. */
+  readonly final?: boolean;
+}
+
+/**
+ * A request of a decoupled model (`model_transaction_policy { decoupled: true }`),
+ * which answers with any number of responses, zero included, through send().
+ */
+export interface DecoupledRequest<Inputs extends NamedTensors<Inputs> = TensorMap> extends InferRequest<Inputs> {
+  /**
+   * Sends one response now: `{ outputs }`, checked like an execute() answer
+   * of a model that is not decoupled, or `{ error }`, which fails this
+   * response alone (later ones may follow). `send(undefined, { final: true })`
+   * closes the request without a response. Responses reach the client in
+   * the order sent.
+   *
+   * Answers false once the request is cancelled (the client went away or
+   * stopped reading, or its deadline passed): the response is dropped, and
+   * the script should stop working on this request. Throws on a send after
+   * the final one, or after execute() resolved, and on a response that is not
+   * plain data.
+   */
+  send(response: InferResponse | undefined, options?: SendOptions): boolean;
+  /** Whether the request was cancelled; send() would answer false. */
+  isCancelled(): boolean;
+}
+
+/**
+ * The class a decoupled model's model.ts exports. execute() sends every
+ * response through the requests' send() before it resolves; what it returns
+ * is ignored, and a request it never closed gets a final response with no
+ * outputs when it resolves. Throwing fails the requests that have not sent
+ * their final response yet.
+ */
+export interface DecoupledModelScript<Inputs extends NamedTensors<Inputs> = TensorMap> {
+  /** Runs once per isolate, before any execute(); throwing fails the model's load. */
+  initialize?(ctx: ModelContext): void | Promise<void>;
+  execute(requests: readonly DecoupledRequest<Inputs>[], ctx: ModelContext): void | Promise<void>;
+  /** Runs when the model unloads (or the server stops). */
+  finalize?(): void | Promise<void>;
+}

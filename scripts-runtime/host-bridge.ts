@@ -2,7 +2,7 @@
  * The host side of the script boundary: tensors to and from the plain
  * { datatype, shape, data } form scripts see, with every value a script
  * hands back checked before it reaches the engine, and the bridge functions
- * (infer, log) that are all a script can call.
+ * (infer, log, and respond for decoupled models) that are all a script can call.
  */
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
@@ -124,6 +124,8 @@ export interface BridgeOptions {
   readonly callChain: () => readonly string[];
   /** Where the pooled memory of small answers goes back once copied for the script. */
   readonly bufferPool?: BufferPool;
+  /** Decoupled models: where request.send() delivers, by batch and request. */
+  readonly respond?: HostBridge['respond'];
 }
 
 /** The bridge one script instance gets: ctx.infer into the server's facade, and ctx.log. */
@@ -147,6 +149,7 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
     log(level, text) {
       options.logger[level](`${prefix}: ${text}`);
     },
+    ...(options.respond ? { respond: options.respond } : {}),
   };
 }
 

@@ -1,15 +1,23 @@
 /**
  * The JavaScript that runs first in every script isolate, as the body of a
  * closure: `$0` is the host's infer Reference, `$1` its log Reference, `$2` the model's compiled code as a
- * function of (module, exports). It keeps those handles in its own scope, so the author's code only ever sees plain
- * functions (ctx.infer, ctx.log), and returns to the host the three entry
- * points it calls: load, execute, finalize.
+ * function of (module, exports), `$3` the host's respond Reference (decoupled models). It keeps those handles in
+ * its own scope, so the author's code only ever sees plain functions (ctx.infer, ctx.log, request.send), and
+ * returns to the host the entry points it calls: load, execute, executeDecoupled, cancel, finalize.
+ *
+ * A decoupled request's send() hands its response to the host at once and in order (applyIgnored: nothing to
+ * await), and answers false once the host has said, through cancel(), that nobody wants more. The host checks
+ * the response itself, as it checks execute()'s answers; send() only refuses what the host could not tell apart.
  */
 export const ISOLATE_BOOTSTRAP = String.raw`
 'use strict';
 const hostInfer = $0;
 const hostLog = $1;
 const factory = $2;
+const hostRespond = $3;
+const respondOptions = { arguments: { copy: true } };
+// Decoupled batches still running, by the host's batch number: which of their requests were cancelled.
+const running = new Map();
 // The host answers with a plain value whose tensor buffers move into this isolate instead of being copied.
 const inferOptions = { arguments: { copy: true }, result: { promise: true } };
 
@@ -36,6 +44,42 @@ const log = Object.freeze({ info: logAt('info'), warn: logAt('warn'), error: log
 
 let model;
 let ctx;
+
+// Gives a decoupled request its send() and isCancelled(), bound to its batch and position.
+function attachSender(request, batch, index, state) {
+  const where = state.count > 1 ? ' (request ' + (index + 1) + ' of ' + state.count + ')' : '';
+  request.send = function send(response, options) {
+    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+      throw fail('send(response, options)' + where + ': options is { final?: boolean }');
+    }
+    const final = options !== undefined && options.final === true;
+    if (state.closed) {
+      throw fail('send()' + where + ' after execute() returned: a decoupled model sends every response before its execute() resolves, so await the work that sends them');
+    }
+    if (state.final[index]) throw fail('send()' + where + ' after the final response of this request');
+    if (response !== undefined && response !== null && (typeof response !== 'object' || Array.isArray(response))) {
+      throw fail('send()' + where + ' takes a response object ({ outputs } or { error }), got ' + (Array.isArray(response) ? 'an array' : typeof response));
+    }
+    if ((response === undefined || response === null) && !final) {
+      throw fail('send()' + where + ' needs a response ({ outputs } or { error }), or send(undefined, { final: true }) to close the request without one');
+    }
+    if (state.cancelled[index]) {
+      if (final) state.final[index] = true;
+      return false;
+    }
+    try {
+      hostRespond.applyIgnored(undefined, [batch, index, response === undefined ? null : response, final], respondOptions);
+    } catch (err) {
+      throw fail('send()' + where + ': the response cannot leave the isolate (' + (err && err.message) + '); a response is plain data: { outputs: { NAME: { datatype?, shape, data } } } or { error: \'...\' }');
+    }
+    if (final) state.final[index] = true;
+    state.sent[index]++;
+    return true;
+  };
+  request.isCancelled = function isCancelled() {
+    return state.cancelled[index];
+  };
+}
 
 return {
   async load(identity) {
@@ -64,6 +108,25 @@ return {
       throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
     }
     return responses;
+  },
+  async executeDecoupled(requests, batch) {
+    const state = {
+      count: requests.length, closed: false,
+      cancelled: requests.map(() => false), final: requests.map(() => false), sent: requests.map(() => 0),
+    };
+    running.set(batch, state);
+    requests.forEach((request, index) => attachSender(request, batch, index, state));
+    try {
+      await model.execute(requests, ctx);
+    } finally {
+      state.closed = true;
+      running.delete(batch);
+    }
+    return { sent: state.sent };
+  },
+  cancel(batch, index) {
+    const state = running.get(batch);
+    if (state) state.cancelled[index] = true;
   },
   async finalize() {
     if (model && typeof model.finalize === 'function') await model.finalize();

@@ -16,7 +16,7 @@ import ivm from 'isolated-vm';
 import type { CompiledScript } from './compile.ts';
 import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.ts';
 import {
-  SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
+  SandboxFailure, type DecoupledOutcome, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
   type ScriptResponse, type ScriptSandbox,
 } from './sandbox.ts';
 
@@ -26,7 +26,9 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   private constructor(
     private readonly isolate: ivm.Isolate,
-    private readonly entry: { readonly execute: ivm.Reference; readonly finalize: ivm.Reference },
+    private readonly entry: {
+      readonly execute: ivm.Reference; readonly executeDecoupled: ivm.Reference; readonly cancel: ivm.Reference; readonly finalize: ivm.Reference;
+    },
     private readonly limits: SandboxLimits,
     private readonly what: string,
   ) {}
@@ -51,10 +53,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
-      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto()], { result: { reference: true } }) as ivm.Reference;
+      // Arrives as a plain copy; a throw here would surface in the host, so the bridge never throws.
+      const respond = new ivm.Reference((batch: number, index: number, response: unknown, final: boolean) => bridge.respond?.(batch, index, response, final));
+      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond], { result: { reference: true } }) as ivm.Reference;
       const entry = {
         load: await api.get('load', { reference: true }) as ivm.Reference,
         execute: await api.get('execute', { reference: true }) as ivm.Reference,
+        executeDecoupled: await api.get('executeDecoupled', { reference: true }) as ivm.Reference,
+        cancel: await api.get('cancel', { reference: true }) as ivm.Reference,
         finalize: await api.get('finalize', { reference: true }) as ivm.Reference,
       };
       const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
@@ -83,6 +89,23 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
       result: { promise: true, copy: true },
     })) as ScriptResponse[];
+  }
+
+  async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<DecoupledOutcome> {
+    if (this.ended) throw this.ended;
+    const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
+    return await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
+      result: { promise: true, copy: true },
+    })) as DecoupledOutcome;
+  }
+
+  cancel(batch: number, index: number): void {
+    if (!this.alive) return;
+    try {
+      this.entry.cancel.applyIgnored(undefined, [batch, index]);
+    } catch {
+      // The isolate went away meanwhile: nothing is left to tell.
+    }
   }
 
   dispose(): Promise<void> {

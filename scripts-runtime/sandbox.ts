@@ -33,6 +33,16 @@ export type ScriptInferAnswer =
 export interface HostBridge {
   infer(call: ScriptInferCall): Promise<ScriptInferAnswer>;
   log(level: 'info' | 'warn' | 'error', text: string): void;
+  /**
+   * Decoupled models: request `index` of batch `batch` sent a response
+   * (null with `final` only closes the request), unchecked as yet. Never throws.
+   */
+  respond?(batch: number, index: number, response: ScriptResponse, final: boolean): void;
+}
+
+/** What a decoupled execute() resolves to: how many responses each request's send() handed to the bridge. */
+export interface DecoupledOutcome {
+  readonly sent: readonly number[];
 }
 
 export interface SandboxIdentity {
@@ -41,6 +51,8 @@ export interface SandboxIdentity {
   readonly instance: string;
   /** The model's completed config in Triton's JSON form. */
   readonly config: unknown;
+  /** The requests of a decoupled model get send() and isCancelled(), and execute() returns nothing. */
+  readonly decoupled?: boolean;
 }
 
 export interface SandboxLimits {
@@ -68,6 +80,14 @@ export interface ScriptSandbox {
    * script's own error.
    */
   execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]>;
+  /**
+   * The same for a decoupled model: responses go out through the bridge's
+   * respond() as the script sends them, tagged with `batch`, and the
+   * promise resolves once execute() has.
+   */
+  executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<DecoupledOutcome>;
+  /** Tells request `index` of a running decoupled batch that nobody wants its responses any more. */
+  cancel(batch: number, index: number): void;
   /** False once a limit or a crash ended it. */
   readonly alive: boolean;
   /** Runs the script's finalize() (within the time limit) and frees the sandbox. */

@@ -3,6 +3,10 @@
  * class. Batches run one after another. When a limit or a crash ends the
  * isolate, the batch it was running fails with the reason and a fresh
  * isolate (initialize() included) starts at once for the next batch.
+ *
+ * A decoupled model's requests answer through request.send() while the
+ * batch runs (a ResponseSender each); the batch's results only say whether
+ * execute() ended well.
  */
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
@@ -12,8 +16,9 @@ import type { InferFunction } from '../../engine/scheduling/scheduler.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
 import { IsolatedVmSandbox } from '../../scripts-runtime/isolated-vm-sandbox.ts';
-import { SandboxFailure, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
+import { SandboxFailure, type DecoupledOutcome, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import { ResponseSender } from './response-sender.ts';
 
 export interface ScriptInstanceOptions {
   readonly name: string;
@@ -28,6 +33,9 @@ export interface ScriptInstanceOptions {
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
+/** Where the bridge hands a decoupled request's responses (see HostBridge.respond). */
+type Respond = (batch: number, index: number, response: unknown, final: boolean) => void;
+
 export class ScriptInstance implements BackendInstance {
   private sandbox: Promise<IsolatedVmSandbox>;
   private queue: Promise<unknown> = Promise.resolve();
@@ -36,6 +44,8 @@ export class ScriptInstance implements BackendInstance {
   /** This batch's entry in call chains, `model@instance#n`, while it runs. */
   private frame: string | undefined;
   private batches = 0;
+  /** The decoupled batch running now: its number (the isolate tags responses with it) and a sender per request. */
+  private decoupled: { readonly batch: number; readonly senders: readonly ResponseSender[] } | undefined;
   private closed = false;
 
   private constructor(private readonly options: ScriptInstanceOptions, first: IsolatedVmSandbox) {
@@ -45,18 +55,20 @@ export class ScriptInstance implements BackendInstance {
   /** Starts the isolate and runs initialize(); a script that throws there fails the load. */
   static async create(options: ScriptInstanceOptions): Promise<ScriptInstance> {
     let instance: ScriptInstance | undefined;
-    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? []);
+    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? [], (...sent) => instance?.deliver(...sent));
     instance = new ScriptInstance(options, sandbox);
     return instance;
   }
 
-  private static start(options: ScriptInstanceOptions, chain: () => readonly string[]): Promise<IsolatedVmSandbox> {
+  private static start(options: ScriptInstanceOptions, chain: () => readonly string[], respond: Respond): Promise<IsolatedVmSandbox> {
     const bridge = createHostBridge({
       modelName: options.config.name, instance: options.name, infer: options.infer, logger: options.logger, callChain: chain,
       ...(options.bufferPool ? { bufferPool: options.bufferPool } : {}),
+      ...(options.config.decoupled ? { respond } : {}),
     });
     return IsolatedVmSandbox.create(options.script, {
       name: options.config.name, version: String(options.version), instance: options.name, config: options.config.json,
+      decoupled: options.config.decoupled === true,
     }, options.limits, bridge);
   }
 
@@ -114,6 +126,7 @@ export class ScriptInstance implements BackendInstance {
         model, detail: `instance ${this.name} has no isolate: starting a new one failed (${message(err)}); the next request tries again`,
       }), { inputNs, inferNs: 0, outputNs: 0 });
     }
+    if (this.options.config.decoupled) return this.runDecoupled(sandbox, requests, scriptRequests, transfer, inputNs);
     let responses: readonly unknown[];
     try {
       responses = await sandbox.execute(scriptRequests, transfer);
@@ -130,6 +143,53 @@ export class ScriptInstance implements BackendInstance {
     const outputStart = performance.now();
     const results = requests.map((request, index) => this.result(request, responses[index], index, requests.length));
     return { results, timing: { inputNs, inferNs, outputNs: nsSince(outputStart) } };
+  }
+
+  /**
+   * A decoupled batch: responses leave through the senders while execute()
+   * runs; when it ends, requests still open are closed. A failure (a throw,
+   * a limit) fails the requests that had not sent their final response yet.
+   */
+  private async runDecoupled(
+    sandbox: IsolatedVmSandbox, requests: readonly ExecuteRequest[], scriptRequests: readonly ScriptRequest[], transfer: ArrayBuffer[], inputNs: number,
+  ): Promise<ExecuteOutcome> {
+    const model = this.options.config.name;
+    const batch = this.batches;
+    const runStart = performance.now();
+    const senders = requests.map((request, index) => new ResponseSender(
+      request, (response) => this.result(request, response, index, requests.length), () => sandbox.cancel(batch, index), runStart,
+    ));
+    this.decoupled = { batch, senders };
+    let outcome: DecoupledOutcome | undefined;
+    let failure: SwitchyardError | undefined;
+    try {
+      outcome = await sandbox.executeDecoupled(scriptRequests, transfer, batch);
+      await Promise.all(senders.map((sender, i) => sender.arrived(outcome!.sent[i] ?? 0)));
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      if (err instanceof SandboxFailure) {
+        this.options.logger.error(`'${model}': ${detail}`);
+        this.restart();
+      }
+      failure = serverError('INFERENCE_FAILED', { model, detail: err instanceof SandboxFailure ? detail : `execute() threw: ${detail}` });
+    } finally {
+      this.decoupled = undefined;
+    }
+    const results = senders.map((sender): ExecuteResult => {
+      if (failure && !sender.final) {
+        sender.abandon();
+        return { ok: false, error: failure };
+      }
+      sender.close();
+      return { ok: true, outputs: [] };
+    });
+    return { results, timing: { inputNs, inferNs: nsSince(runStart), outputNs: 0 } };
+  }
+
+  /** A response a decoupled request sent, routed to its sender; responses of a batch that is over are dropped. */
+  private deliver(batch: number, index: number, response: unknown, final: boolean): void {
+    if (this.decoupled?.batch !== batch) return;
+    this.decoupled.senders[index]?.deliver(response, final);
   }
 
   /** One request's answer, checked against the config: every requested output, of its declared type and shape. */
@@ -169,7 +229,7 @@ export class ScriptInstance implements BackendInstance {
   /** Starts a replacement isolate now, so the next batch does not wait for it. */
   private restart(): void {
     if (this.closed) return;
-    this.sandbox = ScriptInstance.start(this.options, () => this.chain);
+    this.sandbox = ScriptInstance.start(this.options, () => this.chain, (...sent) => this.deliver(...sent));
     this.sandbox.catch((err: unknown) => {
       this.options.logger.error(`'${this.options.config.name}': instance ${this.name} could not start a new isolate: ${err instanceof Error ? err.message : String(err)}`);
     });

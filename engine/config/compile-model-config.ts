@@ -18,6 +18,7 @@ import {
 import { modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
+import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
@@ -197,9 +198,13 @@ export function compileModelConfig(
   // Model inputs fed by batch_input are the backend's to make: not request inputs, not completed into `input`.
   const batchInputs = readBatchInputs(ctx, asArray(config['batch_input']), maxBatchSize, signature);
   const fedByBatchInput = new Set(batchInputs.flatMap((b) => b.targetNames));
-  const requestInputs = signature.inputs.filter((m) => !fedByBatchInput.has(m.name));
+  // Likewise sequence control and state inputs, and the state outputs the sequence batcher keeps from clients.
+  const sequenceTensors = sequenceTensorNames(config['sequence_batching']);
+  const requestInputs = signature.inputs.filter((m) => !fedByBatchInput.has(m.name) && !sequenceTensors.inputs.has(m.name));
+  const clientOutputs = signature.outputs.filter((m) => !sequenceTensors.outputs.has(m.name));
   const inputs = completeTensors(ctx, 'input', inputsGiven, requestInputs, batchRank, signature.file);
-  const outputs = completeTensors(ctx, 'output', outputsGiven, signature.outputs, batchRank, signature.file);
+  const outputs = completeTensors(ctx, 'output', outputsGiven, clientOutputs, batchRank, signature.file);
+  checkSequenceTensorsNotListed(ctx, inputs, outputs, sequenceTensors);
   inputs.forEach((t, i) => {
     const name = asString(t['name']);
     if (fedByBatchInput.has(name)) {
@@ -216,8 +221,16 @@ export function compileModelConfig(
   if (dynamic && maxBatchSize > 0 && asArray(dynamic['preferred_batch_size']).length === 0) {
     config['dynamic_batching'] = { ...dynamic, preferred_batch_size: [maxBatchSize] };
   }
-  const scheduling = compileScheduling(ctx, config, maxBatchSize);
-  checkUnsupported(ctx, config);
+  const sequence = asObj(config['sequence_batching']);
+  let scheduling: SchedulingSpec;
+  if (sequence) {
+    const compiled = compileSequenceBatching(ctx, sequence, { maxBatchSize, signature, modelDir, batchInputTargets: fedByBatchInput });
+    config['sequence_batching'] = compiled.completed;
+    scheduling = { kind: 'sequence', batching: compiled.spec };
+  } else {
+    scheduling = compileScheduling(ctx, config, maxBatchSize);
+  }
+  checkUnsupported(ctx, config, settings.backend);
 
   config['name'] = modelName;
   config['platform'] = settings.platform;
@@ -247,6 +260,7 @@ export function compileModelConfig(
     json: tritonJson(ctx, config),
     notActedOn: notActedOn(config),
     file: parsed?.file,
+    decoupled: isDecoupled(config),
   });
 }
 
@@ -457,9 +471,8 @@ function checkBatchInputSources(ctx: Ctx, batchInputs: readonly BatchInputSpec[]
   });
 }
 
+/** Schedulers other than the sequence batcher (compile-sequence-batching.ts). */
 function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): SchedulingSpec {
-  const sequence = asObj(config['sequence_batching']);
-  if (sequence) return { kind: 'sequence', raw: sequence };
   if (asObj(config['ensemble_scheduling'])) {
     fail(ctx, 'ensemble_scheduling', `is set but platform is '${asString(config['platform'])}'`,
       'set platform: "ensemble" to make the model an ensemble, or remove ensemble_scheduling');
@@ -536,11 +549,17 @@ function notActedOn(config: Obj): string[] {
   return sections;
 }
 
+/** model_transaction_policy { decoupled: true }: the model may send any number of responses per request. */
+function isDecoupled(config: Obj): boolean {
+  return asObj(config['model_transaction_policy'])?.['decoupled'] === true;
+}
+
 /** Fields this build parses but cannot honour yet fail loudly rather than being ignored. */
-function checkUnsupported(ctx: Ctx, config: Obj): void {
-  if (asObj(config['model_transaction_policy'])?.['decoupled'] === true) {
-    fail(ctx, 'model_transaction_policy.decoupled', 'is true, but this build\'s models (ONNX and TypeScript) answer each request exactly once',
-      'remove model_transaction_policy or set decoupled: false');
+function checkUnsupported(ctx: Ctx, config: Obj, backend: string): void {
+  // Only a script can send zero or many responses per request (request.send); an ONNX model answers each exactly once.
+  if (isDecoupled(config) && backend !== 'typescript') {
+    fail(ctx, 'model_transaction_policy.decoupled', `is true, but backend '${backend}' answers each request exactly once; ` +
+      'only TypeScript models (backend: "typescript") can be decoupled', 'remove model_transaction_policy or set decoupled: false');
   }
   // batch_input kinds this build cannot make were refused in readBatchInputs.
   if (asArray(config['batch_output']).length > 0) {
@@ -588,7 +607,8 @@ function pruneNulls(value: unknown): unknown {
 }
 
 export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof Map)) {
+  // Typed arrays (an initial state's bytes) cannot be frozen; the specs holding them are.
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !(value instanceof Map) && !ArrayBuffer.isView(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
   }

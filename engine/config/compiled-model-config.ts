@@ -4,7 +4,7 @@
  * looks at the raw proto object again except GET .../config.
  */
 import type { EnsemblePlan } from '../ensemble/ensemble-plan.ts';
-import type { DataType } from '../tensor.ts';
+import type { DataType, FixedDataType } from '../tensor.ts';
 import type { ModelConfigObject } from './model-config-schema.ts';
 
 export interface TensorSpec {
@@ -79,10 +79,79 @@ export interface DynamicBatchingSpec {
   readonly queuePolicies: readonly QueuePolicySpec[];
 }
 
+/**
+ * A model input the sequence batcher sets for every request of a batch
+ * (Triton's control_input): START, END and READY as the configured
+ * false/true values, CORRID as the request's correlation ID. Shaped [1] per
+ * request, so [batch, 1] for a model that batches.
+ */
+export type SequenceControlSpec =
+  | {
+    readonly kind: 'START' | 'END' | 'READY';
+    readonly inputName: string;
+    readonly datatype: 'INT32' | 'FP32' | 'BOOL';
+    /** The values sent for false and true (booleans are sent as 0 and 1). */
+    readonly falseValue: number;
+    readonly trueValue: number;
+  }
+  | {
+    readonly kind: 'CORRID';
+    readonly inputName: string;
+    /** BYTES carries the ID as text; the integer types carry a numeric ID's low bits, as Triton copies them. */
+    readonly datatype: 'UINT64' | 'INT64' | 'UINT32' | 'INT32' | 'BYTES';
+  };
+
+/**
+ * Implicit state (Triton's sequence_batching.state): the batcher feeds
+ * `inputName` from what the previous request of the sequence produced as
+ * `outputName`, and the start value below on a sequence's first request.
+ * Neither tensor is seen by clients.
+ */
+export interface SequenceStateSpec {
+  readonly inputName: string;
+  readonly outputName: string;
+  readonly datatype: FixedDataType;
+  /** Dims without the batch dimension; -1 means any size. */
+  readonly dims: readonly number[];
+  /** Shape (without the batch dimension) of a new sequence's state: initial_state's dims, or dims with -1 taken as 1. */
+  readonly initialDims: readonly number[];
+  /** Little-endian bytes of a new sequence's state: zeros, or initial_state's data_file. */
+  readonly initialData: Uint8Array;
+}
+
+export type SequenceStrategySpec =
+  | {
+    /** Each sequence holds one batch slot of one instance for its whole life. */
+    readonly kind: 'direct';
+    readonly maxQueueDelayMicroseconds: number;
+    /** 0..1: the share of an instance's slots that must have a request before a batch goes without waiting. */
+    readonly minimumSlotUtilization: number;
+  }
+  | {
+    /** Batches form across an instance's candidate sequences, oldest request first, one request per sequence. */
+    readonly kind: 'oldest';
+    readonly maxCandidateSequences: number;
+    /** Ascending, distinct, each within 1..max_batch_size. */
+    readonly preferredBatchSizes: readonly number[];
+    readonly maxQueueDelayMicroseconds: number;
+    readonly preserveOrdering: boolean;
+  };
+
+/** sequence_batching, compiled (compile-sequence-batching.ts). */
+export interface SequenceBatchingSpec {
+  /** How long a sequence may have nothing queued or running before it is ended and its slot freed. Default 1 s. */
+  readonly maxSequenceIdleMicroseconds: number;
+  readonly strategy: SequenceStrategySpec;
+  /** Sequences one instance holds at once: max(1, max_batch_size) for direct, max_candidate_sequences for oldest. */
+  readonly slotsPerInstance: number;
+  readonly controls: readonly SequenceControlSpec[];
+  readonly states: readonly SequenceStateSpec[];
+}
+
 /** Which scheduler the model gets; create-scheduler.ts is the one place that reads this. */
 export type SchedulingSpec =
   | { readonly kind: 'dynamic'; readonly batching: DynamicBatchingSpec | undefined }
-  | { readonly kind: 'sequence'; readonly raw: Readonly<Record<string, unknown>> }
+  | { readonly kind: 'sequence'; readonly batching: SequenceBatchingSpec }
   | { readonly kind: 'ensemble'; readonly plan: EnsemblePlan };
 
 export interface CompiledModelConfig {
@@ -108,4 +177,6 @@ export interface CompiledModelConfig {
   readonly notActedOn: readonly string[];
   /** File the config came from, or undefined when it was fully auto-completed. */
   readonly file: string | undefined;
+  /** model_transaction_policy.decoupled: zero or many responses per request (TypeScript models only). Absent means false. */
+  readonly decoupled?: boolean;
 }

@@ -48,6 +48,19 @@ export interface BatchStatisticsJson {
   readonly compute_output: StatDuration;
 }
 
+/** Triton's per-response statistics of a decoupled model, for the responses at one position of their request. */
+export interface ResponseStatisticsJson {
+  readonly compute_infer: StatDuration;
+  readonly compute_output: StatDuration;
+  readonly success: StatDuration;
+  readonly fail: StatDuration;
+  readonly empty_response: StatDuration;
+  readonly cancel: StatDuration;
+}
+
+/** How one response of a decoupled model ended, for response_stats. */
+export type ResponseOutcome = 'success' | 'fail' | 'empty_response' | 'cancel';
+
 /** Switchyard's own, for ensembles: how each step's calls to its model went, timed from the ensemble. */
 export interface StepStatisticsJson {
   /** How messages name the step: its pipeline name or its position, with the model. */
@@ -66,7 +79,8 @@ export interface ModelStatisticsJson {
   readonly inference_count: number;
   readonly execution_count: number;
   readonly inference_stats: InferStatisticsJson;
-  readonly response_stats: Readonly<Record<string, never>>;
+  /** Decoupled models only: keyed by the response's position in its request, "0" for first responses. */
+  readonly response_stats: Readonly<Record<string, ResponseStatisticsJson>>;
   readonly batch_stats: readonly BatchStatisticsJson[];
   readonly memory_usage: readonly never[];
   /** Switchyard's own: how many batches closed for each reason. Models without dynamic batching count none. */
@@ -92,6 +106,8 @@ export class ModelStats {
   private readonly batches = new Map<number, { compute_input: StatDuration; compute_infer: StatDuration; compute_output: StatDuration }>();
   private readonly closeReasons: Record<BatchCloseReason, number> =
     Object.fromEntries(BATCH_CLOSE_REASONS.map((r) => [r, 0])) as Record<BatchCloseReason, number>;
+
+  private readonly responses = new Map<number, Record<keyof ResponseStatisticsJson, StatDuration>>();
 
   private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration }> | undefined;
 
@@ -140,6 +156,26 @@ export class ModelStats {
     add(this.inference.fail, totalNs);
   }
 
+  /**
+   * One response of a decoupled model, at position `index` of its request:
+   * successes and failures count their compute time, an empty final its
+   * wait, a cancellation none.
+   */
+  recordResponse(index: number, outcome: ResponseOutcome, inferNs: number, outputNs: number): void {
+    let entry = this.responses.get(index);
+    if (!entry) {
+      entry = { compute_infer: zero(), compute_output: zero(), success: zero(), fail: zero(), empty_response: zero(), cancel: zero() };
+      this.responses.set(index, entry);
+    }
+    if (outcome === 'success' || outcome === 'fail') {
+      add(entry.compute_infer, inferNs);
+      add(entry.compute_output, outputNs);
+      add(entry[outcome], inferNs + outputNs);
+    } else {
+      add(entry[outcome], outcome === 'empty_response' ? inferNs : 0);
+    }
+  }
+
   snapshot(name: string, version: string): ModelStatisticsJson {
     const copy = (d: StatDuration): StatDuration => ({ count: d.count, ns: d.ns });
     const inference = this.inference;
@@ -154,7 +190,10 @@ export class ModelStats {
         compute_input: copy(inference.compute_input), compute_infer: copy(inference.compute_infer),
         compute_output: copy(inference.compute_output), cache_hit: copy(inference.cache_hit), cache_miss: copy(inference.cache_miss),
       },
-      response_stats: {},
+      response_stats: Object.fromEntries([...this.responses.entries()].sort(([a], [b]) => a - b).map(([index, e]) => [String(index), {
+        compute_infer: copy(e.compute_infer), compute_output: copy(e.compute_output), success: copy(e.success), fail: copy(e.fail),
+        empty_response: copy(e.empty_response), cancel: copy(e.cancel),
+      }])),
       batch_stats: [...this.batches.entries()].sort(([a], [b]) => a - b).map(([size, e]) => ({
         batch_size: size, compute_input: copy(e.compute_input), compute_infer: copy(e.compute_infer), compute_output: copy(e.compute_output),
       })),

@@ -119,7 +119,7 @@ export class ModelVersion {
   async unload(reason = 'unloaded'): Promise<void> {
     if (this.state !== 'READY' || !this.loaded) return;
     this.lifecycle.moveTo('UNLOADING', reason);
-    await this.loaded.scheduler.stop();
+    await this.loaded.scheduler.stop(reason);
     await this.loaded.model?.finalize();
     this.lifecycle.moveTo('UNAVAILABLE', reason);
   }

@@ -1,6 +1,7 @@
 /** The one place where a model's config picks its scheduler. */
 import { EnsembleScheduler } from '../ensemble/ensemble-scheduler.ts';
 import { DynamicBatcher } from './dynamic-batcher.ts';
+import { SequenceBatcher } from '../sequence/sequence-batcher.ts';
 import type { Scheduler, SchedulerContext } from './scheduler.ts';
 
 export function createScheduler(context: SchedulerContext): Scheduler {
@@ -10,7 +11,7 @@ export function createScheduler(context: SchedulerContext): Scheduler {
       // Models without dynamic_batching take the same path with batching off.
       return new DynamicBatcher(context, scheduling.batching);
     case 'sequence':
-      throw new Error('sequence_batching is not available in this Switchyard build yet; remove it to serve the model statelessly');
+      return new SequenceBatcher(context, scheduling.batching);
     case 'ensemble':
       if (!context.infer) throw new Error(`ensemble '${context.config.name}' needs the server's infer entry to call its steps`);
       return new EnsembleScheduler(context, scheduling.plan, context.infer);

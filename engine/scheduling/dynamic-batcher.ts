@@ -249,6 +249,8 @@ export class DynamicBatcher implements Scheduler {
         inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
         ...(p.request.parameters ? { parameters: p.request.parameters } : {}),
         ...(p.request.callChain ? { callChain: p.request.callChain } : {}),
+        ...(p.request.onResponse ? { send: p.request.onResponse } : {}),
+        ...(p.request.signal ? { signal: p.request.signal } : {}),
       }));
       let results: readonly ExecuteResult[];
       let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };

@@ -35,6 +35,9 @@ export interface Scheduler {
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]>;
   /** Requests queued or executing. */
   inflightCount(): number;
-  /** Takes no new requests, lets executing ones finish, and rejects the ones still queued. */
-  stop(): Promise<void>;
+  /**
+   * Takes no new requests, lets executing ones finish, and rejects the ones still queued.
+   * `reason` (why the model stops, e.g. 'unloaded') may be named in those rejections.
+   */
+  stop(reason?: string): Promise<void>;
 }

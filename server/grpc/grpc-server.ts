@@ -12,7 +12,10 @@ import { asSwitchyardError, serverError, type SwitchyardError } from '../../engi
 import type { InferenceServer } from '../../engine/server.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
-import { decodeModelInferRequest, encodeModelInferResponse, type ModelInferRequestMessage } from './infer-codec.ts';
+import type { ResponseStream } from '../../engine/response-stream.ts';
+import {
+  decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type ModelInferRequestMessage,
+} from './infer-codec.ts';
 
 /** Triton's limit (INT32_MAX) rather than grpc-js's 4 MiB, so Triton clients' large requests fit. */
 export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
@@ -24,6 +27,11 @@ export interface GrpcServerOptions {
 
 type Message = Record<string, unknown>;
 type UnaryHandler = (request: Message, call: grpc.ServerUnaryCall<Buffer, Message>) => Message | Promise<Message>;
+
+/** A request's place in a stream's reply order: its reply once known, null when it has none to wait for (decoupled). */
+interface StreamSlot {
+  reply?: Message | null;
+}
 
 const NO_SHARED_MEMORY = 'shared memory regions are not supported by this server; send tensor data in the request (raw_input_contents or contents)';
 
@@ -146,38 +154,75 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   };
 
   /**
-   * Every request on the stream starts as soon as it arrives, but responses
-   * are written in request order, as Triton does for models that answer once
-   * per request. A failed request is reported in `error_message` (with its id)
-   * and the stream stays open.
+   * One request of a stream: decoded, started through inferStream, and
+   * answered in ModelStreamInferResponse messages. A model that answers once
+   * per request fills its slot, so that those replies go out in request
+   * order, as Triton writes them. A decoupled model's responses go out as it
+   * sends them (out of request order, as in Triton), after its slot is given
+   * up; each carries triton_final_response.
+   */
+  async function streamRequest(bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => void): Promise<void> {
+    const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
+    const emptyFinal = enablesEmptyFinalResponse(message);
+    const request = decodeModelInferRequest(message, signal);
+    let responses: ResponseStream;
+    try {
+      responses = await server.inferStream(request);
+    } catch (err) {
+      throw asSwitchyardError(err, request.modelName);
+    }
+    if (!responses.decoupled) {
+      for await (const item of responses) slot.reply = encodeStreamResponse(item, message, false) ?? null;
+      return;
+    }
+    slot.reply = null;
+    flush();
+    for await (const item of responses) {
+      const reply = encodeStreamResponse(item, message, emptyFinal);
+      if (reply) write(reply);
+    }
+  }
+
+  /**
+   * Every request on the stream starts as soon as it arrives. A failed
+   * request is reported in `error_message` (with its id) and the stream stays
+   * open. When the client half-closes, the call ends once every request has
+   * answered.
    */
   const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Message> = (call) => {
     const { signal, dispose } = callSignal(call);
     // Every request on the stream shares this signal, and each queued one listens to it.
     setMaxListeners(0, signal);
-    const queue: { reply?: Message }[] = [];
+    const ordered: StreamSlot[] = [];
+    let running = 0;
     let ended = false;
+    const write = (reply: Message): void => {
+      if (!call.cancelled) call.write(reply);
+    };
     const flush = (): void => {
-      while (queue[0]?.reply) {
-        const reply = queue.shift()!.reply!;
-        if (!call.cancelled) call.write(reply);
+      while (ordered.length > 0 && ordered[0]!.reply !== undefined) {
+        const reply = ordered.shift()!.reply;
+        if (reply) write(reply);
       }
-      if (ended && queue.length === 0) {
+      if (ended && ordered.length === 0 && running === 0) {
         dispose();
         call.end();
       }
     };
     call.on('data', (bytes: Buffer) => {
-      const slot: { reply?: Message } = {};
-      queue.push(slot);
-      infer(bytes, signal).then(
-        (response) => {
-          slot.reply = { infer_response: response };
-        },
-        (err: unknown) => {
-          slot.reply = { error_message: asSwitchyardError(err).message, infer_response: { id: peekId(inferRequestType, bytes) } };
-        },
-      ).finally(flush);
+      const slot: StreamSlot = {};
+      ordered.push(slot);
+      running++;
+      streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
+        const reply = { error_message: asSwitchyardError(err).message, infer_response: { id: peekId(inferRequestType, bytes) } };
+        // A decoupled request gave up its slot when it started; its failure goes out at once.
+        if (slot.reply === null) write(reply);
+        else slot.reply = reply;
+      }).finally(() => {
+        running--;
+        flush();
+      });
     });
     call.on('end', () => {
       ended = true;

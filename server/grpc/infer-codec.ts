@@ -10,7 +10,7 @@
  */
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
-import type { InferenceResponse } from '../../engine/inference-response.ts';
+import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
 import {
   DATA_TYPES, bytesOf, elementByteSize, elementCount, formatShape, isDataType, typedView,
   TensorSizeError, type DataType, type FixedDataType, type Tensor,
@@ -128,6 +128,12 @@ function parameters(map: Readonly<Record<string, ParameterMessage>> | undefined,
   return out;
 }
 
+/** The request's parameters as the model sees them: without the ones meant for the frontend. */
+function modelParameters(map: Readonly<Record<string, ParameterMessage>> | undefined): Record<string, ParameterValue> {
+  const { [EMPTY_FINAL_RESPONSE_PARAMETER]: _emptyFinal, ...rest } = map ?? {};
+  return parameters(rest, 'the request parameters');
+}
+
 /** Encodes an engine parameter as an InferParameter message object. */
 export function parameterMessage(value: ParameterValue): ParameterMessage {
   if (typeof value === 'boolean') return { bool_param: value };
@@ -218,6 +224,43 @@ function typedContents(name: string, datatype: FixedDataType, values: readonly u
   }
 }
 
+/**
+ * Triton's request parameter asking ModelStreamInfer for a message even when
+ * a decoupled model closes a request without a response. It is the
+ * frontend's, so it never reaches the model.
+ */
+export const EMPTY_FINAL_RESPONSE_PARAMETER = 'triton_enable_empty_final_response';
+/** Triton's response parameter on every ModelStreamInfer response: whether it is the last one of its request. */
+export const FINAL_RESPONSE_PARAMETER = 'triton_final_response';
+
+/** Whether a ModelStreamInfer request asks for empty final responses; any value but a bool_param is refused, as Triton does. */
+export function enablesEmptyFinalResponse(message: ModelInferRequestMessage): boolean {
+  const parameter = message.parameters?.[EMPTY_FINAL_RESPONSE_PARAMETER];
+  if (parameter === undefined) return false;
+  if (parameter.parameter_choice !== 'bool_param') {
+    throw invalid(`invalid value type for '${EMPTY_FINAL_RESPONSE_PARAMETER}' parameter, expected bool_param.`);
+  }
+  return parameter.bool_param === true;
+}
+
+/**
+ * One item of a request's response stream as a ModelStreamInferResponse,
+ * flagged with triton_final_response as Triton flags it: a response, or an
+ * error in error_message with the request's id, model and version. An empty
+ * final goes out only when the request asked for it (`emptyFinal`); else
+ * there is nothing to write (undefined).
+ */
+export function encodeStreamResponse(item: StreamedResponse, request: ModelInferRequestMessage, emptyFinal: boolean): Record<string, unknown> | undefined {
+  const final = { [FINAL_RESPONSE_PARAMETER]: { bool_param: item.final } };
+  if (item.response) {
+    const encoded = encodeModelInferResponse(item.response);
+    return { infer_response: { ...encoded, parameters: { ...(encoded['parameters'] as object | undefined), ...final } } };
+  }
+  if (!item.error && !emptyFinal) return undefined;
+  const infer_response = { id: request.id ?? '', model_name: request.model_name ?? '', model_version: request.model_version ?? '', parameters: final };
+  return item.error ? { error_message: item.error.message, infer_response } : { infer_response };
+}
+
 export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): InferenceRequest {
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
@@ -263,7 +306,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     ...(message.id ? { id: message.id } : {}),
     inputs: tensors,
     ...(outputs.length > 0 ? { outputs } : {}),
-    parameters: parameters(message.parameters, 'the request parameters'),
+    parameters: modelParameters(message.parameters),
     ...(signal ? { signal } : {}),
   };
 }

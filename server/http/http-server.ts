@@ -6,6 +6,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
+import { generateRoutes } from './generate-routes.ts';
 import { sendError, v2Routes } from './v2-routes.ts';
 
 export const DEFAULT_MAX_INPUT_SIZE = 64 * 1024 * 1024;
@@ -31,5 +32,6 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     return reply.code(status).type('application/json').send(JSON.stringify({ error: err.message }));
   });
   await app.register(v2Routes, { server });
+  await app.register(generateRoutes, { server });
   return app;
 }

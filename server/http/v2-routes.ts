@@ -25,7 +25,7 @@ export function sendError(reply: FastifyReply, err: unknown, model?: string): Fa
 }
 
 /** An AbortSignal that fires when the client goes away before the reply is written. */
-function disconnectSignal(reply: FastifyReply): AbortSignal {
+export function disconnectSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));

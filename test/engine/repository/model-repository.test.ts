@@ -154,8 +154,9 @@ describe('model repository', () => {
     assert.match(reason, /KIND_CPU/);
   });
 
-  test('features of later releases fail loudly instead of being ignored', () => {
-    assert.match(reasonOf(server, 'sequence'), /sequence_batching is not available/);
+  test('sequence_batching without controls or state loads as a sequence model', () => {
+    assert.equal(server.isModelReady('sequence'), true);
+    assert.equal(server.modelConfig('sequence')['sequence_batching'] !== undefined, true);
   });
 
   test('YAML configs load, and instance_group count starts that many instances', () => {

@@ -1,0 +1,99 @@
+/**
+ * Triton's generate extension as a fastify plugin:
+ *   POST /v2/models/{m}[/versions/{v}]/generate         one JSON object
+ *   POST /v2/models/{m}[/versions/{v}]/generate_stream  server-sent events
+ * Both run the request through InferenceServer.inferStream, so they serve
+ * decoupled models and all others alike. A request refused before it runs
+ * gets a JSON error with its status; once it runs, generate_stream reports
+ * an error response as an event {"error": "..."} (with the error's status
+ * when it is the first event, as Triton does). A client that goes away
+ * cancels the request, and the model hears of it.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { asSwitchyardError, serverError } from '../../engine/errors.ts';
+import type { InferenceResponse } from '../../engine/inference-response.ts';
+import type { ResponseStream } from '../../engine/response-stream.ts';
+import type { InferenceServer } from '../../engine/server.ts';
+import { decodeGenerateRequest, encodeGenerateResponse, explainMissingInputs } from './generate-codec.ts';
+import { SseWriter } from './sse-writer.ts';
+import { disconnectSignal, sendError } from './v2-routes.ts';
+
+export interface GenerateRoutesOptions {
+  readonly server: InferenceServer;
+}
+
+interface ModelParams {
+  model: string;
+  version?: string;
+}
+
+type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
+
+export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server }) => {
+  /** Decodes the body and starts the request; throws what the client should get as a JSON error. */
+  const start = async (req: ModelRequest, signal: AbortSignal): Promise<ResponseStream> => {
+    const { model, version } = req.params;
+    server.assertModelReady(model, version);
+    const inputs = server.modelMetadata(model, version).inputs;
+    const decoded = decodeGenerateRequest(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), inputs, { model, version }, signal);
+    try {
+      return await server.inferStream({ ...decoded.request, ownsPooledOutputs: true });
+    } catch (err) {
+      throw explainMissingInputs(asSwitchyardError(err, model), decoded, inputs);
+    }
+  };
+
+  /** The body of one response; its pooled memory goes back once copied into the text. */
+  const encode = (response: InferenceResponse): string => {
+    const json = encodeGenerateResponse(response);
+    server.releaseOutputs(response.outputs);
+    return json;
+  };
+
+  const generate = async (req: ModelRequest, reply: FastifyReply) => {
+    const { model } = req.params;
+    // A second response is one too many: it stops the request, as the client would get an error anyway.
+    const stop = new AbortController();
+    const gone = disconnectSignal(reply);
+    gone.addEventListener('abort', () => stop.abort(gone.reason), { once: true });
+    try {
+      const responses = await start(req, stop.signal);
+      let answer: string | undefined;
+      let count = 0;
+      for await (const item of responses) {
+        if (item.error) throw item.error;
+        if (!item.response) continue;
+        if (++count > 1) {
+          stop.abort(new Error('generate takes exactly one response'));
+          throw serverError('GENERATE_RESPONSE_COUNT', { model, got: 'more than one' });
+        }
+        answer = encode(item.response);
+      }
+      if (answer === undefined) throw serverError('GENERATE_RESPONSE_COUNT', { model, got: 'none' });
+      return reply.type('application/json').send(answer);
+    } catch (err) {
+      return sendError(reply, err, model);
+    }
+  };
+
+  const generateStream = async (req: ModelRequest, reply: FastifyReply) => {
+    let responses: ResponseStream;
+    try {
+      responses = await start(req, disconnectSignal(reply));
+    } catch (err) {
+      return sendError(reply, err, req.params.model);
+    }
+    reply.hijack();
+    const events = new SseWriter(reply.raw);
+    for await (const item of responses) {
+      if (item.response) events.event(encode(item.response));
+      else if (item.error) events.event(JSON.stringify({ error: item.error.message }), item.error.httpStatus);
+    }
+    events.end();
+  };
+
+  for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
+    app.post(`${prefix}/generate`, generate);
+    app.post(`${prefix}/generate_stream`, generateStream);
+  }
+};
