@@ -427,6 +427,9 @@ export class SequenceBatcher implements Scheduler {
       batchSize: normalized.batchSize,
       ...(request.parameters ? { parameters: request.parameters } : {}),
       ...(request.callChain ? { callChain: request.callChain } : {}),
+      // A decoupled model streams its answers through these, as under the dynamic batcher.
+      ...(request.onResponse ? { send: request.onResponse } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
     };
   }
 
