@@ -199,3 +199,53 @@ export function stateAccumulatorControlsModel(corridType: 'UINT64' | 'INT64' | '
   return g.input('CORRID', corridType, ['batch', 1]).node('Identity', ['CORRID'], ['CORRID_OUT']).output('CORRID_OUT', corridType, ['batch', 1])
     .toBytes();
 }
+
+export interface StateMlpOptions {
+  /** Width of INPUT, the state and OUTPUT. */
+  readonly width: number;
+  /** Widths of the MLP's hidden layers, e.g. [2048, 2048]. */
+  readonly hidden: readonly number[];
+  /** Width of FEATURES. */
+  readonly features: number;
+  readonly seed: number;
+}
+
+/**
+ * A stateful step with real compute per row, for sequence batching
+ * benchmarks: OUTPUT = STATE_IN + INPUT over FP32 [batch, width] (a running
+ * sum, exact for small integers, so every step's answer can be checked),
+ * STATE_OUT the same for the sequence's next request, and FEATURES = an MLP
+ * (Gemm + ReLU per hidden layer, then Gemm to `features`) over that running
+ * sum, so each step reads the state the sequence carried and does work that
+ * batching pays off on.
+ */
+export function stateMlpModel(options: StateMlpOptions): Uint8Array {
+  const { width, hidden, features } = options;
+  const random = seededRandom(options.seed);
+  const g = new OnnxGraphBuilder('state_mlp')
+    .input('INPUT', 'FP32', ['batch', width])
+    .input('STATE_IN', 'FP32', ['batch', width])
+    .node('Add', ['STATE_IN', 'INPUT'], ['OUTPUT'])
+    .node('Identity', ['OUTPUT'], ['STATE_OUT']);
+  const sizes = [width, ...hidden, features];
+  let current = 'OUTPUT';
+  for (let layer = 0; layer + 1 < sizes.length; layer++) {
+    const fanIn = sizes[layer]!;
+    const fanOut = sizes[layer + 1]!;
+    const last = layer + 2 === sizes.length;
+    g.initializer(`W${layer}`, 'FP32', [fanIn, fanOut], denseWeights(random, fanIn, fanOut));
+    g.initializer(`B${layer}`, 'FP32', [fanOut], new Float32Array(fanOut).map(() => (random() * 2 - 1) * 0.01));
+    const dense = last ? 'FEATURES' : `dense${layer}`;
+    g.node('Gemm', [current, `W${layer}`, `B${layer}`], [dense]);
+    current = dense;
+    if (!last) {
+      g.node('Relu', [dense], [`relu${layer}`]);
+      current = `relu${layer}`;
+    }
+  }
+  return g
+    .output('OUTPUT', 'FP32', ['batch', width])
+    .output('STATE_OUT', 'FP32', ['batch', width])
+    .output('FEATURES', 'FP32', ['batch', features])
+    .toBytes();
+}

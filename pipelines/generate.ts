@@ -3,12 +3,17 @@
  * test checks that running it again gives byte-identical files.
  *   npm run generate-models
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { charLanguageModel } from '../generator/char-language-model.ts';
 import { addSubModel, featureClassifierModel, featureNormalizerModel, featureOutlierModel } from '../generator/models.ts';
 
 export const PIPELINES_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** The text chatbot_lm's weights are counted from. */
+export const CHATBOT_CORPUS = join(PIPELINES_DIR, '..', 'generator', 'text', 'switchyard.txt');
 
 /** Repository-relative path -> model bytes. */
 export function bundledModels(): Map<string, Uint8Array> {
@@ -17,6 +22,7 @@ export function bundledModels(): Map<string, Uint8Array> {
     ['feature_classifier/1/model.onnx', featureClassifierModel()],
     ['feature_normalizer/1/model.onnx', featureNormalizerModel()],
     ['feature_outlier/1/model.onnx', featureOutlierModel()],
+    ['chatbot_lm/1/model.onnx', charLanguageModel(readFileSync(CHATBOT_CORPUS, 'utf8'))],
   ]);
 }
 

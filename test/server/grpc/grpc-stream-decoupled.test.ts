@@ -170,7 +170,8 @@ describe('ModelStreamInfer with a decoupled model', () => {
     await within(15_000, 'the cancelled call', closed);
     const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped grpc-cancel'));
     const sends = Number(/after (\d+) sends/.exec(line)![1]);
-    assert.ok(sends < 100, `the script stopped soon after the cancel: ${line}`);
+    // A few more may leave before the cancel lands, more on a loaded machine; one that ran on would send 100,000.
+    assert.ok(sends < 2000, `the script stopped soon after the cancel: ${line}`);
   });
 });
 

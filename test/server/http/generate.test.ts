@@ -184,8 +184,9 @@ describe('a client that disconnects mid-stream', () => {
     client.abort();
     const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped http-gone'));
     const sends = Number(/after (\d+) sends, isCancelled true/.exec(line)?.[1]);
-    // Tokens already on their way when the socket closed may be counted; a generation that ran on would be in the thousands.
-    assert.ok(sends - received < 50, `${sends - received} token(s) sent after the disconnect (${line})`);
+    // Tokens already on their way when the socket closed may be counted, more of them on a loaded machine;
+    // a generation that ran on would send all 100,000.
+    assert.ok(sends - received < 2000, `${sends - received} token(s) sent after the disconnect (${line})`);
     // The model is free again.
     const after = await stream('streamer', { text_input: 'again', parameters: { tokens: 1 } });
     assert.deepEqual(after.events, [token(0, 'again')]);
