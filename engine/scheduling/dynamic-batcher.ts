@@ -27,6 +27,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { PriorityQueue } from './priority-queue.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
 import type { Scheduler, SchedulerContext } from './scheduler.ts';
+import { abortReason, noop, settle, type Outcome } from './request-settlement.ts';
 
 /**
  * Unbatched requests an instance may hold at once (running plus waiting in its
@@ -61,7 +62,6 @@ interface Slot {
   inflight: number;
 }
 
-type Outcome = readonly Tensor[] | Error;
 
 interface Pending {
   readonly request: InferenceRequest;
@@ -323,20 +323,4 @@ export class DynamicBatcher implements Scheduler {
       this.drained = undefined;
     }
   }
-}
-
-const noop = (): void => {};
-
-function settle(pending: Pending, outcome: Outcome): void {
-  if (pending.settled) return;
-  pending.settled = true;
-  pending.cleanup();
-  if (outcome instanceof Error) pending.reject(outcome);
-  else pending.resolve(outcome);
-}
-
-function abortReason(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason.message;
-  return typeof reason === 'string' ? reason : 'the client went away';
 }

@@ -48,8 +48,8 @@ import { correlationKey, describeCorrelationId, readSequenceParameters, type Cor
 import { planDirectBatch, type SlotHead } from './direct-batch-plan.ts';
 import { ImplicitState, type StateTensors } from './implicit-state.ts';
 import { SequenceActor, type SequenceEnd } from './sequence-machine.ts';
+import { abortReason, noop, settle, type Outcome } from '../scheduling/request-settlement.ts';
 
-type Outcome = readonly Tensor[] | Error;
 
 interface Pending {
   readonly request: InferenceRequest;
@@ -466,20 +466,4 @@ export class SequenceBatcher implements Scheduler {
     this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6);
     settle(pending, error);
   }
-}
-
-const noop = (): void => {};
-
-function settle(pending: Pending, outcome: Outcome): void {
-  if (pending.settled) return;
-  pending.settled = true;
-  pending.cleanup();
-  if (outcome instanceof Error) pending.reject(outcome);
-  else pending.resolve(outcome);
-}
-
-function abortReason(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason.message;
-  return typeof reason === 'string' ? reason : 'the client went away';
 }
