@@ -51,6 +51,21 @@ export class RawGrpcClient {
       (b: Buffer) => responseType.decode(b) as unknown as Message, new grpc.Metadata(), options);
   }
 
+  /** Writes the messages on one ModelStreamInfer call, half-closes, and collects every response until the server ends it. */
+  async streamAll(messages: readonly (Message | Buffer)[], options: grpc.CallOptions = {}): Promise<Message[]> {
+    const stream = this.stream(options);
+    const received: Message[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('data', (m: Message) => received.push(m));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    for (const message of messages) stream.write(message);
+    stream.end();
+    await done;
+    return received;
+  }
+
   close(): void {
     this.client.close();
   }
@@ -61,4 +76,17 @@ export function num(value: unknown): number {
   if (typeof value === 'number') return value;
   const long = value as { low: number; high: number; unsigned?: boolean };
   return Number((BigInt(long.high) << 32n) | BigInt(long.low >>> 0));
+}
+
+/** The strings of a BYTES raw output, as gRPC carries them: a 4-byte little-endian length before each. */
+export function strings(raw: Uint8Array | undefined): string[] {
+  if (!raw) return [];
+  const buffer = Buffer.from(raw);
+  const out: string[] = [];
+  for (let at = 0; at < buffer.length;) {
+    const length = buffer.readUInt32LE(at);
+    out.push(buffer.toString('utf8', at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
 }

@@ -14,7 +14,7 @@ import type { ParameterValue } from '../../engine/inference-request.ts';
 import type { FixedTensor } from '../../engine/tensor.ts';
 import { CHATBOT_CORPUS, PIPELINES_DIR } from '../../pipelines/generate.ts';
 import { startBoth, startHttp, type DualFixture } from '../helpers/fixture-repository.ts';
-import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
+import { RawGrpcClient, strings, type Message } from '../helpers/grpc-raw-client.ts';
 import { within } from '../helpers/script-fixtures.ts';
 
 type Parameters = Record<string, ParameterValue>;
@@ -272,15 +272,3 @@ describe('the chatbot pipeline', () => {
     assert.ok(ran < 500, `the cancelled reply stopped early: ${ran} calls to chatbot_lm, not the 1000 it asked for`);
   });
 });
-
-/** The strings of a BYTES raw output (a 4-byte little-endian length before each). */
-function strings(raw: Uint8Array): string[] {
-  const buffer = Buffer.from(raw);
-  const out: string[] = [];
-  for (let at = 0; at < buffer.length;) {
-    const length = buffer.readUInt32LE(at);
-    out.push(buffer.toString('utf8', at + 4, at + 4 + length));
-    at += 4 + length;
-  }
-  return out;
-}

@@ -71,20 +71,7 @@ after(async () => {
   await removeRepository(root);
 });
 
-/** Writes the messages on one ModelStreamInfer call, half-closes, and collects every response. */
-async function streamAll(messages: readonly (Message | Buffer)[]): Promise<Message[]> {
-  const stream = client.stream();
-  const received: Message[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    stream.on('data', (m: Message) => received.push(m));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  for (const message of messages) stream.write(message);
-  stream.end();
-  await done;
-  return received;
-}
+const streamAll = (messages: readonly (Message | Buffer)[]): Promise<Message[]> => client.streamAll(messages);
 
 describe('gRPC ModelInfer', () => {
   test('typed contents in; outputs in raw_output_contents, as Triton sends them; id echoed', async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeStreamingRepository } from '../../helpers/decoupled-fixtures.ts';
 import { removeRepository, startGrpc, type GrpcFixture } from '../../helpers/fixture-repository.ts';
-import { RawGrpcClient, type Message } from '../../helpers/grpc-raw-client.ts';
+import { RawGrpcClient, strings, type Message } from '../../helpers/grpc-raw-client.ts';
 import { capturingLogger, within, type CapturingLogger } from '../../helpers/script-fixtures.ts';
 
 let root: string;
@@ -47,19 +47,6 @@ function streamerRequest(id: string, params: Params, text = 'tok'): Message {
   };
 }
 
-/** The strings of a BYTES raw output (4-byte little-endian length before each). */
-function strings(raw: Uint8Array | undefined): string[] {
-  if (!raw) return [];
-  const buffer = Buffer.from(raw);
-  const out: string[] = [];
-  for (let at = 0; at < buffer.length;) {
-    const length = buffer.readUInt32LE(at);
-    out.push(buffer.toString('utf8', at + 4, at + 4 + length));
-    at += 4 + length;
-  }
-  return out;
-}
-
 /** Each message as `<id>: <text>` / `<id>: error <message>` / `<id>: (empty)`, with '!' when flagged final. */
 function show(message: Message): string {
   const response = message['infer_response'] ?? {};
@@ -71,20 +58,7 @@ function show(message: Message): string {
   return `${response['id']}: ${body}${flag}`;
 }
 
-/** Writes the messages on one call, half-closes, and collects every response. */
-async function streamAll(messages: readonly Message[]): Promise<Message[]> {
-  const stream = client.stream();
-  const received: Message[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    stream.on('data', (m: Message) => received.push(m));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  for (const message of messages) stream.write(message);
-  stream.end();
-  await within(15_000, 'the stream', done);
-  return received;
-}
+const streamAll = (messages: readonly Message[]): Promise<Message[]> => within(15_000, 'the stream', client.streamAll(messages));
 
 describe('ModelStreamInfer with a decoupled model', () => {
   test('N responses, none flagged final when the host closes the request and no empty final was asked for', async () => {
