@@ -108,5 +108,7 @@ export interface BackendInstance {
    * died) answers every request with that error rather than rejecting.
    */
   execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome>;
+  /** Bytes of script heap this instance holds, for backends that run code in an isolate (scripts); for metrics. */
+  heapUsedBytes?(): Promise<number>;
   finalize(): Promise<void>;
 }

@@ -9,7 +9,7 @@
 /** Status classes, named after TRITONSERVER_Error codes. */
 export type StatusClass =
   | 'INVALID_ARG' | 'NOT_FOUND' | 'UNAVAILABLE' | 'INTERNAL' | 'UNSUPPORTED'
-  | 'ALREADY_EXISTS' | 'CANCELLED' | 'TOO_LARGE' | 'DEADLINE_EXCEEDED';
+  | 'ALREADY_EXISTS' | 'CANCELLED' | 'TOO_LARGE' | 'DEADLINE_EXCEEDED' | 'PERMISSION_DENIED';
 
 /** HTTP status and gRPC status code number per class. */
 export const STATUS_TABLE: Readonly<Record<StatusClass, { readonly http: number; readonly grpc: number }>> = {
@@ -22,6 +22,7 @@ export const STATUS_TABLE: Readonly<Record<StatusClass, { readonly http: number;
   CANCELLED: { http: 400, grpc: 1 },
   TOO_LARGE: { http: 413, grpc: 8 },
   DEADLINE_EXCEEDED: { http: 504, grpc: 4 },
+  PERMISSION_DENIED: { http: 403, grpc: 7 },
 };
 
 interface CatalogueEntry<P> {
@@ -108,8 +109,9 @@ export const CATALOGUE = {
     (p) => `inference failed in model '${p.model}': ${p.detail}`),
   MODEL_LOAD_FAILED: entry<{ model: string; detail: string }>('INVALID_ARG',
     (p) => `failed to load '${p.model}': ${p.detail}`),
-  MODEL_CONTROL_DISABLED: entry<Record<string, never>>('UNAVAILABLE',
-    () => 'explicit model load / unload is not allowed if polling is enabled (this server runs with model control mode \'none\'; ' +
+  MODEL_CONTROL_DISABLED: entry<{ mode: string }>('UNAVAILABLE',
+    (p) => `explicit model load / unload is not allowed if polling is enabled (this server runs with model control mode '${p.mode}'` +
+      `${p.mode === 'poll' ? ', so it loads what the repository folders hold: edit them instead' : ''}; ` +
       'start it with --model-control-mode=explicit to load and unload models at run time)'),
   CALL_CYCLE: entry<{ model: string; chain: readonly string[]; instances: number }>('INVALID_ARG',
     (p) => `call cycle: ${p.chain.map((m) => `'${m}'`).join(' -> ')} calls back into model '${p.model}', and all ${p.instances} of its instance(s) ` +
@@ -123,6 +125,14 @@ export const CATALOGUE = {
   GENERATE_RESPONSE_COUNT: entry<{ model: string; got: string }>('INVALID_ARG',
     (p) => `generate expects model to produce exactly 1 response, but model '${p.model}' produced ${p.got}; ` +
       `POST /v2/models/${p.model}/generate_stream takes any number`),
+  API_RESTRICTED: entry<{ header: string; kind: 'API' | 'protocol' }>('PERMISSION_DENIED',
+    (p) => `This ${p.kind} is restricted, expecting header '${p.header}'`),
+  INVALID_MODEL_NAME: entry<{ name: string; source: string; reason: string }>('INVALID_ARG',
+    (p) => `invalid model name ${JSON.stringify(p.name)} in ${p.source}: ${p.reason}; a model name is the name of one folder in the model repository`),
+  LOG_SETTING: entry<{ setting: string; detail: string }>('INVALID_ARG',
+    (p) => `invalid log setting '${p.setting}': ${p.detail}`),
+  LOG_FILE_FIXED: entry<Record<string, never>>('UNSUPPORTED',
+    () => 'log file location can not be updated through network protocol (set it at start with --log-file)'),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

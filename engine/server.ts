@@ -12,11 +12,12 @@ import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
+import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
-import { ModelRepository, type ModelEntry } from './repository/model-repository.ts';
+import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
-import { normalizeRequest } from './request-normalizer.ts';
+import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream } from './response-stream.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -38,9 +39,29 @@ export interface InferenceServerOptions {
   readonly bufferPooling?: boolean;
   /**
    * 'none' (default) serves what was loaded at start and refuses load and
-   * unload requests, as tritonserver does; 'explicit' lets them through.
+   * unload requests, as tritonserver does; 'explicit' lets them through;
+   * 'poll' follows the repository folders (see repositoryPollSecs) and
+   * refuses them too.
    */
-  readonly modelControlMode?: 'none' | 'explicit';
+  readonly modelControlMode?: ModelControlMode;
+  /** In 'poll' mode, seconds between two looks at the repository; 0 polls only when pollRepository() is called. Default 15. */
+  readonly repositoryPollSecs?: number;
+  /**
+   * The response cache (tritonserver's --cache-config local,size=N), shared
+   * by the models whose config sets response_cache { enable: true }.
+   * Default: none, and no model caches.
+   */
+  readonly responseCache?: { readonly sizeBytes: number };
+}
+
+export type ModelControlMode = 'none' | 'explicit' | 'poll';
+
+/** What a load request may carry (Triton's load parameters). */
+export type LoadModelOptions = ModelOverride;
+
+export interface UnloadModelOptions {
+  /** Also unload the ensembles that call the model (Triton's unload_dependents). */
+  readonly unloadDependents?: boolean;
 }
 
 export interface TensorMetadata {
@@ -73,7 +94,7 @@ export interface ModelIndexEntry {
 export const SERVER_VERSION = '0.1.0';
 
 /** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
-export const EXTENSIONS: readonly string[] = ['sequence', 'schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics'];
+export const EXTENSIONS: readonly string[] = ['sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics', 'logging'];
 
 /** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
 export interface ModelStatisticsResponse {
@@ -84,6 +105,25 @@ export interface ModelStatisticsResponse {
 function withoutOwnership(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;
   return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
+}
+
+/** Triton's default --repository-poll-secs. */
+const DEFAULT_POLL_SECS = 15;
+
+/** How often drain() checks whether the last request has answered. */
+const DRAIN_POLL_MS = 5;
+
+/**
+ * A model name as load and unload take it: a folder name in the
+ * repository, so nothing that could reach outside it.
+ */
+function assertModelName(name: string): void {
+  let why: string | undefined;
+  if (name === '') why = 'it is empty';
+  else if (name.includes('/') || name.includes('\\')) why = 'it contains a path separator';
+  else if (name === '.' || name === '..' || name.includes('..')) why = "it contains '..'";
+  else if (name.includes('\0')) why = 'it contains a NUL character';
+  if (why) throw serverError('BAD_REQUEST', { detail: `invalid model name '${name}': ${why}; a model name is the name of a folder in the model repository` });
 }
 
 /** Deeper than this, a chain of calls between models is taken for runaway recursion. */
@@ -108,12 +148,25 @@ function assertNoDeadlock(version: ModelVersion, chain: readonly string[]): void
 
 export class InferenceServer {
   private closed = false;
+  /** Set once shutdown began: readiness is false and new requests from clients are refused. */
+  private draining = false;
+  /** Calls into infer() and inferStream() not yet answered, nested ones included. */
+  private active = 0;
+  private pollTimer: NodeJS.Timeout | undefined;
+  /** Told of the version each request goes to (see watchVersions). */
+  private readonly versionWatchers = new Set<(version: ModelVersion) => void>();
+
+  /** A number per loaded version, in response cache keys: a reload with the same version number never sees older answers. */
+  private readonly cacheGenerations = new WeakMap<ModelVersion, number>();
+  private nextCacheGeneration = 1;
 
   private constructor(
     private readonly repository: ModelRepository,
     private readonly options: InferenceServerOptions,
     readonly logger: Logger,
     private readonly bufferPool: BufferPool,
+    /** The response cache, when the server runs with one (options.responseCache); its stats() feed the nv_cache_* metrics. */
+    readonly cache: ResponseCache | undefined,
   ) {}
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
@@ -127,21 +180,67 @@ export class InferenceServer {
     const repository = ModelRepository.open({
       paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
     });
-    server = new InferenceServer(repository, options, logger, bufferPool);
+    const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
+    server = new InferenceServer(repository, options, logger, bufferPool, cache);
     await repository.load();
+    server.warnUncached(repository.list().map((entry) => entry.name));
+    const pollSecs = options.repositoryPollSecs ?? DEFAULT_POLL_SECS;
+    if (options.modelControlMode === 'poll' && pollSecs > 0) server.startPolling(pollSecs * 1000);
     return server;
+  }
+
+  private startPolling(intervalMs: number): void {
+    let running = false;
+    this.pollTimer = setInterval(() => {
+      if (running || this.closed) return;
+      running = true;
+      this.pollRepository().catch((err: unknown) => this.logger.error(`repository poll failed: ${(err as Error).message}`))
+        .finally(() => { running = false; });
+    }, intervalMs);
+    this.pollTimer.unref();
+  }
+
+  /**
+   * One look at the repository (what poll mode does every
+   * --repository-poll-secs): changed models reload, new ones load, removed
+   * ones unload. A model whose new files fail to load keeps serving the
+   * version it had, and its index entry says why.
+   */
+  async pollRepository(): Promise<LoadOutcome> {
+    const outcome = await this.repository.poll();
+    for (const [name, failure] of outcome) if (failure === undefined) this.evictCached(name);
+    this.warnUncached([...outcome.keys()]);
+    return outcome;
   }
 
   /** The single entry point for inference. */
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
-    if (this.closed) throw serverError('SERVER_EXITING', {});
+    this.assertTakingRequests(request);
+    this.active++;
+    try {
+      return await this.inferOnce(request);
+    } finally {
+      this.active--;
+    }
+  }
+
+  /** Refuses a new request once shutdown began; calls made by requests already running (ensemble steps, scripts) go on. */
+  private assertTakingRequests(request: InferenceRequest): void {
+    if (this.closed || (this.draining && (request.callChain?.length ?? 0) === 0)) throw serverError('SERVER_EXITING', {});
+  }
+
+  private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
+    const received = performance.now();
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
+    for (const watch of this.versionWatchers) watch(version);
     const config = version.config!;
     if (request.callChain) assertNoDeadlock(version, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
-    const answered = await version.scheduler!.enqueue(request, normalized);
+    const answered = this.cache && config.responseCache
+      ? await this.inferCached(this.cache, version, request, normalized, received)
+      : await version.scheduler!.enqueue(request, normalized);
     const outputs = request.ownsPooledOutputs ? answered : answered.map(withoutOwnership);
     return {
       modelName: config.name,
@@ -149,6 +248,54 @@ export class InferenceServer {
       ...(request.id ? { id: request.id } : {}),
       outputs,
     };
+  }
+
+  /**
+   * A request to a model that caches its answers: from the cache when it
+   * holds them (the scheduler never sees the request), else from the model,
+   * whose answer the cache then keeps a copy of. A failed request is not
+   * kept. Statistics as Triton counts them (ModelStats.recordCacheHit/Miss).
+   */
+  private async inferCached(
+    cache: ResponseCache, version: ModelVersion, request: InferenceRequest, normalized: NormalizedRequest, received: number,
+  ): Promise<readonly Tensor[]> {
+    const config = version.config!;
+    let generation = this.cacheGenerations.get(version);
+    if (generation === undefined) {
+      generation = this.nextCacheGeneration++;
+      this.cacheGenerations.set(version, generation);
+    }
+    const lookupStart = performance.now();
+    // The key is taken before the request is queued: a backend may move pooled input memory away.
+    const key = cache.keyOf(config.name, version.version, generation, request, normalized.outputs);
+    const cached = cache.lookup(key);
+    const lookupEnd = performance.now();
+    if (cached) {
+      version.stats.recordCacheHit((lookupEnd - received) * 1e6, (lookupStart - received) * 1e6, (lookupEnd - lookupStart) * 1e6);
+      return cached;
+    }
+    const answered = await version.scheduler!.enqueue(request, normalized);
+    const insertStart = performance.now();
+    cache.insert(key, config.name, answered);
+    version.stats.recordCacheMiss((lookupEnd - lookupStart + performance.now() - insertStart) * 1e6);
+    return answered;
+  }
+
+  /** Models that ask for the response cache on a server without one load and answer uncached, as in Triton; each is told of once per load. */
+  private warnUncached(names: readonly string[]): void {
+    if (this.cache) return;
+    for (const name of names) {
+      const asking = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY' && v.config!.responseCache);
+      if (asking.length === 0) continue;
+      this.logger.warn(`model '${name}' sets response_cache { enable: true }, but the server runs without a response cache, ` +
+        'so its responses are not cached; start the server with --cache-config local,size=<bytes> to cache them');
+    }
+  }
+
+  /** Drops the cached answers of models unloaded or reloaded, and of the ensembles that call them. */
+  private evictCached(name: string): void {
+    if (!this.cache) return;
+    for (const model of [name, ...this.repository.dependentsOf(name)]) this.cache.evictModel(model);
   }
 
   /**
@@ -161,20 +308,22 @@ export class InferenceServer {
    * (cancelled, execute() threw) as a final error item.
    */
   async inferStream(request: InferenceRequest): Promise<ResponseStream> {
-    if (this.closed) throw serverError('SERVER_EXITING', {});
+    this.assertTakingRequests(request);
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
+    for (const watch of this.versionWatchers) watch(version);
     if (request.callChain) assertNoDeadlock(version, request.callChain);
     const normalized = normalizeRequest(config, request);
     const stream = new ResponseStream({
       modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats,
     });
+    this.active++;
     version.scheduler!.enqueue({ ...request, onResponse: (response) => stream.accept(response) }, normalized).then(
       () => stream.close(),
       (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
-    );
+    ).finally(() => this.active--);
     return stream;
   }
 
@@ -188,10 +337,11 @@ export class InferenceServer {
   }
 
   isReady(): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.draining) return false;
     if (this.options.strictReadiness === false) return true;
-    return this.repository.list().every((entry) => !entry.failure && entry.versions.size > 0
-      && [...entry.versions.values()].every((v) => v.state === 'READY'));
+    // A model unloaded on request no longer counts; one that a reload replaces counts through its successor.
+    return this.repository.list().every((entry) => entry.unloaded === true || (!entry.failure && entry.versions.size > 0
+      && [...entry.versions.values()].every((v) => v.state === 'READY')));
   }
 
   isModelReady(name: string, version?: string): boolean {
@@ -228,11 +378,20 @@ export class InferenceServer {
     return this.readyVersion(name, version).config!.json;
   }
 
-  /** Every model version the repository knows, with its state and reason. */
+  /**
+   * Every model version the repository knows, with its state and reason,
+   * by name: loaded ones, ones that failed, and (explicit model control)
+   * folders not loaded yet. A version still serving after a failed reload
+   * is READY with the failure as its reason.
+   */
   repositoryIndex(): ModelIndexEntry[] {
-    return this.repository.list().flatMap((entry) => entry.versions.size === 0
+    const loaded = this.repository.list().flatMap((entry) => entry.versions.size === 0
       ? [{ name: entry.name, version: '', state: 'UNAVAILABLE' as const, reason: entry.failure ?? 'no versions' }]
-      : [...entry.versions.values()].map((v) => ({ name: entry.name, version: String(v.version), state: v.state, reason: v.reason })));
+      : [...entry.versions.values()].map((v) => ({
+        name: entry.name, version: String(v.version), state: v.state, reason: v.state === 'READY' && entry.notice ? entry.notice : v.reason,
+      })));
+    const available = this.repository.notLoaded().map((name) => ({ name, version: '', state: 'UNAVAILABLE' as const, reason: 'not loaded' }));
+    return [...loaded, ...available].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /**
@@ -258,24 +417,64 @@ export class InferenceServer {
     return { model_stats: ready.map((v) => snapshot(name, v)) };
   }
 
-  /** Loads or reloads a model (explicit model control). Refused clearly until model control lands. */
-  async loadModel(name: string): Promise<void> {
+  /**
+   * Loads a model, or reloads it (explicit model control), from the
+   * repository or from the config and files the request carries. A reload
+   * loses no request: the new version becomes READY first, then the old
+   * one finishes what it took. A failed reload leaves the old one serving.
+   */
+  async loadModel(name: string, options: LoadModelOptions = {}): Promise<void> {
     this.assertModelControl();
-    throw serverError('NOT_IMPLEMENTED', {
-      feature: 'the model repository extension (load)',
-      detail: `model '${name}' cannot be loaded at run time by this build yet; list it with --load-model at start`,
-    });
+    assertModelName(name);
+    if (options.files && options.files.size > 0 && options.config === undefined) {
+      throw serverError('MODEL_LOAD_FAILED', {
+        model: name, detail: "file overrides need the model config too: send it as parameters.config (JSON) with the 'file:' parameters",
+      });
+    }
+    const overrides = options.config !== undefined || options.files ? new Map([[name, options]]) : new Map<string, ModelOverride>();
+    const outcome = await this.repository.loadModels([name], overrides);
+    const failure = outcome.get(name);
+    if (failure !== undefined) throw serverError('MODEL_LOAD_FAILED', { model: name, detail: failure });
+    this.evictCached(name);
+    this.warnUncached([...outcome.keys()]);
   }
 
   /**
-   * Unloads a model (explicit model control): its running requests finish,
-   * new ones are refused, and the ensembles that call it become unavailable
-   * with it named as the reason.
+   * Unloads a model (explicit model control): new requests are refused, the
+   * ones it took finish, then it is released. With unloadDependents, the
+   * ensembles that call it go too, naming it as the reason; without, they
+   * stay, and a request reaching the missing step fails naming it.
    */
-  async unloadModel(name: string): Promise<void> {
+  async unloadModel(name: string, options: UnloadModelOptions = {}): Promise<void> {
     this.assertModelControl();
-    if (!this.repository.get(name)) throw serverError('MODEL_NOT_FOUND', { model: name });
-    await this.repository.unload(name);
+    assertModelName(name);
+    if (!this.repository.get(name)) {
+      if (this.repository.notLoaded().includes(name)) return;
+      throw serverError('MODEL_NOT_FOUND', { model: name });
+    }
+    await this.repository.unload(name, { dependents: options.unloadDependents === true });
+    this.evictCached(name);
+  }
+
+  /**
+   * Graceful shutdown, first half: readiness turns false and new requests
+   * are refused (calls from requests already running go on), then this
+   * waits until every request taken has answered, or `timeoutMs` passed.
+   * Resolves with how many were still running. close() then releases
+   * everything.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    this.draining = true;
+    const deadline = performance.now() + timeoutMs;
+    while (this.active > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(1, deadline - performance.now()))));
+    }
+    return this.active;
+  }
+
+  /** Requests the server has taken and not answered yet, in all models. */
+  activeRequestCount(): number {
+    return this.active;
   }
 
   /**
@@ -295,7 +494,28 @@ export class InferenceServer {
   }
 
   private assertModelControl(): void {
-    if (this.options.modelControlMode !== 'explicit') throw serverError('MODEL_CONTROL_DISABLED', {});
+    const mode = this.options.modelControlMode ?? 'none';
+    if (mode !== 'explicit') throw serverError('MODEL_CONTROL_DISABLED', { mode });
+  }
+
+  /** Every READY model version, by model name then version number: what the metrics endpoint reads when scraped. */
+  readyVersions(): ModelVersion[] {
+    return this.repository.list().flatMap((entry) => [...entry.versions.values()]
+      .filter((v) => v.state === 'READY').sort((a, b) => a.version - b.version));
+  }
+
+  /**
+   * Calls `watch` with every READY version now, then with the version each
+   * request goes to, before the request is scheduled: a listener that
+   * `watch` puts on the version's stats hears all of its traffic, including
+   * that of versions loaded later. Returns the function that stops it.
+   */
+  watchVersions(watch: (version: ModelVersion) => void): () => void {
+    for (const version of this.readyVersions()) watch(version);
+    this.versionWatchers.add(watch);
+    return () => {
+      this.versionWatchers.delete(watch);
+    };
   }
 
   /** Requests queued or executing for a ready model version (Triton's pending request count). */
@@ -316,6 +536,7 @@ export class InferenceServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.pollTimer);
     await this.repository.close();
   }
 

@@ -78,9 +78,17 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     return this.ended === undefined && !this.isolate.isDisposed;
   }
 
-  /** Bytes of the isolate's heap in use, or 0 once it is gone. */
-  heapUsedBytes(): number {
-    return this.alive ? this.isolate.getHeapStatisticsSync().used_heap_size : 0;
+  /**
+   * Bytes of the isolate's heap in use, or 0 once it is gone. Asked through
+   * the async API: the sync one would wait for a script that is running.
+   */
+  async heapUsedBytes(): Promise<number> {
+    if (!this.alive) return 0;
+    try {
+      return (await this.isolate.getHeapStatistics()).used_heap_size;
+    } catch {
+      return 0; // disposed meanwhile
+    }
   }
 
   async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]> {

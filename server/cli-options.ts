@@ -6,6 +6,10 @@
 import { didYouMean } from '../engine/config/did-you-mean.ts';
 import { DEFAULT_GRPC_MAX_MESSAGE_SIZE } from './grpc/grpc-server.ts';
 import { DEFAULT_MAX_INPUT_SIZE } from './http/http-server.ts';
+import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
+import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
+import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
+import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
 export interface CliOptions {
   readonly modelRepositories: readonly string[];
@@ -17,13 +21,33 @@ export interface CliOptions {
   readonly allowGrpc: boolean;
   /** Largest gRPC request message, in bytes. */
   readonly grpcMaxMessageSize: number;
-  readonly modelControlMode: 'none' | 'explicit';
+  readonly modelControlMode: 'none' | 'explicit' | 'poll';
   readonly loadModels: readonly string[];
+  /** Poll mode: seconds between two looks at the repository. */
+  readonly repositoryPollSecs: number;
+  /** On SIGTERM or SIGINT, how long in-flight requests may take to finish before the process exits. */
+  readonly exitTimeoutSecs: number;
   readonly exitOnError: boolean;
   readonly strictReadiness: boolean;
   readonly logVerbose: number;
+  readonly logInfo: boolean;
+  readonly logWarning: boolean;
+  readonly logError: boolean;
+  /** '' logs to stderr. */
+  readonly logFile: string;
+  readonly logFormat: LogFormat;
+  /** --http-restricted-api groups: category -> the header that unlocks it. */
+  readonly httpRestrictedApis: RestrictedApis;
+  /** --grpc-restricted-protocol and --grpc-restricted-api groups: category -> the metadata key that unlocks it. */
+  readonly grpcRestrictedApis: RestrictedApis;
   readonly httpMaxInputSize: number;
   readonly id: string;
+  /** Serve Prometheus metrics at GET /metrics on metricsAddress:metricsPort. */
+  readonly allowMetrics: boolean;
+  readonly metricsPort: number;
+  readonly metricsAddress: string;
+  /** --metrics-config settings, --metrics-interval-ms and --allow-cpu-metrics, merged. */
+  readonly metrics: MetricsOptions;
 }
 
 export class CliError extends Error {
@@ -41,8 +65,6 @@ interface FlagSpec {
   readonly acceptWhen?: (value: string) => boolean;
 }
 
-const METRICS = 'the Prometheus metrics endpoint is not part of this build yet';
-
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'model-repository': { kind: 'string', repeatable: true },
   'model-store': { kind: 'string', repeatable: true },
@@ -53,14 +75,27 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-address': { kind: 'string' },
   'allow-grpc': { kind: 'bool' },
   'grpc-max-message-size': { kind: 'int' },
-  'metrics-port': { kind: 'int', notYet: METRICS },
-  'allow-metrics': { kind: 'bool', notYet: METRICS, acceptWhen: (v) => !parseBool(v) },
+  'allow-metrics': { kind: 'bool' },
+  'metrics-port': { kind: 'int' },
+  'metrics-address': { kind: 'string' },
+  'metrics-config': { kind: 'string', repeatable: true },
+  'metrics-interval-ms': { kind: 'int' },
+  'allow-cpu-metrics': { kind: 'bool' },
   'model-control-mode': { kind: 'string' },
   'load-model': { kind: 'string', repeatable: true },
-  'repository-poll-secs': { kind: 'int', notYet: 'repository polling (--model-control-mode=poll) is not part of this build yet' },
+  'repository-poll-secs': { kind: 'int' },
+  'exit-timeout-secs': { kind: 'int' },
   'exit-on-error': { kind: 'bool' },
   'strict-readiness': { kind: 'bool' },
   'log-verbose': { kind: 'int' },
+  'log-info': { kind: 'bool' },
+  'log-warning': { kind: 'bool' },
+  'log-error': { kind: 'bool' },
+  'log-file': { kind: 'string' },
+  'log-format': { kind: 'string' },
+  'http-restricted-api': { kind: 'string', repeatable: true },
+  'grpc-restricted-protocol': { kind: 'string', repeatable: true },
+  'grpc-restricted-api': { kind: 'string', repeatable: true },
   'http-max-input-size': { kind: 'int' },
   'id': { kind: 'string' },
   'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
@@ -126,11 +161,13 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
   const modelRepositories = given.length > 0 || !defaultRepository ? given : [defaultRepository];
   if (modelRepositories.length === 0) throw new CliError('--model-repository is required: the folder holding <model>/config.pbtxt and <model>/<version>/');
   const mode = one('model-control-mode') ?? 'none';
-  if (mode === 'poll') throw new CliError('--model-control-mode=poll is not supported yet: repository polling is not part of this build; use none or explicit');
-  if (mode !== 'none' && mode !== 'explicit') throw new CliError(`--model-control-mode=${mode}: expected none, poll or explicit`);
+  if (mode !== 'none' && mode !== 'explicit' && mode !== 'poll') throw new CliError(`--model-control-mode=${mode}: expected none, poll or explicit`);
   const loadModels = values.get('load-model') ?? [];
   if (loadModels.length > 0 && mode !== 'explicit') {
     throw new CliError('--load-model only applies with --model-control-mode=explicit');
+  }
+  if (values.has('repository-poll-secs') && mode !== 'poll') {
+    throw new CliError('--repository-poll-secs only applies with --model-control-mode=poll');
   }
   if (loadModels.includes('*') && loadModels.length > 1) {
     throw new CliError('--load-model=* loads every model and must be the only --load-model');
@@ -146,10 +183,94 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     grpcMaxMessageSize: int('grpc-max-message-size', DEFAULT_GRPC_MAX_MESSAGE_SIZE, 1, 2147483647),
     modelControlMode: mode,
     loadModels,
+    repositoryPollSecs: int('repository-poll-secs', 15, 0, 86400),
+    exitTimeoutSecs: int('exit-timeout-secs', 30, 0, 86400),
     exitOnError: bool('exit-on-error', true),
     strictReadiness: bool('strict-readiness', true),
     logVerbose: int('log-verbose', 0, 0, 10),
+    logInfo: bool('log-info', true),
+    logWarning: bool('log-warning', true),
+    logError: bool('log-error', true),
+    logFile: one('log-file') ?? '',
+    logFormat: logFormat(one('log-format')),
+    httpRestrictedApis: restrictedApis([['http-restricted-api', values.get('http-restricted-api') ?? [], '', 'api']]),
+    grpcRestrictedApis: restrictedApis([
+      ['grpc-restricted-protocol', values.get('grpc-restricted-protocol') ?? [], GRPC_RESTRICTED_PROTOCOL_PREFIX, 'protocol'],
+      ['grpc-restricted-api', values.get('grpc-restricted-api') ?? [], '', 'api'],
+    ]),
     httpMaxInputSize: int('http-max-input-size', DEFAULT_MAX_INPUT_SIZE, 1, Number.MAX_SAFE_INTEGER),
     id: one('id') ?? 'switchyard',
+    allowMetrics: bool('allow-metrics', true),
+    metricsPort: int('metrics-port', DEFAULT_METRICS_PORT, 0, 65535),
+    metricsAddress: one('metrics-address') ?? '0.0.0.0',
+    metrics: {
+      ...metricsConfig(values.get('metrics-config') ?? []),
+      intervalMs: int('metrics-interval-ms', DEFAULT_METRICS_INTERVAL_MS, 1, 86_400_000),
+      cpuMetrics: bool('allow-cpu-metrics', true),
+    },
   };
+}
+
+/** Every --metrics-config <key>=<value>, later ones winning; a bad one names itself. */
+function metricsConfig(settings: readonly string[]): MetricsOptions {
+  let options: MetricsOptions = {};
+  for (const setting of settings) {
+    try {
+      options = { ...options, ...parseMetricsSetting(setting) };
+    } catch (err) {
+      throw new CliError(`--metrics-config=${setting}: ${(err as Error).message}`);
+    }
+  }
+  return options;
+}
+
+function logFormat(text: string | undefined): LogFormat {
+  if (text === undefined) return 'default';
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) {
+    throw new CliError(`--log-format=${text}: expected ${LOG_FORMATS.join(', ')}`);
+  }
+  return text as LogFormat;
+}
+
+/** tritonserver puts this before the key of --grpc-restricted-protocol (gRPC metadata keys are lower case). */
+export const GRPC_RESTRICTED_PROTOCOL_PREFIX = 'triton-grpc-protocol-';
+
+/** An HTTP header name (RFC 9110 token) or, lower-cased, a gRPC metadata key. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const METADATA_KEY = /^[0-9a-z_.-]+$/;
+
+/**
+ * `<category>[,<category>...]:<header>=<value>` groups, as tritonserver
+ * parses them: the first ':' ends the categories and the first '=' after it
+ * ends the header, so a value may hold either. A category may sit in one
+ * group only, across every flag feeding the same frontend.
+ */
+function restrictedApis(groups: ReadonlyArray<readonly [flag: string, values: readonly string[], prefix: string, noun: 'api' | 'protocol']>): RestrictedApis {
+  const restrictions: Partial<Record<ApiCategory, ApiRestriction>> = {};
+  for (const [flag, values, prefix, noun] of groups) {
+    const grpc = flag.startsWith('grpc-');
+    for (const arg of values) {
+      const format = `--${flag} option format is '<${noun}>[,<${noun}>...]:<key>=<value>'. Got ${arg}`;
+      const colon = arg.indexOf(':');
+      const eq = colon < 0 ? -1 : arg.indexOf('=', colon + 1);
+      if (colon < 0 || eq < 0) throw new CliError(format);
+      const categories = arg.slice(0, colon).split(',').map((c) => c.trim());
+      const key = arg.slice(colon + 1, eq).trim();
+      const value = arg.slice(eq + 1);
+      if (categories.some((c) => c === '') || key === '' || value === '') throw new CliError(format);
+      const header = (prefix + key).toLowerCase();
+      if (!HEADER_NAME.test(key) || (grpc && (!METADATA_KEY.test(header) || header.startsWith('grpc-') || header.endsWith('-bin')))) {
+        throw new CliError(`--${flag}=${arg}: '${key}' cannot be a ${grpc ? 'gRPC metadata key (letters, digits, \'-\', \'_\' and \'.\'; not grpc-*, not *-bin)' : 'header name'}`);
+      }
+      for (const category of categories) {
+        if (!isApiCategory(category)) {
+          const guess = didYouMean(category, API_CATEGORIES);
+          throw new CliError(`--${flag}: unknown restricted ${noun} '${category}'${guess ? `; did you mean '${guess}'?` : ''} (one of ${API_CATEGORIES.join(', ')})`);
+        }
+        if (restrictions[category]) throw new CliError(`--${flag}: restricted ${noun} '${category}' can not be specified in multiple config groups`);
+        restrictions[category] = { header, value };
+      }
+    }
+  }
+  return restrictions;
 }

@@ -21,6 +21,12 @@ export interface RunningServer {
   /** The port gRPC listens on (useful with --grpc-port=0). */
   readonly grpcPort: number | undefined;
   close(): Promise<void>;
+  /**
+   * Graceful stop: readiness turns false and new requests are refused while
+   * the listeners stay up (probes see it), in-flight requests get up to
+   * --exit-timeout-secs to finish, then everything closes.
+   */
+  shutdown(): Promise<void>;
 }
 
 function modelTable(index: readonly ModelIndexEntry[]): string {
@@ -33,13 +39,17 @@ function modelTable(index: readonly ModelIndexEntry[]): string {
 }
 
 export async function startServer(options: CliOptions): Promise<RunningServer> {
-  const logger = createLogger({ verbose: options.logVerbose });
+  const logger = createLogger({
+    verbose: options.logVerbose, info: options.logInfo, warning: options.logWarning, error: options.logError,
+    format: options.logFormat, ...(options.logFile ? { file: options.logFile } : {}),
+  });
   const server = await InferenceServer.create({
     modelRepositories: options.modelRepositories,
     strictReadiness: options.strictReadiness,
     id: options.id,
     logger,
     modelControlMode: options.modelControlMode,
+    repositoryPollSecs: options.repositoryPollSecs,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();
@@ -52,7 +62,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
   if (options.allowHttp) {
-    http = await createHttpServer(server, { maxInputSize: options.httpMaxInputSize });
+    http = await createHttpServer(server, { maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis });
     await http.listen({ port: options.httpPort, host: options.httpAddress });
     const address = http.server.address();
     httpPort = typeof address === 'object' && address ? address.port : options.httpPort;
@@ -61,7 +71,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   let grpc: GrpcServer | undefined;
   let grpcPort: number | undefined;
   if (options.allowGrpc) {
-    grpc = createGrpcServer(server, { maxMessageSize: options.grpcMaxMessageSize });
+    grpc = createGrpcServer(server, { maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis });
     try {
       grpcPort = await listenGrpc(grpc, options.grpcAddress, options.grpcPort);
     } catch (err) {
@@ -75,6 +85,13 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     server, http, httpPort, grpc, grpcPort,
     async close() {
       await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined]);
+      await server.close();
+    },
+    async shutdown() {
+      const left = await server.drain(options.exitTimeoutSecs * 1000);
+      if (left > 0) logger.warn(`exit timeout of ${options.exitTimeoutSecs} s passed with ${left} request(s) still running; they are cancelled`);
+      else logger.info('every in-flight request has finished');
+      await Promise.all([http?.close(), grpc ? closeGrpc(grpc, 0) : undefined]);
       await server.close();
     },
   };
@@ -97,11 +114,21 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  const stop = (): void => {
-    void running.close().then(() => process.exit(0));
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      running.server.logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    running.server.logger.info(`${signal}: no longer ready, draining in-flight requests before exit`);
+    running.shutdown().then(() => process.exit(0), (err: unknown) => {
+      running.server.logger.error(`shutdown failed: ${(err as Error).message}`);
+      process.exit(1);
+    });
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -83,7 +83,7 @@ export class ScriptInstance implements BackendInstance {
 
   /** Bytes of the isolate's heap in use (0 while a new isolate starts). */
   async heapUsedBytes(): Promise<number> {
-    return (await this.sandbox.catch(() => undefined))?.heapUsedBytes() ?? 0;
+    return await (await this.sandbox.catch(() => undefined))?.heapUsedBytes() ?? 0;
   }
 
   execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {

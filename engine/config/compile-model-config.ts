@@ -19,6 +19,7 @@ import { modelConfigType, toPlainObject, type ModelConfigObject } from './model-
 import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
+import { compileModelWarmup } from './compile-model-warmup.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
@@ -231,6 +232,11 @@ export function compileModelConfig(
     scheduling = compileScheduling(ctx, config, maxBatchSize);
   }
   checkUnsupported(ctx, config, settings.backend);
+  const responseCache = compileResponseCache(ctx, config, scheduling);
+  const warmup = compileModelWarmup(ctx, asArray(config['model_warmup']), {
+    modelDir, maxBatchSize, inputs: inputSpecs,
+    controlInputs: new Map(scheduling.kind === 'sequence' ? scheduling.batching.controls.map((c) => [c.inputName, c.datatype]) : []),
+  });
 
   config['name'] = modelName;
   config['platform'] = settings.platform;
@@ -258,9 +264,10 @@ export function compileModelConfig(
     parameters: settings.parameters,
     defaultModelFilename: settings.defaultModelFilename,
     json: tritonJson(ctx, config),
-    notActedOn: notActedOn(config),
     file: parsed?.file,
     decoupled: isDecoupled(config),
+    responseCache,
+    warmup,
   });
 }
 
@@ -541,12 +548,22 @@ function compileQueuePolicy(policy: Obj | undefined): QueuePolicySpec {
   };
 }
 
-/** Sections that change no answer (warm-up, caching) but are not run yet: loading goes on with a warning. */
-function notActedOn(config: Obj): string[] {
-  const sections: string[] = [];
-  if (asArray(config['model_warmup']).length > 0) sections.push('model_warmup (the model is not warmed up before it turns READY)');
-  if (asObj(config['response_cache'])?.['enable'] === true) sections.push('response_cache (responses are not cached)');
-  return sections;
+/**
+ * response_cache { enable: true }. Refused where a request alone does not
+ * decide the answer, as Triton refuses it: a sequence model's answer depends
+ * on the requests before it, and a decoupled model's is a stream.
+ */
+function compileResponseCache(ctx: Ctx, config: Obj, scheduling: SchedulingSpec): boolean {
+  if (asObj(config['response_cache'])?.['enable'] !== true) return false;
+  if (scheduling.kind === 'sequence') {
+    fail(ctx, 'response_cache.enable', 'is true, but the model uses sequence_batching, whose answers depend on the earlier requests of each sequence',
+      'remove response_cache (or set enable: false); the response cache serves stateless models only');
+  }
+  if (isDecoupled(config)) {
+    fail(ctx, 'response_cache.enable', 'is true, but the model is decoupled (model_transaction_policy), so it answers with a stream, not one response',
+      'remove response_cache (or set enable: false)');
+  }
+  return true;
 }
 
 /** model_transaction_policy { decoupled: true }: the model may send any number of responses per request. */

@@ -154,6 +154,36 @@ export type SchedulingSpec =
   | { readonly kind: 'sequence'; readonly batching: SequenceBatchingSpec }
   | { readonly kind: 'ensemble'; readonly plan: EnsemblePlan };
 
+/**
+ * One input of a warmup sample (Triton's ModelWarmup.Input), with its data
+ * made at load time: zeros, random bytes, or the bytes of a file in the
+ * model's warmup/ folder.
+ */
+export interface WarmupInputSpec {
+  readonly name: string;
+  readonly datatype: DataType;
+  /** Dims without the batch dimension; every one fixed. */
+  readonly dims: readonly number[];
+  readonly source: 'zero_data' | 'random_data' | 'input_data_file';
+  /** Little-endian element bytes of a fixed-size input. */
+  readonly raw?: Uint8Array;
+  /** One byte string per element of a BYTES input. */
+  readonly elements?: readonly Uint8Array[];
+}
+
+/**
+ * A warmup sample (Triton's model_warmup entry): `batchSize` requests of
+ * batch size 1, executed together on every instance, `count` times, before
+ * the version turns READY.
+ */
+export interface WarmupSampleSpec {
+  readonly name: string;
+  readonly batchSize: number;
+  /** Executions per instance; at least 1 (Triton's count 0 means once). */
+  readonly count: number;
+  readonly inputs: readonly WarmupInputSpec[];
+}
+
 export interface CompiledModelConfig {
   readonly name: string;
   readonly platform: string;
@@ -173,10 +203,15 @@ export interface CompiledModelConfig {
   readonly defaultModelFilename: string;
   /** The completed config in Triton's JSON form, for GET .../config. */
   readonly json: Readonly<ModelConfigObject>;
-  /** Sections that are valid but that this build does not act on yet; logged as warnings at load. */
-  readonly notActedOn: readonly string[];
   /** File the config came from, or undefined when it was fully auto-completed. */
   readonly file: string | undefined;
   /** model_transaction_policy.decoupled: zero or many responses per request (TypeScript models only). Absent means false. */
   readonly decoupled?: boolean;
+  /**
+   * response_cache.enable: answers may come from the server's response cache
+   * (when it runs with --cache-config). Never set for sequence or decoupled models.
+   */
+  readonly responseCache: boolean;
+  /** model_warmup samples, run on every instance before the version turns READY. Empty for ensembles. */
+  readonly warmup: readonly WarmupSampleSpec[];
 }

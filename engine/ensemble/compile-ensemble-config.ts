@@ -20,7 +20,7 @@ const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== n
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Sections that have no meaning for an ensemble: each step's own model config decides them. */
-const MEMBER_ONLY = ['dynamic_batching', 'sequence_batching', 'instance_group', 'batch_input', 'batch_output'] as const;
+const MEMBER_ONLY = ['dynamic_batching', 'sequence_batching', 'instance_group', 'batch_input', 'batch_output', 'model_warmup'] as const;
 
 export interface CompiledEnsemble {
   readonly config: CompiledModelConfig;
@@ -102,8 +102,10 @@ export function compileEnsembleConfig(
     parameters: settings.parameters,
     defaultModelFilename: '',
     json: tritonJson(ctx, raw),
-    notActedOn: [],
     file: parsed?.file,
+    // Triton caches an ensemble's top-level answers too; its steps cache (or not) by their own configs.
+    responseCache: asObj(raw['response_cache'])?.['enable'] === true,
+    warmup: [],
   });
   return { config, warnings: built.warnings };
 }

@@ -9,7 +9,7 @@
  */
 import { serverError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
-import type { ModelStats } from '../observability/model-stats.ts';
+import type { FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { InferFunction, Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
@@ -51,7 +51,7 @@ export class EnsembleScheduler implements Scheduler {
         return tensor ? [renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true)] : [];
       });
     } catch (err) {
-      this.stats.recordFailure((performance.now() - started) * 1e6);
+      this.stats.recordFailure((performance.now() - started) * 1e6, failureReason(err));
       throw err;
     } finally {
       this.inflight--;
@@ -68,6 +68,22 @@ export class EnsembleScheduler implements Scheduler {
     this.stopped = true;
     if (this.inflight > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
   }
+}
+
+/** Member errors that say a step could not be scheduled at all, rather than that it ran and failed. */
+const NOT_SCHEDULED = new Set(['SERVER_STOPPING', 'SERVER_EXITING', 'MODEL_NOT_FOUND', 'MODEL_VERSION_UNAVAILABLE', 'MODEL_NO_VERSIONS']);
+
+/**
+ * Why an ensemble request failed, from the error of the step that failed:
+ * a member's queue refused it, it was cancelled, the member was gone, or
+ * otherwise the step ran and failed, which for an ensemble is its backend.
+ */
+function failureReason(err: unknown): FailureReason {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'CANCELLED') return 'CANCELED';
+  if (code === 'QUEUE_FULL' || code === 'QUEUE_TIMEOUT') return 'REJECTED';
+  if (typeof code === 'string' && NOT_SCHEDULED.has(code)) return 'OTHER';
+  return 'BACKEND';
 }
 
 /** The tensors `switchyard_debug_tensors` asks for; a name the ensemble does not have is a 400 naming it. */

@@ -6,6 +6,10 @@
  * the question users of a dynamic batcher ask most.
  *
  * Durations are cumulative nanoseconds with a count, as Triton reports them.
+ *
+ * Anything that needs each event rather than the sums (the metrics
+ * endpoint's summaries and histograms) subscribes with observe(); with
+ * nobody subscribed, recording costs one length check more.
  */
 import type { ComputeTiming } from '../../backends/backend.ts';
 
@@ -24,6 +28,38 @@ export type BatchCloseReason =
 
 export const BATCH_CLOSE_REASONS: readonly BatchCloseReason[] =
   ['max_batch_size', 'preferred_batch_size', 'queue_delay', 'shape_mismatch', 'queue_empty'];
+
+/**
+ * Why a request failed after it reached the scheduler, in Triton's terms
+ * (the `reason` label of nv_inference_request_failure).
+ */
+export type FailureReason =
+  /** The queue refused it or timed it out: max_queue_size, a queue policy timeout. */
+  | 'REJECTED'
+  /** The client cancelled it, or went away, before it ran. */
+  | 'CANCELED'
+  /** The model ran and failed. */
+  | 'BACKEND'
+  /** Anything else, e.g. the model stopped while the request was queued. */
+  | 'OTHER';
+
+export const FAILURE_REASONS: readonly FailureReason[] = ['REJECTED', 'CANCELED', 'BACKEND', 'OTHER'];
+
+/** Hears each event as it is recorded; every method is optional. Called synchronously, so it must be quick and never throw. */
+export interface ModelStatsObserver {
+  /** A request answered successfully (the arguments of recordSuccess). */
+  success?(totalNs: number, queueNs: number, timing: ComputeTiming): void;
+  /** A request failed after it reached the scheduler. */
+  failure?(totalNs: number, reason: FailureReason): void;
+  /** One successful model execution of `batchSize` inferences. */
+  execution?(batchSize: number, timing: ComputeTiming): void;
+  /** One call of ensemble step `index` to its model. */
+  step?(index: number, ok: boolean, ns: number): void;
+  /** A request answered from the response cache (the arguments of recordCacheHit). */
+  cacheHit?(totalNs: number, queueNs: number, lookupNs: number): void;
+  /** A request the response cache did not have, answered by the model (the argument of recordCacheMiss). */
+  cacheMiss?(ns: number): void;
+}
 
 export interface StatDuration {
   count: number;
@@ -111,6 +147,24 @@ export class ModelStats {
 
   private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration }> | undefined;
 
+  private readonly failureReasons: Record<FailureReason, number> =
+    Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+
+  private observers: readonly ModelStatsObserver[] = [];
+
+  /** Subscribes to every event recorded from now on; returns the function that unsubscribes. */
+  observe(observer: ModelStatsObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
+  /** Failed requests by reason, since the version loaded; they add up to inference_stats.fail.count. */
+  failureCounts(): Readonly<Record<FailureReason, number>> {
+    return { ...this.failureReasons };
+  }
+
   /** Makes this an ensemble's statistics, with one entry per step. */
   trackSteps(steps: ReadonlyArray<{ readonly step: string; readonly model: string }>): void {
     this.steps = steps.map((s) => ({ step: s.step, model: s.model, success: zero(), fail: zero() }));
@@ -120,6 +174,7 @@ export class ModelStats {
   recordStep(index: number, ok: boolean, ns: number): void {
     const entry = this.steps?.[index];
     if (entry) add(ok ? entry.success : entry.fail, ns);
+    for (const o of this.observers) o.step?.(index, ok, ns);
   }
 
   /** A batch was formed and sent; counted whatever its outcome. */
@@ -140,6 +195,7 @@ export class ModelStats {
     add(entry.compute_input, timing.inputNs);
     add(entry.compute_infer, timing.inferNs);
     add(entry.compute_output, timing.outputNs);
+    for (const o of this.observers) o.execution?.(batchSize, timing);
   }
 
   /** A request answered successfully: its whole time in the engine, its time queued, and its batch's compute time. */
@@ -149,11 +205,38 @@ export class ModelStats {
     add(this.inference.compute_input, timing.inputNs);
     add(this.inference.compute_infer, timing.inferNs);
     add(this.inference.compute_output, timing.outputNs);
+    for (const o of this.observers) o.success?.(totalNs, queueNs, timing);
   }
 
-  /** A request that failed anywhere after it reached the scheduler (rejected, timed out, cancelled, or failed to run). */
-  recordFailure(totalNs: number): void {
+  /**
+   * A request answered from the response cache, as Triton counts one: a
+   * success (its whole time, and the time before the lookup as queue time)
+   * and a cache hit (the lookup), but no execution, no inference_count and
+   * no compute time.
+   */
+  recordCacheHit(totalNs: number, queueNs: number, lookupNs: number): void {
+    add(this.inference.success, totalNs);
+    add(this.inference.queue, queueNs);
+    add(this.inference.cache_hit, lookupNs);
+    for (const o of this.observers) o.cacheHit?.(totalNs, queueNs, lookupNs);
+  }
+
+  /**
+   * A successful request the response cache did not have: `ns` is its
+   * lookup plus the insert of its answer, which also adds to its success
+   * time (the scheduler recorded the success itself), as in Triton.
+   */
+  recordCacheMiss(ns: number): void {
+    add(this.inference.cache_miss, ns);
+    this.inference.success.ns += Math.round(ns);
+    for (const o of this.observers) o.cacheMiss?.(ns);
+  }
+
+  /** A request that failed anywhere after it reached the scheduler (rejected, timed out, cancelled, or failed to run), and why. */
+  recordFailure(totalNs: number, reason: FailureReason = 'OTHER'): void {
     add(this.inference.fail, totalNs);
+    this.failureReasons[reason]++;
+    for (const o of this.observers) o.failure?.(totalNs, reason);
   }
 
   /**

@@ -8,8 +8,10 @@
  * across them. A model that fails to load stays listed with its reason and
  * never stops the others.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import graphlib from 'graphlib';
 import type { Backend } from '../../backends/backend.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ModelSettings } from '../config/compile-model-config.ts';
@@ -29,6 +31,17 @@ export interface ModelEntry {
   readonly versions: ReadonlyMap<number, ModelVersion>;
   /** Why the model as a whole could not load (bad config, no versions), if so. */
   readonly failure: string | undefined;
+  /** Unloaded on request: listed, but no longer counted for the server's readiness. */
+  readonly unloaded?: boolean;
+  /**
+   * A later load of this model (a reload, or an edit found by polling) failed,
+   * and this entry still serves: why the new one was refused.
+   */
+  readonly notice?: string;
+  /** What the model folder held when it was read; polling compares it. */
+  readonly fingerprint?: string;
+  /** A temporary folder holding the files a load request sent; removed when the entry is replaced. */
+  readonly overrideDir?: string;
 }
 
 export interface ModelRepositoryOptions {
@@ -43,6 +56,18 @@ export interface ModelRepositoryOptions {
   readonly bufferPool?: BufferPool;
 }
 
+/** What a load request brings instead of the repository's files (Triton's load parameters). */
+export interface ModelOverride {
+  /** The model config as JSON text (parameters.config). */
+  readonly config?: string;
+  /**
+   * Files by path relative to the model folder, e.g. '1/model.onnx'
+   * (parameters 'file:1/model.onnx'). With files, the repository's folder
+   * for the model is not read at all.
+   */
+  readonly files?: ReadonlyMap<string, Uint8Array>;
+}
+
 /** A model folder whose config has been read, ready to load. */
 interface Prepared {
   readonly name: string;
@@ -51,14 +76,26 @@ interface Prepared {
   readonly settings: ModelSettings;
   /** Models an ensemble's steps call; empty for other models. */
   readonly members: readonly string[];
+  readonly fingerprint: string | undefined;
+  readonly overrideDir: string | undefined;
 }
+
+/** The outcome of loading a set of models: each one asked for, with why it failed if it did. */
+export type LoadOutcome = ReadonlyMap<string, string | undefined>;
 
 export class ModelRepository {
   private readonly entries = new Map<string, ModelEntry>();
-  /** Models whose load has started and not finished, while load() runs. */
+  /** Models loading for the first time: calls to them wait instead of finding them missing. */
   private readonly loading = new Map<string, Promise<void>>();
   /** Edges from each member model to the ensembles that call it: load order and unload dependents come from it. */
   private readonly dependencies = new graphlib.Graph({ directed: true });
+  /** Model folders found by the last scan, by name, with the repository each is in. */
+  private found = new Map<string, string>();
+  /** Versions replaced by a reload, still finishing their requests. */
+  private readonly retiring = new Set<Promise<void>>();
+  /** Model control operations run one at a time, in the order asked. */
+  private control: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   private constructor(private readonly options: ModelRepositoryOptions) {}
 
@@ -82,6 +119,11 @@ export class ModelRepository {
     return this.entries.get(name);
   }
 
+  /** Model folders seen by the last scan that are not loaded, sorted (the index lists them as loadable). */
+  notLoaded(): string[] {
+    return [...this.found.keys()].filter((name) => !this.entries.has(name)).sort();
+  }
+
   /** Ensembles that call `name`, directly or through other ensembles. */
   dependentsOf(name: string): string[] {
     if (!this.dependencies.hasNode(name)) return [];
@@ -89,32 +131,115 @@ export class ModelRepository {
   }
 
   /**
-   * Unloads every version of a model, and the ensembles that depend on it,
-   * which become UNAVAILABLE naming it. Requests already running finish
-   * (an ensemble's later steps then fail, naming the missing member); new
-   * ones are refused.
+   * Unloads every version of a model, letting the requests it already took
+   * finish. With `dependents`, the ensembles that call it go too, naming it
+   * as the reason; without, they stay loaded (as in Triton) and a request
+   * reaching the missing step fails naming it.
    */
-  async unload(name: string): Promise<void> {
-    const entry = this.entries.get(name);
-    if (!entry) return;
-    const dependents = this.dependentsOf(name).map((d) => this.entries.get(d)).filter((e): e is ModelEntry => e !== undefined);
-    await Promise.all([
-      ...[...entry.versions.values()].map((v) => v.unload()),
-      ...dependents.flatMap((d) => [...d.versions.values()].map((v) => v.unload(`member model '${name}' was unloaded`))),
-    ]);
+  unload(name: string, options: { dependents?: boolean } = {}): Promise<void> {
+    return this.serialized(async () => {
+      const entry = this.entries.get(name);
+      if (!entry) return;
+      const dependents = options.dependents ? this.dependentsOf(name) : [];
+      await Promise.all([
+        this.retireEntry(entry, 'unloaded', true),
+        ...dependents.map((d) => this.entries.get(d)).filter((e): e is ModelEntry => e !== undefined)
+          .map((d) => this.retireEntry(d, `member model '${name}' was unloaded`, true)),
+      ]);
+    });
   }
 
+  /** Refuses queued requests, lets running ones finish, and releases every model. */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.list().flatMap((entry) => [...entry.versions.values()].map((v) => v.unload())));
+    await Promise.all(this.retiring);
+    for (const entry of this.entries.values()) if (entry.overrideDir) await rm(entry.overrideDir, { recursive: true, force: true });
   }
 
   /**
-   * Reads the repository folders and loads the models, ensembles after their
-   * members. Models already loaded are callable while others still load (a
-   * script may call them from initialize()).
+   * Reads the repository folders and loads the startup models (every model
+   * found, or `startupModels`), ensembles after their members. Models
+   * already loaded are callable while others still load (a script may call
+   * them from initialize()).
    */
   async load(): Promise<void> {
+    await this.serialized(async () => {
+      await this.scan();
+      const wanted = this.options.startupModels ?? [...this.found.keys()];
+      await this.loadSet(wanted, new Map(), true);
+    });
+  }
+
+  /**
+   * Loads models, or reloads them if they are loaded: each new version
+   * becomes READY before it replaces the old one, which then finishes the
+   * requests it took and unloads, so no request is lost. If the new load
+   * fails and an old one still serves, the old one stays (with the failure
+   * as its notice). Loaded ensembles that call a reloaded model are
+   * reloaded after it, so they compile against its new config.
+   */
+  loadModels(names: readonly string[], overrides: ReadonlyMap<string, ModelOverride> = new Map()): Promise<LoadOutcome> {
+    return this.serialized(async () => {
+      await this.scan();
+      return this.loadSet(names, overrides);
+    });
+  }
+
+  /**
+   * One pass of repository polling: models whose folder changed are
+   * reloaded, new folders are loaded, and models whose folder is gone are
+   * unloaded. Returns the models it reloaded or loaded, with each outcome.
+   */
+  poll(): Promise<LoadOutcome> {
+    return this.serialized(async () => {
+      await this.scan();
+      const changed: string[] = [];
+      for (const name of this.found.keys()) {
+        const entry = this.entries.get(name);
+        if (!entry) {
+          changed.push(name);
+          continue;
+        }
+        if (entry.unloaded) {
+          changed.push(name);
+          continue;
+        }
+        if (entry.overrideDir) continue;
+        const now = await fingerprintOf(join(this.found.get(name)!, name)).catch(() => undefined);
+        if (now !== entry.fingerprint) changed.push(name);
+      }
+      for (const entry of this.list()) {
+        if (this.found.has(entry.name) || entry.overrideDir || entry.unloaded) continue;
+        this.options.logger.info(`model '${entry.name}' is no longer in the repository: unloading it`);
+        await this.retireEntry(entry, 'removed from the model repository', true);
+      }
+      if (changed.length === 0) return new Map();
+      for (const name of changed) this.options.logger.info(`model '${name}' changed in the repository: loading it`);
+      return this.loadSet(changed, new Map());
+    });
+  }
+
+  /**
+   * Resolves once the named model, if it is loading for the first time right
+   * now, has finished (loaded or failed); at once otherwise. Lets a call made
+   * while the repository loads (a script's initialize() calling another
+   * model) wait for its target instead of finding it missing.
+   */
+  async loaded(name: string): Promise<void> {
+    await this.loading.get(name);
+  }
+
+  private serialized<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.control.then(operation, operation);
+    this.control = run.catch(() => {});
+    return run;
+  }
+
+  /** Lists the model folders of every repository; a name in two repositories is a failure of its own. */
+  private async scan(): Promise<void> {
     const found = new Map<string, string>();
+    const duplicates = new Map<string, string>();
     for (const path of this.options.paths) {
       const dirents = await readdir(path, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
         throw new Error(`model repository '${path}' cannot be read: ${err.code === 'ENOENT' ? 'no such folder' : err.message}`);
@@ -123,41 +248,86 @@ export class ModelRepository {
         if (!dirent.isDirectory() || dirent.name.startsWith('.')) continue;
         const previous = found.get(dirent.name);
         if (previous) {
-          this.entries.set(dirent.name, {
-            name: dirent.name, dir: join(path, dirent.name), versions: new Map(),
-            failure: `model '${dirent.name}' appears in two repositories (${previous} and ${path}); names must be unique`,
-          });
+          duplicates.set(dirent.name, `model '${dirent.name}' appears in two repositories (${previous} and ${path}); names must be unique`);
           continue;
         }
         found.set(dirent.name, path);
       }
     }
-    const wanted = this.options.startupModels;
-    for (const name of wanted ?? []) {
-      if (!found.has(name)) {
-        this.entries.set(name, { name, dir: '', versions: new Map(), failure: `no folder named '${name}' in ${this.options.paths.join(', ')}` });
+    for (const [name, failure] of duplicates) {
+      found.delete(name);
+      const entry = this.entries.get(name);
+      if (!entry?.versions.size && entry?.failure !== failure) this.fail(name, '', failure, undefined);
+    }
+    this.found = found;
+  }
+
+  /** Loads `names` (and the members they need that are not loaded), then the loaded ensembles that call them. */
+  private async loadSet(names: readonly string[], overrides: ReadonlyMap<string, ModelOverride>, listMissing = false): Promise<LoadOutcome> {
+    const outcome = new Map<string, string | undefined>();
+    const prepared = new Map<string, Prepared>();
+    const serving = (name: string): boolean => {
+      const entry = this.entries.get(name);
+      return entry !== undefined && !entry.unloaded && [...entry.versions.values()].some((v) => v.state === 'READY');
+    };
+    const prepare = async (name: string, forced: boolean): Promise<void> => {
+      if (prepared.has(name) || outcome.has(name)) return;
+      if (!forced && serving(name)) return;
+      const override = overrides.get(name);
+      const path = this.found.get(name);
+      if (!override?.files && path === undefined) {
+        // A missing member is the ensemble's failure to report, when it compiles.
+        if (!forced) return;
+        let failure = `no folder named '${name}' in ${this.options.paths.join(', ')}`;
+        // A config sent with the request is checked all the same: its errors say more.
+        if (override?.config !== undefined) {
+          try {
+            parseOverrideConfig(name, override.config);
+          } catch (err) {
+            failure = (err as Error).message;
+          }
+        }
+        outcome.set(name, failure);
+        // At start a --load-model name with no folder stays listed; a load request's failure is its answer.
+        if (listMissing && !serving(name)) this.fail(name, '', failure, undefined);
+        return;
+      }
+      let dir = path === undefined ? '' : join(path, name);
+      let overrideDir: string | undefined;
+      try {
+        if (override?.files) {
+          overrideDir = await writeOverrideFiles(name, override.files);
+          dir = overrideDir;
+        }
+        const fingerprint = overrideDir ? undefined : await fingerprintOf(dir);
+        const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readConfig(dir);
+        const settings = readModelSettings(name, dir, parsed);
+        const item: Prepared = {
+          name, dir, parsed, settings, fingerprint, overrideDir,
+          members: settings.backend === ENSEMBLE_BACKEND ? stepModels(parsed) : [],
+        };
+        prepared.set(name, item);
+        await Promise.all(item.members.map((m) => prepare(m, false)));
+      } catch (err) {
+        if (overrideDir) await rm(overrideDir, { recursive: true, force: true });
+        const failure = err instanceof Error ? err.message : String(err);
+        outcome.set(name, failure);
+        if (serving(name)) this.keepServing(name, failure);
+        else this.fail(name, dir, failure, await fingerprintOf(dir).catch(() => undefined));
+      }
+    };
+    await Promise.all(names.map((name) => prepare(name, true)));
+    // Loaded ensembles that call a model loaded now compile again against its new config.
+    for (const name of [...prepared.keys()]) {
+      for (const dependent of this.dependentsOf(name)) {
+        if (serving(dependent) && !prepared.has(dependent)) await prepare(dependent, true);
       }
     }
 
-    // Read the configs first: an ensemble's members are known only from its config, and load before it.
-    const prepared = new Map<string, Prepared>();
-    const prepare = async (name: string): Promise<void> => {
-      if (prepared.has(name) || this.entries.has(name) || !found.has(name)) return;
-      const dir = join(found.get(name)!, name);
-      try {
-        const parsed = await readConfig(dir);
-        const settings = readModelSettings(name, dir, parsed);
-        const item = { name, dir, parsed, settings, members: settings.backend === ENSEMBLE_BACKEND ? stepModels(parsed) : [] };
-        prepared.set(name, item);
-        await Promise.all(item.members.map(prepare));
-      } catch (err) {
-        this.fail(name, dir, err instanceof Error ? err.message : String(err));
-      }
-    };
-    const names = [...found.keys()].filter((name) => !this.entries.has(name) && (!wanted || wanted.includes(name)));
-    await Promise.all(names.map(prepare));
-
     for (const item of prepared.values()) {
+      if (this.dependencies.hasNode(item.name)) {
+        for (const edge of this.dependencies.inEdges(item.name) ?? []) this.dependencies.removeEdge(edge.v, edge.w);
+      }
       this.dependencies.setNode(item.name);
       for (const member of item.members) this.dependencies.setEdge(member, item.name);
     }
@@ -166,47 +336,96 @@ export class ModelRepository {
         const item = prepared.get(name);
         if (!item) continue;
         prepared.delete(name);
-        this.fail(name, item.dir, `ensembles call each other in a cycle (${[...cycle].sort().join(' -> ')}); an ensemble cannot depend on itself`);
+        const failure = `ensembles call each other in a cycle (${[...cycle].sort().join(' -> ')}); an ensemble cannot depend on itself`;
+        outcome.set(name, failure);
+        if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
+        if (serving(name)) this.keepServing(name, failure);
+        else this.fail(name, item.dir, failure, item.fingerprint);
       }
     }
 
     // Each model starts loading once the models it depends on are done, whatever their outcome.
-    const loading = this.loading;
+    const started = new Map<string, Promise<void>>();
     const load = (item: Prepared): Promise<void> => {
-      let started = loading.get(item.name);
-      if (!started) {
+      let run = started.get(item.name);
+      if (!run) {
         const before = item.members.map((m) => prepared.get(m)).filter((m): m is Prepared => m !== undefined).map(load);
-        started = Promise.all(before).then(async () => {
-          this.entries.set(item.name, await this.loadModel(item));
+        run = Promise.all(before).then(async () => {
+          outcome.set(item.name, await this.install(item));
         });
-        loading.set(item.name, started);
+        started.set(item.name, run);
+        if (!this.entries.has(item.name)) this.loading.set(item.name, run);
       }
-      return started;
+      return run;
     };
     await Promise.all([...prepared.values()].map(load));
-    loading.clear();
+    for (const name of started.keys()) this.loading.delete(name);
+    return outcome;
   }
 
   /**
-   * Resolves once the named model, if it is loading right now, has finished
-   * (loaded or failed); at once otherwise. Lets a call made while the
-   * repository loads (a script's initialize() calling another model) wait for
-   * its target instead of finding it missing.
+   * Loads one prepared model and puts it in service: a first load, or the
+   * successor of the entry serving now, which then retires. A failed reload
+   * leaves the serving entry in place. Resolves with why it failed, if so.
    */
-  async loaded(name: string): Promise<void> {
-    await this.loading.get(name);
+  private async install(item: Prepared): Promise<string | undefined> {
+    const fresh = await this.loadModel(item);
+    const failure = fresh.failure
+      ?? ([...fresh.versions.values()].some((v) => v.state === 'READY')
+        ? undefined
+        : [...fresh.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; '));
+    const previous = this.entries.get(item.name);
+    const previousServes = previous !== undefined && !previous.unloaded && [...previous.versions.values()].some((v) => v.state === 'READY');
+    if (failure !== undefined && previousServes) {
+      await Promise.all([...fresh.versions.values()].map((v) => v.unload()));
+      if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
+      this.keepServing(item.name, failure);
+      return failure;
+    }
+    if (this.closed) {
+      await Promise.all([...fresh.versions.values()].map((v) => v.unload()));
+      return 'the server is shutting down';
+    }
+    this.entries.set(item.name, fresh);
+    if (previous) {
+      const retiring = this.retireEntry(previous, 'replaced by a new load', false);
+      this.retiring.add(retiring);
+      void retiring.finally(() => this.retiring.delete(retiring));
+    }
+    return failure;
   }
 
-  private fail(name: string, dir: string, failure: string): void {
+  /**
+   * Takes an entry's versions out of service and waits until each has
+   * finished its requests and unloaded. `keepListed` leaves the entry in
+   * the index as unloaded (an unload); otherwise it was replaced.
+   */
+  private async retireEntry(entry: ModelEntry, reason: string, keepListed: boolean): Promise<void> {
+    if (keepListed) this.entries.set(entry.name, { ...entry, unloaded: true, notice: undefined });
+    await Promise.all([...entry.versions.values()].map((v) => v.retire(reason)));
+    if (entry.overrideDir && this.entries.get(entry.name)?.overrideDir !== entry.overrideDir) {
+      await rm(entry.overrideDir, { recursive: true, force: true });
+    }
+  }
+
+  /** A reload failed: the entry serving now stays, carrying why. */
+  private keepServing(name: string, failure: string): void {
+    const entry = this.entries.get(name)!;
+    this.options.logger.error(`failed to reload '${name}', the loaded version keeps serving: ${failure}`);
+    this.entries.set(name, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}` });
+  }
+
+  private fail(name: string, dir: string, failure: string, fingerprint: string | undefined): void {
     this.options.logger.error(`failed to load '${name}': ${failure}`);
-    this.entries.set(name, { name, dir, versions: new Map(), failure });
+    this.entries.set(name, { name, dir, versions: new Map(), failure, ...(fingerprint ? { fingerprint } : {}) });
   }
 
   private async loadModel(item: Prepared): Promise<ModelEntry> {
     const { name, dir, parsed, settings } = item;
+    const extra = { ...(item.fingerprint ? { fingerprint: item.fingerprint } : {}), ...(item.overrideDir ? { overrideDir: item.overrideDir } : {}) };
     const failed = (failure: string): ModelEntry => {
       this.options.logger.error(`failed to load '${name}': ${failure}`);
-      return { name, dir, versions: new Map(), failure };
+      return { name, dir, versions: new Map(), failure, ...extra };
     };
     const ensemble = settings.backend === ENSEMBLE_BACKEND;
     const backend = this.options.backends.get(settings.backend);
@@ -232,7 +451,7 @@ export class ModelRepository {
       ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
     }, this.options.logger)));
     for (const v of loaded) versions.set(v.version, v);
-    return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined };
+    return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined, ...extra };
   }
 
   /** The compiled config of the member version an ensemble step calls (-1: the latest ready), or why it cannot. */
@@ -240,6 +459,7 @@ export class ModelRepository {
     const entry = this.entries.get(model);
     if (!entry) return { problem: `there is no model '${model}' in ${this.options.paths.join(', ')}` };
     if (entry.failure) return { problem: `it failed to load: ${entry.failure}` };
+    if (entry.unloaded) return { problem: 'it is unloaded' };
     if (version === -1) {
       for (const v of entry.versions.values()) if (v.state === 'READY') return { config: v.config! };
       const reasons = [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
@@ -250,6 +470,69 @@ export class ModelRepository {
     if (chosen.state !== 'READY') return { problem: `version ${version} is ${chosen.state}${chosen.reason ? ` (${chosen.reason})` : ''}` };
     return { config: chosen.config! };
   }
+}
+
+/** The label config errors of a load request's parameters.config carry, in place of a file name. */
+function overrideConfigLabel(name: string): string {
+  return `parameters.config of the load request for '${name}'`;
+}
+
+/** A load request's config: JSON text in Triton's ModelConfig form. */
+function parseOverrideConfig(name: string, text: string): ParsedModelConfig {
+  const label = overrideConfigLabel(name);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${label}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${label}: must be a JSON object holding the model config`);
+  return parseModelConfig(label, text);
+}
+
+/**
+ * Writes a load request's files into a fresh temporary model folder. Each
+ * path stays inside it: no absolute paths, no '..', no empty parts.
+ */
+async function writeOverrideFiles(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<string> {
+  for (const path of files.keys()) {
+    const parts = path.split('/');
+    if (isAbsolute(path) || path.includes('\\') || path.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+      throw new Error(`file override 'file:${path}': a path relative to the model folder is expected, such as 'file:1/model.onnx' (no '..', no leading '/')`);
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), `switchyard-${name}-`));
+  for (const [path, bytes] of files) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), bytes);
+  }
+  return dir;
+}
+
+/**
+ * A digest of a model folder: every file's path, size and modification
+ * time. Polling reloads a model when it changes; reading contents would
+ * cost too much for large models.
+ */
+async function fingerprintOf(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (relative: string): Promise<void> => {
+    const dirents = await readdir(join(dir, relative), { withFileTypes: true });
+    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const dirent of dirents) {
+      const path = relative ? `${relative}/${dirent.name}` : dirent.name;
+      const info = await stat(join(dir, path)).catch(() => undefined);
+      if (!info) continue;
+      if (info.isDirectory()) {
+        hash.update(`d ${path}\n`);
+        await walk(path);
+      } else {
+        hash.update(`f ${path} ${info.size} ${info.mtimeMs}\n`);
+      }
+    }
+  };
+  await walk('');
+  return hash.digest('hex');
 }
 
 /** The models an ensemble config's steps name, read before anything is compiled. */

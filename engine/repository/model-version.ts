@@ -14,6 +14,10 @@ import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { InferFunction, Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
+import { warmUp } from './model-warmup.ts';
+
+/** How often a retiring version checks whether its last request has finished. */
+const DRAIN_POLL_MS = 5;
 
 export interface ModelVersionSource {
   readonly modelName: string;
@@ -35,6 +39,8 @@ export class ModelVersion {
   readonly lifecycle = new ModelLifecycle();
   /** Statistics since this version loaded (Triton's statistics extension). */
   readonly stats = new ModelStats();
+  /** How long load() took, backend and instances included, in milliseconds; set once READY. */
+  loadDurationMs: number | undefined;
   private loaded: {
     config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel | undefined; instances: readonly BackendInstance[];
   } | undefined;
@@ -73,6 +79,7 @@ export class ModelVersion {
   /** Loads the version; never throws: a failure leaves it UNAVAILABLE with the reason. */
   static async load(source: ModelVersionSource, logger: Logger): Promise<ModelVersion> {
     const v = new ModelVersion(source.version);
+    const started = performance.now();
     let model: BackendModel | undefined;
     const instances: BackendInstance[] = [];
     try {
@@ -90,17 +97,19 @@ export class ModelVersion {
           ...(source.infer ? { infer: source.infer } : {}),
         });
         config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
-        for (const section of config.notActedOn) logger.warn(`'${source.modelName}': ${section} is not supported by this build yet and is skipped`);
         for (const group of config.instanceGroups) {
           for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
         }
       }
+      // Warmup runs before the scheduler exists: the version is not READY and takes no requests until it is done.
+      await warmUp(config, instances, logger, source.bufferPool);
       const scheduler = createScheduler({
         config, instances, logger, stats: v.stats,
         ...(source.infer ? { infer: source.infer } : {}),
         ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
       });
       v.loaded = { config, scheduler, model, instances };
+      v.loadDurationMs = performance.now() - started;
       v.lifecycle.moveTo('READY');
       const detail = config.scheduling.kind === 'ensemble'
         ? `ensemble of ${config.scheduling.plan.steps.length} step${config.scheduling.plan.steps.length === 1 ? '' : 's'}`
@@ -115,12 +124,34 @@ export class ModelVersion {
     return v;
   }
 
+  /**
+   * Retires the version without losing a request: it stops taking new ones
+   * at once (callers find it UNLOADING and go to its successor, or get an
+   * error), every request already queued or running finishes, then it
+   * unloads. `timeoutMs` bounds the wait; what is still queued after it is
+   * refused as unload() refuses it.
+   */
+  async retire(reason = 'unloaded', timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    if (this.state !== 'READY' || !this.loaded) return;
+    this.lifecycle.moveTo('UNLOADING', reason);
+    const scheduler = this.loaded.scheduler;
+    const deadline = performance.now() + timeoutMs;
+    while (scheduler.inflightCount() > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - performance.now()))));
+    }
+    await this.finishUnload(reason);
+  }
+
   /** Stops the scheduler, lets running work finish, and releases the instances. */
   async unload(reason = 'unloaded'): Promise<void> {
     if (this.state !== 'READY' || !this.loaded) return;
     this.lifecycle.moveTo('UNLOADING', reason);
-    await this.loaded.scheduler.stop(reason);
-    await this.loaded.model?.finalize();
+    await this.finishUnload(reason);
+  }
+
+  private async finishUnload(reason: string): Promise<void> {
+    await this.loaded!.scheduler.stop(reason);
+    await this.loaded!.model?.finalize();
     this.lifecycle.moveTo('UNAVAILABLE', reason);
   }
 }

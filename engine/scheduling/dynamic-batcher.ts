@@ -20,7 +20,7 @@ import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
-import type { BatchCloseReason, ModelStats } from '../observability/model-stats.ts';
+import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -134,7 +134,7 @@ export class DynamicBatcher implements Scheduler {
       if (!this.queue.push(pending)) {
         this.fail(pending, serverError('QUEUE_FULL', {
           model, max: policy.policy.maxQueueSize, level: this.batching?.priorityLevels ? policy.levelIndex + 1 : undefined,
-        }));
+        }), 'REJECTED');
         return;
       }
       const signal = request.signal;
@@ -142,7 +142,7 @@ export class DynamicBatcher implements Scheduler {
         // Cancelled while queued: it leaves the queue. Cancelled while executing: answered now, its result dropped.
         const onAbort = (): void => {
           this.queue.remove(pending);
-          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }));
+          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }), 'CANCELED');
           this.checkDrained();
         };
         signal.addEventListener('abort', onAbort, { once: true });
@@ -160,7 +160,7 @@ export class DynamicBatcher implements Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.setTimer(undefined);
-    for (const pending of this.queue.drain()) this.fail(pending, serverError('SERVER_STOPPING', { model: this.config.name }));
+    for (const pending of this.queue.drain()) this.fail(pending, serverError('SERVER_STOPPING', { model: this.config.name }), 'OTHER');
     if (this.executing > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
   }
 
@@ -169,7 +169,7 @@ export class DynamicBatcher implements Scheduler {
     if (this.stopped) return;
     const now = this.clock.now();
     for (const expired of this.queue.expire(now)) {
-      this.fail(expired, serverError('QUEUE_TIMEOUT', { model: this.config.name, waitedMs: now - expired.enqueuedAt, timeoutUs: expired.timeoutUs }));
+      this.fail(expired, serverError('QUEUE_TIMEOUT', { model: this.config.name, waitedMs: now - expired.enqueuedAt, timeoutUs: expired.timeoutUs }), 'REJECTED');
     }
     let wakeAt: number | undefined;
     while (this.queue.size > 0) {
@@ -277,7 +277,7 @@ export class DynamicBatcher implements Scheduler {
   private complete(pending: Pending, outcome: Outcome, timing: ComputeTiming): void {
     if (pending.settled) return;
     const totalNs = (this.clock.now() - pending.enqueuedAt) * 1e6;
-    if (outcome instanceof Error) this.stats.recordFailure(totalNs);
+    if (outcome instanceof Error) this.stats.recordFailure(totalNs, 'BACKEND');
     else this.stats.recordSuccess(totalNs, ((pending.dispatchedAt ?? pending.enqueuedAt) - pending.enqueuedAt) * 1e6, timing);
     if (!this.order) {
       settle(pending, outcome);
@@ -299,9 +299,9 @@ export class DynamicBatcher implements Scheduler {
   }
 
   /** Answers a request that never got a result (rejected, timed out, cancelled, stopped). */
-  private fail(pending: Pending, error: Error): void {
+  private fail(pending: Pending, error: Error, reason: FailureReason): void {
     if (pending.settled) return;
-    this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6);
+    this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6, reason);
     settle(pending, error);
     // A failure is answered at once; it may unblock results held behind it.
     if (this.order) this.releaseInOrder();

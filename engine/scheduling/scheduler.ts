@@ -35,6 +35,8 @@ export interface Scheduler {
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]>;
   /** Requests queued or executing. */
   inflightCount(): number;
+  /** Sequences open now; only schedulers of stateful models (the sequence batcher) have it. */
+  activeSequenceCount?(): number;
   /**
    * Takes no new requests, lets executing ones finish, and rejects the ones still queued.
    * `reason` (why the model stops, e.g. 'unloaded') may be named in those rejections.

@@ -37,7 +37,7 @@ import type { CompiledModelConfig, SequenceBatchingSpec } from '../config/compil
 import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
-import type { BatchCloseReason, ModelStats } from '../observability/model-stats.ts';
+import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import { planBatch } from '../scheduling/batch-plan.ts';
 import { systemClock, type Clock } from '../scheduling/clock.ts';
@@ -181,7 +181,7 @@ export class SequenceBatcher implements Scheduler {
         const onAbort = (): void => {
           const at = run.queue.indexOf(pending);
           if (at >= 0) run.queue.splice(at, 1);
-          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }));
+          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }), 'CANCELED');
           if (at >= 0) {
             this.checkDrained(run);
             if (run.slot) this.dispatch(run.slot.lane);
@@ -207,6 +207,11 @@ export class SequenceBatcher implements Scheduler {
     return { id, key, start, end, current };
   }
 
+  /** Sequences started and not yet ended: holding a slot, or waiting in the backlog for one. */
+  activeSequenceCount(): number {
+    return this.runs.size;
+  }
+
   inflightCount(): number {
     let queued = 0;
     for (const run of this.runs) queued += run.queue.length;
@@ -221,7 +226,7 @@ export class SequenceBatcher implements Scheduler {
       const why = `the model is stopping${reason ? ` (${reason})` : ''}`;
       for (const run of [...this.runs]) {
         for (const pending of run.queue.splice(0)) {
-          this.fail(pending, serverError('SEQUENCE_ENDED', { model: this.config.name, sequence: describeCorrelationId(run.id), reason: why }));
+          this.fail(pending, serverError('SEQUENCE_ENDED', { model: this.config.name, sequence: describeCorrelationId(run.id), reason: why }), 'OTHER');
         }
         run.actor.send({ type: 'STOP' });
       }
@@ -455,15 +460,15 @@ export class SequenceBatcher implements Scheduler {
   private complete(pending: Pending, outcome: Outcome, timing: ComputeTiming): void {
     if (pending.settled) return;
     const totalNs = (this.clock.now() - pending.enqueuedAt) * 1e6;
-    if (outcome instanceof Error) this.stats.recordFailure(totalNs);
+    if (outcome instanceof Error) this.stats.recordFailure(totalNs, 'BACKEND');
     else this.stats.recordSuccess(totalNs, ((pending.dispatchedAt ?? pending.enqueuedAt) - pending.enqueuedAt) * 1e6, timing);
     settle(pending, outcome);
   }
 
   /** Answers a request that never ran (cancelled, or its sequence ended). */
-  private fail(pending: Pending, error: Error): void {
+  private fail(pending: Pending, error: Error, reason: FailureReason): void {
     if (pending.settled) return;
-    this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6);
+    this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6, reason);
     settle(pending, error);
   }
 }

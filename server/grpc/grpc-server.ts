@@ -10,9 +10,13 @@ import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
+import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
+import { checkModelName } from '../../engine/repository/model-name.ts';
+import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
+import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
 import {
   decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type ModelInferRequestMessage,
 } from './infer-codec.ts';
@@ -23,6 +27,8 @@ export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes. Larger ones get RESOURCE_EXHAUSTED. */
   readonly maxMessageSize?: number;
+  /** API categories that need a metadata key (--grpc-restricted-protocol, --grpc-restricted-api). Default: none. */
+  readonly restrictedApis?: RestrictedApis;
 }
 
 type Message = Record<string, unknown>;
@@ -121,6 +127,32 @@ function notSupported(feature: string, detail: string): UnaryHandler {
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
+/** A model name field of a request, refused when it could name a path outside the repository. */
+function modelName(req: Message, field: 'name' | 'model_name'): string {
+  const name = str(req[field]);
+  checkModelName(name, `field '${field}'`);
+  return name;
+}
+
+/** A LogSettings request's map as plain values: whichever SettingValue member was set (null for none). */
+function logSettingValues(settings: unknown): Record<string, LogSettingValue> {
+  const values: Record<string, LogSettingValue> = {};
+  for (const [name, setting] of Object.entries((settings ?? {}) as Record<string, Message>)) {
+    const choice = setting['parameter_choice'];
+    values[name] = typeof choice === 'string' ? setting[choice] as LogSettingValue : null;
+  }
+  return values;
+}
+
+/** Settings in LogSettingsResponse form, each in the SettingValue member Triton uses for it. */
+function logSettingsMessage(settings: LogSettings): Message {
+  const message: Record<string, Message> = {};
+  for (const [name, value] of Object.entries(settings)) {
+    message[name] = typeof value === 'boolean' ? { bool_param: value } : typeof value === 'number' ? { uint32_param: value } : { string_param: value };
+  }
+  return { settings: message };
+}
+
 function inferenceHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
   const inferRequestType = grpcType('inference.ModelInferRequest');
   // The engine's statistics are Triton's JSON shape, so they convert field by field (uint64 counts, the close-reason map).
@@ -130,6 +162,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
     const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
+    checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const request = decodeModelInferRequest(message, signal);
     try {
@@ -163,6 +196,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
    */
   async function streamRequest(bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => void): Promise<void> {
     const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const emptyFinal = enablesEmptyFinalResponse(message);
     const request = decodeModelInferRequest(message, signal);
@@ -234,17 +268,17 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   return {
     ServerLive: unary(service, 'ServerLive', () => ({ live: server.isLive() })),
     ServerReady: unary(service, 'ServerReady', () => ({ ready: server.isReady() })),
-    ModelReady: unary(service, 'ModelReady', (req) => ({ ready: server.isModelReady(str(req['name']), str(req['version']) || undefined) })),
+    ModelReady: unary(service, 'ModelReady', (req) => ({ ready: server.isModelReady(modelName(req, 'name'), str(req['version']) || undefined) })),
     ServerMetadata: unary(service, 'ServerMetadata', () => ({ ...server.serverMetadata() })),
-    ModelMetadata: unary(service, 'ModelMetadata', (req) => ({ ...server.modelMetadata(str(req['name']), str(req['version']) || undefined) })),
+    ModelMetadata: unary(service, 'ModelMetadata', (req) => ({ ...server.modelMetadata(modelName(req, 'name'), str(req['version']) || undefined) })),
     ModelInfer: modelInfer,
     ModelStreamInfer: modelStreamInfer,
     ModelConfig: unary(service, 'ModelConfig', (req) => {
-      const json = server.modelConfig(str(req['name']), str(req['version']) || undefined);
+      const json = server.modelConfig(modelName(req, 'name'), str(req['version']) || undefined);
       return { config: modelConfigType().fromObject(json) };
     }),
     ModelStatistics: unary(service, 'ModelStatistics', (req) => {
-      const json = server.modelStatistics(str(req['name']) || undefined, str(req['version']) || undefined);
+      const json = server.modelStatistics(modelName(req, 'name') || undefined, str(req['version']) || undefined);
       return statisticsResponseType.fromObject(json) as unknown as Message;
     }),
     RepositoryIndex: unary(service, 'RepositoryIndex', (req) => {
@@ -255,11 +289,11 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
       return { models: server.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
     }),
     RepositoryModelLoad: unary(service, 'RepositoryModelLoad', async (req) => {
-      await server.loadModel(str(req['model_name']));
+      await server.loadModel(modelName(req, 'model_name'), loadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
     RepositoryModelUnload: unary(service, 'RepositoryModelUnload', async (req) => {
-      await server.unloadModel(str(req['model_name']));
+      await server.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
     SystemSharedMemoryStatus: unary(service, 'SystemSharedMemoryStatus', notSupported('system shared memory', NO_SHARED_MEMORY)),
@@ -269,7 +303,11 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
     CudaSharedMemoryRegister: unary(service, 'CudaSharedMemoryRegister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
     CudaSharedMemoryUnregister: unary(service, 'CudaSharedMemoryUnregister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
     TraceSetting: unary(service, 'TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
-    LogSettings: unary(service, 'LogSettings', notSupported('the logging extension', 'log settings are fixed at start with --log-verbose')),
+    LogSettings: unary(service, 'LogSettings', (req) => {
+      const logger = server.logger instanceof ServerLogger ? server.logger : undefined;
+      if (!logger) throw serverError('NOT_IMPLEMENTED', { feature: 'changing log settings', detail: 'this server was started with a fixed logger that has no run-time settings' });
+      return logSettingsMessage(logger.update(logSettingValues(req['settings'])));
+    }),
   };
 }
 
@@ -293,6 +331,43 @@ function healthHandlers(server: InferenceServer, service: protobuf.Service): grp
   };
 }
 
+/**
+ * The service's handlers behind the restricted-API check: a call to a
+ * restricted category without the metadata key and value that unlock it
+ * gets PERMISSION_DENIED before its handler runs (a stream, before it reads
+ * a message).
+ */
+function restrict(
+  service: protobuf.Service, handlers: grpc.UntypedServiceImplementation, restrictions: RestrictedApis | undefined,
+): grpc.UntypedServiceImplementation {
+  if (!restrictions || Object.keys(restrictions).length === 0) return handlers;
+  const guarded: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    const denied = (metadata: grpc.Metadata): Partial<grpc.ServiceError> | undefined => {
+      const header = restrictionFailure(restrictions, GRPC_METHOD_CATEGORIES[name],
+        (key) => metadata.get(key).map((v) => (typeof v === 'string' ? v : v.toString('utf8'))));
+      return header === undefined ? undefined : grpcError(serverError('API_RESTRICTED', { header, kind: 'protocol' }));
+    };
+    const method = service.methods[name]!;
+    if (method.requestStream || method.responseStream) {
+      const streaming = handler as (call: grpc.ServerDuplexStream<Buffer, Message>) => void;
+      guarded[name] = ((call: grpc.ServerDuplexStream<Buffer, Message>) => {
+        const error = denied(call.metadata);
+        if (error) call.emit('error', error);
+        else streaming(call);
+      }) as grpc.UntypedHandleCall;
+    } else {
+      const unaryHandler = handler as grpc.handleUnaryCall<Buffer, Message>;
+      guarded[name] = ((call: grpc.ServerUnaryCall<Buffer, Message>, callback: grpc.sendUnaryData<Message>) => {
+        const error = denied(call.metadata);
+        if (error) callback(error, null);
+        else unaryHandler(call, callback);
+      }) as grpc.UntypedHandleCall;
+    }
+  }
+  return guarded;
+}
+
 /** A grpc-js server with both services, not yet bound to a port. */
 export function createGrpcServer(server: InferenceServer, options: GrpcServerOptions = {}): grpc.Server {
   const grpcServer = new grpc.Server({
@@ -300,9 +375,9 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
     'grpc.max_send_message_length': -1,
   });
   const inference = grpcService(INFERENCE_SERVICE);
-  grpcServer.addService(serviceDefinition(inference), inferenceHandlers(server, inference));
+  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference), options.restrictedApis));
   const health = grpcService(HEALTH_SERVICE);
-  grpcServer.addService(serviceDefinition(health), healthHandlers(server, health));
+  grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(server, health), options.restrictedApis));
   return grpcServer;
 }
 

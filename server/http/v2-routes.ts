@@ -6,6 +6,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from './infer-codec.ts';
+import {
+  loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
+} from '../repository-parameters.ts';
 
 export interface V2RoutesOptions {
   readonly server: InferenceServer;
@@ -95,17 +98,18 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       return sendError(reply, err);
     }
   });
-  const control = (action: (model: string) => Promise<void>) => async (req: ModelRequest, reply: FastifyReply) => {
+  type Control = (model: string, parameters: Map<string, RepositoryParameter>) => Promise<void>;
+  const control = (action: Control) => async (req: ModelRequest, reply: FastifyReply) => {
     try {
-      repositoryRequestBody(req.body, { parameters: 'object' });
-      await action(req.params.model);
+      const { parameters } = repositoryRequestBody(req.body, { parameters: 'object' });
+      await action(req.params.model, parametersFromJson(parameters as Record<string, unknown> | undefined));
       return reply.code(200).send();
     } catch (err) {
       return sendError(reply, err, req.params.model);
     }
   };
-  app.post('/v2/repository/models/:model/load', control((model) => server.loadModel(model)));
-  app.post('/v2/repository/models/:model/unload', control((model) => server.unloadModel(model)));
+  app.post('/v2/repository/models/:model/load', control((model, p) => server.loadModel(model, loadOptionsFromParameters(p))));
+  app.post('/v2/repository/models/:model/unload', control((model, p) => server.unloadModel(model, unloadOptionsFromParameters(p))));
 };
 
 /** An optional JSON object body of a repository call, with each known key type-checked. */

@@ -40,11 +40,19 @@ test('tritonserver flags parse with Triton\'s defaults', () => {
   assert.deepEqual(parseCliOptions(['--model-repository=/x'], '/default').modelRepositories, ['/x']);
 });
 
+test('model control and shutdown flags: poll mode with its interval, and the exit timeout (Triton\'s defaults 15 s and 30 s)', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.equal(defaults.repositoryPollSecs, 15);
+  assert.equal(defaults.exitTimeoutSecs, 30);
+  const poll = parseCliOptions(['--model-repository=/m', '--model-control-mode=poll', '--repository-poll-secs=2', '--exit-timeout-secs=5']);
+  assert.equal(poll.modelControlMode, 'poll');
+  assert.equal(poll.repositoryPollSecs, 2);
+  assert.equal(poll.exitTimeoutSecs, 5);
+});
+
 test('flags this build cannot honour yet are refused with a reason, never ignored', () => {
   const refused: Array<[string[], RegExp]> = [
     [['--metrics-port=8002'], /--metrics-port is not supported yet: the Prometheus metrics endpoint/],
-    [['--repository-poll-secs=5'], /repository polling/],
-    [['--model-control-mode=poll'], /poll is not supported yet/],
     [['--disable-auto-complete-config'], /auto-complete/],
   ];
   for (const [flags, message] of refused) {
@@ -62,6 +70,9 @@ test('bad flags get clear errors', () => {
     [['--model-repository=/m', '--load-model=a'], /--load-model only applies with --model-control-mode=explicit/],
     [['--model-repository=/m', '--model-control-mode=explicit', '--load-model=*', '--load-model=a'], /must be the only --load-model/],
     [['--model-repository=/m', '--model-control-mode=sometimes'], /expected none, poll or explicit/],
+    [['--model-repository=/m', '--repository-poll-secs=5'], /--repository-poll-secs only applies with --model-control-mode=poll/],
+    [['--model-repository=/m', '--model-control-mode=poll', '--repository-poll-secs=-1'], /expected a value from 0 to 86400/],
+    [['--model-repository=/m', '--exit-timeout-secs=soon'], /--exit-timeout-secs=soon: expected an integer/],
     [['--model-repository=/m', '--http-port=1', '--http-port=2'], /given more than once/],
     [['--model-repository=/m', '--grpc-port=-1'], /--grpc-port=-1: expected a value from 0 to 65535/],
     [['--model-repository=/m', '--grpc-max-message-size=0'], /--grpc-max-message-size=0: expected a value from 1 to 2147483647/],
