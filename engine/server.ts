@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
+import { checkModelName } from './repository/model-name.ts';
 import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
@@ -112,19 +113,6 @@ const DEFAULT_POLL_SECS = 15;
 
 /** How often drain() checks whether the last request has answered. */
 const DRAIN_POLL_MS = 5;
-
-/**
- * A model name as load and unload take it: a folder name in the
- * repository, so nothing that could reach outside it.
- */
-function assertModelName(name: string): void {
-  let why: string | undefined;
-  if (name === '') why = 'it is empty';
-  else if (name.includes('/') || name.includes('\\')) why = 'it contains a path separator';
-  else if (name === '.' || name === '..' || name.includes('..')) why = "it contains '..'";
-  else if (name.includes('\0')) why = 'it contains a NUL character';
-  if (why) throw serverError('BAD_REQUEST', { detail: `invalid model name '${name}': ${why}; a model name is the name of a folder in the model repository` });
-}
 
 /** Deeper than this, a chain of calls between models is taken for runaway recursion. */
 export const MAX_CALL_DEPTH = 32;
@@ -425,7 +413,7 @@ export class InferenceServer {
    */
   async loadModel(name: string, options: LoadModelOptions = {}): Promise<void> {
     this.assertModelControl();
-    assertModelName(name);
+    checkModelName(name, 'the load or unload request');
     if (options.files && options.files.size > 0 && options.config === undefined) {
       throw serverError('MODEL_LOAD_FAILED', {
         model: name, detail: "file overrides need the model config too: send it as parameters.config (JSON) with the 'file:' parameters",
@@ -447,7 +435,7 @@ export class InferenceServer {
    */
   async unloadModel(name: string, options: UnloadModelOptions = {}): Promise<void> {
     this.assertModelControl();
-    assertModelName(name);
+    checkModelName(name, 'the load or unload request');
     if (!this.repository.get(name)) {
       if (this.repository.notLoaded().includes(name)) return;
       throw serverError('MODEL_NOT_FOUND', { model: name });

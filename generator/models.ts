@@ -18,6 +18,18 @@ export function addSubModel(datatype: DataType = 'INT32', size = 16): Uint8Array
     .toBytes();
 }
 
+/** add_sub's signature with the answers swapped: OUTPUT0 = INPUT0 - INPUT1, OUTPUT1 = INPUT0 + INPUT1 (a second version that is told apart). */
+export function subAddModel(datatype: DataType = 'INT32', size = 16): Uint8Array {
+  return new OnnxGraphBuilder('sub_add')
+    .input('INPUT0', datatype, ['batch', size])
+    .input('INPUT1', datatype, ['batch', size])
+    .node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT0'])
+    .node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT1'])
+    .output('OUTPUT0', datatype, ['batch', size])
+    .output('OUTPUT1', datatype, ['batch', size])
+    .toBytes();
+}
+
 export interface MlpOptions {
   /** Layer widths, input first: [256, 2048, 2048, 16]. */
   readonly sizes: readonly number[];

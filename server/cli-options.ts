@@ -48,6 +48,8 @@ export interface CliOptions {
   readonly metricsAddress: string;
   /** --metrics-config settings, --metrics-interval-ms and --allow-cpu-metrics, merged. */
   readonly metrics: MetricsOptions;
+  /** --cache-config local,size=<bytes> (or the older --response-cache-byte-size); undefined runs without a response cache. */
+  readonly responseCache: { readonly sizeBytes: number } | undefined;
 }
 
 export class CliError extends Error {
@@ -98,6 +100,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-restricted-api': { kind: 'string', repeatable: true },
   'http-max-input-size': { kind: 'int' },
   'id': { kind: 'string' },
+  'cache-config': { kind: 'string', repeatable: true },
+  'response-cache-byte-size': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
   'strict-model-config': { kind: 'bool', notYet: 'strict model config (auto-complete off) is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
@@ -208,7 +212,42 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       intervalMs: int('metrics-interval-ms', DEFAULT_METRICS_INTERVAL_MS, 1, 86_400_000),
       cpuMetrics: bool('allow-cpu-metrics', true),
     },
+    responseCache: responseCache(values.get('cache-config') ?? [], one('response-cache-byte-size')),
   };
+}
+
+/**
+ * `--cache-config <cache>,<key>=<value>`, repeatable, as tritonserver takes
+ * it. This build has Triton's `local` cache, whose one setting is `size`
+ * in bytes; other caches (redis, custom libraries) are refused. The older
+ * `--response-cache-byte-size N` means `--cache-config local,size=N`.
+ */
+function responseCache(settings: readonly string[], byteSize: string | undefined): { sizeBytes: number } | undefined {
+  if (byteSize !== undefined && settings.length > 0) {
+    throw new CliError('--response-cache-byte-size and --cache-config both set the response cache; keep --cache-config local,size=<bytes>');
+  }
+  const sizes: Array<readonly [flag: string, text: string]> = [];
+  // 0, the old flag's default, means no cache.
+  if (byteSize !== undefined && byteSize !== '0') sizes.push([`--response-cache-byte-size=${byteSize}`, byteSize]);
+  for (const setting of settings) {
+    const flag = `--cache-config=${setting}`;
+    const comma = setting.indexOf(',');
+    const eq = setting.indexOf('=', comma + 1);
+    if (comma < 0 || eq < 0) throw new CliError(`${flag}: expected <cache>,<key>=<value>, e.g. --cache-config local,size=1048576`);
+    const cache = setting.slice(0, comma).trim();
+    const key = setting.slice(comma + 1, eq).trim();
+    if (cache !== 'local') {
+      throw new CliError(`${flag}: cache '${cache}' is not available; this build has only the local cache (--cache-config local,size=<bytes>)`);
+    }
+    if (key !== 'size') throw new CliError(`${flag}: the local cache has no setting '${key}'; its only setting is size=<bytes>`);
+    sizes.push([flag, setting.slice(eq + 1).trim()]);
+  }
+  if (sizes.length === 0) return undefined;
+  if (sizes.length > 1) throw new CliError(`${sizes[1]![0]}: the cache size is already set by ${sizes[0]![0]}`);
+  const [flag, text] = sizes[0]!;
+  const sizeBytes = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 1) throw new CliError(`${flag}: expected the cache size as a positive whole number of bytes, got '${text}'`);
+  return { sizeBytes };
 }
 
 /** Every --metrics-config <key>=<value>, later ones winning; a bad one names itself. */

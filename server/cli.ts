@@ -11,6 +11,7 @@ import { CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { closeGrpc, createGrpcServer, listenGrpc } from './grpc/grpc-server.ts';
 import { createHttpServer } from './http/http-server.ts';
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.ts';
 
 export interface RunningServer {
   readonly server: InferenceServer;
@@ -20,6 +21,10 @@ export interface RunningServer {
   readonly grpc: GrpcServer | undefined;
   /** The port gRPC listens on (useful with --grpc-port=0). */
   readonly grpcPort: number | undefined;
+  /** The Prometheus endpoint, unless --allow-metrics=false. */
+  readonly metrics: MetricsServer | undefined;
+  /** The port it listens on (useful with --metrics-port=0). */
+  readonly metricsPort: number | undefined;
   close(): Promise<void>;
   /**
    * Graceful stop: readiness turns false and new requests are refused while
@@ -50,6 +55,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     logger,
     modelControlMode: options.modelControlMode,
     repositoryPollSecs: options.repositoryPollSecs,
+    ...(options.responseCache ? { responseCache: options.responseCache } : {}),
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();
@@ -81,17 +87,28 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     }
     logger.info(`Started GRPCInferenceService at ${options.grpcAddress}:${grpcPort}`);
   }
-  return {
-    server, http, httpPort, grpc, grpcPort,
-    async close() {
+  let metrics: MetricsServer | undefined;
+  if (options.allowMetrics) {
+    try {
+      metrics = await startMetricsServer(server, { ...options.metrics, port: options.metricsPort, address: options.metricsAddress });
+    } catch (err) {
       await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined]);
+      await server.close();
+      throw new CliError(`metrics: cannot listen on ${options.metricsAddress}:${options.metricsPort}: ${(err as Error).message}`);
+    }
+    logger.info(`Started Metrics Service at ${options.metricsAddress}:${metrics.port}`);
+  }
+  return {
+    server, http, httpPort, grpc, grpcPort, metrics, metricsPort: metrics?.port,
+    async close() {
+      await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined, metrics?.close()]);
       await server.close();
     },
     async shutdown() {
       const left = await server.drain(options.exitTimeoutSecs * 1000);
       if (left > 0) logger.warn(`exit timeout of ${options.exitTimeoutSecs} s passed with ${left} request(s) still running; they are cancelled`);
       else logger.info('every in-flight request has finished');
-      await Promise.all([http?.close(), grpc ? closeGrpc(grpc, 0) : undefined]);
+      await Promise.all([http?.close(), grpc ? closeGrpc(grpc, 0) : undefined, metrics?.close()]);
       await server.close();
     },
   };

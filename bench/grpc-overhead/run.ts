@@ -60,7 +60,7 @@ const identity = (bytes: Buffer): Buffer => bytes;
 
 // ---------------------------------------------------------------- children
 
-/** Switchyard as `switchyard --model-repository=... --grpc-port=0 --allow-http=false` starts it. */
+/** Switchyard as `switchyard --model-repository=... --grpc-port=0 --allow-http=false --metrics-port=0` starts it (metrics on, on a free port). */
 async function startSwitchyard(repository: string): Promise<StartedServer> {
   const { parseCliOptions } = await import('../../server/cli-options.ts');
   const { startServer } = await import('../../server/cli.ts');
@@ -68,6 +68,7 @@ async function startSwitchyard(repository: string): Promise<StartedServer> {
     `--model-repository=${repository}`,
     '--grpc-address=127.0.0.1', '--grpc-port=0',
     '--allow-http=false',
+    '--metrics-address=127.0.0.1', '--metrics-port=0',
   ]));
   return { port: running.grpcPort!, close: () => running.close() };
 }

@@ -22,6 +22,17 @@ export function killServers(): void {
 }
 process.on('exit', killServers);
 
+/** 'error' or 'warn' for such a log line: the plain format ("<time> ERROR   ...") or a JSON line (pino levels 40+ or names). */
+export function logLevel(line: string): 'error' | 'warn' | undefined {
+  const plain = /^\S+\s+(ERROR|WARN|FATAL)\b/.exec(line)?.[1];
+  if (plain) return plain === 'WARN' ? 'warn' : 'error';
+  const json = /"level"\s*:\s*("?)(\w+)\1/.exec(line)?.[2]?.toLowerCase();
+  if (json === undefined) return undefined;
+  if (json === 'warn' || json === '40') return 'warn';
+  if (json === 'error' || json === 'fatal' || json === '50' || json === '60') return 'error';
+  return undefined;
+}
+
 export interface ServerLog {
   /** ERROR / WARN lines written after the server was ready. */
   readonly errorLines: number;
@@ -85,7 +96,8 @@ export class ServerProcess {
       const lines = pending.split('\n');
       pending = lines.pop()!;
       for (const line of lines) {
-        const match = /Started (HTTPService|GRPCInferenceService) at .*:(\d+)\s*$/.exec(line);
+        // "Started HTTPService at 127.0.0.1:40123", as a plain log line or inside a JSON one.
+        const match = /Started (HTTPService|GRPCInferenceService) at [^\s"]*:(\d+)/.exec(line);
         if (match?.[1] === 'HTTPService') http = Number(match[2]);
         else if (match) grpc = Number(match[2]);
       }
@@ -129,9 +141,9 @@ export class ServerProcess {
     const lines = this.pending.split('\n');
     this.pending = lines.pop()!;
     for (const line of lines) {
-      const level = /^\S+\s+(ERROR|WARN)\b/.exec(line)?.[1];
-      if (level === 'ERROR') this.errorLines++;
-      else if (level === 'WARN') this.warnLines++;
+      const level = logLevel(line);
+      if (level === 'error') this.errorLines++;
+      else if (level === 'warn') this.warnLines++;
       else continue;
       if (this.firstLines.length < KEPT_LOG_LINES) this.firstLines.push(line.slice(0, 500));
     }

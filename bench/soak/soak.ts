@@ -253,23 +253,31 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
       }
     };
 
-    // The sampler: the start sample when the warm-up ends, one every rssEverySeconds, the end sample when the window closes.
+    // The sampler: one sample every rssEverySeconds from the start of the load (the warm-up's show how RSS ramps up),
+    // the start sample when the warm-up ends and the end sample when the window closes.
     const sampler = (async (): Promise<void> => {
-      await sleep(Math.max(0, windowStart - nowMs()));
-      startKiB = sample();
-      const cpuStart = server.cpuSeconds();
-      const clientCpuStart = process.cpuUsage();
       const every = options.rssEverySeconds * 1000;
-      for (let next = windowStart + every; next < windowEnd; next += every) {
-        await sleep(Math.max(0, next - nowMs()));
-        sample();
-        const left = Math.round((windowEnd - nowMs()) / 1000);
-        if (options.durationSeconds >= 60 && samples.length % 12 === 0) {
-          progress(`${Math.round((nowMs() - windowStart) / 1000)} s into the window, ${left} s left; server RSS ${(samples.at(-1)!.kib / 1024).toFixed(1)} MiB`);
+      const times = [windowStart, windowEnd];
+      for (let at = loadStart; at < windowEnd; at += every) if (Math.abs(at - windowStart) > 1) times.push(at);
+      times.sort((x, y) => x - y);
+      let cpuStart: number | undefined;
+      let clientCpuStart = process.cpuUsage();
+      let sinceProgress = 0;
+      for (const at of times) {
+        await sleep(Math.max(0, at - nowMs()));
+        const kib = sample();
+        if (at === windowStart) {
+          startKiB = kib;
+          cpuStart = server.cpuSeconds();
+          clientCpuStart = process.cpuUsage();
+        } else if (at === windowEnd) {
+          endKiB = kib;
+        } else if (at > windowStart && options.durationSeconds >= 60 && (sinceProgress += every) >= 60_000) {
+          sinceProgress = 0;
+          progress(`${Math.round((nowMs() - windowStart) / 1000)} s into the window, ${Math.round((windowEnd - nowMs()) / 1000)} s left; `
+            + `server RSS ${kib === undefined ? '-' : (kib / 1024).toFixed(1)} MiB`);
         }
       }
-      await sleep(Math.max(0, windowEnd - nowMs()));
-      endKiB = sample();
       const cpuEnd = server.cpuSeconds();
       const clientCpu = process.cpuUsage(clientCpuStart);
       windowSeconds = (nowMs() - windowStart) / 1000;
@@ -319,7 +327,7 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
     };
   });
   const all = overall.summary();
-  const inWindow = samples.filter((s) => s.t >= options.warmupSeconds);
+  const inWindow = samples.filter((s) => s.t >= options.warmupSeconds - 0.001);
   const maxKiB = inWindow.length > 0 ? Math.max(...inWindow.map((s) => s.kib)) : undefined;
   const { progress: _progress, ...plainOptions } = options;
   return {

@@ -312,8 +312,9 @@ export class ModelRepository {
         if (overrideDir) await rm(overrideDir, { recursive: true, force: true });
         const failure = err instanceof Error ? err.message : String(err);
         outcome.set(name, failure);
-        if (serving(name)) this.keepServing(name, failure);
-        else this.fail(name, dir, failure, await fingerprintOf(dir).catch(() => undefined));
+        const fingerprint = overrideDir ? undefined : await fingerprintOf(dir).catch(() => undefined);
+        if (serving(name)) this.keepServing(name, failure, fingerprint);
+        else this.fail(name, dir, failure, fingerprint);
       }
     };
     await Promise.all(names.map((name) => prepare(name, true)));
@@ -339,7 +340,7 @@ export class ModelRepository {
         const failure = `ensembles call each other in a cycle (${[...cycle].sort().join(' -> ')}); an ensemble cannot depend on itself`;
         outcome.set(name, failure);
         if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
-        if (serving(name)) this.keepServing(name, failure);
+        if (serving(name)) this.keepServing(name, failure, item.fingerprint);
         else this.fail(name, item.dir, failure, item.fingerprint);
       }
     }
@@ -379,7 +380,7 @@ export class ModelRepository {
     if (failure !== undefined && previousServes) {
       await Promise.all([...fresh.versions.values()].map((v) => v.unload()));
       if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
-      this.keepServing(item.name, failure);
+      this.keepServing(item.name, failure, item.fingerprint);
       return failure;
     }
     if (this.closed) {
@@ -408,11 +409,15 @@ export class ModelRepository {
     }
   }
 
-  /** A reload failed: the entry serving now stays, carrying why. */
-  private keepServing(name: string, failure: string): void {
+  /**
+   * A reload failed: the entry serving now stays, carrying why. It takes the
+   * fingerprint of the files that failed, so polling waits for the next edit
+   * instead of retrying the same broken files.
+   */
+  private keepServing(name: string, failure: string, fingerprint: string | undefined): void {
     const entry = this.entries.get(name)!;
     this.options.logger.error(`failed to reload '${name}', the loaded version keeps serving: ${failure}`);
-    this.entries.set(name, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}` });
+    this.entries.set(name, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}`, ...(fingerprint ? { fingerprint } : {}) });
   }
 
   private fail(name: string, dir: string, failure: string, fingerprint: string | undefined): void {

@@ -198,7 +198,22 @@ class Parser {
     if (!tok) throw new Error(`${this.file}: unexpected end in a type`);
     if (tok.t === 'str' || tok.t === 'num') { this.next(); return ANY; }
     if (this.is('{')) return this.parseObject();
-    if (this.is('(')) { this.next(); const inner = this.parseType(); this.expect(')'); return inner; }
+    if (this.is('(')) {
+      const start = this.pos;
+      this.skipBalanced('(', ')');
+      if (this.is('=>')) {
+        // a function type; its return may be a predicate (`value is T`)
+        this.next();
+        if (this.is('is', 1)) { this.next(); this.next(); }
+        this.parseType();
+        return ANY;
+      }
+      this.pos = start;
+      this.next();
+      const inner = this.parseType();
+      this.expect(')');
+      return inner;
+    }
     if (tok.t !== 'id') throw new Error(`${this.file}: unexpected '${tok.v}' in a type`);
     this.next();
     let name = tok.v;
@@ -278,9 +293,13 @@ function resolveSpec(spec: string, fromFile: string): string {
   const packageName = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
   const subpath = `.${spec.slice(packageName.length)}`;
   const packageDir = join(ROOT, 'node_modules', packageName);
-  const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { exports?: Record<string, unknown>; types?: string; typings?: string };
+  const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { exports?: unknown; types?: string; typings?: string };
   let target: string | undefined;
-  const exports = manifest.exports ?? {};
+  // `exports` is a subpath map, or the conditions (or target) of '.' alone.
+  const given = manifest.exports ?? {};
+  const exports: Record<string, unknown> = typeof given === 'object' && given !== null && Object.keys(given).every((k) => k.startsWith('.'))
+    ? given as Record<string, unknown>
+    : { '.': given };
   if (exports[subpath] !== undefined) target = exportTarget(exports[subpath]);
   else {
     for (const [pattern, value] of Object.entries(exports)) {
@@ -375,7 +394,7 @@ function check(value: unknown, type: TypeNode, path: string, errors: string[]): 
     case 'union': {
       const members = node.of.map(deref);
       const candidates = members.filter((m) => (Array.isArray(value) ? m.kind === 'array' : isPlainObject(value) ? m.kind === 'object' : false));
-      if (candidates.length === 0 || members.some((m) => m.kind === 'any' && isPlainObject(value) === false)) return;
+      if (candidates.length === 0) return;
       let best: string[] | undefined;
       for (const candidate of candidates) {
         const found: string[] = [];

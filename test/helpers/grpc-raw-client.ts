@@ -31,24 +31,24 @@ export class RawGrpcClient {
   }
 
   /** A unary call with a message object (or raw bytes); resolves with the response or the error, never rejects. */
-  call(name: string, request: Message | Buffer, options: grpc.CallOptions = {}): Promise<CallOutcome> {
+  call(name: string, request: Message | Buffer, options: grpc.CallOptions = {}, metadata = new grpc.Metadata()): Promise<CallOutcome> {
     const { path, request: requestType, response: responseType } = this.method(name);
     const bytes = Buffer.isBuffer(request) ? request : Buffer.from(requestType.encode(requestType.fromObject(request)).finish());
     return new Promise((resolve) => {
       this.client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => responseType.decode(b) as unknown as Message,
-        bytes, new grpc.Metadata(), options, (error, response) => {
+        bytes, metadata, options, (error, response) => {
           resolve(error ? { error } : { response: response! });
         });
     });
   }
 
   /** Opens ModelStreamInfer; messages come back decoded as ModelStreamInferResponse. */
-  stream(options: grpc.CallOptions = {}): grpc.ClientDuplexStream<Message, Message> {
+  stream(options: grpc.CallOptions = {}, metadata = new grpc.Metadata()): grpc.ClientDuplexStream<Message, Message> {
     const requestType = grpcType('inference.ModelInferRequest');
     const responseType = grpcType('inference.ModelStreamInferResponse');
     return this.client.makeBidiStreamRequest(`/${INFERENCE_SERVICE}/ModelStreamInfer`,
       (m: Message) => (Buffer.isBuffer(m) ? m : Buffer.from(requestType.encode(requestType.fromObject(m)).finish())),
-      (b: Buffer) => responseType.decode(b) as unknown as Message, new grpc.Metadata(), options);
+      (b: Buffer) => responseType.decode(b) as unknown as Message, metadata, options);
   }
 
   /** Writes the messages on one ModelStreamInfer call, half-closes, and collects every response until the server ends it. */

@@ -50,13 +50,89 @@ test('model control and shutdown flags: poll mode with its interval, and the exi
   assert.equal(poll.exitTimeoutSecs, 5);
 });
 
+test('--cache-config local,size=N sets up the response cache, as tritonserver takes it; none by default', () => {
+  assert.equal(parseCliOptions(['--model-repository=/m']).responseCache, undefined);
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--cache-config', 'local,size=1048576']).responseCache, { sizeBytes: 1048576 });
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--cache-config=local,size=4096']).responseCache, { sizeBytes: 4096 });
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--response-cache-byte-size=2048']).responseCache, { sizeBytes: 2048 },
+    'the flag Triton had before --cache-config means the local cache');
+  assert.equal(parseCliOptions(['--model-repository=/m', '--response-cache-byte-size=0']).responseCache, undefined, 'its default, 0, means none');
+});
+
+test('--cache-config mistakes and caches this build does not have are refused, naming the flag', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--cache-config=redis,host=localhost'], /--cache-config=redis,host=localhost: cache 'redis' is not available; this build has only the local cache \(--cache-config local,size=<bytes>\)/],
+    [['--cache-config=local,capacity=10'], /--cache-config=local,capacity=10: the local cache has no setting 'capacity'; its only setting is size=<bytes>/],
+    [['--cache-config=local'], /--cache-config=local: expected <cache>,<key>=<value>, e.g. --cache-config local,size=1048576/],
+    [['--cache-config=local,size'], /expected <cache>,<key>=<value>/],
+    [['--cache-config=local,size=0'], /--cache-config=local,size=0: expected the cache size as a positive whole number of bytes, got '0'/],
+    [['--cache-config=local,size=1MB'], /got '1MB'/],
+    [['--cache-config=local,size=-5'], /got '-5'/],
+    [['--cache-config=local,size=1', '--cache-config=local,size=2'], /--cache-config=local,size=2: the cache size is already set by --cache-config=local,size=1/],
+    [['--cache-config=local,size=1', '--response-cache-byte-size=2'], /--response-cache-byte-size and --cache-config both set the response cache/],
+    [['--cache-config'], /--cache-config needs a value/],
+  ];
+  for (const [flags, message] of cases) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message), flags.join(' '));
+  }
+});
+
 test('flags this build cannot honour yet are refused with a reason, never ignored', () => {
   const refused: Array<[string[], RegExp]> = [
-    [['--metrics-port=8002'], /--metrics-port is not supported yet: the Prometheus metrics endpoint/],
     [['--disable-auto-complete-config'], /auto-complete/],
   ];
   for (const [flags, message] of refused) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message));
+  }
+});
+
+test('metrics flags: tritonserver\'s defaults, and each one read', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.equal(defaults.allowMetrics, true);
+  assert.equal(defaults.metricsPort, 8002);
+  assert.equal(defaults.metricsAddress, '0.0.0.0');
+  assert.deepEqual(defaults.metrics, { intervalMs: 2000, cpuMetrics: true });
+
+  const custom = parseCliOptions([
+    '--model-repository=/m', '--metrics-port=9102', '--metrics-address=127.0.0.1', '--metrics-interval-ms', '500',
+    '--metrics-config=summary_latencies=true', '--metrics-config', 'summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001',
+    '--metrics-config=counter_latencies=false', '--allow-cpu-metrics=false',
+  ]);
+  assert.equal(custom.metricsPort, 9102);
+  assert.equal(custom.metricsAddress, '127.0.0.1');
+  assert.deepEqual(custom.metrics, {
+    summaryLatencies: true, counterLatencies: false, intervalMs: 500, cpuMetrics: false,
+    summaryQuantiles: [{ quantile: 0.5, error: 0.05 }, { quantile: 0.9, error: 0.01 }, { quantile: 0.99, error: 0.001 }],
+  });
+  assert.equal(parseCliOptions(['--model-repository=/m', '--allow-metrics=false']).allowMetrics, false);
+  assert.equal(parseCliOptions(['--model-repository=/m', '--metrics-port=0']).metricsPort, 0);
+  // A later setting of the same key wins, as with any repeated config.
+  assert.equal(parseCliOptions(['--model-repository=/m', '--metrics-config=summary_latencies=true', '--metrics-config=summary_latencies=0'])
+    .metrics.summaryLatencies, false);
+});
+
+test('bad metrics flags get clear errors', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--metrics-port=70000'], /--metrics-port=70000: expected a value from 0 to 65535/],
+    [['--metrics-port=x'], /--metrics-port=x: expected an integer/],
+    [['--metrics-interval-ms=0'], /--metrics-interval-ms=0: expected a value from 1 to 86400000/],
+    [['--allow-metrics=perhaps'], /--allow-metrics=perhaps: expected true or false/],
+    [['--metrics-config=summary_latency=true'], /--metrics-config=summary_latency=true: unknown key 'summary_latency'; did you mean 'summary_latencies'\?/],
+    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies\)/],
+    [['--metrics-config=summary_latencies'], /expected <key>=<value>/],
+    [['--metrics-config=summary_latencies=sure'], /summary_latencies=sure: expected true or false/],
+    [['--metrics-config=summary_quantiles='], /summary_quantiles is empty/],
+    [['--metrics-config=summary_quantiles=0.5'], /'0\.5' is not <quantile>:<error>/],
+    [['--metrics-config=summary_quantiles=0.5:x'], /'0\.5:x' is not <quantile>:<error>/],
+    [['--metrics-config=summary_quantiles=1.5:0.01'], /quantile 1\.5 in '1\.5:0\.01' is outside \(0, 1\]/],
+    [['--metrics-config=summary_quantiles=0:0.01'], /quantile 0 in '0:0\.01' is outside \(0, 1\]/],
+    [['--metrics-config=summary_quantiles=0.5:1'], /error 1 in '0\.5:1' is outside \[0, 1\)/],
+    [['--metrics-config=summary_quantiles=0.5:0.05,0.5:0.01'], /quantile 0\.5 appears twice/],
+    [['--metrics-address=a', '--metrics-address=b'], /--metrics-address is given more than once/],
+    [['--metrics-prot=1'], /did you mean --metrics-port\?/],
+  ];
+  for (const [flags, message] of cases) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message), flags.join(' '));
   }
 });
 
@@ -112,16 +188,133 @@ test('--exit-on-error stops start-up when a model fails, and =false serves the o
     assert.match(strict.output, /error: creating server: Internal - failed to load all models/);
     assert.match(strict.output, /broken\/config\.pbtxt:2: dynamic_batching\.preferred_batch_size: 16 is outside 1\.\.max_batch_size \(8\)/);
 
-    const lenient = await runCli([`--model-repository=${root}`, '--http-port=0', '--grpc-port=0', '--exit-on-error=false'], /Started GRPCInferenceService/);
+    const lenient = await runCli([`--model-repository=${root}`, '--http-port=0', '--grpc-port=0', '--metrics-port=0', '--exit-on-error=false'],
+      /Started Metrics Service/);
     assert.match(lenient.output, /\| good +\| 1 +\| READY/);
     assert.match(lenient.output, /\| broken +\| 1 +\| UNAVAILABLE: /);
     assert.match(lenient.output, /Started HTTPService at 0\.0\.0\.0:\d+/);
     assert.match(lenient.output, /Started GRPCInferenceService at 0\.0\.0\.0:\d+/);
+    assert.match(lenient.output, /Started Metrics Service at 0\.0\.0\.0:\d+/);
 
-    const badFlag = await runCli([`--model-repository=${root}`, '--metrics-port=8002']);
+    const badFlag = await runCli([`--model-repository=${root}`, '--metrics-config=summary_latency=true']);
     assert.equal(badFlag.code, 1);
-    assert.match(badFlag.output, /error: --metrics-port is not supported yet/);
+    assert.match(badFlag.output, /error: --metrics-config=summary_latency=true: unknown key 'summary_latency'/);
   } finally {
     await removeRepository(root);
+  }
+});
+
+test('restricted API flags: tritonserver\'s <apis>:<key>=<value> groups, per frontend', () => {
+  const options = parseCliOptions([
+    '--model-repository=/m',
+    '--http-restricted-api=model-repository,model-config:Admin-Key=s3cr:et=x',
+    '--http-restricted-api', 'inference:infer-key=v',
+    '--grpc-restricted-protocol=model-repository,logging:admin-key=a',
+    '--grpc-restricted-api=health:probe-key=p',
+  ]);
+  assert.deepEqual(options.httpRestrictedApis, {
+    'model-repository': { header: 'admin-key', value: 's3cr:et=x' },
+    'model-config': { header: 'admin-key', value: 's3cr:et=x' },
+    'inference': { header: 'infer-key', value: 'v' },
+  });
+  assert.deepEqual(options.grpcRestrictedApis, {
+    'model-repository': { header: 'triton-grpc-protocol-admin-key', value: 'a' },
+    'logging': { header: 'triton-grpc-protocol-admin-key', value: 'a' },
+    'health': { header: 'probe-key', value: 'p' },
+  });
+  const none = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(none.httpRestrictedApis, {});
+  assert.deepEqual(none.grpcRestrictedApis, {});
+  // Every one of Triton's categories is known.
+  const all = 'health,metadata,inference,shared-memory,model-config,model-repository,statistics,trace,logging';
+  assert.equal(Object.keys(parseCliOptions(['--model-repository=/m', `--http-restricted-api=${all}:k=v`]).httpRestrictedApis).length, 9);
+});
+
+test('bad restricted API flags are refused, naming the flag and the problem', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--http-restricted-api=inference'], /--http-restricted-api option format is '<api>\[,<api>\.\.\.\]:<key>=<value>'\. Got inference$/],
+    [['--http-restricted-api=inference:key'], /option format is .* Got inference:key$/],
+    [['--http-restricted-api=inference=key:v'], /option format is/],
+    [['--http-restricted-api=inference:=v'], /option format is/],
+    [['--http-restricted-api=inference:k='], /option format is/],
+    [['--http-restricted-api=:k=v'], /option format is/],
+    [['--http-restricted-api=inference,,health:k=v'], /option format is/],
+    [['--http-restricted-api=model-reposit:k=v'], /--http-restricted-api: unknown restricted api 'model-reposit'; did you mean 'model-repository'\?/],
+    [['--http-restricted-api=metrics:k=v'], /unknown restricted api 'metrics' \(one of health, metadata, inference, shared-memory, model-config, model-repository, statistics, trace, logging\)/],
+    [['--grpc-restricted-protocol=infer:k=v'], /--grpc-restricted-protocol: unknown restricted protocol 'infer'; did you mean 'inference'\?/],
+    [['--http-restricted-api=model-repository,health:k1=v1', '--http-restricted-api=metadata,health:k2=v2'],
+      /--http-restricted-api: restricted api 'health' can not be specified in multiple config groups/],
+    [['--http-restricted-api=inference,inference:k=v'], /restricted api 'inference' can not be specified in multiple config groups/],
+    [['--grpc-restricted-protocol=health:k1=v1', '--grpc-restricted-api=health:k2=v2'],
+      /--grpc-restricted-api: restricted api 'health' can not be specified in multiple config groups/],
+    [['--http-restricted-api=inference:bad key=v'], /'bad key' cannot be a header name/],
+    [['--grpc-restricted-api=inference:grpc-timeout=v'], /'grpc-timeout' cannot be a gRPC metadata key/],
+    [['--grpc-restricted-api=inference:token-bin=v'], /cannot be a gRPC metadata key/],
+    [['--grpc-restricted-api=inference:a/b=v'], /cannot be a gRPC metadata key/],
+    [['--http-restricted-api'], /--http-restricted-api needs a value/],
+  ];
+  for (const [flags, message] of cases) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message), flags.join(' '));
+  }
+  // The same category for HTTP and for gRPC is two frontends, not two groups.
+  assert.doesNotThrow(() => parseCliOptions(['--model-repository=/m', '--http-restricted-api=health:k=v', '--grpc-restricted-api=health:k=v']));
+});
+
+test('log flags: tritonserver\'s names and defaults, plus --log-format=json', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(
+    [defaults.logVerbose, defaults.logInfo, defaults.logWarning, defaults.logError, defaults.logFile, defaults.logFormat],
+    [0, true, true, true, '', 'default'],
+  );
+  const custom = parseCliOptions([
+    '--model-repository=/m', '--log-verbose=2', '--log-info=false', '--log-warning', 'false', '--log-error=0',
+    '--log-file=/var/log/switchyard.log', '--log-format=ISO8601',
+  ]);
+  assert.deepEqual(
+    [custom.logVerbose, custom.logInfo, custom.logWarning, custom.logError, custom.logFile, custom.logFormat],
+    [2, false, false, false, '/var/log/switchyard.log', 'ISO8601'],
+  );
+  assert.equal(parseCliOptions(['--model-repository=/m', '--log-format=json']).logFormat, 'json');
+  const cases: Array<[string[], RegExp]> = [
+    [['--log-format=iso8601'], /--log-format=iso8601: expected default, ISO8601, json/],
+    [['--log-info=loud'], /--log-info=loud: expected true or false/],
+    [['--log-verbose=-1'], /--log-verbose=-1: expected a value from 0/],
+    [['--log-file=a', '--log-file=b'], /--log-file is given more than once/],
+  ];
+  for (const [flags, message] of cases) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message), flags.join(' '));
+  }
+});
+
+test('the CLI wires --log-file, --log-format and --http-restricted-api through to a running server', async () => {
+  const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const root = await makeRepository({ good: { config: 'max_batch_size: 8\n', versions: { 1: addSubModel() } } });
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-cli-log-'));
+  const logFile = join(dir, 'server.log');
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, `--model-repository=${root}`, '--http-port=0', '--allow-grpc=false',
+    '--allow-metrics=false', `--log-file=${logFile}`, '--log-format=json', '--http-restricted-api=model-config,logging:admin-key=s3cret'],
+  { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    let port: number | undefined;
+    for (let i = 0; i < 300 && port === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const text = await readFile(logFile, 'utf8').catch(() => '');
+      const line = text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string })
+        .find((l) => l.msg.startsWith('Started HTTPService at '));
+      if (line) port = Number(/:(\d+)$/.exec(line.msg)![1]);
+    }
+    assert.ok(port, 'the server logged its HTTP port to the file, as JSON');
+    const url = `http://127.0.0.1:${port}`;
+    assert.equal((await fetch(`${url}/v2/models/good/config`)).status, 403);
+    assert.equal((await fetch(`${url}/v2/models/good/config`, { headers: { 'admin-key': 's3cret' } })).status, 200);
+    assert.equal((await fetch(`${url}/v2/models/good`)).status, 200, 'metadata is not restricted');
+    const settings = await (await fetch(`${url}/v2/logging`, { headers: { 'admin-key': 's3cret' } })).json();
+    assert.deepEqual(settings, { log_file: logFile, log_info: true, log_warning: true, log_error: true, log_verbose_level: 0, log_format: 'json' });
+  } finally {
+    child.kill('SIGKILL');
+    await removeRepository(root);
+    await rm(dir, { recursive: true, force: true });
   }
 });

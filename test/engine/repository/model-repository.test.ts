@@ -204,10 +204,12 @@ test('the lifecycle refuses moves that skip a state', () => {
   lifecycle.moveTo('LOADING');
 });
 
-test('warm-up and response cache sections load with a warning instead of being dropped silently', async () => {
+test('a model asking for the response cache on a server without one loads, warmed up, with a warning naming the flag', async () => {
   const root = await makeRepository({
     warm: {
-      config: 'max_batch_size: 8\nresponse_cache { enable: true }\nmodel_warmup [ { name: "w" batch_size: 1 inputs { key: "INPUT0" value: { data_type: TYPE_INT32 dims: [ 16 ] zero_data: true } } } ]\n',
+      config: 'max_batch_size: 8\nresponse_cache { enable: true }\nmodel_warmup [ { name: "w" batch_size: 1 inputs [\n' +
+        '  { key: "INPUT0" value: { data_type: TYPE_INT32 dims: [ 16 ] zero_data: true } },\n' +
+        '  { key: "INPUT1" value: { data_type: TYPE_INT32 dims: [ 16 ] random_data: true } } ] } ]\n',
       versions: { 1: addSub },
     },
   });
@@ -216,9 +218,8 @@ test('warm-up and response cache sections load with a warning instead of being d
   const server = await startEngine(root, { logger });
   try {
     assert.equal(server.isModelReady('warm'), true);
-    assert.equal(warnings.length, 2);
-    assert.match(warnings[0]!, /'warm': model_warmup .* is not supported by this build yet/);
-    assert.match(warnings[1]!, /'warm': response_cache .* is not supported by this build yet/);
+    assert.deepEqual(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /model 'warm' sets response_cache \{ enable: true \}, but the server runs without a response cache.*--cache-config local,size=/);
   } finally {
     await server.close();
     await removeRepository(root);

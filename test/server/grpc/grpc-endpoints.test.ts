@@ -123,7 +123,6 @@ describe('gRPC endpoints', () => {
       ['SystemSharedMemoryStatus', {}, /shared memory/],
       ['CudaSharedMemoryRegister', { name: 'r' }, /shared memory/],
       ['TraceSetting', {}, /trac/],
-      ['LogSettings', {}, /log/],
     ] as const) {
       const { error } = await client.call(rpc, request);
       assert.equal(error?.code, 12, rpc);

@@ -9,23 +9,10 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel } from '../../../generator/models.ts';
-import { OnnxGraphBuilder } from '../../../generator/onnx-builder.ts';
+import { addSubModel, subAddModel } from '../../../generator/models.ts';
 import { chainEnsemble } from '../../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
-
-/** Same signature as add_sub, other answers: OUTPUT0 = INPUT0 - INPUT1, OUTPUT1 = INPUT0 + INPUT1. */
-export function subAddModel(): Uint8Array {
-  return new OnnxGraphBuilder('sub_add')
-    .input('INPUT0', 'INT32', ['batch', 16])
-    .input('INPUT1', 'INT32', ['batch', 16])
-    .node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT0'])
-    .node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT1'])
-    .output('OUTPUT0', 'INT32', ['batch', 16])
-    .output('OUTPUT1', 'INT32', ['batch', 16])
-    .toBytes();
-}
 
 /** add_sub's config as Triton's JSON, for parameters.config. */
 function addSubJson(name: string, extra: Record<string, unknown> = {}): string {

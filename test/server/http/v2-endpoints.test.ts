@@ -75,7 +75,10 @@ describe('v2 endpoints', () => {
     assert.equal(body['name'], 'switchyard');
     assert.equal(typeof body['version'], 'string');
     assert.match(body['version'] as string, /^\d+\.\d+\.\d+/);
-    assert.deepEqual(body['extensions'], ['sequence', 'schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics']);
+    assert.deepEqual(body['extensions'], [
+      'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration', 'binary_tensor_data',
+      'statistics', 'logging',
+    ]);
   });
 
   test('GET /v2/models/<model> gives metadata with a -1 batch dim when max_batch_size > 0', async () => {
