@@ -1,90 +1,70 @@
 /**
  * The flags that deploy/ passes to switchyard are flags its parser
- * accepts: the Deployment's args, the KServe runtime's args and the
- * Dockerfile's default CMD all go through parseCliOptions.
+ * accepts, with the values the manifests around them assume: the
+ * Deployment's args, the KServe runtime's args and the Dockerfile's
+ * default CMD all go through parseCliOptions.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CliError, parseCliOptions, type CliOptions } from '../../server/cli-options.ts';
+import { parseCliOptions, type CliOptions } from '../../server/cli-options.ts';
 import { manifestOf, readDeployFile } from './deploy-files.ts';
 import { lastOf, parseDockerfile } from './dockerfile.ts';
 
-/**
- * Flags that other work is adding to server/cli-options.ts right now
- * (metrics endpoint, graceful-shutdown timeout, repository polling, log
- * format). Until they land the parser refuses them; the tests below then
- * report TODO instead of failing, and pass by themselves once they land.
- */
-const PENDING_FLAGS: ReadonlySet<string> = new Set(['metrics-port', 'exit-timeout-secs', 'repository-poll-secs', 'log-format']);
+interface ContainerSpec { name: string; args?: string[]; ports?: { name?: string; containerPort: number }[] }
 
-interface ContainerSpec { name: string; args?: string[] }
-
-function containerArgs(kind: string): string[] {
+function firstContainer(kind: string): ContainerSpec {
   const object = manifestOf(kind).object as { spec: { template?: { spec: { containers: ContainerSpec[] } }; containers?: ContainerSpec[] } };
-  const containers = object.spec.template?.spec.containers ?? object.spec.containers ?? [];
-  const args = containers[0]?.args;
-  assert.ok(args && args.length > 0, `${kind}: the first container has args`);
-  return args;
+  const container = (object.spec.template?.spec.containers ?? object.spec.containers ?? [])[0];
+  assert.ok(container?.args && container.args.length > 0, `${kind}: the first container has args`);
+  return container;
 }
 
-function dockerfileCmd(): string[] {
-  const stages = parseDockerfile(readDeployFile('Dockerfile')).stages;
-  const cmd = lastOf(stages.at(-1)!, 'CMD');
-  assert.ok(cmd?.execForm, 'CMD in exec form');
-  return [...cmd.words];
-}
-
-/**
- * Parses `args`, taking out, one at a time, pending flags that the parser
- * refuses as unknown or not supported yet. Any other refusal throws.
- */
-function parseAllowingPending(args: readonly string[]): { options: CliOptions; refused: string[] } {
-  let rest = [...args];
-  const refused: string[] = [];
-  for (;;) {
-    try {
-      return { options: parseCliOptions(rest), refused };
-    } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      const match = /^unknown flag --([\w-]+)|^--([\w-]+) is not supported yet/.exec(err.message);
-      const name = match?.[1] ?? match?.[2];
-      if (!name || !PENDING_FLAGS.has(name) || refused.includes(name)) throw err;
-      refused.push(name);
-      rest = rest.filter((a) => a !== `--${name}` && !a.startsWith(`--${name}=`));
-    }
+function parse(args: readonly string[]): CliOptions {
+  try {
+    return parseCliOptions(args);
+  } catch (err) {
+    assert.fail(`switchyard refuses ${JSON.stringify(args)}: ${(err as Error).message}`);
   }
 }
 
-const SOURCES: readonly { what: string; args: () => string[]; repository: string; http: number; grpc: number }[] = [
-  { what: 'the Deployment', args: () => containerArgs('Deployment'), repository: '/models', http: 8000, grpc: 8001 },
-  { what: 'the KServe ServingRuntime', args: () => containerArgs('ServingRuntime'), repository: '/mnt/models', http: 8080, grpc: 9000 },
-  { what: 'the Dockerfile\'s CMD', args: dockerfileCmd, repository: '/models', http: 8000, grpc: 8001 },
-];
+test('the Deployment\'s args parse, matching its ports, volume and grace period', () => {
+  const deployment = manifestOf('Deployment').object as { spec: { template: { spec: { terminationGracePeriodSeconds: number } } } };
+  const container = firstContainer('Deployment');
+  const options = parse(container.args!);
+  const port = (name: string): number | undefined => container.ports?.find((p) => p.name === name)?.containerPort;
+  assert.deepEqual(options.modelRepositories, ['/models']);
+  assert.equal(options.modelControlMode, 'none');
+  assert.equal(options.httpPort, port('http'));
+  assert.equal(options.grpcPort, port('grpc'));
+  assert.equal(options.allowMetrics, true);
+  assert.equal(options.metricsPort, port('metrics'));
+  assert.equal(options.metrics.summaryLatencies, true, 'the dashboard\'s p50/p99 panel reads the latency summaries');
+  assert.ok(options.exitTimeoutSecs < deployment.spec.template.spec.terminationGracePeriodSeconds);
+  assert.equal(options.strictReadiness, true);
+});
 
-for (const source of SOURCES) {
-  test(`${source.what}: every flag parses, with the repository and ports the manifests expect`, () => {
-    const { options } = parseAllowingPending(source.args());
-    assert.deepEqual(options.modelRepositories, [source.repository]);
-    assert.equal(options.httpPort, source.http);
-    assert.equal(options.grpcPort, source.grpc);
-    assert.equal(options.allowHttp, true);
-    assert.equal(options.allowGrpc, true);
-  });
+test('the KServe ServingRuntime\'s args parse: /mnt/models, HTTP 8080 and gRPC 9000 as KServe routes', () => {
+  const options = parse(firstContainer('ServingRuntime').args!);
+  assert.deepEqual(options.modelRepositories, ['/mnt/models']);
+  assert.equal(options.httpPort, 8080);
+  assert.equal(options.grpcPort, 9000);
+  assert.equal(options.allowHttp, true);
+  assert.equal(options.allowGrpc, true);
+  assert.ok(options.exitTimeoutSecs < 30, 'drains within the default 30 s grace period');
+});
 
-  test(`${source.what}: switchyard accepts all its flags, the metrics and drain flags included`, (t) => {
-    const args = source.args();
-    const { refused } = parseAllowingPending(args);
-    if (refused.length > 0) {
-      // TODO(lead): server/cli-options.ts does not accept these flags yet
-      // (being added by the metrics and graceful-shutdown work). This
-      // assertion stays; it passes once the flags land.
-      t.todo(`switchyard does not accept ${refused.map((f) => `--${f}`).join(', ')} yet`);
-    }
-    assert.doesNotThrow(() => parseCliOptions(args));
-  });
-}
+test('the Dockerfile\'s default CMD parses and serves /models on 8000 and 8001', () => {
+  const stages = parseDockerfile(readDeployFile('Dockerfile')).stages;
+  const cmd = lastOf(stages.at(-1)!, 'CMD');
+  assert.ok(cmd?.execForm, 'CMD in exec form');
+  const options = parse(cmd.words);
+  assert.deepEqual(options.modelRepositories, ['/models']);
+  assert.equal(options.httpPort, 8000);
+  assert.equal(options.grpcPort, 8001);
+  assert.equal(options.metricsPort, 8002);
+});
 
-test('pending flags are tolerated only as "unknown" or "not supported yet": a misspelt flag still fails', () => {
-  assert.throws(() => parseAllowingPending(['--model-repository=/models', '--metrics-prot=8002']), /unknown flag --metrics-prot/);
-  assert.throws(() => parseAllowingPending(['--model-repository=/models', '--http-port=http']), /expected an integer/);
+test('the check bites: a misspelt or ill-typed flag is refused', () => {
+  assert.throws(() => parseCliOptions(['--model-repository=/models', '--metrics-prot=8002']), /unknown flag --metrics-prot/);
+  assert.throws(() => parseCliOptions(['--model-repository=/models', '--http-port=http']), /expected an integer/);
 });
