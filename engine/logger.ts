@@ -90,7 +90,8 @@ class LogDestination implements DestinationStream {
   readonly [pino.symbols.needsMetadataGsym] = true as const;
   lastLevel = 0;
   lastTime = '';
-  lastMsg = '';
+  /** undefined when the line was logged with an object only. */
+  lastMsg: string | undefined = undefined;
   lastObj: object = {};
   lastLogger: PinoLogger | undefined;
 
@@ -119,7 +120,8 @@ export class ServerLogger implements Logger {
   private constructor(
     /** The pino instance; fastify logs through it (loggerInstance). */
     readonly pino: PinoLogger,
-    private readonly file: pino.DestinationStream & { flushSync?: () => void; end?: () => void },
+    /** stderr or the log file. */
+    private readonly out: pino.DestinationStream & { flushSync?: () => void; end?: () => void },
     settings: LogSettings,
   ) {
     this.settingsNow = { ...settings };
@@ -232,8 +234,8 @@ export class ServerLogger implements Logger {
   /** Flushes and closes a log file; stderr stays open. */
   close(): void {
     if (!this.settingsNow.log_file) return;
-    this.file.flushSync?.();
-    this.file.end?.();
+    this.out.flushSync?.();
+    this.out.end?.();
   }
 
   private allows(level: number): boolean {

@@ -218,9 +218,9 @@ export class InferenceServer {
   }
 
   private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
-    const received = performance.now();
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
+    const received = performance.now();
     for (const watch of this.versionWatchers) watch(version);
     const config = version.config!;
     if (request.callChain) assertNoDeadlock(version, request.callChain);
@@ -259,12 +259,15 @@ export class InferenceServer {
     const cached = cache.lookup(key);
     const lookupEnd = performance.now();
     if (cached) {
+      // Pooled inputs were handed over with the request (an ensemble step's); with no backend to take them, they go back here.
+      this.releaseOutputs(request.inputs);
       version.stats.recordCacheHit((lookupEnd - received) * 1e6, (lookupStart - received) * 1e6, (lookupEnd - lookupStart) * 1e6);
       return cached;
     }
     const answered = await version.scheduler!.enqueue(request, normalized);
     const insertStart = performance.now();
-    cache.insert(key, config.name, answered);
+    // A version retired while this request ran (unloaded, replaced) keeps no new answers.
+    if (version.state === 'READY') cache.insert(key, config.name, answered);
     version.stats.recordCacheMiss((lookupEnd - lookupStart + performance.now() - insertStart) * 1e6);
     return answered;
   }

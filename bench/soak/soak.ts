@@ -35,7 +35,11 @@ export interface SoakOptions {
   readonly concurrency: number;
   /** Measured seconds, after the warm-up. */
   readonly durationSeconds: number;
-  /** Seconds of load before the window opens; the start RSS is taken when it ends. */
+  /**
+   * Seconds of load before the window opens; the start RSS is taken when it
+   * ends. Under this load the server's RSS climbs for 10 to 30 s (heap and
+   * arenas growing to their working size) before it levels off, hence 30.
+   */
   readonly warmupSeconds: number;
   /** Seconds between RSS samples. */
   readonly rssEverySeconds: number;
@@ -54,7 +58,7 @@ export interface SoakOptions {
 export const DEFAULT_OPTIONS: SoakOptions = {
   concurrency: 128,
   durationSeconds: 600,
-  warmupSeconds: 5,
+  warmupSeconds: 30,
   rssEverySeconds: 5,
   sequenceSteps: 6,
   requestTimeoutMs: 30_000,

@@ -48,7 +48,7 @@ export function batchSizeBuckets(maxBatchSize: number): number[] {
 
 const micros = (d: StatDuration): number => Math.round(d.ns / 1000);
 
-const heapKey = (labels: Readonly<Record<string, string>>): string => `${labels['model']}\0${labels['version']}\0${labels['instance']}`;
+const heapKey = (labels: Readonly<Record<string, string>>): string => `${labels['model']}\0${labels['version']}\0${labels['model_instance']}`;
 
 /** Whether the version's scheduler forms batches whose close reasons it counts (dynamic batching, or the sequence batcher's oldest strategy). */
 function formsBatches(version: ModelVersion): boolean {
@@ -128,6 +128,8 @@ export class ServerMetrics {
   private readonly stepDuration: Histogram<ModelLabel | 'step' | 'step_model'>;
   /** By `model\0version`: the stats object listened to for that label set. */
   private readonly attached = new Map<string, Attachment>();
+  /** Stats already looked at, whether or not they needed a listener: the per-request check stays one lookup. */
+  private readonly seen = new WeakSet<ModelStats>();
   private unwatch: (() => void) | undefined;
   /** The versions of the scrape under way, read once and shared by every series. */
   private scrapeViews: readonly VersionView[] | undefined;
@@ -199,8 +201,9 @@ export class ServerMetrics {
     gauge('nv_model_load_duration_secs', 'How long the version took to load, in seconds.',
       (v) => (v.version.loadDurationMs === undefined ? undefined : v.version.loadDurationMs / 1000));
 
-    // A model whose responses the cache has never seen has no cache series.
-    const cached = (v: VersionView): boolean => v.stats.inference_stats.cache_hit.count + v.stats.inference_stats.cache_miss.count > 0;
+    // Only models that use the response cache have cache series: response_cache enabled, or answers already counted.
+    const cached = (v: VersionView): boolean => v.version.config?.responseCache === true
+      || v.stats.inference_stats.cache_hit.count + v.stats.inference_stats.cache_miss.count > 0;
     counter('nv_cache_num_hits_per_model', 'Requests answered from the response cache.',
       (v) => (cached(v) ? v.stats.inference_stats.cache_hit.count : undefined));
     counter('nv_cache_num_misses_per_model', 'Requests the response cache did not hold.',
@@ -254,13 +257,14 @@ export class ServerMetrics {
       buckets: [...STEP_DURATION_BUCKETS_US],
       help: 'Time each successful call of an ensemble step to its model took, seen from the ensemble, in microseconds.',
     });
-    const heap: Gauge<ModelLabel | 'instance'> = new Gauge({
-      name: 'switchyard_script_isolate_heap_bytes', labelNames: [...MODEL_LABELS, 'instance'], registers: [registry],
+    const heap: Gauge<ModelLabel | 'model_instance'> = new Gauge({
+      name: 'switchyard_script_isolate_heap_bytes', labelNames: [...MODEL_LABELS, 'model_instance'], registers: [registry],
+      // Not 'instance': Prometheus sets that label on every scraped series itself.
       help: 'Bytes of V8 heap in use by each TypeScript model instance\'s isolate.',
       collect: async () => {
         const wanted = views().flatMap((view) => view.version.instances
           .filter((instance) => instance.heapUsedBytes !== undefined)
-          .map((instance) => ({ labels: { ...view.labels, instance: instance.name }, instance })));
+          .map((instance) => ({ labels: { ...view.labels, model_instance: instance.name }, instance })));
         const sizes = await Promise.all(wanted.map(({ labels, instance }) => this.heapOf(labels, instance.heapUsedBytes!.bind(instance))));
         const keys = new Set(wanted.map(({ labels }) => heapKey(labels)));
         for (const key of this.lastHeap.keys()) if (!keys.has(key)) this.lastHeap.delete(key);
@@ -330,11 +334,11 @@ export class ServerMetrics {
   /** Listens on a version's stats for what needs every event: summaries, and an ensemble's steps. */
   private attach(version: ModelVersion): void {
     const config = version.config;
-    if (this.closed || !config) return;
+    if (this.closed || !config || this.seen.has(version.stats)) return;
+    this.seen.add(version.stats);
     const labels = { model: config.name, version: String(version.version) };
     const key = `${labels.model}\0${labels.version}`;
     const previous = this.attached.get(key);
-    if (previous?.stats === version.stats) return;
     // A reload put a new version under the same labels: its series start again from zero.
     if (previous) this.detach(key, previous);
     const steps = config.scheduling.kind === 'ensemble' ? config.scheduling.plan.steps : undefined;
@@ -349,6 +353,11 @@ export class ServerMetrics {
           summaries.computeInput.observe(labels, timing.inputNs / 1000);
           summaries.computeInfer.observe(labels, timing.inferNs / 1000);
           summaries.computeOutput.observe(labels, timing.outputNs / 1000);
+        },
+        // A cached answer is a request served, as Triton counts it: it has a total and a queue time, and no compute.
+        cacheHit: (totalNs, queueNs) => {
+          summaries.request.observe(labels, totalNs / 1000);
+          summaries.queue.observe(labels, queueNs / 1000);
         },
       } : {}),
       ...(steps ? {

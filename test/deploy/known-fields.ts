@@ -113,13 +113,8 @@ class Parser {
         file.decls.set(name, { ...body, bases } as TypeNode);
         continue;
       }
-      if (this.is('type') && this.is('{', 1)) {
-        this.next();
-        this.parseNameList(file.aliases);
-        if (this.is('from')) { this.next(); this.next(); }
-        if (this.is(';')) this.next();
-        continue;
-      }
+      // `export type { A as B }` is `export { A as B }` for types.
+      if (this.is('type') && this.is('{', 1)) this.next();
       if (this.is('type')) {
         this.next();
         const name = this.next().v;
@@ -423,11 +418,4 @@ export function unknownFields(value: unknown, type: DeclaredType, root = ''): st
   const errors: string[] = [];
   check(value, lookup(file, type.name), root, errors);
   return errors.map((p) => p.replace(/^\./, ''));
-}
-
-/** The field names `type` declares (its own and its bases'). */
-export function declaredFields(type: DeclaredType): string[] {
-  const node = lookup(resolveSpec(type.module, join(ROOT, 'package.json')), type.name);
-  if (node.kind !== 'object') throw new Error(`${type.name} is not an object type`);
-  return [...allProps(node).props.keys()];
 }

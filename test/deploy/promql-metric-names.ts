@@ -13,9 +13,13 @@ const KEYWORDS = new Set([
   'inf', 'nan', 'start', 'end',
 ]);
 
-/** Histogram and summary series share their family's name. */
-export function metricFamily(name: string): string {
-  return name.replace(/_(bucket|sum|count)$/, '');
+/**
+ * The family a series belongs to: histogram and summary series add
+ * _bucket, _sum and _count to it. Some families end in _count themselves
+ * (nv_inference_count), so a name that is a known family stays whole.
+ */
+export function metricFamily(name: string, families: ReadonlySet<string>): string {
+  return families.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
 }
 
 /**

@@ -241,7 +241,7 @@ test('bad restricted API flags are refused, naming the flag and the problem', ()
     [['--http-restricted-api=inference,,health:k=v'], /option format is/],
     [['--http-restricted-api=model-reposit:k=v'], /--http-restricted-api: unknown restricted api 'model-reposit'; did you mean 'model-repository'\?/],
     [['--http-restricted-api=metrics:k=v'], /unknown restricted api 'metrics' \(one of health, metadata, inference, shared-memory, model-config, model-repository, statistics, trace, logging\)/],
-    [['--grpc-restricted-protocol=infer:k=v'], /--grpc-restricted-protocol: unknown restricted protocol 'infer'; did you mean 'inference'\?/],
+    [['--grpc-restricted-protocol=inferenc:k=v'], /--grpc-restricted-protocol: unknown restricted protocol 'inferenc'; did you mean 'inference'\?/],
     [['--http-restricted-api=model-repository,health:k1=v1', '--http-restricted-api=metadata,health:k2=v2'],
       /--http-restricted-api: restricted api 'health' can not be specified in multiple config groups/],
     [['--http-restricted-api=inference,inference:k=v'], /restricted api 'inference' can not be specified in multiple config groups/],

@@ -17,6 +17,8 @@ import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, startEngine, startHttp, type DualFixture, type HttpFixture } from '../helpers/fixture-repository.ts';
 import { num, RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
 import { int32x16, valuesOf } from '../helpers/script-fixtures.ts';
+import { parseCliOptions } from '../../server/cli-options.ts';
+import { startServer } from '../../server/cli.ts';
 
 const CACHED = 'response_cache { enable: true }\n';
 const STRINGS_CONFIG = `max_batch_size: 4
@@ -294,6 +296,75 @@ test('unloading or reloading a model drops its cached answers', async () => {
     await server.unloadModel('cached');
     assert.equal(server.cache!.stats().entries, 0);
     assert.equal(server.cache!.stats().invalidations, 2);
+  } finally {
+    await server.close();
+    await removeRepository(root);
+  }
+});
+
+test('switchyard --cache-config local,size=N serves models with response_cache from the cache', async () => {
+  const root = await makeRepository({ cached: { config: addSubConfig('cached', CACHED), versions: { 1: addSubModel() } } });
+  const running = await startServer(parseCliOptions([
+    `--model-repository=${root}`, '--cache-config=local,size=65536',
+    '--http-address=127.0.0.1', '--http-port=0', '--allow-grpc=false', '--allow-metrics=false', '--log-info=false',
+  ]));
+  const url = `http://127.0.0.1:${running.httpPort!}`;
+  try {
+    assert.equal(running.server.cache!.capacityBytes, 65536);
+    for (let i = 0; i < 3; i++) assert.equal((await inferJson(url, 'cached', { inputs: addSubInputs(3) })).status, 200);
+    const stats = await statsOf(url, 'cached');
+    assert.deepEqual([stats.cache_miss.count, stats.cache_hit.count, stats.execution_count], [1, 2, 1]);
+  } finally {
+    await running.close();
+    await removeRepository(root);
+  }
+});
+
+/** A + B and A - B, then the same on those: DOUBLE_A = 2A, DOUBLE_B = 2B; `extra` goes into the ensemble's config. */
+function twiceConfig(first: string, second: string, extra = ''): string {
+  return `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "A" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "B" data_type: TYPE_INT32 dims: [ 16 ] } ]
+output [ { name: "DOUBLE_A" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "DOUBLE_B" data_type: TYPE_INT32 dims: [ 16 ] } ]
+ensemble_scheduling { step [
+  { model_name: "${first}" model_version: -1 input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "B" }
+    output_map { key: "OUTPUT0" value: "sum" } output_map { key: "OUTPUT1" value: "difference" } },
+  { model_name: "${second}" model_version: -1 input_map { key: "INPUT0" value: "sum" } input_map { key: "INPUT1" value: "difference" }
+    output_map { key: "OUTPUT0" value: "DOUBLE_A" } output_map { key: "OUTPUT1" value: "DOUBLE_B" } }
+] }
+${extra}`;
+}
+
+test('inside an ensemble a step model caches by its own config, and an ensemble can cache its own answers', async () => {
+  const root = await makeRepository({
+    first: { config: addSubConfig('first'), versions: { 1: addSubModel() } },
+    second: { config: addSubConfig('second', CACHED), versions: { 1: addSubModel() } },
+    twice: { config: twiceConfig('first', 'second'), versions: {} },
+    twice_cached: { config: twiceConfig('first', 'first', CACHED), versions: {} },
+  });
+  const server = await startEngine(root, { responseCache: { sizeBytes: 1 << 16 } });
+  const ask = (model: string) => server.infer({ modelName: model, inputs: [int32x16('A', 3), int32x16('B', 1)] });
+  const executions = (model: string): number => server.modelStatistics(model).model_stats[0]!.execution_count;
+  const inference = (model: string) => server.modelStatistics(model).model_stats[0]!.inference_stats;
+  try {
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await ask('twice'));
+    for (const answer of answers) {
+      assert.deepEqual(valuesOf(answer.outputs.find((t) => t.name === 'DOUBLE_A')), range(16, (i) => 2 * (i + 3)));
+      assert.deepEqual(valuesOf(answer.outputs.find((t) => t.name === 'DOUBLE_B')), range(16, (i) => 2 * (i + 1)));
+    }
+    assert.equal(executions('first'), 3);
+    assert.deepEqual([executions('second'), inference('second').cache_miss.count, inference('second').cache_hit.count], [1, 1, 2]);
+    // The step's pooled inputs go back to the pool on a hit, so repeated hits allocate nothing new.
+    const allocated = server.bufferPoolStats().allocated;
+    for (let i = 0; i < 5; i++) await ask('twice');
+    assert.equal(server.bufferPoolStats().allocated, allocated);
+
+    const before = executions('first');
+    const own = [await ask('twice_cached'), await ask('twice_cached')];
+    assert.deepEqual(valuesOf(own[1]!.outputs[0]), valuesOf(own[0]!.outputs[0]));
+    assert.deepEqual([inference('twice_cached').cache_miss.count, inference('twice_cached').cache_hit.count], [1, 1]);
+    assert.equal(executions('first'), before + 2, 'the hit ran no step');
   } finally {
     await server.close();
     await removeRepository(root);

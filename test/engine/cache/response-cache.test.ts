@@ -56,7 +56,7 @@ test('lookups hand out copies; the cache keeps its own copy of what it was given
   assert.deepEqual(stringsOf(first[1]), ['x', 'yz']);
   (first[0] as { raw: Uint8Array }).raw.fill(0);
   assert.deepEqual(valuesOf(cache.lookup(key)![0]), [5, 5, 5, 5], 'changing a handed-out tensor leaves the entry alone');
-  const [again] = cache.lookup(key)! as [{ raw: Uint8Array }];
+  const again = cache.lookup(key)![0] as { raw: Uint8Array };
   assert.notEqual(again.raw.buffer, (first[0] as { raw: Uint8Array }).raw.buffer, 'each lookup gets memory of its own');
 });
 

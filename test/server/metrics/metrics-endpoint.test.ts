@@ -37,8 +37,8 @@ input [ { name: "A" data_type: TYPE_FP32 dims: [ -1 ] }, { name: "B" data_type: 
 output [ { name: "C" data_type: TYPE_FP32 dims: [ -1 ] } ]
 `;
 
-/** A lone request waits 400 ms for company; the queue holds one, so a second and third are refused. */
-const GUARDED = 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 400000 default_queue_policy { max_queue_size: 1 } }';
+/** A lone request waits 1.5 s for company (ample time, even on a busy machine); the queue holds one, so a second and third are refused. */
+const GUARDED = 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 1500000 default_queue_policy { max_queue_size: 1 } }';
 
 const MODELS = ['counted', 'guarded', 'held', 'mismatch'];
 

@@ -155,7 +155,7 @@ describe('switchyard series', () => {
     }
     const scraped: Scrape = await scrape(metrics.url);
     const heaps = samplesOf(scraped, 'switchyard_script_isolate_heap_bytes');
-    assert.deepEqual(heaps.map((s) => [s.labels['model'], s.labels['version'], s.labels['instance']]).sort(),
+    assert.deepEqual(heaps.map((s) => [s.labels['model'], s.labels['version'], s.labels['model_instance']]).sort(),
       fixture.server.instancesOf('copy').map((instance) => ['copy', '1', instance.name]).sort());
     assert.equal(heaps.length, 2);
     for (const heap of heaps) assert.ok(heap.value > 64 * 1024 && heap.value < 128 * 1024 * 1024, `heap ${heap.value}`);
