@@ -186,7 +186,9 @@ const CASES: readonly ParityCase[] = [
 
   // infer: model and version lookup
   { title: 'unknown model', op: 'infer', model: 'nope', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'NOT_FOUND', message: /^Request for unknown model: 'nope' is not found$/ } },
-  { title: 'unknown model whose name needs URL escaping', op: 'infer', model: 'no such/model?', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'NOT_FOUND', message: /'no such\/model\?'/ } },
+  { title: 'unknown model whose name needs URL escaping', op: 'infer', model: 'no such model?', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'NOT_FOUND', message: /'no such model\?'/ } },
+  { title: 'model name with a path separator', op: 'infer', model: 'no such/model', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^invalid model name "no such\/model" in .*: it contains '\/', a path separator/ },
+    classOnly: 'each message names where the name came from: the URL path over HTTP, the model_name field over gRPC' },
   { title: 'unknown version', op: 'infer', model: 'add_sub', version: '7', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'NOT_FOUND', message: /^Request for unknown model: 'add_sub' version 7 is not found$/ } },
   { title: 'non-numeric version', op: 'infer', model: 'add_sub', version: 'abc', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^invalid model version 'abc' for model 'add_sub'/ } },
   { title: 'version with a slash (URL-escaped in the HTTP path)', op: 'infer', model: 'add_sub', version: '1/2', inputs: ADD_SUB_INPUTS, expect: { ok: false, class: 'INVALID_ARGUMENT', message: /invalid model version '1\/2'/ } },

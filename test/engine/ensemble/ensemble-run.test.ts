@@ -212,7 +212,8 @@ describe('startupModels: an ensemble brings what it calls', () => {
     });
     const server = await startEngine(root, { startupModels: ['outer'], modelControlMode: 'explicit' });
     try {
-      assert.deepEqual(server.repositoryIndex().map((e) => [e.name, e.state]), [['add_sub', 'READY'], ['chain', 'READY'], ['outer', 'READY']]);
+      assert.deepEqual(server.repositoryIndex().map((e) => [e.name, e.state, e.reason]),
+        [['add_sub', 'READY', ''], ['chain', 'READY', ''], ['outer', 'READY', ''], ['unrelated', 'UNAVAILABLE', 'not loaded']]);
       const response = await server.infer({ modelName: 'outer', inputs: chainInputs() });
       assert.deepEqual(response.outputs.map((o) => o.name), ['SUM2', 'DIFF2']);
     } finally {
