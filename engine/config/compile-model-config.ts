@@ -6,8 +6,6 @@
  */
 import protobuf from 'protobufjs';
 import { formatShape, fromConfigDataType, toConfigDataType } from '../tensor.ts';
-import { ModelConfigError } from './config-error.ts';
-import type { ConfigSourceMap } from './config-source-map.ts';
 import { ConfigSourceMap as SourceMapClass } from './config-source-map.ts';
 import {
   NO_QUEUE_POLICY,
@@ -20,6 +18,7 @@ import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
+import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
@@ -54,23 +53,11 @@ export interface ModelSettings {
   readonly parameters: ReadonlyMap<string, string>;
 }
 
-/** The file a config came from and where its fields sit, for error messages. */
-export interface ConfigContext {
-  readonly file: string;
-  readonly sourceMap: ConfigSourceMap;
-}
+export type { ConfigContext } from './config-values.ts';
 type Ctx = ConfigContext;
 
-type Obj = Record<string, unknown>;
 
-function fail(ctx: Ctx, field: string, problem: string, fix: string): never {
-  throw new ModelConfigError({ file: ctx.file, line: ctx.sourceMap.lineOf(field), field, problem, fix });
-}
 
-const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
-const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const asNumber = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : fallback);
-const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 export function contextOf(modelDir: string, parsed: ParsedModelConfig | undefined): Ctx {
   return parsed
@@ -83,7 +70,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
   const config = parsed?.config ?? {};
   const name = asString(config['name']);
   if (name && name !== modelName) {
-    fail(ctx, 'name', `is '${name}' but the model's folder is '${modelName}'`,
+    failAt(ctx, 'name', `is '${name}' but the model's folder is '${modelName}'`,
       `set name: "${modelName}" or rename the folder; Triton requires the two to match`);
   }
   let platform = asString(config['platform']);
@@ -97,10 +84,10 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     const later = backend === 'python' || written === 'python'
       ? `'${written}' models arrive in a later Switchyard release`
       : `'${written}' is not a backend this server has`;
-    fail(ctx, field, later, `use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models, backend: "${TYPESCRIPT_BACKEND}" for model.ts scripts`);
+    failAt(ctx, field, later, `use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models, backend: "${TYPESCRIPT_BACKEND}" for model.ts scripts`);
   }
   if (PLATFORM_BACKENDS[platform] !== undefined && PLATFORM_BACKENDS[platform] !== backend) {
-    fail(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
+    failAt(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
   }
   const parameters = new Map<string, string>();
   for (const [key, value] of Object.entries(asObj(config['parameters']) ?? {})) {
@@ -123,11 +110,11 @@ function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy 
   if (specific) {
     const versions = asArray(specific['versions']).map((v) => asNumber(v));
     if (versions.length === 0) {
-      fail(ctx, 'version_policy.specific.versions', 'is empty', 'list the versions to serve, e.g. specific { versions: [1, 3] }');
+      failAt(ctx, 'version_policy.specific.versions', 'is empty', 'list the versions to serve, e.g. specific { versions: [1, 3] }');
     }
     for (const v of versions) {
       if (!Number.isInteger(v) || v < 1) {
-        fail(ctx, 'version_policy.specific.versions', `${v} is not a version number`, 'versions are the positive integer names of version folders');
+        failAt(ctx, 'version_policy.specific.versions', `${v} is not a version number`, 'versions are the positive integer names of version folders');
       }
     }
     return { kind: 'specific', versions };
@@ -135,7 +122,7 @@ function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy 
   const latest = asObj(policy['latest']);
   const numVersions = asNumber(latest?.['num_versions'], 1);
   if (latest && numVersions < 1) {
-    fail(ctx, 'version_policy.latest.num_versions', `is ${numVersions}`, 'serve at least one version: num_versions: 1');
+    failAt(ctx, 'version_policy.latest.num_versions', `is ${numVersions}`, 'serve at least one version: num_versions: 1');
   }
   return { kind: 'latest', numVersions: latest ? numVersions : 1 };
 }
@@ -148,15 +135,15 @@ function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[], b
     const field = `instance_group[${index}]`;
     const count = asNumber(group['count'], 1) || 1;
     if (!Number.isInteger(count) || count < 1) {
-      fail(ctx, `${field}.count`, `is ${count}`, 'use a positive number of instances');
+      failAt(ctx, `${field}.count`, `is ${count}`, 'use a positive number of instances');
     }
     const kindName = asString(group['kind']) || (scripted ? 'KIND_CPU' : 'KIND_GPU');
     if (scripted && kindName === 'KIND_GPU') {
-      fail(ctx, `${field}.kind`, 'is KIND_GPU, but TypeScript models run in CPU isolates', 'use KIND_CPU (or leave kind out)');
+      failAt(ctx, `${field}.kind`, 'is KIND_GPU, but TypeScript models run in CPU isolates', 'use KIND_CPU (or leave kind out)');
     }
     const kind = kindName === 'KIND_GPU' ? 'GPU' : kindName === 'KIND_CPU' || kindName === 'KIND_AUTO' ? 'CPU' : undefined;
     if (!kind) {
-      fail(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');
+      failAt(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');
     }
     const gpus = asArray(group['gpus']).map((g) => asNumber(g));
     return { name: asString(group['name']) || (groups.length === 1 ? modelName : `${modelName}_${index}`), kind, count, gpus };
@@ -184,7 +171,7 @@ export function compileModelConfig(
 
   let maxBatchSize = asNumber(config['max_batch_size']);
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 0) {
-    fail(ctx, 'max_batch_size', `is ${maxBatchSize}`, 'use 0 for a model that does not batch, or the largest batch it takes');
+    failAt(ctx, 'max_batch_size', `is ${maxBatchSize}`, 'use 0 for a model that does not batch, or the largest batch it takes');
   }
   const inputsGiven = asArray(config['input']);
   const outputsGiven = asArray(config['output']);
@@ -209,7 +196,7 @@ export function compileModelConfig(
   inputs.forEach((t, i) => {
     const name = asString(t['name']);
     if (fedByBatchInput.has(name)) {
-      fail(ctx, `input[${i}].name`, `'${name}' is the target of a batch_input, so the server makes it for each batch and requests never send it`,
+      failAt(ctx, `input[${i}].name`, `'${name}' is the target of a batch_input, so the server makes it for each batch and requests never send it`,
         `remove '${name}' from input`);
     }
   });
@@ -304,7 +291,7 @@ function completeTensors(ctx: Ctx, kind: 'input' | 'output', given: unknown[], m
 }
 
 function unsupportedModelType(ctx: Ctx, kind: string, m: SignatureTensor, modelFile: string): never {
-  fail(ctx, kind, `${modelFile} has ${kind} '${m.name}' of type ${m.modelType}, which has no KServe datatype`, 'change the model to use a supported element type');
+  failAt(ctx, kind, `${modelFile} has ${kind} '${m.name}' of type ${m.modelType}, which has no KServe datatype`, 'change the model to use a supported element type');
 }
 
 function compileTensor(
@@ -312,15 +299,15 @@ function compileTensor(
 ): TensorSpec {
   const kind = field.startsWith('input') ? 'input' : 'output';
   const name = asString(t['name']);
-  if (!name) fail(ctx, `${field}.name`, 'is missing', `give every ${kind} the name the model uses`);
+  if (!name) failAt(ctx, `${field}.name`, 'is missing', `give every ${kind} the name the model uses`);
   const datatype = fromConfigDataType(asString(t['data_type']));
   if (!datatype) {
-    fail(ctx, `${field}.data_type`, 'is missing', 'set data_type, e.g. TYPE_FP32');
+    failAt(ctx, `${field}.data_type`, 'is missing', 'set data_type, e.g. TYPE_FP32');
   }
   const dims = asArray(t['dims']).map((d) => asNumber(d));
   for (const d of dims) {
     if (!Number.isInteger(d) || (d < 1 && d !== -1)) {
-      fail(ctx, `${field}.dims`, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
+      failAt(ctx, `${field}.dims`, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
     }
   }
   const reshape = asObj(t['reshape']);
@@ -334,11 +321,11 @@ function compileTensor(
   const m = model.find((x) => x.name === name);
   if (!m) {
     const names = model.map((x) => `'${x.name}'`).join(', ');
-    fail(ctx, `${field}.name`, `'${name}' is not an ${kind} of ${modelFile}`, `use one of the model's ${kind}s: ${names}`);
+    failAt(ctx, `${field}.name`, `'${name}' is not an ${kind} of ${modelFile}`, `use one of the model's ${kind}s: ${names}`);
   }
   if (m.datatype !== datatype) {
     const modelType = m.datatype ? toConfigDataType(m.datatype) : m.modelType;
-    fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${modelFile} declares ${kind} '${name}' as ${modelType}`,
+    failAt(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${modelFile} declares ${kind} '${name}' as ${modelType}`,
       `set data_type: ${modelType}`);
   }
   if (spec.allowRaggedBatch && maxBatchSize > 0) checkRaggedAgainstModel(ctx, field, spec, m, modelFile);
@@ -353,7 +340,7 @@ function compileTensor(
  */
 function checkRaggedAgainstModel(ctx: Ctx, field: string, spec: TensorSpec, m: SignatureTensor, modelFile: string): void {
   if (m.shape.length === 1 && m.shape[0] === -1) return;
-  fail(ctx, `${field}.allow_ragged_batch`,
+  failAt(ctx, `${field}.allow_ragged_batch`,
     `is true, so '${spec.name}' reaches the model as a 1-D tensor holding every element of the batch, but ${modelFile} has it as ${formatShape(m.shape)}`,
     `give the model input '${spec.name}' the shape [-1], or set allow_ragged_batch: false`);
 }
@@ -368,26 +355,26 @@ function checkDimsAgainstModel(
   const shown = formatShape(spec.modelDims);
   if (expected.length !== m.shape.length) {
     if (batched && spec.modelDims.length === m.shape.length) {
-      fail(ctx, where, `${shown} includes the batch dimension, but with max_batch_size ${maxBatchSize} > 0 the batch dimension is implicit: ` +
+      failAt(ctx, where, `${shown} includes the batch dimension, but with max_batch_size ${maxBatchSize} > 0 the batch dimension is implicit: ` +
         `${modelFile} has '${spec.name}' as ${formatShape(m.shape)}, so the config leaves its first dim out`,
       `set dims: ${formatShape(m.shape.slice(1))}, or set max_batch_size: 0 if the model does not batch`);
     }
     if (!batched && spec.modelDims.length + 1 === m.shape.length) {
-      fail(ctx, where, `${shown} has one dim fewer than ${modelFile}'s ${formatShape(m.shape)} for '${spec.name}'. With max_batch_size 0 the config must give the full shape`,
+      failAt(ctx, where, `${shown} has one dim fewer than ${modelFile}'s ${formatShape(m.shape)} for '${spec.name}'. With max_batch_size 0 the config must give the full shape`,
         `set max_batch_size > 0 (the batch dimension is then implicit), or set dims: ${formatShape(m.shape)}`);
     }
-    fail(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
+    failAt(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
       (batched ? ` (the config's dims leave out the batch dimension because max_batch_size is ${maxBatchSize})` : ''),
     `set dims: ${formatShape(batched ? m.shape.slice(1) : m.shape)}`);
   }
   if (batched && m.shape[0] !== -1) {
-    fail(ctx, 'max_batch_size', `is ${maxBatchSize}, but ${modelFile} fixes the first dim of '${spec.name}' to ${m.shape[0]}, so the model cannot batch`,
+    failAt(ctx, 'max_batch_size', `is ${maxBatchSize}, but ${modelFile} fixes the first dim of '${spec.name}' to ${m.shape[0]}, so the model cannot batch`,
       `set max_batch_size: 0 and dims: ${formatShape(m.shape)}`);
   }
   expected.forEach((dim, i) => {
     const modelDim = m.shape[i]!;
     if (dim !== -1 && modelDim !== -1 && dim !== modelDim) {
-      fail(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
+      failAt(ctx, where, `${shown} does not match ${modelFile}, which has '${spec.name}' as ${formatShape(m.shape)}` +
         (batched ? ' (first dim: the implicit batch dimension)' : ''),
       `set dims: ${formatShape(batched ? m.shape.slice(1) : m.shape)}`);
     }
@@ -397,12 +384,12 @@ function checkDimsAgainstModel(
 function checkAllModelTensorsConfigured(ctx: Ctx, kind: string, specs: readonly TensorSpec[], model: readonly SignatureTensor[], modelFile: string): void {
   const seen = new Set<string>();
   specs.forEach((s, i) => {
-    if (seen.has(s.name)) fail(ctx, `${kind}[${i}].name`, `'${s.name}' appears twice`, `remove the duplicate ${kind}`);
+    if (seen.has(s.name)) failAt(ctx, `${kind}[${i}].name`, `'${s.name}' appears twice`, `remove the duplicate ${kind}`);
     seen.add(s.name);
   });
   const missing = model.filter((m) => !seen.has(m.name)).map((m) => `'${m.name}'`);
   if (missing.length > 0) {
-    fail(ctx, kind, `${modelFile} has ${kind}s ${missing.join(', ')} that the config does not list`,
+    failAt(ctx, kind, `${modelFile} has ${kind}s ${missing.join(', ')} that the config does not list`,
       `add them to the ${kind} list, or leave the list out entirely so it is completed from the model`);
   }
 }
@@ -427,42 +414,42 @@ function readBatchInputs(ctx: Ctx, entries: unknown[], maxBatchSize: number, sig
     const rawKind = entry['kind'] ?? 'BATCH_ELEMENT_COUNT';
     const kind = typeof rawKind === 'number' ? BATCH_INPUT_KINDS[rawKind] ?? String(rawKind) : asString(rawKind);
     if (!GENERATED_KINDS.includes(kind)) {
-      fail(ctx, `${field}.kind`, `${kind} is not supported by this Switchyard build`,
+      failAt(ctx, `${field}.kind`, `${kind} is not supported by this Switchyard build`,
         `use one of ${GENERATED_KINDS.join(', ')}, or remove the batch_input`);
     }
     if (maxBatchSize === 0) {
-      fail(ctx, field, 'is set but max_batch_size is 0, so there is never a batch to describe',
+      failAt(ctx, field, 'is set but max_batch_size is 0, so there is never a batch to describe',
         'set max_batch_size to the largest batch the model takes, or remove batch_input');
     }
     const datatype = fromConfigDataType(asString(entry['data_type']));
     if (datatype !== 'INT32' && datatype !== 'FP32') {
-      fail(ctx, `${field}.data_type`, `is ${asString(entry['data_type']) || 'missing'}`, 'use TYPE_INT32 or TYPE_FP32, as Triton allows for batch inputs');
+      failAt(ctx, `${field}.data_type`, `is ${asString(entry['data_type']) || 'missing'}`, 'use TYPE_INT32 or TYPE_FP32, as Triton allows for batch inputs');
     }
     const targetNames = asArray(entry['target_name']).map(asString);
     if (targetNames.length === 0 || targetNames.some((t) => !t)) {
-      fail(ctx, `${field}.target_name`, 'is missing', 'name the model input the server feeds with this batch input');
+      failAt(ctx, `${field}.target_name`, 'is missing', 'name the model input the server feeds with this batch input');
     }
     for (const target of targetNames) {
       const m = signature.inputs.find((x) => x.name === target);
       if (!m) {
         const names = signature.inputs.map((x) => `'${x.name}'`).join(', ');
-        fail(ctx, `${field}.target_name`, `'${target}' is not an input of ${signature.file}`, `use one of the model's inputs: ${names}`);
+        failAt(ctx, `${field}.target_name`, `'${target}' is not an input of ${signature.file}`, `use one of the model's inputs: ${names}`);
       }
-      if (targeted.has(target)) fail(ctx, `${field}.target_name`, `'${target}' is fed by an earlier batch_input too`, 'feed each model input from one batch_input');
+      if (targeted.has(target)) failAt(ctx, `${field}.target_name`, `'${target}' is fed by an earlier batch_input too`, 'feed each model input from one batch_input');
       targeted.add(target);
       if (m.datatype !== datatype) {
         const modelType = m.datatype ? toConfigDataType(m.datatype) : m.modelType;
-        fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${signature.file} declares input '${target}' as ${modelType}`,
+        failAt(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${signature.file} declares input '${target}' as ${modelType}`,
           `set data_type: ${modelType}, or change the model`);
       }
       if (m.shape.length !== 1 || m.shape[0] !== -1) {
-        fail(ctx, `${field}.target_name`, `'${target}' is ${formatShape(m.shape)} in ${signature.file}, but a ${kind} batch input is 1-D and its length changes with the batch`,
+        failAt(ctx, `${field}.target_name`, `'${target}' is ${formatShape(m.shape)} in ${signature.file}, but a ${kind} batch input is 1-D and its length changes with the batch`,
           `give the model input '${target}' the shape [-1]`);
       }
     }
     const sources = asArray(entry['source_input']).map(asString);
     if (sources.length !== 1 || !sources[0]) {
-      fail(ctx, `${field}.source_input`, sources.length === 0 ? 'is missing' : `lists ${sources.length} inputs`,
+      failAt(ctx, `${field}.source_input`, sources.length === 0 ? 'is missing' : `lists ${sources.length} inputs`,
         `name the one input whose element counts ${kind} is computed from`);
     }
     return { kind: kind as BatchInputKind, targetNames, datatype, sourceInput: sources[0]! };
@@ -472,7 +459,7 @@ function readBatchInputs(ctx: Ctx, entries: unknown[], maxBatchSize: number, sig
 function checkBatchInputSources(ctx: Ctx, batchInputs: readonly BatchInputSpec[], inputs: readonly TensorSpec[]): void {
   batchInputs.forEach((b, index) => {
     if (!inputs.some((s) => s.name === b.sourceInput)) {
-      fail(ctx, `batch_input[${index}].source_input`, `'${b.sourceInput}' is not an input of the model`,
+      failAt(ctx, `batch_input[${index}].source_input`, `'${b.sourceInput}' is not an input of the model`,
         `use one of the request inputs: ${inputs.map((s) => `'${s.name}'`).join(', ')}`);
     }
   });
@@ -481,34 +468,34 @@ function checkBatchInputSources(ctx: Ctx, batchInputs: readonly BatchInputSpec[]
 /** Schedulers other than the sequence batcher (compile-sequence-batching.ts). */
 function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): SchedulingSpec {
   if (asObj(config['ensemble_scheduling'])) {
-    fail(ctx, 'ensemble_scheduling', `is set but platform is '${asString(config['platform'])}'`,
+    failAt(ctx, 'ensemble_scheduling', `is set but platform is '${asString(config['platform'])}'`,
       'set platform: "ensemble" to make the model an ensemble, or remove ensemble_scheduling');
   }
   const dynamic = asObj(config['dynamic_batching']);
   if (!dynamic) return { kind: 'dynamic', batching: undefined };
   if (maxBatchSize === 0) {
-    fail(ctx, 'dynamic_batching', 'is set but max_batch_size is 0, so there is no batch dimension to batch along',
+    failAt(ctx, 'dynamic_batching', 'is set but max_batch_size is 0, so there is no batch dimension to batch along',
       'set max_batch_size to the largest batch the model takes, or remove dynamic_batching');
   }
   const preferred = asArray(dynamic['preferred_batch_size']).map((v) => asNumber(v));
   preferred.forEach((size) => {
     if (!Number.isInteger(size) || size < 1 || size > maxBatchSize) {
-      fail(ctx, 'dynamic_batching.preferred_batch_size', `${size} is outside 1..max_batch_size (${maxBatchSize})`,
+      failAt(ctx, 'dynamic_batching.preferred_batch_size', `${size} is outside 1..max_batch_size (${maxBatchSize})`,
         `use sizes between 1 and ${maxBatchSize}`);
     }
   });
   const delay = asNumber(dynamic['max_queue_delay_microseconds']);
   if (!Number.isInteger(delay) || delay < 0) {
-    fail(ctx, 'dynamic_batching.max_queue_delay_microseconds', `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
+    failAt(ctx, 'dynamic_batching.max_queue_delay_microseconds', `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
   }
   const levels = asNumber(dynamic['priority_levels']);
   const defaultLevel = asNumber(dynamic['default_priority_level']);
   if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels)) {
-    fail(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel}, outside the priority levels 1..${levels}`,
+    failAt(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel}, outside the priority levels 1..${levels}`,
       `set default_priority_level to a level between 1 (highest) and ${levels}`);
   }
   if (levels === 0 && defaultLevel !== 0) {
-    fail(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel} but priority_levels is not set`,
+    failAt(ctx, 'dynamic_batching.default_priority_level', `is ${defaultLevel} but priority_levels is not set`,
       'set priority_levels to the number of levels, or remove default_priority_level');
   }
   const defaultPolicy = compileQueuePolicy(asObj(dynamic['default_queue_policy']));
@@ -516,7 +503,7 @@ function compileScheduling(ctx: Ctx, config: Obj, maxBatchSize: number): Schedul
   for (const key of Object.keys(perLevel)) {
     const level = Number(key);
     if (!Number.isInteger(level) || level < 1 || level > levels) {
-      fail(ctx, `dynamic_batching.priority_queue_policy[${key}]`,
+      failAt(ctx, `dynamic_batching.priority_queue_policy[${key}]`,
         levels === 0 ? 'is set but priority_levels is not' : `names level ${key}, outside the priority levels 1..${levels}`,
         levels === 0 ? 'set priority_levels, or use default_queue_policy' : `use levels between 1 and ${levels}`);
     }
@@ -556,11 +543,11 @@ function compileQueuePolicy(policy: Obj | undefined): QueuePolicySpec {
 function compileResponseCache(ctx: Ctx, config: Obj, scheduling: SchedulingSpec): boolean {
   if (asObj(config['response_cache'])?.['enable'] !== true) return false;
   if (scheduling.kind === 'sequence') {
-    fail(ctx, 'response_cache.enable', 'is true, but the model uses sequence_batching, whose answers depend on the earlier requests of each sequence',
+    failAt(ctx, 'response_cache.enable', 'is true, but the model uses sequence_batching, whose answers depend on the earlier requests of each sequence',
       'remove response_cache (or set enable: false); the response cache serves stateless models only');
   }
   if (isDecoupled(config)) {
-    fail(ctx, 'response_cache.enable', 'is true, but the model is decoupled (model_transaction_policy), so it answers with a stream, not one response',
+    failAt(ctx, 'response_cache.enable', 'is true, but the model is decoupled (model_transaction_policy), so it answers with a stream, not one response',
       'remove response_cache (or set enable: false)');
   }
   return true;
@@ -575,12 +562,12 @@ function isDecoupled(config: Obj): boolean {
 function checkUnsupported(ctx: Ctx, config: Obj, backend: string): void {
   // Only a script can send zero or many responses per request (request.send); an ONNX model answers each exactly once.
   if (isDecoupled(config) && backend !== 'typescript') {
-    fail(ctx, 'model_transaction_policy.decoupled', `is true, but backend '${backend}' answers each request exactly once; ` +
+    failAt(ctx, 'model_transaction_policy.decoupled', `is true, but backend '${backend}' answers each request exactly once; ` +
       'only TypeScript models (backend: "typescript") can be decoupled', 'remove model_transaction_policy or set decoupled: false');
   }
   // batch_input kinds this build cannot make were refused in readBatchInputs.
   if (asArray(config['batch_output']).length > 0) {
-    fail(ctx, 'batch_output', 'is not supported by this Switchyard build', 'remove batch_output');
+    failAt(ctx, 'batch_output', 'is not supported by this Switchyard build', 'remove batch_output');
   }
 }
 
@@ -591,7 +578,7 @@ export function tritonJson(ctx: Ctx, config: Obj): ModelConfigObject {
   try {
     message = type.fromObject(config);
   } catch (err) {
-    fail(ctx, 'config', err instanceof Error ? err.message : String(err), 'check the field types against the ModelConfig schema');
+    failAt(ctx, 'config', err instanceof Error ? err.message : String(err), 'check the field types against the ModelConfig schema');
   }
   return inSchemaOrder(type, pruneNulls(toPlainObject(message, true))) as ModelConfigObject;
 }

@@ -10,20 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { elementByteSize, formatShape, fromConfigDataType, toConfigDataType, type DataType } from '../tensor.ts';
 import type { ConfigContext } from './compile-model-config.ts';
 import type { TensorSpec, WarmupInputSpec, WarmupSampleSpec } from './compiled-model-config.ts';
-import { ModelConfigError } from './config-error.ts';
+import { asObj, asArray, asNumber, asString, failAt, type Obj } from './config-values.ts';
 
 /** Where input_data_file paths are relative to, inside the model's folder (Triton's kWarmupDataFolder). */
 export const WARMUP_FOLDER = 'warmup';
 
-type Obj = Record<string, unknown>;
-const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
-const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const asNumber = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : fallback);
-const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function fail(ctx: ConfigContext, field: string, problem: string, fix: string): never {
-  throw new ModelConfigError({ file: ctx.file, line: ctx.sourceMap.lineOf(field), field, problem, fix });
-}
 
 export interface WarmupTargets {
   readonly modelDir: string;
@@ -43,20 +35,20 @@ function compileSample(ctx: ConfigContext, entry: Obj, field: string, targets: W
   const batchSize = asNumber(entry['batch_size']);
   const largest = Math.max(1, targets.maxBatchSize);
   if (!Number.isInteger(batchSize) || batchSize < 0 || batchSize > largest) {
-    fail(ctx, `${field}.batch_size`, `is ${batchSize}, but ${targets.maxBatchSize === 0
+    failAt(ctx, `${field}.batch_size`, `is ${batchSize}, but ${targets.maxBatchSize === 0
       ? 'the model does not batch (max_batch_size 0), so a sample is one request'
       : `the model takes at most max_batch_size ${targets.maxBatchSize} requests in one execution`}`,
     `set batch_size between 1 and ${largest}`);
   }
   const count = asNumber(entry['count']);
-  if (!Number.isInteger(count) || count < 0) fail(ctx, `${field}.count`, `is ${count}`, 'use the number of times to run the sample (0 or 1: once)');
+  if (!Number.isInteger(count) || count < 0) failAt(ctx, `${field}.count`, `is ${count}`, 'use the number of times to run the sample (0 or 1: once)');
 
   const given = Object.entries(asObj(entry['inputs']) ?? {});
   const inputs = given.map(([inputName, raw], position) => compileInput(ctx, `${field}.inputs[${position}]`, inputName, asObj(raw) ?? {}, targets));
   const named = new Set(inputs.map((i) => i.name));
   const missing = targets.inputs.filter((spec) => !spec.optional && !named.has(spec.name)).map((spec) => `'${spec.name}'`);
   if (missing.length > 0) {
-    fail(ctx, `${field}.inputs`, `leaves out the model's input${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`,
+    failAt(ctx, `${field}.inputs`, `leaves out the model's input${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`,
       'give every input the model needs, each with data_type, dims and one of zero_data, random_data, input_data_file');
   }
   return { name, batchSize, count: Math.max(1, count), inputs };
@@ -67,21 +59,21 @@ function compileInput(ctx: ConfigContext, field: string, name: string, input: Ob
   const expectedType = spec?.datatype ?? targets.controlInputs.get(name);
   if (expectedType === undefined) {
     const known = [...targets.inputs.map((s) => s.name), ...targets.controlInputs.keys()].map((n) => `'${n}'`).join(', ');
-    fail(ctx, `${field}.key`, `'${name}' is not an input of the model`, `use one of the model's inputs: ${known || '(none)'}`);
+    failAt(ctx, `${field}.key`, `'${name}' is not an input of the model`, `use one of the model's inputs: ${known || '(none)'}`);
   }
   const typeName = asString(input['data_type']);
   const datatype = fromConfigDataType(typeName);
   if (datatype !== expectedType) {
-    fail(ctx, `${field}.value.data_type`, `is ${typeName || 'missing'} but input '${name}' is ${toConfigDataType(expectedType)}`,
+    failAt(ctx, `${field}.value.data_type`, `is ${typeName || 'missing'} but input '${name}' is ${toConfigDataType(expectedType)}`,
       `set data_type: ${toConfigDataType(expectedType)}`);
   }
   const dims = asArray(input['dims']).map((d) => asNumber(d));
   if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
-    fail(ctx, `${field}.value.dims`, `${formatShape(dims)} has a variable-size dim; a warmup sample gives every dim its size`,
+    failAt(ctx, `${field}.value.dims`, `${formatShape(dims)} has a variable-size dim; a warmup sample gives every dim its size`,
       spec ? `set dims to a shape that fits ${formatShape(spec.dims)}, with a size for each -1` : 'give every dim a size');
   }
   if (spec && (dims.length !== spec.dims.length || spec.dims.some((d, i) => d !== -1 && d !== dims[i]))) {
-    fail(ctx, `${field}.value.dims`, `${formatShape(dims)} does not fit input '${name}', which is ${formatShape(spec.dims)}` +
+    failAt(ctx, `${field}.value.dims`, `${formatShape(dims)} does not fit input '${name}', which is ${formatShape(spec.dims)}` +
       (targets.maxBatchSize > 0 ? ' without its batch dimension (a warmup sample leaves it out)' : ''),
     `set dims to ${formatShape(spec.dims)}, with a size for each -1`);
   }
@@ -94,7 +86,7 @@ function compileInput(ctx: ConfigContext, field: string, name: string, input: Ob
       return { name, datatype, dims, source: 'input_data_file', elements: splitBytesElements(ctx, `${field}.value.input_data_file`, bytes, count, fileName) };
     }
     if (bytes.byteLength < count * size) {
-      fail(ctx, `${field}.value.input_data_file`, `${WARMUP_FOLDER}/${fileName} has ${bytes.byteLength} bytes, but ${formatShape(dims)} of ${typeName} takes ${count * size}`,
+      failAt(ctx, `${field}.value.input_data_file`, `${WARMUP_FOLDER}/${fileName} has ${bytes.byteLength} bytes, but ${formatShape(dims)} of ${typeName} takes ${count * size}`,
         'write the full tensor into the file as little-endian bytes, or change dims');
     }
     return { name, datatype, dims, source: 'input_data_file', raw: new Uint8Array(bytes.subarray(0, count * size)) };
@@ -110,20 +102,20 @@ function compileInput(ctx: ConfigContext, field: string, name: string, input: Ob
     if (size === undefined) return { name, datatype, dims, source: 'zero_data', elements: Array.from({ length: count }, () => new Uint8Array(0)) };
     return { name, datatype, dims, source: 'zero_data', raw: new Uint8Array(count * size) };
   }
-  fail(ctx, `${field}.value`, `gives input '${name}' no data`, 'set one of zero_data: true, random_data: true, input_data_file: "<file in the model\'s warmup folder>"');
+  failAt(ctx, `${field}.value`, `gives input '${name}' no data`, 'set one of zero_data: true, random_data: true, input_data_file: "<file in the model\'s warmup folder>"');
 }
 
 function readWarmupFile(ctx: ConfigContext, field: string, modelDir: string, fileName: string): Uint8Array {
   const folder = resolve(modelDir, WARMUP_FOLDER);
   const path = resolve(folder, fileName);
   if (!path.startsWith(folder + sep)) {
-    fail(ctx, field, `'${fileName}' points outside the model's ${WARMUP_FOLDER} folder`, `put the file in ${join(modelDir, WARMUP_FOLDER)} and name it relative to that folder`);
+    failAt(ctx, field, `'${fileName}' points outside the model's ${WARMUP_FOLDER} folder`, `put the file in ${join(modelDir, WARMUP_FOLDER)} and name it relative to that folder`);
   }
   try {
     return readFileSync(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    fail(ctx, field, `${path} ${reason}`, `put the input's data in ${WARMUP_FOLDER}/${fileName} inside the model's folder`);
+    failAt(ctx, field, `${path} ${reason}`, `put the input's data in ${WARMUP_FOLDER}/${fileName} inside the model's folder`);
   }
 }
 
@@ -135,14 +127,14 @@ function splitBytesElements(ctx: ConfigContext, field: string, bytes: Uint8Array
   while (offset < bytes.byteLength) {
     const length = offset + 4 <= bytes.byteLength ? view.getUint32(offset, true) : -1;
     if (length < 0 || offset + 4 + length > bytes.byteLength) {
-      fail(ctx, field, `${WARMUP_FOLDER}/${fileName} ends inside element ${elements.length}`,
+      failAt(ctx, field, `${WARMUP_FOLDER}/${fileName} ends inside element ${elements.length}`,
         'write each string as a 4-byte little-endian length followed by its bytes');
     }
     elements.push(bytes.slice(offset + 4, offset + 4 + length));
     offset += 4 + length;
   }
   if (elements.length !== count) {
-    fail(ctx, field, `${WARMUP_FOLDER}/${fileName} holds ${elements.length} string${elements.length === 1 ? '' : 's'}, but the dims take ${count}`,
+    failAt(ctx, field, `${WARMUP_FOLDER}/${fileName} holds ${elements.length} string${elements.length === 1 ? '' : 's'}, but the dims take ${count}`,
       'write one length-prefixed string per element, or change dims');
   }
   return elements;

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { elementByteSize, formatShape, fromConfigDataType, toConfigDataType, type DataType, type FixedDataType } from '../tensor.ts';
 import type { ConfigContext } from './compile-model-config.ts';
 import type { SequenceBatchingSpec, SequenceControlSpec, SequenceStateSpec, SequenceStrategySpec } from './compiled-model-config.ts';
-import { ModelConfigError } from './config-error.ts';
 import type { ModelSignature, SignatureTensor } from './model-signature.ts';
+import { asObj, asArray, asNumber, asString, failAt, type Obj } from './config-values.ts';
 
 /** Triton's default max_sequence_idle_microseconds. */
 export const DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS = 1_000_000;
@@ -23,7 +23,6 @@ export const DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS = 1_000_000;
 /** Where initial_state data_file paths are relative to, inside the model's folder (Triton's kInitialStateFolder). */
 export const INITIAL_STATE_FOLDER = 'initial_state';
 
-type Obj = Record<string, unknown>;
 
 const SECTION = 'sequence_batching';
 const CONTROL_KINDS = ['CONTROL_SEQUENCE_START', 'CONTROL_SEQUENCE_READY', 'CONTROL_SEQUENCE_END', 'CONTROL_SEQUENCE_CORRID'] as const;
@@ -35,14 +34,7 @@ const FALSE_TRUE_FIELDS = [
   { field: 'bool_false_true', datatype: 'BOOL' },
 ] as const;
 
-const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
-const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const asNumber = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : fallback);
-const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-function fail(ctx: ConfigContext, field: string, problem: string, fix: string): never {
-  throw new ModelConfigError({ file: ctx.file, line: ctx.sourceMap.lineOf(field), field, problem, fix });
-}
 
 /** The model inputs the sequence batcher feeds (controls, state inputs) and the outputs it keeps (state outputs). */
 export interface SequenceTensorNames {
@@ -66,14 +58,14 @@ export function checkSequenceTensorsNotListed(ctx: ConfigContext, inputs: readon
   inputs.forEach((t, i) => {
     const name = asString(t['name']);
     if (names.inputs.has(name)) {
-      fail(ctx, `input[${i}].name`, `'${name}' is a ${SECTION} control or state input, so the server sets it for every request and clients never send it`,
+      failAt(ctx, `input[${i}].name`, `'${name}' is a ${SECTION} control or state input, so the server sets it for every request and clients never send it`,
         `remove '${name}' from input`);
     }
   });
   outputs.forEach((t, i) => {
     const name = asString(t['name']);
     if (names.outputs.has(name)) {
-      fail(ctx, `output[${i}].name`, `'${name}' is a ${SECTION} state output, so the server keeps it for the sequence's next request and clients never see it`,
+      failAt(ctx, `output[${i}].name`, `'${name}' is a ${SECTION} state output, so the server keeps it for the sequence's next request and clients never see it`,
         `remove '${name}' from output`);
     }
   });
@@ -96,12 +88,12 @@ export interface CompiledSequenceBatching {
 
 export function compileSequenceBatching(ctx: ConfigContext, section: Obj, options: SequenceCompileOptions): CompiledSequenceBatching {
   if (section['iterative_sequence'] === true) {
-    fail(ctx, `${SECTION}.iterative_sequence`, 'is true, but iterative sequences (requests rescheduled by the model) are not supported by this Switchyard build',
+    failAt(ctx, `${SECTION}.iterative_sequence`, 'is true, but iterative sequences (requests rescheduled by the model) are not supported by this Switchyard build',
       'remove iterative_sequence');
   }
   const idle = asNumber(section['max_sequence_idle_microseconds']);
   if (!Number.isInteger(idle) || idle < 0) {
-    fail(ctx, `${SECTION}.max_sequence_idle_microseconds`, `is ${idle}`, `use a whole number of microseconds, or leave it out for the default ${DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS}`);
+    failAt(ctx, `${SECTION}.max_sequence_idle_microseconds`, `is ${idle}`, `use a whole number of microseconds, or leave it out for the default ${DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS}`);
   }
   const maxSequenceIdleMicroseconds = idle === 0 ? DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS : idle;
   const strategy = compileStrategy(ctx, section, options.maxBatchSize);
@@ -131,29 +123,29 @@ function compileStrategy(ctx: ConfigContext, section: Obj, maxBatchSize: number)
     const direct = asObj(section['direct']) ?? {};
     const delay = asNumber(direct['max_queue_delay_microseconds']);
     if (!Number.isInteger(delay) || delay < 0) {
-      fail(ctx, `${SECTION}.direct.max_queue_delay_microseconds`, `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
+      failAt(ctx, `${SECTION}.direct.max_queue_delay_microseconds`, `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
     }
     const utilization = asNumber(direct['minimum_slot_utilization']);
     if (!(utilization >= 0 && utilization <= 1)) {
-      fail(ctx, `${SECTION}.direct.minimum_slot_utilization`, `is ${utilization}`, 'use a share of the slots between 0 and 1, e.g. 0.5');
+      failAt(ctx, `${SECTION}.direct.minimum_slot_utilization`, `is ${utilization}`, 'use a share of the slots between 0 and 1, e.g. 0.5');
     }
     return { kind: 'direct', maxQueueDelayMicroseconds: delay, minimumSlotUtilization: utilization };
   }
   const candidates = asNumber(oldest['max_candidate_sequences']);
   if (!Number.isInteger(candidates) || candidates < 0) {
-    fail(ctx, `${SECTION}.oldest.max_candidate_sequences`, `is ${candidates}`,
+    failAt(ctx, `${SECTION}.oldest.max_candidate_sequences`, `is ${candidates}`,
       'use the number of sequences one instance holds at once, or leave it out for max_batch_size');
   }
   const largest = Math.max(1, maxBatchSize);
   const preferred = asArray(oldest['preferred_batch_size']).map((v) => asNumber(v));
   for (const size of preferred) {
     if (!Number.isInteger(size) || size < 1 || size > largest) {
-      fail(ctx, `${SECTION}.oldest.preferred_batch_size`, `${size} is outside 1..max_batch_size (${largest})`, `use sizes between 1 and ${largest}`);
+      failAt(ctx, `${SECTION}.oldest.preferred_batch_size`, `${size} is outside 1..max_batch_size (${largest})`, `use sizes between 1 and ${largest}`);
     }
   }
   const delay = asNumber(oldest['max_queue_delay_microseconds']);
   if (!Number.isInteger(delay) || delay < 0) {
-    fail(ctx, `${SECTION}.oldest.max_queue_delay_microseconds`, `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
+    failAt(ctx, `${SECTION}.oldest.max_queue_delay_microseconds`, `is ${delay}`, 'use a whole number of microseconds, 0 for no delay');
   }
   return {
     kind: 'oldest',
@@ -171,14 +163,14 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
     const entry = asObj(value) ?? {};
     const field = `${SECTION}.control_input[${index}]`;
     const name = asString(entry['name']);
-    if (!name) fail(ctx, `${field}.name`, 'is missing', 'name the model input that carries the control');
+    if (!name) failAt(ctx, `${field}.name`, 'is missing', 'name the model input that carries the control');
     if (names.has(name)) {
-      fail(ctx, `${field}.name`, `'${name}' is listed by an earlier control_input too`, 'give each control its own model input');
+      failAt(ctx, `${field}.name`, `'${name}' is listed by an earlier control_input too`, 'give each control its own model input');
     }
     names.add(name);
     const controls = asArray(entry['control']);
     if (controls.length !== 1) {
-      fail(ctx, `${field}.control`, controls.length === 0 ? 'lists no control' : `lists ${controls.length} controls, but one model input carries one control`,
+      failAt(ctx, `${field}.control`, controls.length === 0 ? 'lists no control' : `lists ${controls.length} controls, but one model input carries one control`,
         'give the control_input exactly one control { kind: ... }');
     }
     const control = asObj(controls[0]) ?? {};
@@ -186,12 +178,12 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
     const rawKind = control['kind'] ?? CONTROL_KINDS[0];
     const kindName = typeof rawKind === 'number' ? CONTROL_KINDS[rawKind] ?? String(rawKind) : asString(rawKind);
     if (!(CONTROL_KINDS as readonly string[]).includes(kindName)) {
-      fail(ctx, `${at}.kind`, `'${kindName}' is not a control kind`, `use one of ${CONTROL_KINDS.join(', ')}`);
+      failAt(ctx, `${at}.kind`, `'${kindName}' is not a control kind`, `use one of ${CONTROL_KINDS.join(', ')}`);
     }
     const kind = SHORT_KIND[kindName as (typeof CONTROL_KINDS)[number]];
     const earlier = kinds.get(kind);
     if (earlier) {
-      fail(ctx, `${at}.kind`, `${kindName} is already carried by input '${earlier}'`, `keep one control_input with ${kindName}`);
+      failAt(ctx, `${at}.kind`, `${kindName} is already carried by input '${earlier}'`, `keep one control_input with ${kindName}`);
     }
     kinds.set(kind, name);
     const model = modelInput(ctx, `${field}.name`, name, options);
@@ -200,19 +192,19 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
     let typeField: string;
     if (kind === 'CORRID') {
       if (given.length > 0) {
-        fail(ctx, `${at}.${given[0]!.field}`, `is set, but ${kindName} carries the correlation ID itself, not a false/true pair`,
+        failAt(ctx, `${at}.${given[0]!.field}`, `is set, but ${kindName} carries the correlation ID itself, not a false/true pair`,
           `remove ${given[0]!.field} and set data_type`);
       }
       const datatype = fromConfigDataType(asString(control['data_type']));
       if (!datatype || !CORRID_TYPES.includes(datatype)) {
-        fail(ctx, `${at}.data_type`, `is ${asString(control['data_type']) || 'missing'}`,
+        failAt(ctx, `${at}.data_type`, `is ${asString(control['data_type']) || 'missing'}`,
           `set data_type to one of ${CORRID_TYPES.map(toConfigDataType).join(', ')}, as the model takes the correlation ID`);
       }
       spec = { kind, inputName: name, datatype: datatype as Extract<SequenceControlSpec, { kind: 'CORRID' }>['datatype'] };
       typeField = `${at}.data_type`;
     } else {
       if (given.length !== 1) {
-        fail(ctx, at, given.length === 0
+        failAt(ctx, at, given.length === 0
           ? `${kindName} gives no false/true values`
           : `${kindName} sets more than one of ${given.map((f) => f.field).join(', ')}`,
         'set exactly one of int32_false_true, fp32_false_true or bool_false_true, e.g. int32_false_true: [ 0, 1 ]');
@@ -220,7 +212,7 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
       const chosen = given[0]!;
       const pair = asArray(control[chosen.field]);
       if (pair.length !== 2) {
-        fail(ctx, `${at}.${chosen.field}`, `has ${pair.length} entries`, 'give exactly two: the false value, then the true value');
+        failAt(ctx, `${at}.${chosen.field}`, `has ${pair.length} entries`, 'give exactly two: the false value, then the true value');
       }
       const toNumber = (v: unknown): number => (typeof v === 'boolean' ? (v ? 1 : 0) : asNumber(v));
       spec = { kind, inputName: name, datatype: chosen.datatype, falseValue: toNumber(pair[0]), trueValue: toNumber(pair[1]) };
@@ -228,7 +220,7 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
     }
     if (model.datatype !== spec.datatype) {
       const modelType = model.datatype ? toConfigDataType(model.datatype) : model.modelType;
-      fail(ctx, typeField, `sends '${name}' as ${toConfigDataType(spec.datatype)}, but ${options.signature.file} declares it ${modelType}`,
+      failAt(ctx, typeField, `sends '${name}' as ${toConfigDataType(spec.datatype)}, but ${options.signature.file} declares it ${modelType}`,
         spec.kind === 'CORRID' ? `set data_type: ${modelType}` : `use the false/true field of the model's type, or change the model`);
     }
     const expected = options.maxBatchSize > 0 ? '[-1,1]' : '[1]';
@@ -236,7 +228,7 @@ function compileControls(ctx: ConfigContext, entries: unknown[], options: Sequen
       ? model.shape.length === 2 && model.shape[0] === -1 && (model.shape[1] === 1 || model.shape[1] === -1)
       : model.shape.length === 1 && (model.shape[0] === 1 || model.shape[0] === -1);
     if (!fits) {
-      fail(ctx, `${field}.name`, `'${name}' is ${formatShape(model.shape)} in ${options.signature.file}, but a control tensor holds one value per request` +
+      failAt(ctx, `${field}.name`, `'${name}' is ${formatShape(model.shape)} in ${options.signature.file}, but a control tensor holds one value per request` +
         (options.maxBatchSize > 0 ? ', shaped [batch, 1]' : ', shaped [1]'),
       `give the model input '${name}' the shape ${expected}`);
     }
@@ -248,10 +240,10 @@ function modelInput(ctx: ConfigContext, field: string, name: string, options: Se
   const m = options.signature.inputs.find((x) => x.name === name);
   if (!m) {
     const names = options.signature.inputs.map((x) => `'${x.name}'`).join(', ');
-    fail(ctx, field, `'${name}' is not an input of ${options.signature.file}`, `use one of the model's inputs: ${names}`);
+    failAt(ctx, field, `'${name}' is not an input of ${options.signature.file}`, `use one of the model's inputs: ${names}`);
   }
   if (options.batchInputTargets.has(name)) {
-    fail(ctx, field, `'${name}' is already fed by a batch_input`, 'feed each model input from one place');
+    failAt(ctx, field, `'${name}' is already fed by a batch_input`, 'feed each model input from one place');
   }
   return m;
 }
@@ -261,27 +253,27 @@ function compileState(ctx: ConfigContext, state: Obj, index: number, options: Se
   const { signature, maxBatchSize } = options;
   const inputName = asString(state['input_name']);
   const outputName = asString(state['output_name']);
-  if (!inputName) fail(ctx, `${field}.input_name`, 'is missing', 'name the model input the state is fed to');
-  if (!outputName) fail(ctx, `${field}.output_name`, 'is missing', 'name the model output the next state is read from');
+  if (!inputName) failAt(ctx, `${field}.input_name`, 'is missing', 'name the model input the state is fed to');
+  if (!outputName) failAt(ctx, `${field}.output_name`, 'is missing', 'name the model output the next state is read from');
   if (controlNames.has(inputName)) {
-    fail(ctx, `${field}.input_name`, `'${inputName}' already carries a control_input`, 'feed the state to its own model input');
+    failAt(ctx, `${field}.input_name`, `'${inputName}' already carries a control_input`, 'feed the state to its own model input');
   }
   const input = modelInput(ctx, `${field}.input_name`, inputName, options);
   const output = signature.outputs.find((x) => x.name === outputName);
   if (!output) {
     const names = signature.outputs.map((x) => `'${x.name}'`).join(', ');
-    fail(ctx, `${field}.output_name`, `'${outputName}' is not an output of ${signature.file}`, `use one of the model's outputs: ${names}`);
+    failAt(ctx, `${field}.output_name`, `'${outputName}' is not an output of ${signature.file}`, `use one of the model's outputs: ${names}`);
   }
   const written = asString(state['data_type']);
   const datatype = written && written !== 'TYPE_INVALID' ? fromConfigDataType(written) : input.datatype;
-  if (!datatype) fail(ctx, `${field}.data_type`, `is ${written || 'missing'}`, 'set data_type, e.g. TYPE_FP32');
+  if (!datatype) failAt(ctx, `${field}.data_type`, `is ${written || 'missing'}`, 'set data_type, e.g. TYPE_FP32');
   if (datatype === 'BYTES') {
-    fail(ctx, `${field}.data_type`, 'is TYPE_STRING, but this build keeps states of fixed-size types only', 'use a numeric state type');
+    failAt(ctx, `${field}.data_type`, 'is TYPE_STRING, but this build keeps states of fixed-size types only', 'use a numeric state type');
   }
   for (const [tensor, kind] of [[input, 'input'], [output, 'output']] as const) {
     if (tensor.datatype !== datatype) {
       const modelType = tensor.datatype ? toConfigDataType(tensor.datatype) : tensor.modelType;
-      fail(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${signature.file} declares ${kind} '${tensor.name}' as ${modelType}`,
+      failAt(ctx, `${field}.data_type`, `is ${toConfigDataType(datatype)} but ${signature.file} declares ${kind} '${tensor.name}' as ${modelType}`,
         `set data_type: ${modelType}`);
     }
   }
@@ -290,7 +282,7 @@ function compileState(ctx: ConfigContext, state: Obj, index: number, options: Se
   const dims = givenDims.length > 0 ? givenDims : input.shape.slice(batchRank);
   for (const d of dims) {
     if (!Number.isInteger(d) || (d < 1 && d !== -1)) {
-      fail(ctx, `${field}.dims`, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
+      failAt(ctx, `${field}.dims`, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
     }
   }
   for (const tensor of [input, output]) {
@@ -299,7 +291,7 @@ function compileState(ctx: ConfigContext, state: Obj, index: number, options: Se
       && (batchRank === 0 || tensor.shape[0] === -1)
       && expected.every((d, i) => d === -1 || tensor.shape[i] === -1 || tensor.shape[i] === d);
     if (!fits) {
-      fail(ctx, `${field}.dims`, `${formatShape(dims)} does not match ${signature.file}, which has '${tensor.name}' as ${formatShape(tensor.shape)}` +
+      failAt(ctx, `${field}.dims`, `${formatShape(dims)} does not match ${signature.file}, which has '${tensor.name}' as ${formatShape(tensor.shape)}` +
         (batchRank ? ` (the state's dims leave out the batch dimension because max_batch_size is ${maxBatchSize})` : ''),
       `set dims: ${formatShape(tensor.shape.slice(batchRank))}`);
     }
@@ -320,43 +312,43 @@ function compileInitialState(
   }
   const at = `${field}.initial_state`;
   if (entries.length > 1) {
-    fail(ctx, at, `has ${entries.length} entries for state input '${described.inputName}'`, 'give exactly one initial_state, or none for zeros');
+    failAt(ctx, at, `has ${entries.length} entries for state input '${described.inputName}'`, 'give exactly one initial_state, or none for zeros');
   }
   const initial = asObj(entries[0]) ?? {};
   if (fromConfigDataType(asString(initial['data_type'])) !== described.datatype) {
-    fail(ctx, `${at}.data_type`, `is ${asString(initial['data_type']) || 'missing'} but the state is ${toConfigDataType(described.datatype)}`,
+    failAt(ctx, `${at}.data_type`, `is ${asString(initial['data_type']) || 'missing'} but the state is ${toConfigDataType(described.datatype)}`,
       `set data_type: ${toConfigDataType(described.datatype)}`);
   }
-  if (!asString(initial['name'])) fail(ctx, `${at}.name`, 'is missing', 'give the initial state a name, as Triton requires');
+  if (!asString(initial['name'])) failAt(ctx, `${at}.name`, 'is missing', 'give the initial state a name, as Triton requires');
   const initialDims = asArray(initial['dims']).map((d) => asNumber(d));
   if (initialDims.length !== described.dims.length) {
-    fail(ctx, `${at}.dims`, `${formatShape(initialDims)} has ${initialDims.length} dims but the state has ${described.dims.length} (${formatShape(described.dims)})`,
+    failAt(ctx, `${at}.dims`, `${formatShape(initialDims)} has ${initialDims.length} dims but the state has ${described.dims.length} (${formatShape(described.dims)})`,
       'give initial_state the same number of dims as the state');
   }
   initialDims.forEach((d, i) => {
     if (!Number.isInteger(d) || d < 1) {
-      fail(ctx, `${at}.dims`, `contains ${d}; an initial state has a fixed shape`, 'give every dim a positive size');
+      failAt(ctx, `${at}.dims`, `contains ${d}; an initial state has a fixed shape`, 'give every dim a positive size');
     }
     const stateDim = described.dims[i]!;
     if (stateDim !== -1 && stateDim !== d) {
-      fail(ctx, `${at}.dims`, `${formatShape(initialDims)} does not match the state's dims ${formatShape(described.dims)}`,
+      failAt(ctx, `${at}.dims`, `${formatShape(initialDims)} does not match the state's dims ${formatShape(described.dims)}`,
         `set dims: ${formatShape(described.dims.map((s, j) => (s === -1 ? initialDims[j]! : s)))}`);
     }
   });
   const byteLength = product(initialDims) * elementBytes;
   if (initial['zero_data'] === true) return { initialDims, initialData: new Uint8Array(byteLength) };
   const dataFile = asString(initial['data_file']);
-  if (!dataFile) fail(ctx, at, 'sets neither zero_data nor data_file', 'set zero_data: true, or data_file: "<file in the model\'s initial_state folder>"');
+  if (!dataFile) failAt(ctx, at, 'sets neither zero_data nor data_file', 'set zero_data: true, or data_file: "<file in the model\'s initial_state folder>"');
   const path = join(modelDir, INITIAL_STATE_FOLDER, dataFile);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    fail(ctx, `${at}.data_file`, `${path} ${reason}`, `put the state's raw little-endian bytes in ${INITIAL_STATE_FOLDER}/${dataFile} inside the model's folder`);
+    failAt(ctx, `${at}.data_file`, `${path} ${reason}`, `put the state's raw little-endian bytes in ${INITIAL_STATE_FOLDER}/${dataFile} inside the model's folder`);
   }
   if (bytes.byteLength < byteLength) {
-    fail(ctx, `${at}.data_file`, `${path} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
+    failAt(ctx, `${at}.data_file`, `${path} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
       'write the full state into the file, or change initial_state dims');
   }
   return { initialDims, initialData: new Uint8Array(bytes.subarray(0, byteLength)) };
@@ -366,8 +358,8 @@ function checkDistinctStates(ctx: ConfigContext, states: readonly SequenceStateS
   const inputs = new Set<string>();
   const outputs = new Set<string>();
   states.forEach((s, i) => {
-    if (inputs.has(s.inputName)) fail(ctx, `${SECTION}.state[${i}].input_name`, `'${s.inputName}' is fed by an earlier state too`, 'give each state its own input');
-    if (outputs.has(s.outputName)) fail(ctx, `${SECTION}.state[${i}].output_name`, `'${s.outputName}' is read by an earlier state too`, 'give each state its own output');
+    if (inputs.has(s.inputName)) failAt(ctx, `${SECTION}.state[${i}].input_name`, `'${s.inputName}' is fed by an earlier state too`, 'give each state its own input');
+    if (outputs.has(s.outputName)) failAt(ctx, `${SECTION}.state[${i}].output_name`, `'${s.outputName}' is read by an earlier state too`, 'give each state its own output');
     inputs.add(s.inputName);
     outputs.add(s.outputName);
   });

@@ -14,10 +14,8 @@ import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import { fromConfigDataType, toConfigDataType } from '../tensor.ts';
 import { buildEnsemble, type DeclaredTensor, type EnsembleStepSource, type MemberLookup } from './ensemble-graph.ts';
 import { tritonLayout } from './ensemble-layout.ts';
+import { asArray, asObj, type Obj } from '../config/config-values.ts';
 
-type Obj = Record<string, unknown>;
-const asObj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
-const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Sections that have no meaning for an ensemble: each step's own model config decides them. */
 const MEMBER_ONLY = ['dynamic_batching', 'sequence_batching', 'instance_group', 'batch_input', 'batch_output', 'model_warmup'] as const;

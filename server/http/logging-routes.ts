@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { serverError } from '../../engine/errors.ts';
 import type { LogSettingValue, ServerLogger } from '../../engine/logger.ts';
 import { sendError } from './v2-routes.ts';
+import { jsonObjectBody } from './json-body.ts';
 
 export interface LoggingRoutesOptions {
   /** The logger whose settings these routes read and change; undefined when the server runs with a fixed one. */
@@ -21,18 +22,7 @@ function fixedLogger(): Error {
 }
 
 function settingsBody(body: unknown): Record<string, LogSettingValue> {
-  const text = Buffer.isBuffer(body) ? body.toString('utf8').trim() : '';
-  if (text === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw serverError('MALFORMED_JSON', { detail: (err as Error).message });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw serverError('MALFORMED_JSON', { detail: 'the log settings must be a JSON object' });
-  }
-  return parsed as Record<string, LogSettingValue>;
+  return jsonObjectBody(body, 'the log settings') as Record<string, LogSettingValue>;
 }
 
 export const loggingRoutes: FastifyPluginAsync<LoggingRoutesOptions> = async (app: FastifyInstance, { logger }) => {

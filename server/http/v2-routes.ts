@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from './infer-codec.ts';
+import { jsonObjectBody } from './json-body.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -114,18 +115,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
 
 /** An optional JSON object body of a repository call, with each known key type-checked. */
 function repositoryRequestBody(body: unknown, fields: Readonly<Record<string, 'boolean' | 'object'>>): Record<string, unknown> {
-  const text = Buffer.isBuffer(body) ? body.toString('utf8').trim() : '';
-  if (text === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw serverError('MALFORMED_JSON', { detail: (err as Error).message });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw serverError('MALFORMED_JSON', { detail: 'the request body must be a JSON object' });
-  }
-  const record = parsed as Record<string, unknown>;
+  const record = jsonObjectBody(body);
   for (const [key, type] of Object.entries(fields)) {
     const value = record[key];
     const ok = value === undefined || (type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value) : typeof value === type);
