@@ -6,27 +6,35 @@ import type { DataType } from '../engine/tensor.ts';
 import { DATA_TYPES } from '../engine/tensor.ts';
 import { attr, denseWeights, OnnxGraphBuilder, seededRandom } from './onnx-builder.ts';
 
-/** Triton's classic example: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, over [batch, size]. */
-export function addSubModel(datatype: DataType = 'INT32', size = 16): Uint8Array {
-  return new OnnxGraphBuilder('add_sub')
+/** OUTPUT0 = INPUT0 <first> INPUT1 and OUTPUT1 = INPUT0 <second> INPUT1, over [batch, size]. */
+function elementwisePair(name: string, first: 'Add' | 'Sub', second: 'Add' | 'Sub', datatype: DataType, size: number): Uint8Array {
+  return new OnnxGraphBuilder(name)
     .input('INPUT0', datatype, ['batch', size])
     .input('INPUT1', datatype, ['batch', size])
-    .node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT0'])
-    .node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT1'])
+    .node(first, ['INPUT0', 'INPUT1'], ['OUTPUT0'])
+    .node(second, ['INPUT0', 'INPUT1'], ['OUTPUT1'])
     .output('OUTPUT0', datatype, ['batch', size])
     .output('OUTPUT1', datatype, ['batch', size])
     .toBytes();
 }
 
+/** Triton's classic example: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, over [batch, size]. */
+export function addSubModel(datatype: DataType = 'INT32', size = 16): Uint8Array {
+  return elementwisePair('add_sub', 'Add', 'Sub', datatype, size);
+}
+
 /** add_sub's signature with the answers swapped: OUTPUT0 = INPUT0 - INPUT1, OUTPUT1 = INPUT0 + INPUT1 (a second version that is told apart). */
 export function subAddModel(datatype: DataType = 'INT32', size = 16): Uint8Array {
-  return new OnnxGraphBuilder('sub_add')
-    .input('INPUT0', datatype, ['batch', size])
-    .input('INPUT1', datatype, ['batch', size])
-    .node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT0'])
-    .node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT1'])
-    .output('OUTPUT0', datatype, ['batch', size])
-    .output('OUTPUT1', datatype, ['batch', size])
+  return elementwisePair('sub_add', 'Sub', 'Add', datatype, size);
+}
+
+/** C = A + B over [batch, n] and [batch, m]: runs when n equals m, and fails in ONNX Runtime (cannot broadcast) when not. */
+export function mismatchModel(): Uint8Array {
+  return new OnnxGraphBuilder('mismatch')
+    .input('A', 'FP32', ['batch', 'n'])
+    .input('B', 'FP32', ['batch', 'm'])
+    .node('Add', ['A', 'B'], ['C'])
+    .output('C', 'FP32', ['batch', 'n'])
     .toBytes();
 }
 

@@ -16,3 +16,9 @@ output [
 export function addSubConfig(name = 'add_sub', extra = ''): string {
   return `name: "${name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n${ADD_SUB_IO}${extra}`;
 }
+
+/** The config of generator/models.ts mismatchModel(): inputs of free length, so a request can make the run fail. */
+export const MISMATCH_CONFIG = `name: "mismatch"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4
+input [ { name: "A" data_type: TYPE_FP32 dims: [ -1 ] }, { name: "B" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "C" data_type: TYPE_FP32 dims: [ -1 ] } ]
+`;

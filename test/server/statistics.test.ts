@@ -19,27 +19,11 @@ import { after, before, describe, test } from 'node:test';
 import protobuf from 'protobufjs';
 import type { ModelStatisticsResponse as StatsAnswer } from '../../engine/server.ts';
 import type { ModelStatisticsJson } from '../../engine/observability/model-stats.ts';
-import { addSubModel } from '../../generator/models.ts';
-import { OnnxGraphBuilder } from '../../generator/onnx-builder.ts';
+import { addSubModel, mismatchModel } from '../../generator/models.ts';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';
-import { addSubConfig } from '../helpers/fixture-configs.ts';
+import { addSubConfig, MISMATCH_CONFIG } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
-
-/** C = A + B over [batch, n] and [batch, m]: runs when n equals m, and fails in ONNX Runtime (cannot broadcast) when not. */
-function mismatchModel(): Uint8Array {
-  return new OnnxGraphBuilder('mismatch')
-    .input('A', 'FP32', ['batch', 'n'])
-    .input('B', 'FP32', ['batch', 'm'])
-    .node('Add', ['A', 'B'], ['C'])
-    .output('C', 'FP32', ['batch', 'n'])
-    .toBytes();
-}
-
-const MISMATCH_CONFIG = `name: "mismatch"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4
-input [ { name: "A" data_type: TYPE_FP32 dims: [ -1 ] }, { name: "B" data_type: TYPE_FP32 dims: [ -1 ] } ]
-output [ { name: "C" data_type: TYPE_FP32 dims: [ -1 ] } ]
-`;
 
 const CLOSE_REASONS = ['max_batch_size', 'preferred_batch_size', 'queue_delay', 'queue_empty', 'shape_mismatch'];
 

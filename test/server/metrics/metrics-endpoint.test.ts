@@ -11,31 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel } from '../../../generator/models.ts';
-import { OnnxGraphBuilder } from '../../../generator/onnx-builder.ts';
+import { addSubModel, mismatchModel } from '../../../generator/models.ts';
 import type { ModelStatisticsJson } from '../../../engine/observability/model-stats.ts';
 import { parseCliOptions } from '../../../server/cli-options.ts';
 import { startServer } from '../../../server/cli.ts';
 import { startMetricsServer, type MetricsServer } from '../../../server/metrics/metrics-server.ts';
-import { addSubConfig } from '../../helpers/fixture-configs.ts';
+import { addSubConfig, MISMATCH_CONFIG } from '../../helpers/fixture-configs.ts';
 import { SLOW_BATCHING, int32Tensor, range16, until } from '../../helpers/ensemble-fixtures.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { samplesOf, scrape, valueOf, type Scrape } from '../../helpers/prometheus-text.ts';
-
-/** C = A + B over [batch, n] and [batch, m]: ONNX Runtime fails the run when n and m differ. */
-function mismatchModel(): Uint8Array {
-  return new OnnxGraphBuilder('mismatch')
-    .input('A', 'FP32', ['batch', 'n'])
-    .input('B', 'FP32', ['batch', 'm'])
-    .node('Add', ['A', 'B'], ['C'])
-    .output('C', 'FP32', ['batch', 'n'])
-    .toBytes();
-}
-
-const MISMATCH_CONFIG = `name: "mismatch"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4
-input [ { name: "A" data_type: TYPE_FP32 dims: [ -1 ] }, { name: "B" data_type: TYPE_FP32 dims: [ -1 ] } ]
-output [ { name: "C" data_type: TYPE_FP32 dims: [ -1 ] } ]
-`;
 
 /** A lone request waits 1.5 s for company (ample time, even on a busy machine); the queue holds one, so a second and third are refused. */
 const GUARDED = 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 1500000 default_queue_policy { max_queue_size: 1 } }';
