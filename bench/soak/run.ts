@@ -14,9 +14,12 @@
  * under this load for 10 to 30 s before it levels off, and the start sample
  * is taken when the warm-up ends), --rss-every=S (default 5),
  * --sequence-steps=N (requests per sequence, default 6), --request-timeout=S
- * (default 30), --no-fail (always exit 0 once the run finished).
+ * (default 30), --attackers=N (workers sending the hostile requests of
+ * attacks.ts next to the ordinary traffic, default 2; 0 for the plain soak),
+ * --no-fail (always exit 0 once the run finished).
  *
- * Exit code: 0 when there were no errors, every kind got traffic, RSS grew
+ * Exit code: 0 when there were no errors, every kind got traffic, every
+ * attack was sent and handled as it should be, RSS grew
  * less than 10% from the end of the warm-up to the end of the window, and
  * the server exited cleanly on SIGTERM; 1 otherwise; 2 when the server did
  * not exit within 15 s of SIGTERM (it is killed); 3 when the hard deadline
@@ -36,7 +39,7 @@ interface Flags {
 function parseFlags(argv: readonly string[]): Flags {
   const numbers: Record<string, number> = {};
   let noFail = false;
-  const known = ['concurrency', 'duration', 'warmup', 'rss-every', 'sequence-steps', 'request-timeout'];
+  const known = ['concurrency', 'duration', 'warmup', 'rss-every', 'sequence-steps', 'request-timeout', 'attackers'];
   for (const arg of argv) {
     if (arg === '--no-fail') {
       noFail = true;
@@ -47,7 +50,7 @@ function parseFlags(argv: readonly string[]): Flags {
       throw new Error(`unknown argument '${arg}'; flags: ${known.map((k) => `--${k}=<n>`).join(' ')} --no-fail`);
     }
     const value = Number(match[2]);
-    if (!Number.isFinite(value) || value < 0 || (value === 0 && match[1] !== 'warmup')) throw new Error(`--${match[1]}=${match[2]}: expected a positive number`);
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && match[1] !== 'warmup' && match[1] !== 'attackers')) throw new Error(`--${match[1]}=${match[2]}: expected a positive number`);
     numbers[match[1]!] = value;
   }
   const d = DEFAULT_OPTIONS;
@@ -61,6 +64,7 @@ function parseFlags(argv: readonly string[]): Flags {
       rssEverySeconds: numbers['rss-every'] ?? d.rssEverySeconds,
       sequenceSteps: numbers['sequence-steps'] ?? d.sequenceSteps,
       requestTimeoutMs: (numbers['request-timeout'] ?? d.requestTimeoutMs / 1000) * 1000,
+      attackers: numbers['attackers'] ?? d.attackers,
     },
   };
 }
@@ -77,6 +81,10 @@ export function failures(result: SoakResult): string[] {
   if (growth === undefined) reasons.push('server RSS could not be read from /proc');
   else if (growth >= RSS_GROWTH_LIMIT_PERCENT) reasons.push(`server RSS grew ${growth.toFixed(1)}% (limit ${RSS_GROWTH_LIMIT_PERCENT}%)`);
   if (result.shutdown.outcome !== 'clean') reasons.push(`shutdown: ${result.shutdown.detail}`);
+  for (const attack of result.attacks) {
+    if (attack.sent === 0) reasons.push(`attack class ${attack.klass} (${attack.name}) was never sent`);
+    if (attack.problems > 0) reasons.push(`attack class ${attack.klass} (${attack.name}): ${attack.problems} not handled as it should be`);
+  }
   return reasons;
 }
 
@@ -110,6 +118,14 @@ function print(result: SoakResult, reasons: readonly string[]): void {
   console.log(`server log after startup: ${log.errorLines} ERROR, ${log.warnLines} WARN line(s)`);
   for (const line of log.firstLines) console.log(`  ${line}`);
   console.log(`shutdown: ${result.shutdown.outcome} (${result.shutdown.detail})`);
+
+  if (result.attacks.length > 0) {
+    console.log(`\nAttacks (${o.attackers} attacker(s), one attack at a time each, every class in turn; whole run)\n`);
+    console.log(table(['class', 'attack', 'sent', 'not handled', 'slowest answer'], result.attacks.map((a) => [
+      String(a.klass), a.name, String(a.sent), String(a.problems), fmtMs(a.maxMs),
+    ])));
+    for (const a of result.attacks) for (const p of a.firstProblems) console.log(`  class ${a.klass}: ${p}`);
+  }
 
   const failing = result.kinds.filter((k) => k.firstErrors.length > 0);
   if (failing.length > 0) {
@@ -145,6 +161,7 @@ export function jsonSummary(result: SoakResult, reasons: readonly string[]): str
     serverCpuCores: round(result.serverCpuCores, 2),
     clientCpuCores: round(result.clientCpuCores, 2),
     rowsPerExecution: Object.fromEntries(Object.entries(result.rowsPerExecution).map(([m, v]) => [m, round(v, 2)])),
+    attacks: result.attacks,
     serverLog: result.serverLog,
     shutdown: result.shutdown,
   });

@@ -58,16 +58,16 @@ export class ServerProcess {
   }
 
   /**
-   * Starts `server/cli.ts` with the given repositories and resolves once both
-   * frontends listen. `--allow-metrics=false` is passed; a build that refuses
+   * Starts `server/cli.ts` with the given repositories (and `extra` flags)
+   * and resolves once both frontends listen. `--allow-metrics=false` is passed; a build that refuses
    * the flag gets a second start without it.
    */
-  static async start(repositories: readonly string[], timeoutMs: number): Promise<ServerProcess> {
+  static async start(repositories: readonly string[], timeoutMs: number, extra: readonly string[] = []): Promise<ServerProcess> {
     try {
-      return await ServerProcess.startWith(repositories, ['--allow-metrics=false'], timeoutMs);
+      return await ServerProcess.startWith(repositories, ['--allow-metrics=false', ...extra], timeoutMs);
     } catch (err) {
       if (!(err instanceof Error) || !/allow-metrics/.test(err.message)) throw err;
-      return ServerProcess.startWith(repositories, [], timeoutMs);
+      return ServerProcess.startWith(repositories, extra, timeoutMs);
     }
   }
 

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { InferenceClient, InferenceServerError } from '../../client/index.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { LatencyRecorder, nowMs } from '../latencies.ts';
+import { ATTACK_DEADLINE_MS, ATTACK_SERVER_ARGS, ATTACKS, attackTarget, writeAttackModels, type Attack } from './attacks.ts';
 import { ServerProcess, type ServerLog } from './server-process.ts';
 import { BATCHED_MODEL, batchedModelConfig, buildKinds, KIND_NAMES, type Kind, type KindName } from './workloads.ts';
 
@@ -51,6 +52,12 @@ export interface SoakOptions {
   readonly startTimeoutMs: number;
   /** How long the server may take to exit after SIGTERM before it is killed. */
   readonly shutdownGraceMs: number;
+  /**
+   * Workers sending hostile requests (attacks.ts) next to the ordinary
+   * ones, each one attack at a time, every class in turn; 0 runs the plain
+   * soak.
+   */
+  readonly attackers: number;
   /** Progress lines (to stderr in run.ts); none when absent. */
   readonly progress?: (line: string) => void;
 }
@@ -64,6 +71,7 @@ export const DEFAULT_OPTIONS: SoakOptions = {
   requestTimeoutMs: 30_000,
   startTimeoutMs: 60_000,
   shutdownGraceMs: 15_000,
+  attackers: 2,
 };
 
 export interface KindResult {
@@ -85,6 +93,18 @@ export interface KindResult {
   readonly max: number;
 }
 
+export interface AttackResult {
+  readonly klass: number;
+  readonly name: string;
+  /** Attacks sent over the whole run. */
+  readonly sent: number;
+  /** Attacks the server did not handle as it should (see attacks.ts). */
+  readonly problems: number;
+  readonly firstProblems: readonly string[];
+  /** Slowest answer, ms. */
+  readonly maxMs: number;
+}
+
 export interface RssSample {
   /** Seconds since the load started. */
   readonly t: number;
@@ -94,6 +114,8 @@ export interface RssSample {
 export interface SoakResult {
   readonly options: Omit<SoakOptions, 'progress'>;
   readonly kinds: readonly KindResult[];
+  /** One row per attack; empty when options.attackers is 0. */
+  readonly attacks: readonly AttackResult[];
   readonly overall: {
     readonly requests: number;
     readonly errors: number;
@@ -166,11 +188,12 @@ export async function runSoak(given: Partial<SoakOptions> = {}): Promise<SoakRes
 
   const kinds = await buildKinds({ repository: PIPELINES, sequenceSteps: options.sequenceSteps });
   const extraRepository = await writeBatchedRepository();
+  if (options.attackers > 0) await writeAttackModels(extraRepository);
   let server: ServerProcess | undefined;
   const clients: Partial<Record<Transport, InferenceClient>> = {};
   try {
     progress('starting the server');
-    server = await ServerProcess.start([PIPELINES, extraRepository], options.startTimeoutMs);
+    server = await ServerProcess.start([PIPELINES, extraRepository], options.startTimeoutMs, options.attackers > 0 ? ATTACK_SERVER_ARGS : []);
     progress(`server pid ${server.pid}: http 127.0.0.1:${server.httpPort}, grpc 127.0.0.1:${server.grpcPort}`);
     const timeoutMs = options.requestTimeoutMs;
     clients.http = new InferenceClient({ url: `127.0.0.1:${server.httpPort}`, timeoutMs });
@@ -188,6 +211,8 @@ export async function runSoak(given: Partial<SoakOptions> = {}): Promise<SoakRes
 async function drive(options: SoakOptions, kinds: readonly Kind[], server: ServerProcess, clients: Record<Transport, InferenceClient>): Promise<SoakResult> {
   const progress = options.progress ?? ((): void => {});
   const tallies = new Map<KindName, KindTally>(kinds.map((k) => [k.name, new KindTally()]));
+  const attackTallies = new Map<Attack, { sent: number; problems: number; maxMs: number; firstProblems: string[] }>(
+    ATTACKS.map((a) => [a, { sent: 0, problems: 0, maxMs: 0, firstProblems: [] }]));
   const overall = new LatencyRecorder();
   let windowStart = Infinity;
   let windowEnd = Infinity;
@@ -289,7 +314,29 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
       clientCpuCores = (clientCpu.user + clientCpu.system) / 1e6 / windowSeconds;
     })();
 
-    const workers = Promise.all(Array.from({ length: options.concurrency }, (_, i) => worker(i)));
+    // Attackers: each sends one attack at a time, every attack in turn from its own offset, for the whole load.
+    const target = options.attackers > 0 ? attackTarget(server.httpPort, server.grpcPort) : undefined;
+    const attacker = async (i: number): Promise<void> => {
+      for (let op = i; !stopped && nowMs() < windowEnd; op += options.attackers) {
+        const attack = ATTACKS[op % ATTACKS.length]!;
+        const tally = attackTallies.get(attack)!;
+        const t0 = nowMs();
+        const problem = await attack.run(target!, op).catch((err: unknown) => `${attack.name}: ${errorText(err)}`);
+        const ms = nowMs() - t0;
+        tally.sent++;
+        tally.maxMs = Math.max(tally.maxMs, ms);
+        const late = ms > ATTACK_DEADLINE_MS ? `${attack.name}: answered after ${Math.round(ms)} ms` : undefined;
+        if (problem !== undefined || late !== undefined) {
+          tally.problems++;
+          if (tally.firstProblems.length < FIRST_ERRORS) tally.firstProblems.push((problem ?? late!).slice(0, 600));
+        }
+      }
+    };
+
+    const workers = Promise.all([
+      ...Array.from({ length: options.concurrency }, (_, i) => worker(i)),
+      ...Array.from({ length: options.attackers }, (_, i) => attacker(i)),
+    ]).finally(() => target?.close());
     await sampler;
     // Drain: every worker finishes its operation in flight (a sequence runs to its END); requests time out after requestTimeoutMs.
     const drainLimitMs = options.requestTimeoutMs * (options.sequenceSteps + 1) + 5_000;
@@ -337,6 +384,9 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
   return {
     options: plainOptions,
     kinds: kindResults,
+    attacks: options.attackers > 0
+      ? ATTACKS.map((a) => ({ klass: a.klass, name: a.name, ...attackTallies.get(a)!, maxMs: Math.round(attackTallies.get(a)!.maxMs) }))
+      : [],
     overall: {
       requests: all.count, errors: kindResults.reduce((sum, k) => sum + k.errors, 0),
       requestsPerSecond: all.count / window, p50: all.p50, p99: all.p99, max: all.max,

@@ -10,7 +10,7 @@ import { runSoak, TRANSPORTS } from '../../bench/soak/soak.ts';
 import { KIND_NAMES } from '../../bench/soak/workloads.ts';
 
 test('a 5 s soak at concurrency 8: every kind over every transport, no errors, clean shutdown', { timeout: 60_000 }, async () => {
-  const result = await runSoak({ concurrency: 8, durationSeconds: 5, warmupSeconds: 1, rssEverySeconds: 1 });
+  const result = await runSoak({ concurrency: 8, durationSeconds: 5, warmupSeconds: 1, rssEverySeconds: 1, attackers: 0 });
   const errors = result.kinds.flatMap((k) => k.firstErrors.map((e) => `${k.kind}: ${e}`));
   assert.equal(result.overall.errors, 0, `errors:\n${errors.join('\n')}`);
   assert.ok(result.preflightOk);
