@@ -8,7 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { asSwitchyardError, boundedMessage, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
@@ -41,8 +41,9 @@ interface StreamSlot {
 
 const NO_SHARED_MEMORY = 'shared memory regions are not supported by this server; send tensor data in the request (raw_input_contents or contents)';
 
+/** A catalogue error as a gRPC status; details travel in HTTP/2 trailers, so they are bounded once more here. */
 function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
-  return { code: error.grpcCode, details: error.message };
+  return { code: error.grpcCode, details: boundedMessage(error.message) };
 }
 
 /**
@@ -249,7 +250,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
       ordered.push(slot);
       running++;
       streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
-        const reply = { error_message: asSwitchyardError(err).message, infer_response: { id: peekId(inferRequestType, bytes) } };
+        const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekId(inferRequestType, bytes) } };
         // A decoupled request gave up its slot when it started; its failure goes out at once.
         if (slot.reply === null) write(reply);
         else slot.reply = reply;
