@@ -28,6 +28,9 @@ export const DEFAULT_HTTP_KEEPALIVE_TIMEOUT_MS = 75_000;
 /** --http-max-connections: open connections at most; further ones are closed as they arrive. */
 export const DEFAULT_HTTP_MAX_CONNECTIONS = 4096;
 
+/** Longest path parameter (a model name or version in the URL), in characters; fastify's own default is 100. */
+export const MAX_PATH_PARAMETER_LENGTH = 1024;
+
 export interface HttpServerOptions {
   /** Largest request body in bytes. Default 64 MiB, as tritonserver's --http-max-input-size. */
   readonly maxInputSize?: number;
@@ -84,7 +87,10 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     // Node checks the header and request timeouts on this interval (default 30 s); check often enough for short timeouts.
     http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.max(100, headersTimeout / 4)) },
     clientErrorHandler: onClientError,
-    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => reply.code(400).type('application/json').send(errorBody(err.message)),
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => reply.code(400).type('application/json')
+      .send(errorBody(`bad request URL ${quoted(req.url)}: ${err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `a path parameter is longer than ${MAX_PATH_PARAMETER_LENGTH} characters` : 'it is not a valid URL (bad percent-encoding?)'}`)),
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
   };
   // Fastify logs through the engine's pino logger, and /v2/logging changes its settings; with a
   // plain Logger (tests, embedders) fastify stays silent and /v2/logging answers 501.

@@ -41,7 +41,7 @@ export function headerLength(value: string | string[] | undefined, bodyLength: n
   const length = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(length) || length > bodyLength) {
     throw serverError('BAD_REQUEST', {
-      detail: `inference header size should be in range (0, ${bodyLength}), got: ${text} (header Inference-Header-Content-Length)`,
+      detail: `inference header size should be in range (0, ${bodyLength}), got: ${quoted(text)} (header Inference-Header-Content-Length)`,
     });
   }
   if (length === 0) {
