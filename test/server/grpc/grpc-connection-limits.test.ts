@@ -11,6 +11,7 @@ import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startGrpc, type GrpcFixture } from '../../helpers/fixture-repository.ts';
 import { RawGrpcClient } from '../../helpers/grpc-raw-client.ts';
+import { within } from '../../helpers/script-fixtures.ts';
 
 const IDLE_MS = 500;
 const MAX_STREAMS = 8;
@@ -27,18 +28,10 @@ after(async () => {
   await removeRepository(root);
 });
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); }),
-  ]);
-}
-
 async function session(): Promise<ClientHttp2Session> {
   const s = connect(`http://${fixture.address}`);
   s.on('error', () => {});
-  await within(new Promise<void>((resolve) => s.once('remoteSettings', () => resolve())), 10_000, 'server SETTINGS');
+  await within(10_000, 'server SETTINGS', new Promise<void>((resolve) => s.once('remoteSettings', () => resolve())));
   return s;
 }
 
@@ -50,7 +43,7 @@ test('the server announces --grpc-max-concurrent-streams', async () => {
 
 test('idle connections get GOAWAY and close after --grpc-max-connection-idle; a new client is served', async () => {
   const sessions = await Promise.all(Array.from({ length: 20 }, () => session()));
-  await within(Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))), IDLE_MS + 10_000, 'idle sessions closed');
+  await within(IDLE_MS + 10_000, 'idle sessions closed', Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))));
   const client = new RawGrpcClient(fixture.address);
   try {
     assert.equal((await client.call('ServerLive', {}, { deadline: Date.now() + 10_000 })).response?.['live'], true);

@@ -16,6 +16,7 @@ import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { rawHttp } from '../../helpers/raw-http.ts';
+import { within } from '../../helpers/script-fixtures.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -44,15 +45,6 @@ function open(url: string): Promise<RawConnection> {
     socket.once('connect', () => resolve({ socket, received: () => text, closed }));
     socket.once('error', reject);
   });
-}
-
-/** Resolves when `promise` does, or rejects after `ms` naming `what`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); }),
-  ]);
 }
 
 const inferBody = JSON.stringify({
@@ -95,7 +87,7 @@ describe('slow and idle HTTP clients', () => {
     // Meanwhile the server answers others.
     await assertServes(fixture.url);
     const during = process.memoryUsage().arrayBuffers;
-    await within(Promise.all(connections.map((c) => c.closed)), REQUEST_TIMEOUT_MS + 10_000, 'stalled uploads closed');
+    await within(REQUEST_TIMEOUT_MS + 10_000, 'stalled uploads closed', Promise.all(connections.map((c) => c.closed)));
     const heldMs = Date.now() - started;
     assert.ok(heldMs >= REQUEST_TIMEOUT_MS - 200, `closed after ${heldMs} ms, not before the request timeout`);
     for (const c of connections) {
@@ -113,21 +105,21 @@ describe('slow and idle HTTP clients', () => {
 
   test('idle connections that never send a request close at the header timeout', async () => {
     const connections = await Promise.all(Array.from({ length: 20 }, () => open(fixture.url)));
-    await within(Promise.all(connections.map((c) => c.closed)), HEADER_TIMEOUT_MS + 10_000, 'idle connections closed');
+    await within(HEADER_TIMEOUT_MS + 10_000, 'idle connections closed', Promise.all(connections.map((c) => c.closed)));
     await assertServes(fixture.url);
   });
 
   test('a keep-alive connection idle after its request closes at the keep-alive timeout', async () => {
     const c = await open(fixture.url);
     c.socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
-    await within(c.closed, KEEPALIVE_TIMEOUT_MS + 10_000, 'keep-alive connection closed');
+    await within(KEEPALIVE_TIMEOUT_MS + 10_000, 'keep-alive connection closed', c.closed);
     assert.match(c.received(), /^HTTP\/1\.1 200 /);
   });
 
   test('connections beyond --http-max-connections are closed as they arrive; the next request answers', async () => {
     const held = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => open(fixture.url)));
     const extra = await Promise.all(Array.from({ length: 20 }, () => open(fixture.url)));
-    await within(Promise.all(extra.map((c) => c.closed)), 10_000, 'connections over the cap closed');
+    await within(10_000, 'connections over the cap closed', Promise.all(extra.map((c) => c.closed)));
     for (const c of extra) assert.equal(c.received(), '', 'closed without an answer');
     for (const c of held) c.socket.destroy();
     await Promise.all(held.map((c) => c.closed));
