@@ -25,6 +25,54 @@ export const STATUS_TABLE: Readonly<Record<StatusClass, { readonly http: number;
   PERMISSION_DENIED: { http: 403, grpc: 7 },
 };
 
+/** Longest piece of user-supplied text (a name, a key, a value) that a message quotes, in characters. */
+export const MAX_QUOTED_LENGTH = 256;
+/** Longest composed part of a message (a detail, a reason, a hint), in characters. */
+export const MAX_DETAIL_LENGTH = 2048;
+/**
+ * Longest error message, in UTF-8 bytes, that any error carries and any
+ * frontend sends: HTTP bodies, gRPC status details (which travel in HTTP/2
+ * trailers, where a long one wedges the connection) and stream error_message.
+ */
+export const MAX_ERROR_MESSAGE_BYTES = 4096;
+
+/**
+ * The text cut to `max` characters, with an ellipsis and the original length
+ * when cut. Every message that quotes user input goes through here (or
+ * through serverError, which applies it to each parameter), so a 300 KB
+ * model name costs a few hundred bytes in the error, not 300 KB.
+ */
+export function quoted(text: string, max = MAX_QUOTED_LENGTH): string {
+  if (text.length <= max) return text;
+  // Never end on half a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max;
+  return `${text.slice(0, end)}… (${text.length} characters, cut to ${end})`;
+}
+
+/** The message cut to at most `maxBytes` UTF-8 bytes, marked as cut; unchanged when it fits. */
+export function boundedMessage(message: string, maxBytes = MAX_ERROR_MESSAGE_BYTES): string {
+  if (message.length * 3 <= maxBytes) return message;
+  const bytes = Buffer.byteLength(message);
+  if (bytes <= maxBytes) return message;
+  const suffix = ` … (message cut from ${bytes} bytes)`;
+  const head = Buffer.from(message.slice(0, maxBytes)).subarray(0, maxBytes - Buffer.byteLength(suffix)).toString('utf8');
+  return head.replace(/\uFFFD+$/, '') + suffix;
+}
+
+/** Parameters that hold composed text rather than one quoted value. */
+const DETAIL_PARAMETERS: ReadonlySet<string> = new Set(['detail', 'reason', 'hint']);
+
+/** Each string parameter (and each string in an array parameter) cut to its bound. */
+function boundedParams<P>(params: P): P {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(params as Record<string, unknown>)) {
+    const max = DETAIL_PARAMETERS.has(key) ? MAX_DETAIL_LENGTH : MAX_QUOTED_LENGTH;
+    out[key] = typeof value === 'string' ? quoted(value, max)
+      : Array.isArray(value) ? value.map((v: unknown) => (typeof v === 'string' ? quoted(v, max) : v)) : value;
+  }
+  return out as P;
+}
+
 interface CatalogueEntry<P> {
   readonly status: StatusClass;
   readonly message: (params: P) => string;
@@ -143,7 +191,9 @@ type ParamsOf<C extends ErrorCode> = (typeof CATALOGUE)[C] extends CatalogueEntr
 /**
  * The error type every layer throws. `code` is the stable catalogue code;
  * match on it (or on `status`), never on the class, so errors that crossed a
- * worker or isolate boundary as plain objects still compare equal.
+ * worker or isolate boundary as plain objects still compare equal. Its
+ * message is bounded (MAX_ERROR_MESSAGE_BYTES) whatever built it: a script
+ * that throws a 50 MB string yields a 4 KiB message.
  */
 export class SwitchyardError extends Error {
   override readonly name = 'SwitchyardError';
@@ -152,7 +202,7 @@ export class SwitchyardError extends Error {
     readonly status: StatusClass,
     message: string,
   ) {
-    super(message);
+    super(boundedMessage(message));
   }
 
   get httpStatus(): number {
@@ -166,7 +216,7 @@ export class SwitchyardError extends Error {
 
 export function serverError<C extends ErrorCode>(code: C, params: ParamsOf<C>): SwitchyardError {
   const item = CATALOGUE[code] as CatalogueEntry<ParamsOf<C>>;
-  return new SwitchyardError(code, item.status, item.message(params));
+  return new SwitchyardError(code, item.status, item.message(boundedParams(params)));
 }
 
 export function isSwitchyardError(value: unknown): value is SwitchyardError {

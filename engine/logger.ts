@@ -18,7 +18,7 @@
  */
 import pino, { type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { didYouMean } from './config/did-you-mean.ts';
-import { serverError } from './errors.ts';
+import { boundedMessage, serverError } from './errors.ts';
 
 export interface Logger {
   error(message: string): void;
@@ -60,6 +60,22 @@ export interface LoggerOptions {
 }
 
 const MAX_VERBOSE_LEVEL = 4294967295;
+
+/**
+ * Longest message one log line carries, in UTF-8 bytes; longer ones are cut
+ * and marked. Messages quote requests and scripts, so without a cap one
+ * request could write megabytes per line.
+ */
+export const MAX_LOG_MESSAGE_BYTES = 16 * 1024;
+
+/** pino's error serializer, with the message and stack cut to MAX_LOG_MESSAGE_BYTES. */
+function boundedError(err: Error): Record<string, unknown> {
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const key of ['message', 'stack'] as const) {
+    if (typeof out[key] === 'string') out[key] = boundedMessage(out[key], MAX_LOG_MESSAGE_BYTES);
+  }
+  return out;
+}
 
 /** pino's numeric levels. */
 const WARN = 40;
@@ -105,7 +121,7 @@ class LogDestination implements DestinationStream {
     }
     const err = (this.lastObj as { err?: { message?: unknown } }).err;
     const message = this.lastMsg ?? (typeof err?.message === 'string' ? err.message : '');
-    this.out.write(textLine(format, this.lastLevel, Number(this.lastTime) || Date.now(), message));
+    this.out.write(textLine(format, this.lastLevel, Number(this.lastTime) || Date.now(), boundedMessage(message, MAX_LOG_MESSAGE_BYTES)));
   }
 }
 
@@ -148,10 +164,13 @@ export class ServerLogger implements Logger {
     const instance = pino({
       level: settings.log_verbose_level > 0 ? 'debug' : 'info',
       formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: boundedError },
       hooks: {
-        // The per-severity switches; the verbose switch is pino's own level threshold.
+        // The per-severity switches (the verbose switch is pino's own level threshold), and the length cap on messages.
         logMethod(args, method, level) {
-          if (self?.allows(level) ?? true) method.apply(this, args);
+          if (!(self?.allows(level) ?? true)) return;
+          const bounded = args.map((arg: unknown) => (typeof arg === 'string' ? boundedMessage(arg, MAX_LOG_MESSAGE_BYTES) : arg));
+          method.apply(this, bounded as Parameters<typeof method>);
         },
       },
     }, destination);

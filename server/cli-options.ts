@@ -4,8 +4,13 @@
  * never silently ignored. Pure: no I/O, so every rule is unit-tested.
  */
 import { didYouMean } from '../engine/config/did-you-mean.ts';
-import { DEFAULT_GRPC_MAX_MESSAGE_SIZE } from './grpc/grpc-server.ts';
-import { DEFAULT_MAX_INPUT_SIZE } from './http/http-server.ts';
+import {
+  DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
+} from './grpc/grpc-server.ts';
+import {
+  DEFAULT_HTTP_HEADER_TIMEOUT_MS, DEFAULT_HTTP_KEEPALIVE_TIMEOUT_MS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS,
+  DEFAULT_MAX_INPUT_SIZE, type HttpServerOptions,
+} from './http/http-server.ts';
 import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
 import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
@@ -50,6 +55,10 @@ export interface CliOptions {
   readonly metrics: MetricsOptions;
   /** --cache-config local,size=<bytes> (or the older --response-cache-byte-size); undefined runs without a response cache. */
   readonly responseCache: { readonly sizeBytes: number } | undefined;
+  /** Connection limits of the HTTP frontend: the --http-*-timeout-secs flags and --http-max-connections. */
+  readonly httpConnectionLimits: Pick<HttpServerOptions, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
+  /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace]. */
+  readonly grpcConnectionLimits: Pick<GrpcServerOptions, 'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>;
 }
 
 export class CliError extends Error {
@@ -102,6 +111,15 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'id': { kind: 'string' },
   'cache-config': { kind: 'string', repeatable: true },
   'response-cache-byte-size': { kind: 'int' },
+  // Connection limits (slow and idle clients): Switchyard's own, except tritonserver's --grpc-max-connection-age[-grace].
+  'http-header-timeout-secs': { kind: 'int' },
+  'http-request-timeout-secs': { kind: 'int' },
+  'http-keepalive-timeout-secs': { kind: 'int' },
+  'http-max-connections': { kind: 'int' },
+  'grpc-max-connection-idle': { kind: 'int' },
+  'grpc-max-concurrent-streams': { kind: 'int' },
+  'grpc-max-connection-age': { kind: 'int' },
+  'grpc-max-connection-age-grace': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
   'strict-model-config': { kind: 'bool', notYet: 'strict model config (auto-complete off) is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
@@ -213,6 +231,18 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       cpuMetrics: bool('allow-cpu-metrics', true),
     },
     responseCache: responseCache(values.get('cache-config') ?? [], one('response-cache-byte-size')),
+    httpConnectionLimits: {
+      headerTimeoutMs: int('http-header-timeout-secs', DEFAULT_HTTP_HEADER_TIMEOUT_MS / 1000, 1, 86_400) * 1000,
+      requestTimeoutMs: int('http-request-timeout-secs', DEFAULT_HTTP_REQUEST_TIMEOUT_MS / 1000, 1, 86_400) * 1000,
+      keepAliveTimeoutMs: int('http-keepalive-timeout-secs', DEFAULT_HTTP_KEEPALIVE_TIMEOUT_MS / 1000, 1, 86_400) * 1000,
+      maxConnections: int('http-max-connections', DEFAULT_HTTP_MAX_CONNECTIONS, 1, 1_000_000),
+    },
+    grpcConnectionLimits: {
+      maxConnectionIdleMs: int('grpc-max-connection-idle', DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, 1, 2147483647),
+      maxConcurrentStreams: int('grpc-max-concurrent-streams', DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, 1, 2147483647),
+      ...(values.has('grpc-max-connection-age') ? { maxConnectionAgeMs: int('grpc-max-connection-age', 0, 1, 2147483647) } : {}),
+      ...(values.has('grpc-max-connection-age-grace') ? { maxConnectionAgeGraceMs: int('grpc-max-connection-age-grace', 0, 0, 2147483647) } : {}),
+    },
   };
 }
 

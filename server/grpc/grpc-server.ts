@@ -8,7 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { asSwitchyardError, boundedMessage, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
@@ -24,9 +24,22 @@ import {
 /** Triton's limit (INT32_MAX) rather than grpc-js's 4 MiB, so Triton clients' large requests fit. */
 export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
 
+/** --grpc-max-connection-idle: a connection with no call for this long is closed (GOAWAY); clients reconnect when they need to. */
+export const DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS = 300_000;
+/** --grpc-max-concurrent-streams: calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+export const DEFAULT_GRPC_MAX_CONCURRENT_STREAMS = 1024;
+
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes. Larger ones get RESOURCE_EXHAUSTED. */
   readonly maxMessageSize?: number;
+  /** Default DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS. */
+  readonly maxConnectionIdleMs?: number;
+  /** Default DEFAULT_GRPC_MAX_CONCURRENT_STREAMS. */
+  readonly maxConcurrentStreams?: number;
+  /** tritonserver's --grpc-max-connection-age: a connection older than this is closed gracefully. Default: no limit. */
+  readonly maxConnectionAgeMs?: number;
+  /** tritonserver's --grpc-max-connection-age-grace: how long calls on an aged connection may finish. Default: no limit. */
+  readonly maxConnectionAgeGraceMs?: number;
   /** API categories that need a metadata key (--grpc-restricted-protocol, --grpc-restricted-api). Default: none. */
   readonly restrictedApis?: RestrictedApis;
 }
@@ -41,8 +54,9 @@ interface StreamSlot {
 
 const NO_SHARED_MEMORY = 'shared memory regions are not supported by this server; send tensor data in the request (raw_input_contents or contents)';
 
+/** A catalogue error as a gRPC status; details travel in HTTP/2 trailers, so they are bounded once more here. */
 function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
-  return { code: error.grpcCode, details: error.message };
+  return { code: error.grpcCode, details: boundedMessage(error.message) };
 }
 
 /**
@@ -249,7 +263,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
       ordered.push(slot);
       running++;
       streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
-        const reply = { error_message: asSwitchyardError(err).message, infer_response: { id: peekId(inferRequestType, bytes) } };
+        const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekId(inferRequestType, bytes) } };
         // A decoupled request gave up its slot when it started; its failure goes out at once.
         if (slot.reply === null) write(reply);
         else slot.reply = reply;
@@ -373,6 +387,10 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE,
     'grpc.max_send_message_length': -1,
+    'grpc.max_connection_idle_ms': options.maxConnectionIdleMs ?? DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS,
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams ?? DEFAULT_GRPC_MAX_CONCURRENT_STREAMS,
+    ...(options.maxConnectionAgeMs !== undefined ? { 'grpc.max_connection_age_ms': options.maxConnectionAgeMs } : {}),
+    ...(options.maxConnectionAgeGraceMs !== undefined ? { 'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs } : {}),
   });
   const inference = grpcService(INFERENCE_SERVICE);
   grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference), options.restrictedApis));

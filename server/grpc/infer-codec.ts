@@ -8,7 +8,7 @@
  * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
  * no typed field and travel raw only.
  */
-import { serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { boundedMessage, quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
 import {
@@ -124,7 +124,7 @@ export function parameterValue(message: ParameterMessage, where: string): Parame
 
 function parameters(map: Readonly<Record<string, ParameterMessage>> | undefined, where: string): Record<string, ParameterValue> {
   const out: Record<string, ParameterValue> = {};
-  for (const [key, message] of Object.entries(map ?? {})) out[key] = parameterValue(message, `'${key}' in ${where}`);
+  for (const [key, message] of Object.entries(map ?? {})) out[key] = parameterValue(message, `'${quoted(key)}' in ${where}`);
   return out;
 }
 
@@ -150,10 +150,10 @@ function shapeOf(name: string, index: number, dims: readonly Int64[]): number[] 
     const big = toBigInt(dim, false);
     if (big < 0n) {
       throw serverError('UNPARSABLE_FIELD', {
-        field: `inputs[${index}].shape`, detail: `input '${name}' dimension ${i} is ${big}; each dimension must be a non-negative integer`,
+        field: `inputs[${index}].shape`, detail: `input '${quoted(name)}' dimension ${i} is ${big}; each dimension must be a non-negative integer`,
       });
     }
-    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input '${name}' has a dimension of ${big}, which is too large`);
+    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input '${quoted(name)}' has a dimension of ${big}, which is too large`);
     return Number(big);
   });
 }
@@ -185,17 +185,17 @@ function fromContents(name: string, datatype: DataType, shape: number[], count: 
   const field = CONTENTS_FIELD[datatype];
   if (field === undefined) {
     if (count === 0) return { name, datatype: datatype as FixedDataType, shape, raw: new Uint8Array(0) };
-    throw invalid(`input '${name}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
+    throw invalid(`input '${quoted(name)}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
   }
   const stray = filledContentsFields(contents).filter((f) => f !== field);
   if (stray.length > 0) {
-    throw invalid(`input '${name}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
+    throw invalid(`input '${quoted(name)}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
   }
   const values = (contents?.[field] ?? []) as readonly unknown[];
   if (values.length !== count) {
     throw invalid(count > 0 && values.length === 0
-      ? `input '${name}' has no data: set contents.${field} or raw_input_contents`
-      : `input '${name}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
+      ? `input '${quoted(name)}' has no data: set contents.${field} or raw_input_contents`
+      : `input '${quoted(name)}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
   if (datatype === 'BYTES') return { name, datatype, shape, elements: values as Uint8Array[] };
   return { name, datatype, shape, raw: typedContents(name, datatype, values) };
@@ -215,7 +215,7 @@ function typedContents(name: string, datatype: FixedDataType, values: readonly u
       const range = INT_RANGE[datatype];
       if (range) {
         const bad = (values as number[]).findIndex((v) => v < range[0] || v > range[1]);
-        if (bad >= 0) throw invalid(`input '${name}': element ${bad} is ${String(values[bad])}, outside the ${datatype} range ${range[0]}..${range[1]}`);
+        if (bad >= 0) throw invalid(`input '${quoted(name)}': element ${bad} is ${String(values[bad])}, outside the ${datatype} range ${range[0]}..${range[1]}`);
       }
       const view = typedView(datatype, new Uint8Array(values.length * elementByteSize(datatype)!));
       (view as Float64Array).set(values as number[]);
@@ -258,7 +258,7 @@ export function encodeStreamResponse(item: StreamedResponse, request: ModelInfer
   }
   if (!item.error && !emptyFinal) return undefined;
   const infer_response = { id: request.id ?? '', model_name: request.model_name ?? '', model_version: request.model_version ?? '', parameters: final };
-  return item.error ? { error_message: item.error.message, infer_response } : { infer_response };
+  return item.error ? { error_message: boundedMessage(item.error.message), infer_response } : { infer_response };
 }
 
 export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): InferenceRequest {
@@ -273,7 +273,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     if (name === '') throw invalid(`inputs[${index}] has no name`);
     const datatype = input.datatype ?? '';
     if (!isDataType(datatype)) {
-      throw invalid(`invalid datatype for input ${name}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`);
+      throw invalid(`invalid datatype for input ${quoted(name)}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`);
     }
     const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
@@ -281,7 +281,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     if (data !== undefined) {
       const filled = filledContentsFields(input.contents);
       if (filled.length > 0) {
-        throw invalid(`input '${name}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
+        throw invalid(`input '${quoted(name)}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
       }
       return fromRaw(name, datatype, shape, data);
     }
@@ -295,7 +295,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     if (output.parameters?.['classification'] !== undefined) {
       throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from outputs[${index}].parameters` });
     }
-    if (requested.has(name)) throw invalid(`output '${name}' is requested more than once (outputs[${index}])`);
+    if (requested.has(name)) throw invalid(`output '${quoted(name)}' is requested more than once (outputs[${index}])`);
     requested.add(name);
     return name;
   });

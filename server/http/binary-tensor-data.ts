@@ -3,7 +3,7 @@
  * header. Fixed-size types are little-endian element bytes; BYTES elements
  * are each a 4-byte little-endian length followed by the bytes.
  */
-import { serverError } from '../../engine/errors.ts';
+import { quoted, serverError } from '../../engine/errors.ts';
 import { serializedBytesSize, type Tensor } from '../../engine/tensor.ts';
 
 /** Splits length-prefixed BYTES data into its elements (views, not copies). */
@@ -13,13 +13,13 @@ export function parseBytesElements(name: string, data: Uint8Array): Uint8Array[]
   let offset = 0;
   while (offset < data.byteLength) {
     if (offset + 4 > data.byteLength) {
-      throw serverError('BAD_REQUEST', { detail: `input '${name}': element byte size indicator exceeds the end of the buffer` });
+      throw serverError('BAD_REQUEST', { detail: `input '${quoted(name)}': element byte size indicator exceeds the end of the buffer` });
     }
     const length = view.getUint32(offset, true);
     offset += 4;
     if (offset + length > data.byteLength) {
       throw serverError('BAD_REQUEST', {
-        detail: `input '${name}': element ${elements.length} claims ${length} bytes but only ${data.byteLength - offset} remain`,
+        detail: `input '${quoted(name)}': element ${elements.length} claims ${length} bytes but only ${data.byteLength - offset} remain`,
       });
     }
     elements.push(data.subarray(offset, offset + length));

@@ -10,12 +10,12 @@
  * and one key per output, holding its only element or an array of them.
  */
 import { didYouMean } from '../../engine/config/did-you-mean.ts';
-import { serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { TensorMetadata } from '../../engine/server.ts';
 import { isDataType, type Tensor } from '../../engine/tensor.ts';
-import { parseJsonExact, showJson } from './exact-json.ts';
+import { parseJsonExact, quotedJson, showJson } from './exact-json.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
 
 export interface DecodedGenerate {
@@ -33,7 +33,7 @@ const isParameterValue = (v: unknown): v is ParameterValue =>
 
 /** Triton's words for a parameter that is not a string, number or boolean. */
 function badParameter(name: string, where: string): SwitchyardError {
-  return serverError('BAD_REQUEST', { detail: `${where}parameter '${name}' has invalid type. It should be either 'int', 'bool', or 'string'.` });
+  return serverError('BAD_REQUEST', { detail: `${where}parameter '${quoted(name)}' has invalid type. It should be either 'int', 'bool', or 'string'.` });
 }
 
 export function decodeGenerateRequest(
@@ -92,15 +92,15 @@ function parseBody(text: string): Json {
  */
 function tensorOf(input: TensorMetadata, value: unknown): Tensor {
   const { name, datatype } = input;
-  if (!isDataType(datatype)) throw serverError('BAD_REQUEST', { detail: `input '${name}' has datatype ${datatype}, which generate cannot fill` });
+  if (!isDataType(datatype)) throw serverError('BAD_REQUEST', { detail: `input '${quoted(name)}' has datatype ${datatype}, which generate cannot fill` });
   if (isObject(value) || value === null) {
-    throw serverError('UNPARSABLE_FIELD', { field: name, detail: `input '${name}' is ${datatype}: give a value or an array of values, not ${showJson(value)}` });
+    throw serverError('UNPARSABLE_FIELD', { field: name, detail: `input '${quoted(name)}' is ${datatype}: give a value or an array of values, not ${quotedJson(value)}` });
   }
   let values: unknown[];
   try {
     values = flattenData(value);
   } catch (err) {
-    throw serverError('UNPARSABLE_FIELD', { field: name, detail: `input '${name}': ${(err as Error).message}` });
+    throw serverError('UNPARSABLE_FIELD', { field: name, detail: `input '${quoted(name)}': ${(err as Error).message}` });
   }
   const shape = [...input.shape];
   const known = shape.reduce((n, d) => (d >= 0 ? n * d : n), 1);
@@ -111,7 +111,7 @@ function tensorOf(input: TensorMetadata, value: unknown): Tensor {
   if (!shape.every((d) => Number.isInteger(d)) || shape.reduce((n, d) => n * d, 1) !== values.length) {
     throw serverError('UNPARSABLE_FIELD', {
       field: name,
-      detail: `input '${name}' has shape [${input.shape.join(',')}], which cannot hold the ${values.length} element(s) given`,
+      detail: `input '${quoted(name)}' has shape [${input.shape.join(',')}], which cannot hold the ${values.length} element(s) given`,
     });
   }
   try {
@@ -132,7 +132,7 @@ export function explainMissingInputs(error: SwitchyardError, decoded: DecodedGen
   const names = inputs.map((i) => i.name);
   const listed = decoded.extraKeys.map((key) => {
     const guess = didYouMean(key, names);
-    return `'${key}'${guess ? ` (did you mean '${guess}'?)` : ''}`;
+    return `'${quoted(key)}'${guess ? ` (did you mean '${guess}'?)` : ''}`;
   });
   return serverError('BAD_REQUEST', {
     detail: `${error.message} The generate request's field(s) ${listed.join(', ')} name no input of model '${decoded.request.modelName}' ` +

@@ -3,14 +3,14 @@
  * tensor data) into an engine InferenceRequest, and encodes the engine's
  * response back. Pure functions: no fastify, no I/O.
  */
-import { serverError } from '../../engine/errors.ts';
+import { quoted, serverError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import {
   DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
 } from '../../engine/tensor.ts';
 import { parseBytesElements, tensorBinary } from './binary-tensor-data.ts';
-import { parseJsonExact, showJson } from './exact-json.ts';
+import { parseJsonExact, quotedJson } from './exact-json.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
 
 export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
@@ -41,7 +41,7 @@ export function headerLength(value: string | string[] | undefined, bodyLength: n
   const length = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(length) || length > bodyLength) {
     throw serverError('BAD_REQUEST', {
-      detail: `inference header size should be in range (0, ${bodyLength}), got: ${text} (header Inference-Header-Content-Length)`,
+      detail: `inference header size should be in range (0, ${bodyLength}), got: ${quoted(text)} (header Inference-Header-Content-Length)`,
     });
   }
   if (length === 0) {
@@ -74,7 +74,7 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
   for (const [key, v] of Object.entries(value)) {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') {
       throw serverError('BAD_REQUEST', {
-        detail: `parameter '${key}' in '${field}' has invalid type. It should be either 'int', 'bool', or 'string'.`,
+        detail: `parameter '${quoted(key)}' in '${field}' has invalid type. It should be either 'int', 'bool', or 'string'.`,
       });
     }
   }
@@ -82,10 +82,10 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
 }
 
 function parseShape(value: unknown, field: string, input: string): number[] {
-  if (!Array.isArray(value)) throw unparsable(field, `input '${input}': expected an array of dimension sizes`);
+  if (!Array.isArray(value)) throw unparsable(field, `input '${quoted(input)}': expected an array of dimension sizes`);
   return value.map((d, i) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw unparsable(field, `input '${input}' dimension ${i} is ${showJson(d)}; each dimension must be a non-negative integer`);
+      throw unparsable(field, `input '${quoted(input)}' dimension ${i} is ${quotedJson(d)}; each dimension must be a non-negative integer`);
     }
     return d;
   });
@@ -114,7 +114,7 @@ export function decodeInferRequest(
     const datatype = raw['datatype'];
     if (!isDataType(datatype)) {
       throw serverError('BAD_REQUEST', {
-        detail: `invalid datatype for input ${name}: ${showJson(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
+        detail: `invalid datatype for input ${quoted(name)}: ${quotedJson(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
       });
     }
     const shape = parseShape(raw['shape'], `${field}.shape`, name);
@@ -129,7 +129,7 @@ export function decodeInferRequest(
     const hasData = raw['data'] !== undefined;
     if (binarySize !== undefined && hasData) {
       throw serverError('BAD_REQUEST', {
-        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But set 'data' 'binary_data_size' for input '${name}'`,
+        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But set 'data' 'binary_data_size' for input '${quoted(name)}'`,
       });
     }
     if (binarySize !== undefined) {
@@ -138,13 +138,13 @@ export function decodeInferRequest(
       }
       if (jsonLength === body.byteLength && binarySize > 0) {
         throw serverError('BAD_REQUEST', {
-          detail: `input '${name}' has binary_data_size ${binarySize} but the request has no binary section: set the Inference-Header-Content-Length header to the byte length of the JSON part`,
+          detail: `input '${quoted(name)}' has binary_data_size ${binarySize} but the request has no binary section: set the Inference-Header-Content-Length header to the byte length of the JSON part`,
         });
       }
       const remaining = body.byteLength - binaryOffset;
       if (binarySize > remaining) {
         throw serverError('BAD_REQUEST', {
-          detail: `unexpected size for input '${name}', expecting ${binarySize - remaining} additional bytes for model '${target.model}'`,
+          detail: `unexpected size for input '${quoted(name)}', expecting ${binarySize - remaining} additional bytes for model '${target.model}'`,
         });
       }
       const data = body.subarray(binaryOffset, binaryOffset + binarySize);
@@ -154,17 +154,17 @@ export function decodeInferRequest(
     }
     if (!hasData) {
       throw serverError('BAD_REQUEST', {
-        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But no field is set for input '${name}'`,
+        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But no field is set for input '${quoted(name)}'`,
       });
     }
     let values: unknown[];
     try {
       values = flattenData(raw['data']);
     } catch (err) {
-      throw unparsable('data', `input '${name}': ${(err as Error).message}`);
+      throw unparsable('data', `input '${quoted(name)}': ${(err as Error).message}`);
     }
     if (values.length !== count) {
-      throw unparsable('data', `Shape does not match true shape of 'data' field: input '${name}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`);
+      throw unparsable('data', `Shape does not match true shape of 'data' field: input '${quoted(name)}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`);
     }
     return tensorFromJson(name, datatype, shape, values);
   });

@@ -4,8 +4,8 @@
  * range and names the input when one is wrong; encoding writes numbers
  * exactly (64-bit integers included) by building the JSON text directly.
  */
-import { serverError } from '../../engine/errors.ts';
-import { showJson } from './exact-json.ts';
+import { quoted, serverError } from '../../engine/errors.ts';
+import { quotedJson } from './exact-json.ts';
 import {
   allocateTyped, bytesOf, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, typedView,
   type FixedDataType, type Tensor,
@@ -46,7 +46,7 @@ export function flattenData(data: unknown): unknown[] {
 const bad = (input: string, index: number, value: unknown, want: string): Error =>
   serverError('UNPARSABLE_FIELD', {
     field: 'data',
-    detail: `element ${index} of input '${input}' is ${showJson(value)}, expected ${want}`,
+    detail: `element ${index} of input '${quoted(input)}' is ${quotedJson(value)}, expected ${want}`,
   });
 
 /** Builds a tensor from already flattened JSON values, whose count the caller has checked. */

@@ -3,7 +3,7 @@
  * decodes, calls the engine facade, and encodes; nothing else.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { asSwitchyardError, serverError } from '../../engine/errors.ts';
+import { asSwitchyardError, boundedMessage, serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from './infer-codec.ts';
 import { jsonObjectBody } from './json-body.ts';
@@ -22,10 +22,15 @@ interface ModelParams {
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
 
-/** Sends a catalogue error as Triton does: {"error": "..."} with the mapped status. */
+/** Sends a catalogue error as Triton does: {"error": "..."} with the mapped status, the message bounded. */
 export function sendError(reply: FastifyReply, err: unknown, model?: string): FastifyReply {
   const error = asSwitchyardError(err, model);
-  return reply.code(error.httpStatus).type('application/json').send(JSON.stringify({ error: error.message }));
+  return reply.code(error.httpStatus).type('application/json').send(errorBody(error.message));
+}
+
+/** Triton's error body, {"error": "..."}, with the message cut to MAX_ERROR_MESSAGE_BYTES. */
+export function errorBody(message: string): string {
+  return JSON.stringify({ error: boundedMessage(message) });
 }
 
 /** An AbortSignal that fires when the client goes away before the reply is written. */

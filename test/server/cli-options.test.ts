@@ -318,3 +318,24 @@ test('the CLI wires --log-file, --log-format and --http-restricted-api through t
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('connection limits: HTTP timeouts and connection cap, gRPC idle, streams and age, with their defaults and bounds', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(defaults.httpConnectionLimits, { headerTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 75_000, maxConnections: 4096 });
+  assert.deepEqual(defaults.grpcConnectionLimits, { maxConnectionIdleMs: 300_000, maxConcurrentStreams: 1024 });
+  const custom = parseCliOptions([
+    '--model-repository=/m', '--http-header-timeout-secs=5', '--http-request-timeout-secs=30', '--http-keepalive-timeout-secs=2',
+    '--http-max-connections=100', '--grpc-max-connection-idle=1000', '--grpc-max-concurrent-streams=8',
+    '--grpc-max-connection-age=60000', '--grpc-max-connection-age-grace=0',
+  ]);
+  assert.deepEqual(custom.httpConnectionLimits, { headerTimeoutMs: 5000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 2000, maxConnections: 100 });
+  assert.deepEqual(custom.grpcConnectionLimits, { maxConnectionIdleMs: 1000, maxConcurrentStreams: 8, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 0 });
+  for (const [flag, bound] of [
+    ['--http-header-timeout-secs=0', /from 1 to 86400/], ['--http-request-timeout-secs=86401', /from 1 to 86400/],
+    ['--http-keepalive-timeout-secs=0', /from 1 to 86400/], ['--http-max-connections=0', /from 1 to 1000000/],
+    ['--grpc-max-connection-idle=0', /from 1 to 2147483647/], ['--grpc-max-concurrent-streams=0', /from 1 to 2147483647/],
+    ['--grpc-max-connection-age=0', /from 1 to 2147483647/], ['--http-max-connections=many', /expected an integer/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && bound.test(err.message), flag);
+  }
+});
