@@ -4,6 +4,7 @@
  * carries one byte string per element. Everything that counts elements or
  * bytes goes through the overflow-checked helpers here.
  */
+import { ownedCopy } from './memory/owned-buffer.ts';
 
 export const DATA_TYPES = [
   'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64',
@@ -107,7 +108,7 @@ const TYPED_ARRAYS = {
 export function typedView(datatype: FixedDataType, raw: Uint8Array): NumericArray {
   const Ctor = TYPED_ARRAYS[datatype];
   const size = ELEMENT_BYTES[datatype];
-  const aligned = raw.byteOffset % size === 0 ? raw : raw.slice();
+  const aligned = raw.byteOffset % size === 0 ? raw : ownedCopy(raw);
   return new Ctor(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / size);
 }
 

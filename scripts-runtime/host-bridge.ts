@@ -8,6 +8,7 @@ import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
+import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
@@ -45,10 +46,10 @@ export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: B
   }
   const Array = TYPED_ARRAYS[tensor.datatype];
   const raw = tensor.raw;
-  const owned = tensor.pooled === true && raw.byteOffset === 0;
+  const owned = tensor.pooled === true && isMovable(raw, true);
   // A pooled buffer is a whole size class: move it only when the tensor fills most of it, else copy and give it back.
   const moveWhole = owned && (!pool || raw.byteLength * 2 > raw.buffer.byteLength);
-  const buffer = moveWhole ? raw.buffer as ArrayBuffer : raw.slice().buffer;
+  const buffer = moveWhole ? raw.buffer as ArrayBuffer : ownedCopy(raw).buffer as ArrayBuffer;
   if (owned && !moveWhole) pool!.release(raw.buffer as ArrayBuffer);
   transfer.push(buffer);
   return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };

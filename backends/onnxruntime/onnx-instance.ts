@@ -18,6 +18,7 @@ import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduli
 import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
+import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
@@ -158,6 +159,8 @@ export class OnnxInstance implements BackendInstance {
     const cutStart = performance.now();
     const batchSizes = requests.map((r) => r.batchSize);
     const split = new Map(answer.outputs.map((o) => {
+      // The worker moved its output buffers to us: nothing else views them.
+      if (o.data instanceof ArrayBuffer) adoptOwned(o.data);
       if (!o.preallocated && o.data instanceof ArrayBuffer) this.pool.noteForeign(o.byteLength);
       // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
       const tensor = fromWire(o, requests.length === 1 && o.preallocated === true);
@@ -222,9 +225,9 @@ export class OnnxInstance implements BackendInstance {
    * pool buffer (so it can come back to the pool) not already moving in this run.
    */
   private movable(tensor: Tensor, buffers: readonly ArrayBuffer[]): tensor is FixedTensor {
-    if (!this.pool.enabled || tensor.datatype === 'BYTES' || !tensor.pooled || tensor.raw.byteOffset !== 0) return false;
-    const buffer = tensor.raw.buffer;
-    return buffer instanceof ArrayBuffer && buffer.byteLength === sizeClass(buffer.byteLength) && !buffers.includes(buffer);
+    if (!this.pool.enabled || tensor.datatype === 'BYTES' || !tensor.pooled || !isMovable(tensor.raw, true)) return false;
+    const buffer = tensor.raw.buffer as ArrayBuffer;
+    return buffer.byteLength === sizeClass(buffer.byteLength) && !buffers.includes(buffer);
   }
 
   /**
@@ -287,7 +290,7 @@ export class OnnxInstance implements BackendInstance {
     this.outbox = [];
     this.outboxTransfer = [];
     try {
-      this.worker.postMessage(message, transfer);
+      this.worker.postMessage(message, transferList(transfer));
     } catch (err) {
       // Nothing was sent (the message could not be cloned): those runs fail, the worker goes on.
       const error = asSwitchyardError(err, this.modelName);

@@ -17,6 +17,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
+import { ownedCopy } from '../memory/owned-buffer.ts';
 import type { Tensor } from '../tensor.ts';
 
 export interface ResponseCacheOptions {
@@ -222,5 +223,5 @@ function copyTensor(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES') {
     return { name: tensor.name, datatype: 'BYTES', shape: [...tensor.shape], elements: tensor.elements.map((e) => e.slice()) };
   }
-  return { name: tensor.name, datatype: tensor.datatype, shape: [...tensor.shape], raw: tensor.raw.slice() };
+  return { name: tensor.name, datatype: tensor.datatype, shape: [...tensor.shape], raw: ownedCopy(tensor.raw) };
 }

@@ -11,6 +11,7 @@ import type { SwitchyardError } from '../errors.ts';
 import type { ModelResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import { ownedCopy } from '../memory/owned-buffer.ts';
 import { ControlTensors } from '../sequence/control-tensors.ts';
 import { ImplicitState } from '../sequence/implicit-state.ts';
 import type { Tensor } from '../tensor.ts';
@@ -79,7 +80,7 @@ function requestTensors(config: CompiledModelConfig, sample: WarmupSampleSpec, b
 function tensorOf(input: WarmupInputSpec, batched: boolean): Tensor {
   const shape = batched ? [1, ...input.dims] : [...input.dims];
   if (input.datatype === 'BYTES') return { name: input.name, datatype: 'BYTES', shape, elements: input.elements!.map((e) => e.slice()) };
-  return { name: input.name, datatype: input.datatype, shape, raw: input.raw!.slice() };
+  return { name: input.name, datatype: input.datatype, shape, raw: ownedCopy(input.raw!) };
 }
 
 function releasePooled(outputs: readonly Tensor[], bufferPool: BufferPool | undefined): void {
