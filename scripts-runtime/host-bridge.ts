@@ -4,6 +4,7 @@
  * hands back checked before it reaches the engine, and the bridge functions
  * (infer, log, and respond for decoupled models) that are all a script can call.
  */
+import { bytesStrings, bytesTensor } from '../engine/bytes-tensor.ts';
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
@@ -25,8 +26,6 @@ export const TYPED_ARRAYS: Readonly<Record<FixedDataType, TypedArrayClass>> = {
   FP64: Float64Array, INT64: BigInt64Array, UINT64: BigUint64Array,
 };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** A problem with a value a script handed over; the message names where it is. */
 export class ScriptValueError extends Error {
@@ -42,7 +41,7 @@ export class ScriptValueError extends Error {
  */
 export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool): ScriptTensor {
   if (tensor.datatype === 'BYTES') {
-    return { datatype: 'BYTES', shape: [...tensor.shape], data: tensor.elements.map((e) => decoder.decode(e)) };
+    return { datatype: 'BYTES', shape: [...tensor.shape], data: bytesStrings(tensor) };
   }
   const Array = TYPED_ARRAYS[tensor.datatype];
   const raw = tensor.raw;
@@ -84,12 +83,12 @@ export function fromScriptTensor(name: string, value: unknown, where: string, sp
   }
   if (datatype === 'BYTES') {
     if (!Array.isArray(data)) throw new ScriptValueError(`${where} is BYTES: its data is an array of strings (or Uint8Arrays)`);
-    const elements = data.map((e, i) => {
-      if (typeof e === 'string') return encoder.encode(e);
-      if (e instanceof Uint8Array) return e;
-      throw new ScriptValueError(`${where} element ${i} is ${describe(e)}; BYTES elements are strings or Uint8Arrays`);
+    data.forEach((e, i) => {
+      if (typeof e !== 'string' && !(e instanceof Uint8Array)) {
+        throw new ScriptValueError(`${where} element ${i} is ${describe(e)}; BYTES elements are strings or Uint8Arrays`);
+      }
     });
-    return { name, datatype, shape: shape as number[], elements };
+    return bytesTensor(name, shape as number[], data as (string | Uint8Array)[]);
   }
   const Typed = TYPED_ARRAYS[datatype];
   let typed: ArrayBufferView;

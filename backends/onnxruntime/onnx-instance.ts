@@ -10,6 +10,7 @@
  * fail, later ones wait for the new worker.
  */
 import { Worker } from 'node:worker_threads';
+import { bytesStrings, bytesTensor } from '../../engine/bytes-tensor.ts';
 import type { BatchInputSpec, CompiledModelConfig, TensorSpec } from '../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
@@ -23,8 +24,6 @@ import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 /** A replacement worker that failed to open its session is tried again no sooner than this. */
 const RESTART_INTERVAL_MS = 1000;
 const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
@@ -425,7 +424,8 @@ function toWire(tensor: Tensor, model: string): WireTensor {
   const type = toOrtType(tensor.datatype);
   if (!type) throw serverError('UNSUPPORTED_DATATYPE', { model, tensor: tensor.name, datatype: tensor.datatype });
   if (tensor.datatype === 'BYTES') {
-    return { name: tensor.name, type, dims: tensor.shape, data: tensor.elements.map((e) => decoder.decode(e)), byteLength: 0 };
+    // The binding takes strings; the array exists only for this call, and the frontends bound its length (--max-bytes-elements).
+    return { name: tensor.name, type, dims: tensor.shape, data: bytesStrings(tensor), byteLength: 0 };
   }
   // Always a pool buffer starting at offset 0: a copy joinInputs made, or a pooled tensor it moved.
   return { name: tensor.name, type, dims: tensor.shape, data: tensor.raw.buffer as ArrayBuffer, byteLength: tensor.raw.byteLength };
@@ -434,7 +434,7 @@ function toWire(tensor: Tensor, model: string): WireTensor {
 function fromWire(wire: WireTensor, pooled: boolean): Tensor {
   const datatype = fromOrtType(wire.type)!;
   if (datatype === 'BYTES') {
-    return { name: wire.name, datatype, shape: wire.dims, elements: (wire.data as readonly string[]).map((s) => encoder.encode(s)) };
+    return bytesTensor(wire.name, wire.dims, wire.data as readonly string[]);
   }
   const raw = new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength);
   return pooled ? { name: wire.name, datatype, shape: wire.dims, raw, pooled } : { name: wire.name, datatype, shape: wire.dims, raw };

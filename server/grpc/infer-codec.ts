@@ -8,6 +8,7 @@
  * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
  * no typed field and travel raw only.
  */
+import { bytesTensor, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
@@ -15,7 +16,6 @@ import {
   DATA_TYPES, bytesOf, elementByteSize, elementCount, formatShape, isDataType, typedView,
   TensorSizeError, type DataType, type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
-import { parseBytesElements, tensorBinary } from '../http/binary-tensor-data.ts';
 
 /** A 64-bit integer as protobufjs hands it over (a Long) or takes it (any {low, high} pair, or a number). */
 interface LongBits {
@@ -176,8 +176,8 @@ function filledContentsFields(contents: ContentsMessage | undefined): (keyof Con
  * left to the engine, which checks it after datatype and shape and words it
  * as for HTTP binary data (and as Triton does for both).
  */
-function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8Array): Tensor {
-  if (datatype === 'BYTES') return { name, datatype, shape, elements: parseBytesElements(name, data) };
+function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8Array, maxBytesElements: number): Tensor {
+  if (datatype === 'BYTES') return decodeBytesInput(name, shape, data, maxBytesElements);
   return { name, datatype, shape, raw: data };
 }
 
@@ -197,7 +197,7 @@ function fromContents(name: string, datatype: DataType, shape: number[], count: 
       ? `input '${name}' has no data: set contents.${field} or raw_input_contents`
       : `input '${name}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
-  if (datatype === 'BYTES') return { name, datatype, shape, elements: values as Uint8Array[] };
+  if (datatype === 'BYTES') return bytesTensor(name, shape, values as Uint8Array[]);
   return { name, datatype, shape, raw: typedContents(name, datatype, values) };
 }
 
@@ -261,7 +261,7 @@ export function encodeStreamResponse(item: StreamedResponse, request: ModelInfer
   return item.error ? { error_message: item.error.message, infer_response } : { infer_response };
 }
 
-export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): InferenceRequest {
+export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS): InferenceRequest {
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
@@ -277,13 +277,14 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     }
     const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
+    if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
     const data = raw[index];
     if (data !== undefined) {
       const filled = filledContentsFields(input.contents);
       if (filled.length > 0) {
         throw invalid(`input '${name}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
       }
-      return fromRaw(name, datatype, shape, data);
+      return fromRaw(name, datatype, shape, data, maxBytesElements);
     }
     return fromContents(name, datatype, shape, count, input.contents);
   });
@@ -326,6 +327,6 @@ export function encodeModelInferResponse(response: InferenceResponse): Record<st
       ? { parameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, parameterMessage(v)])) }
       : {}),
     outputs: response.outputs.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape })),
-    raw_output_contents: response.outputs.map(tensorBinary),
+    raw_output_contents: response.outputs.map((tensor) => tensor.raw),
   };
 }

@@ -23,6 +23,8 @@ export interface HttpServerOptions {
   readonly maxInputSize?: number;
   /** API categories that need a header (--http-restricted-api). Default: none, every API is open. */
   readonly restrictedApis?: RestrictedApis;
+  /** Elements one BYTES input may hold (--max-bytes-elements). Default DEFAULT_MAX_BYTES_ELEMENTS (1,048,576). */
+  readonly maxBytesElements?: number;
 }
 
 /** A route's API category: its own `config.api` when it sets one, else the one its URL shape implies. */
@@ -68,7 +70,7 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return reply.code(status).type('application/json').send(JSON.stringify({ error: err.message }));
   });
-  await app.register(v2Routes, { server });
+  await app.register(v2Routes, { server, ...(options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {}) });
   await app.register(generateRoutes, { server });
   await app.register(loggingRoutes, { logger });
   return app;
