@@ -27,9 +27,6 @@ export class BytesDataError extends Error {
   }
 }
 
-const readLength = (raw: Uint8Array, at: number): number =>
-  (raw[at]! | (raw[at + 1]! << 8) | (raw[at + 2]! << 16) | (raw[at + 3]! << 24)) >>> 0;
-
 /**
  * Indexes length-prefixed data: one entry per element (where its prefix
  * starts) and a last one, raw.byteLength. Stops with an error as soon as
@@ -38,28 +35,26 @@ const readLength = (raw: Uint8Array, at: number): number =>
  */
 export function indexBytes(raw: Uint8Array, maxElements = Number.MAX_SAFE_INTEGER): Uint32Array {
   if (raw.byteLength > MAX_WIRE_BYTES) throw new BytesDataError(`${raw.byteLength} bytes of BYTES data is more than one tensor can address (${MAX_WIRE_BYTES})`);
-  // Every element takes at least 4 bytes, so this many entries always suffice.
-  const bound = Math.min(Math.floor(raw.byteLength / 4), maxElements + 1);
-  let starts = new Uint32Array(Math.min(bound, 1024) + 1);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const end = raw.byteLength;
+  // One pass to check and count, so that the index is allocated once at its exact size.
   let count = 0;
   let at = 0;
-  while (at < raw.byteLength) {
+  while (at < end) {
     if (count === maxElements) throw new BytesDataError(`more than ${maxElements} elements`, true);
-    if (at + 4 > raw.byteLength) throw new BytesDataError('element byte size indicator exceeds the end of the buffer');
-    const length = readLength(raw, at);
-    if (at + 4 + length > raw.byteLength) {
-      throw new BytesDataError(`element ${count} claims ${length} bytes but only ${raw.byteLength - at - 4} remain`);
-    }
-    if (count + 1 >= starts.length) {
-      const grown = new Uint32Array(Math.min(starts.length * 2, bound + 1));
-      grown.set(starts);
-      starts = grown;
-    }
-    starts[count++] = at;
+    if (at + 4 > end) throw new BytesDataError('element byte size indicator exceeds the end of the buffer');
+    const length = view.getUint32(at, true);
+    if (length > end - at - 4) throw new BytesDataError(`element ${count} claims ${length} bytes but only ${end - at - 4} remain`);
     at += 4 + length;
+    count++;
   }
-  const offsets = starts.length === count + 1 ? starts : starts.slice(0, count + 1);
-  offsets[count] = raw.byteLength;
+  const offsets = new Uint32Array(count + 1);
+  at = 0;
+  for (let i = 0; i < count; i++) {
+    offsets[i] = at;
+    at += 4 + view.getUint32(at, true);
+  }
+  offsets[count] = end;
   return offsets;
 }
 

@@ -10,7 +10,7 @@
  * fail, later ones wait for the new worker.
  */
 import { Worker } from 'node:worker_threads';
-import { bytesStrings, bytesTensor } from '../../engine/bytes-tensor.ts';
+import { bytesTensorFromWire } from '../../engine/bytes-tensor.ts';
 import type { BatchInputSpec, CompiledModelConfig, TensorSpec } from '../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
@@ -197,12 +197,12 @@ export class OnnxInstance implements BackendInstance {
           const buffer = tensor.raw.buffer as ArrayBuffer;
           handedOver.delete(buffer);
           buffers.push(buffer);
-          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName);
+          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName, allocate);
         }
         const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
         const joined = concatBatch(parts, { allocate, flatten });
         if (joined.datatype !== 'BYTES') this.pool.noteCopy(joined.raw.byteLength);
-        return toWire(joined, this.modelName);
+        return toWire(joined, this.modelName, allocate);
       });
       for (const spec of this.batchInputs) {
         const counts = requests.map((r) => {
@@ -210,7 +210,7 @@ export class OnnxInstance implements BackendInstance {
           return source ? checkedProduct(source.shape) : 0;
         });
         for (const target of spec.targetNames) {
-          inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName));
+          inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName, allocate));
         }
       }
       return inputs;
@@ -420,12 +420,14 @@ async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: E
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
-function toWire(tensor: Tensor, model: string): WireTensor {
+function toWire(tensor: Tensor, model: string, allocate: (byteLength: number) => ArrayBuffer): WireTensor {
   const type = toOrtType(tensor.datatype);
   if (!type) throw serverError('UNSUPPORTED_DATATYPE', { model, tensor: tensor.name, datatype: tensor.datatype });
   if (tensor.datatype === 'BYTES') {
-    // The binding takes strings; the array exists only for this call, and the frontends bound its length (--max-bytes-elements).
-    return { name: tensor.name, type, dims: tensor.shape, data: bytesStrings(tensor), byteLength: 0 };
+    // The worker turns the wire form into the strings the binding takes: no per-element work here.
+    const data = allocate(tensor.raw.byteLength);
+    new Uint8Array(data, 0, tensor.raw.byteLength).set(tensor.raw);
+    return { name: tensor.name, type, dims: tensor.shape, data, byteLength: tensor.raw.byteLength };
   }
   // Always a pool buffer starting at offset 0: a copy joinInputs made, or a pooled tensor it moved.
   return { name: tensor.name, type, dims: tensor.shape, data: tensor.raw.buffer as ArrayBuffer, byteLength: tensor.raw.byteLength };
@@ -434,7 +436,7 @@ function toWire(tensor: Tensor, model: string): WireTensor {
 function fromWire(wire: WireTensor, pooled: boolean): Tensor {
   const datatype = fromOrtType(wire.type)!;
   if (datatype === 'BYTES') {
-    return bytesTensor(wire.name, wire.dims, wire.data as readonly string[]);
+    return bytesTensorFromWire(wire.name, wire.dims, new Uint8Array(wire.data, 0, wire.byteLength));
   }
   const raw = new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength);
   return pooled ? { name: wire.name, datatype, shape: wire.dims, raw, pooled } : { name: wire.name, datatype, shape: wire.dims, raw };

@@ -15,8 +15,8 @@ import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engi
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
-import { checkBytesContents, peekRequestId } from './infer-request-wire.ts';
-import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
+import { extractBytesContents, peekRequestId } from './infer-request-wire.ts';
+import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
 import {
@@ -158,12 +158,18 @@ function logSettingsMessage(settings: LogSettings): Message {
 }
 
 function inferenceHandlers(server: InferenceServer, service: protobuf.Service, maxBytesElements: number): grpc.UntypedServiceImplementation {
-  const inferRequestType = grpcType('inference.ModelInferRequest');
 
-  /** A ModelInferRequest decoded, once its BYTES contents are known to be within the limit. */
+  const compactRequestType = grpcRequestType();
+
+  /** A ModelInferRequest decoded, its bytes_contents read compactly off the wire (within the limit) rather than by protobufjs. */
   function decodeInferMessage(bytes: Buffer): ModelInferRequestMessage {
-    checkBytesContents(bytes, maxBytesElements);
-    return decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    const packed = extractBytesContents(bytes, maxBytesElements);
+    const message = decodeMessage(compactRequestType, bytes) as ModelInferRequestMessage;
+    for (const [index, contents] of packed) {
+      const input = message.inputs?.[index] as { contents?: Record<string, unknown> } | undefined;
+      if (input?.contents) input.contents['bytes_contents'] = contents;
+    }
+    return message;
   }
   // The engine's statistics are Triton's JSON shape, so they convert field by field (uint64 counts, the close-reason map).
   const statisticsResponseType = grpcType('inference.ModelStatisticsResponse');

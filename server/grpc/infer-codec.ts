@@ -8,7 +8,7 @@
  * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
  * no typed field and travel raw only.
  */
-import { bytesTensor, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
+import { bytesTensor, bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
@@ -49,7 +49,14 @@ export interface ContentsMessage {
   readonly uint64_contents?: readonly Int64[];
   readonly fp32_contents?: readonly number[];
   readonly fp64_contents?: readonly number[];
-  readonly bytes_contents?: readonly Uint8Array[];
+  /** As protobufjs decodes it, or as the server reads it off the wire itself (see infer-request-wire.ts). */
+  readonly bytes_contents?: readonly Uint8Array[] | PackedBytesContents;
+}
+
+/** bytes_contents entries read straight off the wire: `length` of them, in the length-prefixed form. */
+export interface PackedBytesContents {
+  readonly length: number;
+  readonly wire: Uint8Array;
 }
 
 interface InputMessage {
@@ -191,14 +198,14 @@ function fromContents(name: string, datatype: DataType, shape: number[], count: 
   if (stray.length > 0) {
     throw invalid(`input '${name}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
   }
-  const values = (contents?.[field] ?? []) as readonly unknown[];
+  const values = (contents?.[field] ?? []) as readonly unknown[] | PackedBytesContents;
   if (values.length !== count) {
     throw invalid(count > 0 && values.length === 0
       ? `input '${name}' has no data: set contents.${field} or raw_input_contents`
       : `input '${name}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
-  if (datatype === 'BYTES') return bytesTensor(name, shape, values as Uint8Array[]);
-  return { name, datatype, shape, raw: typedContents(name, datatype, values) };
+  if (datatype === 'BYTES') return 'wire' in values ? bytesTensorFromWire(name, shape, values.wire) : bytesTensor(name, shape, values as Uint8Array[]);
+  return { name, datatype, shape, raw: typedContents(name, datatype, values as readonly unknown[]) };
 }
 
 function typedContents(name: string, datatype: FixedDataType, values: readonly unknown[]): Uint8Array {

@@ -8,6 +8,7 @@
  * the limit, not by the message.
  */
 import { serverError } from '../../engine/errors.ts';
+import type { PackedBytesContents } from './infer-codec.ts';
 
 /** Field numbers from proto/grpc_service.proto. */
 const REQUEST_ID = 3;
@@ -65,15 +66,23 @@ class Reader {
 
 const malformed = (): Error => serverError('BAD_REQUEST', { detail: 'malformed ModelInferRequest message: a field runs past the end of the message' });
 
-/** Refuses the message when one input's contents.bytes_contents holds more than `limit` entries. */
-export function checkBytesContents(message: Uint8Array, limit: number): void {
+/**
+ * Each input's contents.bytes_contents, read off the wire into the compact
+ * length-prefixed form, by input index; refuses the message when one input
+ * holds more than `limit` entries. The request is then decoded with a schema
+ * that leaves bytes_contents out (grpcRequestType), so protobufjs skips
+ * those entries instead of building an object for each.
+ */
+export function extractBytesContents(message: Uint8Array, limit: number): Map<number, PackedBytesContents> {
+  const found = new Map<number, PackedBytesContents>();
   const request = new Reader(message, 0, message.byteLength);
+  let index = -1;
   while (!request.done) {
     const tag = request.varint();
     const span = request.skip(tag % 8);
     if (Math.floor(tag / 8) !== REQUEST_INPUTS || !span) continue;
+    index++;
     let name = '';
-    let count = 0;
     const input = new Reader(message, span.start, span.end);
     while (!input.done) {
       const inputTag = input.varint();
@@ -81,17 +90,40 @@ export function checkBytesContents(message: Uint8Array, limit: number): void {
       if (!field) continue;
       const number = Math.floor(inputTag / 8);
       if (number === INPUT_NAME) name = Buffer.from(message.buffer, message.byteOffset + field.start, Math.min(field.end - field.start, 200)).toString('utf8');
-      if (number !== INPUT_CONTENTS) continue;
-      const contents = new Reader(message, field.start, field.end);
-      while (!contents.done) {
-        const contentsTag = contents.varint();
-        contents.skip(contentsTag % 8);
-        if (Math.floor(contentsTag / 8) === CONTENTS_BYTES && ++count > limit) {
-          throw serverError('BYTES_ELEMENTS_LIMIT', { tensor: name, limit });
-        }
+      if (number === INPUT_CONTENTS) {
+        const packed = packBytesContents(message, field.start, field.end, name, limit);
+        if (packed) found.set(index, packed);
       }
     }
   }
+  return found;
+}
+
+/** The bytes_contents entries of one InferTensorContents: counted first (up to the limit), then copied once. */
+function packBytesContents(message: Uint8Array, start: number, end: number, name: string, limit: number): PackedBytesContents | undefined {
+  let count = 0;
+  let bytes = 0;
+  const contents = new Reader(message, start, end);
+  while (!contents.done) {
+    const tag = contents.varint();
+    const span = contents.skip(tag % 8);
+    if (Math.floor(tag / 8) !== CONTENTS_BYTES || !span) continue;
+    if (++count > limit) throw serverError('BYTES_ELEMENTS_LIMIT', { tensor: name, limit });
+    bytes += span.end - span.start;
+  }
+  if (count === 0) return undefined;
+  const wire = Buffer.alloc(count * 4 + bytes);
+  let at = 0;
+  contents.at = start;
+  while (!contents.done) {
+    const tag = contents.varint();
+    const span = contents.skip(tag % 8);
+    if (Math.floor(tag / 8) !== CONTENTS_BYTES || !span) continue;
+    wire.writeUInt32LE(span.end - span.start, at);
+    wire.set(message.subarray(span.start, span.end), at + 4);
+    at += 4 + span.end - span.start;
+  }
+  return { length: count, wire };
 }
 
 /** The request's id, read without decoding the rest ('' when unreadable): for a stream error about a message refused unread. */
