@@ -160,7 +160,7 @@ export class OnnxInstance implements BackendInstance {
     const split = new Map(answer.outputs.map((o) => {
       // The worker moved its output buffers to us: nothing else views them.
       if (o.data instanceof ArrayBuffer) adoptOwned(o.data);
-      if (!o.preallocated && o.data instanceof ArrayBuffer) this.pool.noteForeign(o.byteLength);
+      if (!o.preallocated && o.type !== 'string') this.pool.noteForeign(o.byteLength);
       // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
       const tensor = fromWire(o, requests.length === 1 && o.preallocated === true);
       return [o.name, this.batching ? splitBatch(tensor, batchSizes) : [tensor]] as const;
