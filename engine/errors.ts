@@ -116,6 +116,8 @@ export const CATALOGUE = {
   TENSOR_SIZE: entry<{ tensor: string; detail: string }>('INVALID_ARG',
     (p) => `tensor '${p.tensor}': ${p.detail}`),
   BAD_REQUEST: entry<{ detail: string }>('INVALID_ARG', (p) => p.detail),
+  BYTES_ELEMENTS_LIMIT: entry<{ tensor: string; limit: number; got?: number }>('INVALID_ARG',
+    (p) => `input '${p.tensor}' has ${p.got === undefined ? `more than ${p.limit}` : p.got} BYTES elements; the limit is ${p.limit} per tensor (--max-bytes-elements)`),
   MALFORMED_JSON: entry<{ detail: string; offset?: number }>('INVALID_ARG',
     (p) => `failed to parse the request JSON buffer: ${p.detail}${p.offset === undefined ? '' : ` at ${p.offset}`}`),
   UNPARSABLE_FIELD: entry<{ field: string; detail: string }>('INVALID_ARG',

@@ -5,6 +5,7 @@
  * size and the output names it wants.
  */
 import type { CompiledModelConfig, TensorSpec } from './config/compiled-model-config.ts';
+import { bytesElementCount } from './bytes-tensor.ts';
 import { serverError } from './errors.ts';
 import type { InferenceRequest } from './inference-request.ts';
 import { elementByteSize, elementCount, formatShape, TensorSizeError, type Tensor } from './tensor.ts';
@@ -84,9 +85,10 @@ function checkInput(config: CompiledModelConfig, spec: TensorSpec, input: Tensor
     throw serverError('TENSOR_SIZE', { tensor: input.name, detail: (err as TensorSizeError).message });
   }
   if (input.datatype === 'BYTES') {
-    if (input.elements.length !== count) {
+    const got = bytesElementCount(input);
+    if (got !== count) {
       throw serverError('BAD_REQUEST', {
-        detail: `expected ${count} string elements for inference input '${input.name}' for model '${model}', got ${input.elements.length}`,
+        detail: `expected ${count} string elements for inference input '${input.name}' for model '${model}', got ${got}`,
       });
     }
     return;

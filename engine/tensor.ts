@@ -1,9 +1,11 @@
 /**
  * Tensors as the engine sees them: a KServe v2 datatype, a shape, and the
  * data. Fixed-size types carry their elements as little-endian bytes; BYTES
- * carries one byte string per element. Everything that counts elements or
- * bytes goes through the overflow-checked helpers here.
+ * carries its elements length-prefixed in one buffer, with an index.
+ * Everything that counts elements or bytes goes through the overflow-checked
+ * helpers here.
  */
+import { ownedCopy } from './memory/owned-buffer.ts';
 
 export const DATA_TYPES = [
   'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64',
@@ -35,12 +37,15 @@ export interface FixedTensor {
   readonly pooled?: boolean;
 }
 
+/** BYTES in compact form; engine/bytes-tensor.ts builds and reads it. */
 export interface BytesTensor {
   readonly name: string;
   readonly datatype: 'BYTES';
   readonly shape: readonly number[];
-  /** One byte string per element, in row-major order. */
-  readonly elements: readonly Uint8Array[];
+  /** The elements in row-major order, in the wire form: each a 4-byte little-endian length, then its bytes. */
+  readonly raw: Uint8Array;
+  /** Where each element's length prefix starts in `raw`, then raw.byteLength: one entry more than there are elements. */
+  readonly offsets: Uint32Array;
 }
 
 export type Tensor = FixedTensor | BytesTensor;
@@ -81,13 +86,6 @@ export function fixedByteSize(datatype: FixedDataType, shape: readonly number[])
   return checkedProduct([...shape, ELEMENT_BYTES[datatype]]);
 }
 
-/** Byte size of a BYTES tensor in the length-prefixed wire form (4-byte length + bytes per element). */
-export function serializedBytesSize(elements: readonly Uint8Array[]): number {
-  let total = 0;
-  for (const element of elements) total += 4 + element.byteLength;
-  return total;
-}
-
 export type NumericArray =
   | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
   | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
@@ -107,7 +105,7 @@ const TYPED_ARRAYS = {
 export function typedView(datatype: FixedDataType, raw: Uint8Array): NumericArray {
   const Ctor = TYPED_ARRAYS[datatype];
   const size = ELEMENT_BYTES[datatype];
-  const aligned = raw.byteOffset % size === 0 ? raw : raw.slice();
+  const aligned = raw.byteOffset % size === 0 ? raw : ownedCopy(raw);
   return new Ctor(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / size);
 }
 

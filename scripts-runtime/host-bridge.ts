@@ -4,10 +4,12 @@
  * hands back checked before it reaches the engine, and the bridge functions
  * (infer, log, and respond for decoupled models) that are all a script can call.
  */
+import { bytesStrings, bytesTensor } from '../engine/bytes-tensor.ts';
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
+import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
@@ -24,8 +26,6 @@ export const TYPED_ARRAYS: Readonly<Record<FixedDataType, TypedArrayClass>> = {
   FP64: Float64Array, INT64: BigInt64Array, UINT64: BigUint64Array,
 };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** A problem with a value a script handed over; the message names where it is. */
 export class ScriptValueError extends Error {
@@ -41,14 +41,14 @@ export class ScriptValueError extends Error {
  */
 export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool): ScriptTensor {
   if (tensor.datatype === 'BYTES') {
-    return { datatype: 'BYTES', shape: [...tensor.shape], data: tensor.elements.map((e) => decoder.decode(e)) };
+    return { datatype: 'BYTES', shape: [...tensor.shape], data: bytesStrings(tensor) };
   }
   const Array = TYPED_ARRAYS[tensor.datatype];
   const raw = tensor.raw;
-  const owned = tensor.pooled === true && raw.byteOffset === 0;
+  const owned = tensor.pooled === true && isMovable(raw, true);
   // A pooled buffer is a whole size class: move it only when the tensor fills most of it, else copy and give it back.
   const moveWhole = owned && (!pool || raw.byteLength * 2 > raw.buffer.byteLength);
-  const buffer = moveWhole ? raw.buffer as ArrayBuffer : raw.slice().buffer;
+  const buffer = moveWhole ? raw.buffer as ArrayBuffer : ownedCopy(raw).buffer as ArrayBuffer;
   if (owned && !moveWhole) pool!.release(raw.buffer as ArrayBuffer);
   transfer.push(buffer);
   return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };
@@ -83,12 +83,12 @@ export function fromScriptTensor(name: string, value: unknown, where: string, sp
   }
   if (datatype === 'BYTES') {
     if (!Array.isArray(data)) throw new ScriptValueError(`${where} is BYTES: its data is an array of strings (or Uint8Arrays)`);
-    const elements = data.map((e, i) => {
-      if (typeof e === 'string') return encoder.encode(e);
-      if (e instanceof Uint8Array) return e;
-      throw new ScriptValueError(`${where} element ${i} is ${describe(e)}; BYTES elements are strings or Uint8Arrays`);
+    data.forEach((e, i) => {
+      if (typeof e !== 'string' && !(e instanceof Uint8Array)) {
+        throw new ScriptValueError(`${where} element ${i} is ${describe(e)}; BYTES elements are strings or Uint8Arrays`);
+      }
     });
-    return { name, datatype, shape: shape as number[], elements };
+    return bytesTensor(name, shape as number[], data as (string | Uint8Array)[]);
   }
   const Typed = TYPED_ARRAYS[datatype];
   let typed: ArrayBufferView;

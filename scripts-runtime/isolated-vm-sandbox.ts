@@ -13,6 +13,7 @@
  * that owns it makes a new one.
  */
 import ivm from 'isolated-vm';
+import { transferList } from '../engine/memory/owned-buffer.ts';
 import type { CompiledScript } from './compile.ts';
 import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.ts';
 import {
@@ -93,7 +94,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]> {
     if (this.ended) throw this.ended;
-    const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
+    const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
       result: { promise: true, copy: true },
     })) as ScriptResponse[];
@@ -101,7 +102,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<DecoupledOutcome> {
     if (this.ended) throw this.ended;
-    const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
+    const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
     return await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     })) as DecoupledOutcome;
@@ -171,12 +172,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
   }
 }
 
-/** The buffers under an answer's output tensors, each once: they move into the isolate rather than being copied. */
+/** The buffers of our own under an answer's output tensors: they move into the isolate rather than being copied. */
 function transferableBuffers(answer: ScriptInferAnswer): ArrayBuffer[] {
   if (!('outputs' in answer)) return [];
-  const buffers = new Set<ArrayBuffer>();
-  for (const tensor of Object.values(answer.outputs)) {
-    if (ArrayBuffer.isView(tensor.data) && tensor.data.buffer instanceof ArrayBuffer) buffers.add(tensor.data.buffer);
-  }
-  return [...buffers];
+  return transferList(Object.values(answer.outputs).flatMap((tensor) => (ArrayBuffer.isView(tensor.data) ? [tensor.data.buffer] : [])));
 }

@@ -3,6 +3,7 @@
  * whose feature this build does not have yet are refused with a message,
  * never silently ignored. Pure: no I/O, so every rule is unit-tested.
  */
+import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
 import { didYouMean } from '../engine/config/did-you-mean.ts';
 import {
   DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
@@ -46,6 +47,8 @@ export interface CliOptions {
   /** --grpc-restricted-protocol and --grpc-restricted-api groups: category -> the metadata key that unlocks it. */
   readonly grpcRestrictedApis: RestrictedApis;
   readonly httpMaxInputSize: number;
+  /** Elements one BYTES input may hold, over HTTP and gRPC. */
+  readonly maxBytesElements: number;
   readonly id: string;
   /** Serve Prometheus metrics at GET /metrics on metricsAddress:metricsPort. */
   readonly allowMetrics: boolean;
@@ -108,6 +111,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-restricted-protocol': { kind: 'string', repeatable: true },
   'grpc-restricted-api': { kind: 'string', repeatable: true },
   'http-max-input-size': { kind: 'int' },
+  'max-bytes-elements': { kind: 'int' },
   'id': { kind: 'string' },
   'cache-config': { kind: 'string', repeatable: true },
   'response-cache-byte-size': { kind: 'int' },
@@ -221,6 +225,7 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       ['grpc-restricted-api', values.get('grpc-restricted-api') ?? [], '', 'api'],
     ]),
     httpMaxInputSize: int('http-max-input-size', DEFAULT_MAX_INPUT_SIZE, 1, Number.MAX_SAFE_INTEGER),
+    maxBytesElements: int('max-bytes-elements', DEFAULT_MAX_BYTES_ELEMENTS, 1, 0xffff_ffff / 4),
     id: one('id') ?? 'switchyard',
     allowMetrics: bool('allow-metrics', true),
     metricsPort: int('metrics-port', DEFAULT_METRICS_PORT, 0, 65535),

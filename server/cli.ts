@@ -68,7 +68,10 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
   if (options.allowHttp) {
-    http = await createHttpServer(server, { maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, ...options.httpConnectionLimits });
+    http = await createHttpServer(server, {
+      maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, maxBytesElements: options.maxBytesElements,
+      ...options.httpConnectionLimits,
+    });
     await http.listen({ port: options.httpPort, host: options.httpAddress });
     const address = http.server.address();
     httpPort = typeof address === 'object' && address ? address.port : options.httpPort;
@@ -77,7 +80,10 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   let grpc: GrpcServer | undefined;
   let grpcPort: number | undefined;
   if (options.allowGrpc) {
-    grpc = createGrpcServer(server, { maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, ...options.grpcConnectionLimits });
+    grpc = createGrpcServer(server, {
+      maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, maxBytesElements: options.maxBytesElements,
+      ...options.grpcConnectionLimits,
+    });
     try {
       grpcPort = await listenGrpc(grpc, options.grpcAddress, options.grpcPort);
     } catch (err) {

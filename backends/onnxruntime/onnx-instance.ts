@@ -10,6 +10,7 @@
  * fail, later ones wait for the new worker.
  */
 import { Worker } from 'node:worker_threads';
+import { bytesTensorFromWire } from '../../engine/bytes-tensor.ts';
 import type { BatchInputSpec, CompiledModelConfig, TensorSpec } from '../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../engine/config/model-signature.ts';
 import { asSwitchyardError, serverError, type SwitchyardError } from '../../engine/errors.ts';
@@ -18,12 +19,11 @@ import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduli
 import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
+import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 /** A replacement worker that failed to open its session is tried again no sooner than this. */
 const RESTART_INTERVAL_MS = 1000;
 const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
@@ -158,7 +158,9 @@ export class OnnxInstance implements BackendInstance {
     const cutStart = performance.now();
     const batchSizes = requests.map((r) => r.batchSize);
     const split = new Map(answer.outputs.map((o) => {
-      if (!o.preallocated && o.data instanceof ArrayBuffer) this.pool.noteForeign(o.byteLength);
+      // The worker moved its output buffers to us: nothing else views them.
+      if (o.data instanceof ArrayBuffer) adoptOwned(o.data);
+      if (!o.preallocated && o.type !== 'string') this.pool.noteForeign(o.byteLength);
       // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
       const tensor = fromWire(o, requests.length === 1 && o.preallocated === true);
       return [o.name, this.batching ? splitBatch(tensor, batchSizes) : [tensor]] as const;
@@ -195,12 +197,12 @@ export class OnnxInstance implements BackendInstance {
           const buffer = tensor.raw.buffer as ArrayBuffer;
           handedOver.delete(buffer);
           buffers.push(buffer);
-          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName);
+          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName, allocate);
         }
         const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
         const joined = concatBatch(parts, { allocate, flatten });
         if (joined.datatype !== 'BYTES') this.pool.noteCopy(joined.raw.byteLength);
-        return toWire(joined, this.modelName);
+        return toWire(joined, this.modelName, allocate);
       });
       for (const spec of this.batchInputs) {
         const counts = requests.map((r) => {
@@ -208,7 +210,7 @@ export class OnnxInstance implements BackendInstance {
           return source ? checkedProduct(source.shape) : 0;
         });
         for (const target of spec.targetNames) {
-          inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName));
+          inputs.push(toWire(batchInputTensor(target, spec.kind, spec.datatype, counts, { allocate }), this.modelName, allocate));
         }
       }
       return inputs;
@@ -222,9 +224,9 @@ export class OnnxInstance implements BackendInstance {
    * pool buffer (so it can come back to the pool) not already moving in this run.
    */
   private movable(tensor: Tensor, buffers: readonly ArrayBuffer[]): tensor is FixedTensor {
-    if (!this.pool.enabled || tensor.datatype === 'BYTES' || !tensor.pooled || tensor.raw.byteOffset !== 0) return false;
-    const buffer = tensor.raw.buffer;
-    return buffer instanceof ArrayBuffer && buffer.byteLength === sizeClass(buffer.byteLength) && !buffers.includes(buffer);
+    if (!this.pool.enabled || tensor.datatype === 'BYTES' || !tensor.pooled || !isMovable(tensor.raw, true)) return false;
+    const buffer = tensor.raw.buffer as ArrayBuffer;
+    return buffer.byteLength === sizeClass(buffer.byteLength) && !buffers.includes(buffer);
   }
 
   /**
@@ -287,7 +289,7 @@ export class OnnxInstance implements BackendInstance {
     this.outbox = [];
     this.outboxTransfer = [];
     try {
-      this.worker.postMessage(message, transfer);
+      this.worker.postMessage(message, transferList(transfer));
     } catch (err) {
       // Nothing was sent (the message could not be cloned): those runs fail, the worker goes on.
       const error = asSwitchyardError(err, this.modelName);
@@ -418,11 +420,14 @@ async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: E
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
-function toWire(tensor: Tensor, model: string): WireTensor {
+function toWire(tensor: Tensor, model: string, allocate: (byteLength: number) => ArrayBuffer): WireTensor {
   const type = toOrtType(tensor.datatype);
   if (!type) throw serverError('UNSUPPORTED_DATATYPE', { model, tensor: tensor.name, datatype: tensor.datatype });
   if (tensor.datatype === 'BYTES') {
-    return { name: tensor.name, type, dims: tensor.shape, data: tensor.elements.map((e) => decoder.decode(e)), byteLength: 0 };
+    // The worker turns the wire form into the strings the binding takes: no per-element work here.
+    const data = allocate(tensor.raw.byteLength);
+    new Uint8Array(data, 0, tensor.raw.byteLength).set(tensor.raw);
+    return { name: tensor.name, type, dims: tensor.shape, data, byteLength: tensor.raw.byteLength };
   }
   // Always a pool buffer starting at offset 0: a copy joinInputs made, or a pooled tensor it moved.
   return { name: tensor.name, type, dims: tensor.shape, data: tensor.raw.buffer as ArrayBuffer, byteLength: tensor.raw.byteLength };
@@ -431,7 +436,7 @@ function toWire(tensor: Tensor, model: string): WireTensor {
 function fromWire(wire: WireTensor, pooled: boolean): Tensor {
   const datatype = fromOrtType(wire.type)!;
   if (datatype === 'BYTES') {
-    return { name: wire.name, datatype, shape: wire.dims, elements: (wire.data as readonly string[]).map((s) => encoder.encode(s)) };
+    return bytesTensorFromWire(wire.name, wire.dims, new Uint8Array(wire.data, 0, wire.byteLength));
   }
   const raw = new Uint8Array(wire.data as ArrayBuffer, 0, wire.byteLength);
   return pooled ? { name: wire.name, datatype, shape: wire.dims, raw, pooled } : { name: wire.name, datatype, shape: wire.dims, raw };

@@ -59,9 +59,46 @@ function signatureOf(metadata) {
  * @returns {ort.Tensor}
  */
 function toOrt(t) {
-  if (t.type === 'string') return new ort.Tensor('string', [.../** @type {readonly string[]} */ (t.data)], [...t.dims]);
+  if (t.type === 'string') return new ort.Tensor('string', stringsOf(t.data, t.byteLength), [...t.dims]);
   const [size, view] = VIEW_OF[t.type];
   return new ort.Tensor(t.type, /** @type {never} */ (view(/** @type {ArrayBuffer} */ (t.data), t.byteLength / size)), [...t.dims]);
+}
+
+/**
+ * BYTES elements from the wire form: each a 4-byte little-endian length, then UTF-8.
+ * @param {ArrayBuffer} data
+ * @param {number} byteLength
+ * @returns {string[]}
+ */
+function stringsOf(data, byteLength) {
+  const bytes = Buffer.from(data, 0, byteLength);
+  /** @type {string[]} */
+  const strings = [];
+  for (let at = 0; at < byteLength;) {
+    const length = bytes.readUInt32LE(at);
+    strings.push(length === 0 ? '' : bytes.toString('utf8', at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return strings;
+}
+
+/**
+ * The wire form of strings, in a buffer of its own to transfer.
+ * @param {readonly string[]} strings
+ * @returns {ArrayBuffer}
+ */
+function wireOf(strings) {
+  let total = 0;
+  for (const s of strings) total += 4 + Buffer.byteLength(s, 'utf8');
+  const buffer = new ArrayBuffer(total);
+  const bytes = Buffer.from(buffer);
+  let at = 0;
+  for (const s of strings) {
+    const length = bytes.write(s, at + 4, 'utf8');
+    bytes.writeUInt32LE(length, at);
+    at += 4 + length;
+  }
+  return buffer;
 }
 
 /**
@@ -75,7 +112,11 @@ function toOrt(t) {
  */
 function fromOrt(name, tensor, transfer) {
   const type = /** @type {OrtType} */ (tensor.type);
-  if (type === 'string') return { name, type, dims: tensor.dims, data: /** @type {string[]} */ (tensor.data), byteLength: 0 };
+  if (type === 'string') {
+    const buffer = wireOf(/** @type {string[]} */ (tensor.data));
+    transfer.push(buffer);
+    return { name, type, dims: tensor.dims, data: buffer, byteLength: buffer.byteLength };
+  }
   const view = /** @type {ArrayBufferView} */ (tensor.data);
   let buffer = /** @type {ArrayBuffer} */ (view.buffer);
   if (view.byteOffset !== 0 || buffer.byteLength !== view.byteLength || transfer.includes(buffer)) {

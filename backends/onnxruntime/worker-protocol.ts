@@ -1,6 +1,8 @@
 /**
- * Messages between an ONNX instance and its worker thread. Fixed-size tensor
- * data travels as transferred ArrayBuffers. Input buffers and preallocated
+ * Messages between an ONNX instance and its worker thread. Tensor data
+ * travels as transferred ArrayBuffers; BYTES in the length-prefixed wire
+ * form, turned into the strings ONNX Runtime takes (and back) in the worker,
+ * so that no per-element work happens on the event loop. Input buffers and preallocated
  * output buffers belong to the server's pool: inputs travel back with the
  * run's result, outputs as the result's data (or beside the error).
  */
@@ -12,11 +14,12 @@ export interface WireTensor {
   readonly type: OrtType;
   readonly dims: readonly number[];
   /**
-   * Fixed types: a buffer whose first byteLength bytes are the tensor (a
-   * pooled input buffer is usually larger). BYTES: the strings.
+   * A buffer whose first byteLength bytes are the tensor (a pooled input
+   * buffer is usually larger): element bytes, or for BYTES ('string') each
+   * element's 4-byte little-endian length and then its UTF-8 bytes.
    */
-  readonly data: ArrayBuffer | readonly string[];
-  /** Bytes of data the tensor uses; 0 for BYTES. */
+  readonly data: ArrayBuffer;
+  /** Bytes of data the tensor uses. */
   readonly byteLength: number;
   /** An output ONNX Runtime wrote into a buffer the instance sent (from the pool), not one it allocated. */
   readonly preallocated?: boolean;

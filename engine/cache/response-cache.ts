@@ -17,6 +17,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
+import { ownedCopy } from '../memory/owned-buffer.ts';
 import type { Tensor } from '../tensor.ts';
 
 export interface ResponseCacheOptions {
@@ -195,12 +196,8 @@ function hashTensor(hash: Hash, tensor: Tensor): void {
   hashText(hash, tensor.name);
   hashText(hash, tensor.datatype);
   hashText(hash, tensor.shape.join(','));
-  if (tensor.datatype !== 'BYTES') {
-    hashBytes(hash, tensor.raw);
-    return;
-  }
-  hashText(hash, String(tensor.elements.length));
-  for (const element of tensor.elements) hashBytes(hash, element);
+  // BYTES data is length-prefixed, so its bytes alone fix the elements' boundaries.
+  hashBytes(hash, tensor.raw);
 }
 
 /** A parameter's value with its type, so that 1, "1" and true differ. */
@@ -215,12 +212,12 @@ function keyBytes(key: string): number {
 function tensorBytes(tensor: Tensor): number {
   const header = Buffer.byteLength(tensor.name) + tensor.datatype.length + 8 * tensor.shape.length;
   if (tensor.datatype !== 'BYTES') return header + tensor.raw.byteLength;
-  return header + tensor.elements.reduce((n, e) => n + 4 + e.byteLength, 0);
+  return header + tensor.raw.byteLength + tensor.offsets.byteLength;
 }
 
 function copyTensor(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES') {
-    return { name: tensor.name, datatype: 'BYTES', shape: [...tensor.shape], elements: tensor.elements.map((e) => e.slice()) };
+    return { name: tensor.name, datatype: 'BYTES', shape: [...tensor.shape], raw: ownedCopy(tensor.raw), offsets: tensor.offsets.slice() };
   }
-  return { name: tensor.name, datatype: tensor.datatype, shape: [...tensor.shape], raw: tensor.raw.slice() };
+  return { name: tensor.name, datatype: tensor.datatype, shape: [...tensor.shape], raw: ownedCopy(tensor.raw) };
 }

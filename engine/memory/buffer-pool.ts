@@ -8,6 +8,8 @@
  * are kept, fewer of the big ones, so the pool's memory stays bounded.
  */
 
+import { adoptOwned, allocateOwned } from './owned-buffer.ts';
+
 const SMALLEST = 4096;
 /** At most this many free buffers of one class... */
 const KEEP_PER_CLASS = 8;
@@ -62,7 +64,7 @@ export class BufferPool {
     }
     this.allocated++;
     this.allocatedBytes += size;
-    return new ArrayBuffer(size);
+    return allocateOwned(size);
   }
 
   /**
@@ -72,6 +74,8 @@ export class BufferPool {
   release(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
     if (!this.enabled || size === 0 || size !== sizeClass(size)) return;
+    // Whoever releases holds the last view, so a buffer a worker moved back is ours to move again.
+    adoptOwned(buffer);
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     const keep = Math.max(2, Math.min(KEEP_PER_CLASS, Math.floor(KEEP_BYTES_PER_CLASS / size)));

@@ -6,11 +6,13 @@
  * A sample that fails fails the load, naming the sample and the error.
  */
 import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts';
+import { bytesTensor } from '../bytes-tensor.ts';
 import type { CompiledModelConfig, WarmupInputSpec, WarmupSampleSpec } from '../config/compiled-model-config.ts';
 import type { SwitchyardError } from '../errors.ts';
 import type { ModelResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import { ownedCopy } from '../memory/owned-buffer.ts';
 import { ControlTensors } from '../sequence/control-tensors.ts';
 import { ImplicitState } from '../sequence/implicit-state.ts';
 import type { Tensor } from '../tensor.ts';
@@ -78,8 +80,8 @@ function requestTensors(config: CompiledModelConfig, sample: WarmupSampleSpec, b
 /** A fresh tensor per request: a backend may take its memory (move it to a worker). */
 function tensorOf(input: WarmupInputSpec, batched: boolean): Tensor {
   const shape = batched ? [1, ...input.dims] : [...input.dims];
-  if (input.datatype === 'BYTES') return { name: input.name, datatype: 'BYTES', shape, elements: input.elements!.map((e) => e.slice()) };
-  return { name: input.name, datatype: input.datatype, shape, raw: input.raw!.slice() };
+  if (input.datatype === 'BYTES') return bytesTensor(input.name, shape, input.elements!);
+  return { name: input.name, datatype: input.datatype, shape, raw: ownedCopy(input.raw!) };
 }
 
 function releasePooled(outputs: readonly Tensor[], bufferPool: BufferPool | undefined): void {

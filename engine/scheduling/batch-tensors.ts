@@ -5,7 +5,8 @@
  * splitting returns views, not copies.
  */
 import type { BatchInputKind } from '../config/compiled-model-config.ts';
-import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../tensor.ts';
+import { concatBytesTensors, sliceBytesTensor } from '../bytes-tensor.ts';
+import { checkedProduct, elementByteSize, type BytesTensor, type FixedTensor, type Tensor } from '../tensor.ts';
 
 export interface ConcatOptions {
   /**
@@ -28,10 +29,7 @@ export function concatBatch(parts: readonly Tensor[], options: ConcatOptions = {
   const shape = options.flatten
     ? [parts.reduce((sum, t) => sum + checkedProduct(t.shape), 0)]
     : [parts.reduce((sum, t) => sum + (t.shape[0] ?? 1), 0), ...first.shape.slice(1)];
-  if (first.datatype === 'BYTES') {
-    const elements = parts.flatMap((t) => (t.datatype === 'BYTES' ? t.elements : []));
-    return { name: first.name, datatype: 'BYTES', shape, elements };
-  }
+  if (first.datatype === 'BYTES') return concatBytesTensors(first.name, shape, parts as readonly BytesTensor[]);
   const total = parts.reduce((sum, t) => sum + (t as FixedTensor).raw.byteLength, 0);
   const buffer = options.allocate ? options.allocate(total) : new ArrayBuffer(total);
   const raw = new Uint8Array(buffer, 0, total);
@@ -53,8 +51,7 @@ export function splitBatch(tensor: Tensor, batchSizes: readonly number[]): Tenso
   for (const size of batchSizes) {
     const shape = [size, ...rowShape];
     if (tensor.datatype === 'BYTES') {
-      const elements = tensor.elements.slice(row * rowElements, (row + size) * rowElements);
-      pieces.push({ name: tensor.name, datatype: 'BYTES', shape, elements });
+      pieces.push(sliceBytesTensor(tensor, row * rowElements, (row + size) * rowElements, shape));
     } else {
       const rowBytes = rowElements * elementByteSize(tensor.datatype)!;
       const raw = tensor.raw.subarray(row * rowBytes, (row + size) * rowBytes);

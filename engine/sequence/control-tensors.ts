@@ -9,6 +9,7 @@
  * START, END and READY false, CORRID 0 (or ""), as Triton's null requests.
  */
 import type { SequenceControlSpec } from '../config/compiled-model-config.ts';
+import { bytesTensor } from '../bytes-tensor.ts';
 import { serverError } from '../errors.ts';
 import { bytesOf, type Tensor } from '../tensor.ts';
 import { describeCorrelationId, type CorrelationId } from './correlation-id.ts';
@@ -22,8 +23,6 @@ export interface ControlSignals {
 }
 
 export const NOT_READY: ControlSignals = { start: false, end: false, ready: false, id: undefined };
-
-const encoder = new TextEncoder();
 
 export class ControlTensors {
   /** The model inputs these tensors feed. */
@@ -64,7 +63,7 @@ export class ControlTensors {
 
   private correlationTensor(name: string, datatype: Extract<SequenceControlSpec, { kind: 'CORRID' }>['datatype'], id: CorrelationId | undefined): Tensor {
     if (datatype === 'BYTES') {
-      return { name, datatype, shape: this.shape, elements: [encoder.encode(id ? describeCorrelationId(id) : '')] };
+      return bytesTensor(name, this.shape, [id ? describeCorrelationId(id) : '']);
     }
     const value = id?.kind === 'uint64' ? id.value : 0n;
     let raw: Uint8Array;

@@ -6,6 +6,7 @@
  * state inputs. State outputs never reach the client.
  */
 import type { SequenceStateSpec } from '../config/compiled-model-config.ts';
+import { ownedCopy } from '../memory/owned-buffer.ts';
 import type { FixedTensor, Tensor } from '../tensor.ts';
 
 /** One sequence's state tensors, by the model input they feed. Replaced whole, never changed in place. */
@@ -24,7 +25,7 @@ export class ImplicitState {
   /** A new sequence's state. */
   initial(): StateTensors {
     return new Map(this.specs.map((s) => [s.inputName, {
-      name: s.inputName, datatype: s.datatype, shape: this.batched ? [1, ...s.initialDims] : [...s.initialDims], raw: s.initialData.slice(),
+      name: s.inputName, datatype: s.datatype, shape: this.batched ? [1, ...s.initialDims] : [...s.initialDims], raw: ownedCopy(s.initialData),
     }]));
   }
 
@@ -39,7 +40,7 @@ export class ImplicitState {
     for (const spec of this.specs) {
       const out = outputs.find((t) => t.name === spec.outputName);
       if (!out || out.datatype === 'BYTES') continue;
-      next.set(spec.inputName, { name: spec.inputName, datatype: out.datatype, shape: [...out.shape], raw: out.raw.slice() });
+      next.set(spec.inputName, { name: spec.inputName, datatype: out.datatype, shape: [...out.shape], raw: ownedCopy(out.raw) });
     }
     return next;
   }

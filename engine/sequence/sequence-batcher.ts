@@ -33,6 +33,7 @@
  * for max_sequence_idle_microseconds expires: its slot and state are freed.
  */
 import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
+import { bytesElementCount, emptyBytesTensor } from '../bytes-tensor.ts';
 import type { CompiledModelConfig, SequenceBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
@@ -441,7 +442,7 @@ export class SequenceBatcher implements Scheduler {
   /** A not-ready row: zeros shaped like the batch's requests, with READY false; its answer is dropped. */
   private filler(template: ExecuteRequest): ExecuteRequest {
     const zeros = template.inputs.filter((t) => !this.controls.names.has(t.name)).map((t): Tensor => (t.datatype === 'BYTES'
-      ? { name: t.name, datatype: 'BYTES', shape: t.shape, elements: t.elements.map(() => new Uint8Array(0)) }
+      ? emptyBytesTensor(t.name, t.shape, bytesElementCount(t))
       : { name: t.name, datatype: t.datatype, shape: t.shape, raw: new Uint8Array(t.raw.byteLength) }));
     return { inputs: [...zeros, ...this.controls.tensorsFor(NOT_READY)], outputs: [], batchSize: template.batchSize };
   }

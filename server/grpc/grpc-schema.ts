@@ -25,6 +25,26 @@ export function grpcRoot(): protobuf.Root {
   return root;
 }
 
+let requestRoot: protobuf.Root | undefined;
+
+/**
+ * ModelInferRequest as the server decodes it: without
+ * InferTensorContents.bytes_contents, which protobufjs then skips; the
+ * server reads those entries off the wire itself (infer-request-wire.ts).
+ */
+export function grpcRequestType(): protobuf.Type {
+  if (!requestRoot) {
+    const loaded = new protobuf.Root();
+    loaded.resolvePath = (_origin, target) => path.join(PROTO_DIR, path.basename(target));
+    loaded.loadSync(['grpc_service.proto'], { keepCase: true });
+    const contents = loaded.lookupType('inference.InferTensorContents');
+    contents.remove(contents.fields['bytes_contents']!);
+    loaded.resolveAll();
+    requestRoot = loaded;
+  }
+  return requestRoot.lookupType('inference.ModelInferRequest');
+}
+
 export function grpcType(name: string): protobuf.Type {
   return grpcRoot().lookupType(name);
 }

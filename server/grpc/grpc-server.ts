@@ -8,13 +8,15 @@
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
+import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, boundedMessage, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
-import { grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
+import { extractBytesContents, peekRequestId } from './infer-request-wire.ts';
+import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
 import {
@@ -42,6 +44,8 @@ export interface GrpcServerOptions {
   readonly maxConnectionAgeGraceMs?: number;
   /** API categories that need a metadata key (--grpc-restricted-protocol, --grpc-restricted-api). Default: none. */
   readonly restrictedApis?: RestrictedApis;
+  /** Elements one BYTES input may hold (--max-bytes-elements). Default DEFAULT_MAX_BYTES_ELEMENTS (1,048,576). */
+  readonly maxBytesElements?: number;
 }
 
 type Message = Record<string, unknown>;
@@ -167,18 +171,30 @@ function logSettingsMessage(settings: LogSettings): Message {
   return { settings: message };
 }
 
-function inferenceHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
-  const inferRequestType = grpcType('inference.ModelInferRequest');
+function inferenceHandlers(server: InferenceServer, service: protobuf.Service, maxBytesElements: number): grpc.UntypedServiceImplementation {
+
+  const compactRequestType = grpcRequestType();
+
+  /** A ModelInferRequest decoded, its bytes_contents read compactly off the wire (within the limit) rather than by protobufjs. */
+  function decodeInferMessage(bytes: Buffer): ModelInferRequestMessage {
+    const packed = extractBytesContents(bytes, maxBytesElements);
+    const message = decodeMessage(compactRequestType, bytes) as ModelInferRequestMessage;
+    for (const [index, contents] of packed) {
+      const input = message.inputs?.[index] as { contents?: Record<string, unknown> } | undefined;
+      if (input?.contents) input.contents['bytes_contents'] = contents;
+    }
+    return message;
+  }
   // The engine's statistics are Triton's JSON shape, so they convert field by field (uint64 counts, the close-reason map).
   const statisticsResponseType = grpcType('inference.ModelStatisticsResponse');
 
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
   async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
-    const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
-    const request = decodeModelInferRequest(message, signal);
+    const request = decodeModelInferRequest(message, signal, maxBytesElements);
     try {
       return encodeModelInferResponse(await server.infer(request));
     } catch (err) {
@@ -209,11 +225,11 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
    * up; each carries triton_final_response.
    */
   async function streamRequest(bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => void): Promise<void> {
-    const message = decodeMessage(inferRequestType, bytes) as ModelInferRequestMessage;
+    const message = decodeInferMessage(bytes);
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const emptyFinal = enablesEmptyFinalResponse(message);
-    const request = decodeModelInferRequest(message, signal);
+    const request = decodeModelInferRequest(message, signal, maxBytesElements);
     let responses: ResponseStream;
     try {
       responses = await server.inferStream(request);
@@ -263,7 +279,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
       ordered.push(slot);
       running++;
       streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
-        const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekId(inferRequestType, bytes) } };
+        const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekRequestId(bytes) } };
         // A decoupled request gave up its slot when it started; its failure goes out at once.
         if (slot.reply === null) write(reply);
         else slot.reply = reply;
@@ -325,14 +341,6 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service): 
   };
 }
 
-/** The id of a request that failed, so its stream error can be matched to it ('' when unreadable). */
-function peekId(type: protobuf.Type, bytes: Buffer): string {
-  try {
-    return (type.decode(bytes) as unknown as ModelInferRequestMessage).id ?? '';
-  } catch {
-    return '';
-  }
-}
 
 /** grpc.health.v1 HealthCheckResponse.ServingStatus values. */
 const SERVING = 1;
@@ -393,7 +401,7 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
     ...(options.maxConnectionAgeGraceMs !== undefined ? { 'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs } : {}),
   });
   const inference = grpcService(INFERENCE_SERVICE);
-  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference), options.restrictedApis));
+  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference, options.maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS), options.restrictedApis));
   const health = grpcService(HEALTH_SERVICE);
   grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(server, health), options.restrictedApis));
   return grpcServer;

@@ -8,6 +8,7 @@
  * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
  * no typed field and travel raw only.
  */
+import { bytesTensor, bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { boundedMessage, quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
@@ -15,7 +16,6 @@ import {
   DATA_TYPES, bytesOf, elementByteSize, elementCount, formatShape, isDataType, typedView,
   TensorSizeError, type DataType, type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
-import { parseBytesElements, tensorBinary } from '../http/binary-tensor-data.ts';
 
 /** A 64-bit integer as protobufjs hands it over (a Long) or takes it (any {low, high} pair, or a number). */
 interface LongBits {
@@ -49,7 +49,14 @@ export interface ContentsMessage {
   readonly uint64_contents?: readonly Int64[];
   readonly fp32_contents?: readonly number[];
   readonly fp64_contents?: readonly number[];
-  readonly bytes_contents?: readonly Uint8Array[];
+  /** As protobufjs decodes it, or as the server reads it off the wire itself (see infer-request-wire.ts). */
+  readonly bytes_contents?: readonly Uint8Array[] | PackedBytesContents;
+}
+
+/** bytes_contents entries read straight off the wire: `length` of them, in the length-prefixed form. */
+export interface PackedBytesContents {
+  readonly length: number;
+  readonly wire: Uint8Array;
 }
 
 interface InputMessage {
@@ -176,8 +183,8 @@ function filledContentsFields(contents: ContentsMessage | undefined): (keyof Con
  * left to the engine, which checks it after datatype and shape and words it
  * as for HTTP binary data (and as Triton does for both).
  */
-function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8Array): Tensor {
-  if (datatype === 'BYTES') return { name, datatype, shape, elements: parseBytesElements(name, data) };
+function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8Array, maxBytesElements: number): Tensor {
+  if (datatype === 'BYTES') return decodeBytesInput(name, shape, data, maxBytesElements);
   return { name, datatype, shape, raw: data };
 }
 
@@ -191,14 +198,14 @@ function fromContents(name: string, datatype: DataType, shape: number[], count: 
   if (stray.length > 0) {
     throw invalid(`input '${quoted(name)}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
   }
-  const values = (contents?.[field] ?? []) as readonly unknown[];
+  const values = (contents?.[field] ?? []) as readonly unknown[] | PackedBytesContents;
   if (values.length !== count) {
     throw invalid(count > 0 && values.length === 0
       ? `input '${quoted(name)}' has no data: set contents.${field} or raw_input_contents`
       : `input '${quoted(name)}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
-  if (datatype === 'BYTES') return { name, datatype, shape, elements: values as Uint8Array[] };
-  return { name, datatype, shape, raw: typedContents(name, datatype, values) };
+  if (datatype === 'BYTES') return 'wire' in values ? bytesTensorFromWire(name, shape, values.wire) : bytesTensor(name, shape, values as Uint8Array[]);
+  return { name, datatype, shape, raw: typedContents(name, datatype, values as readonly unknown[]) };
 }
 
 function typedContents(name: string, datatype: FixedDataType, values: readonly unknown[]): Uint8Array {
@@ -261,7 +268,7 @@ export function encodeStreamResponse(item: StreamedResponse, request: ModelInfer
   return item.error ? { error_message: boundedMessage(item.error.message), infer_response } : { infer_response };
 }
 
-export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal): InferenceRequest {
+export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS): InferenceRequest {
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
@@ -277,13 +284,14 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     }
     const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
+    if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
     const data = raw[index];
     if (data !== undefined) {
       const filled = filledContentsFields(input.contents);
       if (filled.length > 0) {
         throw invalid(`input '${quoted(name)}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
       }
-      return fromRaw(name, datatype, shape, data);
+      return fromRaw(name, datatype, shape, data, maxBytesElements);
     }
     return fromContents(name, datatype, shape, count, input.contents);
   });
@@ -326,6 +334,6 @@ export function encodeModelInferResponse(response: InferenceResponse): Record<st
       ? { parameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, parameterMessage(v)])) }
       : {}),
     outputs: response.outputs.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape })),
-    raw_output_contents: response.outputs.map(tensorBinary),
+    raw_output_contents: response.outputs.map((tensor) => tensor.raw),
   };
 }

@@ -9,6 +9,7 @@
  * Triton. Out: `model_name`, `model_version`, the response's parameters,
  * and one key per output, holding its only element or an array of them.
  */
+import { bytesElementCount } from '../../engine/bytes-tensor.ts';
 import { didYouMean } from '../../engine/config/did-you-mean.ts';
 import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
@@ -146,7 +147,7 @@ export function encodeGenerateResponse(response: InferenceResponse): string {
   for (const [key, value] of Object.entries(response.parameters ?? {})) fields.push(`${JSON.stringify(key)}:${showJson(value)}`);
   for (const tensor of response.outputs) {
     const data = tensorDataJson(tensor);
-    const count = tensor.datatype === 'BYTES' ? tensor.elements.length : tensor.shape.reduce((n, d) => n * d, 1);
+    const count = tensor.datatype === 'BYTES' ? bytesElementCount(tensor) : tensor.shape.reduce((n, d) => n * d, 1);
     fields.push(`${JSON.stringify(tensor.name)}:${count === 1 ? data.slice(1, -1) : data}`);
   }
   return `{${fields.join(',')}}`;

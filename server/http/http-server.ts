@@ -44,6 +44,8 @@ export interface HttpServerOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Default DEFAULT_HTTP_MAX_CONNECTIONS. */
   readonly maxConnections?: number;
+  /** Elements one BYTES input may hold (--max-bytes-elements). Default DEFAULT_MAX_BYTES_ELEMENTS (1,048,576). */
+  readonly maxBytesElements?: number;
 }
 
 /** Statuses for the errors Node's HTTP parser reports before any route runs (timeouts, oversized or malformed heads). */
@@ -123,7 +125,7 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return reply.code(status).type('application/json').send(errorBody(err.message));
   });
-  await app.register(v2Routes, { server });
+  await app.register(v2Routes, { server, ...(options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {}) });
   await app.register(generateRoutes, { server });
   await app.register(loggingRoutes, { logger });
   return app;

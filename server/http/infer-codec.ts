@@ -3,13 +3,13 @@
  * tensor data) into an engine InferenceRequest, and encodes the engine's
  * response back. Pure functions: no fastify, no I/O.
  */
+import { checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { quoted, serverError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import {
   DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
 } from '../../engine/tensor.ts';
-import { parseBytesElements, tensorBinary } from './binary-tensor-data.ts';
 import { parseJsonExact, quotedJson } from './exact-json.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
 
@@ -96,6 +96,7 @@ export function decodeInferRequest(
   headerLengthValue: string | string[] | undefined,
   target: { readonly model: string; readonly version?: string },
   signal?: AbortSignal,
+  maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS,
 ): DecodedInfer {
   const jsonLength = headerLength(headerLengthValue, body.byteLength);
   const json = parseJsonHeader(body.toString('utf8', 0, jsonLength));
@@ -124,6 +125,7 @@ export function decodeInferRequest(
     } catch (err) {
       throw serverError('TENSOR_SIZE', { tensor: name, detail: (err as TensorSizeError).message });
     }
+    if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
     const inputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
     const binarySize = inputParameters['binary_data_size'];
     const hasData = raw['data'] !== undefined;
@@ -149,7 +151,7 @@ export function decodeInferRequest(
       }
       const data = body.subarray(binaryOffset, binaryOffset + binarySize);
       binaryOffset += binarySize;
-      if (datatype === 'BYTES') return { name, datatype, shape, elements: parseBytesElements(name, data) };
+      if (datatype === 'BYTES') return decodeBytesInput(name, shape, data, maxBytesElements);
       return { name, datatype, shape, raw: data };
     }
     if (!hasData) {
@@ -218,7 +220,7 @@ export function encodeInferResponse(response: InferenceResponse, binaryOutput: (
   const outputs = response.outputs.map((tensor) => {
     const head = `{"name":${JSON.stringify(tensor.name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}]`;
     if (binaryOutput(tensor.name)) {
-      const bytes = tensorBinary(tensor);
+      const bytes = tensor.raw;
       if (bytes.byteLength > 0) chunks.push(bytes);
       return `${head},"parameters":{"binary_data_size":${bytes.byteLength}}}`;
     }

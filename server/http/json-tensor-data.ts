@@ -4,6 +4,7 @@
  * range and names the input when one is wrong; encoding writes numbers
  * exactly (64-bit integers included) by building the JSON text directly.
  */
+import { bytesStrings, bytesTensor } from '../../engine/bytes-tensor.ts';
 import { quoted, serverError } from '../../engine/errors.ts';
 import { quotedJson } from './exact-json.ts';
 import {
@@ -11,8 +12,6 @@ import {
   type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const INTEGER_RANGES: Readonly<Partial<Record<FixedDataType, readonly [number, number]>>> = {
   UINT8: [0, 0xff], UINT16: [0, 0xffff], UINT32: [0, 0xffffffff],
@@ -52,11 +51,10 @@ const bad = (input: string, index: number, value: unknown, want: string): Error 
 /** Builds a tensor from already flattened JSON values, whose count the caller has checked. */
 export function tensorFromJson(name: string, datatype: Tensor['datatype'], shape: readonly number[], values: readonly unknown[]): Tensor {
   if (datatype === 'BYTES') {
-    const elements = values.map((v, i) => {
+    values.forEach((v, i) => {
       if (typeof v !== 'string') throw bad(name, i, v, 'a string');
-      return encoder.encode(v);
     });
-    return { name, datatype, shape, elements };
+    return bytesTensor(name, shape, values as readonly string[]);
   }
   const typed = allocateTyped(datatype, values.length);
   if (datatype === 'BOOL') {
@@ -98,7 +96,7 @@ export function tensorFromJson(name: string, datatype: Tensor['datatype'], shape
 /** The JSON text of a tensor's data as a flat array. */
 export function tensorDataJson(tensor: Tensor): string {
   if (tensor.datatype === 'BYTES') {
-    return `[${tensor.elements.map((e) => JSON.stringify(decoder.decode(e))).join(',')}]`;
+    return `[${bytesStrings(tensor).map((e) => JSON.stringify(e)).join(',')}]`;
   }
   const view = typedView(tensor.datatype, tensor.raw);
   switch (tensor.datatype) {

@@ -13,6 +13,8 @@ import {
 
 export interface V2RoutesOptions {
   readonly server: InferenceServer;
+  /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
+  readonly maxBytesElements?: number;
 }
 
 interface ModelParams {
@@ -42,7 +44,7 @@ export function disconnectSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server }) => {
+export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, maxBytesElements }) => {
   const health = (check: () => boolean) => async (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(check() ? 200 : 400).send();
   app.get('/v2/health/live', health(() => server.isLive()));
@@ -68,7 +70,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     try {
       server.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const decoded = decodeInferRequest(body, req.headers[HEADER_LENGTH_HEADER], { model, version }, disconnectSignal(reply));
+      const decoded = decodeInferRequest(body, req.headers[HEADER_LENGTH_HEADER], { model, version }, disconnectSignal(reply), maxBytesElements);
       const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });
       const encoded = encodeInferResponse(response, decoded.binaryOutput);
       // The body holds copies of the outputs, so their pooled memory can serve the next request.

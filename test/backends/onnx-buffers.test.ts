@@ -11,6 +11,7 @@ import { BufferPool, sizeClass } from '../../engine/memory/buffer-pool.ts';
 import type { FixedTensor, Tensor } from '../../engine/tensor.ts';
 import { addSubModel, identityModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { bytesElementAt, bytesTensor } from '../../engine/bytes-tensor.ts';
 
 interface Opened {
   readonly model: BackendModel;
@@ -178,7 +179,7 @@ describe('ONNX Runtime instance tensor memory', () => {
     const { config, instance } = await open('identity', 'max_batch_size: 4\n', pool);
     assert.deepEqual(config.outputByName.get('OUT_FP32')!.dims, [-1]);
     const input: FixedTensor = { name: 'IN_FP32', datatype: 'FP32', shape: [1, 10], raw: new Uint8Array(new Float32Array(10).fill(1.5).buffer) };
-    const text: Tensor = { name: 'IN_BYTES', datatype: 'BYTES', shape: [1, 2], elements: [new Uint8Array([104, 105]), new Uint8Array([33])] };
+    const text: Tensor = bytesTensor('IN_BYTES', [1, 2], [new Uint8Array([104, 105]), new Uint8Array([33])]);
     const { results } = await instance.execute([{ inputs: [input, text], outputs: ['OUT_FP32', 'OUT_BYTES'], batchSize: 1 }]);
     assert.ok(results[0]!.ok);
     const [out, bytes] = results[0]!.outputs;
@@ -186,7 +187,7 @@ describe('ONNX Runtime instance tensor memory', () => {
     assert.deepEqual(floats(out), new Array(10).fill(1.5));
     assert.equal(out.pooled, undefined);
     assert.equal(out.raw.buffer.byteLength, 40, 'the buffer ONNX Runtime filled, moved back as it was');
-    assert.deepEqual(bytes.elements.map((e) => [...e]), [[104, 105], [33]]);
+    assert.deepEqual([0, 1].map((i) => [...bytesElementAt(bytes, i)]), [[104, 105], [33]]);
     assert.equal(pool.stats().foreignBytes, 40);
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   checkedProduct, elementByteSize, fixedByteSize, fromBfloat16Bits, fromConfigDataType, fromHalfBits,
-  serializedBytesSize, toBfloat16Bits, toConfigDataType, toHalfBits, typedView, DATA_TYPES, TensorSizeError,
+  toBfloat16Bits, toConfigDataType, toHalfBits, typedView, DATA_TYPES, TensorSizeError,
 } from '../../engine/tensor.ts';
 
 test('every KServe datatype has a byte size (BYTES varies)', () => {
@@ -53,5 +53,4 @@ test('typed views copy only unaligned bytes', () => {
   assert.equal(unaligned[0], 2.5);
   const aligned = new Uint8Array(new Float32Array([7]).buffer);
   assert.equal(typedView('FP32', aligned).buffer, aligned.buffer);
-  assert.equal(serializedBytesSize([new Uint8Array(3), new Uint8Array(0)]), 11);
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { SwitchyardError } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
 import { bytesOf, typedView, type DataType, type FixedDataType, type NumericArray, type Tensor } from '../../engine/tensor.ts';
+import { bytesStrings, bytesTensor as bytesTensorOf } from '../../engine/bytes-tensor.ts';
 
 /** One input or output: name, config type (TYPE_INT32, TYPE_STRING, ...), dims without the batch dim. */
 export type IoSpec = readonly [name: string, configType: string, dims: readonly number[]];
@@ -77,8 +78,7 @@ export function fixedTensor(name: string, datatype: FixedDataType, shape: readon
 }
 
 export function bytesTensor(name: string, shape: readonly number[], strings: readonly string[]): Tensor {
-  const encoder = new TextEncoder();
-  return { name, datatype: 'BYTES', shape, elements: strings.map((s) => encoder.encode(s)) };
+  return bytesTensorOf(name, shape, strings);
 }
 
 /** INT32 [1, 16] holding 0..15 plus `offset`. */
@@ -96,8 +96,7 @@ export function valuesOf(tensor: Tensor | undefined): number[] {
 export function stringsOf(tensor: Tensor | undefined): string[] {
   if (!tensor) throw new Error('no tensor');
   if (tensor.datatype !== 'BYTES') throw new Error(`tensor '${tensor.name}' is ${tensor.datatype}, not BYTES`);
-  const decoder = new TextDecoder();
-  return tensor.elements.map((e) => decoder.decode(e));
+  return bytesStrings(tensor);
 }
 
 export function outputNamed(outputs: readonly Tensor[], name: string): Tensor {

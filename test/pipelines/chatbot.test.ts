@@ -16,6 +16,7 @@ import { CHATBOT_CORPUS, PIPELINES_DIR } from '../../pipelines/generate.ts';
 import { startBoth, startHttp, type DualFixture } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, strings, type Message } from '../helpers/grpc-raw-client.ts';
 import { within } from '../helpers/script-fixtures.ts';
+import { bytesTensor } from '../../engine/bytes-tensor.ts';
 
 type Parameters = Record<string, ParameterValue>;
 
@@ -99,7 +100,7 @@ describe('the chatbot pipeline', () => {
     for (const text of ['Tell me about the YARD!', '  many   spaces\tand\nlines  ', "it's 9 o'clock, right?", 'Ünïcödé 🚀 text', 'x']) {
       const result = await fixture.server.infer({
         modelName: 'chat_tokenizer',
-        inputs: [{ name: 'TEXT', datatype: 'BYTES', shape: [1], elements: [new TextEncoder().encode(text)] }],
+        inputs: [bytesTensor('TEXT', [1], [text])],
       });
       const tokens = result.outputs[0] as FixedTensor;
       assert.equal(tokens.datatype, 'INT64');

@@ -21,6 +21,7 @@ import type {
   InferCall, InferRequest, InferResponse, ModelContext, ModelScript, OutputTensor, Tensor,
 } from '../../scripts-runtime/author-api.js';
 import { makeRepository, removeRepository, startEngine, startHttp, type HttpFixture } from '../helpers/fixture-repository.ts';
+import { bytesStrings, bytesTensor } from '../../engine/bytes-tensor.ts';
 
 const TEXTS = [
   'my invoice is wrong',
@@ -34,11 +35,9 @@ const TEXTS = [
 ];
 const LABELS = ['billing', 'technical', 'account', 'other'];
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const textTensor = (texts: readonly string[]): EngineTensor =>
-  ({ name: 'TEXT', datatype: 'BYTES', shape: [texts.length, 1], elements: texts.map((t) => encoder.encode(t)) });
+  bytesTensor('TEXT', [texts.length, 1], texts);
 
 const output = (response: InferenceResponse, name: string): EngineTensor => {
   const found = response.outputs.find((o) => o.name === name);
@@ -47,7 +46,7 @@ const output = (response: InferenceResponse, name: string): EngineTensor => {
 };
 const strings = (t: EngineTensor): string[] => {
   if (t.datatype !== 'BYTES') assert.fail(`${t.name} is ${t.datatype}, expected BYTES`);
-  return t.elements.map((e) => decoder.decode(e));
+  return bytesStrings(t);
 };
 const floats = (t: EngineTensor): number[] => {
   if (t.datatype !== 'FP32') assert.fail(`${t.name} is ${t.datatype}, expected FP32`);

@@ -18,13 +18,16 @@ test('tritonserver flags parse with Triton\'s defaults', () => {
   assert.equal(options.grpcPort, 8001);
   assert.equal(options.grpcAddress, '0.0.0.0');
   assert.equal(options.grpcMaxMessageSize, 2147483647);
+  assert.equal(options.maxBytesElements, 1048576);
 
   const custom = parseCliOptions([
     '--model-repository', '/a', '--model-repository=/b', '--http-port=9000', '--exit-on-error=false',
     '--strict-readiness', 'false', '--log-verbose=1', '--model-control-mode=explicit', '--load-model=m1', '--load-model=m2',
     '--http-max-input-size=1024', '--allow-grpc=false', '--allow-metrics=false',
-    '--grpc-port=9001', '--grpc-address=127.0.0.1', '--grpc-max-message-size=4096',
+    '--grpc-port=9001', '--grpc-address=127.0.0.1', '--grpc-max-message-size=4096', '--max-bytes-elements=16',
   ]);
+  assert.equal(custom.maxBytesElements, 16);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-bytes-elements=0']), /max-bytes-elements/);
   assert.equal(custom.allowGrpc, false);
   assert.equal(custom.grpcPort, 9001);
   assert.equal(custom.grpcAddress, '127.0.0.1');

@@ -13,6 +13,7 @@ import { seededRandom } from '../../../generator/onnx-builder.ts';
 import type { ParameterValue } from '../../../engine/inference-request.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { outputValue, sequenceConfig, sequenceHarness } from './sequence-harness.ts';
+import { bytesStrings } from '../../../engine/bytes-tensor.ts';
 
 interface Op {
   readonly id: string | number | bigint;
@@ -86,7 +87,7 @@ async function runInterleaved(strategy: string, seed: number): Promise<void> {
       }
       assert.equal(outputValue(outcome), expected, label);
       const corrid = (outcome as readonly Tensor[]).find((t) => t.name === 'CORRID_OUT')!;
-      assert.equal(corrid.datatype === 'BYTES' ? new TextDecoder().decode(corrid.elements[0]) : '', String(op.id), `${label}: CORRID`);
+      assert.equal(corrid.datatype === 'BYTES' ? bytesStrings(corrid)[0] : '', String(op.id), `${label}: CORRID`);
     }));
     if (random() < 0.3) await h.settle();
   }

@@ -19,6 +19,7 @@ import { normalizeRequest } from '../../../engine/request-normalizer.ts';
 import { ManualClock } from '../../../engine/scheduling/clock.ts';
 import { SequenceBatcher } from '../../../engine/sequence/sequence-batcher.ts';
 import { bytesOf, typedView, type DataType, type Tensor } from '../../../engine/tensor.ts';
+import { bytesStrings } from '../../../engine/bytes-tensor.ts';
 
 export const CONTROLS_TEXT = `
   control_input [
@@ -80,11 +81,10 @@ export interface Execution {
   failAll(message: string): void;
 }
 
-const decoder = new TextDecoder();
 
 function valueOf(t: Tensor | undefined): string | undefined {
   if (!t) return undefined;
-  if (t.datatype === 'BYTES') return decoder.decode(t.elements[0]);
+  if (t.datatype === 'BYTES') return bytesStrings(t)[0];
   return String(typedView(t.datatype, t.raw)[0]);
 }
 

@@ -13,6 +13,7 @@ import type { InferenceServer } from '../../../engine/server.ts';
 import { bytesOf, typedView, type Tensor } from '../../../engine/tensor.ts';
 import { stateAccumulatorControlsModel, stateAccumulatorModel } from '../../../generator/models.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
+import { bytesStrings } from '../../../engine/bytes-tensor.ts';
 
 const STATE = 'state [ { input_name: "STATE_IN" output_name: "STATE_OUT" data_type: TYPE_FP32 dims: [ 1 ] } ]';
 
@@ -37,7 +38,7 @@ function request(model: string, value: number, parameters: Record<string, Parame
 function valueOf(outputs: readonly Tensor[], name: string): string {
   const t = outputs.find((o) => o.name === name);
   if (!t) throw new Error(`no ${name}`);
-  return t.datatype === 'BYTES' ? new TextDecoder().decode(t.elements[0]) : String(typedView(t.datatype, t.raw)[0]);
+  return t.datatype === 'BYTES' ? bytesStrings(t)[0]! : String(typedView(t.datatype, t.raw)[0]);
 }
 
 describe('sequence models on ONNX Runtime', () => {
