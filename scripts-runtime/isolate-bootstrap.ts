@@ -197,9 +197,20 @@ function logAt(level) {
   return function log(...parts) {
     if (logLines >= settings.logLinesPerExecute) { logDropped++; return; }
     logLines++;
+    const max = settings.logLineMaxChars;
     let text = '';
-    for (let i = 0; i < parts.length && text.length <= settings.logLineMaxChars; i++) text += (i === 0 ? '' : ' ') + shown(parts[i]);
-    hostLog.applyIgnored(undefined, [level, cut(text, settings.logLineMaxChars)], logOptions);
+    let whole = true;
+    for (let i = 0; i < parts.length; i++) {
+      if (text.length >= max) { whole = false; break; }
+      const piece = shown(parts[i]);
+      if (i > 0) text += ' ';
+      // Sliced before it is joined: the line never holds more than the cap.
+      text += piece.length > max ? StringSlice(piece, 0, max) : piece;
+      if (piece.length > max) whole = false;
+    }
+    if (text.length > max) { text = StringSlice(text, 0, max); whole = false; }
+    if (!whole) text += '... [cut: ctx.log keeps ' + max + ' characters of a line (parameters.log_line_max_chars)]';
+    hostLog.applyIgnored(undefined, [level, text], logOptions);
   };
 }
 const log = ObjectFreeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
