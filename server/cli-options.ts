@@ -8,6 +8,7 @@ import { DEFAULT_GRPC_MAX_MESSAGE_SIZE } from './grpc/grpc-server.ts';
 import { DEFAULT_MAX_INPUT_SIZE } from './http/http-server.ts';
 import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
 import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
+import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
@@ -50,6 +51,8 @@ export interface CliOptions {
   readonly metrics: MetricsOptions;
   /** --cache-config local,size=<bytes> (or the older --response-cache-byte-size); undefined runs without a response cache. */
   readonly responseCache: { readonly sizeBytes: number } | undefined;
+  /** --stream-buffer-responses and --stream-buffer-bytes: what one decoupled request's stream holds unread before send() waits. */
+  readonly streamBuffer: StreamBufferLimits;
 }
 
 export class CliError extends Error {
@@ -102,6 +105,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'id': { kind: 'string' },
   'cache-config': { kind: 'string', repeatable: true },
   'response-cache-byte-size': { kind: 'int' },
+  'stream-buffer-responses': { kind: 'int' },
+  'stream-buffer-bytes': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
   'strict-model-config': { kind: 'bool', notYet: 'strict model config (auto-complete off) is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
@@ -213,6 +218,10 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       cpuMetrics: bool('allow-cpu-metrics', true),
     },
     responseCache: responseCache(values.get('cache-config') ?? [], one('response-cache-byte-size')),
+    streamBuffer: {
+      maxResponses: int('stream-buffer-responses', DEFAULT_STREAM_BUFFER.maxResponses, 1, 1_000_000),
+      maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),
+    },
   };
 }
 

@@ -318,3 +318,11 @@ test('the CLI wires --log-file, --log-format and --http-restricted-api through t
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('--stream-buffer-responses and --stream-buffer-bytes bound a decoupled stream\'s unread responses', () => {
+  assert.deepEqual(parseCliOptions(['--model-repository=/m']).streamBuffer, { maxResponses: 16, maxBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--stream-buffer-responses=4', '--stream-buffer-bytes=65536']).streamBuffer,
+    { maxResponses: 4, maxBytes: 65536 });
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-responses=0']), /--stream-buffer-responses=0: expected a value from 1/);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-bytes=0']), /--stream-buffer-bytes=0: expected a value from 1/);
+});
