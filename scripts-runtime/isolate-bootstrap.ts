@@ -38,6 +38,8 @@ const ArrayBufferIsView = ArrayBuffer.isView;
 const ObjectKeys = Object.keys;
 const ObjectFreeze = Object.freeze;
 const ObjectGetPrototypeOf = Object.getPrototypeOf;
+const ObjectSetPrototypeOf = Object.setPrototypeOf;
+const ArrayConstructor = Array;
 const ReflectDefineProperty = Reflect.defineProperty;
 const getOwnDescriptor = Object.getOwnPropertyDescriptor;
 const JSONStringify = JSON.stringify;
@@ -99,7 +101,6 @@ let budget = 0;
 const notPlainData = ObjectFreeze({ __proto__: null });
 let notPlainWhat = '';
 let notPlainAt = '';
-const slot = { __proto__: null, value: undefined, writable: true, enumerable: true, configurable: true };
 
 function charge(bytes) {
   budget -= bytes;
@@ -116,11 +117,18 @@ function bufferBytes(view) {
   try { buffer = isTypedArray(view) ? typedArrayBuffer(view) : dataViewBuffer(view); } catch { throw notPlain('a view it cannot read'); }
   try { return arrayBufferMaxByteLength(buffer); } catch { throw notPlain('shared memory'); }
 }
+// One element of an array (key a number) or property of an object; on failure, prepends where it was.
 function element(value, depth, key) {
+  // Strings, the bulk of BYTES data, skip the call.
+  if (typeof value === 'string') {
+    budget -= 16 + value.length * 2;
+    if (budget < 0) throw notPlainData;
+    return value;
+  }
   try {
     return plain(value, depth);
   } catch (err) {
-    if (err === notPlainData && budget >= 0) notPlainAt = key + notPlainAt;
+    if (err === notPlainData && budget >= 0) notPlainAt = (typeof key === 'number' ? '[' + key + ']' : '.' + key) + notPlainAt;
     throw err;
   }
 }
@@ -139,12 +147,10 @@ function plain(value, depth) {
     const length = value.length;
     if (typeof length !== 'number' || !(length >= 0)) throw notPlain('an array without a length');
     charge(16 + length * 8);
-    const copy = [];
-    for (let i = 0; i < length; i++) {
-      slot.value = element(value[i], depth + 1, '[' + i + ']');
-      ReflectDefineProperty(copy, i, slot);
-    }
-    slot.value = undefined;
+    // No prototype: assigning an index can meet no setter the script put on Array.prototype or Object.prototype.
+    const copy = new ArrayConstructor(length);
+    ObjectSetPrototypeOf(copy, null);
+    for (let i = 0; i < length; i++) copy[i] = element(value[i], depth + 1, i);
     return copy;
   }
   const keys = ObjectKeys(value);
@@ -154,7 +160,7 @@ function plain(value, depth) {
   for (let i = 0; i < count; i++) {
     const key = keys[i];
     charge(16 + key.length * 2);
-    copy[key] = element(value[key], depth + 1, '.' + key);
+    copy[key] = element(value[key], depth + 1, key);
   }
   return copy;
 }
