@@ -10,7 +10,7 @@ import type { ModelSignature } from '../engine/config/model-signature.ts';
 import type { SwitchyardError } from '../engine/errors.ts';
 import type { ModelConfigObject } from '../engine/config/model-config-schema.ts';
 import type { ParameterValue } from '../engine/inference-request.ts';
-import type { ModelResponse } from '../engine/inference-response.ts';
+import type { ModelResponse, ResponseTaken } from '../engine/inference-response.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
@@ -60,9 +60,11 @@ export interface ExecuteRequest {
   /**
    * Decoupled models only: sends one response of this request, the last one
    * with `final`. Answers false once nobody wants more (the client went away
-   * or stopped reading); the backend then tells the model so.
+   * or stopped reading); the backend then tells the model so. A promise
+   * means the stream's buffer is full: the backend waits for it before the
+   * next response (backpressure), and it settles as ResponseTaken says.
    */
-  readonly send?: (response: ModelResponse) => boolean;
+  readonly send?: (response: ModelResponse) => ResponseTaken;
   /** Fires when the client goes away or its deadline passes (see InferenceRequest.signal). */
   readonly signal?: AbortSignal;
 }

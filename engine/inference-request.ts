@@ -1,5 +1,5 @@
 /** A request as the engine takes it, whichever frontend (or script, or ensemble step) sent it. */
-import type { ModelResponse } from './inference-response.ts';
+import type { ModelResponse, ResponseTaken } from './inference-response.ts';
 import type { Tensor } from './tensor.ts';
 
 export type ParameterValue = string | number | boolean | bigint;
@@ -34,10 +34,11 @@ export interface InferenceRequest {
   /**
    * Where a decoupled model's responses go, one call each, the last with
    * `final`; it answers false once nobody wants more (the stream was
-   * cancelled or already ended). InferenceServer.inferStream sets it;
+   * cancelled or already ended), and a promise while the stream is full
+   * (see ResponseTaken). InferenceServer.inferStream sets it;
    * callers use inferStream rather than setting it themselves.
    */
-  readonly onResponse?: (response: ModelResponse) => boolean;
+  readonly onResponse?: (response: ModelResponse) => ResponseTaken;
 }
 
 /** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */

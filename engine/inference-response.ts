@@ -28,6 +28,14 @@ export interface ModelResponse {
 }
 
 /**
+ * What taking a decoupled model's response answers: true (taken, room for
+ * more), false (nobody wants more), or, when the stream's buffer is full, a
+ * promise the producer waits on before its next response, which settles true
+ * once there is room or false once nobody wants more.
+ */
+export type ResponseTaken = boolean | Promise<boolean>;
+
+/**
  * One item of InferenceServer.inferStream: a response, an error response,
  * or (neither set) an empty final. Exactly one item per request has `final`,
  * and it is the last.

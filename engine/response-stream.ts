@@ -8,11 +8,27 @@
  *
  * A reader that stops early (break, return) abandons the stream: later
  * responses are refused, which tells the model that nobody listens any more.
+ *
+ * The buffer is bounded (StreamBufferLimits): once it holds maxResponses
+ * items or maxBytes of tensor data, accept() still takes the response but
+ * answers a promise, and the producer waits on it before sending again. It
+ * settles true when the reader has taken enough to make room, or false when
+ * the reader stops or the request fails. So a reader that does not read (a
+ * client that does not drain its socket) holds a bounded amount of memory.
  */
 import type { SwitchyardError } from './errors.ts';
-import type { InferenceResponse, ModelResponse, StreamedResponse } from './inference-response.ts';
+import type { InferenceResponse, ModelResponse, ResponseTaken, StreamedResponse } from './inference-response.ts';
 import type { ModelStats } from './observability/model-stats.ts';
 import type { Tensor } from './tensor.ts';
+
+/** How much of a decoupled model's output may wait, unread, in one stream before its producer waits. */
+export interface StreamBufferLimits {
+  readonly maxResponses: number;
+  readonly maxBytes: number;
+}
+
+/** --stream-buffer-responses and --stream-buffer-bytes. */
+export const DEFAULT_STREAM_BUFFER: StreamBufferLimits = { maxResponses: 16, maxBytes: 16 * 1024 * 1024 };
 
 export interface ResponseStreamOptions {
   readonly modelName: string;
@@ -22,11 +38,17 @@ export interface ResponseStreamOptions {
   readonly decoupled: boolean;
   /** Where a decoupled model's responses are counted (response_stats). */
   readonly stats?: ModelStats;
+  /** Default DEFAULT_STREAM_BUFFER. */
+  readonly buffer?: StreamBufferLimits;
 }
 
 export class ResponseStream implements AsyncIterable<StreamedResponse> {
   readonly decoupled: boolean;
-  private readonly buffered: StreamedResponse[] = [];
+  private readonly buffered: { readonly item: StreamedResponse; readonly bytes: number }[] = [];
+  private bufferedBytes = 0;
+  private readonly limits: StreamBufferLimits;
+  /** Producers waiting for room, settled with whether more is wanted. */
+  private readonly waiting: ((room: boolean) => void)[] = [];
   private wake: (() => void) | undefined;
   /** The final item is in the buffer (or was read). */
   private ended = false;
@@ -36,6 +58,7 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
 
   constructor(private readonly options: ResponseStreamOptions) {
     this.decoupled = options.decoupled;
+    this.limits = options.buffer ?? DEFAULT_STREAM_BUFFER;
   }
 
   /** Whether more responses are still wanted: false once the final one came, or the reader stopped. */
@@ -43,16 +66,21 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     return !this.ended && !this.abandoned;
   }
 
-  /** A decoupled model's response. Answers false when it is not wanted (the stream ended or was abandoned). */
-  accept(response: ModelResponse): boolean {
+  /**
+   * A decoupled model's response. Answers false when it is not wanted (the
+   * stream ended or was abandoned), and a promise when the buffer is full:
+   * see ResponseTaken.
+   */
+  accept(response: ModelResponse): ResponseTaken {
     if (!this.open) return false;
     const timing = response.timing ?? { inferNs: 0, outputNs: 0 };
     const outcome = response.error ? 'fail' : response.outputs ? 'success' : 'empty_response';
     this.options.stats?.recordResponse(this.sent++, outcome, timing.inferNs, timing.outputNs);
     if (response.error) this.push({ error: response.error, final: response.final });
-    else if (response.outputs) this.push({ response: this.wrap(response.outputs), final: response.final });
+    else if (response.outputs) this.push({ response: this.wrap(response.outputs), final: response.final }, outputBytes(response.outputs));
     else if (response.final) this.push({ final: true });
-    return true;
+    if (response.final || !this.full) return true;
+    return new Promise<boolean>((resolve) => { this.waiting.push(resolve); });
   }
 
   /** The stream of a model that is not decoupled: its one answer, final. */
@@ -80,22 +108,41 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
         while (this.buffered.length === 0 && !this.ended && !this.abandoned) {
           await new Promise<void>((resolve) => { this.wake = resolve; });
         }
-        const item = this.buffered.shift();
-        return item ? { value: item, done: false } : { value: undefined, done: true };
+        const entry = this.buffered.shift();
+        if (!entry) return { value: undefined, done: true };
+        this.bufferedBytes -= entry.bytes;
+        if (!this.full) this.settleWaiting(this.open);
+        return { value: entry.item, done: false };
       },
       return: async (): Promise<IteratorResult<StreamedResponse>> => {
         this.abandoned = true;
         this.buffered.length = 0;
+        this.bufferedBytes = 0;
+        this.settleWaiting(false);
         this.signal();
         return { value: undefined, done: true };
       },
     };
   }
 
-  private push(item: StreamedResponse): void {
-    if (item.final) this.ended = true;
-    this.buffered.push(item);
+  /** Whether a producer should wait before its next response. */
+  private get full(): boolean {
+    return this.buffered.length >= this.limits.maxResponses || this.bufferedBytes >= this.limits.maxBytes;
+  }
+
+  private push(item: StreamedResponse, bytes = 0): void {
+    if (item.final) {
+      this.ended = true;
+      // Nothing more will be taken: a producer still waiting hears so now.
+      this.settleWaiting(false);
+    }
+    this.buffered.push({ item, bytes });
+    this.bufferedBytes += bytes;
     this.signal();
+  }
+
+  private settleWaiting(room: boolean): void {
+    for (const resolve of this.waiting.splice(0)) resolve(room);
   }
 
   private signal(): void {
@@ -108,4 +155,11 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     const { modelName, modelVersion, id } = this.options;
     return { modelName, modelVersion, ...(id ? { id } : {}), outputs };
   }
+}
+
+/** The tensor data a response holds, which is what a full stream buffer bounds. */
+function outputBytes(outputs: readonly Tensor[]): number {
+  let bytes = 0;
+  for (const tensor of outputs) bytes += tensor.raw.byteLength; // BYTES too: its raw is the length-prefixed wire form
+  return bytes;
 }

@@ -19,7 +19,7 @@ import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride 
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
-import { ResponseStream } from './response-stream.ts';
+import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface InferenceServerOptions {
@@ -53,6 +53,13 @@ export interface InferenceServerOptions {
    * Default: none, and no model caches.
    */
   readonly responseCache?: { readonly sizeBytes: number };
+  /**
+   * How many responses, and bytes of tensor data, of one decoupled request
+   * may wait unread in its stream before the model's send() waits for the
+   * reader (--stream-buffer-responses, --stream-buffer-bytes). Default
+   * DEFAULT_STREAM_BUFFER: 16 responses, 16 MiB.
+   */
+  readonly streamBuffer?: StreamBufferLimits;
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -309,6 +316,7 @@ export class InferenceServer {
     const normalized = normalizeRequest(config, request);
     const stream = new ResponseStream({
       modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats,
+      ...(this.options.streamBuffer ? { buffer: this.options.streamBuffer } : {}),
     });
     this.active++;
     version.scheduler!.enqueue({ ...request, onResponse: (response) => stream.accept(response) }, normalized).then(

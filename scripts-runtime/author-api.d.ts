@@ -257,7 +257,9 @@ export interface DecoupledRequest<Inputs extends NamedTensors<Inputs> = TensorMa
    * of a model that is not decoupled, or `{ error }`, which fails this
    * response alone (later ones may follow). `send(undefined, { final: true })`
    * closes the request without a response. Responses reach the client in
-   * the order sent.
+   * the order sent. While the client has 16 responses (or 16 MiB) unread,
+   * send() blocks until it reads more (the server's --stream-buffer-*
+   * flags); that wait counts toward execute_timeout_ms.
    *
    * Answers false once the request is cancelled (the client went away or
    * stopped reading, or its deadline passed): the response is dropped, and

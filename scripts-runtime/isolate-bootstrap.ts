@@ -1,13 +1,26 @@
 /**
  * The JavaScript that runs first in every script isolate, as the body of a
  * closure: `$0` is the host's infer Reference, `$1` its log Reference, `$2` the model's compiled code as a
- * function of (module, exports), `$3` the host's respond Reference (decoupled models). It keeps those handles in
- * its own scope, so the author's code only ever sees plain functions (ctx.infer, ctx.log, request.send), and
- * returns to the host the entry points it calls: load, execute, executeDecoupled, cancel, finalize.
+ * function of (module, exports), `$3` the host's respond Reference (decoupled models), `$4` the BootstrapSettings
+ * (limits) as a plain copy. It keeps those handles in its own scope, so the author's code only ever sees plain
+ * functions (ctx.infer, ctx.log, request.send), and returns to the host the entry points it calls: load, execute,
+ * executeDecoupled, cancel, finalize.
  *
- * A decoupled request's send() hands its response to the host at once and in order (applyIgnored: nothing to
- * await), and answers false once the host has said, through cancel(), that nobody wants more. The host checks
- * the response itself, as it checks execute()'s answers; send() only refuses what the host could not tell apart.
+ * It runs before the author's module does, and the author's code can replace any built-in afterwards
+ * (Array.prototype.map, Promise.prototype.then, JSON.stringify, Symbol.iterator, Object.prototype setters ...).
+ * So the bootstrap captures the intrinsics it needs first and uses only those: no method lookups on values,
+ * no array iteration or spread, objects it hands to isolated-vm without a prototype. What the author can still
+ * break is only their own request, and the host's watchdog bounds that in time.
+ *
+ * Every value leaving the isolate (execute()'s answer, a ctx.infer request, a send()) is first copied by
+ * copyOut(): plain data only, each occurrence of a string or buffer counted again, no deeper than MAX_DEPTH, and
+ * at most `maxTransferBytes` in all, so the host never copies more than the limit. Entry points never throw across
+ * the boundary: they answer { ok: true, value } or { ok: false, message, code }, with the message cut to
+ * MAX_ERROR_CHARS.
+ *
+ * A decoupled request's send() hands its response to the host and waits for the host's answer (applySyncPromise):
+ * true when taken, false once nobody wants more. The host holds the answer back while the stream's buffer is full,
+ * which is how send() waits for a slow reader.
  */
 export const ISOLATE_BOOTSTRAP = String.raw`
 'use strict';
@@ -15,41 +28,219 @@ const hostInfer = $0;
 const hostLog = $1;
 const factory = $2;
 const hostRespond = $3;
-const respondOptions = { arguments: { copy: true } };
-// Decoupled batches still running, by the host's batch number: which of their requests were cancelled.
-const running = new Map();
-// The host answers with a plain value whose tensor buffers move into this isolate instead of being copied.
-const inferOptions = { arguments: { copy: true }, result: { promise: true } };
+const settings = $4;
+
+// Intrinsics, captured before the author's code runs. uncurry(f)(self, ...args) is f.call(self, ...args)
+// without looking anything up at call time.
+const uncurry = Function.prototype.bind.bind(Function.prototype.call);
+const ArrayIsArray = Array.isArray;
+const ArrayBufferIsView = ArrayBuffer.isView;
+const ObjectKeys = Object.keys;
+const ObjectFreeze = Object.freeze;
+const ObjectGetPrototypeOf = Object.getPrototypeOf;
+const ObjectSetPrototypeOf = Object.setPrototypeOf;
+const ArrayConstructor = Array;
+const ReflectDefineProperty = Reflect.defineProperty;
+const getOwnDescriptor = Object.getOwnPropertyDescriptor;
+const JSONStringify = JSON.stringify;
+const StringOf = String;
+const ErrorConstructor = Error;
+const BigIntOf = BigInt;
+const StringSlice = uncurry(String.prototype.slice);
+const BigIntToString = uncurry(BigInt.prototype.toString);
+const TypedArrayPrototype = ObjectGetPrototypeOf(Uint8Array.prototype);
+const typedArrayBuffer = uncurry(getOwnDescriptor(TypedArrayPrototype, 'buffer').get);
+const isTypedArray = (value) => { try { typedArrayBuffer(value); return true; } catch { return false; } };
+const dataViewBuffer = uncurry(getOwnDescriptor(DataView.prototype, 'buffer').get);
+const arrayBufferByteLength = uncurry(getOwnDescriptor(ArrayBuffer.prototype, 'byteLength').get);
+
+const MAX_DEPTH = 64;
+const MAX_ERROR_CHARS = 4096;
+const MAX_CODE_CHARS = 128;
+const BIG = BigIntOf(2) ** BigIntOf(64);
+
+if (settings.allowWebAssembly !== true) delete globalThis.WebAssembly;
 
 function fail(message, code) {
-  const error = new Error(message);
-  if (code) error.code = code;
+  const error = new ErrorConstructor(message);
+  if (code !== undefined) ReflectDefineProperty(error, 'code', { __proto__: null, value: code, writable: true, configurable: true });
   return error;
 }
 
+function cut(text, max) {
+  return text.length <= max ? text : StringSlice(text, 0, max) + '... [' + (text.length - max) + ' more characters cut]';
+}
+
+// What the host gets for anything the author's code threw: a message and a code, both bounded, never the value.
+function errorOf(err) {
+  let message;
+  let code;
+  try {
+    if (err !== null && (typeof err === 'object' || typeof err === 'function')) {
+      const m = err.message;
+      message = typeof m === 'string' ? m : StringOf(err);
+      const c = err.code;
+      if (typeof c === 'string') code = cut(c, MAX_CODE_CHARS);
+    } else {
+      message = StringOf(err);
+    }
+  } catch {
+    message = 'a thrown value that cannot be shown as text';
+  }
+  return { __proto__: null, ok: false, message: cut(typeof message === 'string' ? message : 'a thrown value that cannot be shown as text', MAX_ERROR_CHARS), code };
+}
+
+// ---- Values leaving the isolate: a bounded, plain copy made of the bootstrap's own objects.
+const limitMb = settings.maxTransferBytes / 1048576;
+const arrayBufferMaxByteLength = (() => {
+  const getter = getOwnDescriptor(ArrayBuffer.prototype, 'maxByteLength');
+  return getter && getter.get ? uncurry(getter.get) : arrayBufferByteLength;
+})();
+let budget = 0;
+// Why a value is not plain data, and where (filled in as the walk unwinds).
+const notPlainData = ObjectFreeze({ __proto__: null });
+let notPlainWhat = '';
+let notPlainAt = '';
+
+function charge(bytes) {
+  budget -= bytes;
+  if (budget < 0) throw notPlainData;
+}
+function notPlain(what) {
+  notPlainWhat = what;
+  notPlainAt = '';
+  return notPlainData;
+}
+// The memory under a typed array or DataView: the host copies the whole buffer, as large as it may grow.
+function bufferBytes(view) {
+  let buffer;
+  try { buffer = isTypedArray(view) ? typedArrayBuffer(view) : dataViewBuffer(view); } catch { throw notPlain('a view it cannot read'); }
+  try { return arrayBufferMaxByteLength(buffer); } catch { throw notPlain('shared memory'); }
+}
+// One element of an array (key a number) or property of an object; on failure, prepends where it was.
+function element(value, depth, key) {
+  // Strings, the bulk of BYTES data, skip the call.
+  if (typeof value === 'string') {
+    budget -= 16 + value.length * 2;
+    if (budget < 0) throw notPlainData;
+    return value;
+  }
+  try {
+    return plain(value, depth);
+  } catch (err) {
+    if (err === notPlainData && budget >= 0) notPlainAt = (typeof key === 'number' ? '[' + key + ']' : '.' + key) + notPlainAt;
+    throw err;
+  }
+}
+function plain(value, depth) {
+  switch (typeof value) {
+    case 'string': charge(16 + value.length * 2); return value;
+    case 'number': case 'boolean': case 'undefined': charge(8); return value;
+    case 'bigint': charge(value < BIG && value > -BIG ? 16 : 16 + BigIntToString(value, 16).length); return value;
+    case 'object': break;
+    default: throw notPlain('a ' + typeof value);
+  }
+  if (value === null) { charge(8); return null; }
+  if (depth >= MAX_DEPTH) throw notPlain('values nested deeper than ' + MAX_DEPTH + ' levels');
+  if (ArrayBufferIsView(value)) { charge(64 + bufferBytes(value)); return value; }
+  if (ArrayIsArray(value)) {
+    const length = value.length;
+    if (typeof length !== 'number' || !(length >= 0)) throw notPlain('an array without a length');
+    charge(16 + length * 8);
+    // No prototype: assigning an index can meet no setter the script put on Array.prototype or Object.prototype.
+    const copy = new ArrayConstructor(length);
+    ObjectSetPrototypeOf(copy, null);
+    for (let i = 0; i < length; i++) copy[i] = element(value[i], depth + 1, i);
+    return copy;
+  }
+  const keys = ObjectKeys(value);
+  const count = keys.length;
+  charge(16 + count * 8);
+  const copy = { __proto__: null };
+  for (let i = 0; i < count; i++) {
+    const key = keys[i];
+    charge(16 + key.length * 2);
+    copy[key] = element(value[key], depth + 1, key);
+  }
+  return copy;
+}
+// A copy of the value that the host may take in full; 'what' names it in errors.
+function copyOut(value, what) {
+  budget = settings.maxTransferBytes;
+  try {
+    return plain(value, 0);
+  } catch (err) {
+    if (err !== notPlainData) throw err;
+    if (budget < 0) {
+      throw fail(what + ' holds more than the transfer limit of ' + limitMb + ' MB (parameters.max_transfer_mb): every value leaving the isolate ' +
+        'is counted in full, each time it is referenced, and a larger one is refused rather than copied', 'TRANSFER_LIMIT');
+    }
+    throw fail(what + ' holds ' + notPlainWhat + ' at ' + (notPlainAt === '' ? 'its top' : cut(notPlainAt, 200)) + ', which could not be cloned: ' +
+      'only plain data (objects, arrays, strings, numbers, booleans, bigints, typed arrays) can leave the isolate');
+  }
+}
+
+// ---- ctx.infer: the host answers with a plain value whose tensor buffers move into this isolate.
+const inferOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
+
 async function infer(request) {
   if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
-  const answer = await hostInfer.apply(undefined, [request], inferOptions);
+  const answer = await hostInfer.apply(undefined, [copyOut(request, 'the ctx.infer request')], inferOptions);
   if (answer.error !== undefined) throw fail(answer.error, answer.code);
   return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
 }
 
+// ---- ctx.log: each line cut to logLineMaxChars, at most logLinesPerExecute per execute(); the rest are counted.
+const logOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+let logLines = 0;
+let logDropped = 0;
+
+function shown(part) {
+  if (typeof part === 'string') return part;
+  try { return StringOf(JSONStringify(part)); } catch { try { return StringOf(part); } catch { return '[a value that cannot be shown]'; } }
+}
 function logAt(level) {
-  return (...parts) => {
-    const text = parts.map((p) => (typeof p === 'string' ? p : (() => { try { return JSON.stringify(p); } catch { return String(p); } })())).join(' ');
-    hostLog.applyIgnored(undefined, [level, text]);
+  return function log(...parts) {
+    if (logLines >= settings.logLinesPerExecute) { logDropped++; return; }
+    logLines++;
+    const max = settings.logLineMaxChars;
+    let text = '';
+    let whole = true;
+    for (let i = 0; i < parts.length; i++) {
+      if (text.length >= max) { whole = false; break; }
+      const piece = shown(parts[i]);
+      if (i > 0) text += ' ';
+      // Sliced before it is joined: the line never holds more than the cap.
+      text += piece.length > max ? StringSlice(piece, 0, max) : piece;
+      if (piece.length > max) whole = false;
+    }
+    if (text.length > max) { text = StringSlice(text, 0, max); whole = false; }
+    if (!whole) text += '... [cut: ctx.log keeps ' + max + ' characters of a line (parameters.log_line_max_chars)]';
+    hostLog.applyIgnored(undefined, [level, text], logOptions);
   };
 }
-const log = Object.freeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
+const log = ObjectFreeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
 
-let model;
-let ctx;
+function startLogBudget() {
+  logLines = 0;
+  logDropped = 0;
+}
+function reportDroppedLines() {
+  if (logDropped === 0) return;
+  hostLog.applyIgnored(undefined, ['warn', logDropped + ' more log line(s) dropped: ctx.log keeps at most ' + settings.logLinesPerExecute +
+    ' lines per execute() (parameters.log_lines_per_execute)'], logOptions);
+  logDropped = 0;
+}
 
-// Gives a decoupled request its send() and isCancelled(), bound to its batch and position.
+// ---- Decoupled requests: send() and isCancelled(), bound to their batch and position.
+const respondOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+// Decoupled batches still running, by the host's batch number.
+const running = { __proto__: null };
+
 function attachSender(request, batch, index, state) {
   const where = state.count > 1 ? ' (request ' + (index + 1) + ' of ' + state.count + ')' : '';
-  request.send = function send(response, options) {
-    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+  const send = function send(response, options) {
+    if (options !== undefined && (typeof options !== 'object' || options === null || ArrayIsArray(options))) {
       throw fail('send(response, options)' + where + ': options is { final?: boolean }');
     }
     const final = options !== undefined && options.final === true;
@@ -57,8 +248,8 @@ function attachSender(request, batch, index, state) {
       throw fail('send()' + where + ' after execute() returned: a decoupled model sends every response before its execute() resolves, so await the work that sends them');
     }
     if (state.final[index]) throw fail('send()' + where + ' after the final response of this request');
-    if (response !== undefined && response !== null && (typeof response !== 'object' || Array.isArray(response))) {
-      throw fail('send()' + where + ' takes a response object ({ outputs } or { error }), got ' + (Array.isArray(response) ? 'an array' : typeof response));
+    if (response !== undefined && response !== null && (typeof response !== 'object' || ArrayIsArray(response))) {
+      throw fail('send()' + where + ' takes a response object ({ outputs } or { error }), got ' + (ArrayIsArray(response) ? 'an array' : typeof response));
     }
     if ((response === undefined || response === null) && !final) {
       throw fail('send()' + where + ' needs a response ({ outputs } or { error }), or send(undefined, { final: true }) to close the request without one');
@@ -67,69 +258,118 @@ function attachSender(request, batch, index, state) {
       if (final) state.final[index] = true;
       return false;
     }
-    try {
-      hostRespond.applyIgnored(undefined, [batch, index, response === undefined ? null : response, final], respondOptions);
-    } catch (err) {
-      throw fail('send()' + where + ': the response cannot leave the isolate (' + (err && err.message) + '); a response is plain data: { outputs: { NAME: { datatype?, shape, data } } } or { error: \'...\' }');
+    let copy = null;
+    if (response !== undefined && response !== null) {
+      try {
+        copy = copyOut(response, 'the response');
+      } catch (err) {
+        throw fail('send()' + where + ': the response cannot leave the isolate (' + err.message + '); a response is plain data: ' +
+          '{ outputs: { NAME: { datatype?, shape, data } } } or { error: \'...\' }', err.code);
+      }
     }
     if (final) state.final[index] = true;
-    state.sent[index]++;
-    return true;
+    // Blocks until the host has taken it, and while the request's stream has no room.
+    const taken = hostRespond.applySyncPromise(undefined, [batch, index, copy, final], respondOptions) === true;
+    if (!taken) state.cancelled[index] = true;
+    return taken;
   };
-  request.isCancelled = function isCancelled() {
+  const isCancelled = function isCancelled() {
     return state.cancelled[index];
   };
+  ReflectDefineProperty(request, 'send', { __proto__: null, value: send, writable: true, configurable: true });
+  ReflectDefineProperty(request, 'isCancelled', { __proto__: null, value: isCancelled, writable: true, configurable: true });
 }
 
-return {
+function flags(count) {
+  const list = { __proto__: null };
+  for (let i = 0; i < count; i++) list[i] = false;
+  return list;
+}
+
+let model;
+let ctx;
+
+return ObjectFreeze({
+  __proto__: null,
   async load(identity) {
-    const module = { exports: {} };
-    factory(module, module.exports);
-    const Model = module.exports && module.exports.default;
-    if (typeof Model !== 'function') {
-      throw fail('model.ts must export a class as its default export: export default class { async execute(requests, ctx) { ... } }');
+    startLogBudget();
+    try {
+      const module = { exports: {} };
+      factory(module, module.exports);
+      const Model = module.exports && module.exports.default;
+      if (typeof Model !== 'function') {
+        throw fail('model.ts must export a class as its default export: export default class { async execute(requests, ctx) { ... } }');
+      }
+      ctx = ObjectFreeze({
+        name: identity.name,
+        version: identity.version,
+        instance: identity.instance,
+        config: identity.config,
+        infer,
+        log,
+      });
+      model = new Model();
+      if (typeof model.execute !== 'function') throw fail('the default export of model.ts has no execute(requests, ctx) method');
+      if (typeof model.initialize === 'function') await model.initialize(ctx);
+      return { __proto__: null, ok: true };
+    } catch (err) {
+      return errorOf(err);
+    } finally {
+      reportDroppedLines();
     }
-    ctx = Object.freeze({
-      name: identity.name,
-      version: identity.version,
-      instance: identity.instance,
-      config: identity.config,
-      infer,
-      log,
-    });
-    model = new Model();
-    if (typeof model.execute !== 'function') throw fail('the default export of model.ts has no execute(requests, ctx) method');
-    if (typeof model.initialize === 'function') await model.initialize(ctx);
   },
   async execute(requests) {
-    const responses = await model.execute(requests, ctx);
-    if (!Array.isArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
-    if (responses.length !== requests.length) {
-      throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
+    startLogBudget();
+    try {
+      const responses = await model.execute(requests, ctx);
+      if (!ArrayIsArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
+      if (responses.length !== requests.length) {
+        throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
+      }
+      return { __proto__: null, ok: true, value: copyOut(responses, 'execute()\'s answer') };
+    } catch (err) {
+      return errorOf(err);
+    } finally {
+      reportDroppedLines();
     }
-    return responses;
   },
   async executeDecoupled(requests, batch) {
-    const state = {
-      count: requests.length, closed: false,
-      cancelled: requests.map(() => false), final: requests.map(() => false), sent: requests.map(() => 0),
-    };
-    running.set(batch, state);
-    requests.forEach((request, index) => attachSender(request, batch, index, state));
+    startLogBudget();
+    const count = requests.length;
+    const state = { __proto__: null, count, closed: false, cancelled: flags(count), final: flags(count) };
+    running[batch] = state;
     try {
+      for (let i = 0; i < count; i++) attachSender(requests[i], batch, i, state);
       await model.execute(requests, ctx);
+      return { __proto__: null, ok: true };
+    } catch (err) {
+      return errorOf(err);
     } finally {
       state.closed = true;
-      running.delete(batch);
+      delete running[batch];
+      reportDroppedLines();
     }
-    return { sent: state.sent };
   },
   cancel(batch, index) {
-    const state = running.get(batch);
-    if (state) state.cancelled[index] = true;
+    const state = running[batch];
+    if (state !== undefined) state.cancelled[index] = true;
   },
   async finalize() {
-    if (model && typeof model.finalize === 'function') await model.finalize();
+    try {
+      if (model && typeof model.finalize === 'function') await model.finalize();
+      return { __proto__: null, ok: true };
+    } catch (err) {
+      return errorOf(err);
+    }
   },
-};
+});
 `;
+
+/** The limits the bootstrap enforces inside the isolate, handed in as `$4`. */
+export interface BootstrapSettings {
+  /** The most one value leaving the isolate may hold (execute()'s answer, a ctx.infer request, one send()). */
+  readonly maxTransferBytes: number;
+  readonly logLineMaxChars: number;
+  readonly logLinesPerExecute: number;
+  readonly allowWebAssembly: boolean;
+}

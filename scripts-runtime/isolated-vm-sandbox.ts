@@ -11,13 +11,19 @@
  * the watchdog covers synchronous loops too, and each of its timers stays
  * armed until due even after the call returned, which slows every later call. A disposed sandbox stays dead; the instance
  * that owns it makes a new one.
+ *
+ * The bootstrap's entry points answer an Outcome, { ok, value } or { ok: false, message, code }, never a throw:
+ * what the script threw reaches the host as a bounded message and code, not as a copy of the thrown value.
  */
+
+/** What every bootstrap entry point resolves to. */
+type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
 import ivm from 'isolated-vm';
 import { transferList } from '../engine/memory/owned-buffer.ts';
 import type { CompiledScript } from './compile.ts';
-import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.ts';
+import { ISOLATE_BOOTSTRAP, type BootstrapSettings } from './isolate-bootstrap.ts';
 import {
-  SandboxFailure, type DecoupledOutcome, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
+  SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
   type ScriptResponse, type ScriptSandbox,
 } from './sandbox.ts';
 
@@ -54,9 +60,16 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
-      // Arrives as a plain copy; a throw here would surface in the host, so the bridge never throws.
-      const respond = new ivm.Reference((batch: number, index: number, response: unknown, final: boolean) => bridge.respond?.(batch, index, response, final));
-      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond], { result: { reference: true } }) as ivm.Reference;
+      // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
+      const respond = new ivm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
+        await bridge.respond?.(batch, index, response, final) ?? false);
+      const settings: BootstrapSettings = {
+        maxTransferBytes: limits.maxTransferMb * 1024 * 1024, logLineMaxChars: limits.logLineMaxChars,
+        logLinesPerExecute: limits.logLinesPerExecute, allowWebAssembly: limits.allowWebAssembly,
+      };
+      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond, new ivm.ExternalCopy(settings).copyInto()], {
+        result: { reference: true },
+      }) as ivm.Reference;
       const entry = {
         load: await api.get('load', { reference: true }) as ivm.Reference,
         execute: await api.get('execute', { reference: true }) as ivm.Reference,
@@ -66,8 +79,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       };
       const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
       await sandbox.guarded('initialize', () => entry.load.apply(undefined, [identity], {
-        arguments: { copy: true }, result: { promise: true },
-      }));
+        arguments: { copy: true }, result: { promise: true, copy: true },
+      }) as Promise<Outcome<undefined>>);
       return sandbox;
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
@@ -97,15 +110,15 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
       result: { promise: true, copy: true },
-    })) as ScriptResponse[];
+    }) as Promise<Outcome<ScriptResponse[]>>);
   }
 
-  async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<DecoupledOutcome> {
+  async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<void> {
     if (this.ended) throw this.ended;
     const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
-    return await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
+    await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
-    })) as DecoupledOutcome;
+    }) as Promise<Outcome<undefined>>);
   }
 
   cancel(batch: number, index: number): void {
@@ -121,8 +134,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     this.closing ??= (async () => {
       if (this.alive) {
         await this.guarded('finalize', () => this.entry.finalize.apply(undefined, [], {
-          result: { promise: true },
-        })).catch(() => {});
+          result: { promise: true, copy: true },
+        }) as Promise<Outcome<undefined>>).catch(() => {});
       }
       if (!this.isolate.isDisposed) this.isolate.dispose();
     })();
@@ -131,18 +144,20 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   /**
    * Runs one call into the isolate under the watchdog. A call that outlives
-   * the deadline gets its isolate disposed; a limit or crash becomes a
-   * SandboxFailure that ends the sandbox; the script's own errors pass
-   * through as they are.
+   * the deadline (a decoupled send() waiting for room included) gets its
+   * isolate disposed; a limit or crash becomes a SandboxFailure that ends
+   * the sandbox; the script's own errors become an Error with the message
+   * and code it gave.
    */
-  private async guarded<T>(stage: string, call: () => Promise<T>): Promise<T> {
+  private async guarded<T>(stage: string, call: () => Promise<Outcome<T>>): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       if (!this.isolate.isDisposed) this.isolate.dispose();
     }, this.limits.executeTimeoutMs);
+    let outcome: Outcome<T>;
     try {
-      return await call();
+      outcome = await call();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       const failure = timedOut || /Script execution timed out/.test(message)
@@ -151,24 +166,19 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         : /memory limit/i.test(message)
           ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
-          : /Array buffer allocation failed/.test(message)
-            ? undefined
-            : this.isolate.isDisposed
-            ? new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`)
-            : undefined;
-      if (!failure) {
-        // V8 refused a typed array past the heap limit; the isolate lives on, but say which limit.
-        if (/Array buffer allocation failed/.test(message)) {
-          throw new Error(`${message}: the script asked for more memory than its isolate may hold (parameters.memory_limit_mb is ${this.limits.memoryLimitMb})`);
-        }
-        throw err;
-      }
+          : new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`);
       this.ended = failure;
       if (!this.isolate.isDisposed) this.isolate.dispose();
       throw failure;
     } finally {
       clearTimeout(timer);
     }
+    if (outcome.ok) return outcome.value;
+    // V8 refused a typed array past the heap limit; the isolate lives on, but say which limit.
+    const message = /Array buffer allocation failed/.test(outcome.message)
+      ? `${outcome.message}: the script asked for more memory than its isolate may hold (parameters.memory_limit_mb is ${this.limits.memoryLimitMb})`
+      : outcome.message;
+    throw Object.assign(new Error(message), outcome.code === undefined ? {} : { code: outcome.code });
   }
 }
 

@@ -35,14 +35,11 @@ export interface HostBridge {
   log(level: 'info' | 'warn' | 'error', text: string): void;
   /**
    * Decoupled models: request `index` of batch `batch` sent a response
-   * (null with `final` only closes the request), unchecked as yet. Never throws.
+   * (null with `final` only closes the request), unchecked as yet. Answers
+   * whether it was wanted; a promise while the request's stream has no room,
+   * which the script's send() waits for. Never throws.
    */
-  respond?(batch: number, index: number, response: ScriptResponse, final: boolean): void;
-}
-
-/** What a decoupled execute() resolves to: how many responses each request's send() handed to the bridge. */
-export interface DecoupledOutcome {
-  readonly sent: readonly number[];
+  respond?(batch: number, index: number, response: ScriptResponse, final: boolean): boolean | Promise<boolean>;
 }
 
 export interface SandboxIdentity {
@@ -57,8 +54,16 @@ export interface SandboxIdentity {
 
 export interface SandboxLimits {
   readonly memoryLimitMb: number;
-  /** Wall time one execute() may take, awaits included. */
+  /** Wall time one execute() may take, awaits included (and a decoupled send() waiting for room). */
   readonly executeTimeoutMs: number;
+  /** The most one value leaving the isolate may hold: execute()'s answer, a ctx.infer request, one send(). */
+  readonly maxTransferMb: number;
+  /** ctx.log lines longer than this are cut. */
+  readonly logLineMaxChars: number;
+  /** ctx.log lines one execute() may write; later ones are dropped and counted. */
+  readonly logLinesPerExecute: number;
+  /** WebAssembly's memory lives outside the isolate's heap limit, so it is there only when a model asks. */
+  readonly allowWebAssembly: boolean;
 }
 
 /**
@@ -82,10 +87,11 @@ export interface ScriptSandbox {
   execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]>;
   /**
    * The same for a decoupled model: responses go out through the bridge's
-   * respond() as the script sends them, tagged with `batch`, and the
-   * promise resolves once execute() has.
+   * respond() as the script sends them, tagged with `batch` (each has
+   * arrived before send() returns), and the promise resolves once execute()
+   * has.
    */
-  executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<DecoupledOutcome>;
+  executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<void>;
   /** Tells request `index` of a running decoupled batch that nobody wants its responses any more. */
   cancel(batch: number, index: number): void;
   /** False once a limit or a crash ended it. */

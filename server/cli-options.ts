@@ -14,6 +14,7 @@ import {
 } from './http/http-server.ts';
 import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
 import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
+import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
@@ -62,6 +63,8 @@ export interface CliOptions {
   readonly httpConnectionLimits: Pick<HttpServerOptions, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
   /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace]. */
   readonly grpcConnectionLimits: Pick<GrpcServerOptions, 'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>;
+  /** --stream-buffer-responses and --stream-buffer-bytes: what one decoupled request's stream holds unread before send() waits. */
+  readonly streamBuffer: StreamBufferLimits;
 }
 
 export class CliError extends Error {
@@ -124,6 +127,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-max-concurrent-streams': { kind: 'int' },
   'grpc-max-connection-age': { kind: 'int' },
   'grpc-max-connection-age-grace': { kind: 'int' },
+  'stream-buffer-responses': { kind: 'int' },
+  'stream-buffer-bytes': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
   'strict-model-config': { kind: 'bool', notYet: 'strict model config (auto-complete off) is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
@@ -247,6 +252,10 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       maxConcurrentStreams: int('grpc-max-concurrent-streams', DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, 1, 2147483647),
       ...(values.has('grpc-max-connection-age') ? { maxConnectionAgeMs: int('grpc-max-connection-age', 0, 1, 2147483647) } : {}),
       ...(values.has('grpc-max-connection-age-grace') ? { maxConnectionAgeGraceMs: int('grpc-max-connection-age-grace', 0, 0, 2147483647) } : {}),
+    },
+    streamBuffer: {
+      maxResponses: int('stream-buffer-responses', DEFAULT_STREAM_BUFFER.maxResponses, 1, 1_000_000),
+      maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),
     },
   };
 }

@@ -56,6 +56,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     modelControlMode: options.modelControlMode,
     repositoryPollSecs: options.repositoryPollSecs,
     ...(options.responseCache ? { responseCache: options.responseCache } : {}),
+    streamBuffer: options.streamBuffer,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

@@ -4,7 +4,9 @@
  * handed to the engine in order; the first refusal (nobody listens any
  * more) or the request's abort cancels it, which the script sees as send()
  * answering false; and a request that execute() leaves open is closed with
- * an empty final.
+ * an empty final. While the request's stream has no room, deliver() answers
+ * a promise that the script's send() waits on: it settles once there is
+ * room (true), or false as soon as the request is cancelled.
  */
 import type { ModelResponse } from '../../engine/inference-response.ts';
 import type { ExecuteRequest, ExecuteResult } from '../backend.ts';
@@ -12,9 +14,8 @@ import type { ExecuteRequest, ExecuteResult } from '../backend.ts';
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
 export class ResponseSender {
-  /** Responses the script handed over so far, whether or not they were wanted. */
-  private received = 0;
-  private waiting: { count: number; resolve: () => void } | undefined;
+  /** Settles a send() waiting for room with false: the request was cancelled meanwhile. */
+  private release: (() => void) | undefined;
   private finalSent = false;
   private cancelled = false;
   /** When the script started on this request, or sent its previous response. */
@@ -48,11 +49,9 @@ export class ResponseSender {
     return this.finalSent;
   }
 
-  /** A response the script sent: null only closes the request (final). */
-  deliver(response: unknown, final: boolean): void {
-    this.received++;
-    if (this.waiting && this.received >= this.waiting.count) this.waiting.resolve();
-    if (this.finalSent) return;
+  /** A response the script sent: null only closes the request (final). Answers whether it was wanted, once there is room for more. */
+  deliver(response: unknown, final: boolean): boolean | Promise<boolean> {
+    if (this.finalSent || this.cancelled) return false;
     if (final) this.finalSent = true;
     const inferNs = nsSince(this.since);
     const checkStart = performance.now();
@@ -65,13 +64,20 @@ export class ResponseSender {
       answer = result.ok ? { outputs: result.outputs, final, timing } : { error: result.error, final, timing };
     }
     this.since = performance.now();
-    if (!this.cancelled && this.request.send?.(answer) === false) this.cancel();
-  }
-
-  /** Resolves once `count` responses have arrived: execute() counted what it sent, and the last ones may still be on their way. */
-  arrived(count: number): Promise<void> {
-    if (this.received >= count) return Promise.resolve();
-    return new Promise((resolve) => { this.waiting = { count, resolve }; });
+    const taken = this.request.send?.(answer) ?? true;
+    if (taken === true) return true;
+    if (taken === false) {
+      this.cancel();
+      return false;
+    }
+    return new Promise<boolean>((resolve) => {
+      this.release = () => resolve(false);
+      void taken.then((room) => {
+        this.release = undefined;
+        if (!room) this.cancel();
+        resolve(room);
+      });
+    });
   }
 
   /** The script's execute() ended: a request still open gets its final, with no response. */
@@ -85,11 +91,19 @@ export class ResponseSender {
   /** The batch failed: nothing more goes out for this request (the scheduler answers it with the failure). */
   abandon(): void {
     this.detach();
+    this.releaseWaiting();
   }
 
   private cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.releaseWaiting();
     this.onCancel();
+  }
+
+  private releaseWaiting(): void {
+    const release = this.release;
+    this.release = undefined;
+    release?.();
   }
 }

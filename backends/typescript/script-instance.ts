@@ -16,7 +16,7 @@ import type { InferFunction } from '../../engine/scheduling/scheduler.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
 import { IsolatedVmSandbox } from '../../scripts-runtime/isolated-vm-sandbox.ts';
-import { SandboxFailure, type DecoupledOutcome, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
+import { SandboxFailure, type HostBridge, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { ResponseSender } from './response-sender.ts';
 
@@ -33,8 +33,8 @@ export interface ScriptInstanceOptions {
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
-/** Where the bridge hands a decoupled request's responses (see HostBridge.respond). */
-type Respond = (batch: number, index: number, response: unknown, final: boolean) => void;
+/** Where the bridge hands a decoupled request's responses. */
+type Respond = NonNullable<HostBridge['respond']>;
 
 export class ScriptInstance implements BackendInstance {
   private sandbox: Promise<IsolatedVmSandbox>;
@@ -55,7 +55,7 @@ export class ScriptInstance implements BackendInstance {
   /** Starts the isolate and runs initialize(); a script that throws there fails the load. */
   static async create(options: ScriptInstanceOptions): Promise<ScriptInstance> {
     let instance: ScriptInstance | undefined;
-    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? [], (...sent) => instance?.deliver(...sent));
+    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? [], (...sent) => instance?.deliver(...sent) ?? false);
     instance = new ScriptInstance(options, sandbox);
     return instance;
   }
@@ -160,11 +160,9 @@ export class ScriptInstance implements BackendInstance {
       request, (response) => this.result(request, response, index, requests.length), () => sandbox.cancel(batch, index), runStart,
     ));
     this.decoupled = { batch, senders };
-    let outcome: DecoupledOutcome | undefined;
     let failure: SwitchyardError | undefined;
     try {
-      outcome = await sandbox.executeDecoupled(scriptRequests, transfer, batch);
-      await Promise.all(senders.map((sender, i) => sender.arrived(outcome!.sent[i] ?? 0)));
+      await sandbox.executeDecoupled(scriptRequests, transfer, batch);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       if (err instanceof SandboxFailure) {
@@ -186,10 +184,13 @@ export class ScriptInstance implements BackendInstance {
     return { results, timing: { inputNs, inferNs: nsSince(runStart), outputNs: 0 } };
   }
 
-  /** A response a decoupled request sent, routed to its sender; responses of a batch that is over are dropped. */
-  private deliver(batch: number, index: number, response: unknown, final: boolean): void {
-    if (this.decoupled?.batch !== batch) return;
-    this.decoupled.senders[index]?.deliver(response, final);
+  /**
+   * A response a decoupled request sent, routed to its sender; responses of a batch that is over are dropped.
+   * Answers whether it was wanted, once there is room for the next one.
+   */
+  private deliver(batch: number, index: number, response: unknown, final: boolean): boolean | Promise<boolean> {
+    if (this.decoupled?.batch !== batch) return false;
+    return this.decoupled.senders[index]?.deliver(response, final) ?? false;
   }
 
   /** One request's answer, checked against the config: every requested output, of its declared type and shape. */

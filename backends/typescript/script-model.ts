@@ -5,9 +5,14 @@
  * ScriptInstance, with its own isolate, per instance_group count.
  *
  * Limits come from the config's parameters:
- *   memory_limit_mb     heap of each isolate (default 128)
- *   execute_timeout_ms  wall time of one execute(), awaits included (default 5000);
- *                       initialize() and finalize() get the same
+ *   memory_limit_mb        heap of each isolate, ArrayBuffers included (default 128)
+ *   execute_timeout_ms     wall time of one execute(), awaits included (default 5000);
+ *                          initialize() and finalize() get the same
+ *   max_transfer_mb        the most one value leaving the isolate may hold: execute()'s answer,
+ *                          a ctx.infer request, one send() (default: memory_limit_mb)
+ *   log_line_max_chars     ctx.log lines are cut past this (default 4096)
+ *   log_lines_per_execute  ctx.log lines one execute() may write; the rest are dropped and counted (default 1000)
+ *   allow_webassembly      'true' keeps WebAssembly, whose memory the heap limit does not bound (default false)
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +27,13 @@ import { ScriptInstance } from './script-instance.ts';
 
 export const DEFAULT_MEMORY_LIMIT_MB = 128;
 export const DEFAULT_EXECUTE_TIMEOUT_MS = 5000;
+export const DEFAULT_LOG_LINE_MAX_CHARS = 4096;
+export const DEFAULT_LOG_LINES_PER_EXECUTE = 1000;
+/** Every limit at its default: what a config with no parameters gets. */
+export const DEFAULT_SCRIPT_LIMITS: SandboxLimits = {
+  memoryLimitMb: DEFAULT_MEMORY_LIMIT_MB, executeTimeoutMs: DEFAULT_EXECUTE_TIMEOUT_MS, maxTransferMb: DEFAULT_MEMORY_LIMIT_MB,
+  logLineMaxChars: DEFAULT_LOG_LINE_MAX_CHARS, logLinesPerExecute: DEFAULT_LOG_LINES_PER_EXECUTE, allowWebAssembly: false,
+};
 /** isolated-vm refuses smaller heaps. */
 const MIN_MEMORY_LIMIT_MB = 8;
 
@@ -79,9 +91,20 @@ function limitsOf(context: ModelLoadContext): SandboxLimits {
     }
     return value;
   };
+  const flag = (key: string): boolean => {
+    const text = context.settings.parameters.get(key);
+    if (text === undefined || text === '' || text === 'false') return false;
+    if (text === 'true') return true;
+    throw new Error(`parameters '${key}' is '${text}': use 'true' or 'false'`);
+  };
+  const memoryLimitMb = number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB);
   return {
-    memoryLimitMb: number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB),
+    memoryLimitMb,
     executeTimeoutMs: number('execute_timeout_ms', DEFAULT_EXECUTE_TIMEOUT_MS, 1),
+    maxTransferMb: number('max_transfer_mb', memoryLimitMb, 1),
+    logLineMaxChars: number('log_line_max_chars', DEFAULT_LOG_LINE_MAX_CHARS, 1),
+    logLinesPerExecute: number('log_lines_per_execute', DEFAULT_LOG_LINES_PER_EXECUTE, 0),
+    allowWebAssembly: flag('allow_webassembly'),
   };
 }
 

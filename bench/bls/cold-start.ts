@@ -94,7 +94,7 @@ async function serverColdStart(source: string): Promise<{ createMs: number; firs
 export async function measureColdStart(reps: number): Promise<ColdStartRow[]> {
   const { compileScript } = await import('../../scripts-runtime/compile.ts');
   const { IsolatedVmSandbox } = await import('../../scripts-runtime/isolated-vm-sandbox.ts');
-  const { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_MEMORY_LIMIT_MB } = await import('../../backends/typescript/script-model.ts');
+  const { DEFAULT_MEMORY_LIMIT_MB, DEFAULT_SCRIPT_LIMITS } = await import('../../backends/typescript/script-model.ts');
   const rows: ColdStartRow[] = [];
   const runId = `${process.pid}-${Date.now()}`;
 
@@ -135,7 +135,7 @@ export async function measureColdStart(reps: number): Promise<ColdStartRow[]> {
   });
 
   const script = await compileScript('cold/1/model.ts', ECHO_SOURCE);
-  const limits = { memoryLimitMb: DEFAULT_MEMORY_LIMIT_MB, executeTimeoutMs: DEFAULT_EXECUTE_TIMEOUT_MS };
+  const limits = DEFAULT_SCRIPT_LIMITS;
   const bridge = {
     infer: async () => ({ error: 'no ctx.infer in the cold-start bench' }),
     log: () => {},

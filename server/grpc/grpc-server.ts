@@ -224,7 +224,9 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
    * sends them (out of request order, as in Triton), after its slot is given
    * up; each carries triton_final_response.
    */
-  async function streamRequest(bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => void): Promise<void> {
+  async function streamRequest(
+    bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => Promise<void>,
+  ): Promise<void> {
     const message = decodeInferMessage(bytes);
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
@@ -242,9 +244,10 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
     }
     slot.reply = null;
     flush();
+    // The next response is read only once the call can take more: a client that does not read holds the model back.
     for await (const item of responses) {
       const reply = encodeStreamResponse(item, message, emptyFinal);
-      if (reply) write(reply);
+      if (reply) await write(reply);
     }
   }
 
@@ -261,13 +264,26 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
     const ordered: StreamSlot[] = [];
     let running = 0;
     let ended = false;
-    const write = (reply: Message): void => {
-      if (!call.cancelled) call.write(reply);
+    // One wait for room shared by every request writing on this call.
+    const WRITABLE_EVENTS = ['drain', 'close', 'cancelled', 'error'];
+    let room: Promise<void> | undefined;
+    const writable = (): Promise<void> => room ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        for (const event of WRITABLE_EVENTS) call.off(event, done);
+        room = undefined;
+        resolve();
+      };
+      for (const event of WRITABLE_EVENTS) call.on(event, done);
+    });
+    /** Writes a reply; resolves once the call's buffer has room again (or the call is gone). */
+    const write = async (reply: Message): Promise<void> => {
+      if (call.cancelled || call.write(reply)) return;
+      await writable();
     };
     const flush = (): void => {
       while (ordered.length > 0 && ordered[0]!.reply !== undefined) {
         const reply = ordered.shift()!.reply;
-        if (reply) write(reply);
+        if (reply) void write(reply);
       }
       if (ended && ordered.length === 0 && running === 0) {
         dispose();
@@ -281,7 +297,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
       streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
         const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekRequestId(bytes) } };
         // A decoupled request gave up its slot when it started; its failure goes out at once.
-        if (slot.reply === null) write(reply);
+        if (slot.reply === null) void write(reply);
         else slot.reply = reply;
       }).finally(() => {
         running--;

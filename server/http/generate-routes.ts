@@ -85,9 +85,10 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     }
     reply.hijack();
     const events = new SseWriter(reply.raw);
+    // The next response is read only once the socket has taken this one: a client that does not read holds the model back.
     for await (const item of responses) {
-      if (item.response) events.event(encode(item.response));
-      else if (item.error) events.event(JSON.stringify({ error: item.error.message }), item.error.httpStatus);
+      if (item.response) await events.event(encode(item.response));
+      else if (item.error) await events.event(JSON.stringify({ error: item.error.message }), item.error.httpStatus);
     }
     events.end();
   };

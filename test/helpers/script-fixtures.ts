@@ -19,6 +19,8 @@ export interface ScriptConfigOptions {
   readonly outputs?: readonly IoSpec[];
   readonly executeTimeoutMs?: number;
   readonly memoryLimitMb?: number;
+  /** Any other parameters (max_transfer_mb, allow_webassembly, ...). */
+  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
   /** Extra config lines: dynamic_batching, instance_group, ... */
   readonly extra?: string;
 }
@@ -33,6 +35,7 @@ export function scriptConfig(options: ScriptConfigOptions = {}): string {
   const parameters = [
     ...(options.executeTimeoutMs !== undefined ? [['execute_timeout_ms', options.executeTimeoutMs]] : []),
     ...(options.memoryLimitMb !== undefined ? [['memory_limit_mb', options.memoryLimitMb]] : []),
+    ...Object.entries(options.parameters ?? {}),
   ].map(([k, v]) => `parameters { key: "${k}" value: { string_value: "${v}" } }`).join('\n');
   return `backend: "typescript"
 max_batch_size: ${options.maxBatchSize ?? 8}

@@ -224,7 +224,6 @@ export default class Hostile {
       return { length: 1, 0: { outputs: {} } } as any;
     }
     if (mode === 'proxy') return [new Proxy({}, { get: () => { throw new Error('trap'); } })];
-    if (mode === 'proxy_output') return [{ outputs: { REPORT: new Proxy({ datatype: 'BYTES', shape: [1, 1], data: ['x'] }, {}) } }];
     if (mode === 'looping_getter') return [{ get outputs() { for (;;) {} } }];
     if (mode === 'looping_to_string') throw { toString() { for (;;) {} }, message: { toString() { for (;;) {} } } };
     if (mode === 'throw_null') throw null;
@@ -350,17 +349,15 @@ describe('script isolation', () => {
       assert.deepEqual((probe['walk of awaited'] as { found: string[] }).found, []);
     });
 
-    test('no timers and no network; WebAssembly is there but only compiles real modules', () => {
+    test('no timers, no network, and no WebAssembly unless the model allows it', () => {
       const timers = probe['timers'] as Record<string, string>;
-      for (const name of ['setTimeout', 'setInterval', 'setImmediate', 'fetch', 'XMLHttpRequest', 'WebSocket', 'Deno', 'Bun']) {
+      for (const name of ['setTimeout', 'setInterval', 'setImmediate', 'fetch', 'XMLHttpRequest', 'WebSocket', 'Deno', 'Bun', 'WebAssembly']) {
         assert.equal(timers[name], 'undefined', name);
       }
-      // Present in V8 itself: harmless without imports from the host. V8's own console is there too, writing nowhere.
-      assert.equal(timers['WebAssembly'], 'object');
+      // V8's own console is there, writing nowhere.
       assert.equal(probe['console.log'].ok, true);
       assert.equal(probe['WebAssembly.Module of arbitrary bytes'].ok, false);
-      assert.equal(probe['WebAssembly.Module of arbitrary bytes'].errorName, 'CompileError');
-      assert.equal(probe['WebAssembly.Module of an empty module'].ok, true);
+      assert.equal(probe['WebAssembly.Module of an empty module'].ok, false);
     });
   });
 
@@ -408,8 +405,8 @@ describe('script isolation', () => {
     const cases: readonly (readonly [string, RegExp])[] = [
       // The poisoned check inside the isolate passes; the host sees an object, not an array, and finds no outputs in it.
       ['is_array', /the response has no output 'REPORT'|must return an array|returned .* as a response/],
-      ['proxy', /could not be cloned|Proxy|execute\(\)/],
-      ['proxy_output', /could not be cloned|Proxy|execute\(\)/],
+      // A Proxy is read as the plain data it shows (here: an object with no keys), never handed to the host as it is.
+      ['proxy', /the response has no outputs object/],
       ['looping_getter', /time limit of 300 ms/],
       ['looping_to_string', /time limit of 300 ms|execute\(\) threw/],
       ['throw_null', /execute\(\) threw: null/],

@@ -342,3 +342,11 @@ test('connection limits: HTTP timeouts and connection cap, gRPC idle, streams an
     assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && bound.test(err.message), flag);
   }
 });
+
+test('--stream-buffer-responses and --stream-buffer-bytes bound a decoupled stream\'s unread responses', () => {
+  assert.deepEqual(parseCliOptions(['--model-repository=/m']).streamBuffer, { maxResponses: 16, maxBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--stream-buffer-responses=4', '--stream-buffer-bytes=65536']).streamBuffer,
+    { maxResponses: 4, maxBytes: 65536 });
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-responses=0']), /--stream-buffer-responses=0: expected a value from 1/);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-bytes=0']), /--stream-buffer-bytes=0: expected a value from 1/);
+});
