@@ -1,6 +1,6 @@
 /**
  * The JavaScript that runs first in every script isolate, as the body of a
- * closure: `$0` is the host's infer Reference, `$1` its log Reference, `$2` the model's compiled code as a
+ * closure: `$0` is the host's infer Reference (called with the request and the number of the execute making it), `$1` its log Reference, `$2` the model's compiled code as a
  * function of (module, exports), `$3` the host's respond Reference (decoupled models). It keeps those handles in
  * its own scope, so the author's code only ever sees plain functions (ctx.infer, ctx.log, request.send), and
  * returns to the host the entry points it calls: load, execute, executeDecoupled, cancel, finalize.
@@ -20,6 +20,9 @@ const respondOptions = { arguments: { copy: true } };
 const running = new Map();
 // The host answers with a plain value whose tensor buffers move into this isolate instead of being copied.
 const inferOptions = { arguments: { copy: true }, result: { promise: true } };
+// ctx.infer calls in flight, by batch (0: initialize), and how many one may have; the host sets the limit at load.
+const callsInFlight = Object.create(null);
+let inferLimit = { max: 0, code: '', message: '' };
 
 function fail(message, code) {
   const error = new Error(message);
@@ -27,9 +30,18 @@ function fail(message, code) {
   return error;
 }
 
-async function infer(request) {
+// Refused here past the limit, before the request is copied out: a flood of calls never reaches the host.
+async function infer(request, batch) {
   if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
-  const answer = await hostInfer.apply(undefined, [request], inferOptions);
+  const inFlight = callsInFlight[batch] || 0;
+  if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
+  callsInFlight[batch] = inFlight + 1;
+  let answer;
+  try {
+    answer = await hostInfer.apply(undefined, [request, batch], inferOptions);
+  } finally {
+    if (--callsInFlight[batch] === 0) delete callsInFlight[batch];
+  }
   if (answer.error !== undefined) throw fail(answer.error, answer.code);
   return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
 }
@@ -43,7 +55,12 @@ function logAt(level) {
 const log = Object.freeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
 
 let model;
-let ctx;
+let identityOf;
+
+// The ctx of one execute() (0: initialize()): its ctx.infer calls are that execute's, for their limit, chain and cancellation.
+function contextFor(batch) {
+  return Object.freeze({ ...identityOf, infer: (request) => infer(request, batch), log });
+}
 
 // Gives a decoupled request its send() and isCancelled(), bound to its batch and position.
 function attachSender(request, batch, index, state) {
@@ -89,20 +106,14 @@ return {
     if (typeof Model !== 'function') {
       throw fail('model.ts must export a class as its default export: export default class { async execute(requests, ctx) { ... } }');
     }
-    ctx = Object.freeze({
-      name: identity.name,
-      version: identity.version,
-      instance: identity.instance,
-      config: identity.config,
-      infer,
-      log,
-    });
+    inferLimit = identity.inferLimit;
+    identityOf = { name: identity.name, version: identity.version, instance: identity.instance, config: identity.config };
     model = new Model();
     if (typeof model.execute !== 'function') throw fail('the default export of model.ts has no execute(requests, ctx) method');
-    if (typeof model.initialize === 'function') await model.initialize(ctx);
+    if (typeof model.initialize === 'function') await model.initialize(contextFor(0));
   },
-  async execute(requests) {
-    const responses = await model.execute(requests, ctx);
+  async execute(requests, batch) {
+    const responses = await model.execute(requests, contextFor(batch));
     if (!Array.isArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
     if (responses.length !== requests.length) {
       throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
@@ -117,7 +128,7 @@ return {
     running.set(batch, state);
     requests.forEach((request, index) => attachSender(request, batch, index, state));
     try {
-      await model.execute(requests, ctx);
+      await model.execute(requests, contextFor(batch));
     } finally {
       state.closed = true;
       running.delete(batch);

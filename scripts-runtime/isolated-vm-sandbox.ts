@@ -42,10 +42,10 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
       // The answer goes in as a plain value whose buffers move across: never as a handle the script could reach.
-      const infer = new ivm.Reference(async (call: unknown): Promise<ivm.Copy<ScriptInferAnswer>> => {
+      const infer = new ivm.Reference(async (call: unknown, batch: number): Promise<ivm.Copy<ScriptInferAnswer>> => {
         let answer: ScriptInferAnswer;
         try {
-          answer = await bridge.infer(call);
+          answer = await bridge.infer(call, batch);
         } catch (err) {
           // A rejection here would surface in the host, not the script: always answer.
           answer = { error: err instanceof Error ? err.message : String(err) };
@@ -91,10 +91,10 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     }
   }
 
-  async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]> {
+  async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<readonly ScriptResponse[]> {
     if (this.ended) throw this.ended;
     const argument = new ivm.ExternalCopy(requests, { transferList: [...transfer] }).copyInto({ release: true, transferIn: true });
-    return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
+    return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     })) as ScriptResponse[];
   }
@@ -135,18 +135,19 @@ export class IsolatedVmSandbox implements ScriptSandbox {
    * through as they are.
    */
   private async guarded<T>(stage: string, call: () => Promise<T>): Promise<T> {
-    let timedOut = false;
+    const timeout = (): SandboxFailure => new SandboxFailure('timeout', `${this.what} ran past its time limit of ${this.limits.executeTimeoutMs} ms ` +
+      `in ${stage}() (parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`);
     const timer = setTimeout(() => {
-      timedOut = true;
+      this.ended ??= timeout();
       if (!this.isolate.isDisposed) this.isolate.dispose();
     }, this.limits.executeTimeoutMs);
     try {
       return await call();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      const failure = timedOut || /Script execution timed out/.test(message)
-        ? new SandboxFailure('timeout', `${this.what} ran past its time limit of ${this.limits.executeTimeoutMs} ms in ${stage}() ` +
-          `(parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`)
+      // A limit ends every call running in the isolate (executes waiting on ctx.infer beside the one that hit it), for that reason.
+      const failure = this.ended ?? (/Script execution timed out/.test(message)
+        ? timeout()
         : /memory limit/i.test(message)
           ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
@@ -154,7 +155,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
             ? undefined
             : this.isolate.isDisposed
             ? new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`)
-            : undefined;
+            : undefined);
       if (!failure) {
         // V8 refused a typed array past the heap limit; the isolate lives on, but say which limit.
         if (/Array buffer allocation failed/.test(message)) {
@@ -162,7 +163,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         }
         throw err;
       }
-      this.ended = failure;
+      this.ended ??= failure;
       if (!this.isolate.isDisposed) this.isolate.dispose();
       throw failure;
     } finally {

@@ -8,6 +8,8 @@
  *   memory_limit_mb     heap of each isolate (default 128)
  *   execute_timeout_ms  wall time of one execute(), awaits included (default 5000);
  *                       initialize() and finalize() get the same
+ *   max_infer_calls_in_flight  ctx.infer calls one execute() may have unanswered (default 64)
+ *   max_concurrent_executes    batches one instance runs at once, all but one waiting on ctx.infer (default 16)
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +24,8 @@ import { ScriptInstance } from './script-instance.ts';
 
 export const DEFAULT_MEMORY_LIMIT_MB = 128;
 export const DEFAULT_EXECUTE_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_INFER_CALLS_IN_FLIGHT = 64;
+export const DEFAULT_MAX_CONCURRENT_EXECUTES = 16;
 /** isolated-vm refuses smaller heaps. */
 const MIN_MEMORY_LIMIT_MB = 8;
 
@@ -33,7 +37,7 @@ export class ScriptModel implements BackendModel {
   private constructor(
     private readonly context: ModelLoadContext,
     private readonly script: CompiledScript,
-    private readonly limits: SandboxLimits,
+    private readonly limits: ScriptLimits,
     readonly signature: ModelSignature,
   ) {}
 
@@ -55,7 +59,9 @@ export class ScriptModel implements BackendModel {
       version: this.context.version,
       script: this.script,
       config,
-      limits: this.limits,
+      limits: this.limits.sandbox,
+      maxConcurrentExecutes: this.limits.maxConcurrentExecutes,
+      maxInferCallsInFlight: this.limits.maxInferCallsInFlight,
       infer: this.context.infer,
       logger: this.context.logger ?? silentLogger,
       ...(this.context.bufferPool ? { bufferPool: this.context.bufferPool } : {}),
@@ -69,7 +75,13 @@ export class ScriptModel implements BackendModel {
   }
 }
 
-function limitsOf(context: ModelLoadContext): SandboxLimits {
+interface ScriptLimits {
+  readonly sandbox: SandboxLimits;
+  readonly maxConcurrentExecutes: number;
+  readonly maxInferCallsInFlight: number;
+}
+
+function limitsOf(context: ModelLoadContext): ScriptLimits {
   const number = (key: string, fallback: number, min: number): number => {
     const text = context.settings.parameters.get(key);
     if (text === undefined || text === '') return fallback;
@@ -80,8 +92,12 @@ function limitsOf(context: ModelLoadContext): SandboxLimits {
     return value;
   };
   return {
-    memoryLimitMb: number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB),
-    executeTimeoutMs: number('execute_timeout_ms', DEFAULT_EXECUTE_TIMEOUT_MS, 1),
+    sandbox: {
+      memoryLimitMb: number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB),
+      executeTimeoutMs: number('execute_timeout_ms', DEFAULT_EXECUTE_TIMEOUT_MS, 1),
+    },
+    maxConcurrentExecutes: number('max_concurrent_executes', DEFAULT_MAX_CONCURRENT_EXECUTES, 1),
+    maxInferCallsInFlight: number('max_infer_calls_in_flight', DEFAULT_MAX_INFER_CALLS_IN_FLIGHT, 1),
   };
 }
 

@@ -1,0 +1,92 @@
+/**
+ * The ctx.infer calls of one script execute() (or initialize()): how many
+ * are in flight, bounded by parameters.max_infer_calls_in_flight; the call
+ * chain they extend; and the AbortSignal every one of them carries. The
+ * signal fires when the execute ends (returned, threw, ran past its time
+ * limit) or when every client of its batch went away, so calls still queued
+ * at the callee leave its queue and calls still running answer at once.
+ * Calls made once it fired are refused.
+ */
+import { setMaxListeners } from 'node:events';
+import { serverError, type SwitchyardError } from '../engine/errors.ts';
+
+export class ExecuteCalls {
+  private inFlight = 0;
+  private readonly controller = new AbortController();
+  private readonly detach: (() => void)[] = [];
+
+  /**
+   * `signals` are the batch's requests' own (undefined where a request has
+   * none: that one never goes away). `onParked` hears when the execute
+   * starts or stops waiting on calls (see `parked`).
+   */
+  constructor(
+    private readonly model: string,
+    readonly chain: readonly string[],
+    private readonly limit: number,
+    signals: readonly (AbortSignal | undefined)[],
+    private readonly onParked: () => void = () => {},
+  ) {
+    // Every call in flight listens once, in the callee's queue; no leak to warn about below the limit.
+    setMaxListeners(Math.max(10, limit * 4), this.controller.signal);
+    this.followClients(signals);
+  }
+
+  /** What each call of this execute carries. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Whether the execute waits on at least one call: a parked execute computes nothing. */
+  get parked(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /** False once the execute ended. */
+  get open(): boolean {
+    return !this.controller.signal.aborted;
+  }
+
+  /** Takes a place for one call; throws the catalogue error when the execute ended or already has its limit in flight. */
+  begin(): void {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (++this.inFlight === 1) this.onParked();
+  }
+
+  /** Gives the place back once the call answered. */
+  finish(): void {
+    if (--this.inFlight === 0) this.onParked();
+  }
+
+  /** The execute ended: calls still in flight are cancelled with `reason`, later ones refused. */
+  close(reason: string): void {
+    for (const detach of this.detach.splice(0)) detach();
+    if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
+  }
+
+  private refusal(): SwitchyardError | undefined {
+    if (!this.open) return serverError('INFER_AFTER_EXECUTE', { model: this.model });
+    if (this.inFlight >= this.limit) return serverError('INFER_CALLS_IN_FLIGHT', { model: this.model, max: this.limit });
+    return undefined;
+  }
+
+  /** Once every request of the batch was cancelled by its client, nobody wants the calls' answers. */
+  private followClients(signals: readonly (AbortSignal | undefined)[]): void {
+    if (signals.length === 0 || signals.some((s) => s === undefined)) return;
+    const live = (signals as readonly AbortSignal[]).filter((s) => !s.aborted);
+    const reason = `every client of the calling execute() of '${this.model}' went away`;
+    if (live.length === 0) {
+      this.close(reason);
+      return;
+    }
+    let left = live.length;
+    const gone = (): void => {
+      if (--left === 0) this.close(reason);
+    };
+    for (const signal of live) {
+      signal.addEventListener('abort', gone, { once: true });
+      this.detach.push(() => signal.removeEventListener('abort', gone));
+    }
+  }
+}
