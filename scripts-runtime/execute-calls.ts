@@ -14,6 +14,8 @@ export class ExecuteCalls {
   private inFlight = 0;
   private readonly controller = new AbortController();
   private readonly detach: (() => void)[] = [];
+  /** Set when every client went away while the execute still runs: later calls are cancelled as theirs were. */
+  private clientsGone: string | undefined;
 
   /**
    * `signals` are the batch's requests' own (undefined where a request has
@@ -47,9 +49,9 @@ export class ExecuteCalls {
     return !this.controller.signal.aborted;
   }
 
-  /** Takes a place for one call; throws the catalogue error when the execute ended or already has its limit in flight. */
-  begin(): void {
-    const refusal = this.refusal();
+  /** Takes a place for one call to `callee`; throws the catalogue error when the execute ended or already has its limit in flight. */
+  begin(callee: string): void {
+    const refusal = this.refusal(callee);
     if (refusal) throw refusal;
     if (++this.inFlight === 1) this.onParked();
   }
@@ -65,7 +67,8 @@ export class ExecuteCalls {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
   }
 
-  private refusal(): SwitchyardError | undefined {
+  private refusal(callee: string): SwitchyardError | undefined {
+    if (this.clientsGone !== undefined) return serverError('CANCELLED', { model: callee, reason: this.clientsGone });
     if (!this.open) return serverError('INFER_AFTER_EXECUTE', { model: this.model });
     if (this.inFlight >= this.limit) return serverError('INFER_CALLS_IN_FLIGHT', { model: this.model, max: this.limit });
     return undefined;
@@ -77,12 +80,15 @@ export class ExecuteCalls {
     const live = (signals as readonly AbortSignal[]).filter((s) => !s.aborted);
     const reason = `every client of the calling execute() of '${this.model}' went away`;
     if (live.length === 0) {
+      this.clientsGone = reason;
       this.close(reason);
       return;
     }
     let left = live.length;
     const gone = (): void => {
-      if (--left === 0) this.close(reason);
+      if (--left > 0) return;
+      this.clientsGone = reason;
+      this.close(reason);
     };
     for (const signal of live) {
       signal.addEventListener('abort', gone, { once: true });

@@ -143,7 +143,7 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
         calls = options.callsOf(batch);
         if (!calls) throw serverError('INFER_AFTER_EXECUTE', { model: options.modelName });
         const request = inferRequest(call, calls);
-        calls.begin();
+        calls.begin(request.modelName);
         const response = await options.infer(request).finally(() => calls!.finish());
         const transfer: ArrayBuffer[] = [];
         return {
