@@ -14,20 +14,21 @@ export class ExecuteCalls {
   private inFlight = 0;
   private readonly controller = new AbortController();
   private readonly detach: (() => void)[] = [];
-  /** Set when every client went away while the execute still runs: later calls are cancelled as theirs were. */
-  private clientsGone: string | undefined;
+  /** Why every client of the batch went away, once they did: later calls are cancelled as theirs were. */
+  private gone: string | undefined;
 
   /**
    * `signals` are the batch's requests' own (undefined where a request has
-   * none: that one never goes away). `onParked` hears when the execute
-   * starts or stops waiting on calls (see `parked`).
+   * none: that one never goes away). `listeners.parked` hears when the
+   * execute starts or stops waiting on calls (see `parked`), `listeners.gone`
+   * when every client went away.
    */
   constructor(
     private readonly model: string,
     readonly chain: readonly string[],
     private readonly limit: number,
     signals: readonly (AbortSignal | undefined)[],
-    private readonly onParked: () => void = () => {},
+    private readonly listeners: { readonly parked?: () => void; readonly gone?: () => void } = {},
   ) {
     // Every call in flight listens once, in the callee's queue; no leak to warn about below the limit.
     setMaxListeners(Math.max(10, limit * 4), this.controller.signal);
@@ -44,6 +45,11 @@ export class ExecuteCalls {
     return this.inFlight > 0;
   }
 
+  /** Why every client of the batch went away, once they did. */
+  get cancelled(): string | undefined {
+    return this.gone;
+  }
+
   /** False once the execute ended. */
   get open(): boolean {
     return !this.controller.signal.aborted;
@@ -53,12 +59,12 @@ export class ExecuteCalls {
   begin(callee: string): void {
     const refusal = this.refusal(callee);
     if (refusal) throw refusal;
-    if (++this.inFlight === 1) this.onParked();
+    if (++this.inFlight === 1) this.listeners.parked?.();
   }
 
   /** Gives the place back once the call answered. */
   finish(): void {
-    if (--this.inFlight === 0) this.onParked();
+    if (--this.inFlight === 0) this.listeners.parked?.();
   }
 
   /** The execute ended: calls still in flight are cancelled with `reason`, later ones refused. */
@@ -68,7 +74,7 @@ export class ExecuteCalls {
   }
 
   private refusal(callee: string): SwitchyardError | undefined {
-    if (this.clientsGone !== undefined) return serverError('CANCELLED', { model: callee, reason: this.clientsGone });
+    if (this.gone !== undefined) return serverError('CANCELLED', { model: callee, reason: this.gone });
     if (!this.open) return serverError('INFER_AFTER_EXECUTE', { model: this.model });
     if (this.inFlight >= this.limit) return serverError('INFER_CALLS_IN_FLIGHT', { model: this.model, max: this.limit });
     return undefined;
@@ -78,21 +84,23 @@ export class ExecuteCalls {
   private followClients(signals: readonly (AbortSignal | undefined)[]): void {
     if (signals.length === 0 || signals.some((s) => s === undefined)) return;
     const live = (signals as readonly AbortSignal[]).filter((s) => !s.aborted);
-    const reason = `every client of the calling execute() of '${this.model}' went away`;
     if (live.length === 0) {
-      this.clientsGone = reason;
-      this.close(reason);
+      this.abandon();
       return;
     }
     let left = live.length;
     const gone = (): void => {
-      if (--left > 0) return;
-      this.clientsGone = reason;
-      this.close(reason);
+      if (--left === 0) this.abandon();
     };
     for (const signal of live) {
       signal.addEventListener('abort', gone, { once: true });
       this.detach.push(() => signal.removeEventListener('abort', gone));
     }
+  }
+
+  private abandon(): void {
+    this.gone = `every client of the calling execute() of '${this.model}' went away`;
+    this.close(this.gone);
+    this.listeners.gone?.();
   }
 }

@@ -44,8 +44,10 @@ const nsSince = (start: number): number => Math.round((performance.now() - start
 
 /** A batch handed to the instance that has not started: it starts once the instance has room (see canStart). */
 interface Waiting {
-  readonly requests: readonly ExecuteRequest[];
-  readonly start: (batch: number) => void;
+  readonly batch: number;
+  readonly calls: ExecuteCalls;
+  /** Resolves the batch's wait: true to run, false when every client went away first. */
+  readonly start: (run: boolean) => void;
 }
 
 export class ScriptInstance implements BackendInstance {
@@ -113,32 +115,49 @@ export class ScriptInstance implements BackendInstance {
   }
 
   async execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
-    const batch = await new Promise<number>((start) => {
-      this.waiting.push({ requests, start });
+    const model = this.options.config.name;
+    const batch = ++this.batches;
+    const chain = [...new Set(requests.flatMap((r) => r.callChain ?? [])), `${model}@${this.name}#${batch}`];
+    let leave = (): void => {};
+    const calls = new ExecuteCalls(model, chain, this.options.maxInferCallsInFlight, requests.map((r) => r.signal), {
+      parked: () => {
+        this.pump();
+        this.roomListener();
+      },
+      gone: () => leave(),
+    });
+    const run = await new Promise<boolean>((start) => {
+      const entry: Waiting = { batch, calls, start };
+      // Every client went away while the batch waited: it leaves without touching the isolate.
+      leave = () => {
+        const index = this.waiting.indexOf(entry);
+        if (index < 0) return;
+        this.waiting.splice(index, 1);
+        start(false);
+      };
+      this.waiting.push(entry);
       this.pump();
     });
     try {
+      if (!run || calls.cancelled !== undefined) {
+        const error = serverError('CANCELLED', { model, reason: calls.cancelled });
+        return { results: requests.map(() => ({ ok: false, error })), timing: { inputNs: 0, inferNs: 0, outputNs: 0 } };
+      }
       return await this.runBatch(batch, requests);
     } finally {
-      this.running.get(batch)!.close(`the execute() of '${this.options.config.name}' that made this call ended before it answered`);
+      calls.close(`the execute() of '${model}' that made this call ended before it answered`);
       this.running.delete(batch);
       this.pump();
       if (this.waiting.length + this.running.size === 0) this.idle?.();
     }
   }
 
-  /** Starts waiting batches while there is room, each with its calls, chain and frame (`model@instance#n`). */
+  /** Starts waiting batches, in order, while there is room. */
   private pump(): void {
-    const model = this.options.config.name;
     while (this.waiting.length > 0 && this.canStart()) {
       const next = this.waiting.shift()!;
-      const batch = ++this.batches;
-      const chain = [...new Set(next.requests.flatMap((r) => r.callChain ?? [])), `${model}@${this.name}#${batch}`];
-      this.running.set(batch, new ExecuteCalls(model, chain, this.options.maxInferCallsInFlight, next.requests.map((r) => r.signal), () => {
-        this.pump();
-        this.roomListener();
-      }));
-      next.start(batch);
+      this.running.set(next.batch, next.calls);
+      next.start(true);
     }
   }
 
