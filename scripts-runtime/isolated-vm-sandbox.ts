@@ -50,6 +50,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
           // A rejection here would surface in the host, not the script: always answer.
           answer = { error: err instanceof Error ? err.message : String(err) };
         }
+        // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
+        if (isolate.isDisposed) return undefined as never;
         return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
