@@ -92,20 +92,35 @@ export interface ExecuteOutcome {
   readonly timing: ComputeTiming;
 }
 
+/** See BackendInstance.reentrancy. */
+export interface Reentrancy {
+  /** Batches that wait on calls into the server, computing nothing. */
+  readonly parked: number;
+  /** It holds its limit of batches (running or about to) and takes no more. */
+  readonly full: boolean;
+  /** It runs its limit of batches and every one is parked: nothing it holds moves until a call it made answers. */
+  readonly saturated: boolean;
+  /** Its limit of batches at once (max_concurrent_executes for scripts), for messages. */
+  readonly limit: number;
+}
+
 export interface BackendInstance {
   readonly name: string;
   /**
-   * Whether the batch this instance is running made one of the calls in
-   * `chain` (see InferenceRequest.callChain), so that it cannot finish before
-   * that call does. Backends whose code calls back into the server (scripts)
-   * answer it, so that a call needing such an instance fails at once instead
-   * of waiting forever.
+   * Re-entrant instances (scripts, whose batches wait on calls into the
+   * server): how the batches it holds stand. The scheduler gives it room for
+   * one more batch per parked one, stops handing it batches once it is full,
+   * and fails queued calls made by other models' batches once every instance
+   * is saturated, since those could be waiting on the very calls queued.
    */
-  heldBy?(chain: readonly string[]): boolean;
+  reentrancy?(): Reentrancy;
+  /** Re-entrant instances call `listener` when room opened without a batch ending: a batch began waiting on a call, or stopped. */
+  onRoom?(listener: () => void): void;
   /**
    * Runs the requests together and answers each, in order. Never rejects for a
    * per-request problem. May be called again before an earlier call finished;
-   * the calls then run one after another, in the order they were made.
+   * the calls then run one after another, in the order they were made (a
+   * re-entrant instance starts the next while the ones before are parked).
    * A failure that hits the whole batch (the runtime refused it, the worker
    * died) answers every request with that error rather than rejecting.
    */

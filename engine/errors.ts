@@ -163,9 +163,16 @@ export const CATALOGUE = {
     (p) => `explicit model load / unload is not allowed if polling is enabled (this server runs with model control mode '${p.mode}'` +
       `${p.mode === 'poll' ? ', so it loads what the repository folders hold: edit them instead' : ''}; ` +
       'start it with --model-control-mode=explicit to load and unload models at run time)'),
-  CALL_CYCLE: entry<{ model: string; chain: readonly string[]; instances: number }>('INVALID_ARG',
-    (p) => `call cycle: ${p.chain.map((m) => `'${m}'`).join(' -> ')} calls back into model '${p.model}', and all ${p.instances} of its instance(s) ` +
-      'are held by the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)'),
+  CALL_CYCLE: entry<{ model: string; chain: readonly string[]; instances: number; limit: number }>('UNAVAILABLE',
+    (p) => `call cycle: the call ${p.chain.map((m) => `'${m}'`).join(' -> ')} could wait forever: all ${p.instances} instance(s) of model '${p.model}' ` +
+      `run their limit of ${p.limit} execute() calls at once (parameters.max_concurrent_executes), every one waiting on calls into the server; ` +
+      'make fewer nested calls at once, or raise max_concurrent_executes or the instance_group count'),
+  INFER_CALLS_IN_FLIGHT: entry<{ model: string; max: number }>('UNAVAILABLE',
+    (p) => `ctx.infer from model '${p.model}': this execute() already has ${p.max} calls in flight, its limit ` +
+      '(parameters.max_infer_calls_in_flight); await some before making more'),
+  INFER_AFTER_EXECUTE: entry<{ model: string }>('UNAVAILABLE',
+    (p) => `ctx.infer from model '${p.model}' outside a running execute(): the execute() that made it has returned or ran past its time limit, ` +
+      'and its calls were cancelled; make and await calls inside execute(requests, ctx), with the ctx it was given'),
   CALL_DEPTH: entry<{ model: string; depth: number; max: number }>('INVALID_ARG',
     (p) => `call to model '${p.model}' is ${p.depth} calls deep, past the limit of ${p.max}; a script or ensemble is probably recursing without end`),
   DECOUPLED_UNARY: entry<{ model: string }>('UNSUPPORTED',

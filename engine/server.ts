@@ -125,20 +125,18 @@ const DRAIN_POLL_MS = 5;
 export const MAX_CALL_DEPTH = 32;
 
 /**
- * A call back into a model already up the call stack waits for one of its
- * instances; when every one is held by a batch waiting on this very chain
- * of calls, it would wait forever. Refuse it instead, naming the cycle.
- * Instances that are merely busy with other work free up, so the call waits.
+ * A chain of calls deeper than MAX_CALL_DEPTH is refused: runaway recursion
+ * fails fast instead of filling the server. (A call that could wait on the
+ * calls above it is the scheduler's to see: see DynamicBatcher.)
  */
-function assertNoDeadlock(version: ModelVersion, chain: readonly string[]): void {
-  const model = version.config!.name;
+function assertCallDepth(model: string, chain: readonly string[]): void {
   if (chain.length >= MAX_CALL_DEPTH) throw serverError('CALL_DEPTH', { model, depth: chain.length, max: MAX_CALL_DEPTH });
-  const models = chain.map(callFrameModel);
-  if (!models.includes(model)) return;
-  const instances = version.instances;
-  if (instances.length > 0 && instances.every((i) => i.heldBy?.(chain) === true)) {
-    throw serverError('CALL_CYCLE', { model, chain: [...models.slice(models.indexOf(model)), model], instances: instances.length });
-  }
+}
+
+/** Where a request's model name came from, for INVALID_MODEL_NAME: a call from a script or ensemble names its caller. */
+function requestSource(request: InferenceRequest): string {
+  const caller = request.callChain?.at(-1);
+  return caller === undefined ? 'the request' : `a call from '${callFrameModel(caller)}'`;
 }
 
 export class InferenceServer {
@@ -225,12 +223,13 @@ export class InferenceServer {
   }
 
   private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
+    checkModelName(request.modelName, requestSource(request));
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const received = performance.now();
     for (const watch of this.versionWatchers) watch(version);
     const config = version.config!;
-    if (request.callChain) assertNoDeadlock(version, request.callChain);
+    if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
     const answered = this.cache && config.responseCache
@@ -307,12 +306,13 @@ export class InferenceServer {
    */
   async inferStream(request: InferenceRequest): Promise<ResponseStream> {
     this.assertTakingRequests(request);
+    checkModelName(request.modelName, requestSource(request));
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
     const version = this.readyVersion(request.modelName, request.modelVersion);
     const config = version.config!;
     if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
     for (const watch of this.versionWatchers) watch(version);
-    if (request.callChain) assertNoDeadlock(version, request.callChain);
+    if (request.callChain) assertCallDepth(config.name, request.callChain);
     const normalized = normalizeRequest(config, request);
     const stream = new ResponseStream({
       modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats,
@@ -540,6 +540,7 @@ export class InferenceServer {
   }
 
   private readyVersion(name: string, version: string | undefined): ModelVersion {
+    checkModelName(name);
     const entry: ModelEntry | undefined = this.repository.get(name);
     if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
     if (version) {

@@ -160,7 +160,8 @@ export interface InferResult<Outputs extends NamedTensors<Outputs> = TensorMap> 
 /**
  * What ctx.infer rejects with: the server's message (the same text a
  * client would get) and its catalogue code, such as 'MODEL_NOT_FOUND',
- * 'INPUT_SHAPE', 'INFERENCE_FAILED' or 'CALL_CYCLE'. Match on `code`, not
+ * 'INPUT_SHAPE', 'INFERENCE_FAILED', 'CANCELLED', 'CALL_CYCLE' or
+ * 'INFER_CALLS_IN_FLIGHT'. Match on `code`, not
  * on the message, and not with instanceof.
  */
 export interface InferError extends Error {
@@ -214,9 +215,15 @@ export interface ModelContext {
   /**
    * Runs a request on any loaded model through the server's own entry, so
    * it is queued and batched like a client's. Calls may run side by side
-   * (Promise.all). Rejects with an InferError. A call back into a model
-   * whose every instance is busy further up the same call chain fails at
-   * once with a 'call cycle' error rather than waiting forever.
+   * (Promise.all), up to parameters.max_infer_calls_in_flight (default 64)
+   * per execute(); the next one rejects at once with INFER_CALLS_IN_FLIGHT.
+   * Rejects with an InferError. Calls still running when execute() ends, or
+   * when every client of the batch went away, are cancelled: await them.
+   * Each execute() gets a ctx of its own, and its calls count as that
+   * execute's. While execute() waits on a call, its instance may run another
+   * batch (a call back into this model, say), up to
+   * parameters.max_concurrent_executes; past that, a call that could wait
+   * on the very batches waiting for it fails at once with CALL_CYCLE.
    *
    * The type argument names the outputs expected; it is not checked.
    */

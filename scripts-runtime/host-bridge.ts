@@ -10,8 +10,10 @@ import type { InferenceRequest, ParameterValue } from '../engine/inference-reque
 import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
+import { serverError } from '../engine/errors.ts';
 import type { InferFunction } from '../engine/scheduling/scheduler.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
+import type { ExecuteCalls } from './execute-calls.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
 
 type TypedArrayClass =
@@ -120,8 +122,11 @@ export interface BridgeOptions {
   readonly instance: string;
   readonly infer: InferFunction;
   readonly logger: Logger;
-  /** The calls up the stack of the batch being executed, its own frame last (for cycle detection). */
-  readonly callChain: () => readonly string[];
+  /**
+   * The calls of the execute() numbered `batch` (0: initialize(), or the ctx it was given): their chain, limit
+   * and signal; undefined when no such execute runs, and the call is refused.
+   */
+  readonly callsOf: (batch: number) => ExecuteCalls | undefined;
   /** Where the pooled memory of small answers goes back once copied for the script. */
   readonly bufferPool?: BufferPool;
   /** Decoupled models: where request.send() delivers, by batch and request. */
@@ -132,10 +137,14 @@ export interface BridgeOptions {
 export function createHostBridge(options: BridgeOptions): HostBridge {
   const prefix = `'${options.modelName}' (${options.instance})`;
   return {
-    async infer(call: unknown): Promise<ScriptInferAnswer> {
+    async infer(call: unknown, batch: number): Promise<ScriptInferAnswer> {
+      let calls: ExecuteCalls | undefined;
       try {
-        const request = inferRequest(call, options.callChain());
-        const response = await options.infer(request);
+        calls = options.callsOf(batch);
+        if (!calls) throw serverError('INFER_AFTER_EXECUTE', { model: options.modelName });
+        const request = inferRequest(call, calls);
+        calls.begin(request.modelName);
+        const response = await options.infer(request).finally(() => calls!.finish());
         const transfer: ArrayBuffer[] = [];
         return {
           outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(t, transfer, options.bufferPool)])),
@@ -153,8 +162,8 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
   };
 }
 
-/** A ctx.infer call as an engine request, every field checked. */
-function inferRequest(call: unknown, callChain: readonly string[]): InferenceRequest {
+/** A ctx.infer call as an engine request, every field checked, carrying its execute's chain and signal. */
+function inferRequest(call: unknown, calls: ExecuteCalls): InferenceRequest {
   if (!isObject(call)) throw new ScriptValueError('ctx.infer takes { model, inputs, outputs?, parameters?, version? }');
   const model = call['model'];
   if (typeof model !== 'string' || model === '') throw new ScriptValueError(`ctx.infer: 'model' must name a model, got ${describe(model)}`);
@@ -183,7 +192,8 @@ function inferRequest(call: unknown, callChain: readonly string[]): InferenceReq
     inputs: Object.entries(inputs).map(([name, value]) => fromScriptTensor(name, value, `ctx.infer to '${model}': input '${name}'`)),
     ...(outputs ? { outputs: outputs as string[] } : {}),
     ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
-    callChain,
+    callChain: calls.chain,
+    signal: calls.signal,
     ownsPooledOutputs: true,
   };
 }

@@ -1,10 +1,10 @@
 /**
  * The JavaScript that runs first in every script isolate, as the body of a
- * closure: `$0` is the host's infer Reference, `$1` its log Reference, `$2` the model's compiled code as a
- * function of (module, exports), `$3` the host's respond Reference (decoupled models), `$4` the BootstrapSettings
- * (limits) as a plain copy. It keeps those handles in its own scope, so the author's code only ever sees plain
- * functions (ctx.infer, ctx.log, request.send), and returns to the host the entry points it calls: load, execute,
- * executeDecoupled, cancel, finalize.
+ * closure: `$0` is the host's infer Reference (called with the request and the number of the execute making it),
+ * `$1` its log Reference, `$2` the model's compiled code as a function of (module, exports), `$3` the host's
+ * respond Reference (decoupled models), `$4` the BootstrapSettings (limits) as a plain copy. It keeps those handles
+ * in its own scope, so the author's code only ever sees plain functions (ctx.infer, ctx.log, request.send), and
+ * returns to the host the entry points it calls: load, execute, executeDecoupled, cancel, finalize.
  *
  * It runs before the author's module does, and the author's code can replace any built-in afterwards
  * (Array.prototype.map, Promise.prototype.then, JSON.stringify, Symbol.iterator, Object.prototype setters ...).
@@ -60,6 +60,9 @@ const MAX_CODE_CHARS = 128;
 const BIG = BigIntOf(2) ** BigIntOf(64);
 
 if (settings.allowWebAssembly !== true) delete globalThis.WebAssembly;
+// ctx.infer calls in flight, by batch (0: initialize), and how many one may have; the host sets the limit at load.
+const callsInFlight = { __proto__: null };
+let inferLimit = { __proto__: null, max: 0, code: '', message: '' };
 
 function fail(message, code) {
   const error = new ErrorConstructor(message);
@@ -183,9 +186,19 @@ function copyOut(value, what) {
 // ---- ctx.infer: the host answers with a plain value whose tensor buffers move into this isolate.
 const inferOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
 
-async function infer(request) {
+// Refused here past the limit, before the request is copied out: a flood of calls never reaches the host.
+async function infer(request, batch) {
   if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
-  const answer = await hostInfer.apply(undefined, [copyOut(request, 'the ctx.infer request')], inferOptions);
+  const inFlight = callsInFlight[batch] || 0;
+  if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
+  const copy = copyOut(request, 'the ctx.infer request');
+  callsInFlight[batch] = inFlight + 1;
+  let answer;
+  try {
+    answer = await hostInfer.apply(undefined, [copy, batch], inferOptions);
+  } finally {
+    if (--callsInFlight[batch] === 0) delete callsInFlight[batch];
+  }
   if (answer.error !== undefined) throw fail(answer.error, answer.code);
   return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
 }
@@ -287,7 +300,12 @@ function flags(count) {
 }
 
 let model;
-let ctx;
+let identityOf;
+
+// The ctx of one execute() (0: initialize()): its ctx.infer calls are that execute's, for their limit, chain and cancellation.
+function contextFor(batch) {
+  return ObjectFreeze({ ...identityOf, infer: (request) => infer(request, batch), log });
+}
 
 return ObjectFreeze({
   __proto__: null,
@@ -300,17 +318,11 @@ return ObjectFreeze({
       if (typeof Model !== 'function') {
         throw fail('model.ts must export a class as its default export: export default class { async execute(requests, ctx) { ... } }');
       }
-      ctx = ObjectFreeze({
-        name: identity.name,
-        version: identity.version,
-        instance: identity.instance,
-        config: identity.config,
-        infer,
-        log,
-      });
+      inferLimit = identity.inferLimit;
+      identityOf = { __proto__: null, name: identity.name, version: identity.version, instance: identity.instance, config: identity.config };
       model = new Model();
       if (typeof model.execute !== 'function') throw fail('the default export of model.ts has no execute(requests, ctx) method');
-      if (typeof model.initialize === 'function') await model.initialize(ctx);
+      if (typeof model.initialize === 'function') await model.initialize(contextFor(0));
       return { __proto__: null, ok: true };
     } catch (err) {
       return errorOf(err);
@@ -318,10 +330,10 @@ return ObjectFreeze({
       reportDroppedLines();
     }
   },
-  async execute(requests) {
+  async execute(requests, batch) {
     startLogBudget();
     try {
-      const responses = await model.execute(requests, ctx);
+      const responses = await model.execute(requests, contextFor(batch));
       if (!ArrayIsArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
       if (responses.length !== requests.length) {
         throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
@@ -340,7 +352,7 @@ return ObjectFreeze({
     running[batch] = state;
     try {
       for (let i = 0; i < count; i++) attachSender(requests[i], batch, i, state);
-      await model.execute(requests, ctx);
+      await model.execute(requests, contextFor(batch));
       return { __proto__: null, ok: true };
     } catch (err) {
       return errorOf(err);

@@ -49,14 +49,16 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
       // The answer goes in as a plain value whose buffers move across: never as a handle the script could reach.
-      const infer = new ivm.Reference(async (call: unknown): Promise<ivm.Copy<ScriptInferAnswer>> => {
+      const infer = new ivm.Reference(async (call: unknown, batch: number): Promise<ivm.Copy<ScriptInferAnswer>> => {
         let answer: ScriptInferAnswer;
         try {
-          answer = await bridge.infer(call);
+          answer = await bridge.infer(call, batch);
         } catch (err) {
           // A rejection here would surface in the host, not the script: always answer.
           answer = { error: err instanceof Error ? err.message : String(err) };
         }
+        // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
+        if (isolate.isDisposed) return undefined as never;
         return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
       const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
@@ -105,10 +107,10 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     }
   }
 
-  async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]> {
+  async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<readonly ScriptResponse[]> {
     if (this.ended) throw this.ended;
     const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
-    return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument], {
+    return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     }) as Promise<Outcome<ScriptResponse[]>>);
   }
@@ -150,9 +152,10 @@ export class IsolatedVmSandbox implements ScriptSandbox {
    * and code it gave.
    */
   private async guarded<T>(stage: string, call: () => Promise<Outcome<T>>): Promise<T> {
-    let timedOut = false;
+    const timeout = (): SandboxFailure => new SandboxFailure('timeout', `${this.what} ran past its time limit of ${this.limits.executeTimeoutMs} ms ` +
+      `in ${stage}() (parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`);
     const timer = setTimeout(() => {
-      timedOut = true;
+      this.ended ??= timeout();
       if (!this.isolate.isDisposed) this.isolate.dispose();
     }, this.limits.executeTimeoutMs);
     let outcome: Outcome<T>;
@@ -160,14 +163,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       outcome = await call();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      const failure = timedOut || /Script execution timed out/.test(message)
-        ? new SandboxFailure('timeout', `${this.what} ran past its time limit of ${this.limits.executeTimeoutMs} ms in ${stage}() ` +
-          `(parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`)
+      // A limit ends every call running in the isolate (executes waiting on ctx.infer beside the one that hit it), for that reason.
+      const failure = this.ended ?? (/Script execution timed out/.test(message)
+        ? timeout()
         : /memory limit/i.test(message)
           ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
-          : new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`);
-      this.ended = failure;
+          : new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`));
+      this.ended ??= failure;
       if (!this.isolate.isDisposed) this.isolate.dispose();
       throw failure;
     } finally {

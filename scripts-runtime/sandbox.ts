@@ -31,7 +31,8 @@ export type ScriptInferAnswer =
 
 /** The only host functions a script can reach. */
 export interface HostBridge {
-  infer(call: ScriptInferCall): Promise<ScriptInferAnswer>;
+  /** A ctx.infer call by the execute() numbered `batch` (0: initialize(), or the ctx it was given). */
+  infer(call: ScriptInferCall, batch: number): Promise<ScriptInferAnswer>;
   log(level: 'info' | 'warn' | 'error', text: string): void;
   /**
    * Decoupled models: request `index` of batch `batch` sent a response
@@ -50,6 +51,11 @@ export interface SandboxIdentity {
   readonly config: unknown;
   /** The requests of a decoupled model get send() and isCancelled(), and execute() returns nothing. */
   readonly decoupled?: boolean;
+  /**
+   * ctx.infer calls one execute() may have in flight (parameters.max_infer_calls_in_flight); the isolate refuses
+   * the next one itself, with this code and message, so a flood of calls never reaches the host.
+   */
+  readonly inferLimit: { readonly max: number; readonly code: string; readonly message: string };
 }
 
 export interface SandboxLimits {
@@ -79,12 +85,14 @@ export class SandboxFailure extends Error {
 
 export interface ScriptSandbox {
   /**
-   * Runs the script's execute() on a batch. `transfer` lists buffers inside
+   * Runs the script's execute() on a batch, numbered `batch` (its ctx.infer
+   * calls come to the bridge with that number). `transfer` lists buffers inside
    * `requests` that move into the sandbox instead of being copied. Rejects
    * with a SandboxFailure when a limit stopped the script, or with the
-   * script's own error.
+   * script's own error. Several may run at once: one starts while others
+   * wait on ctx.infer.
    */
-  execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[]): Promise<readonly ScriptResponse[]>;
+  execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<readonly ScriptResponse[]>;
   /**
    * The same for a decoupled model: responses go out through the bridge's
    * respond() as the script sends them, tagged with `batch` (each has

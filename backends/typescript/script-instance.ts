@@ -1,8 +1,12 @@
 /**
  * One instance of a TypeScript model: one isolate running the author's
- * class. Batches run one after another. When a limit or a crash ends the
- * isolate, the batch it was running fails with the reason and a fresh
- * isolate (initialize() included) starts at once for the next batch.
+ * class. Batches run one after another, except that while every batch it
+ * runs waits on ctx.infer, the instance starts the next one (re-entrancy),
+ * up to max_concurrent_executes at once: a call back into the model, from
+ * its own batch or from another request's chain, never waits on a batch
+ * that waits on it. When a limit or a crash ends the isolate, the batches
+ * it was running fail with the reason and a fresh isolate (initialize()
+ * included) starts at once for the next batch.
  *
  * A decoupled model's requests answer through request.send() while the
  * batch runs (a ResponseSender each); the batch's results only say whether
@@ -14,10 +18,11 @@ import type { Logger } from '../../engine/logger.ts';
 import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { InferFunction } from '../../engine/scheduling/scheduler.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
+import { ExecuteCalls } from '../../scripts-runtime/execute-calls.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
 import { IsolatedVmSandbox } from '../../scripts-runtime/isolated-vm-sandbox.ts';
-import { SandboxFailure, type HostBridge, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
-import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import { SandboxFailure, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult, Reentrancy } from '../backend.ts';
 import { ResponseSender } from './response-sender.ts';
 
 export interface ScriptInstanceOptions {
@@ -26,6 +31,10 @@ export interface ScriptInstanceOptions {
   readonly script: CompiledScript;
   readonly config: CompiledModelConfig;
   readonly limits: SandboxLimits;
+  /** Batches one instance runs at once, all but one waiting on ctx.infer (parameters.max_concurrent_executes). */
+  readonly maxConcurrentExecutes: number;
+  /** ctx.infer calls one execute() may have in flight (parameters.max_infer_calls_in_flight). */
+  readonly maxInferCallsInFlight: number;
   readonly infer: InferFunction;
   readonly logger: Logger;
   readonly bufferPool?: BufferPool;
@@ -33,52 +42,59 @@ export interface ScriptInstanceOptions {
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
-/** Where the bridge hands a decoupled request's responses. */
-type Respond = NonNullable<HostBridge['respond']>;
+/** A batch handed to the instance that has not started: it starts once the instance has room (see canStart). */
+interface Waiting {
+  readonly batch: number;
+  readonly calls: ExecuteCalls;
+  /** Resolves the batch's wait: true to run, false when every client went away first. */
+  readonly start: (run: boolean) => void;
+}
 
 export class ScriptInstance implements BackendInstance {
-  private sandbox: Promise<IsolatedVmSandbox>;
-  private queue: Promise<unknown> = Promise.resolve();
-  /** The call chain of the batch running now: the calls up the stack, then this batch's own frame. */
-  private chain: readonly string[] = [];
-  /** This batch's entry in call chains, `model@instance#n`, while it runs. */
-  private frame: string | undefined;
+  private sandbox!: Promise<IsolatedVmSandbox>;
+  private readonly waiting: Waiting[] = [];
+  /** The batches running now, by number (the isolate tags their ctx.infer calls and responses with it): their calls. */
+  private readonly running = new Map<number, ExecuteCalls>();
   private batches = 0;
-  /** The decoupled batch running now: its number (the isolate tags responses with it) and a sender per request. */
-  private decoupled: { readonly batch: number; readonly senders: readonly ResponseSender[] } | undefined;
+  /** The decoupled batches running now: a sender per request. */
+  private readonly decoupled = new Map<number, readonly ResponseSender[]>();
+  private roomListener: () => void = () => {};
+  private idle: (() => void) | undefined;
   private closed = false;
 
-  private constructor(private readonly options: ScriptInstanceOptions, first: IsolatedVmSandbox) {
-    this.sandbox = Promise.resolve(first);
-  }
+  private constructor(private readonly options: ScriptInstanceOptions) {}
 
   /** Starts the isolate and runs initialize(); a script that throws there fails the load. */
   static async create(options: ScriptInstanceOptions): Promise<ScriptInstance> {
-    let instance: ScriptInstance | undefined;
-    const sandbox = await ScriptInstance.start(options, () => instance?.chain ?? [], (...sent) => instance?.deliver(...sent) ?? false);
-    instance = new ScriptInstance(options, sandbox);
+    const instance = new ScriptInstance(options);
+    instance.sandbox = instance.start();
+    await instance.sandbox;
     return instance;
   }
 
-  private static start(options: ScriptInstanceOptions, chain: () => readonly string[], respond: Respond): Promise<IsolatedVmSandbox> {
+  /** A new isolate, its initialize() run; the ctx.infer calls initialize() made are cancelled once it returns. */
+  private async start(): Promise<IsolatedVmSandbox> {
+    const { config, name, version, maxInferCallsInFlight: max } = this.options;
+    const initialize = new ExecuteCalls(config.name, [], max, []);
     const bridge = createHostBridge({
-      modelName: options.config.name, instance: options.name, infer: options.infer, logger: options.logger, callChain: chain,
-      ...(options.bufferPool ? { bufferPool: options.bufferPool } : {}),
-      ...(options.config.decoupled ? { respond } : {}),
+      modelName: config.name, instance: name, infer: this.options.infer, logger: this.options.logger,
+      callsOf: (batch) => (batch === 0 && initialize.open ? initialize : this.callsOf(batch)),
+      ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
+      ...(config.decoupled ? { respond: (...sent) => this.deliver(...sent) } : {}),
     });
-    return IsolatedVmSandbox.create(options.script, {
-      name: options.config.name, version: String(options.version), instance: options.name, config: options.config.json,
-      decoupled: options.config.decoupled === true,
-    }, options.limits, bridge);
+    const limitError = serverError('INFER_CALLS_IN_FLIGHT', { model: config.name, max });
+    try {
+      return await IsolatedVmSandbox.create(this.options.script, {
+        name: config.name, version: String(version), instance: name, config: config.json, decoupled: config.decoupled === true,
+        inferLimit: { max, code: limitError.code, message: limitError.message },
+      }, this.options.limits, bridge);
+    } finally {
+      initialize.close(`initialize() of '${config.name}' returned before the call answered`);
+    }
   }
 
   get name(): string {
     return this.options.name;
-  }
-
-  /** Whether the batch running now made one of the calls in `chain`: it cannot take that chain's next call. */
-  heldBy(chain: readonly string[]): boolean {
-    return this.frame !== undefined && chain.includes(this.frame);
   }
 
   /** Bytes of the isolate's heap in use (0 while a new isolate starts). */
@@ -86,28 +102,89 @@ export class ScriptInstance implements BackendInstance {
     return await (await this.sandbox.catch(() => undefined))?.heapUsedBytes() ?? 0;
   }
 
-  execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
-    const run = this.queue.then(() => this.run(requests));
-    this.queue = run.catch(() => {});
-    return run;
+  reentrancy(): Reentrancy {
+    let parked = 0;
+    for (const calls of this.running.values()) if (calls.parked) parked++;
+    const limit = this.options.maxConcurrentExecutes;
+    const held = this.waiting.length + this.running.size;
+    return { parked, full: held >= limit, saturated: this.running.size >= limit && parked === this.running.size, limit };
   }
 
-  private async run(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
+  onRoom(listener: () => void): void {
+    this.roomListener = listener;
+  }
+
+  async execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
+    const model = this.options.config.name;
+    const batch = ++this.batches;
+    const chain = [...new Set(requests.flatMap((r) => r.callChain ?? [])), `${model}@${this.name}#${batch}`];
+    let leave = (): void => {};
+    const calls = new ExecuteCalls(model, chain, this.options.maxInferCallsInFlight, requests.map((r) => r.signal), {
+      parked: () => {
+        this.pump();
+        this.roomListener();
+      },
+      gone: () => leave(),
+    });
+    const run = await new Promise<boolean>((start) => {
+      const entry: Waiting = { batch, calls, start };
+      // Every client went away while the batch waited: it leaves without touching the isolate.
+      leave = () => {
+        const index = this.waiting.indexOf(entry);
+        if (index < 0) return;
+        this.waiting.splice(index, 1);
+        start(false);
+      };
+      this.waiting.push(entry);
+      this.pump();
+    });
     try {
-      return await this.runBatch(requests);
+      if (!run || calls.cancelled !== undefined) {
+        const error = serverError('CANCELLED', { model, reason: calls.cancelled });
+        return { results: requests.map(() => ({ ok: false, error })), timing: { inputNs: 0, inferNs: 0, outputNs: 0 } };
+      }
+      return await this.runBatch(batch, requests);
     } finally {
-      this.frame = undefined;
+      calls.close(`the execute() of '${model}' that made this call ended before it answered`);
+      this.running.delete(batch);
+      this.pump();
+      if (this.waiting.length + this.running.size === 0) this.idle?.();
     }
   }
 
-  private async runBatch(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
+  /** Starts waiting batches, in order, while there is room. */
+  private pump(): void {
+    while (this.waiting.length > 0 && this.canStart()) {
+      const next = this.waiting.shift()!;
+      this.running.set(next.batch, next.calls);
+      next.start(true);
+    }
+  }
+
+  /** Room for one more batch: none runs, or every one running waits on ctx.infer and there are fewer than the limit. */
+  private canStart(): boolean {
+    if (this.running.size === 0) return true;
+    if (this.running.size >= this.options.maxConcurrentExecutes) return false;
+    for (const calls of this.running.values()) if (!calls.parked) return false;
+    return true;
+  }
+
+  /**
+   * The calls of batch `batch`. Batch 0 is initialize()'s ctx, which a script
+   * may keep and use later: its calls count as the batch running, when only
+   * one does; with several running there is no telling which made the call.
+   */
+  private callsOf(batch: number): ExecuteCalls | undefined {
+    if (batch !== 0) return this.running.get(batch);
+    return this.running.size === 1 ? this.running.values().next().value : undefined;
+  }
+
+  private async runBatch(batch: number, requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
     const model = this.options.config.name;
     const failAll = (error: SwitchyardError, timing: ComputeTiming): ExecuteOutcome =>
       ({ results: requests.map(() => ({ ok: false, error })), timing });
     const start = performance.now();
     if (this.closed) return failAll(serverError('SERVER_STOPPING', { model }), { inputNs: 0, inferNs: 0, outputNs: 0 });
-    this.frame = `${model}@${this.name}#${++this.batches}`;
-    this.chain = [...new Set(requests.flatMap((r) => r.callChain ?? [])), this.frame];
     const transfer: ArrayBuffer[] = [];
     const scriptRequests: ScriptRequest[] = requests.map((r) => ({
       inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer, this.options.bufferPool)])),
@@ -116,25 +193,26 @@ export class ScriptInstance implements BackendInstance {
     const inputNs = nsSince(start);
     const runStart = performance.now();
     const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+    const current = this.sandbox;
     let sandbox: IsolatedVmSandbox;
     try {
-      sandbox = await this.sandbox;
+      sandbox = await current;
     } catch (err) {
       // The replacement isolate's initialize() failed: this batch fails with why, the next one tries again.
-      this.restart();
+      this.restart(current);
       return failAll(serverError('INFERENCE_FAILED', {
         model, detail: `instance ${this.name} has no isolate: starting a new one failed (${message(err)}); the next request tries again`,
       }), { inputNs, inferNs: 0, outputNs: 0 });
     }
-    if (this.options.config.decoupled) return this.runDecoupled(sandbox, requests, scriptRequests, transfer, inputNs);
+    if (this.options.config.decoupled) return this.runDecoupled(current, sandbox, batch, requests, scriptRequests, transfer, inputNs);
     let responses: readonly unknown[];
     try {
-      responses = await sandbox.execute(scriptRequests, transfer);
+      responses = await sandbox.execute(scriptRequests, transfer, batch);
     } catch (err) {
       const timing = { inputNs, inferNs: nsSince(runStart), outputNs: 0 };
       if (err instanceof SandboxFailure) {
         this.options.logger.error(`'${model}': ${err.message}`);
-        this.restart();
+        this.restart(current);
         return failAll(serverError('INFERENCE_FAILED', { model, detail: err.message }), timing);
       }
       return failAll(serverError('INFERENCE_FAILED', { model, detail: `execute() threw: ${message(err)}` }), timing);
@@ -151,15 +229,15 @@ export class ScriptInstance implements BackendInstance {
    * a limit) fails the requests that had not sent their final response yet.
    */
   private async runDecoupled(
-    sandbox: IsolatedVmSandbox, requests: readonly ExecuteRequest[], scriptRequests: readonly ScriptRequest[], transfer: ArrayBuffer[], inputNs: number,
+    current: Promise<IsolatedVmSandbox>, sandbox: IsolatedVmSandbox, batch: number, requests: readonly ExecuteRequest[],
+    scriptRequests: readonly ScriptRequest[], transfer: ArrayBuffer[], inputNs: number,
   ): Promise<ExecuteOutcome> {
     const model = this.options.config.name;
-    const batch = this.batches;
     const runStart = performance.now();
     const senders = requests.map((request, index) => new ResponseSender(
       request, (response) => this.result(request, response, index, requests.length), () => sandbox.cancel(batch, index), runStart,
     ));
-    this.decoupled = { batch, senders };
+    this.decoupled.set(batch, senders);
     let failure: SwitchyardError | undefined;
     try {
       await sandbox.executeDecoupled(scriptRequests, transfer, batch);
@@ -167,11 +245,11 @@ export class ScriptInstance implements BackendInstance {
       const detail = err instanceof Error ? err.message : String(err);
       if (err instanceof SandboxFailure) {
         this.options.logger.error(`'${model}': ${detail}`);
-        this.restart();
+        this.restart(current);
       }
       failure = serverError('INFERENCE_FAILED', { model, detail: err instanceof SandboxFailure ? detail : `execute() threw: ${detail}` });
     } finally {
-      this.decoupled = undefined;
+      this.decoupled.delete(batch);
     }
     const results = senders.map((sender): ExecuteResult => {
       if (failure && !sender.final) {
@@ -189,8 +267,7 @@ export class ScriptInstance implements BackendInstance {
    * Answers whether it was wanted, once there is room for the next one.
    */
   private deliver(batch: number, index: number, response: unknown, final: boolean): boolean | Promise<boolean> {
-    if (this.decoupled?.batch !== batch) return false;
-    return this.decoupled.senders[index]?.deliver(response, final) ?? false;
+    return this.decoupled.get(batch)?.[index]?.deliver(response, final) ?? false;
   }
 
   /** One request's answer, checked against the config: every requested output, of its declared type and shape. */
@@ -227,10 +304,10 @@ export class ScriptInstance implements BackendInstance {
     }
   }
 
-  /** Starts a replacement isolate now, so the next batch does not wait for it. */
-  private restart(): void {
-    if (this.closed) return;
-    this.sandbox = ScriptInstance.start(this.options, () => this.chain, (...sent) => this.deliver(...sent));
+  /** Starts a replacement isolate now, so the next batch does not wait for it; once per failed one, however many batches it ended. */
+  private restart(failed: Promise<IsolatedVmSandbox>): void {
+    if (this.closed || this.sandbox !== failed) return;
+    this.sandbox = this.start();
     this.sandbox.catch((err: unknown) => {
       this.options.logger.error(`'${this.options.config.name}': instance ${this.name} could not start a new isolate: ${err instanceof Error ? err.message : String(err)}`);
     });
@@ -238,7 +315,7 @@ export class ScriptInstance implements BackendInstance {
 
   async finalize(): Promise<void> {
     this.closed = true;
-    await this.queue;
+    if (this.waiting.length + this.running.size > 0) await new Promise<void>((resolve) => { this.idle = resolve; });
     await (await this.sandbox.catch(() => undefined))?.dispose();
   }
 }

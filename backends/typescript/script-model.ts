@@ -5,14 +5,16 @@
  * ScriptInstance, with its own isolate, per instance_group count.
  *
  * Limits come from the config's parameters:
- *   memory_limit_mb        heap of each isolate, ArrayBuffers included (default 128)
- *   execute_timeout_ms     wall time of one execute(), awaits included (default 5000);
- *                          initialize() and finalize() get the same
- *   max_transfer_mb        the most one value leaving the isolate may hold: execute()'s answer,
- *                          a ctx.infer request, one send() (default: memory_limit_mb)
- *   log_line_max_chars     ctx.log lines are cut past this (default 4096)
- *   log_lines_per_execute  ctx.log lines one execute() may write; the rest are dropped and counted (default 1000)
- *   allow_webassembly      'true' keeps WebAssembly, whose memory the heap limit does not bound (default false)
+ *   memory_limit_mb            heap of each isolate, ArrayBuffers included (default 128)
+ *   execute_timeout_ms         wall time of one execute(), awaits included (default 5000);
+ *                              initialize() and finalize() get the same
+ *   max_transfer_mb            the most one value leaving the isolate may hold: execute()'s answer,
+ *                              a ctx.infer request, one send() (default: memory_limit_mb)
+ *   log_line_max_chars         ctx.log lines are cut past this (default 4096)
+ *   log_lines_per_execute      ctx.log lines one execute() may write; the rest are dropped and counted (default 1000)
+ *   allow_webassembly          'true' keeps WebAssembly, whose memory the heap limit does not bound (default false)
+ *   max_infer_calls_in_flight  ctx.infer calls one execute() may have unanswered (default 64)
+ *   max_concurrent_executes    batches one instance runs at once, all but one waiting on ctx.infer (default 16)
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,11 +31,13 @@ export const DEFAULT_MEMORY_LIMIT_MB = 128;
 export const DEFAULT_EXECUTE_TIMEOUT_MS = 5000;
 export const DEFAULT_LOG_LINE_MAX_CHARS = 4096;
 export const DEFAULT_LOG_LINES_PER_EXECUTE = 1000;
-/** Every limit at its default: what a config with no parameters gets. */
+/** Every sandbox limit at its default: what a config with no parameters gets. */
 export const DEFAULT_SCRIPT_LIMITS: SandboxLimits = {
   memoryLimitMb: DEFAULT_MEMORY_LIMIT_MB, executeTimeoutMs: DEFAULT_EXECUTE_TIMEOUT_MS, maxTransferMb: DEFAULT_MEMORY_LIMIT_MB,
   logLineMaxChars: DEFAULT_LOG_LINE_MAX_CHARS, logLinesPerExecute: DEFAULT_LOG_LINES_PER_EXECUTE, allowWebAssembly: false,
 };
+export const DEFAULT_MAX_INFER_CALLS_IN_FLIGHT = 64;
+export const DEFAULT_MAX_CONCURRENT_EXECUTES = 16;
 /** isolated-vm refuses smaller heaps. */
 const MIN_MEMORY_LIMIT_MB = 8;
 
@@ -45,7 +49,7 @@ export class ScriptModel implements BackendModel {
   private constructor(
     private readonly context: ModelLoadContext,
     private readonly script: CompiledScript,
-    private readonly limits: SandboxLimits,
+    private readonly limits: ScriptLimits,
     readonly signature: ModelSignature,
   ) {}
 
@@ -67,7 +71,9 @@ export class ScriptModel implements BackendModel {
       version: this.context.version,
       script: this.script,
       config,
-      limits: this.limits,
+      limits: this.limits.sandbox,
+      maxConcurrentExecutes: this.limits.maxConcurrentExecutes,
+      maxInferCallsInFlight: this.limits.maxInferCallsInFlight,
       infer: this.context.infer,
       logger: this.context.logger ?? silentLogger,
       ...(this.context.bufferPool ? { bufferPool: this.context.bufferPool } : {}),
@@ -81,7 +87,13 @@ export class ScriptModel implements BackendModel {
   }
 }
 
-function limitsOf(context: ModelLoadContext): SandboxLimits {
+interface ScriptLimits {
+  readonly sandbox: SandboxLimits;
+  readonly maxConcurrentExecutes: number;
+  readonly maxInferCallsInFlight: number;
+}
+
+function limitsOf(context: ModelLoadContext): ScriptLimits {
   const number = (key: string, fallback: number, min: number): number => {
     const text = context.settings.parameters.get(key);
     if (text === undefined || text === '') return fallback;
@@ -99,12 +111,16 @@ function limitsOf(context: ModelLoadContext): SandboxLimits {
   };
   const memoryLimitMb = number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB);
   return {
-    memoryLimitMb,
-    executeTimeoutMs: number('execute_timeout_ms', DEFAULT_EXECUTE_TIMEOUT_MS, 1),
-    maxTransferMb: number('max_transfer_mb', memoryLimitMb, 1),
-    logLineMaxChars: number('log_line_max_chars', DEFAULT_LOG_LINE_MAX_CHARS, 1),
-    logLinesPerExecute: number('log_lines_per_execute', DEFAULT_LOG_LINES_PER_EXECUTE, 0),
-    allowWebAssembly: flag('allow_webassembly'),
+    sandbox: {
+      memoryLimitMb,
+      executeTimeoutMs: number('execute_timeout_ms', DEFAULT_EXECUTE_TIMEOUT_MS, 1),
+      maxTransferMb: number('max_transfer_mb', memoryLimitMb, 1),
+      logLineMaxChars: number('log_line_max_chars', DEFAULT_LOG_LINE_MAX_CHARS, 1),
+      logLinesPerExecute: number('log_lines_per_execute', DEFAULT_LOG_LINES_PER_EXECUTE, 0),
+      allowWebAssembly: flag('allow_webassembly'),
+    },
+    maxConcurrentExecutes: number('max_concurrent_executes', DEFAULT_MAX_CONCURRENT_EXECUTES, 1),
+    maxInferCallsInFlight: number('max_infer_calls_in_flight', DEFAULT_MAX_INFER_CALLS_IN_FLIGHT, 1),
   };
 }
 

@@ -145,13 +145,13 @@ export async function measureColdStart(reps: number): Promise<ColdStartRow[]> {
     stage: 'sandbox', what: 'IsolatedVmSandbox.create: isolate, script, bootstrap, initialize',
     ...await timed(reps, async (rep) => {
       const t0 = nowMs();
-      const sandbox = await IsolatedVmSandbox.create(script, { name: COLD_MODEL, version: '1', instance: `cold_${rep}`, config: {} }, limits, bridge);
+      const sandbox = await IsolatedVmSandbox.create(script, { name: COLD_MODEL, version: '1', instance: `cold_${rep}`, config: {}, inferLimit: { max: 1, code: 'INFER_CALLS_IN_FLIGHT', message: 'no ctx.infer in the cold-start bench' } }, limits, bridge);
       const t1 = nowMs();
       const input = (): Float32Array => new Float32Array(SIZE).fill(1);
       const a = input();
       const b = input();
       await sandbox.execute([{ inputs: { INPUT0: { datatype: 'FP32', shape: [1, SIZE], data: a }, INPUT1: { datatype: 'FP32', shape: [1, SIZE], data: b } }, parameters: {} }],
-        [a.buffer as ArrayBuffer, b.buffer as ArrayBuffer]);
+        [a.buffer as ArrayBuffer, b.buffer as ArrayBuffer], 1);
       firstExecute.record(nowMs() - t1);
       await sandbox.dispose();
       return t1 - t0;

@@ -17,7 +17,7 @@
 import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
 import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
-import type { InferenceRequest } from '../inference-request.ts';
+import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
@@ -107,6 +107,7 @@ export class DynamicBatcher implements Scheduler {
     this.queue = new PriorityQueue(batching?.queuePolicies ?? [NO_QUEUE_POLICY]);
     this.slots = context.instances.map((instance) => ({ instance, inflight: 0 }));
     this.order = batching?.preserveOrdering ? [] : undefined;
+    for (const slot of this.slots) slot.instance.onRoom?.(() => this.dispatch());
   }
 
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
@@ -190,10 +191,11 @@ export class DynamicBatcher implements Scheduler {
       if (plan.kind === 'wait') wakeAt = plan.until;
       if (plan.kind !== 'send') break;
       // A busy instance only takes a batch that is already full (see STAGED_BATCHES).
-      if (slot.inflight > 0 && (plan.size < this.config.maxBatchSize || this.config.maxBatchSize === 1)) break;
+      if (this.load(slot) > 0 && (plan.size < this.config.maxBatchSize || this.config.maxBatchSize === 1)) break;
       for (const entry of plan.entries) this.queue.remove(entry);
       void this.run(slot, plan.entries, plan.reason);
     }
+    if (this.queue.size > 0) this.failCallsThatCouldDeadlock();
     const deadline = this.queue.nextDeadline();
     this.setTimer(wakeAt === undefined ? deadline : deadline === undefined ? wakeAt : Math.min(wakeAt, deadline));
   }
@@ -221,10 +223,39 @@ export class DynamicBatcher implements Scheduler {
   private freestSlot(): Slot | undefined {
     const depth = this.depth();
     let best: Slot | undefined;
+    let bestLoad = Infinity;
     for (const slot of this.slots) {
-      if (slot.inflight < depth && (!best || slot.inflight < best.inflight)) best = slot;
+      const load = this.load(slot);
+      if (load < depth && load < bestLoad && slot.instance.reentrancy?.().full !== true) {
+        best = slot;
+        bestLoad = load;
+      }
     }
     return best;
+  }
+
+  /** The work an instance holds, less its batches parked on calls into the server (re-entrant instances): they compute nothing. */
+  private load(slot: Slot): number {
+    return slot.inflight - (slot.instance.reentrancy?.().parked ?? 0);
+  }
+
+  /**
+   * Once every instance runs its limit of batches and all of them wait on
+   * calls, a queued call made by a model's batch (it has a call chain) may be
+   * what they wait on, directly or through other models: it would wait
+   * forever, so it fails now, naming the limit. Requests from clients wait on.
+   */
+  private failCallsThatCouldDeadlock(): void {
+    const states = this.slots.map((slot) => slot.instance.reentrancy?.());
+    if (states.length === 0 || !states.every((state) => state?.saturated === true)) return;
+    const calls = [...this.queue].filter((pending) => (pending.request.callChain?.length ?? 0) > 0);
+    for (const pending of calls) {
+      this.queue.remove(pending);
+      const chain = pending.request.callChain!.map(callFrameModel);
+      this.fail(pending, serverError('CALL_CYCLE', {
+        model: this.config.name, chain: [...chain, this.config.name], instances: this.slots.length, limit: states[0]!.limit,
+      }), 'REJECTED');
+    }
   }
 
   private async run(slot: Slot, batch: Pending[], reason: BatchCloseReason | undefined): Promise<void> {

@@ -14,8 +14,8 @@ import { scriptConfig, writeScripts } from './script-fixtures.ts';
  * after them, otherwise the host closes the request; `fail_at` sends an error
  * response instead of that token; `throw_at` throws there; `bad_at` sends an
  * output the config does not declare; `tick` awaits the tick model after each
- * token; a send answered false (cancelled) stops the loop and logs
- * `stopped <id> at <i> after <n> sends`. A parameter starting with `triton_`
+ * token; a send answered false (cancelled), or a tick cancelled with the
+ * request, stops the loop and logs `stopped <id> at <i> after <n> sends`. A parameter starting with `triton_`
  * (the frontend's own) gets an error response naming it.
  */
 export const STREAMER_SCRIPT = `
@@ -50,7 +50,16 @@ export default class Streamer implements DecoupledModelScript<Inputs> {
         return;
       }
       sent++;
-      if (p['tick'] === true) await ctx.infer({ model: 'tick', inputs: { X: { datatype: 'INT32', shape: [1], data: [i] } } });
+      if (p['tick'] === true) {
+        try {
+          await ctx.infer({ model: 'tick', inputs: { X: { datatype: 'INT32', shape: [1], data: [i] } } });
+        } catch (err) {
+          // The client went away while the tick ran: the call was cancelled with it.
+          if ((err as { code?: string }).code !== 'CANCELLED') throw err;
+          ctx.log.info('stopped ' + String(p['id'] ?? '') + ' at ' + (i + 1) + ' after ' + sent + ' sends, isCancelled ' + request.isCancelled());
+          return;
+        }
+      }
     }
     if (p['close'] === true) request.send(undefined, { final: true });
   }

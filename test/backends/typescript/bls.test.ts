@@ -2,9 +2,9 @@
  * ctx.infer, the business-logic-scripting call: a script reaches an ONNX
  * model, an ensemble, another script and a pinned version through the
  * server's own infer(); parameters pass through; calls run concurrently;
- * errors come back as rejections with the member's message and code; and
- * call cycles and runaway recursion end with a clear error instead of a
- * hang.
+ * errors come back as rejections with the member's message and code; calls
+ * back into a model run on its instances while their callers wait; and
+ * runaway recursion ends with a clear error instead of a hang.
  *
  * Most cases drive one generic script, `caller`, with a JSON plan in its
  * `plan` parameter: the ctx.infer request to make (tensors written as
@@ -110,6 +110,8 @@ steps:
 
 const DEPTH_MODELS = 33;
 
+const TWO_EXECUTES = 'parameters { key: "max_concurrent_executes" value: { string_value: "2" } }';
+
 interface CallResult {
   keys?: string[];
   parameters?: Record<string, unknown>;
@@ -141,6 +143,9 @@ describe('ctx.infer', () => {
       caller: { config: caller, versions: {} },
       caller2: { config: `${caller}\ninstance_group [ { count: 2 } ]`, versions: {} },
       recurse: { config: `${caller}\ninstance_group [ { count: 3 } ]`, versions: {} },
+      // One instance that runs at most two batches at once: the third nested call into it could wait forever.
+      tight: { config: `${caller}\n${TWO_EXECUTES}`, versions: {} },
+      recurse_tight: { config: `${caller}\ninstance_group [ { count: 2 } ]\n${TWO_EXECUTES}`, versions: {} },
       caller3: { config: `${caller}\ninstance_group [ { count: 2 } ]`, versions: {} },
       // A lone request waits 400 ms here: it keeps a caller3 instance busy with work that is not a cycle.
       slow: { config: addSubConfig('slow', 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 400000 }'), versions: { 1: addSubModel() } },
@@ -155,6 +160,8 @@ describe('ctx.infer', () => {
       caller2: { 1: CALLER_SCRIPT },
       caller3: { 1: CALLER_SCRIPT },
       recurse: { 1: RECURSE_SCRIPT },
+      tight: { 1: CALLER_SCRIPT },
+      recurse_tight: { 1: RECURSE_SCRIPT },
       strict: { 1: STRICT_SCRIPT },
       ...Object.fromEntries(Array.from({ length: DEPTH_MODELS + 1 }, (_, n) => [`d${n}`, { 1: DEPTH_SCRIPT }])),
     });
@@ -313,29 +320,25 @@ describe('ctx.infer', () => {
     });
   });
 
+  // Instances are re-entrant: while a batch waits on ctx.infer, its instance runs the next one (the call back, say).
   describe('call cycles', () => {
-    test('A calls A with one instance: a clear call cycle error, at once', async () => {
-      const started = performance.now();
-      const result = await one({ model: 'caller', inputs: { X: '$X' } });
-      assert.ok(performance.now() - started < 1000);
-      assert.equal(result.code, 'CALL_CYCLE');
-      assert.equal(result.error, `call cycle: 'caller' -> 'caller' calls back into model 'caller', and all 1 of its instance(s) are held ` +
-        'by the calls above, so the request would wait forever; break the cycle, or give the model more instances (instance_group count)');
+    test('A calls A with one instance: the call runs on that instance while the caller waits', async () => {
+      const report = await run({ call: { model: 'caller', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } } });
+      const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;
+      assert.deepEqual(inner, { instance: 'caller_0', results: [] });
+      assert.equal(report.instance, 'caller_0');
     });
 
-    test('A -> ensemble -> A is detected too', async () => {
-      const result = await one({ model: 'via_ens', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } });
-      assert.ok(result.error, JSON.stringify(result));
-      assert.match(result.error!, /call cycle: 'caller' -> 'via_ens' -> 'caller' calls back into model 'caller'/);
-      assert.equal(result.code, 'CALL_CYCLE');
+    test('A -> ensemble -> A completes too', async () => {
+      const outputs = ok(await one({ model: 'via_ens', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } }));
+      assert.deepEqual(JSON.parse(outputs['RESULT']!.data[0]!), { instance: 'caller_0', results: [] });
     });
 
-    test('A with two instances calling itself once works: the call runs on the free instance', async () => {
+    test('A with two instances calling itself once works', async () => {
       const report = await run({ call: { model: 'caller2', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } } }, 'caller2');
       const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;
       assert.deepEqual(inner.results, []);
-      assert.notEqual(inner.instance, report.instance);
-      assert.deepEqual([report.instance, inner.instance].sort(), ['caller2_0', 'caller2_1']);
+      assert.match(inner.instance, /^caller2_[01]$/);
     });
 
     test('an instance busy with other work is no cycle: the call back waits for it', async () => {
@@ -348,19 +351,38 @@ describe('ctx.infer', () => {
       await busy;
     });
 
-    test('A with two instances calling itself twice deep: the third call is the cycle', async () => {
+    test('A with two instances calling itself twice deep works', async () => {
       const leaf = JSON.stringify({});
       const middle = JSON.stringify({ call: { model: 'caller2', inputs: { X: '$X' }, parameters: { plan: leaf } } });
       const report = await run({ call: { model: 'caller2', inputs: { X: '$X' }, parameters: { plan: middle } } }, 'caller2');
       const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;
-      assert.equal(inner.results[0]!.code, 'CALL_CYCLE');
-      assert.match(inner.results[0]!.error!, /call cycle: 'caller2' -> 'caller2' -> 'caller2' calls back into model 'caller2', and all 2 of its instance\(s\) are held/);
+      const leafReport = JSON.parse(ok(inner.results[0]!)['RESULT']!.data[0]!) as CallerReport;
+      assert.deepEqual(leafReport.results, []);
     });
 
-    test('runaway self-recursion ends, with the cycle named, once every instance is taken', async () => {
+    test('past max_concurrent_executes, with every batch waiting, the next call back is the cycle, at once', async () => {
+      const leaf = JSON.stringify({});
+      const middle = JSON.stringify({ call: { model: 'tight', inputs: { X: '$X' }, parameters: { plan: leaf } } });
+      const started = performance.now();
+      const report = await run({ call: { model: 'tight', inputs: { X: '$X' }, parameters: { plan: middle } } }, 'tight');
+      assert.ok(performance.now() - started < 2000);
+      const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;
+      assert.equal(inner.results[0]!.code, 'CALL_CYCLE');
+      assert.equal(inner.results[0]!.error, `call cycle: the call 'tight' -> 'tight' -> 'tight' could wait forever: all 1 instance(s) of model 'tight' ` +
+        'run their limit of 2 execute() calls at once (parameters.max_concurrent_executes), every one waiting on calls into the server; ' +
+        'make fewer nested calls at once, or raise max_concurrent_executes or the instance_group count');
+    });
+
+    test('runaway self-recursion ends at the depth limit', async () => {
       const err = await rejection(within(5000, 'recurse', server.infer({ modelName: 'recurse', inputs: [int32x16()] })));
       assert.equal(err.code, 'INFERENCE_FAILED');
-      assert.match(err.message, /call cycle: 'recurse' -> 'recurse' -> 'recurse' -> 'recurse' calls back into model 'recurse', and all 3 of its instance\(s\) are held/);
+      assert.match(err.message, /call to model 'recurse' is 32 calls deep, past the limit of 32/);
+    });
+
+    test('runaway self-recursion ends, with the cycle named, once every instance runs its limit of batches', async () => {
+      const err = await rejection(within(5000, 'recurse_tight', server.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
+      assert.equal(err.code, 'INFERENCE_FAILED');
+      assert.match(err.message, /call cycle: the call 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' could wait forever: all 2 instance\(s\)/);
     });
 
     test(`a chain of ${DEPTH_MODELS + 1} distinct models stops at the depth limit (CALL_DEPTH)`, async () => {
@@ -373,8 +395,8 @@ describe('ctx.infer', () => {
 
     test('the server keeps serving after the cycles', async () => {
       ok(await one({ model: 'add_sub', inputs: { INPUT0: '$X', INPUT1: '$X' } }));
-      const again = await one({ model: 'caller', inputs: { X: '$X' } });
-      assert.equal(again.code, 'CALL_CYCLE');
+      const again = await rejection(within(5000, 'recurse_tight', server.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
+      assert.match(again.message, /call cycle: /);
     });
   });
 });

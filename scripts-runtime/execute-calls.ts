@@ -1,0 +1,106 @@
+/**
+ * The ctx.infer calls of one script execute() (or initialize()): how many
+ * are in flight, bounded by parameters.max_infer_calls_in_flight; the call
+ * chain they extend; and the AbortSignal every one of them carries. The
+ * signal fires when the execute ends (returned, threw, ran past its time
+ * limit) or when every client of its batch went away, so calls still queued
+ * at the callee leave its queue and calls still running answer at once.
+ * Calls made once it fired are refused.
+ */
+import { setMaxListeners } from 'node:events';
+import { serverError, type SwitchyardError } from '../engine/errors.ts';
+
+export class ExecuteCalls {
+  private inFlight = 0;
+  private readonly controller = new AbortController();
+  private readonly detach: (() => void)[] = [];
+  /** Why every client of the batch went away, once they did: later calls are cancelled as theirs were. */
+  private gone: string | undefined;
+
+  /**
+   * `signals` are the batch's requests' own (undefined where a request has
+   * none: that one never goes away). `listeners.parked` hears when the
+   * execute starts or stops waiting on calls (see `parked`), `listeners.gone`
+   * when every client went away.
+   */
+  constructor(
+    private readonly model: string,
+    readonly chain: readonly string[],
+    private readonly limit: number,
+    signals: readonly (AbortSignal | undefined)[],
+    private readonly listeners: { readonly parked?: () => void; readonly gone?: () => void } = {},
+  ) {
+    // Every call in flight listens once, in the callee's queue; no leak to warn about below the limit.
+    setMaxListeners(Math.max(10, limit * 4), this.controller.signal);
+    this.followClients(signals);
+  }
+
+  /** What each call of this execute carries. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Whether the execute waits on at least one call: a parked execute computes nothing. */
+  get parked(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /** Why every client of the batch went away, once they did. */
+  get cancelled(): string | undefined {
+    return this.gone;
+  }
+
+  /** False once the execute ended. */
+  get open(): boolean {
+    return !this.controller.signal.aborted;
+  }
+
+  /** Takes a place for one call to `callee`; throws the catalogue error when the execute ended or already has its limit in flight. */
+  begin(callee: string): void {
+    const refusal = this.refusal(callee);
+    if (refusal) throw refusal;
+    if (++this.inFlight === 1) this.listeners.parked?.();
+  }
+
+  /** Gives the place back once the call answered. */
+  finish(): void {
+    if (--this.inFlight === 0) this.listeners.parked?.();
+  }
+
+  /** The execute ended: calls still in flight are cancelled with `reason`, later ones refused. */
+  close(reason: string): void {
+    for (const detach of this.detach.splice(0)) detach();
+    if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
+  }
+
+  private refusal(callee: string): SwitchyardError | undefined {
+    if (this.gone !== undefined) return serverError('CANCELLED', { model: callee, reason: this.gone });
+    if (!this.open) return serverError('INFER_AFTER_EXECUTE', { model: this.model });
+    if (this.inFlight >= this.limit) return serverError('INFER_CALLS_IN_FLIGHT', { model: this.model, max: this.limit });
+    return undefined;
+  }
+
+  /** Once every request of the batch was cancelled by its client, nobody wants the calls' answers. */
+  private followClients(signals: readonly (AbortSignal | undefined)[]): void {
+    if (signals.length === 0 || signals.some((s) => s === undefined)) return;
+    const live = (signals as readonly AbortSignal[]).filter((s) => !s.aborted);
+    if (live.length === 0) {
+      this.abandon();
+      return;
+    }
+    let left = live.length;
+    const gone = (): void => {
+      if (--left === 0) this.abandon();
+    };
+    for (const signal of live) {
+      signal.addEventListener('abort', gone, { once: true });
+      this.detach.push(() => signal.removeEventListener('abort', gone));
+    }
+  }
+
+  private abandon(): void {
+    this.gone = `every client of the calling execute() of '${this.model}' went away`;
+    this.close(this.gone);
+    this.listeners.gone?.();
+  }
+}
