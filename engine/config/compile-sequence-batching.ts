@@ -9,8 +9,7 @@
  * Rules follow Triton's (model_config_utils.cc, sequence_batch_scheduler.cc);
  * every failure names file, line, field and a fix.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readConfinedFileSync } from '../repository/confined-path.ts';
 import { elementByteSize, formatShape, fromConfigDataType, toConfigDataType, type DataType, type FixedDataType } from '../tensor.ts';
 import type { ConfigContext } from './compile-model-config.ts';
 import type { SequenceBatchingSpec, SequenceControlSpec, SequenceStateSpec, SequenceStrategySpec } from './compiled-model-config.ts';
@@ -339,16 +338,13 @@ function compileInitialState(
   if (initial['zero_data'] === true) return { initialDims, initialData: new Uint8Array(byteLength) };
   const dataFile = asString(initial['data_file']);
   if (!dataFile) failAt(ctx, at, 'sets neither zero_data nor data_file', 'set zero_data: true, or data_file: "<file in the model\'s initial_state folder>"');
-  const path = join(modelDir, INITIAL_STATE_FOLDER, dataFile);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    failAt(ctx, `${at}.data_file`, `${path} ${reason}`, `put the state's raw little-endian bytes in ${INITIAL_STATE_FOLDER}/${dataFile} inside the model's folder`);
+  const read = readConfinedFileSync(modelDir, dataFile, INITIAL_STATE_FOLDER);
+  if (read.problem !== undefined) {
+    failAt(ctx, `${at}.data_file`, read.problem, `put the state's raw little-endian bytes in a file inside the model's ${INITIAL_STATE_FOLDER} folder and name it relative to that folder`);
   }
+  const bytes = read.bytes;
   if (bytes.byteLength < byteLength) {
-    failAt(ctx, `${at}.data_file`, `${path} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
+    failAt(ctx, `${at}.data_file`, `${INITIAL_STATE_FOLDER}/${dataFile} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
       'write the full state into the file, or change initial_state dims');
   }
   return { initialDims, initialData: new Uint8Array(bytes.subarray(0, byteLength)) };

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import graphlib from 'graphlib';
 import type { Backend } from '../../backends/backend.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ModelSettings } from '../config/compile-model-config.ts';
@@ -21,6 +21,7 @@ import type { InferFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
+import { confinePath, relativePathProblem } from './confined-path.ts';
 import { ModelVersion } from './model-version.ts';
 import { selectVersions } from './version-policy.ts';
 
@@ -449,12 +450,17 @@ export class ModelRepository {
         if (!onDisk.includes(v)) versions.set(v, ModelVersion.unavailable(v, `version_policy asks for version ${v} but ${join(dir, String(v))} does not exist`));
       }
     }
-    const loaded = await Promise.all(selected.map((version) => ModelVersion.load({
-      modelName: name, modelDir: dir, version, versionDir: join(dir, String(version)), parsed, settings, backend,
-      members: (model, v) => this.member(model, v),
-      ...(this.options.infer ? { infer: this.options.infer } : {}),
-      ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
-    }, this.options.logger)));
+    const loaded = await Promise.all(selected.map(async (version) => {
+      // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
+      const versionDir = await confinePath(dir, String(version));
+      if (versionDir.problem !== undefined) return ModelVersion.unavailable(version, `version folder '${version}' ${versionDir.problem}`);
+      return ModelVersion.load({
+        modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
+        members: (model, v) => this.member(model, v),
+        ...(this.options.infer ? { infer: this.options.infer } : {}),
+        ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
+      }, this.options.logger);
+    }));
     for (const v of loaded) versions.set(v.version, v);
     return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined, ...extra };
   }
@@ -501,9 +507,9 @@ function parseOverrideConfig(name: string, text: string): ParsedModelConfig {
  */
 async function writeOverrideFiles(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<string> {
   for (const path of files.keys()) {
-    const parts = path.split('/');
-    if (isAbsolute(path) || path.includes('\\') || path.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..')) {
-      throw new Error(`file override 'file:${path}': a path relative to the model folder is expected, such as 'file:1/model.onnx' (no '..', no leading '/')`);
+    const problem = relativePathProblem(path) ?? (path.split('/').some((p) => p === '' || p === '.') ? "has an empty or '.' part" : undefined);
+    if (problem !== undefined) {
+      throw new Error(`file override 'file:${path}' ${problem}: a path relative to the model folder is expected, such as 'file:1/model.onnx'`);
     }
   }
   const dir = await mkdtemp(join(tmpdir(), `switchyard-${name}-`));
@@ -550,7 +556,9 @@ async function readConfig(dir: string): Promise<ParsedModelConfig | undefined> {
   const texts: Array<[string, string]> = [];
   for (const fileName of CONFIG_FILE_NAMES) {
     const file = join(dir, fileName);
-    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    const confined = await confinePath(dir, fileName);
+    if (confined.problem !== undefined) throw new Error(`${file} ${confined.problem}; a model's config must be a file in its folder`);
+    const text = await readFile(confined.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
