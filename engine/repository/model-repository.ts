@@ -258,7 +258,7 @@ export class ModelRepository {
     for (const [name, failure] of duplicates) {
       found.delete(name);
       const entry = this.entries.get(name);
-      if (!entry?.versions.size && entry?.failure !== failure) this.fail(name, '', failure, undefined);
+      if (!entry?.versions.size && entry?.failure !== failure) await this.fail(name, '', failure, undefined);
     }
     this.found = found;
   }
@@ -290,7 +290,7 @@ export class ModelRepository {
         }
         outcome.set(name, failure);
         // At start a --load-model name with no folder stays listed; a load request's failure is its answer.
-        if (listMissing && !serving(name)) this.fail(name, '', failure, undefined);
+        if (listMissing && !serving(name)) await this.fail(name, '', failure, undefined);
         return;
       }
       let dir = path === undefined ? '' : join(path, name);
@@ -315,7 +315,7 @@ export class ModelRepository {
         outcome.set(name, failure);
         const fingerprint = overrideDir ? undefined : await fingerprintOf(dir).catch(() => undefined);
         if (serving(name)) this.keepServing(name, failure, fingerprint);
-        else this.fail(name, dir, failure, fingerprint);
+        else await this.fail(name, dir, failure, fingerprint);
       }
     };
     await Promise.all(names.map((name) => prepare(name, true)));
@@ -342,7 +342,7 @@ export class ModelRepository {
         outcome.set(name, failure);
         if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
         if (serving(name)) this.keepServing(name, failure, item.fingerprint);
-        else this.fail(name, item.dir, failure, item.fingerprint);
+        else await this.fail(name, item.dir, failure, item.fingerprint);
       }
     }
 
@@ -421,9 +421,12 @@ export class ModelRepository {
     this.entries.set(name, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}`, ...(fingerprint ? { fingerprint } : {}) });
   }
 
-  private fail(name: string, dir: string, failure: string, fingerprint: string | undefined): void {
+  /** Lists the model as failed, in place of any entry that serves nothing; that entry's uploaded files go with it. */
+  private async fail(name: string, dir: string, failure: string, fingerprint: string | undefined): Promise<void> {
     this.options.logger.error(`failed to load '${name}': ${failure}`);
+    const replaced = this.entries.get(name);
     this.entries.set(name, { name, dir, versions: new Map(), failure, ...(fingerprint ? { fingerprint } : {}) });
+    if (replaced?.overrideDir) await rm(replaced.overrideDir, { recursive: true, force: true });
   }
 
   private async loadModel(item: Prepared): Promise<ModelEntry> {
