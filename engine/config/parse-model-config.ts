@@ -72,6 +72,10 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
   }
   const lineMatch = LINE_SUFFIX.exec(message);
   const problem = message.replace(LINE_SUFFIX, '');
+  if (NUMBER_PROBLEM.test(problem)) {
+    const culprit = numberCulprit(sourceMap);
+    if (culprit) return new ModelConfigError({ file, ...culprit });
+  }
   const fieldMatch = /^\.?inference\.([\w.]+?)\.(\w+): (.*)$/.exec(problem);
   return new ModelConfigError({
     file,
@@ -80,6 +84,34 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
     problem: fieldMatch ? fieldMatch[3]! : `is not valid protobuf text format (${problem})`,
     fix: 'write the field as `name: value` for scalars and `name { ... }` or `name [ {...}, {...} ]` for messages, as in Triton\'s model configuration docs',
   });
+}
+
+const NUMBER_PROBLEM = /integer value|number expected|out of range/;
+
+/**
+ * protobufjs's text format parser names no field when a number is malformed
+ * or out of range: find the scalar written for a numeric field that the
+ * YAML/JSON check refuses, so both forms give the same error.
+ */
+function numberCulprit(sourceMap: ConfigSourceMap): { line: number; field: string; problem: string; fix: string } | undefined {
+  for (const [path, written, line] of sourceMap.scalars()) {
+    let type: protobuf.Type | undefined = modelConfigType();
+    let field: protobuf.Field | undefined;
+    const named: string[] = [];
+    for (const part of path.split('.')) {
+      const name = part.replace(/\[\d+\]$/, '');
+      field = type?.fields[name];
+      if (!field || field.map) break;
+      // The scanner indexes every message it meets; only repeated fields keep the index in the name.
+      named.push(field.repeated ? part : name);
+      field.resolve();
+      type = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+    }
+    if (!field || field.map || !(field.type in INTEGER_RANGES || field.type === 'float' || field.type === 'double')) continue;
+    const wrong = scalarProblem(field, written);
+    if (wrong) return { line, field: named.join('.'), ...wrong };
+  }
+  return undefined;
 }
 
 function unknownFieldError(file: string, line: number | undefined, typeName: string, field: string): ModelConfigError {
