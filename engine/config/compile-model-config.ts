@@ -234,7 +234,9 @@ export function compileModelConfig(
   const sequence = asObj(config['sequence_batching']);
   let scheduling: SchedulingSpec;
   if (sequence) {
-    const compiled = compileSequenceBatching(ctx, sequence, { maxBatchSize, signature, modelDir, batchInputTargets: fedByBatchInput });
+    const compiled = compileSequenceBatching(ctx, sequence, {
+      maxBatchSize, signature, modelDir, batchInputTargets: fedByBatchInput, parameters: settings.parameters,
+    });
     config['sequence_batching'] = compiled.completed;
     scheduling = { kind: 'sequence', batching: compiled.spec };
   } else {

@@ -19,6 +19,13 @@ import { asObj, asArray, asNumber, asString, failAt, type Obj } from './config-v
 /** Triton's default max_sequence_idle_microseconds. */
 export const DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS = 1_000_000;
 
+/**
+ * Switchyard's bound on sequences waiting for a slot (Triton's backlog has
+ * none): the model config parameter max_sequence_backlog, this by default.
+ */
+export const DEFAULT_MAX_SEQUENCE_BACKLOG = 10_000;
+export const MAX_SEQUENCE_BACKLOG_PARAMETER = 'max_sequence_backlog';
+
 /** Where initial_state data_file paths are relative to, inside the model's folder (Triton's kInitialStateFolder). */
 export const INITIAL_STATE_FOLDER = 'initial_state';
 
@@ -77,6 +84,8 @@ export interface SequenceCompileOptions {
   readonly modelDir: string;
   /** Model inputs already fed by batch_input, which a control or state cannot also feed. */
   readonly batchInputTargets: ReadonlySet<string>;
+  /** The model config's parameters, by key (string_value). */
+  readonly parameters: ReadonlyMap<string, string>;
 }
 
 export interface CompiledSequenceBatching {
@@ -113,7 +122,18 @@ export function compileSequenceBatching(ctx: ConfigContext, section: Obj, option
   if (strategy.kind === 'direct' && !asObj(section['direct'])) completed['direct'] = {};
   if (strategy.kind === 'oldest') completed['oldest'] = { ...asObj(section['oldest']), max_candidate_sequences: strategy.maxCandidateSequences };
   const slotsPerInstance = strategy.kind === 'oldest' ? strategy.maxCandidateSequences : Math.max(1, options.maxBatchSize);
-  return { spec: { maxSequenceIdleMicroseconds, strategy, slotsPerInstance, controls, states }, completed };
+  const maxBacklog = compileMaxBacklog(ctx, options.parameters.get(MAX_SEQUENCE_BACKLOG_PARAMETER));
+  return { spec: { maxSequenceIdleMicroseconds, strategy, slotsPerInstance, maxBacklog, controls, states }, completed };
+}
+
+function compileMaxBacklog(ctx: ConfigContext, written: string | undefined): number {
+  if (written === undefined) return DEFAULT_MAX_SEQUENCE_BACKLOG;
+  const value = /^[0-9]+$/.test(written.trim()) ? Number(written) : Number.NaN;
+  if (!Number.isSafeInteger(value)) {
+    failAt(ctx, `parameters.${MAX_SEQUENCE_BACKLOG_PARAMETER}`, `is '${written}'`,
+      `use the number of new sequences that may wait for a free sequence slot (0: none wait; default ${DEFAULT_MAX_SEQUENCE_BACKLOG})`);
+  }
+  return value;
 }
 
 function compileStrategy(ctx: ConfigContext, section: Obj, maxBatchSize: number): SequenceStrategySpec {

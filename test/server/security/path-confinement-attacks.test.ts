@@ -176,7 +176,7 @@ describe('paths named by a load request or planted in the repository stay in the
   };
 
   for (const [protocol, load, refused] of [['HTTP', loadOverHttp, 400], ['gRPC', loadOverGrpc, status.INVALID_ARGUMENT]] as const) {
-    test(`over ${protocol}: every attack is refused naming the field, never quoting the file, and the server keeps serving`, async () => {
+    test(`over ${protocol}: every attack is refused naming the field, never quoting the file, and the server keeps serving`, async (t) => {
       const rssBefore = process.memoryUsage().rss;
       for (const attack of ATTACKS) {
         const { code, message } = await load(attack);
@@ -191,6 +191,7 @@ describe('paths named by a load request or planted in the repository stay in the
       assert.equal(fixture.server.isModelReady('uploaded'), false);
       assert.deepEqual(await inferAddSub(), Array.from({ length: 16 }, (_, i) => 2 * i));
       const growth = process.memoryUsage().rss - rssBefore;
+      t.diagnostic(`RSS growth: ${(growth / 1048576).toFixed(1)} MiB`);
       assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew ${growth} bytes over the attacks; the bound is ${RSS_GROWTH_LIMIT}`);
     });
   }
