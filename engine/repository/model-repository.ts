@@ -537,7 +537,9 @@ async function fingerprintOf(dir: string): Promise<string> {
       const path = relative ? `${relative}/${dirent.name}` : dirent.name;
       const info = await stat(join(dir, path)).catch(() => undefined);
       if (!info) continue;
-      if (info.isDirectory()) {
+      // A linked folder is walked only if it stays inside the model folder: a link to '/' must not walk the host.
+      const inside = !dirent.isSymbolicLink() || (await confinePath(dir, path)).problem === undefined;
+      if (info.isDirectory() && inside) {
         hash.update(`d ${path}\n`);
         await walk(path);
       } else {

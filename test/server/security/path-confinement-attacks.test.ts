@@ -131,6 +131,8 @@ describe('paths named by a load request or planted in the repository stay in the
     await symlink(join(outside, 'model.onnx'), join(seeded, '1', 'link.onnx'));
     await symlink(join(outside, 'evil.ts'), join(seeded, '1', 'evil.ts'));
     await symlink(join(outside, 'version'), join(root, 'linked_version', '1'));
+    // Reading the folder's fingerprint must not walk the host through a link to '/'.
+    await symlink('/', join(seeded, 'hostroot'));
     await symlink(join(outside, 'config.pbtxt'), join(root, 'linked_config', 'config.pbtxt'));
     fixture = await startBoth(root, { modelControlMode: 'explicit', startupModels: ['add_sub'] });
     client = new RawGrpcClient(fixture.grpcAddress);
