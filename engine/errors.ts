@@ -131,6 +131,9 @@ export const CATALOGUE = {
     (p) => `inference request for model '${p.model}' was cancelled${p.reason ? `: ${p.reason}` : ''}`),
   QUEUE_FULL: entry<{ model: string; level?: number; max: number }>('UNAVAILABLE',
     (p) => `Exceeds maximum queue size: model '${p.model}'${p.level ? ` priority level ${p.level}` : ''} holds at most ${p.max} queued request(s)`),
+  SEQUENCE_BACKLOG_FULL: entry<{ model: string; max: number }>('UNAVAILABLE',
+    (p) => `Exceeds maximum queue size: every sequence slot of model '${p.model}' is taken and ${p.max} new sequence(s) already wait for one ` +
+      '(the model config parameter max_sequence_backlog); retry the START later'),
   QUEUE_TIMEOUT: entry<{ model: string; waitedMs: number; timeoutUs: number }>('UNAVAILABLE',
     (p) => `Request timeout expired: the request waited ${p.waitedMs.toFixed(1)} ms in the queue of model '${p.model}', longer than its timeout of ${p.timeoutUs} us`),
   BAD_PRIORITY: entry<{ model: string; got: string; levels: number; defaultLevel: number }>('INVALID_ARG',

@@ -527,9 +527,14 @@ export class InferenceServer {
     return this.readyVersion(name, version).instances;
   }
 
-  /** Models or versions that failed to load, with why. */
+  /**
+   * Models or versions that failed to load, with why. A folder that was
+   * never asked for (explicit model control loads only --load-model) is
+   * listed by the index as not loaded, and is not a failure.
+   */
   loadFailures(): ModelIndexEntry[] {
-    return this.repositoryIndex().filter((e) => e.state === 'UNAVAILABLE');
+    const notAskedFor = new Set(this.repository.notLoaded());
+    return this.repositoryIndex().filter((e) => e.state === 'UNAVAILABLE' && !notAskedFor.has(e.name));
   }
 
   async close(): Promise<void> {

@@ -72,9 +72,9 @@ async function transpile(file: string, source: string): Promise<string> {
   }
 }
 
+/** Where and what, never the line itself: a message must not carry a file's contents to whoever asked for the load. */
 function describe(file: string, message: Message): string {
   const at = message.location;
   const where = at ? `${file}:${at.line}:${at.column + 1}` : file;
-  const excerpt = at?.lineText ? ` (${at.lineText.trim()})` : '';
-  return `${where}: ${message.text}${excerpt}`;
+  return `${where}: ${message.text}`;
 }

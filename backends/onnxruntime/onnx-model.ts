@@ -4,11 +4,11 @@
  * serves as the first instance, so the model is read once per instance.
  */
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
 import type { ModelSignature } from '../../engine/config/model-signature.ts';
 import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
+import { modelFileOf } from '../model-file.ts';
 import { OnnxInstance } from './onnx-instance.ts';
 import type { WorkerSessionOptions } from './worker-protocol.ts';
 
@@ -29,7 +29,7 @@ export class OnnxModel implements BackendModel {
   }
 
   static async create(context: ModelLoadContext): Promise<OnnxModel> {
-    const modelPath = join(context.versionDir, context.settings.defaultModelFilename);
+    const modelPath = await modelFileOf(context);
     const found = await stat(modelPath).catch(() => undefined);
     if (!found?.isFile()) {
       throw new Error(`version ${context.version} has no ${context.settings.defaultModelFilename}: expected the model file at ${modelPath}`);

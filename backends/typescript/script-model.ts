@@ -17,7 +17,6 @@
  *   max_concurrent_executes    batches one instance runs at once, all but one waiting on ctx.infer (default 16)
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
 import type { ModelSignature, SignatureTensor } from '../../engine/config/model-signature.ts';
 import { silentLogger } from '../../engine/logger.ts';
@@ -25,6 +24,7 @@ import { fromConfigDataType } from '../../engine/tensor.ts';
 import { compileScript, type CompiledScript } from '../../scripts-runtime/compile.ts';
 import type { SandboxLimits } from '../../scripts-runtime/sandbox.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
+import { modelFileOf } from '../model-file.ts';
 import { ScriptInstance } from './script-instance.ts';
 
 export const DEFAULT_MEMORY_LIMIT_MB = 128;
@@ -54,11 +54,11 @@ export class ScriptModel implements BackendModel {
   ) {}
 
   static async create(context: ModelLoadContext): Promise<ScriptModel> {
-    const file = join(context.versionDir, context.settings.defaultModelFilename);
+    const file = await modelFileOf(context);
     const source = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new Error(err.code === 'ENOENT'
         ? `version ${context.version} has no ${context.settings.defaultModelFilename}: expected the script at ${file}`
-        : `cannot read ${file}: ${err.message}`);
+        : `cannot read ${file} (${err.code ?? 'error'})`);
     });
     const script = await compileScript(`${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`, source);
     return new ScriptModel(context, script, limitsOf(context), signatureOf(context));

@@ -18,6 +18,7 @@ import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
+import { confinePathSync, relativePathProblem } from '../repository/confined-path.ts';
 import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
@@ -89,6 +90,11 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
   if (PLATFORM_BACKENDS[platform] !== undefined && PLATFORM_BACKENDS[platform] !== backend) {
     failAt(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
   }
+  const modelFilename = asString(config['default_model_filename']);
+  if (modelFilename) checkConfined(ctx, 'default_model_filename', undefined, modelFilename, 'name the model file inside each version folder, such as model.onnx');
+  for (const [arch, file] of Object.entries(asObj(config['cc_model_filenames']) ?? {})) {
+    checkConfined(ctx, `cc_model_filenames.${arch}`, undefined, asString(file), 'name a model file inside each version folder');
+  }
   const parameters = new Map<string, string>();
   for (const [key, value] of Object.entries(asObj(config['parameters']) ?? {})) {
     parameters.set(key, asString(asObj(value)?.['string_value']));
@@ -98,7 +104,7 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     platform,
     versionPolicy: compileVersionPolicy(ctx, asObj(config['version_policy'])),
     instanceGroups: backend === ENSEMBLE_BACKEND ? [] : compileInstanceGroups(ctx, modelName, asArray(config['instance_group']), backend),
-    defaultModelFilename: asString(config['default_model_filename']) || DEFAULT_FILENAMES[backend]!,
+    defaultModelFilename: modelFilename || DEFAULT_FILENAMES[backend]!,
     parameters,
   };
 }
@@ -137,17 +143,29 @@ function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[], b
     if (!Number.isInteger(count) || count < 1) {
       failAt(ctx, `${field}.count`, `is ${count}`, 'use a positive number of instances');
     }
-    const kindName = asString(group['kind']) || (scripted ? 'KIND_CPU' : 'KIND_GPU');
+    // No kind is Triton's KIND_AUTO: GPU when the group names GPUs, CPU otherwise (this server finds no GPUs by itself).
+    const kindName = asString(group['kind']) || 'KIND_AUTO';
     if (scripted && kindName === 'KIND_GPU') {
       failAt(ctx, `${field}.kind`, 'is KIND_GPU, but TypeScript models run in CPU isolates', 'use KIND_CPU (or leave kind out)');
     }
-    const kind = kindName === 'KIND_GPU' ? 'GPU' : kindName === 'KIND_CPU' || kindName === 'KIND_AUTO' ? 'CPU' : undefined;
+    const gpus = asArray(group['gpus']).map((g) => asNumber(g));
+    const auto = kindName === 'KIND_AUTO' ? (gpus.length > 0 && !scripted ? 'GPU' : 'CPU') : undefined;
+    const kind = kindName === 'KIND_GPU' ? 'GPU' : kindName === 'KIND_CPU' ? 'CPU' : auto;
     if (!kind) {
       failAt(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');
     }
-    const gpus = asArray(group['gpus']).map((g) => asNumber(g));
     return { name: asString(group['name']) || (groups.length === 1 ? modelName : `${modelName}_${index}`), kind, count, gpus };
   });
+}
+
+/**
+ * A path the config names must stay in the model's folder (`root`), symbolic
+ * links followed; without a root (the folder is per version, not known yet)
+ * only its text is judged, and the backend confines it when it opens it.
+ */
+function checkConfined(ctx: Ctx, field: string, root: string | undefined, given: string, fix: string): void {
+  const problem = root === undefined ? relativePathProblem(given) : confinePathSync(root, given).problem;
+  if (problem !== undefined) failAt(ctx, field, `'${given}' ${problem}`, fix);
 }
 
 /** The kind written in the file (or the default): KIND_AUTO becomes KIND_CPU in the completed config. */
@@ -203,6 +221,10 @@ export function compileModelConfig(
   const inputSpecs = inputs.map((t, i) => compileTensor(ctx, `input[${i}]`, t, maxBatchSize, signature.inputs, signature.file));
   const outputSpecs = outputs.map((t, i) => compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file));
   checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, requestInputs, signature.file);
+  outputs.forEach((t, i) => {
+    const labels = asString(t['label_filename']);
+    if (labels) checkConfined(ctx, `output[${i}].label_filename`, modelDir, labels, "put the label file in the model's folder and name it relative to that folder");
+  });
   checkBatchInputSources(ctx, batchInputs, inputSpecs);
 
   const dynamic = asObj(config['dynamic_batching']);
@@ -212,7 +234,9 @@ export function compileModelConfig(
   const sequence = asObj(config['sequence_batching']);
   let scheduling: SchedulingSpec;
   if (sequence) {
-    const compiled = compileSequenceBatching(ctx, sequence, { maxBatchSize, signature, modelDir, batchInputTargets: fedByBatchInput });
+    const compiled = compileSequenceBatching(ctx, sequence, {
+      maxBatchSize, signature, modelDir, batchInputTargets: fedByBatchInput, parameters: settings.parameters,
+    });
     config['sequence_batching'] = compiled.completed;
     scheduling = { kind: 'sequence', batching: compiled.spec };
   } else {

@@ -4,8 +4,8 @@
  * random bytes, or a file in the model's warmup/ folder). The samples run in
  * engine/repository/model-warmup.ts.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { join } from 'node:path';
+import { readConfinedFileSync } from '../repository/confined-path.ts';
 import { randomBytes } from 'node:crypto';
 import { elementByteSize, formatShape, fromConfigDataType, toConfigDataType, type DataType } from '../tensor.ts';
 import type { ConfigContext } from './compile-model-config.ts';
@@ -106,17 +106,11 @@ function compileInput(ctx: ConfigContext, field: string, name: string, input: Ob
 }
 
 function readWarmupFile(ctx: ConfigContext, field: string, modelDir: string, fileName: string): Uint8Array {
-  const folder = resolve(modelDir, WARMUP_FOLDER);
-  const path = resolve(folder, fileName);
-  if (!path.startsWith(folder + sep)) {
-    failAt(ctx, field, `'${fileName}' points outside the model's ${WARMUP_FOLDER} folder`, `put the file in ${join(modelDir, WARMUP_FOLDER)} and name it relative to that folder`);
+  const read = readConfinedFileSync(modelDir, fileName, WARMUP_FOLDER);
+  if (read.problem !== undefined) {
+    failAt(ctx, field, read.problem, `put the input's data in a file inside ${join(modelDir, WARMUP_FOLDER)} and name it relative to that folder`);
   }
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    failAt(ctx, field, `${path} ${reason}`, `put the input's data in ${WARMUP_FOLDER}/${fileName} inside the model's folder`);
-  }
+  return read.bytes;
 }
 
 /** A BYTES input's file holds its elements as Triton serializes them: a 4-byte little-endian length, then the bytes, for each. */

@@ -9,8 +9,7 @@
  * Rules follow Triton's (model_config_utils.cc, sequence_batch_scheduler.cc);
  * every failure names file, line, field and a fix.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readConfinedFileSync } from '../repository/confined-path.ts';
 import { elementByteSize, formatShape, fromConfigDataType, toConfigDataType, type DataType, type FixedDataType } from '../tensor.ts';
 import type { ConfigContext } from './compile-model-config.ts';
 import type { SequenceBatchingSpec, SequenceControlSpec, SequenceStateSpec, SequenceStrategySpec } from './compiled-model-config.ts';
@@ -19,6 +18,13 @@ import { asObj, asArray, asNumber, asString, failAt, type Obj } from './config-v
 
 /** Triton's default max_sequence_idle_microseconds. */
 export const DEFAULT_MAX_SEQUENCE_IDLE_MICROSECONDS = 1_000_000;
+
+/**
+ * Switchyard's bound on sequences waiting for a slot (Triton's backlog has
+ * none): the model config parameter max_sequence_backlog, this by default.
+ */
+export const DEFAULT_MAX_SEQUENCE_BACKLOG = 10_000;
+export const MAX_SEQUENCE_BACKLOG_PARAMETER = 'max_sequence_backlog';
 
 /** Where initial_state data_file paths are relative to, inside the model's folder (Triton's kInitialStateFolder). */
 export const INITIAL_STATE_FOLDER = 'initial_state';
@@ -78,6 +84,8 @@ export interface SequenceCompileOptions {
   readonly modelDir: string;
   /** Model inputs already fed by batch_input, which a control or state cannot also feed. */
   readonly batchInputTargets: ReadonlySet<string>;
+  /** The model config's parameters, by key (string_value). */
+  readonly parameters: ReadonlyMap<string, string>;
 }
 
 export interface CompiledSequenceBatching {
@@ -114,7 +122,18 @@ export function compileSequenceBatching(ctx: ConfigContext, section: Obj, option
   if (strategy.kind === 'direct' && !asObj(section['direct'])) completed['direct'] = {};
   if (strategy.kind === 'oldest') completed['oldest'] = { ...asObj(section['oldest']), max_candidate_sequences: strategy.maxCandidateSequences };
   const slotsPerInstance = strategy.kind === 'oldest' ? strategy.maxCandidateSequences : Math.max(1, options.maxBatchSize);
-  return { spec: { maxSequenceIdleMicroseconds, strategy, slotsPerInstance, controls, states }, completed };
+  const maxBacklog = compileMaxBacklog(ctx, options.parameters.get(MAX_SEQUENCE_BACKLOG_PARAMETER));
+  return { spec: { maxSequenceIdleMicroseconds, strategy, slotsPerInstance, maxBacklog, controls, states }, completed };
+}
+
+function compileMaxBacklog(ctx: ConfigContext, written: string | undefined): number {
+  if (written === undefined) return DEFAULT_MAX_SEQUENCE_BACKLOG;
+  const value = /^[0-9]+$/.test(written.trim()) ? Number(written) : Number.NaN;
+  if (!Number.isSafeInteger(value)) {
+    failAt(ctx, `parameters.${MAX_SEQUENCE_BACKLOG_PARAMETER}`, `is '${written}'`,
+      `use the number of new sequences that may wait for a free sequence slot (0: none wait; default ${DEFAULT_MAX_SEQUENCE_BACKLOG})`);
+  }
+  return value;
 }
 
 function compileStrategy(ctx: ConfigContext, section: Obj, maxBatchSize: number): SequenceStrategySpec {
@@ -339,16 +358,13 @@ function compileInitialState(
   if (initial['zero_data'] === true) return { initialDims, initialData: new Uint8Array(byteLength) };
   const dataFile = asString(initial['data_file']);
   if (!dataFile) failAt(ctx, at, 'sets neither zero_data nor data_file', 'set zero_data: true, or data_file: "<file in the model\'s initial_state folder>"');
-  const path = join(modelDir, INITIAL_STATE_FOLDER, dataFile);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    failAt(ctx, `${at}.data_file`, `${path} ${reason}`, `put the state's raw little-endian bytes in ${INITIAL_STATE_FOLDER}/${dataFile} inside the model's folder`);
+  const read = readConfinedFileSync(modelDir, dataFile, INITIAL_STATE_FOLDER);
+  if (read.problem !== undefined) {
+    failAt(ctx, `${at}.data_file`, read.problem, `put the state's raw little-endian bytes in a file inside the model's ${INITIAL_STATE_FOLDER} folder and name it relative to that folder`);
   }
+  const bytes = read.bytes;
   if (bytes.byteLength < byteLength) {
-    failAt(ctx, `${at}.data_file`, `${path} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
+    failAt(ctx, `${at}.data_file`, `${INITIAL_STATE_FOLDER}/${dataFile} has ${bytes.byteLength} bytes, but an initial state ${formatShape(initialDims)} of ${toConfigDataType(described.datatype)} takes ${byteLength}`,
       'write the full state into the file, or change initial_state dims');
   }
   return { initialDims, initialData: new Uint8Array(bytes.subarray(0, byteLength)) };

@@ -144,6 +144,8 @@ export interface SequenceBatchingSpec {
   readonly strategy: SequenceStrategySpec;
   /** Sequences one instance holds at once: max(1, max_batch_size) for direct, max_candidate_sequences for oldest. */
   readonly slotsPerInstance: number;
+  /** New sequences that may wait for a slot when every slot is taken; one more is refused UNAVAILABLE (parameters.max_sequence_backlog, default 10000). */
+  readonly maxBacklog: number;
   readonly controls: readonly SequenceControlSpec[];
   readonly states: readonly SequenceStateSpec[];
 }

@@ -49,6 +49,11 @@ export class ConfigSourceMap {
     }
   }
 
+  /** Every recorded path with the scalar written for it. */
+  scalars(): Array<[string, string, number]> {
+    return [...this.entries].flatMap(([path, e]) => (e.value === undefined ? [] : [[path, e.value, e.line] as [string, string, number]]));
+  }
+
   /** Every recorded path whose last field name is `field`. */
   occurrencesOf(field: string): Array<[string, SourceEntry]> {
     const out: Array<[string, SourceEntry]> = [];

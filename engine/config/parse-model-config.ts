@@ -72,6 +72,10 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
   }
   const lineMatch = LINE_SUFFIX.exec(message);
   const problem = message.replace(LINE_SUFFIX, '');
+  if (NUMBER_PROBLEM.test(problem)) {
+    const culprit = numberCulprit(sourceMap);
+    if (culprit) return new ModelConfigError({ file, ...culprit });
+  }
   const fieldMatch = /^\.?inference\.([\w.]+?)\.(\w+): (.*)$/.exec(problem);
   return new ModelConfigError({
     file,
@@ -80,6 +84,34 @@ function explainTextFormatError(file: string, sourceMap: ConfigSourceMap, messag
     problem: fieldMatch ? fieldMatch[3]! : `is not valid protobuf text format (${problem})`,
     fix: 'write the field as `name: value` for scalars and `name { ... }` or `name [ {...}, {...} ]` for messages, as in Triton\'s model configuration docs',
   });
+}
+
+const NUMBER_PROBLEM = /integer value|number expected|out of range/;
+
+/**
+ * protobufjs's text format parser names no field when a number is malformed
+ * or out of range: find the scalar written for a numeric field that the
+ * YAML/JSON check refuses, so both forms give the same error.
+ */
+function numberCulprit(sourceMap: ConfigSourceMap): { line: number; field: string; problem: string; fix: string } | undefined {
+  for (const [path, written, line] of sourceMap.scalars()) {
+    let type: protobuf.Type | undefined = modelConfigType();
+    let field: protobuf.Field | undefined;
+    const named: string[] = [];
+    for (const part of path.split('.')) {
+      const name = part.replace(/\[\d+\]$/, '');
+      field = type?.fields[name];
+      if (!field || field.map) break;
+      // The scanner indexes every message it meets; only repeated fields keep the index in the name.
+      named.push(field.repeated ? part : name);
+      field.resolve();
+      type = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+    }
+    if (!field || field.map || !(field.type in INTEGER_RANGES || field.type === 'float' || field.type === 'double')) continue;
+    const wrong = scalarProblem(field, written);
+    if (wrong) return { line, field: named.join('.'), ...wrong };
+  }
+  return undefined;
 }
 
 function unknownFieldError(file: string, line: number | undefined, typeName: string, field: string): ModelConfigError {
@@ -154,16 +186,8 @@ function normalizeTree(file: string, sourceMap: ConfigSourceMap, type: protobuf.
       if (field.resolvedType instanceof protobuf.Type) {
         return normalizeTree(file, sourceMap, field.resolvedType, item, itemPath);
       }
-      if (field.resolvedType instanceof protobuf.Enum && typeof item === 'string') {
-        const values = Object.keys(field.resolvedType.values);
-        if (!values.includes(item)) {
-          const guess = didYouMean(item, values);
-          throw new ModelConfigError({
-            file, line: sourceMap.lineOf(itemPath), field: itemPath, problem: `'${item}' is not a valid value`,
-            fix: guess ? `did you mean '${guess}'? Valid values: ${values.join(', ')}` : `use one of ${values.join(', ')}`,
-          });
-        }
-      }
+      const wrong = scalarProblem(field, item);
+      if (wrong) throw new ModelConfigError({ file, line: sourceMap.lineOf(itemPath), field: itemPath, ...wrong });
       return item;
     };
     if (field.map) {
@@ -182,4 +206,56 @@ function normalizeTree(file: string, sourceMap: ConfigSourceMap, type: protobuf.
     }
   }
   return out;
+}
+
+const INT32: readonly [bigint, bigint] = [-(2n ** 31n), 2n ** 31n - 1n];
+const UINT32: readonly [bigint, bigint] = [0n, 2n ** 32n - 1n];
+const INT64: readonly [bigint, bigint] = [-(2n ** 63n), 2n ** 63n - 1n];
+const UINT64: readonly [bigint, bigint] = [0n, 2n ** 64n - 1n];
+const INTEGER_RANGES: Readonly<Record<string, readonly [bigint, bigint]>> = {
+  int32: INT32, sint32: INT32, sfixed32: INT32, uint32: UINT32, fixed32: UINT32,
+  int64: INT64, sint64: INT64, sfixed64: INT64, uint64: UINT64, fixed64: UINT64,
+};
+const FLOAT_MAX = 3.4028234663852886e38;
+const describeValue = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : String(v));
+
+/**
+ * Why a YAML/JSON value cannot be the scalar `field` holds, as config.pbtxt's
+ * parser would refuse it: protobufjs's fromObject would coerce it instead
+ * ('abc' and 1e308 to 0, 1e10 wrapped to 1410065408, null dropped).
+ */
+function scalarProblem(field: protobuf.Field, value: unknown): { problem: string; fix: string } | undefined {
+  const given = describeValue(value);
+  if (value === null || value === undefined) return { problem: 'is null', fix: 'give it a value, or leave the field out for its default' };
+  if (field.resolvedType instanceof protobuf.Enum) {
+    const values = field.resolvedType.values;
+    const names = Object.keys(values);
+    if (typeof value === 'string') {
+      if (names.includes(value)) return undefined;
+      const guess = didYouMean(value, names);
+      return { problem: `${given} is not a valid value`, fix: guess ? `did you mean '${guess}'? Valid values: ${names.join(', ')}` : `use one of ${names.join(', ')}` };
+    }
+    if (typeof value === 'number' && Object.values(values).includes(value)) return undefined;
+    return { problem: `${given} is not a valid value`, fix: `use one of ${names.join(', ')}` };
+  }
+  const range = INTEGER_RANGES[field.type];
+  if (range) {
+    const integer = typeof value === 'number' ? (Number.isInteger(value) ? BigInt(value) : undefined)
+      : typeof value === 'string' && /^-?[0-9]+$/.test(value) ? BigInt(value) : undefined;
+    const bounds = `between ${range[0]} and ${range[1]}`;
+    if (integer === undefined) return { problem: `is ${given}, not a whole number`, fix: `write a whole number ${bounds} (${field.type})` };
+    if (integer < range[0] || integer > range[1]) return { problem: `is ${given}, outside the ${field.type} range`, fix: `write a whole number ${bounds}` };
+    return undefined;
+  }
+  if (field.type === 'float' || field.type === 'double') {
+    const number = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+    const max = field.type === 'float' ? FLOAT_MAX : Number.MAX_VALUE;
+    if (!Number.isFinite(number)) return { problem: `is ${given}, not a number`, fix: `write a finite ${field.type}` };
+    if (Math.abs(number) > max) return { problem: `is ${given}, outside the ${field.type} range`, fix: `write a number of at most ${max} in size` };
+    return undefined;
+  }
+  if (field.type === 'bool') {
+    return typeof value === 'boolean' ? undefined : { problem: `is ${given}, not true or false`, fix: 'write true or false' };
+  }
+  return typeof value === 'string' ? undefined : { problem: `is ${given}, not a string`, fix: 'write the value as a quoted string' };
 }

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import graphlib from 'graphlib';
 import type { Backend } from '../../backends/backend.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ModelSettings } from '../config/compile-model-config.ts';
@@ -21,6 +21,7 @@ import type { InferFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
+import { confinePath, relativePathProblem } from './confined-path.ts';
 import { ModelVersion } from './model-version.ts';
 import { selectVersions } from './version-policy.ts';
 
@@ -257,7 +258,7 @@ export class ModelRepository {
     for (const [name, failure] of duplicates) {
       found.delete(name);
       const entry = this.entries.get(name);
-      if (!entry?.versions.size && entry?.failure !== failure) this.fail(name, '', failure, undefined);
+      if (!entry?.versions.size && entry?.failure !== failure) await this.fail(name, '', failure, undefined);
     }
     this.found = found;
   }
@@ -289,7 +290,7 @@ export class ModelRepository {
         }
         outcome.set(name, failure);
         // At start a --load-model name with no folder stays listed; a load request's failure is its answer.
-        if (listMissing && !serving(name)) this.fail(name, '', failure, undefined);
+        if (listMissing && !serving(name)) await this.fail(name, '', failure, undefined);
         return;
       }
       let dir = path === undefined ? '' : join(path, name);
@@ -314,7 +315,7 @@ export class ModelRepository {
         outcome.set(name, failure);
         const fingerprint = overrideDir ? undefined : await fingerprintOf(dir).catch(() => undefined);
         if (serving(name)) this.keepServing(name, failure, fingerprint);
-        else this.fail(name, dir, failure, fingerprint);
+        else await this.fail(name, dir, failure, fingerprint);
       }
     };
     await Promise.all(names.map((name) => prepare(name, true)));
@@ -341,7 +342,7 @@ export class ModelRepository {
         outcome.set(name, failure);
         if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
         if (serving(name)) this.keepServing(name, failure, item.fingerprint);
-        else this.fail(name, item.dir, failure, item.fingerprint);
+        else await this.fail(name, item.dir, failure, item.fingerprint);
       }
     }
 
@@ -420,9 +421,12 @@ export class ModelRepository {
     this.entries.set(name, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}`, ...(fingerprint ? { fingerprint } : {}) });
   }
 
-  private fail(name: string, dir: string, failure: string, fingerprint: string | undefined): void {
+  /** Lists the model as failed, in place of any entry that serves nothing; that entry's uploaded files go with it. */
+  private async fail(name: string, dir: string, failure: string, fingerprint: string | undefined): Promise<void> {
     this.options.logger.error(`failed to load '${name}': ${failure}`);
+    const replaced = this.entries.get(name);
     this.entries.set(name, { name, dir, versions: new Map(), failure, ...(fingerprint ? { fingerprint } : {}) });
+    if (replaced?.overrideDir) await rm(replaced.overrideDir, { recursive: true, force: true });
   }
 
   private async loadModel(item: Prepared): Promise<ModelEntry> {
@@ -449,12 +453,17 @@ export class ModelRepository {
         if (!onDisk.includes(v)) versions.set(v, ModelVersion.unavailable(v, `version_policy asks for version ${v} but ${join(dir, String(v))} does not exist`));
       }
     }
-    const loaded = await Promise.all(selected.map((version) => ModelVersion.load({
-      modelName: name, modelDir: dir, version, versionDir: join(dir, String(version)), parsed, settings, backend,
-      members: (model, v) => this.member(model, v),
-      ...(this.options.infer ? { infer: this.options.infer } : {}),
-      ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
-    }, this.options.logger)));
+    const loaded = await Promise.all(selected.map(async (version) => {
+      // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
+      const versionDir = await confinePath(dir, String(version));
+      if (versionDir.problem !== undefined) return ModelVersion.unavailable(version, `version folder '${version}' ${versionDir.problem}`);
+      return ModelVersion.load({
+        modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
+        members: (model, v) => this.member(model, v),
+        ...(this.options.infer ? { infer: this.options.infer } : {}),
+        ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
+      }, this.options.logger);
+    }));
     for (const v of loaded) versions.set(v.version, v);
     return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined, ...extra };
   }
@@ -501,9 +510,9 @@ function parseOverrideConfig(name: string, text: string): ParsedModelConfig {
  */
 async function writeOverrideFiles(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<string> {
   for (const path of files.keys()) {
-    const parts = path.split('/');
-    if (isAbsolute(path) || path.includes('\\') || path.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..')) {
-      throw new Error(`file override 'file:${path}': a path relative to the model folder is expected, such as 'file:1/model.onnx' (no '..', no leading '/')`);
+    const problem = relativePathProblem(path) ?? (path.split('/').some((p) => p === '' || p === '.') ? "has an empty or '.' part" : undefined);
+    if (problem !== undefined) {
+      throw new Error(`file override 'file:${path}' ${problem}: a path relative to the model folder is expected, such as 'file:1/model.onnx'`);
     }
   }
   const dir = await mkdtemp(join(tmpdir(), `switchyard-${name}-`));
@@ -528,7 +537,9 @@ async function fingerprintOf(dir: string): Promise<string> {
       const path = relative ? `${relative}/${dirent.name}` : dirent.name;
       const info = await stat(join(dir, path)).catch(() => undefined);
       if (!info) continue;
-      if (info.isDirectory()) {
+      // A linked folder is walked only if it stays inside the model folder: a link to '/' must not walk the host.
+      const inside = !dirent.isSymbolicLink() || (await confinePath(dir, path)).problem === undefined;
+      if (info.isDirectory() && inside) {
         hash.update(`d ${path}\n`);
         await walk(path);
       } else {
@@ -550,7 +561,9 @@ async function readConfig(dir: string): Promise<ParsedModelConfig | undefined> {
   const texts: Array<[string, string]> = [];
   for (const fileName of CONFIG_FILE_NAMES) {
     const file = join(dir, fileName);
-    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    const confined = await confinePath(dir, fileName);
+    if (confined.problem !== undefined) throw new Error(`${file} ${confined.problem}; a model's config must be a file in its folder`);
+    const text = await readFile(confined.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });

@@ -205,6 +205,10 @@ export class SequenceBatcher implements Scheduler {
     const current = this.open.get(key);
     if (!start && !current) throw serverError('SEQUENCE_NOT_STARTED', { model, sequence: describeCorrelationId(id) });
     this.controls.checkId(model, id);
+    // A new sequence (not one taking over its predecessor's place) waits for a slot only while the backlog has room.
+    if (start && !current && !this.freeSlot() && this.backlog.length >= this.spec.maxBacklog) {
+      throw serverError('SEQUENCE_BACKLOG_FULL', { model, max: this.spec.maxBacklog });
+    }
     return { id, key, start, end, current };
   }
 
@@ -265,13 +269,19 @@ export class SequenceBatcher implements Scheduler {
 
   /** Gives a new sequence a free slot (lowest slot number, then instance), or a place in the backlog. */
   private place(run: SequenceRun): void {
+    const free = this.freeSlot();
+    if (free) this.assign(free, run);
+    else this.backlog.push(run);
+  }
+
+  /** The free slot a new sequence would take: the lowest slot number, then the first instance. */
+  private freeSlot(): Slot | undefined {
     let free: Slot | undefined;
     for (const lane of this.lanes) {
       const slot = lane.slots.find((s) => !s.run);
       if (slot && (!free || slot.index < free.index)) free = slot;
     }
-    if (free) this.assign(free, run);
-    else this.backlog.push(run);
+    return free;
   }
 
   private assign(slot: Slot, run: SequenceRun): void {

@@ -65,7 +65,7 @@ test('a syntax error reports <model>/<version>/model.ts:line:column', async () =
   const err = await compileError('broken/3/model.ts', `export default class {\n  async execute(requests) {\n${line3}\n  }\n}\n`);
   // Columns count from 1: the ')' right after the dangling '+' is where the expression is missing.
   assert.ok(err.message.startsWith(`broken/3/model.ts:3:${line3.indexOf('+);') + 2}: `), err.message);
-  assert.match(err.message, /\(return requests\.map\(\(r\) => r \+\);\)/, 'the line is quoted');
+  assert.doesNotMatch(err.message, /requests\.map/, 'the line itself is never quoted: a load request must not read a file back through its errors');
 });
 
 test('a type error is not a compile error: types are erased, not checked', async () => {

@@ -103,7 +103,7 @@ for (const [title, text, pattern] of [
   ['no data', warmup(`{ batch_size: 1 inputs [ ${input('X', 'data_type: TYPE_INT32 dims: [ 4 ]')}, ${T_ZERO} ] }`),
     /model_warmup\[0\]\.inputs\[0\]\.value: gives input 'X' no data\. Fix: set one of zero_data: true, random_data: true, input_data_file/],
   ['a missing input_data_file', warmup(`{ batch_size: 1 inputs [ ${input('X', 'data_type: TYPE_INT32 dims: [ 4 ] input_data_file: "nope.bin"')}, ${T_ZERO} ] }`),
-    /model_warmup\[0\]\.inputs\[0\]\.value\.input_data_file: .*warmup\/nope\.bin does not exist\. Fix: put the input's data in warmup\/nope\.bin inside the model's folder/],
+    /model_warmup\[0\]\.inputs\[0\]\.value\.input_data_file: .*warmup\/nope\.bin does not exist in \S+\. Fix: put the input's data in a file inside \S+\/warmup and name it relative to that folder/],
   ['a file too short for the dims', warmup(`{ batch_size: 1 inputs [ ${input('X', 'data_type: TYPE_INT32 dims: [ 4 ] input_data_file: "short.bin"')}, ${T_ZERO} ] }`),
     /input_data_file: warmup\/short\.bin has 8 bytes, but \[4\] of TYPE_INT32 takes 16/],
   ['a strings file cut short', warmup(`{ batch_size: 1 inputs [ ${X_ZERO}, ${input('T', 'data_type: TYPE_STRING dims: [ 3 ] input_data_file: "cut.bin"')} ] }`),
@@ -111,7 +111,7 @@ for (const [title, text, pattern] of [
   ['a strings file with the wrong number of strings', warmup(`{ batch_size: 1 inputs [ ${X_ZERO}, ${input('T', 'data_type: TYPE_STRING dims: [ 2 ] input_data_file: "strings.bin"')} ] }`),
     /input_data_file: warmup\/strings\.bin holds 3 strings, but the dims take 2/],
   ['a file outside the warmup folder', warmup(`{ batch_size: 1 inputs [ ${input('X', 'data_type: TYPE_INT32 dims: [ 4 ] input_data_file: "../outside.bin"')}, ${T_ZERO} ] }`),
-    /input_data_file: '\.\.\/outside\.bin' points outside the model's warmup folder/],
+    /input_data_file: '\.\.\/outside\.bin' contains '\.\.', which leaves the folder/],
   ['a batch_size above max_batch_size', warmup(`{ batch_size: 9 inputs [ ${X_ZERO}, ${T_ZERO} ] }`),
     /model_warmup\[0\]\.batch_size: is 9, but the model takes at most max_batch_size 8 requests in one execution\. Fix: set batch_size between 1 and 8/],
 ] as const) {

@@ -102,3 +102,41 @@ test('YAML and JSON configs use the same schema and get the same checks', () => 
   assert.equal(broken.problem.line, 2);
   assert.match(broken.message, /is not valid JSON/);
 });
+
+test('YAML and JSON scalars are checked against their field types, as config.pbtxt is, never coerced', () => {
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['m/config.yaml', 'name: m\nmax_batch_size: abc\n', 'max_batch_size', /is 'abc', not a whole number/],
+    ['m/config.yaml', 'name: m\nmax_batch_size: 10000000000\n', 'max_batch_size', /is 10000000000, outside the int32 range/],
+    ['m/config.yaml', 'name: m\nmax_batch_size:\n', 'max_batch_size', /is null/],
+    ['m/config.yaml', 'name: m\ninput:\n  - name: a\n    dims: [ 1.5 ]\n', 'input[0].dims[0]', /is 1\.5, not a whole number/],
+    ['m/config.json', '{\n  "name": "m",\n  "dynamic_batching": { "max_queue_delay_microseconds": 1e30 }\n}',
+      'dynamic_batching.max_queue_delay_microseconds', /is 1e\+30, outside the uint64 range/],
+    ['m/config.json', '{\n  "name": "m",\n  "model_warmup": [{ "name": "w", "batch_size": 1, "inputs": { "X": { "zero_data": "yes" } } }]\n}',
+      'model_warmup[0].inputs.X.zero_data', /is 'yes', not true or false/],
+    ['m/config.json', '{\n  "name": ["m"]\n}', 'name', /is a list, not a string/],
+  ];
+  for (const [file, text, field, problem] of cases) {
+    const err = parseError(file, text);
+    assert.equal(err.problem.field, field, text);
+    assert.match(err.problem.problem, problem, text);
+    assert.ok(err.problem.line !== undefined, `${text}: the error has a line`);
+  }
+  // In range, integers written as text (the protobuf JSON mapping) and the int32 edge pass.
+  assert.equal(parseModelConfig('m/config.json', '{"max_batch_size": 2147483647}').config['max_batch_size'], 2147483647);
+  assert.equal(parseModelConfig('m/config.json', '{"max_batch_size": "16"}').config['max_batch_size'], 16);
+  assert.equal(parseModelConfig('m/config.yaml', 'max_batch_size: -2147483648\n').config['max_batch_size'], -2147483648);
+});
+
+test('config.pbtxt names the field of a malformed or out-of-range number, as YAML and JSON do', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['max_batch_size: 10000000000', 'max_batch_size', /outside the int32 range/],
+    ['max_batch_size: 1e308', 'max_batch_size', /not a whole number/],
+    ['dynamic_batching { max_queue_delay_microseconds: -1 }', 'dynamic_batching.max_queue_delay_microseconds', /outside the uint64 range/],
+  ];
+  for (const [text, field, problem] of cases) {
+    const err = parseError('m/config.pbtxt', `name: "m"\n${text}\n`);
+    assert.equal(err.problem.field, field, text);
+    assert.equal(err.problem.line, 2, text);
+    assert.match(err.problem.problem, problem, text);
+  }
+});

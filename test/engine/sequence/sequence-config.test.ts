@@ -113,7 +113,7 @@ sequence_batching {
     const fromFile = compile(withInitial('data_file: "start.bin"'));
     assert.deepEqual([...new Float32Array(fromFile.initialData.slice().buffer)], [7.5], 'the first dims-worth of bytes');
     assert.throws(() => compile(withInitial('data_file: "missing.bin"')),
-      /config\.pbtxt:4: sequence_batching\.state\[0\]\.initial_state\.data_file: .*missing\.bin does not exist\. Fix: put the state's raw little-endian bytes in initial_state\/missing\.bin/);
+      /config\.pbtxt:4: sequence_batching\.state\[0\]\.initial_state\.data_file: .*initial_state\/missing\.bin does not exist in \S+\. Fix: put the state's raw little-endian bytes in a file inside the model's initial_state folder/);
     await writeFile(join(dir, 'initial_state', 'short.bin'), Buffer.from([1, 2]));
     assert.throws(() => compile(withInitial('data_file: "short.bin"')), /short\.bin has 2 bytes, but an initial state \[1\] of TYPE_FP32 takes 4/);
     assert.throws(() => compile(withInitial('zero_data: true', '[ 3 ]')), /dims: \[3\] does not match m\/1\/model\.onnx, which has 'STATE_IN' as \[-1,1\]/);

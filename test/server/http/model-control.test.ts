@@ -138,7 +138,7 @@ describe('model control over HTTP (explicit mode)', () => {
     const cases: Array<[string, unknown, RegExp]> = [
       ['uploaded', { parameters: { 'file:1/model.onnx': 'AAAA' } }, /file overrides need the model config too/],
       ['uploaded', { parameters: { config: addSubJson('uploaded'), 'file:1/model.onnx': 'not base64!' } }, /'parameters\.file:1\/model\.onnx'.*base64/],
-      ['uploaded', { parameters: { config: addSubJson('uploaded'), 'file:../escape.onnx': 'AAAA' } }, /file:\.\.\/escape\.onnx.*no '\.\.'/],
+      ['uploaded', { parameters: { config: addSubJson('uploaded'), 'file:../escape.onnx': 'AAAA' } }, /file:\.\.\/escape\.onnx' contains '\.\.'/],
       ['uploaded', { parameters: { config: addSubJson('uploaded'), 'file:/etc/x': 'AAAA' } }, /file:\/etc\/x.*relative/],
       ['uploaded', { parameters: { config: '{not json' } }, /parameters\.config of the load request for 'uploaded': not valid JSON/],
       ['uploaded', { parameters: { config: '[1]' } }, /must be a JSON object/],
