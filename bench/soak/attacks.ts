@@ -256,6 +256,13 @@ export default class {
     }
   }
 }`],
+  // The folder the hostile load requests name, so that their configs reach the loader (a failed reload keeps this one serving).
+  attack_target: [`backend: "typescript"\nmax_batch_size: 8${INT_IO}${SCRIPT_PARAMS(5_000, 64)}`, `
+export default class {
+  async execute(requests: any[]) {
+    return ${echo('requests')};
+  }
+}`],
   attack_traversal: [`backend: "typescript"\nmax_batch_size: 8${INT_IO}${SCRIPT_PARAMS(5_000, 64)}`, `
 export default class {
   async execute(requests: any[], ctx: any) {
@@ -271,6 +278,15 @@ export async function writeAttackModels(root: string): Promise<void> {
     await writeFile(join(root, name, 'config.pbtxt'), `name: "${name}"\n${config}\n`);
     await writeFile(join(root, name, '1', 'model.ts'), source);
   }
+}
+
+/** After hostile load requests: the model they named still serves its old version. */
+async function targetServes(t: AttackTarget): Promise<string | undefined> {
+  const x = Array.from({ length: 16 }, (_, i) => i - 8);
+  const answer = await http(t, 'POST', '/v2/models/attack_target/infer', inferBody('X', 'INT32', [1, 16], x));
+  if (answer.status !== 200) return `attack_target after the hostile loads: HTTP ${answer.status}: ${answer.body.toString('utf8').slice(0, 200)}`;
+  const y = (JSON.parse(answer.body.toString('utf8')) as { outputs: { data: number[] }[] }).outputs[0]!.data;
+  return y.every((v, i) => v === x[i]) ? undefined : `attack_target after the hostile loads: wrong answer ${json(y.slice(0, 4))}`;
 }
 
 const loadBody = (config: object, files: Record<string, string> = {}): string =>
@@ -329,12 +345,12 @@ export const ATTACKS: readonly Attack[] = [
       loadBody(TYPESCRIPT_CONFIG, { 'file:../../escape/1/model.ts': Buffer.from('export default class {}').toString('base64') }),
     ];
     for (const body of overrides) {
-      const answer = await http(t, 'POST', '/v2/repository/models/attack_path/load', body, { 'content-type': 'application/json' });
+      const answer = await http(t, 'POST', '/v2/repository/models/attack_target/load', body, { 'content-type': 'application/json' });
       if (answer.body.includes('root:')) return 'a load error echoed /etc/passwd';
       const problem = refused(answer, 'path escape');
       if (problem) return problem;
     }
-    return undefined;
+    return targetServes(t);
   } },
   { klass: 9, name: 'a 300 KB model name over gRPC, then a call on the same channel', run: async (t) => {
     const name = Buffer.alloc(300 * 1024, 'm');
@@ -362,12 +378,12 @@ export const ATTACKS: readonly Attack[] = [
   } },
   { klass: 12, name: 'load overrides with max_batch_size "abc", null and 1e10', run: async (t) => {
     for (const bad of ['abc', null, 1e10]) {
-      const answer = await http(t, 'POST', '/v2/repository/models/attack_config/load', loadBody({ ...TYPESCRIPT_CONFIG, max_batch_size: bad }),
+      const answer = await http(t, 'POST', '/v2/repository/models/attack_target/load', loadBody({ ...TYPESCRIPT_CONFIG, max_batch_size: bad }),
         { 'content-type': 'application/json' });
       const problem = refused(answer, `max_batch_size ${json(bad)}`);
       if (problem) return problem;
     }
-    return undefined;
+    return targetServes(t);
   } },
   { klass: 13, name: 'a forged exact-integer parameter, an unknown route, ctx.infer to ../add_sub', run: async (t) => {
     const forged = await http(t, 'POST', '/v2/models/add_sub/infer',

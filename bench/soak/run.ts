@@ -6,13 +6,14 @@
  * workloads.ts), the server's RSS sampled from /proc. Prints a table and one
  * JSON line.
  *
- *   npm run bench:soak                          # concurrency 128, 30 s warm-up, 10 min window
+ *   npm run bench:soak                          # concurrency 128 plus 2 attackers, 90 s warm-up, 10 min window
  *   npm run bench:soak -- --duration=30         # a 30 s window after the same warm-up
+ *   npm run bench:soak -- --attackers=0         # ordinary traffic only
  *
  * Flags: --concurrency=N (default 128, at least 5), --duration=S (measured
- * seconds, default 600), --warmup=S (default 30: the server's RSS ramps up
- * under this load for 10 to 30 s before it levels off, and the start sample
- * is taken when the warm-up ends), --rss-every=S (default 5),
+ * seconds, default 600), --warmup=S (default 90: the server's RSS ramps up
+ * under this load, attacks included, for about 90 s before it levels off, and
+ * the start sample is taken when the warm-up ends), --rss-every=S (default 5),
  * --sequence-steps=N (requests per sequence, default 6), --request-timeout=S
  * (default 30), --attackers=N (workers sending the hostile requests of
  * attacks.ts next to the ordinary traffic, default 2; 0 for the plain soak),

@@ -39,7 +39,9 @@ export interface SoakOptions {
   /**
    * Seconds of load before the window opens; the start RSS is taken when it
    * ends. Under this load the server's RSS climbs for 10 to 30 s (heap and
-   * arenas growing to their working size) before it levels off, hence 30.
+   * arenas growing to their working size) before it levels off; with the
+   * attack mix (large bodies, isolates disposed and restarted) it climbs for
+   * about 90 s, hence 90.
    */
   readonly warmupSeconds: number;
   /** Seconds between RSS samples. */
@@ -65,7 +67,7 @@ export interface SoakOptions {
 export const DEFAULT_OPTIONS: SoakOptions = {
   concurrency: 128,
   durationSeconds: 600,
-  warmupSeconds: 30,
+  warmupSeconds: 90,
   rssEverySeconds: 5,
   sequenceSteps: 6,
   requestTimeoutMs: 30_000,
