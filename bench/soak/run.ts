@@ -116,7 +116,8 @@ function print(result: SoakResult, reasons: readonly string[]): void {
   const rows2 = Object.entries(result.rowsPerExecution).map(([m, v]) => `${m} ${v.toFixed(1)}`);
   if (rows2.length > 0) console.log(`rows per execution (server statistics, whole run): ${rows2.join(', ')}`);
   const log = result.serverLog;
-  console.log(`server log after startup: ${log.errorLines} ERROR, ${log.warnLines} WARN line(s)`);
+  console.log(`server log after startup: ${log.errorLines} ERROR, ${log.warnLines} WARN line(s)`
+    + (o.attackers > 0 ? ' (the attacks make some: scripts ended by their time limits, dropped log lines)' : ''));
   for (const line of log.firstLines) console.log(`  ${line}`);
   console.log(`shutdown: ${result.shutdown.outcome} (${result.shutdown.detail})`);
 

@@ -22,10 +22,14 @@ export function killServers(): void {
 }
 process.on('exit', killServers);
 
-/** 'error' or 'warn' for such a log line: the plain format ("<time> ERROR   ...") or a JSON line (pino levels 40+ or names). */
+/**
+ * 'error' or 'warn' for such a log line: Triton's text format (a level
+ * letter, then MMDD: "E1206 23:37:34.145000 3731 switchyard] ..."), or a
+ * JSON line (pino levels 40+ or names).
+ */
 export function logLevel(line: string): 'error' | 'warn' | undefined {
-  const plain = /^\S+\s+(ERROR|WARN|FATAL)\b/.exec(line)?.[1];
-  if (plain) return plain === 'WARN' ? 'warn' : 'error';
+  const letter = /^([EWF])\d{4} /.exec(line)?.[1];
+  if (letter) return letter === 'W' ? 'warn' : 'error';
   const json = /"level"\s*:\s*("?)(\w+)\1/.exec(line)?.[2]?.toLowerCase();
   if (json === undefined) return undefined;
   if (json === 'warn' || json === '40') return 'warn';
