@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { grpcType } from '../../../server/grpc/grpc-schema.ts';
+import { protoVarint } from '../../helpers/grpc-raw-client.ts';
 import { LoopSlice } from '../../../server/grpc/loop-slice.ts';
 import { countContents, readBytesContents, readFixedContents, type ContentsWire } from '../../../server/grpc/tensor-contents-wire.ts';
 import type { FixedDataType } from '../../../engine/tensor.ts';
@@ -17,16 +18,7 @@ const contentsType = grpcType('inference.InferTensorContents');
 /** protobufjs's own encoding of InferTensorContents (packed, as proto3 writes repeated scalars). */
 const packed = (contents: Record<string, unknown>): Buffer => Buffer.from(contentsType.encode(contentsType.fromObject(contents)).finish());
 
-function varint(value: bigint): Buffer {
-  let v = BigInt.asUintN(64, value);
-  const bytes: number[] = [];
-  while (v >= 0x80n) {
-    bytes.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  bytes.push(Number(v));
-  return Buffer.from(bytes);
-}
+const varint = protoVarint;
 
 /** Unpacked elements of a varint field: a tag before each. */
 const unpackedVarints = (field: number, values: readonly bigint[]): Buffer => Buffer.concat(values.flatMap((v) => [varint(BigInt(field * 8)), varint(v)]));

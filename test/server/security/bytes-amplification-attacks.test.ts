@@ -18,7 +18,8 @@ import { identityModel } from '../../../generator/models.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../../engine/bytes-tensor.ts';
 import { ServerProcess } from '../../../bench/soak/server-process.ts';
 import { makeRepository, removeRepository } from '../../helpers/fixture-repository.ts';
-import { RawGrpcClient, strings } from '../../helpers/grpc-raw-client.ts';
+import { protoField, protoVarint, RawGrpcClient, strings } from '../../helpers/grpc-raw-client.ts';
+import { whileWatchingHealth as watchHealth } from '../../helpers/health-watch.ts';
 import { rawHttp, type RawResponse } from '../../helpers/raw-http.ts';
 
 /** /v2/health/live must answer within this while an attack is being served. */
@@ -92,43 +93,15 @@ function countFillingBody(): number {
 
 /** A ModelInferRequest, written by hand, whose one input holds `count` empty bytes_contents entries. */
 function bytesContentsMessage(count: number): Buffer {
-  const field = (number: number, body: Buffer): Buffer => Buffer.concat([varint(number * 8 + 2), varint(body.byteLength), body]);
   const contents = Buffer.alloc(count * 2);
   for (let i = 0; i < count; i++) contents[i * 2] = (8 << 3) | 2;
-  const shape = Buffer.concat([varint((3 << 3) | 0), varint(1), varint((3 << 3) | 0), varint(count)]);
-  const input = Buffer.concat([field(1, Buffer.from('IN_BYTES')), field(2, Buffer.from('BYTES')), shape, field(5, contents)]);
-  return Buffer.concat([field(1, Buffer.from('text_echo')), field(5, input)]);
-}
-
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  while (value >= 0x80) {
-    bytes.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  bytes.push(value);
-  return Buffer.from(bytes);
+  const shape = Buffer.concat([protoVarint((3 << 3) | 0), protoVarint(1), protoVarint((3 << 3) | 0), protoVarint(count)]);
+  const input = Buffer.concat([protoField(1, Buffer.from('IN_BYTES')), protoField(2, Buffer.from('BYTES')), shape, protoField(5, contents)]);
+  return Buffer.concat([protoField(1, Buffer.from('text_echo')), protoField(5, input)]);
 }
 
 /** Runs `attack` while asking /v2/health/live again and again; resolves with its result and the slowest health answer. */
-async function whileWatchingHealth<T>(attack: Promise<T>): Promise<{ result: T; slowestMs: number }> {
-  let done = false;
-  let slowestMs = 0;
-  const watch = (async () => {
-    while (!done) {
-      const start = performance.now();
-      const live = await rawHttp(httpUrl, '/v2/health/live');
-      assert.equal(live.status, 200);
-      slowestMs = Math.max(slowestMs, performance.now() - start);
-    }
-  })();
-  try {
-    return { result: await attack, slowestMs };
-  } finally {
-    done = true;
-    await watch;
-  }
-}
+const whileWatchingHealth = <T>(attack: Promise<T>): Promise<{ result: T; slowestMs: number }> => watchHealth(httpUrl, attack);
 
 async function ordinaryRequestsAnswer(): Promise<void> {
   const elements = ['a', 'bc', '', 'déjà vu'];
