@@ -91,11 +91,11 @@ function countFillingBody(): number {
   return Math.floor((BODY_LIMIT - header.length) / 4);
 }
 
-/** A ModelInferRequest, written by hand, whose one input holds `count` empty bytes_contents entries. */
-function bytesContentsMessage(count: number): Buffer {
+/** A ModelInferRequest, written by hand, whose one input of shape [1, declared] holds `count` empty bytes_contents entries. */
+function bytesContentsMessage(count: number, declared = count): Buffer {
   const contents = Buffer.alloc(count * 2);
   for (let i = 0; i < count; i++) contents[i * 2] = (8 << 3) | 2;
-  const shape = Buffer.concat([protoVarint((3 << 3) | 0), protoVarint(1), protoVarint((3 << 3) | 0), protoVarint(count)]);
+  const shape = Buffer.concat([protoVarint((3 << 3) | 0), protoVarint(1), protoVarint((3 << 3) | 0), protoVarint(declared)]);
   const input = Buffer.concat([protoField(1, Buffer.from('IN_BYTES')), protoField(2, Buffer.from('BYTES')), shape, protoField(5, contents)]);
   return Buffer.concat([protoField(1, Buffer.from('text_echo')), protoField(5, input)]);
 }
@@ -152,13 +152,16 @@ describe('BYTES element amplification', () => {
     await ordinaryRequestsAnswer();
   });
 
-  test('gRPC: 32M empty bytes_contents entries (64 MiB) are refused with INVALID_ARGUMENT before protobufjs decodes them', async () => {
+  test('gRPC: 32M empty bytes_contents entries (64 MiB) are refused with INVALID_ARGUMENT, by their shape or one entry past the limit', async () => {
     const count = 32 * 1024 * 1024;
-    const message = bytesContentsMessage(count);
-    const { result, slowestMs } = await whileWatchingHealth(grpc.call('ModelInfer', message));
+    const { result, slowestMs } = await whileWatchingHealth(grpc.call('ModelInfer', bytesContentsMessage(count)));
     assert.equal(result.error?.code, 3, result.error?.message);
-    assert.match(result.error!.details, /input 'IN_BYTES' has more than 1048576 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
+    assert.match(result.error!.details, /input 'IN_BYTES' has 33554432 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
     assert.ok(slowestMs < HEALTH_BOUND_MS, `health took ${slowestMs.toFixed(0)} ms during the attack`);
+    const { result: miscounted, slowestMs: slowestMiscounted } = await whileWatchingHealth(grpc.call('ModelInfer', bytesContentsMessage(count, 4)));
+    assert.equal(miscounted.error?.code, 3, miscounted.error?.message);
+    assert.match(miscounted.error!.details, /input 'IN_BYTES' has more than 1048576 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
+    assert.ok(slowestMiscounted < HEALTH_BOUND_MS, `health took ${slowestMiscounted.toFixed(0)} ms during the attack`);
     assertRssBounded('after the gRPC attack');
     await ordinaryRequestsAnswer();
   });
@@ -171,7 +174,10 @@ describe('BYTES element amplification', () => {
     assert.ok(slowestMs < HEALTH_BOUND_MS, `health took ${slowestMs.toFixed(0)} ms while ${limit} entries were served`);
     const over = await grpc.call('ModelInfer', bytesContentsMessage(limit + 1));
     assert.equal(over.error?.code, 3);
-    assert.match(over.error!.details, /has more than 1048576 BYTES elements/);
+    assert.match(over.error!.details, /has 1048577 BYTES elements; the limit is 1048576/);
+    const overShapeWithin = await grpc.call('ModelInfer', bytesContentsMessage(limit + 1, limit));
+    assert.equal(overShapeWithin.error?.code, 3);
+    assert.match(overShapeWithin.error!.details, /has more than 1048576 BYTES elements/);
     assertRssBounded('after the gRPC requests at the limit');
     await ordinaryRequestsAnswer();
   });
