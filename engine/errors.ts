@@ -118,6 +118,8 @@ export const CATALOGUE = {
   BAD_REQUEST: entry<{ detail: string }>('INVALID_ARG', (p) => p.detail),
   BYTES_ELEMENTS_LIMIT: entry<{ tensor: string; limit: number; got?: number }>('INVALID_ARG',
     (p) => `input '${p.tensor}' has ${p.got === undefined ? `more than ${p.limit}` : p.got} BYTES elements; the limit is ${p.limit} per tensor (--max-bytes-elements)`),
+  MESSAGE_FIELDS_LIMIT: entry<{ message: string; field: string; limit: number }>('INVALID_ARG',
+    (p) => `${p.message} holds more than ${p.limit} values (fields, repeated elements and map entries, at any depth), passing the limit at '${p.field}'; the limit is ${p.limit} per message (--grpc-max-request-fields)`),
   MALFORMED_JSON: entry<{ detail: string; offset?: number }>('INVALID_ARG',
     (p) => `failed to parse the request JSON buffer: ${p.detail}${p.offset === undefined ? '' : ` at ${p.offset}`}`),
   UNPARSABLE_FIELD: entry<{ field: string; detail: string }>('INVALID_ARG',

@@ -8,6 +8,7 @@ import { didYouMean } from '../engine/config/did-you-mean.ts';
 import {
   DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
 } from './grpc/grpc-server.ts';
+import { DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './grpc/message-field-budget.ts';
 import {
   DEFAULT_HTTP_HEADER_TIMEOUT_MS, DEFAULT_HTTP_KEEPALIVE_TIMEOUT_MS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_INPUT_SIZE, type HttpServerOptions,
@@ -28,6 +29,8 @@ export interface CliOptions {
   readonly allowGrpc: boolean;
   /** Largest gRPC request message, in bytes. */
   readonly grpcMaxMessageSize: number;
+  /** Values one gRPC request message may hold: fields, repeated elements and map entries, at any depth. */
+  readonly grpcMaxRequestFields: number;
   readonly modelControlMode: 'none' | 'explicit' | 'poll';
   readonly loadModels: readonly string[];
   /** Poll mode: seconds between two looks at the repository. */
@@ -92,6 +95,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-address': { kind: 'string' },
   'allow-grpc': { kind: 'bool' },
   'grpc-max-message-size': { kind: 'int' },
+  'grpc-max-request-fields': { kind: 'int' },
   'allow-metrics': { kind: 'bool' },
   'metrics-port': { kind: 'int' },
   'metrics-address': { kind: 'string' },
@@ -212,6 +216,7 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     grpcAddress: one('grpc-address') ?? '0.0.0.0',
     allowGrpc: bool('allow-grpc', true),
     grpcMaxMessageSize: int('grpc-max-message-size', DEFAULT_GRPC_MAX_MESSAGE_SIZE, 1, 2147483647),
+    grpcMaxRequestFields: int('grpc-max-request-fields', DEFAULT_GRPC_MAX_REQUEST_FIELDS, 16, 2147483647),
     modelControlMode: mode,
     loadModels,
     repositoryPollSecs: int('repository-poll-secs', 15, 0, 86400),

@@ -83,6 +83,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   if (options.allowGrpc) {
     grpc = createGrpcServer(server, {
       maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, maxBytesElements: options.maxBytesElements,
+      maxRequestFields: options.grpcMaxRequestFields,
       ...options.grpcConnectionLimits,
     });
     try {

@@ -29,16 +29,16 @@ let requestRoot: protobuf.Root | undefined;
 
 /**
  * ModelInferRequest as the server decodes it: without
- * InferTensorContents.bytes_contents, which protobufjs then skips; the
- * server reads those entries off the wire itself (infer-request-wire.ts).
+ * InferInputTensor.contents, which protobufjs then skips whole; the server
+ * reads each input's contents off the wire itself (tensor-contents-wire.ts).
  */
 export function grpcRequestType(): protobuf.Type {
   if (!requestRoot) {
     const loaded = new protobuf.Root();
     loaded.resolvePath = (_origin, target) => path.join(PROTO_DIR, path.basename(target));
     loaded.loadSync(['grpc_service.proto'], { keepCase: true });
-    const contents = loaded.lookupType('inference.InferTensorContents');
-    contents.remove(contents.fields['bytes_contents']!);
+    const input = loaded.lookupType('inference.ModelInferRequest.InferInputTensor');
+    input.remove(input.fields['contents']!);
     loaded.resolveAll();
     requestRoot = loaded;
   }

@@ -15,7 +15,8 @@ import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engi
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
-import { extractBytesContents, peekRequestId } from './infer-request-wire.ts';
+import { inputContents, peekRequestId } from './infer-request-wire.ts';
+import { checkFieldBudget, DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './message-field-budget.ts';
 import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
@@ -46,6 +47,14 @@ export interface GrpcServerOptions {
   readonly restrictedApis?: RestrictedApis;
   /** Elements one BYTES input may hold (--max-bytes-elements). Default DEFAULT_MAX_BYTES_ELEMENTS (1,048,576). */
   readonly maxBytesElements?: number;
+  /** Values one request message may hold, at any depth (--grpc-max-request-fields). Default DEFAULT_GRPC_MAX_REQUEST_FIELDS (65,536). */
+  readonly maxRequestFields?: number;
+}
+
+/** The limits a request message is decoded under. */
+interface DecodeLimits {
+  readonly maxBytesElements: number;
+  readonly maxRequestFields: number;
 }
 
 type Message = Record<string, unknown>;
@@ -90,7 +99,9 @@ function callSignal(call: grpc.ServerUnaryCall<Buffer, Message> | grpc.ServerDup
   };
 }
 
-function decodeMessage(type: protobuf.Type, bytes: Buffer): Message {
+/** The message decoded by protobufjs, once its values are counted within the limit (checkFieldBudget). */
+function decodeMessage(type: protobuf.Type, bytes: Buffer, maxFields: number): Message {
+  checkFieldBudget(type, bytes, maxFields);
   try {
     return type.decode(bytes) as unknown as Message;
   } catch (err) {
@@ -124,12 +135,12 @@ function serviceDefinition(service: protobuf.Service): grpc.ServiceDefinition {
   return definition as grpc.ServiceDefinition;
 }
 
-function unary(service: protobuf.Service, method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> {
+function unary(service: protobuf.Service, method: string, handler: UnaryHandler, maxFields: number): grpc.handleUnaryCall<Buffer, Message> {
   const requestType = service.methods[method]!.resolvedRequestType!;
   return (call, callback) => {
     void (async () => {
       try {
-        callback(null, await handler(decodeMessage(requestType, call.request), call));
+        callback(null, await handler(decodeMessage(requestType, call.request, maxFields), call));
       } catch (err) {
         callback(grpcError(asSwitchyardError(err)), null);
       }
@@ -171,17 +182,20 @@ function logSettingsMessage(settings: LogSettings): Message {
   return { settings: message };
 }
 
-function inferenceHandlers(server: InferenceServer, service: protobuf.Service, maxBytesElements: number): grpc.UntypedServiceImplementation {
-
+function inferenceHandlers(server: InferenceServer, service: protobuf.Service, limits: DecodeLimits): grpc.UntypedServiceImplementation {
+  const { maxBytesElements, maxRequestFields } = limits;
+  const handle = (method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> => unary(service, method, handler, maxRequestFields);
   const compactRequestType = grpcRequestType();
 
-  /** A ModelInferRequest decoded, its bytes_contents read compactly off the wire (within the limit) rather than by protobufjs. */
+  /**
+   * A ModelInferRequest decoded by protobufjs without its inputs' contents,
+   * which are attached as where they lie on the wire, for the codec to read.
+   */
   function decodeInferMessage(bytes: Buffer): ModelInferRequestMessage {
-    const packed = extractBytesContents(bytes, maxBytesElements);
-    const message = decodeMessage(compactRequestType, bytes) as ModelInferRequestMessage;
-    for (const [index, contents] of packed) {
-      const input = message.inputs?.[index] as { contents?: Record<string, unknown> } | undefined;
-      if (input?.contents) input.contents['bytes_contents'] = contents;
+    const message = decodeMessage(compactRequestType, bytes, maxRequestFields) as ModelInferRequestMessage;
+    for (const [index, contents] of inputContents(bytes)) {
+      const input = message.inputs?.[index] as { contents?: unknown } | undefined;
+      if (input) input.contents = contents;
     }
     return message;
   }
@@ -194,7 +208,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
-    const request = decodeModelInferRequest(message, signal, maxBytesElements);
+    const request = await decodeModelInferRequest(message, { signal, maxBytesElements });
     try {
       return encodeModelInferResponse(await server.infer(request));
     } catch (err) {
@@ -231,7 +245,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const emptyFinal = enablesEmptyFinalResponse(message);
-    const request = decodeModelInferRequest(message, signal, maxBytesElements);
+    const request = await decodeModelInferRequest(message, { signal, maxBytesElements });
     let responses: ResponseStream;
     try {
       responses = await server.inferStream(request);
@@ -312,44 +326,44 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
   };
 
   return {
-    ServerLive: unary(service, 'ServerLive', () => ({ live: server.isLive() })),
-    ServerReady: unary(service, 'ServerReady', () => ({ ready: server.isReady() })),
-    ModelReady: unary(service, 'ModelReady', (req) => ({ ready: server.isModelReady(modelName(req, 'name'), str(req['version']) || undefined) })),
-    ServerMetadata: unary(service, 'ServerMetadata', () => ({ ...server.serverMetadata() })),
-    ModelMetadata: unary(service, 'ModelMetadata', (req) => ({ ...server.modelMetadata(modelName(req, 'name'), str(req['version']) || undefined) })),
+    ServerLive: handle('ServerLive', () => ({ live: server.isLive() })),
+    ServerReady: handle('ServerReady', () => ({ ready: server.isReady() })),
+    ModelReady: handle('ModelReady', (req) => ({ ready: server.isModelReady(modelName(req, 'name'), str(req['version']) || undefined) })),
+    ServerMetadata: handle('ServerMetadata', () => ({ ...server.serverMetadata() })),
+    ModelMetadata: handle('ModelMetadata', (req) => ({ ...server.modelMetadata(modelName(req, 'name'), str(req['version']) || undefined) })),
     ModelInfer: modelInfer,
     ModelStreamInfer: modelStreamInfer,
-    ModelConfig: unary(service, 'ModelConfig', (req) => {
+    ModelConfig: handle('ModelConfig', (req) => {
       const json = server.modelConfig(modelName(req, 'name'), str(req['version']) || undefined);
       return { config: modelConfigType().fromObject(json) };
     }),
-    ModelStatistics: unary(service, 'ModelStatistics', (req) => {
+    ModelStatistics: handle('ModelStatistics', (req) => {
       const json = server.modelStatistics(modelName(req, 'name') || undefined, str(req['version']) || undefined);
       return statisticsResponseType.fromObject(json) as unknown as Message;
     }),
-    RepositoryIndex: unary(service, 'RepositoryIndex', (req) => {
+    RepositoryIndex: handle('RepositoryIndex', (req) => {
       if (str(req['repository_name']) !== '') {
         throw serverError('NOT_IMPLEMENTED', { feature: 'repository_name', detail: 'the index always covers every repository; leave repository_name empty' });
       }
       const readyOnly = req['ready'] === true;
       return { models: server.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
     }),
-    RepositoryModelLoad: unary(service, 'RepositoryModelLoad', async (req) => {
+    RepositoryModelLoad: handle('RepositoryModelLoad', async (req) => {
       await server.loadModel(modelName(req, 'model_name'), loadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
-    RepositoryModelUnload: unary(service, 'RepositoryModelUnload', async (req) => {
+    RepositoryModelUnload: handle('RepositoryModelUnload', async (req) => {
       await server.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
-    SystemSharedMemoryStatus: unary(service, 'SystemSharedMemoryStatus', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    SystemSharedMemoryRegister: unary(service, 'SystemSharedMemoryRegister', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    SystemSharedMemoryUnregister: unary(service, 'SystemSharedMemoryUnregister', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryStatus: unary(service, 'CudaSharedMemoryStatus', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryRegister: unary(service, 'CudaSharedMemoryRegister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryUnregister: unary(service, 'CudaSharedMemoryUnregister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
-    TraceSetting: unary(service, 'TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
-    LogSettings: unary(service, 'LogSettings', (req) => {
+    SystemSharedMemoryStatus: handle('SystemSharedMemoryStatus', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    SystemSharedMemoryRegister: handle('SystemSharedMemoryRegister', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    SystemSharedMemoryUnregister: handle('SystemSharedMemoryUnregister', notSupported('system shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryStatus: handle('CudaSharedMemoryStatus', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryRegister: handle('CudaSharedMemoryRegister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    CudaSharedMemoryUnregister: handle('CudaSharedMemoryUnregister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    TraceSetting: handle('TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
+    LogSettings: handle('LogSettings', (req) => {
       const logger = server.logger instanceof ServerLogger ? server.logger : undefined;
       if (!logger) throw serverError('NOT_IMPLEMENTED', { feature: 'changing log settings', detail: 'this server was started with a fixed logger that has no run-time settings' });
       return logSettingsMessage(logger.update(logSettingValues(req['settings'])));
@@ -362,10 +376,10 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, m
 const SERVING = 1;
 const NOT_SERVING = 2;
 
-function healthHandlers(server: InferenceServer, service: protobuf.Service): grpc.UntypedServiceImplementation {
+function healthHandlers(server: InferenceServer, service: protobuf.Service, maxFields: number): grpc.UntypedServiceImplementation {
   return {
     // Like Triton, the answer is the server's readiness whatever service is named; Watch is not served.
-    Check: unary(service, 'Check', () => ({ status: server.isReady() ? SERVING : NOT_SERVING })),
+    Check: unary(service, 'Check', () => ({ status: server.isReady() ? SERVING : NOT_SERVING }), maxFields),
   };
 }
 
@@ -417,9 +431,13 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
     ...(options.maxConnectionAgeGraceMs !== undefined ? { 'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs } : {}),
   });
   const inference = grpcService(INFERENCE_SERVICE);
-  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference, options.maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS), options.restrictedApis));
+  const limits: DecodeLimits = {
+    maxBytesElements: options.maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS,
+    maxRequestFields: options.maxRequestFields ?? DEFAULT_GRPC_MAX_REQUEST_FIELDS,
+  };
+  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference, limits), options.restrictedApis));
   const health = grpcService(HEALTH_SERVICE);
-  grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(server, health), options.restrictedApis));
+  grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(server, health, limits.maxRequestFields), options.restrictedApis));
   return grpcServer;
 }
 

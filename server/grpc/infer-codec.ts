@@ -6,16 +6,21 @@
  *
  * Tensor data arrives either typed, in `contents`, or as little-endian bytes
  * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
- * no typed field and travel raw only.
+ * no typed field and travel raw only. `contents` is read off the wire, not
+ * by protobufjs (tensor-contents-wire.ts); decoding it yields the event
+ * loop between chunks, so decoding a request is asynchronous.
  */
-import { bytesTensor, bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
+import { bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { boundedMessage, quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
 import {
-  DATA_TYPES, bytesOf, elementByteSize, elementCount, formatShape, isDataType, typedView,
-  TensorSizeError, type DataType, type FixedDataType, type Tensor,
+  DATA_TYPES, elementCount, formatShape, isDataType, TensorSizeError, type DataType, type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
+import { LoopSlice } from './loop-slice.ts';
+import {
+  CONTENTS_FIELD_OF, countContents, readBytesContents, readFixedContents, type ContentsCount, type ContentsWire,
+} from './tensor-contents-wire.ts';
 
 /** A 64-bit integer as protobufjs hands it over (a Long) or takes it (any {low, high} pair, or a number). */
 interface LongBits {
@@ -41,30 +46,13 @@ export interface ParameterMessage {
   readonly uint64_param?: Int64;
 }
 
-export interface ContentsMessage {
-  readonly bool_contents?: readonly boolean[];
-  readonly int_contents?: readonly number[];
-  readonly int64_contents?: readonly Int64[];
-  readonly uint_contents?: readonly number[];
-  readonly uint64_contents?: readonly Int64[];
-  readonly fp32_contents?: readonly number[];
-  readonly fp64_contents?: readonly number[];
-  /** As protobufjs decodes it, or as the server reads it off the wire itself (see infer-request-wire.ts). */
-  readonly bytes_contents?: readonly Uint8Array[] | PackedBytesContents;
-}
-
-/** bytes_contents entries read straight off the wire: `length` of them, in the length-prefixed form. */
-export interface PackedBytesContents {
-  readonly length: number;
-  readonly wire: Uint8Array;
-}
-
 interface InputMessage {
   readonly name?: string;
   readonly datatype?: string;
   readonly shape?: readonly Int64[];
   readonly parameters?: Readonly<Record<string, ParameterMessage>>;
-  readonly contents?: ContentsMessage;
+  /** Set from the wire (inputContents), not by protobufjs, which skips the field. */
+  readonly contents?: ContentsWire;
 }
 
 interface OutputMessage {
@@ -82,26 +70,6 @@ export interface ModelInferRequestMessage {
   readonly outputs?: readonly OutputMessage[];
   readonly raw_input_contents?: readonly Uint8Array[];
 }
-
-/** Which `contents` member carries each datatype; FP16 and BF16 have none. */
-const CONTENTS_FIELD: Readonly<Record<DataType, keyof ContentsMessage | undefined>> = {
-  BOOL: 'bool_contents',
-  INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents',
-  INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents',
-  UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents',
-  FP16: undefined, BF16: undefined,
-  BYTES: 'bytes_contents',
-};
-
-const CONTENTS_FIELDS = [...new Set(Object.values(CONTENTS_FIELD).filter((f) => f !== undefined))];
-
-/** Integer ranges checked for typed contents, so an out-of-range value is refused, not wrapped. */
-const INT_RANGE: Partial<Record<DataType, readonly [number, number]>> = {
-  INT8: [-128, 127], INT16: [-32768, 32767], INT32: [-2147483648, 2147483647],
-  UINT8: [0, 255], UINT16: [0, 65535], UINT32: [0, 4294967295],
-};
 
 function invalid(detail: string): SwitchyardError {
   return serverError('BAD_REQUEST', { detail });
@@ -173,11 +141,6 @@ function countOf(name: string, shape: readonly number[]): number {
   }
 }
 
-function filledContentsFields(contents: ContentsMessage | undefined): (keyof ContentsMessage)[] {
-  if (!contents) return [];
-  return CONTENTS_FIELDS.filter((field) => (contents[field]?.length ?? 0) > 0);
-}
-
 /**
  * A tensor from its raw_input_contents entry. Its size against the shape is
  * left to the engine, which checks it after datatype and shape and words it
@@ -188,47 +151,32 @@ function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8A
   return { name, datatype, shape, raw: data };
 }
 
-function fromContents(name: string, datatype: DataType, shape: number[], count: number, contents: ContentsMessage | undefined): Tensor {
-  const field = CONTENTS_FIELD[datatype];
+const NO_CONTENTS: ContentsCount = { elements: new Map(), bytesContentsBytes: 0 };
+
+/** The tensor from its typed contents, once their counts agree with the datatype and shape. */
+async function fromContents(
+  name: string, datatype: DataType, shape: number[], count: number, contents: ContentsWire | undefined, counted: ContentsCount, slice: LoopSlice,
+): Promise<Tensor> {
+  const field = CONTENTS_FIELD_OF[datatype];
   if (field === undefined) {
     if (count === 0) return { name, datatype: datatype as FixedDataType, shape, raw: new Uint8Array(0) };
     throw invalid(`input '${quoted(name)}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
   }
-  const stray = filledContentsFields(contents).filter((f) => f !== field);
+  const stray = [...counted.elements.keys()].filter((f) => f !== field);
   if (stray.length > 0) {
     throw invalid(`input '${quoted(name)}' is ${datatype} and takes contents.${field}, but contents.${stray.join(', contents.')} is set`);
   }
-  const values = (contents?.[field] ?? []) as readonly unknown[] | PackedBytesContents;
-  if (values.length !== count) {
-    throw invalid(count > 0 && values.length === 0
+  const length = counted.elements.get(field) ?? 0;
+  if (length !== count) {
+    throw invalid(count > 0 && length === 0
       ? `input '${quoted(name)}' has no data: set contents.${field} or raw_input_contents`
-      : `input '${quoted(name)}': contents.${field} holds ${values.length} elements but shape ${formatShape(shape)} needs ${count}`);
+      : `input '${quoted(name)}': contents.${field} holds ${length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
-  if (datatype === 'BYTES') return 'wire' in values ? bytesTensorFromWire(name, shape, values.wire) : bytesTensor(name, shape, values as Uint8Array[]);
-  return { name, datatype, shape, raw: typedContents(name, datatype, values as readonly unknown[]) };
-}
-
-function typedContents(name: string, datatype: FixedDataType, values: readonly unknown[]): Uint8Array {
-  switch (datatype) {
-    case 'BOOL': return Uint8Array.from(values as boolean[], (v) => (v ? 1 : 0));
-    case 'INT64':
-    case 'UINT64': {
-      const out = new Uint8Array(values.length * 8);
-      const view = new DataView(out.buffer);
-      (values as Int64[]).forEach((v, i) => view.setBigUint64(i * 8, BigInt.asUintN(64, toBigInt(v, datatype === 'UINT64')), true));
-      return out;
-    }
-    default: {
-      const range = INT_RANGE[datatype];
-      if (range) {
-        const bad = (values as number[]).findIndex((v) => v < range[0] || v > range[1]);
-        if (bad >= 0) throw invalid(`input '${quoted(name)}': element ${bad} is ${String(values[bad])}, outside the ${datatype} range ${range[0]}..${range[1]}`);
-      }
-      const view = typedView(datatype, new Uint8Array(values.length * elementByteSize(datatype)!));
-      (view as Float64Array).set(values as number[]);
-      return bytesOf(view);
-    }
+  if (count === 0 || !contents) {
+    return datatype === 'BYTES' ? bytesTensorFromWire(name, shape, new Uint8Array(0)) : { name, datatype, shape, raw: new Uint8Array(0) };
   }
+  if (datatype === 'BYTES') return bytesTensorFromWire(name, shape, await readBytesContents(contents, count, counted.bytesContentsBytes, slice));
+  return { name, datatype, shape, raw: await readFixedContents(contents, name, datatype, count, slice) };
 }
 
 /**
@@ -268,14 +216,27 @@ export function encodeStreamResponse(item: StreamedResponse, request: ModelInfer
   return item.error ? { error_message: boundedMessage(item.error.message), infer_response } : { infer_response };
 }
 
-export function decodeModelInferRequest(message: ModelInferRequestMessage, signal?: AbortSignal, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS): InferenceRequest {
+export interface DecodeOptions {
+  /** The call's signal: the request's, and it stops a long decode of contents. */
+  readonly signal?: AbortSignal;
+  /** Elements one BYTES input may hold (--max-bytes-elements). */
+  readonly maxBytesElements?: number;
+}
+
+/**
+ * The engine request. Every input's name, datatype and shape, and every
+ * output, are checked before any tensor data is read; typed contents are
+ * then counted against the shape before they are read.
+ */
+export async function decodeModelInferRequest(message: ModelInferRequestMessage, options: DecodeOptions = {}): Promise<InferenceRequest> {
+  const { signal, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS } = options;
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
   if (raw.length > 0 && raw.length !== inputs.length) {
     throw invalid(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs for model '${model}': when raw_input_contents is used it holds one entry per input, in the order of 'inputs'`);
   }
-  const tensors: Tensor[] = inputs.map((input, index) => {
+  const headers = inputs.map((input, index) => {
     const name = input.name ?? '';
     if (name === '') throw invalid(`inputs[${index}] has no name`);
     const datatype = input.datatype ?? '';
@@ -285,15 +246,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
     if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
-    const data = raw[index];
-    if (data !== undefined) {
-      const filled = filledContentsFields(input.contents);
-      if (filled.length > 0) {
-        throw invalid(`input '${quoted(name)}' sets both contents.${filled[0]} and raw_input_contents; send its data one way only`);
-      }
-      return fromRaw(name, datatype, shape, data, maxBytesElements);
-    }
-    return fromContents(name, datatype, shape, count, input.contents);
+    return { name, datatype, shape, count };
   });
 
   const requested = new Set<string>();
@@ -307,6 +260,21 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, signa
     requested.add(name);
     return name;
   });
+
+  const slice = new LoopSlice(signal);
+  const tensors: Tensor[] = [];
+  for (const [index, { name, datatype, shape, count }] of headers.entries()) {
+    const contents = inputs[index]!.contents;
+    const counted = contents ? await countContents(contents, name, maxBytesElements, slice) : NO_CONTENTS;
+    const data = raw[index];
+    if (data === undefined) {
+      tensors.push(await fromContents(name, datatype, shape, count, contents, counted, slice));
+      continue;
+    }
+    const [filled] = counted.elements.keys();
+    if (filled !== undefined) throw invalid(`input '${quoted(name)}' sets both contents.${filled} and raw_input_contents; send its data one way only`);
+    tensors.push(fromRaw(name, datatype, shape, data, maxBytesElements));
+  }
 
   return {
     modelName: model,

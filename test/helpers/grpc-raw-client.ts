@@ -90,3 +90,20 @@ export function strings(raw: Uint8Array | undefined): string[] {
   }
   return out;
 }
+
+/** A protobuf varint, for messages written by hand (attacks protobufjs would not encode). */
+export function protoVarint(value: number | bigint): Buffer {
+  let v = BigInt.asUintN(64, BigInt(value));
+  const bytes: number[] = [];
+  while (v >= 0x80n) {
+    bytes.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  bytes.push(Number(v));
+  return Buffer.from(bytes);
+}
+
+/** A length-delimited field: tag, length, body. */
+export function protoField(number: number, body: Buffer): Buffer {
+  return Buffer.concat([protoVarint(number * 8 + 2), protoVarint(body.byteLength), body]);
+}

@@ -19,13 +19,17 @@ test('tritonserver flags parse with Triton\'s defaults', () => {
   assert.equal(options.grpcAddress, '0.0.0.0');
   assert.equal(options.grpcMaxMessageSize, 2147483647);
   assert.equal(options.maxBytesElements, 1048576);
+  assert.equal(options.grpcMaxRequestFields, 65536);
 
   const custom = parseCliOptions([
     '--model-repository', '/a', '--model-repository=/b', '--http-port=9000', '--exit-on-error=false',
     '--strict-readiness', 'false', '--log-verbose=1', '--model-control-mode=explicit', '--load-model=m1', '--load-model=m2',
     '--http-max-input-size=1024', '--allow-grpc=false', '--allow-metrics=false',
     '--grpc-port=9001', '--grpc-address=127.0.0.1', '--grpc-max-message-size=4096', '--max-bytes-elements=16',
+    '--grpc-max-request-fields=100',
   ]);
+  assert.equal(custom.grpcMaxRequestFields, 100);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--grpc-max-request-fields=15']), /grpc-max-request-fields/);
   assert.equal(custom.maxBytesElements, 16);
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-bytes-elements=0']), /max-bytes-elements/);
   assert.equal(custom.allowGrpc, false);

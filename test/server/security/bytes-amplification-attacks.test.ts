@@ -18,7 +18,8 @@ import { identityModel } from '../../../generator/models.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../../engine/bytes-tensor.ts';
 import { ServerProcess } from '../../../bench/soak/server-process.ts';
 import { makeRepository, removeRepository } from '../../helpers/fixture-repository.ts';
-import { RawGrpcClient, strings } from '../../helpers/grpc-raw-client.ts';
+import { protoField, protoVarint, RawGrpcClient, strings } from '../../helpers/grpc-raw-client.ts';
+import { whileWatchingHealth as watchHealth } from '../../helpers/health-watch.ts';
 import { rawHttp, type RawResponse } from '../../helpers/raw-http.ts';
 
 /** /v2/health/live must answer within this while an attack is being served. */
@@ -90,45 +91,17 @@ function countFillingBody(): number {
   return Math.floor((BODY_LIMIT - header.length) / 4);
 }
 
-/** A ModelInferRequest, written by hand, whose one input holds `count` empty bytes_contents entries. */
-function bytesContentsMessage(count: number): Buffer {
-  const field = (number: number, body: Buffer): Buffer => Buffer.concat([varint(number * 8 + 2), varint(body.byteLength), body]);
+/** A ModelInferRequest, written by hand, whose one input of shape [1, declared] holds `count` empty bytes_contents entries. */
+function bytesContentsMessage(count: number, declared = count): Buffer {
   const contents = Buffer.alloc(count * 2);
   for (let i = 0; i < count; i++) contents[i * 2] = (8 << 3) | 2;
-  const shape = Buffer.concat([varint((3 << 3) | 0), varint(1), varint((3 << 3) | 0), varint(count)]);
-  const input = Buffer.concat([field(1, Buffer.from('IN_BYTES')), field(2, Buffer.from('BYTES')), shape, field(5, contents)]);
-  return Buffer.concat([field(1, Buffer.from('text_echo')), field(5, input)]);
-}
-
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  while (value >= 0x80) {
-    bytes.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  bytes.push(value);
-  return Buffer.from(bytes);
+  const shape = Buffer.concat([protoVarint((3 << 3) | 0), protoVarint(1), protoVarint((3 << 3) | 0), protoVarint(declared)]);
+  const input = Buffer.concat([protoField(1, Buffer.from('IN_BYTES')), protoField(2, Buffer.from('BYTES')), shape, protoField(5, contents)]);
+  return Buffer.concat([protoField(1, Buffer.from('text_echo')), protoField(5, input)]);
 }
 
 /** Runs `attack` while asking /v2/health/live again and again; resolves with its result and the slowest health answer. */
-async function whileWatchingHealth<T>(attack: Promise<T>): Promise<{ result: T; slowestMs: number }> {
-  let done = false;
-  let slowestMs = 0;
-  const watch = (async () => {
-    while (!done) {
-      const start = performance.now();
-      const live = await rawHttp(httpUrl, '/v2/health/live');
-      assert.equal(live.status, 200);
-      slowestMs = Math.max(slowestMs, performance.now() - start);
-    }
-  })();
-  try {
-    return { result: await attack, slowestMs };
-  } finally {
-    done = true;
-    await watch;
-  }
-}
+const whileWatchingHealth = <T>(attack: Promise<T>): Promise<{ result: T; slowestMs: number }> => watchHealth(httpUrl, attack);
 
 async function ordinaryRequestsAnswer(): Promise<void> {
   const elements = ['a', 'bc', '', 'déjà vu'];
@@ -179,13 +152,16 @@ describe('BYTES element amplification', () => {
     await ordinaryRequestsAnswer();
   });
 
-  test('gRPC: 32M empty bytes_contents entries (64 MiB) are refused with INVALID_ARGUMENT before protobufjs decodes them', async () => {
+  test('gRPC: 32M empty bytes_contents entries (64 MiB) are refused with INVALID_ARGUMENT, by their shape or one entry past the limit', async () => {
     const count = 32 * 1024 * 1024;
-    const message = bytesContentsMessage(count);
-    const { result, slowestMs } = await whileWatchingHealth(grpc.call('ModelInfer', message));
+    const { result, slowestMs } = await whileWatchingHealth(grpc.call('ModelInfer', bytesContentsMessage(count)));
     assert.equal(result.error?.code, 3, result.error?.message);
-    assert.match(result.error!.details, /input 'IN_BYTES' has more than 1048576 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
+    assert.match(result.error!.details, /input 'IN_BYTES' has 33554432 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
     assert.ok(slowestMs < HEALTH_BOUND_MS, `health took ${slowestMs.toFixed(0)} ms during the attack`);
+    const { result: miscounted, slowestMs: slowestMiscounted } = await whileWatchingHealth(grpc.call('ModelInfer', bytesContentsMessage(count, 4)));
+    assert.equal(miscounted.error?.code, 3, miscounted.error?.message);
+    assert.match(miscounted.error!.details, /input 'IN_BYTES' has more than 1048576 BYTES elements; the limit is 1048576 per tensor \(--max-bytes-elements\)/);
+    assert.ok(slowestMiscounted < HEALTH_BOUND_MS, `health took ${slowestMiscounted.toFixed(0)} ms during the attack`);
     assertRssBounded('after the gRPC attack');
     await ordinaryRequestsAnswer();
   });
@@ -198,7 +174,10 @@ describe('BYTES element amplification', () => {
     assert.ok(slowestMs < HEALTH_BOUND_MS, `health took ${slowestMs.toFixed(0)} ms while ${limit} entries were served`);
     const over = await grpc.call('ModelInfer', bytesContentsMessage(limit + 1));
     assert.equal(over.error?.code, 3);
-    assert.match(over.error!.details, /has more than 1048576 BYTES elements/);
+    assert.match(over.error!.details, /has 1048577 BYTES elements; the limit is 1048576/);
+    const overShapeWithin = await grpc.call('ModelInfer', bytesContentsMessage(limit + 1, limit));
+    assert.equal(overShapeWithin.error?.code, 3);
+    assert.match(overShapeWithin.error!.details, /has more than 1048576 BYTES elements/);
     assertRssBounded('after the gRPC requests at the limit');
     await ordinaryRequestsAnswer();
   });
