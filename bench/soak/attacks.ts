@@ -114,6 +114,14 @@ function varint(value: number): Buffer {
 
 const field = (number: number, payload: Buffer): Buffer => Buffer.concat([varint((number << 3) | 2), varint(payload.length), payload]);
 
+/** A ModelInferRequest for add_sub whose INPUT0 is INT32 [1, 16] with `count` packed int_contents of one wire byte each. */
+function intFloodMessage(count: number): Buffer {
+  const packed = Buffer.alloc(count, 1);
+  const shape = Buffer.concat([varint(1), varint(16)]);
+  const input = Buffer.concat([field(1, Buffer.from('INPUT0')), field(2, Buffer.from('INT32')), field(3, shape), field(5, field(2, packed))]);
+  return Buffer.concat([field(1, Buffer.from('add_sub')), field(5, input)]);
+}
+
 /** A ModelInferRequest for add_sub whose INPUT0 is BYTES [1, count] of empty elements in bytes_contents (2 wire bytes each). */
 function bytesFloodMessage(count: number): Buffer {
   const contents = Buffer.alloc(count * 2);
@@ -321,6 +329,13 @@ export const ATTACKS: readonly Attack[] = [
   } },
   { klass: 1, name: 'gRPC bytes_contents of 1M empty elements', run: async (t) =>
     grpcBounded(await grpcCall(t, 'ModelInfer', bytesFloodMessage(1 << 20)), 'gRPC BYTES flood') },
+  { klass: 1, name: 'gRPC packed int_contents of 32M values', run: async (t) =>
+    grpcBounded(await grpcCall(t, 'ModelInfer', intFloodMessage(32 << 20)), 'gRPC int_contents flood') },
+  { klass: 1, name: 'an HTTP JSON body of 8M numbers', run: async (t) => {
+    const count = 8 << 20;
+    const body = `{"inputs":[{"name":"INPUT0","datatype":"INT32","shape":[1,${count}],"data":[${'0,'.repeat(count - 1)}0]}]}`;
+    return refused(await http(t, 'POST', '/v2/models/add_sub/infer', body, { 'content-type': 'application/json' }, false), 'JSON flood');
+  } },
   { klass: 2, name: 'a 1 MiB string returned 1,536 times', run: (t) => scriptCall('attack_copy_bomb')(t) },
   { klass: 3, name: 'a 1 GiB WebAssembly.Memory', run: (t) => scriptCall('attack_wasm')(t) },
   { klass: 4, name: 'an endless ctx.log of 1 MiB lines', run: (t) => scriptCall('attack_log_flood')(t) },
