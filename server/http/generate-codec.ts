@@ -43,6 +43,16 @@ export function decodeGenerateRequest(
   target: { readonly model: string; readonly version?: string },
   signal?: AbortSignal,
 ): DecodedGenerate {
+  const decoded = decodeGenerateBody(body, inputs, target);
+  return signal ? { ...decoded, request: { ...decoded.request, signal } } : decoded;
+}
+
+/** The request without the client's signal, as plain data: what a JSON codec process sends back. */
+export function decodeGenerateBody(
+  body: Buffer,
+  inputs: readonly TensorMetadata[],
+  target: { readonly model: string; readonly version?: string },
+): DecodedGenerate {
   const json = parseBody(body.toString('utf8'));
   const byName = new Map(inputs.map((input) => [input.name, input]));
   const tensors: Tensor[] = [];
@@ -69,7 +79,6 @@ export function decodeGenerateRequest(
     inputs: tensors,
     // The parameters object wins over a top-level key of the same name.
     parameters: { ...topLevel, ...given },
-    ...(signal ? { signal } : {}),
   };
   return { request, extraKeys };
 }
