@@ -10,6 +10,7 @@
  * cancels the request, and the model hears of it.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
@@ -23,6 +24,8 @@ export interface GenerateRoutesOptions {
   readonly server: InferenceServer;
   /** Where JSON bodies and responses are decoded and encoded (see json-codec-pool.ts). */
   readonly codec: JsonCodecPool;
+  /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
+  readonly maxBytesElements?: number;
 }
 
 interface ModelParams {
@@ -32,14 +35,15 @@ interface ModelParams {
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
 
-export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server, codec }) => {
+export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS }) => {
   /** Decodes the body and starts the request; throws what the client should get as a JSON error. */
   const start = async (req: ModelRequest, signal: AbortSignal): Promise<ResponseStream> => {
     const { model, version } = req.params;
     server.assertModelReady(model, version);
     const inputs = server.modelMetadata(model, version).inputs;
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const decoded = await codec.run({ kind: 'generate-request', body, inputs, target: { model, ...(version ? { version } : {}) } }, body.byteLength);
+    const target = { model, ...(version ? { version } : {}) };
+    const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);
     try {
       return await server.inferStream({ ...decoded.request, signal, ownsPooledOutputs: true });
     } catch (err) {

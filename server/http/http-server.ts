@@ -130,8 +130,9 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   });
   const codec = new JsonCodecPool(options.jsonCodec);
   app.addHook('onClose', () => codec.close());
-  await app.register(v2Routes, { server, codec, ...(options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {}) });
-  await app.register(generateRoutes, { server, codec });
+  const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
+  await app.register(v2Routes, { server, codec, ...bytesLimit });
+  await app.register(generateRoutes, { server, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
   return app;
 }

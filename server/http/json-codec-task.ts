@@ -17,7 +17,7 @@ type Target = { readonly model: string; readonly version?: string };
 
 export type JsonCodecTask =
   | { readonly kind: 'infer-request'; readonly body: Uint8Array; readonly headerLength: string | string[] | undefined; readonly target: Target; readonly maxBytesElements: number }
-  | { readonly kind: 'generate-request'; readonly body: Uint8Array; readonly inputs: readonly TensorMetadata[]; readonly target: Target }
+  | { readonly kind: 'generate-request'; readonly body: Uint8Array; readonly inputs: readonly TensorMetadata[]; readonly target: Target; readonly maxBytesElements: number }
   | { readonly kind: 'json-object'; readonly body: Uint8Array; readonly what: string }
   | { readonly kind: 'infer-response'; readonly response: InferenceResponse; readonly binaryOutputs: readonly string[] }
   | { readonly kind: 'generate-response'; readonly response: InferenceResponse };
@@ -51,7 +51,7 @@ function run(task: JsonCodecTask): JsonCodecResults[JsonCodecTask['kind']] {
     case 'infer-request':
       return decodeInferBody(asBuffer(task.body), task.headerLength, task.target, task.maxBytesElements);
     case 'generate-request':
-      return decodeGenerateBody(asBuffer(task.body), task.inputs, task.target);
+      return decodeGenerateBody(asBuffer(task.body), task.inputs, task.target, task.maxBytesElements);
     case 'json-object':
       return boundedJsonObject(jsonObjectBody(asBuffer(task.body), task.what), task.what);
     case 'infer-response': {

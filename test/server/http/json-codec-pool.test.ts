@@ -42,7 +42,7 @@ const EVERY_DATATYPE = body(JSON.stringify({
 // INT64 and UINT64 values past 2^53, written as literals so JSON.stringify cannot round them.
 }).replace('"inputs":[', '"inputs":[{"name":"i64","datatype":"INT64","shape":[3],"data":[-9223372036854775808,9007199254740993,9223372036854775807]},{"name":"u64","datatype":"UINT64","shape":[1],"data":[18446744073709551615]},'));
 
-const inferTask = (json: Buffer): JsonCodecTask => ({ kind: 'infer-request', body: json, headerLength: undefined, target: { model: 'm' }, maxBytesElements: 1000 });
+const inferTask = (json: Buffer): Extract<JsonCodecTask, { kind: 'infer-request' }> => ({ kind: 'infer-request', body: json, headerLength: undefined, target: { model: 'm' }, maxBytesElements: 1000 });
 
 /** What a run gave: its result, or its error's class, message and status. */
 async function outcome(pool: JsonCodecPool, task: JsonCodecTask): Promise<unknown> {
@@ -96,7 +96,8 @@ describe('JSON codec pool', () => {
 
   test('generate bodies, control bodies and JSON responses are the same both ways', async () => {
     const inputs = [{ name: 'text', datatype: 'BYTES', shape: [-1] }, { name: 'n', datatype: 'INT64', shape: [1] }];
-    await assertSameBothWays({ kind: 'generate-request', body: body('{"text":["a","b"],"n":9007199254740993,"temperature":0.5}'), inputs, target: { model: 'g' } });
+    await assertSameBothWays({ kind: 'generate-request', body: body('{"text":["a","b"],"n":9007199254740993,"temperature":0.5}'), inputs, target: { model: 'g' }, maxBytesElements: 1000 });
+    await assertSameBothWays({ kind: 'generate-request', body: body('{"text":["a","b","c"]}'), inputs, target: { model: 'g' }, maxBytesElements: 2 });
     await assertSameBothWays({ kind: 'json-object', body: body('{"parameters":{"config":"{}"}}'), what: 'the request body' });
     await assertSameBothWays({ kind: 'json-object', body: body(`{"a":[${'0,'.repeat(100_000)}0]}`), what: 'the request body' });
     const fp32 = new Float32Array(300_000).map((_, i) => i / 7);

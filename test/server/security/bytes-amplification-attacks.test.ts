@@ -19,6 +19,7 @@ import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../../engine/bytes-tensor.ts';
 import { ServerProcess } from '../../../bench/soak/server-process.ts';
 import { makeRepository, removeRepository } from '../../helpers/fixture-repository.ts';
 import { RawGrpcClient, strings } from '../../helpers/grpc-raw-client.ts';
+import { whileWatchingHealth as watchHealth } from '../../helpers/health-watch.ts';
 import { rawHttp, type RawResponse } from '../../helpers/raw-http.ts';
 
 /** /v2/health/live must answer within this while an attack is being served. */
@@ -111,24 +112,7 @@ function varint(value: number): Buffer {
 }
 
 /** Runs `attack` while asking /v2/health/live again and again; resolves with its result and the slowest health answer. */
-async function whileWatchingHealth<T>(attack: Promise<T>): Promise<{ result: T; slowestMs: number }> {
-  let done = false;
-  let slowestMs = 0;
-  const watch = (async () => {
-    while (!done) {
-      const start = performance.now();
-      const live = await rawHttp(httpUrl, '/v2/health/live');
-      assert.equal(live.status, 200);
-      slowestMs = Math.max(slowestMs, performance.now() - start);
-    }
-  })();
-  try {
-    return { result: await attack, slowestMs };
-  } finally {
-    done = true;
-    await watch;
-  }
-}
+const whileWatchingHealth = <T>(attack: Promise<T>) => watchHealth(httpUrl, attack);
 
 async function ordinaryRequestsAnswer(): Promise<void> {
   const elements = ['a', 'bc', '', 'déjà vu'];
