@@ -37,18 +37,7 @@ function badParameter(name: string, where: string): SwitchyardError {
   return serverError('BAD_REQUEST', { detail: `${where}parameter '${quoted(name)}' has invalid type. It should be either 'int', 'bool', or 'string'.` });
 }
 
-export function decodeGenerateRequest(
-  body: Buffer,
-  inputs: readonly TensorMetadata[],
-  target: { readonly model: string; readonly version?: string },
-  signal?: AbortSignal,
-  maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS,
-): DecodedGenerate {
-  const decoded = decodeGenerateBody(body, inputs, target, maxBytesElements);
-  return signal ? { ...decoded, request: { ...decoded.request, signal } } : decoded;
-}
-
-/** The request without the client's signal, as plain data: what a JSON codec process sends back. */
+/** The request, without the client's signal (the route adds it), as plain data: what a JSON codec process sends back. */
 export function decodeGenerateBody(
   body: Buffer,
   inputs: readonly TensorMetadata[],

@@ -102,16 +102,6 @@ export interface InferBody {
   readonly binaryByOutput: ReadonlyMap<string, boolean>;
 }
 
-export function decodeInferRequest(
-  body: Buffer,
-  headerLengthValue: string | string[] | undefined,
-  target: { readonly model: string; readonly version?: string },
-  signal?: AbortSignal,
-  maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS,
-): DecodedInfer {
-  return decodedInfer(decodeInferBody(body, headerLengthValue, target, maxBytesElements), signal);
-}
-
 /** The request with the client's signal, and the binary-output choice as a function. */
 export function decodedInfer({ request, binaryDefault, binaryByOutput }: InferBody, signal?: AbortSignal): DecodedInfer {
   return { request: signal ? { ...request, signal } : request, binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault };

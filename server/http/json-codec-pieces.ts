@@ -29,6 +29,15 @@ function isMarker(value: unknown): value is Marker {
   return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[MARK] === 'number';
 }
 
+/** Arrays and plain objects with `walk` applied to each item, `parameters` (client values) left as they are; anything else unchanged. */
+function mapPlain(value: unknown, walk: (item: unknown) => unknown): unknown {
+  if (Array.isArray(value)) return value.map(walk);
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = key === 'parameters' ? item : walk(item);
+  return out;
+}
+
 /**
  * The message with each large typed array replaced by a marker, and the
  * pieces (views, not copies) to send before it. Only plain objects and
@@ -52,11 +61,7 @@ export function inPieces(message: unknown): { readonly message: unknown; readonl
       const type = Buffer.isBuffer(value) ? 'Buffer' : value instanceof Uint32Array ? 'Uint32Array' : 'Uint8Array';
       return { [MARK]: index, type } satisfies Marker;
     }
-    if (Array.isArray(value)) return value.map(walk);
-    if (value instanceof Map || typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return value;
-    const out: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(value)) out[key] = key === 'parameters' ? v : walk(v);
-    return out;
+    return mapPlain(value, walk);
   };
   return { message: walk(message), pieces };
 }
@@ -88,11 +93,7 @@ export class PieceJoiner {
         if (value.type === 'Uint32Array') return new Uint32Array(bytes.buffer, 0, bytes.byteLength / 4);
         return value.type === 'Buffer' ? Buffer.from(bytes.buffer, 0, bytes.byteLength) : bytes;
       }
-      if (Array.isArray(value)) return value.map(walk);
-      if (value instanceof Map || typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return value;
-      const out: Record<string, unknown> = {};
-      for (const [key, v] of Object.entries(value)) out[key] = key === 'parameters' ? v : walk(v);
-      return out;
+      return mapPlain(value, walk);
     };
     const joined = walk(message) as T;
     this.arrays.clear();

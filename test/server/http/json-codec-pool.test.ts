@@ -7,16 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { bytesTensor } from '../../../engine/bytes-tensor.ts';
+import { bytesStrings, bytesTensor } from '../../../engine/bytes-tensor.ts';
+import type { Tensor } from '../../../engine/tensor.ts';
 import { isSwitchyardError } from '../../../engine/errors.ts';
 import { JsonCodecPool } from '../../../server/http/json-codec-pool.ts';
 import type { JsonCodecTask } from '../../../server/http/json-codec-task.ts';
 
 const inThread = new JsonCodecPool({ minBytes: Number.MAX_SAFE_INTEGER });
 const inProcess = new JsonCodecPool({ minBytes: 0, processes: 1, heapMb: 64, queue: 1 });
+/** The default heap, for tasks too large for 64 MiB. */
+const roomy = new JsonCodecPool({ minBytes: 0 });
 
 after(async () => {
   await inProcess.close();
+  await roomy.close();
 });
 
 const body = (json: string): Buffer => Buffer.from(json);
@@ -56,16 +60,16 @@ async function outcome(pool: JsonCodecPool, task: JsonCodecTask): Promise<unknow
 
 /** Typed arrays compared by their bytes, not by which buffer they view. */
 function comparable(value: unknown): unknown {
-  if (ArrayBuffer.isView(value)) return [value.constructor.name === 'Buffer' ? 'Uint8Array' : value.constructor.name, [...new Uint8Array(value.buffer, value.byteOffset, value.byteLength)]];
+  if (ArrayBuffer.isView(value)) return [value.constructor.name === 'Buffer' ? 'Uint8Array' : value.constructor.name, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')];
   if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, comparable(v)]));
   if (Array.isArray(value)) return value.map(comparable);
   if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, comparable(v)]));
   return value;
 }
 
-async function assertSameBothWays(task: JsonCodecTask): Promise<unknown> {
+async function assertSameBothWays(task: JsonCodecTask, pool = inProcess): Promise<unknown> {
   const here = await outcome(inThread, task);
-  const there = await outcome(inProcess, task);
+  const there = await outcome(pool, task);
   assert.deepEqual(comparable(there), comparable(here));
   return here;
 }
@@ -77,6 +81,18 @@ describe('JSON codec pool', () => {
     const values = new BigInt64Array(new Uint8Array(i64.raw).buffer);
     assert.deepEqual([...values], [-9223372036854775808n, 9007199254740993n, 9223372036854775807n]);
     assert.equal(inProcess.size, 1);
+  });
+
+  test('tensors over 1 MiB (BYTES data and offsets, INT64) cross in pieces and arrive whole', async () => {
+    const count = 300_000;
+    const strings = Array.from({ length: count }, (_, i) => `s${i % 1000}`);
+    const json = body(`{"inputs":[{"name":"s","datatype":"BYTES","shape":[${count}],"data":${JSON.stringify(strings)}},`
+      + `{"name":"n","datatype":"INT64","shape":[${count}],"data":[${Array.from({ length: count }, (_, i) => `${9007199254740993n + BigInt(i)}`).join(',')}]}]}`);
+    const here = await assertSameBothWays({ ...inferTask(json), maxBytesElements: count }, roomy) as { result: { request: { inputs: Tensor[] } } };
+    const [s, n] = here.result.request.inputs as [Tensor, Tensor];
+    assert.ok(s.datatype === 'BYTES' && s.offsets.byteLength > 1024 * 1024);
+    assert.deepEqual(bytesStrings(s).slice(998, 1001), ['s998', 's999', 's0']);
+    assert.equal(new BigInt64Array(new Uint8Array(n.raw).buffer)[count - 1], 9007199254740993n + BigInt(count - 1));
   });
 
   test('errors are the same in a process as in this thread: message and status', async () => {
