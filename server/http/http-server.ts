@@ -128,7 +128,7 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return reply.code(status).type('application/json').send(errorBody(err.message));
   });
-  const codec = new JsonCodecPool(options.jsonCodec);
+  const codec = new JsonCodecPool(options.jsonCodec, server.logger);
   app.addHook('onClose', () => codec.close());
   const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
   await app.register(v2Routes, { server, codec, ...bytesLimit });

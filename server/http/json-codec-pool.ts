@@ -20,6 +20,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { serverError } from '../../engine/errors.ts';
+import { silentLogger, type Logger } from '../../engine/logger.ts';
 import { inPieces, PieceJoiner, type PieceMessage } from './json-codec-pieces.ts';
 import {
   codecError, runJsonCodecTask, type JsonCodecFailure, type JsonCodecResult, type JsonCodecTask,
@@ -89,7 +90,8 @@ export class JsonCodecPool {
   private readonly waiting: Job[] = [];
   private closed = false;
 
-  constructor(options: JsonCodecPoolOptions = {}) {
+  /** `logger` hears of processes that end while working (out of heap, killed). */
+  constructor(options: JsonCodecPoolOptions = {}, private readonly logger: Logger = silentLogger) {
     this.processes = options.processes ?? DEFAULT_JSON_CODEC_PROCESSES;
     this.queue = options.queue ?? DEFAULT_JSON_CODEC_QUEUE;
     this.heapMb = options.heapMb ?? DEFAULT_JSON_CODEC_HEAP_MB;
@@ -216,6 +218,7 @@ export class JsonCodecPool {
     proc.job = undefined;
     if (job) {
       const outOfMemory = /heap out of memory|Reached heap limit|Allocation failed/.test(proc.stderr);
+      this.logger.warn(`a JSON codec process ended (${how}${outOfMemory ? `, out of its ${this.heapMb} MiB heap` : ''}) while ${WORK[job.task.kind]} of ${job.bytes} bytes; the next large task starts a new one`);
       job.reject(outOfMemory
         ? serverError('JSON_CODEC_MEMORY', { work: WORK[job.task.kind], bytes: job.bytes, heapMb: this.heapMb })
         : new Error(`the JSON codec process ended (${how}) while ${WORK[job.task.kind]}`));

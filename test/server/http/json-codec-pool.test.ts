@@ -10,11 +10,13 @@ import { after, describe, test } from 'node:test';
 import { bytesStrings, bytesTensor } from '../../../engine/bytes-tensor.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { isSwitchyardError } from '../../../engine/errors.ts';
+import { silentLogger } from '../../../engine/logger.ts';
 import { JsonCodecPool } from '../../../server/http/json-codec-pool.ts';
 import type { JsonCodecTask } from '../../../server/http/json-codec-task.ts';
 
 const inThread = new JsonCodecPool({ minBytes: Number.MAX_SAFE_INTEGER });
-const inProcess = new JsonCodecPool({ minBytes: 0, processes: 1, heapMb: 64, queue: 1 });
+const warnings: string[] = [];
+const inProcess = new JsonCodecPool({ minBytes: 0, processes: 1, heapMb: 64, queue: 1 }, { ...silentLogger, warn: (line) => warnings.push(line) });
 /** The default heap, for tasks too large for 64 MiB. */
 const roomy = new JsonCodecPool({ minBytes: 0 });
 
@@ -140,6 +142,7 @@ describe('JSON codec pool', () => {
       return true;
     });
     assert.equal(inProcess.size, 0);
+    assert.deepEqual(warnings, [`a JSON codec process ended (SIGABRT, out of its 64 MiB heap) while decoding the JSON request of ${nested.byteLength} bytes; the next large task starts a new one`]);
     await assertSameBothWays(inferTask(EVERY_DATATYPE));
     assert.equal(inProcess.size, 1);
   });
