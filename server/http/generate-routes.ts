@@ -17,8 +17,9 @@ import type { ResponseStream } from '../../engine/response-stream.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { explainMissingInputs } from './generate-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
+import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import { SseWriter } from './sse-writer.ts';
-import { disconnectSignal, jsonOutputBytes, plainResponse, sendError } from './v2-routes.ts';
+import { disconnectSignal, sendError } from './v2-routes.ts';
 
 export interface GenerateRoutesOptions {
   readonly server: InferenceServer;

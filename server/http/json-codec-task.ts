@@ -9,6 +9,7 @@
 import { asSwitchyardError, isSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { TensorMetadata } from '../../engine/server.ts';
+import type { Tensor } from '../../engine/tensor.ts';
 import { decodeGenerateBody, encodeGenerateResponse, type DecodedGenerate } from './generate-codec.ts';
 import { decodeInferBody, encodeInferResponse, type EncodedInfer, type InferBody } from './infer-codec.ts';
 import { jsonObjectBody } from './json-body.ts';
@@ -40,6 +41,25 @@ export interface JsonCodecFailure {
 }
 
 const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+/** Only the fields a codec process needs: a response as plain data for the structured clone. */
+export function plainResponse(response: InferenceResponse): InferenceResponse {
+  const plain = (t: Tensor): Tensor => (t.datatype === 'BYTES'
+    ? { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw, offsets: t.offsets }
+    : { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw });
+  return {
+    modelName: response.modelName,
+    modelVersion: response.modelVersion,
+    ...(response.id !== undefined ? { id: response.id } : {}),
+    outputs: response.outputs.map(plain),
+    ...(response.parameters !== undefined ? { parameters: response.parameters } : {}),
+  };
+}
+
+/** Bytes of tensor data a JSON encoding of these outputs covers: how the codec pool sizes the work. */
+export function jsonOutputBytes(outputs: readonly Tensor[]): number {
+  return outputs.reduce((n, t) => n + t.raw.byteLength, 0);
+}
 
 /** Runs one task where it is called. Throws what the client should get. */
 export function runJsonCodecTask<T extends JsonCodecTask>(task: T): JsonCodecResult<T> {

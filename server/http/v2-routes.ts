@@ -6,10 +6,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { asSwitchyardError, boundedMessage, serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
-import type { InferenceResponse } from '../../engine/inference-response.ts';
-import type { Tensor } from '../../engine/tensor.ts';
 import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
+import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -38,25 +37,6 @@ export function sendError(reply: FastifyReply, err: unknown, model?: string): Fa
 /** Triton's error body, {"error": "..."}, with the message cut to MAX_ERROR_MESSAGE_BYTES. */
 export function errorBody(message: string): string {
   return JSON.stringify({ error: boundedMessage(message) });
-}
-
-/** Only the fields a codec process needs: a response as plain data for the structured clone. */
-export function plainResponse(response: InferenceResponse): InferenceResponse {
-  const plain = (t: Tensor): Tensor => (t.datatype === 'BYTES'
-    ? { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw, offsets: t.offsets }
-    : { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw });
-  return {
-    modelName: response.modelName,
-    modelVersion: response.modelVersion,
-    ...(response.id !== undefined ? { id: response.id } : {}),
-    outputs: response.outputs.map(plain),
-    ...(response.parameters !== undefined ? { parameters: response.parameters } : {}),
-  };
-}
-
-/** Bytes of tensor data a JSON encoding of these outputs covers: how the codec pool sizes the work. */
-export function jsonOutputBytes(outputs: readonly Tensor[]): number {
-  return outputs.reduce((n, t) => n + t.raw.byteLength, 0);
 }
 
 /** An AbortSignal that fires when the client goes away before the reply is written. */
