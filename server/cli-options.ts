@@ -13,6 +13,9 @@ import {
   DEFAULT_HTTP_HEADER_TIMEOUT_MS, DEFAULT_HTTP_KEEPALIVE_TIMEOUT_MS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_INPUT_SIZE, type HttpServerOptions,
 } from './http/http-server.ts';
+import {
+  DEFAULT_JSON_CODEC_HEAP_MB, DEFAULT_JSON_CODEC_MIN_BYTES, DEFAULT_JSON_CODEC_PROCESSES, DEFAULT_JSON_CODEC_QUEUE, type JsonCodecPoolOptions,
+} from './http/json-codec-pool.ts';
 import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
 import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
@@ -62,6 +65,8 @@ export interface CliOptions {
   readonly metrics: MetricsOptions;
   /** --cache-config local,size=<bytes> (or the older --response-cache-byte-size); undefined runs without a response cache. */
   readonly responseCache: { readonly sizeBytes: number } | undefined;
+  /** --http-json-codec-processes, -queue, -heap-mb and -min-bytes: where large JSON bodies and responses are decoded and encoded. */
+  readonly httpJsonCodec: Required<JsonCodecPoolOptions>;
   /** Connection limits of the HTTP frontend: the --http-*-timeout-secs flags and --http-max-connections. */
   readonly httpConnectionLimits: Pick<HttpServerOptions, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
   /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace]. */
@@ -119,6 +124,10 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-restricted-api': { kind: 'string', repeatable: true },
   'http-max-input-size': { kind: 'int' },
   'max-bytes-elements': { kind: 'int' },
+  'http-json-codec-processes': { kind: 'int' },
+  'http-json-codec-queue': { kind: 'int' },
+  'http-json-codec-heap-mb': { kind: 'int' },
+  'http-json-codec-min-bytes': { kind: 'int' },
   'id': { kind: 'string' },
   'cache-config': { kind: 'string', repeatable: true },
   'response-cache-byte-size': { kind: 'int' },
@@ -236,6 +245,12 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     ]),
     httpMaxInputSize: int('http-max-input-size', DEFAULT_MAX_INPUT_SIZE, 1, Number.MAX_SAFE_INTEGER),
     maxBytesElements: int('max-bytes-elements', DEFAULT_MAX_BYTES_ELEMENTS, 1, 0xffff_ffff / 4),
+    httpJsonCodec: {
+      processes: int('http-json-codec-processes', DEFAULT_JSON_CODEC_PROCESSES, 1, 64),
+      queue: int('http-json-codec-queue', DEFAULT_JSON_CODEC_QUEUE, 0, 1_000_000),
+      heapMb: int('http-json-codec-heap-mb', DEFAULT_JSON_CODEC_HEAP_MB, 64, 1_048_576),
+      minBytes: int('http-json-codec-min-bytes', DEFAULT_JSON_CODEC_MIN_BYTES, 0, Number.MAX_SAFE_INTEGER),
+    },
     id: one('id') ?? 'switchyard',
     allowMetrics: bool('allow-metrics', true),
     metricsPort: int('metrics-port', DEFAULT_METRICS_PORT, 0, 65535),

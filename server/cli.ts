@@ -71,7 +71,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
   if (options.allowHttp) {
     http = await createHttpServer(server, {
       maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, maxBytesElements: options.maxBytesElements,
-      ...options.httpConnectionLimits,
+      jsonCodec: options.httpJsonCodec, ...options.httpConnectionLimits,
     });
     await http.listen({ port: options.httpPort, host: options.httpAddress });
     const address = http.server.address();

@@ -9,7 +9,7 @@
  * Triton. Out: `model_name`, `model_version`, the response's parameters,
  * and one key per output, holding its only element or an array of them.
  */
-import { bytesElementCount } from '../../engine/bytes-tensor.ts';
+import { bytesElementCount, checkBytesElementLimit, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { didYouMean } from '../../engine/config/did-you-mean.ts';
 import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
@@ -37,11 +37,12 @@ function badParameter(name: string, where: string): SwitchyardError {
   return serverError('BAD_REQUEST', { detail: `${where}parameter '${quoted(name)}' has invalid type. It should be either 'int', 'bool', or 'string'.` });
 }
 
-export function decodeGenerateRequest(
+/** The request, without the client's signal (the route adds it), as plain data: what a JSON codec process sends back. */
+export function decodeGenerateBody(
   body: Buffer,
   inputs: readonly TensorMetadata[],
   target: { readonly model: string; readonly version?: string },
-  signal?: AbortSignal,
+  maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS,
 ): DecodedGenerate {
   const json = parseBody(body.toString('utf8'));
   const byName = new Map(inputs.map((input) => [input.name, input]));
@@ -52,7 +53,7 @@ export function decodeGenerateRequest(
   for (const [key, value] of Object.entries(json)) {
     const input = byName.get(key);
     if (input) {
-      tensors.push(tensorOf(input, value));
+      tensors.push(tensorOf(input, value, maxBytesElements));
     } else if (key === 'parameters') {
       if (!isObject(value)) throw serverError('BAD_REQUEST', { detail: "Expected JSON object for keyword: 'parameters'" });
       for (const [name, v] of Object.entries(value)) if (!isParameterValue(v)) throw badParameter(name, "Converting keyword: 'parameters': ");
@@ -69,7 +70,6 @@ export function decodeGenerateRequest(
     inputs: tensors,
     // The parameters object wins over a top-level key of the same name.
     parameters: { ...topLevel, ...given },
-    ...(signal ? { signal } : {}),
   };
   return { request, extraKeys };
 }
@@ -91,7 +91,7 @@ function parseBody(text: string): Json {
  * dimension before it) taking 1: "hi" for dims [1] of a batching model is
  * [1, 1], [1, 2, 3] for dims [-1] is [1, 3].
  */
-function tensorOf(input: TensorMetadata, value: unknown): Tensor {
+function tensorOf(input: TensorMetadata, value: unknown, maxBytesElements: number): Tensor {
   const { name, datatype } = input;
   if (!isDataType(datatype)) throw serverError('BAD_REQUEST', { detail: `input '${quoted(name)}' has datatype ${datatype}, which generate cannot fill` });
   if (isObject(value) || value === null) {
@@ -115,6 +115,7 @@ function tensorOf(input: TensorMetadata, value: unknown): Tensor {
       detail: `input '${quoted(name)}' has shape [${input.shape.join(',')}], which cannot hold the ${values.length} element(s) given`,
     });
   }
+  if (datatype === 'BYTES') checkBytesElementLimit(name, values.length, maxBytesElements);
   try {
     return tensorFromJson(name, datatype, shape, values);
   } catch (err) {

@@ -10,16 +10,23 @@
  * cancels the request, and the model hears of it.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import type { InferenceServer } from '../../engine/server.ts';
-import { decodeGenerateRequest, encodeGenerateResponse, explainMissingInputs } from './generate-codec.ts';
+import { explainMissingInputs } from './generate-codec.ts';
+import type { JsonCodecPool } from './json-codec-pool.ts';
+import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import { SseWriter } from './sse-writer.ts';
 import { disconnectSignal, sendError } from './v2-routes.ts';
 
 export interface GenerateRoutesOptions {
   readonly server: InferenceServer;
+  /** Where JSON bodies and responses are decoded and encoded (see json-codec-pool.ts). */
+  readonly codec: JsonCodecPool;
+  /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
+  readonly maxBytesElements?: number;
 }
 
 interface ModelParams {
@@ -29,25 +36,29 @@ interface ModelParams {
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
 
-export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server }) => {
+export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS }) => {
   /** Decodes the body and starts the request; throws what the client should get as a JSON error. */
   const start = async (req: ModelRequest, signal: AbortSignal): Promise<ResponseStream> => {
     const { model, version } = req.params;
     server.assertModelReady(model, version);
     const inputs = server.modelMetadata(model, version).inputs;
-    const decoded = decodeGenerateRequest(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), inputs, { model, version }, signal);
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const target = { model, ...(version ? { version } : {}) };
+    const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);
     try {
-      return await server.inferStream({ ...decoded.request, ownsPooledOutputs: true });
+      return await server.inferStream({ ...decoded.request, signal, ownsPooledOutputs: true });
     } catch (err) {
       throw explainMissingInputs(asSwitchyardError(err, model), decoded, inputs);
     }
   };
 
   /** The body of one response; its pooled memory goes back once copied into the text. */
-  const encode = (response: InferenceResponse): string => {
-    const json = encodeGenerateResponse(response);
-    server.releaseOutputs(response.outputs);
-    return json;
+  const encode = async (response: InferenceResponse): Promise<string> => {
+    try {
+      return await codec.run({ kind: 'generate-response', response: plainResponse(response) }, jsonOutputBytes(response.outputs));
+    } finally {
+      server.releaseOutputs(response.outputs);
+    }
   };
 
   const generate = async (req: ModelRequest, reply: FastifyReply) => {
@@ -67,7 +78,7 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
           stop.abort(new Error('generate takes exactly one response'));
           throw serverError('GENERATE_RESPONSE_COUNT', { model, got: 'more than one' });
         }
-        answer = encode(item.response);
+        answer = await encode(item.response);
       }
       if (answer === undefined) throw serverError('GENERATE_RESPONSE_COUNT', { model, got: 'none' });
       return reply.type('application/json').send(answer);
@@ -87,7 +98,11 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const events = new SseWriter(reply.raw);
     // The next response is read only once the socket has taken this one: a client that does not read holds the model back.
     for await (const item of responses) {
-      if (item.response) await events.event(encode(item.response));
+      if (item.response) {
+        const text = await encode(item.response).catch((err: unknown) => asSwitchyardError(err, req.params.model));
+        if (typeof text === 'string') await events.event(text);
+        else await events.event(JSON.stringify({ error: text.message }), text.httpStatus);
+      }
       else if (item.error) await events.event(JSON.stringify({ error: item.error.message }), item.error.httpStatus);
     }
     events.end();

@@ -14,6 +14,7 @@ import { checkModelName } from '../../engine/repository/model-name.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { httpApiCategory, isApiCategory, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { generateRoutes } from './generate-routes.ts';
+import { JsonCodecPool, type JsonCodecPoolOptions } from './json-codec-pool.ts';
 import { loggingRoutes } from './logging-routes.ts';
 import { VerboseRequestLog } from './request-log.ts';
 import { errorBody, sendError, v2Routes } from './v2-routes.ts';
@@ -46,6 +47,8 @@ export interface HttpServerOptions {
   readonly maxConnections?: number;
   /** Elements one BYTES input may hold (--max-bytes-elements). Default DEFAULT_MAX_BYTES_ELEMENTS (1,048,576). */
   readonly maxBytesElements?: number;
+  /** The --http-json-codec-* flags: where large JSON bodies and responses are decoded and encoded (json-codec-pool.ts). */
+  readonly jsonCodec?: JsonCodecPoolOptions;
 }
 
 /** Statuses for the errors Node's HTTP parser reports before any route runs (timeouts, oversized or malformed heads). */
@@ -125,8 +128,11 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return reply.code(status).type('application/json').send(errorBody(err.message));
   });
-  await app.register(v2Routes, { server, ...(options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {}) });
-  await app.register(generateRoutes, { server });
+  const codec = new JsonCodecPool(options.jsonCodec, server.logger);
+  app.addHook('onClose', () => codec.close());
+  const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
+  await app.register(v2Routes, { server, codec, ...bytesLimit });
+  await app.register(generateRoutes, { server, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
   return app;
 }

@@ -91,13 +91,28 @@ function parseShape(value: unknown, field: string, input: string): number[] {
   });
 }
 
-export function decodeInferRequest(
+/**
+ * A decoded infer body as plain data, without the client's signal: what a
+ * JSON codec process (json-codec-pool.ts) sends back, and what the
+ * in-thread path builds the same way.
+ */
+export interface InferBody {
+  readonly request: InferenceRequest;
+  readonly binaryDefault: boolean;
+  readonly binaryByOutput: ReadonlyMap<string, boolean>;
+}
+
+/** The request with the client's signal, and the binary-output choice as a function. */
+export function decodedInfer({ request, binaryDefault, binaryByOutput }: InferBody, signal?: AbortSignal): DecodedInfer {
+  return { request: signal ? { ...request, signal } : request, binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault };
+}
+
+export function decodeInferBody(
   body: Buffer,
   headerLengthValue: string | string[] | undefined,
   target: { readonly model: string; readonly version?: string },
-  signal?: AbortSignal,
   maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS,
-): DecodedInfer {
+): InferBody {
   const jsonLength = headerLength(headerLengthValue, body.byteLength);
   const json = parseJsonHeader(body.toString('utf8', 0, jsonLength));
   let binaryOffset = jsonLength;
@@ -210,9 +225,8 @@ export function decodeInferRequest(
     inputs,
     ...(outputs ? { outputs } : {}),
     parameters: engineParameters,
-    ...(signal ? { signal } : {}),
   };
-  return { request, binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault };
+  return { request, binaryDefault, binaryByOutput };
 }
 
 export function encodeInferResponse(response: InferenceResponse, binaryOutput: (name: string) => boolean): EncodedInfer {

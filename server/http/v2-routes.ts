@@ -5,14 +5,18 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { asSwitchyardError, boundedMessage, serverError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
-import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from './infer-codec.ts';
-import { jsonObjectBody } from './json-body.ts';
+import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
+import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
+import type { JsonCodecPool } from './json-codec-pool.ts';
+import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
 
 export interface V2RoutesOptions {
   readonly server: InferenceServer;
+  /** Where JSON bodies and responses are decoded and encoded: in this thread when small, in a codec process when large. */
+  readonly codec: JsonCodecPool;
   /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
   readonly maxBytesElements?: number;
 }
@@ -44,7 +48,7 @@ export function disconnectSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, maxBytesElements }) => {
+export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements }) => {
   const health = (check: () => boolean) => async (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(check() ? 200 : 400).send();
   app.get('/v2/health/live', health(() => server.isLive()));
@@ -70,11 +74,22 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     try {
       server.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const decoded = decodeInferRequest(body, req.headers[HEADER_LENGTH_HEADER], { model, version }, disconnectSignal(reply), maxBytesElements);
+      const signal = disconnectSignal(reply);
+      const lengthHeader = req.headers[HEADER_LENGTH_HEADER];
+      const decoded = decodedInfer(await codec.run({
+        kind: 'infer-request', body, headerLength: lengthHeader, target: { model, ...(version ? { version } : {}) },
+        maxBytesElements: maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS,
+      }, headerLength(lengthHeader, body.byteLength)), signal);
       const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });
-      const encoded = encodeInferResponse(response, decoded.binaryOutput);
-      // The body holds copies of the outputs, so their pooled memory can serve the next request.
-      server.releaseOutputs(response.outputs);
+      const binaryOutputs = response.outputs.filter((t) => decoded.binaryOutput(t.name));
+      let encoded;
+      try {
+        encoded = await codec.run({ kind: 'infer-response', response: plainResponse(response), binaryOutputs: binaryOutputs.map((t) => t.name) },
+          jsonOutputBytes(response.outputs.filter((t) => !decoded.binaryOutput(t.name))));
+      } finally {
+        // The body holds copies of the outputs, so their pooled memory can serve the next request.
+        server.releaseOutputs(response.outputs);
+      }
       return reply.headers(encoded.headers).send(encoded.body);
     } catch (err) {
       return sendError(reply, err, model);
@@ -99,7 +114,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
 
   app.post('/v2/repository/index', async (req, reply) => {
     try {
-      const { ready } = repositoryRequestBody(req.body, { ready: 'boolean' });
+      const { ready } = await repositoryRequestBody(codec, req.body, { ready: 'boolean' });
       const index = server.repositoryIndex().filter((e) => ready !== true || e.state === 'READY');
       return reply.type('application/json').send(JSON.stringify(index));
     } catch (err) {
@@ -109,7 +124,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   type Control = (model: string, parameters: Map<string, RepositoryParameter>) => Promise<void>;
   const control = (action: Control) => async (req: ModelRequest, reply: FastifyReply) => {
     try {
-      const { parameters } = repositoryRequestBody(req.body, { parameters: 'object' });
+      const { parameters } = await repositoryRequestBody(codec, req.body, { parameters: 'object' });
       await action(req.params.model, parametersFromJson(parameters as Record<string, unknown> | undefined));
       return reply.code(200).send();
     } catch (err) {
@@ -120,9 +135,12 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   app.post('/v2/repository/models/:model/unload', control((model, p) => server.unloadModel(model, unloadOptionsFromParameters(p))));
 };
 
-/** An optional JSON object body of a repository call, with each known key type-checked. */
-function repositoryRequestBody(body: unknown, fields: Readonly<Record<string, 'boolean' | 'object'>>): Record<string, unknown> {
-  const record = jsonObjectBody(body);
+/** An optional JSON object body of a repository call, with each known key type-checked; large ones are parsed in a codec process. */
+async function repositoryRequestBody(
+  codec: JsonCodecPool, body: unknown, fields: Readonly<Record<string, 'boolean' | 'object'>>,
+): Promise<Record<string, unknown>> {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+  const record = await codec.run({ kind: 'json-object', body: bytes, what: 'the request body' }, bytes.byteLength);
   for (const [key, type] of Object.entries(fields)) {
     const value = record[key];
     const ok = value === undefined || (type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value) : typeof value === type);

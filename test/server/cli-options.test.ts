@@ -354,3 +354,20 @@ test('--stream-buffer-responses and --stream-buffer-bytes bound a decoupled stre
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-responses=0']), /--stream-buffer-responses=0: expected a value from 1/);
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--stream-buffer-bytes=0']), /--stream-buffer-bytes=0: expected a value from 1/);
 });
+
+test('JSON codec pool: processes, queue, heap and size threshold, with their defaults and bounds', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(defaults.httpJsonCodec, { processes: 1, queue: 8, heapMb: 1024, minBytes: 1024 * 1024 });
+  const custom = parseCliOptions([
+    '--model-repository=/m', '--http-json-codec-processes=2', '--http-json-codec-queue=0',
+    '--http-json-codec-heap-mb=256', '--http-json-codec-min-bytes=0',
+  ]);
+  assert.deepEqual(custom.httpJsonCodec, { processes: 2, queue: 0, heapMb: 256, minBytes: 0 });
+  for (const [flag, bound] of [
+    ['--http-json-codec-processes=0', /from 1 to 64/], ['--http-json-codec-processes=65', /from 1 to 64/],
+    ['--http-json-codec-queue=-1', /from 0 to 1000000/], ['--http-json-codec-heap-mb=63', /from 64 to 1048576/],
+    ['--http-json-codec-min-bytes=-1', /from 0 to/], ['--http-json-codec-queue=many', /expected an integer/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && bound.test(err.message), flag);
+  }
+});
