@@ -77,7 +77,11 @@ class CodecProcess {
   job: Job | undefined;
   stderr = '';
   readonly joiner = new PieceJoiner();
-  constructor(readonly child: ChildProcess) {}
+  /** Settles on the child's 'close' (its stdio drained), once the pool has let it go. */
+  readonly gone: Promise<void>;
+  constructor(readonly child: ChildProcess) {
+    this.gone = new Promise((resolve) => child.once('close', () => resolve()));
+  }
 }
 
 export class JsonCodecPool {
@@ -132,13 +136,10 @@ export class JsonCodecPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.waiting.splice(0)) job.reject(serverError('SERVER_EXITING', {}));
-    const exits = [...this.running].map((proc) => new Promise<void>((resolve) => {
-      if (proc.child.exitCode !== null || proc.child.signalCode !== null) resolve();
-      else {
-        proc.child.once('exit', () => resolve());
-        proc.child.kill('SIGKILL');
-      }
-    }));
+    const exits = [...this.running].map((proc) => {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+      return proc.gone;
+    });
     await Promise.all(exits);
   }
 
