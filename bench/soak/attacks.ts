@@ -351,12 +351,12 @@ export const ATTACKS: readonly Attack[] = [
     }
     return undefined;
   } },
-  { klass: 8, name: 'load overrides naming /etc/passwd as a data file and a model file', run: async (t) => {
+  { klass: 8, name: 'load overrides naming /etc/passwd as a model file, a warm-up file and a file override', run: async (t) => {
     const overrides = [
       loadBody({ ...TYPESCRIPT_CONFIG, default_model_filename: '../../../../../../etc/passwd' }),
-      loadBody({ ...TYPESCRIPT_CONFIG, sequence_batching: { state: [{
-        input_name: 'S_IN', output_name: 'S_OUT', data_type: 'TYPE_UINT8', dims: [16], initial_state: { data_type: 'TYPE_UINT8', dims: [16], name: 's', data_file: '/etc/passwd' },
-      }] } }),
+      loadBody({ ...TYPESCRIPT_CONFIG, model_warmup: [{
+        name: 'w', batch_size: 1, inputs: { X: { data_type: 'TYPE_INT32', dims: [1, 16], input_data_file: '/etc/passwd' } },
+      }] }),
       loadBody(TYPESCRIPT_CONFIG, { 'file:../../escape/1/model.ts': Buffer.from('export default class {}').toString('base64') }),
     ];
     for (const body of overrides) {
@@ -364,6 +364,8 @@ export const ATTACKS: readonly Attack[] = [
       if (answer.body.includes('root:')) return 'a load error echoed /etc/passwd';
       const problem = refused(answer, 'path escape');
       if (problem) return problem;
+      // Refused for the path itself, not for something else in the config.
+      if (!/absolute path|leaves the folder/.test(answer.body.toString('utf8'))) return `path escape refused for another reason: ${answer.body.toString('utf8').slice(0, 300)}`;
     }
     return targetServes(t);
   } },
