@@ -201,7 +201,7 @@ export function compileModelConfig(
 ): CompiledModelConfig {
   const ctx = contextOf(modelDir, parsed);
   const config: Obj = structuredClone(parsed?.config ?? {});
-  if (!completion.enabled) checkComplete(ctx, parsed);
+  if (!completion.enabled) checkComplete(modelDir, ctx, parsed);
 
   let maxBatchSize = asNumber(config['max_batch_size']);
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 0) {
@@ -302,8 +302,11 @@ export function compileModelConfig(
 const STRICT_HINT = 'auto-complete is off (--disable-auto-complete-config or --strict-model-config=true)';
 
 /** With auto-complete off, nothing is taken from the model: the config itself must be whole. */
-function checkComplete(ctx: Ctx, parsed: ParsedModelConfig | undefined): void {
-  if (!parsed) failAt(ctx, 'config.pbtxt', `is missing and ${STRICT_HINT}`, 'write a config.pbtxt listing max_batch_size, every input and every output');
+function checkComplete(modelDir: string, ctx: Ctx, parsed: ParsedModelConfig | undefined): void {
+  if (!parsed) {
+    failAt({ file: `${modelDir}/config.pbtxt`, sourceMap: SourceMapClass.empty() }, 'model configuration', `is missing and ${STRICT_HINT}`,
+      'write a config.pbtxt listing max_batch_size, every input and every output');
+  }
   for (const kind of ['input', 'output'] as const) {
     const tensors = asArray(parsed.config[kind]);
     if (tensors.length === 0) failAt(ctx, kind, `is empty and ${STRICT_HINT}`, `list every ${kind} with its name, data_type and dims`);
