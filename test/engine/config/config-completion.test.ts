@@ -20,6 +20,14 @@ before(async () => {
     // A config that names nothing but the batch size.
     partial: { config: 'max_batch_size: 8\n', versions: { 1: addSubModel() } },
     whole: { config: addSubConfig('whole'), versions: { 1: addSubModel() } },
+    // Every tensor named, one without its data_type.
+    typeless: {
+      config: `max_batch_size: 8
+input [ { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "INPUT1" dims: [ 16 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] } ]
+`,
+      versions: { 1: addSubModel() },
+    },
   });
 });
 after(() => removeRepository(root));
@@ -41,7 +49,7 @@ const failures = (server: InferenceServer): Record<string, string> =>
 
 test('by default a bare ONNX model is completed, batching with max_batch_size 4', async () => {
   await withServer(undefined, (server) => {
-    assert.deepEqual(failures(server), {});
+    assert.deepEqual(failures(server), {}, 'a partial config is completed too');
     const config = server.modelConfig('bare');
     assert.equal(config.max_batch_size, DEFAULT_MAX_BATCH_SIZE);
     assert.deepEqual(tensors(server, 'bare').map((t) => [t.name, t.data_type, t.dims]), [['INPUT0', 'TYPE_INT32', [16]], ['INPUT1', 'TYPE_INT32', [16]]]);
@@ -63,7 +71,8 @@ test('default-max-batch-size sets the completed max_batch_size; 0 leaves the mod
 test('with auto-complete off, a model without a whole config fails to load naming what is missing; a whole one serves', async () => {
   await withServer({ enabled: false, defaultMaxBatchSize: DEFAULT_MAX_BATCH_SIZE }, (server) => {
     const failed = failures(server);
-    assert.deepEqual(Object.keys(failed).sort(), ['bare', 'partial']);
+    assert.deepEqual(Object.keys(failed).sort(), ['bare', 'partial', 'typeless']);
+    assert.match(failed['typeless']!, /typeless\/config\.pbtxt:2: input\[1\]\.data_type: is missing and auto-complete is off/);
     assert.match(failed['bare']!, /bare\/config\.pbtxt: model configuration: is missing and auto-complete is off/);
     assert.match(failed['partial']!, /partial\/config\.pbtxt: input: is empty and auto-complete is off/);
     assert.equal(server.isModelReady('whole'), true);
