@@ -7,6 +7,7 @@ import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
+import type { ConfigCompletion } from './config/compile-model-config.ts';
 import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse } from './inference-response.ts';
@@ -60,6 +61,12 @@ export interface InferenceServerOptions {
    * DEFAULT_STREAM_BUFFER: 16 responses, 16 MiB.
    */
   readonly streamBuffer?: StreamBufferLimits;
+  /**
+   * Auto-complete of model configs from the model itself, and the
+   * max_batch_size it gives models that batch (--disable-auto-complete-config,
+   * --backend-config=default-max-batch-size=N). Default on, 4.
+   */
+  readonly configCompletion?: ConfigCompletion;
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -172,6 +179,7 @@ export class InferenceServer {
     const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
     const repository = ModelRepository.open({
       paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
+      ...(options.configCompletion ? { completion: options.configCompletion } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
     server = new InferenceServer(repository, options, logger, bufferPool, cache);

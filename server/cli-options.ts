@@ -1,9 +1,14 @@
 /**
- * tritonserver's command-line flags, parsed into readonly options. Flags
- * whose feature this build does not have yet are refused with a message,
- * never silently ignored. Pure: no I/O, so every rule is unit-tested.
+ * tritonserver's command-line flags, parsed into readonly options. Every
+ * flag of tritonserver's command_line_parser.cc is known: a flag with no
+ * meaning on this build (GPU pools, thread counts, backend folders) or whose
+ * feature is still to come is accepted, its value checked, and listed in
+ * acceptedWithoutEffect / acceptedNotYet so the server can say so once at
+ * start. A value that would promise a missing feature (--grpc-use-ssl=true)
+ * is refused. Pure: no I/O, so every rule is unit-tested.
  */
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
+import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../engine/config/compile-model-config.ts';
 import { didYouMean } from '../engine/config/did-you-mean.ts';
 import {
   DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
@@ -73,6 +78,14 @@ export interface CliOptions {
   readonly grpcConnectionLimits: Pick<GrpcServerOptions, 'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>;
   /** --stream-buffer-responses and --stream-buffer-bytes: what one decoupled request's stream holds unread before send() waits. */
   readonly streamBuffer: StreamBufferLimits;
+  /** --disable-auto-complete-config / --strict-model-config and --backend-config=[onnxruntime,]default-max-batch-size=N. */
+  readonly configCompletion: ConfigCompletion;
+  /** --help: print the flags and exit. */
+  readonly help: boolean;
+  /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
+  readonly acceptedWithoutEffect: readonly string[];
+  /** Flags given whose feature this build does not have yet; accepted so a tritonserver start line runs. */
+  readonly acceptedNotYet: readonly string[];
 }
 
 export class CliError extends Error {
@@ -82,8 +95,12 @@ export class CliError extends Error {
 type Kind = 'string' | 'int' | 'bool';
 
 interface FlagSpec {
-  readonly kind: Kind;
+  readonly kind: Kind | 'float';
   readonly repeatable?: boolean;
+  /** 'none': means nothing on this build; 'later': a feature still to come. Either way accepted and listed at start. */
+  readonly effect?: 'none' | 'later';
+  /** Checks a value's form; returns the problem, or undefined when fine. */
+  readonly check?: (value: string) => string | undefined;
   /** Set when this build cannot honour the flag yet: the reason it is refused. */
   readonly notYet?: string;
   /** Values that are fine even though the feature is missing (e.g. --allow-grpc=false). */
@@ -142,9 +159,144 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-max-connection-age-grace': { kind: 'int' },
   'stream-buffer-responses': { kind: 'int' },
   'stream-buffer-bytes': { kind: 'int' },
-  'disable-auto-complete-config': { kind: 'bool', notYet: 'turning auto-complete off is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
-  'strict-model-config': { kind: 'bool', notYet: 'strict model config (auto-complete off) is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
+  'disable-auto-complete-config': { kind: 'bool' },
+  'strict-model-config': { kind: 'bool' },
+  'backend-config': { kind: 'string', repeatable: true, check: (v) => backendConfigProblem(v) },
+  'help': { kind: 'bool' },
+  // tritonserver flags with no meaning on this build: no GPU, no C++ thread pools, no shared-library folders.
+  'backend-directory': { kind: 'string', effect: 'none' },
+  'repoagent-directory': { kind: 'string', effect: 'none' },
+  'model-load-thread-count': { kind: 'int', effect: 'none' },
+  'enable-peer-access': { kind: 'bool', effect: 'none' },
+  'http-thread-count': { kind: 'int', effect: 'none' },
+  'grpc-infer-thread-count': { kind: 'int', effect: 'none' },
+  'grpc-infer-allocation-pool-size': { kind: 'int', effect: 'none' },
+  'grpc-max-response-pool-size': { kind: 'int', effect: 'none' },
+  'sagemaker-port': { kind: 'int', effect: 'none' },
+  'sagemaker-safe-port-range': { kind: 'string', effect: 'none', check: (v) => (/^\d+-\d+$/.test(v) ? undefined : 'expected <integer>-<integer>') },
+  'sagemaker-thread-count': { kind: 'int', effect: 'none' },
+  'vertex-ai-port': { kind: 'int', effect: 'none' },
+  'vertex-ai-thread-count': { kind: 'int', effect: 'none' },
+  'vertex-ai-default-model': { kind: 'string', effect: 'none' },
+  'allow-gpu-metrics': { kind: 'bool', effect: 'none' },
+  'pinned-memory-pool-byte-size': { kind: 'int', effect: 'none' },
+  'cuda-memory-pool-byte-size': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d+$/, '<integer>:<integer>') },
+  'cuda-virtual-address-size': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d+$/, '<integer>:<integer>') },
+  'min-supported-compute-capability': { kind: 'float', effect: 'none' },
+  'buffer-manager-thread-count': { kind: 'int', effect: 'none' },
+  'host-policy': { kind: 'string', repeatable: true, effect: 'none', check: (v) => settingProblem(v, 'policy name') },
+  'model-load-gpu-limit': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d*\.?\d+$/, '<device_id>:<fraction>') },
+  // tritonserver flags whose feature is still to come: accepted so a Triton start line runs, and listed at start.
+  'http-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
+  'grpc-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
+  'grpc-infer-response-compression-level': { kind: 'string', effect: 'later', check: (v) => oneOf(v, ['none', 'low', 'medium', 'high']) },
+  'grpc-keepalive-time': { kind: 'int', effect: 'later' },
+  'grpc-keepalive-timeout': { kind: 'int', effect: 'later' },
+  'grpc-keepalive-permit-without-calls': { kind: 'bool', effect: 'later' },
+  'grpc-http2-max-pings-without-data': { kind: 'int', effect: 'later' },
+  'grpc-http2-min-recv-ping-interval-without-data': { kind: 'int', effect: 'later' },
+  'grpc-http2-max-ping-strikes': { kind: 'int', effect: 'later' },
+  'reuse-http-port': { kind: 'bool', effect: 'later' },
+  'reuse-grpc-port': { kind: 'bool', effect: 'later' },
+  'grpc-server-cert': { kind: 'string', effect: 'later' },
+  'grpc-server-key': { kind: 'string', effect: 'later' },
+  'grpc-root-cert': { kind: 'string', effect: 'later' },
+  'model-config-name': { kind: 'string', effect: 'later' },
+  'model-load-retry-count': { kind: 'int', effect: 'later' },
+  'model-namespacing': { kind: 'bool', effect: 'later' },
+  'cache-directory': { kind: 'string', effect: 'later' },
+  'rate-limit': { kind: 'string', effect: 'later', check: (v) => oneOf(v, ['execution_count', 'off']) },
+  'rate-limit-resource': { kind: 'string', repeatable: true, effect: 'later', check: rateLimitResourceProblem },
+  'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
+  'trace-file': { kind: 'string', effect: 'later' },
+  'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },
+  'trace-rate': { kind: 'int', effect: 'later' },
+  'trace-count': { kind: 'int', effect: 'later' },
+  'trace-log-frequency': { kind: 'int', effect: 'later' },
+  // Frontends and transports this build does not have: off is fine, on is refused rather than silently missing.
+  'grpc-use-ssl': { kind: 'bool', notYet: 'gRPC over TLS is not part of this build yet; put a TLS-terminating proxy in front', acceptWhen: (v) => !parseBool(v) },
+  'grpc-use-ssl-mutual': { kind: 'bool', notYet: 'gRPC over mutual TLS is not part of this build yet; put a TLS-terminating proxy in front', acceptWhen: (v) => !parseBool(v) },
+  'allow-sagemaker': { kind: 'bool', notYet: 'the SageMaker frontend is not part of this build', acceptWhen: (v) => !parseBool(v) },
+  'allow-vertex-ai': { kind: 'bool', notYet: 'the Vertex AI frontend is not part of this build', acceptWhen: (v) => !parseBool(v) },
+  'allow-client-shm': { kind: 'bool', notYet: 'client shared memory is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
+
+function oneOf(value: string, allowed: readonly string[]): string | undefined {
+  return allowed.includes(value) ? undefined : `expected ${allowed.join(', ')}`;
+}
+
+/** `<a>:<b>` as the CUDA pool and GPU-limit flags take it: a device id, then a value of the given form. */
+function pairProblem(value: string, second: RegExp, format: string): string | undefined {
+  const [device, amount, extra] = value.split(':');
+  return extra === undefined && /^\d+$/.test(device ?? '') && second.test(amount ?? '') ? undefined : `expected ${format}`;
+}
+
+/** tritonserver's generic `<name>,<setting>=<value>`: all three non-empty. */
+function settingProblem(value: string, name: string): string | undefined {
+  const comma = value.indexOf(',');
+  const eq = value.indexOf('=', comma + 1);
+  return comma > 0 && eq > comma + 1 && eq < value.length - 1 ? undefined : `expected <${name}>,<setting>=<value>`;
+}
+
+/** `<resource>:<count>[:<device>]`. */
+function rateLimitResourceProblem(value: string): string | undefined {
+  return /^[^:]+:\d+(:\d+)?$/.test(value) ? undefined : 'expected <resource name>:<count>:<device>';
+}
+
+function regexProblem(value: string): string | undefined {
+  try {
+    new RegExp(value);
+    return undefined;
+  } catch (err) {
+    return `not a regular expression: ${(err as Error).message}`;
+  }
+}
+
+/** --backend-config: `<backend>,<setting>=<value>`, or `<setting>=<value>` for every backend, as tritonserver parses it. */
+function backendConfigProblem(value: string): string | undefined {
+  const comma = value.indexOf(',');
+  if (comma === 0) return 'no backend named; expected <backend name>,<setting>=<value> or <setting>=<value>';
+  const eq = value.indexOf('=', comma + 1);
+  if (eq < 0 || eq === comma + 1 || eq === value.length - 1) return 'expected <backend name>,<setting>=<value> or <setting>=<value>';
+  return undefined;
+}
+
+/** Backends whose settings reach this build's config completion: '' is tritonserver's every-backend form. */
+const COMPLETING_BACKENDS = ['', 'onnxruntime'];
+const MAX_DEFAULT_MAX_BATCH_SIZE = 2_147_483_647;
+
+/**
+ * The completion settings, and the --backend-config entries that have no
+ * effect here (other backends, other settings).
+ */
+function configCompletion(
+  disable: boolean, strict: boolean | undefined, backendConfig: readonly string[],
+): { completion: ConfigCompletion; withoutEffect: string[] } {
+  let defaultMaxBatchSize = DEFAULT_MAX_BATCH_SIZE;
+  const withoutEffect: string[] = [];
+  for (const entry of backendConfig) {
+    const comma = entry.indexOf(',');
+    const eq = entry.indexOf('=', comma + 1);
+    const backend = comma < 0 ? '' : entry.slice(0, comma);
+    const setting = entry.slice(comma + 1, eq);
+    const value = entry.slice(eq + 1);
+    if (!COMPLETING_BACKENDS.includes(backend) || setting !== 'default-max-batch-size') {
+      withoutEffect.push(`--backend-config=${entry}`);
+      continue;
+    }
+    const n = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(n <= MAX_DEFAULT_MAX_BATCH_SIZE)) {
+      throw new CliError(`--backend-config=${entry}: expected default-max-batch-size from 0 to ${MAX_DEFAULT_MAX_BATCH_SIZE}`);
+    }
+    defaultMaxBatchSize = n;
+  }
+  // tritonserver: --disable-auto-complete-config wins over --strict-model-config=false.
+  const enabled = !(disable || strict === true);
+  return { completion: { enabled, defaultMaxBatchSize }, withoutEffect };
+}
+
+/** Every flag this build knows: tritonserver's, and Switchyard's own limits. */
+export const CLI_FLAG_NAMES: readonly string[] = Object.keys(FLAGS);
 
 function parseBool(value: string): boolean {
   return ['true', '1', 'yes', 'on', ''].includes(value.toLowerCase());
@@ -179,6 +331,9 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     else throw new CliError(`--${name} needs a value`);
     if (spec.kind === 'bool') checkBool(name, value);
     if (spec.kind === 'int' && !/^-?\d+$/.test(value)) throw new CliError(`--${name}=${value}: expected an integer`);
+    if (spec.kind === 'float' && !/^-?(\d+\.?\d*|\.\d+)$/.test(value)) throw new CliError(`--${name}=${value}: expected a number`);
+    const problem = spec.check?.(value);
+    if (problem !== undefined) throw new CliError(`--${name}=${value}: ${problem}`);
     if (spec.notYet && !(spec.acceptWhen?.(value) ?? false)) {
       throw new CliError(`--${name} is not supported yet: ${spec.notYet}`);
     }
@@ -203,7 +358,7 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
 
   const given = [...(values.get('model-repository') ?? []), ...(values.get('model-store') ?? [])];
   const modelRepositories = given.length > 0 || !defaultRepository ? given : [defaultRepository];
-  if (modelRepositories.length === 0) throw new CliError('--model-repository is required: the folder holding <model>/config.pbtxt and <model>/<version>/');
+  if (modelRepositories.length === 0 && !values.has('help')) throw new CliError('--model-repository is required: the folder holding <model>/config.pbtxt and <model>/<version>/');
   const mode = one('model-control-mode') ?? 'none';
   if (mode !== 'none' && mode !== 'explicit' && mode !== 'poll') throw new CliError(`--model-control-mode=${mode}: expected none, poll or explicit`);
   const loadModels = values.get('load-model') ?? [];
@@ -216,6 +371,12 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
   if (loadModels.includes('*') && loadModels.length > 1) {
     throw new CliError('--load-model=* loads every model and must be the only --load-model');
   }
+  const completion = configCompletion(
+    bool('disable-auto-complete-config', false),
+    values.has('strict-model-config') ? bool('strict-model-config', false) : undefined,
+    values.get('backend-config') ?? [],
+  );
+  const givenWith = (effect: 'none' | 'later'): string[] => [...values.keys()].filter((n) => FLAGS[n]!.effect === effect).map((n) => `--${n}`);
   return {
     modelRepositories,
     httpPort: int('http-port', 8000, 0, 65535),
@@ -277,6 +438,10 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       maxResponses: int('stream-buffer-responses', DEFAULT_STREAM_BUFFER.maxResponses, 1, 1_000_000),
       maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),
     },
+    configCompletion: completion.completion,
+    help: bool('help', false),
+    acceptedWithoutEffect: [...givenWith('none'), ...completion.withoutEffect],
+    acceptedNotYet: givenWith('later'),
   };
 }
 

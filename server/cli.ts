@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../engine/logger.ts';
 import { InferenceServer, type ModelIndexEntry } from '../engine/server.ts';
-import { CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
+import { CLI_FLAG_NAMES, CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { closeGrpc, createGrpcServer, listenGrpc } from './grpc/grpc-server.ts';
 import { createHttpServer } from './http/http-server.ts';
@@ -43,11 +43,22 @@ function modelTable(index: readonly ModelIndexEntry[]): string {
   return [line, fmt(header), line, ...rows.map(fmt), line].join('\n');
 }
 
+/** The one start-up line naming the tritonserver flags given that change nothing here; undefined when there are none. */
+export function acceptedFlagsLine(options: Pick<CliOptions, 'acceptedWithoutEffect' | 'acceptedNotYet'>): string | undefined {
+  const parts = [
+    ...(options.acceptedWithoutEffect.length > 0 ? [`accepted without effect on this build: ${options.acceptedWithoutEffect.join(', ')}`] : []),
+    ...(options.acceptedNotYet.length > 0 ? [`accepted, not implemented yet: ${options.acceptedNotYet.join(', ')}`] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
 export async function startServer(options: CliOptions): Promise<RunningServer> {
   const logger = createLogger({
     verbose: options.logVerbose, info: options.logInfo, warning: options.logWarning, error: options.logError,
     format: options.logFormat, ...(options.logFile ? { file: options.logFile } : {}),
   });
+  const accepted = acceptedFlagsLine(options);
+  if (accepted) logger.info(accepted);
   const server = await InferenceServer.create({
     modelRepositories: options.modelRepositories,
     strictReadiness: options.strictReadiness,
@@ -57,6 +68,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     repositoryPollSecs: options.repositoryPollSecs,
     ...(options.responseCache ? { responseCache: options.responseCache } : {}),
     streamBuffer: options.streamBuffer,
+    configCompletion: options.configCompletion,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();
@@ -134,7 +146,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   let running: RunningServer;
   try {
-    running = await startServer(parseCliOptions(argv, process.env['SWITCHYARD_DEFAULT_MODEL_REPOSITORY'] || undefined));
+    const options = parseCliOptions(argv, process.env['SWITCHYARD_DEFAULT_MODEL_REPOSITORY'] || undefined);
+    if (options.help) {
+      process.stdout.write(`usage: switchyard --model-repository=<path> [flags]\nflags (see the README's flag table): ${CLI_FLAG_NAMES.map((n) => `--${n}`).join(' ')}\n`);
+      return;
+    }
+    running = await startServer(options);
   } catch (err) {
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -24,6 +24,20 @@ import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Ob
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
 
+/**
+ * How far a config is completed from the model (tritonserver's
+ * --disable-auto-complete-config / --strict-model-config and
+ * --backend-config=default-max-batch-size=N).
+ */
+export interface ConfigCompletion {
+  /** false: the config must exist and list every input and output with its data_type and dims; max_batch_size is taken as written. */
+  readonly enabled: boolean;
+  /** The max_batch_size given to a model whose config leaves it out while every tensor has a variable first dim; 0 leaves such models unbatched. */
+  readonly defaultMaxBatchSize: number;
+}
+
+export const DEFAULT_CONFIG_COMPLETION: ConfigCompletion = { enabled: true, defaultMaxBatchSize: DEFAULT_MAX_BATCH_SIZE };
+
 /** Ensembles run no backend; the repository recognises this name and builds their step graph instead. */
 export const ENSEMBLE_BACKEND = 'ensemble';
 
@@ -183,9 +197,11 @@ export function compileModelConfig(
   parsed: ParsedModelConfig | undefined,
   settings: ModelSettings,
   signature: ModelSignature,
+  completion: ConfigCompletion = DEFAULT_CONFIG_COMPLETION,
 ): CompiledModelConfig {
   const ctx = contextOf(modelDir, parsed);
   const config: Obj = structuredClone(parsed?.config ?? {});
+  if (!completion.enabled) checkComplete(modelDir, ctx, parsed);
 
   let maxBatchSize = asNumber(config['max_batch_size']);
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 0) {
@@ -193,8 +209,8 @@ export function compileModelConfig(
   }
   const inputsGiven = asArray(config['input']);
   const outputsGiven = asArray(config['output']);
-  if (maxBatchSize === 0 && impliesBatching(signature, inputsGiven, outputsGiven)) {
-    maxBatchSize = DEFAULT_MAX_BATCH_SIZE;
+  if (completion.enabled && maxBatchSize === 0 && completion.defaultMaxBatchSize > 0 && impliesBatching(signature, inputsGiven, outputsGiven)) {
+    maxBatchSize = completion.defaultMaxBatchSize;
     if (!config['dynamic_batching'] && !config['sequence_batching'] && !config['ensemble_scheduling']) {
       config['dynamic_batching'] = {};
     }
@@ -208,8 +224,9 @@ export function compileModelConfig(
   const sequenceTensors = sequenceTensorNames(config['sequence_batching']);
   const requestInputs = signature.inputs.filter((m) => !fedByBatchInput.has(m.name) && !sequenceTensors.inputs.has(m.name));
   const clientOutputs = signature.outputs.filter((m) => !sequenceTensors.outputs.has(m.name));
-  const inputs = completeTensors(ctx, 'input', inputsGiven, requestInputs, batchRank, signature.file);
-  const outputs = completeTensors(ctx, 'output', outputsGiven, clientOutputs, batchRank, signature.file);
+  const complete = completion.enabled ? completeTensors : (_c: Ctx, _k: string, given: unknown[]): Obj[] => given.map((t) => ({ ...(asObj(t) ?? {}) }));
+  const inputs = complete(ctx, 'input', inputsGiven, requestInputs, batchRank, signature.file);
+  const outputs = complete(ctx, 'output', outputsGiven, clientOutputs, batchRank, signature.file);
   checkSequenceTensorsNotListed(ctx, inputs, outputs, sequenceTensors);
   inputs.forEach((t, i) => {
     const name = asString(t['name']);
@@ -280,6 +297,25 @@ export function compileModelConfig(
     responseCache,
     warmup,
   });
+}
+
+const STRICT_HINT = 'auto-complete is off (--disable-auto-complete-config or --strict-model-config=true)';
+
+/** With auto-complete off, nothing is taken from the model: the config itself must be whole. */
+function checkComplete(modelDir: string, ctx: Ctx, parsed: ParsedModelConfig | undefined): void {
+  if (!parsed) {
+    failAt({ file: `${modelDir}/config.pbtxt`, sourceMap: SourceMapClass.empty() }, 'model configuration', `is missing and ${STRICT_HINT}`,
+      'write a config.pbtxt listing max_batch_size, every input and every output');
+  }
+  for (const kind of ['input', 'output'] as const) {
+    const tensors = asArray(parsed.config[kind]);
+    if (tensors.length === 0) failAt(ctx, kind, `is empty and ${STRICT_HINT}`, `list every ${kind} with its name, data_type and dims`);
+    tensors.forEach((value, i) => {
+      const t = asObj(value) ?? {};
+      if (!t['data_type'] || t['data_type'] === 'TYPE_INVALID') failAt(ctx, `${kind}[${i}].data_type`, `is missing and ${STRICT_HINT}`, 'set data_type, e.g. TYPE_FP32');
+      if (!('dims' in t) && !asObj(t['reshape'])) failAt(ctx, `${kind}[${i}].dims`, `is missing and ${STRICT_HINT}`, 'set dims, e.g. dims: [ 16 ]');
+    });
+  }
 }
 
 /** Triton's rule: an unset max_batch_size is inferred as batching when every model tensor has a dynamic first dim the config leaves out. */

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import graphlib from 'graphlib';
 import type { Backend } from '../../backends/backend.ts';
-import { ENSEMBLE_BACKEND, readModelSettings, type ModelSettings } from '../config/compile-model-config.ts';
+import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { InferFunction } from '../scheduling/scheduler.ts';
@@ -55,6 +55,8 @@ export interface ModelRepositoryOptions {
   readonly infer?: InferFunction;
   /** The server's tensor memory, shared by every model. */
   readonly bufferPool?: BufferPool;
+  /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
+  readonly completion?: ConfigCompletion;
 }
 
 /** What a load request brings instead of the repository's files (Triton's load parameters). */
@@ -462,6 +464,7 @@ export class ModelRepository {
         members: (model, v) => this.member(model, v),
         ...(this.options.infer ? { infer: this.options.infer } : {}),
         ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
+        ...(this.options.completion ? { completion: this.options.completion } : {}),
       }, this.options.logger);
     }));
     for (const v of loaded) versions.set(v.version, v);

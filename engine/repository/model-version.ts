@@ -3,7 +3,7 @@
  * model and instances, and the scheduler in front of them.
  */
 import type { Backend, BackendInstance, BackendModel } from '../../backends/backend.ts';
-import { compileModelConfig, ENSEMBLE_BACKEND, type ModelSettings } from '../config/compile-model-config.ts';
+import { compileModelConfig, ENSEMBLE_BACKEND, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
@@ -33,6 +33,8 @@ export interface ModelVersionSource {
   /** Finds the member versions an ensemble's steps call. */
   readonly members?: MemberLookup;
   readonly bufferPool?: BufferPool;
+  /** How far the config is completed from the model; default DEFAULT_CONFIG_COMPLETION. */
+  readonly completion?: ConfigCompletion;
 }
 
 export class ModelVersion {
@@ -96,7 +98,7 @@ export class ModelVersion {
           ...(source.parsed ? { config: source.parsed.config } : {}),
           ...(source.infer ? { infer: source.infer } : {}),
         });
-        config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature);
+        config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature, source.completion);
         for (const group of config.instanceGroups) {
           for (let i = 0; i < group.count; i++) instances.push(await model.createInstance(config, group, i));
         }

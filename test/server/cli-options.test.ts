@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
-import { CliError, parseCliOptions } from '../../server/cli-options.ts';
+import { acceptedFlagsLine } from '../../server/cli.ts';
+import { CLI_FLAG_NAMES, CliError, parseCliOptions } from '../../server/cli-options.ts';
+import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
 
 test('tritonserver flags parse with Triton\'s defaults', () => {
@@ -84,12 +87,138 @@ test('--cache-config mistakes and caches this build does not have are refused, n
   }
 });
 
-test('flags this build cannot honour yet are refused with a reason, never ignored', () => {
-  const refused: Array<[string[], RegExp]> = [
-    [['--disable-auto-complete-config'], /auto-complete/],
+test('flags whose value would promise a missing feature are refused with a reason; their off value is accepted', () => {
+  const refused: Array<[string, RegExp]> = [
+    ['--grpc-use-ssl=true', /--grpc-use-ssl is not supported yet: gRPC over TLS/],
+    ['--grpc-use-ssl-mutual', /--grpc-use-ssl-mutual is not supported yet: gRPC over mutual TLS/],
+    ['--allow-sagemaker=true', /SageMaker frontend/],
+    ['--allow-vertex-ai=1', /Vertex AI frontend/],
+    ['--allow-client-shm=true', /client shared memory/],
   ];
-  for (const [flags, message] of refused) {
-    assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message));
+  for (const [flag, message] of refused) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: Error) => err instanceof CliError && message.test(err.message), flag);
+    const off = parseCliOptions(['--model-repository=/m', `${flag.split('=')[0]}=false`]);
+    assert.deepEqual([off.acceptedWithoutEffect, off.acceptedNotYet], [[], []], `${flag}=false changes nothing and is not listed`);
+  }
+});
+
+/**
+ * Every long option of tritonserver's src/command_line_parser.cc (r26.09),
+ * with a value of the kind it takes.
+ */
+const TRITON_FLAGS: ReadonlyArray<readonly [flag: string, value: string | undefined]> = [
+  ['help', undefined], ['id', 'triton'], ['exit-timeout-secs', '5'], ['model-store', '/m2'], ['model-repository', '/m'],
+  ['exit-on-error', 'false'], ['disable-auto-complete-config', undefined], ['strict-readiness', 'true'],
+  ['model-control-mode', 'explicit'], ['repository-poll-secs', undefined], ['load-model', 'add_sub'], ['model-config-name', 'h100'],
+  ['model-load-thread-count', '4'], ['model-load-retry-count', '1'], ['model-namespacing', 'false'], ['enable-peer-access', 'true'],
+  ['allow-http', 'true'], ['http-address', '127.0.0.1'], ['http-port', '0'], ['reuse-http-port', 'false'],
+  ['http-header-forward-pattern', '^x-.*'], ['http-thread-count', '8'], ['http-max-input-size', '1048576'],
+  ['http-restricted-api', 'model-repository:admin-key=admin-value'], ['allow-grpc', 'true'], ['grpc-address', '127.0.0.1'],
+  ['grpc-port', '0'], ['reuse-grpc-port', 'false'], ['grpc-header-forward-pattern', '^x-.*'], ['grpc-infer-thread-count', '2'],
+  ['grpc-infer-allocation-pool-size', '8'], ['grpc-max-response-pool-size', '16'], ['grpc-use-ssl', 'false'],
+  ['grpc-use-ssl-mutual', 'false'], ['grpc-server-cert', '/certs/server.crt'], ['grpc-server-key', '/certs/server.key'],
+  ['grpc-root-cert', '/certs/ca.crt'], ['grpc-infer-response-compression-level', 'high'], ['grpc-keepalive-time', '7200000'],
+  ['grpc-keepalive-timeout', '20000'], ['grpc-keepalive-permit-without-calls', 'false'], ['grpc-http2-max-pings-without-data', '2'],
+  ['grpc-http2-min-recv-ping-interval-without-data', '300000'], ['grpc-http2-max-ping-strikes', '2'],
+  ['grpc-max-connection-age', '60000'], ['grpc-max-connection-age-grace', '5000'],
+  ['grpc-restricted-protocol', 'shared-memory:proto-key=proto-value'], ['log-verbose', '1'], ['log-info', 'true'],
+  ['log-warning', 'true'], ['log-error', 'true'], ['log-format', 'ISO8601'], ['log-file', ''], ['allow-sagemaker', 'false'],
+  ['sagemaker-port', '8080'], ['sagemaker-safe-port-range', '8081-9000'], ['sagemaker-thread-count', '8'],
+  ['allow-vertex-ai', 'false'], ['vertex-ai-port', '8080'], ['vertex-ai-thread-count', '8'], ['vertex-ai-default-model', 'add_sub'],
+  ['allow-metrics', 'false'], ['allow-gpu-metrics', 'false'], ['allow-cpu-metrics', 'true'], ['metrics-address', '127.0.0.1'],
+  ['metrics-port', '0'], ['metrics-interval-ms', '2000'], ['metrics-config', 'summary_latencies=true'],
+  ['trace-config', 'triton,file=/tmp/trace.json'], ['cache-config', 'local,size=1048576'], ['cache-directory', '/opt/tritonserver/caches'],
+  ['rate-limit', 'execution_count'], ['rate-limit-resource', 'R1:10:0'], ['pinned-memory-pool-byte-size', '268435456'],
+  ['cuda-memory-pool-byte-size', '0:67108864'], ['cuda-virtual-address-size', '0:1073741824'],
+  ['min-supported-compute-capability', '6.0'], ['buffer-manager-thread-count', '0'], ['host-policy', 'gpu_0,numa-node=0'],
+  ['model-load-gpu-limit', '0:0.8'], ['allow-client-shm', 'false'], ['backend-directory', '/opt/tritonserver/backends'],
+  ['backend-config', 'onnxruntime,default-max-batch-size=4'], ['repoagent-directory', '/opt/tritonserver/repoagents'],
+  ['strict-model-config', 'false'], ['response-cache-byte-size', undefined], ['trace-file', '/tmp/trace.json'],
+  ['trace-level', 'TIMESTAMPS'], ['trace-rate', '1000'], ['trace-count', '-1'], ['trace-log-frequency', '0'],
+];
+
+test('every tritonserver flag is known and parses with a value of its kind', () => {
+  assert.equal(TRITON_FLAGS.length, 91);
+  for (const [flag] of TRITON_FLAGS) assert.ok(CLI_FLAG_NAMES.includes(flag), `--${flag} is known`);
+  // Flags that exclude each other (poll interval, the old cache flag) parse alone.
+  const alone = new Set(['repository-poll-secs', 'response-cache-byte-size']);
+  const all = TRITON_FLAGS.filter(([flag]) => !alone.has(flag)).map(([flag, value]) => (value === undefined ? `--${flag}` : `--${flag}=${value}`));
+  const options = parseCliOptions(all);
+  assert.equal(options.help, true);
+  assert.deepEqual(options.configCompletion, { enabled: false, defaultMaxBatchSize: 4 });
+  assert.equal(parseCliOptions(['--model-repository=/m', '--model-control-mode=poll', '--repository-poll-secs=3']).repositoryPollSecs, 3);
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--response-cache-byte-size=1024']).responseCache, { sizeBytes: 1024 });
+  // The space-separated form tritonserver also takes.
+  assert.deepEqual(parseCliOptions(['--model-repository', '/m', '--backend-directory', '/b', '--pinned-memory-pool-byte-size', '0']).acceptedWithoutEffect,
+    ['--backend-directory', '--pinned-memory-pool-byte-size']);
+});
+
+test('accepted flags are listed once, as given: without effect on this build, or not implemented yet', () => {
+  const options = parseCliOptions([
+    '--model-repository=/m', '--backend-directory=/opt/tritonserver/backends', '--pinned-memory-pool-byte-size=268435456',
+    '--cuda-memory-pool-byte-size=0:67108864', '--cuda-memory-pool-byte-size=1:67108864', '--model-load-thread-count=4',
+    '--backend-config=python,shm-default-byte-size=1048576', '--backend-config=onnxruntime,default-max-batch-size=8',
+    '--http-header-forward-pattern=^x-.*', '--trace-level=TIMESTAMPS', '--grpc-infer-response-compression-level=low',
+  ]);
+  assert.deepEqual(options.acceptedWithoutEffect, [
+    '--backend-directory', '--pinned-memory-pool-byte-size', '--cuda-memory-pool-byte-size', '--model-load-thread-count',
+    '--backend-config=python,shm-default-byte-size=1048576',
+  ]);
+  assert.deepEqual(options.acceptedNotYet, ['--http-header-forward-pattern', '--trace-level', '--grpc-infer-response-compression-level']);
+  assert.equal(acceptedFlagsLine(options),
+    'accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, '
+    + '--model-load-thread-count, --backend-config=python,shm-default-byte-size=1048576; '
+    + 'accepted, not implemented yet: --http-header-forward-pattern, --trace-level, --grpc-infer-response-compression-level');
+  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--http-port=1'])), undefined, 'no line when nothing is accepted without effect');
+  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--rate-limit=off'])), 'accepted, not implemented yet: --rate-limit');
+});
+
+test('auto-complete and default-max-batch-size: tritonserver\'s flags and precedence', () => {
+  const config = (...flags: string[]) => parseCliOptions(['--model-repository=/m', ...flags]).configCompletion;
+  assert.deepEqual(config(), { enabled: true, defaultMaxBatchSize: 4 });
+  assert.equal(config('--disable-auto-complete-config').enabled, false);
+  assert.equal(config('--strict-model-config=true').enabled, false);
+  assert.equal(config('--strict-model-config').enabled, false);
+  assert.equal(config('--strict-model-config=false').enabled, true);
+  assert.equal(config('--strict-model-config=false', '--disable-auto-complete-config').enabled, false, '--disable-auto-complete-config wins');
+  assert.equal(config('--backend-config=onnxruntime,default-max-batch-size=16').defaultMaxBatchSize, 16);
+  assert.equal(config('--backend-config=default-max-batch-size=0').defaultMaxBatchSize, 0, 'the every-backend form, and 0');
+  assert.equal(config('--backend-config=default-max-batch-size=2', '--backend-config=onnxruntime,default-max-batch-size=3').defaultMaxBatchSize, 3);
+  assert.equal(config('--backend-config=default-max-batch-size=2147483647').defaultMaxBatchSize, 2147483647);
+  const other = parseCliOptions(['--model-repository=/m', '--backend-config=tensorrt,default-max-batch-size=9', '--backend-config=onnxruntime,enable-global-threadpool=1']);
+  assert.equal(other.configCompletion.defaultMaxBatchSize, 4);
+  assert.deepEqual(other.acceptedWithoutEffect, ['--backend-config=tensorrt,default-max-batch-size=9', '--backend-config=onnxruntime,enable-global-threadpool=1']);
+});
+
+test('malformed values of tritonserver\'s flags are refused naming the flag; typos get a suggestion', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['--backend-directroy=/b', /unknown flag --backend-directroy; did you mean --backend-directory\?/],
+    ['--pinned-memory-pool-bytesize=1', /did you mean --pinned-memory-pool-byte-size\?/],
+    ['--pinned-memory-pool-byte-size=lots', /--pinned-memory-pool-byte-size=lots: expected an integer/],
+    ['--model-load-thread-count=2.5', /--model-load-thread-count=2\.5: expected an integer/],
+    ['--enable-peer-access=sometimes', /--enable-peer-access=sometimes: expected true or false/],
+    ['--strict-model-config=maybe', /--strict-model-config=maybe: expected true or false/],
+    ['--min-supported-compute-capability=six', /--min-supported-compute-capability=six: expected a number/],
+    ['--cuda-memory-pool-byte-size=67108864', /--cuda-memory-pool-byte-size=67108864: expected <integer>:<integer>/],
+    ['--cuda-virtual-address-size=0:big', /expected <integer>:<integer>/],
+    ['--model-load-gpu-limit=0:most', /--model-load-gpu-limit=0:most: expected <device_id>:<fraction>/],
+    ['--host-policy=gpu_0', /--host-policy=gpu_0: expected <policy name>,<setting>=<value>/],
+    ['--sagemaker-safe-port-range=8080', /expected <integer>-<integer>/],
+    ['--backend-config=,default-max-batch-size=4', /no backend named/],
+    ['--backend-config=onnxruntime,default-max-batch-size', /expected <backend name>,<setting>=<value> or <setting>=<value>/],
+    ['--backend-config=onnxruntime,default-max-batch-size=', /expected <backend name>,<setting>=<value>/],
+    ['--backend-config=onnxruntime,default-max-batch-size=-1', /--backend-config=onnxruntime,default-max-batch-size=-1: expected default-max-batch-size from 0 to 2147483647/],
+    ['--backend-config=default-max-batch-size=2147483648', /expected default-max-batch-size from 0 to 2147483647/],
+    ['--grpc-infer-response-compression-level=max', /expected none, low, medium, high/],
+    ['--rate-limit=sometimes', /--rate-limit=sometimes: expected execution_count, off/],
+    ['--rate-limit-resource=R1', /expected <resource name>:<count>:<device>/],
+    ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression/],
+    ['--trace-level=everything', /--trace-level=everything: expected/],
+    ['--trace-config=rate', /expected \[<mode>,\]<setting>=<value>/],
+    ['--backend-directory', /--backend-directory needs a value/],
+  ];
+  for (const [flag, message] of cases) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: Error) => err instanceof CliError && message.test(err.message), flag);
   }
 });
 
@@ -370,4 +499,59 @@ test('JSON codec pool: processes, queue, heap and size threshold, with their def
   ] as const) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && bound.test(err.message), flag);
   }
+});
+
+test('a representative tritonserver start line starts the real CLI, says once what it accepted without effect, and serves an infer', async () => {
+  const root = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel() } } });
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', CLI,
+    `--model-repository=${root}`, '--backend-directory=/opt/tritonserver/backends', '--backend-config=onnxruntime,default-max-batch-size=4',
+    '--strict-model-config=false', '--log-verbose=0', '--pinned-memory-pool-byte-size=268435456', '--cuda-memory-pool-byte-size=0:67108864',
+    '--model-control-mode=explicit', '--load-model=add_sub', '--http-port=0', '--grpc-port=0', '--metrics-port=0', '--allow-metrics=false',
+    '--http-address=127.0.0.1', '--grpc-address=127.0.0.1',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  let output = '';
+  try {
+    // gRPC starts after HTTP: once it is up, both ports are in the output.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no gRPC listener after 60 s:\n${output}`)), 60_000);
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString();
+        if (/Started GRPCInferenceService/.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      void exited.then(([code]) => {
+        clearTimeout(timer);
+        reject(new Error(`the CLI exited (${code}) before listening:\n${output}`));
+      });
+    });
+    const lines = output.split('\n').filter((l) => l.includes('accepted without effect on this build'));
+    assert.equal(lines.length, 1, output);
+    assert.match(lines[0]!, /accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size$/);
+    assert.match(output, /\| add_sub +\| 1 +\| READY/);
+    const port = /Started HTTPService at [^\s:]+:(\d+)/.exec(output)![1];
+    const data = Array.from({ length: 16 }, (_, i) => i);
+    const res = await fetch(`http://127.0.0.1:${port}/v2/models/add_sub/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: ['INPUT0', 'INPUT1'].map((name) => ({ name, datatype: 'INT32', shape: [1, 16], data })) }),
+    });
+    assert.equal(res.status, 200);
+    const body = await res.json() as { outputs: Array<{ name: string; data: number[] }> };
+    assert.deepEqual(body.outputs.find((o) => o.name === 'OUTPUT0')!.data, data.map((x) => x * 2));
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited.catch(() => {});
+    await removeRepository(root);
+  }
+});
+
+test('--help prints the flags and exits 0 without a repository', async () => {
+  const { code, output } = await runCli(['--help']);
+  assert.equal(code, 0);
+  assert.match(output, /usage: switchyard/);
+  for (const flag of ['--backend-directory', '--pinned-memory-pool-byte-size', '--disable-auto-complete-config']) assert.ok(output.includes(flag), flag);
 });
