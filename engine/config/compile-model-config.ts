@@ -18,7 +18,8 @@ import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
-import { confinePathSync, relativePathProblem } from '../repository/confined-path.ts';
+import { confinePathSync, readConfinedFileSync, relativePathProblem } from '../repository/confined-path.ts';
+import { parseLabels } from '../output-classification.ts';
 import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
@@ -219,12 +220,9 @@ export function compileModelConfig(
     }
   });
   const inputSpecs = inputs.map((t, i) => compileTensor(ctx, `input[${i}]`, t, maxBatchSize, signature.inputs, signature.file));
-  const outputSpecs = outputs.map((t, i) => compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file));
+  const outputSpecs = outputs.map((t, i) => withLabels(ctx, `output[${i}]`, t, modelDir,
+    compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file)));
   checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, requestInputs, signature.file);
-  outputs.forEach((t, i) => {
-    const labels = asString(t['label_filename']);
-    if (labels) checkConfined(ctx, `output[${i}].label_filename`, modelDir, labels, "put the label file in the model's folder and name it relative to that folder");
-  });
   checkBatchInputSources(ctx, batchInputs, inputSpecs);
 
   const dynamic = asObj(config['dynamic_batching']);
@@ -280,6 +278,17 @@ export function compileModelConfig(
     responseCache,
     warmup,
   });
+}
+
+/** The output's labels, read once from its label_filename inside the model folder (the classification extension's). */
+function withLabels(ctx: Ctx, field: string, t: Obj, modelDir: string, spec: TensorSpec): TensorSpec {
+  const fileName = asString(t['label_filename']);
+  if (!fileName) return spec;
+  const read = readConfinedFileSync(modelDir, fileName);
+  if (read.problem !== undefined) {
+    failAt(ctx, `${field}.label_filename`, read.problem, "put the label file in the model's folder and name it relative to that folder");
+  }
+  return { ...spec, labels: parseLabels(read.bytes) };
 }
 
 /** Triton's rule: an unset max_batch_size is inferred as batching when every model tensor has a dynamic first dim the config leaves out. */
