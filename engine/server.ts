@@ -9,7 +9,7 @@ import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts'
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
-import type { InferenceResponse, ModelResponse } from './inference-response.ts';
+import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
 import { ResponseCache } from './cache/response-cache.ts';
@@ -19,6 +19,7 @@ import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride 
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { classifyOutput } from './output-classification.ts';
+import { inputsForModel, outputsForClient } from './tensor-reshape.ts';
 import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
@@ -118,6 +119,12 @@ export interface ModelStatisticsResponse {
 function withoutOwnership(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;
   return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
+}
+
+/** The request with its inputs in the shapes the model takes (see tensor-reshape.ts); itself when no input is reshaped. */
+function withModelShapes(config: CompiledModelConfig, request: InferenceRequest): InferenceRequest {
+  const inputs = inputsForModel(config, request.inputs);
+  return inputs === request.inputs ? request : { ...request, inputs };
 }
 
 /** Triton's default --repository-poll-secs. */
@@ -237,9 +244,10 @@ export class InferenceServer {
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
-    const answered = this.cache && config.responseCache
-      ? await this.inferCached(this.cache, version, request, normalized, received)
-      : await version.scheduler!.enqueue(request, normalized);
+    const forModel = withModelShapes(config, request);
+    const answered = outputsForClient(config, this.cache && config.responseCache
+      ? await this.inferCached(this.cache, version, forModel, normalized, received)
+      : await version.scheduler!.enqueue(forModel, normalized));
     const classified = request.classification ? this.classified(answered, request.classification, config) : answered;
     const outputs = request.ownsPooledOutputs ? classified : classified.map(withoutOwnership);
     return {
@@ -336,9 +344,12 @@ export class InferenceServer {
     });
     this.active++;
     const counts = request.classification;
-    const classify = (response: ModelResponse): ModelResponse => (counts && response.outputs
-      ? { ...response, outputs: this.classified(response.outputs, counts, config) } : response);
-    version.scheduler!.enqueue({ ...request, onResponse: (response) => stream.accept(classify(response)) }, normalized).then(
+    const forClient = (outputs: readonly Tensor[]): readonly Tensor[] => {
+      const shaped = outputsForClient(config, outputs);
+      return counts ? this.classified(shaped, counts, config) : shaped;
+    };
+    const accept = (response: ModelResponse): ResponseTaken => stream.accept(response.outputs ? { ...response, outputs: forClient(response.outputs) } : response);
+    version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
       () => stream.close(),
       (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
     ).finally(() => this.active--);

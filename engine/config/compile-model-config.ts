@@ -298,7 +298,8 @@ function impliesBatching(signature: ModelSignature, inputs: unknown[], outputs: 
   const configured = [...inputs, ...outputs].map((t) => asObj(t) ?? {});
   return configured.every((t) => {
     const model = all.find((m) => m.name === asString(t['name']));
-    const dims = asArray(t['dims']);
+    // The model sees reshape.shape where there is one.
+    const dims = asArray(asObj(t['reshape'])?.['shape'] ?? t['dims']);
     return !model || dims.length === 0 || dims.length === model.shape.length - 1;
   });
 }
@@ -345,6 +346,7 @@ function compileTensor(
   }
   const reshape = asObj(t['reshape']);
   const reshapeDims = reshape ? asArray(reshape['shape']).map((d) => asNumber(d)) : undefined;
+  if (reshapeDims) checkReshape(ctx, field, `model ${kind} '${name}'`, dims, reshapeDims);
   const modelDims = reshapeDims ?? dims;
   const spec: TensorSpec = {
     name, datatype, dims, modelDims,
@@ -364,6 +366,29 @@ function compileTensor(
   if (spec.allowRaggedBatch && maxBatchSize > 0) checkRaggedAgainstModel(ctx, field, spec, m, modelFile);
   else checkDimsAgainstModel(ctx, field, spec, m, maxBatchSize, modelFile, reshapeDims !== undefined);
   return spec;
+}
+
+/**
+ * Triton's reshape rules: each dim a positive size or -1, as many -1 dims as
+ * in `dims`, and the same element count between each pair of them (so a
+ * request's shape maps onto one model shape).
+ */
+function checkReshape(ctx: Ctx, field: string, prefix: string, dims: readonly number[], reshape: readonly number[]): void {
+  const where = `${field}.reshape.shape`;
+  for (const d of reshape) {
+    if (!Number.isInteger(d) || (d < 1 && d !== -1)) failAt(ctx, where, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
+  }
+  const fix = `give reshape.shape the element count of dims ${formatShape(dims)}, with its -1 dims where the counts between them agree`;
+  const segments = (shape: readonly number[]): number[] => shape.reduce<number[]>(
+    (acc, d) => (d === -1 ? [...acc, 1] : [...acc.slice(0, -1), acc.at(-1)! * d]), [1]);
+  const fromDims = segments(dims);
+  const fromReshape = segments(reshape);
+  if (fromDims.length !== fromReshape.length) {
+    failAt(ctx, where, `${prefix} has different number of variable-size dimensions for dims and reshape: dims ${formatShape(dims)}, reshape ${formatShape(reshape)}`, fix);
+  }
+  if (fromDims.some((n, i) => n !== fromReshape[i])) {
+    failAt(ctx, where, `${prefix} has different size for dims and reshape: dims ${formatShape(dims)}, reshape ${formatShape(reshape)}`, fix);
+  }
 }
 
 /**
