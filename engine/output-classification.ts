@@ -49,25 +49,61 @@ export function classifyOutput(tensor: Tensor, options: ClassifyOptions): BytesT
   const perRow = rows === 0 ? values.length : tensor.shape.slice(1).reduce((a, d) => a * d, 1);
   const kept = Math.min(options.count, perRow);
   const elements: string[] = [];
-  const order = Array.from({ length: perRow }, (_, i) => i);
   for (let row = 0; row < Math.max(1, rows); row++) {
     const base = row * perRow;
     const at = (i: number): number | bigint => values[base + i]!;
-    order.sort((a, b) => {
-      const va = at(a);
-      const vb = at(b);
-      return va > vb ? -1 : va < vb ? 1 : a - b;
-    });
-    for (let k = 0; k < kept; k++) {
-      const index = order[k]!;
+    for (const index of topIndices(at, perRow, kept)) {
       const value = at(index);
       const score = isFloat ? fixedSix(value as number) : String(value);
       const label = options.labels?.[index];
       elements.push(label ? `${score}:${index}:${label}` : `${score}:${index}`);
     }
-    order.sort((a, b) => a - b);
   }
   return bytesTensor(tensor.name, rows > 0 ? [rows, kept] : [kept], elements);
+}
+
+/**
+ * The indices of the `kept` highest of `length` values, highest first (ties:
+ * lower index first). A few out of many go through a min-heap of `kept`
+ * entries (one comparison for most values); many go through a full sort.
+ */
+function topIndices(at: (i: number) => number | bigint, length: number, kept: number): number[] {
+  const better = (a: number, b: number): boolean => {
+    const va = at(a);
+    const vb = at(b);
+    return va > vb || (va === vb && a < b);
+  };
+  const byRank = (a: number, b: number): number => (better(a, b) ? -1 : better(b, a) ? 1 : 0);
+  if (kept * 4 >= length) return Array.from({ length }, (_, i) => i).sort(byRank).slice(0, kept);
+  // heap[0] is the worst of the best `kept` so far.
+  const heap: number[] = [];
+  const siftDown = (from: number): void => {
+    for (let i = from; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let worst = i;
+      if (l < heap.length && better(heap[worst]!, heap[l]!)) worst = l;
+      if (r < heap.length && better(heap[worst]!, heap[r]!)) worst = r;
+      if (worst === i) return;
+      [heap[i], heap[worst]] = [heap[worst]!, heap[i]!];
+      i = worst;
+    }
+  };
+  for (let i = 0; i < length; i++) {
+    if (heap.length < kept) {
+      heap.push(i);
+      for (let c = heap.length - 1; c > 0;) {
+        const parent = (c - 1) >> 1;
+        if (!better(heap[parent]!, heap[c]!)) break;
+        [heap[parent], heap[c]] = [heap[c]!, heap[parent]!];
+        c = parent;
+      }
+    } else if (better(i, heap[0]!)) {
+      heap[0] = i;
+      siftDown(0);
+    }
+  }
+  return heap.sort(byRank);
 }
 
 /** A requested output's `classification` parameter as a class count: a positive integer, or Triton's refusal naming the field. */
