@@ -14,6 +14,8 @@ export interface InferenceRequest {
   /** Names of the outputs wanted; undefined or empty means all of them. */
   readonly outputs?: readonly string[];
   readonly parameters?: Readonly<Record<string, ParameterValue>>;
+  /** The classification extension: output name -> how many classes that output answers with (see output-classification.ts). */
+  readonly classification?: ReadonlyMap<string, number>;
   /** Fires when the client goes away or its deadline passes. */
   readonly signal?: AbortSignal;
   /**

@@ -7,6 +7,7 @@
 import type { CompiledModelConfig, TensorSpec } from './config/compiled-model-config.ts';
 import { bytesElementCount } from './bytes-tensor.ts';
 import { serverError } from './errors.ts';
+import { assertClassifiable } from './output-classification.ts';
 import type { InferenceRequest } from './inference-request.ts';
 import { elementByteSize, elementCount, formatShape, TensorSizeError, type Tensor } from './tensor.ts';
 
@@ -23,6 +24,11 @@ export function normalizeRequest(config: CompiledModelConfig, request: Inference
   const outputs = request.outputs && request.outputs.length > 0 ? request.outputs : config.outputs.map((o) => o.name);
   for (const output of outputs) {
     if (!config.outputByName.has(output)) throw serverError('UNKNOWN_OUTPUT', { model, output });
+  }
+  for (const output of request.classification?.keys() ?? []) {
+    const spec = config.outputByName.get(output);
+    if (!spec || !outputs.includes(output)) throw serverError('UNKNOWN_OUTPUT', { model, output });
+    assertClassifiable(model, output, spec.datatype);
   }
 
   const seen = new Set<string>();

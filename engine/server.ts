@@ -10,7 +10,7 @@ import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
 import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
-import type { InferenceResponse } from './inference-response.ts';
+import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
 import { ResponseCache } from './cache/response-cache.ts';
@@ -19,6 +19,9 @@ import { checkModelName } from './repository/model-name.ts';
 import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride } from './repository/model-repository.ts';
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
+import { classifyOutput } from './output-classification.ts';
+import { inputsForModel, outputsForClient } from './tensor-reshape.ts';
+import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
 import type { Tensor } from './tensor.ts';
@@ -109,7 +112,10 @@ export interface ModelIndexEntry {
 export const SERVER_VERSION = '0.1.0';
 
 /** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
-export const EXTENSIONS: readonly string[] = ['sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration', 'binary_tensor_data', 'statistics', 'logging'];
+export const EXTENSIONS: readonly string[] = [
+  'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
+  'binary_tensor_data', 'parameters', 'statistics', 'logging',
+];
 
 /** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
 export interface ModelStatisticsResponse {
@@ -120,6 +126,12 @@ export interface ModelStatisticsResponse {
 function withoutOwnership(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;
   return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
+}
+
+/** The request with its inputs in the shapes the model takes (see tensor-reshape.ts); itself when no input is reshaped. */
+function withModelShapes(config: CompiledModelConfig, request: InferenceRequest): InferenceRequest {
+  const inputs = inputsForModel(config, request.inputs);
+  return inputs === request.inputs ? request : { ...request, inputs };
 }
 
 /** Triton's default --repository-poll-secs. */
@@ -240,16 +252,28 @@ export class InferenceServer {
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
-    const answered = this.cache && config.responseCache
-      ? await this.inferCached(this.cache, version, request, normalized, received)
-      : await version.scheduler!.enqueue(request, normalized);
-    const outputs = request.ownsPooledOutputs ? answered : answered.map(withoutOwnership);
+    const forModel = withModelShapes(config, request);
+    const answered = outputsForClient(config, this.cache && config.responseCache
+      ? await this.inferCached(this.cache, version, forModel, normalized, received)
+      : await version.scheduler!.enqueue(forModel, normalized));
+    const classified = request.classification ? this.classified(answered, request.classification, config) : answered;
+    const outputs = request.ownsPooledOutputs ? classified : classified.map(withoutOwnership);
     return {
       modelName: config.name,
       modelVersion: String(version.version),
       ...(request.id ? { id: request.id } : {}),
       outputs,
     };
+  }
+
+  /** Outputs asked for with a class count, replaced by their top classes. */
+  private classified(outputs: readonly Tensor[], counts: ReadonlyMap<string, number>, config: CompiledModelConfig): Tensor[] {
+    return outputs.map((tensor) => {
+      const count = counts.get(tensor.name);
+      if (count === undefined) return tensor;
+      const labels = config.outputByName.get(tensor.name)?.labels;
+      return classifyOutput(tensor, { model: config.name, count, batched: config.maxBatchSize > 0, ...(labels ? { labels } : {}) });
+    });
   }
 
   /**
@@ -327,7 +351,13 @@ export class InferenceServer {
       ...(this.options.streamBuffer ? { buffer: this.options.streamBuffer } : {}),
     });
     this.active++;
-    version.scheduler!.enqueue({ ...request, onResponse: (response) => stream.accept(response) }, normalized).then(
+    const counts = request.classification;
+    const forClient = (outputs: readonly Tensor[]): readonly Tensor[] => {
+      const shaped = outputsForClient(config, outputs);
+      return counts ? this.classified(shaped, counts, config) : shaped;
+    };
+    const accept = (response: ModelResponse): ResponseTaken => stream.accept(response.outputs ? { ...response, outputs: forClient(response.outputs) } : response);
+    version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
       () => stream.close(),
       (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
     ).finally(() => this.active--);

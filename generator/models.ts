@@ -269,3 +269,12 @@ export function stateMlpModel(options: StateMlpOptions): Uint8Array {
     .output('FEATURES', 'FP32', ['batch', features])
     .toBytes();
 }
+
+/** OUTPUT = INPUT transposed, over [batch, size, size] FP32: a model whose config can take flat [size * size] rows through `reshape`. */
+export function transposeModel(size = 4): Uint8Array {
+  return new OnnxGraphBuilder('transpose')
+    .input('INPUT', 'FP32', ['batch', size, size])
+    .node('Transpose', ['INPUT'], ['OUTPUT'], { perm: attr.ints([0, 2, 1]) })
+    .output('OUTPUT', 'FP32', ['batch', size, size])
+    .toBytes();
+}

@@ -18,7 +18,8 @@ import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
-import { confinePathSync, relativePathProblem } from '../repository/confined-path.ts';
+import { confinePathSync, readConfinedFileSync, relativePathProblem } from '../repository/confined-path.ts';
+import { parseLabels } from '../output-classification.ts';
 import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
@@ -236,12 +237,9 @@ export function compileModelConfig(
     }
   });
   const inputSpecs = inputs.map((t, i) => compileTensor(ctx, `input[${i}]`, t, maxBatchSize, signature.inputs, signature.file));
-  const outputSpecs = outputs.map((t, i) => compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file));
+  const outputSpecs = outputs.map((t, i) => withLabels(ctx, `output[${i}]`, t, modelDir,
+    compileTensor(ctx, `output[${i}]`, t, maxBatchSize, signature.outputs, signature.file)));
   checkAllModelTensorsConfigured(ctx, 'input', inputSpecs, requestInputs, signature.file);
-  outputs.forEach((t, i) => {
-    const labels = asString(t['label_filename']);
-    if (labels) checkConfined(ctx, `output[${i}].label_filename`, modelDir, labels, "put the label file in the model's folder and name it relative to that folder");
-  });
   checkBatchInputSources(ctx, batchInputs, inputSpecs);
 
   const dynamic = asObj(config['dynamic_batching']);
@@ -318,6 +316,17 @@ function checkComplete(modelDir: string, ctx: Ctx, parsed: ParsedModelConfig | u
   }
 }
 
+/** The output's labels, read once from its label_filename inside the model folder (the classification extension's). */
+function withLabels(ctx: Ctx, field: string, t: Obj, modelDir: string, spec: TensorSpec): TensorSpec {
+  const fileName = asString(t['label_filename']);
+  if (!fileName) return spec;
+  const read = readConfinedFileSync(modelDir, fileName);
+  if (read.problem !== undefined) {
+    failAt(ctx, `${field}.label_filename`, read.problem, "put the label file in the model's folder and name it relative to that folder");
+  }
+  return { ...spec, labels: parseLabels(read.bytes) };
+}
+
 /** Triton's rule: an unset max_batch_size is inferred as batching when every model tensor has a dynamic first dim the config leaves out. */
 function impliesBatching(signature: ModelSignature, inputs: unknown[], outputs: unknown[]): boolean {
   const all = [...signature.inputs, ...signature.outputs];
@@ -325,7 +334,8 @@ function impliesBatching(signature: ModelSignature, inputs: unknown[], outputs: 
   const configured = [...inputs, ...outputs].map((t) => asObj(t) ?? {});
   return configured.every((t) => {
     const model = all.find((m) => m.name === asString(t['name']));
-    const dims = asArray(t['dims']);
+    // The model sees reshape.shape where there is one.
+    const dims = asArray(asObj(t['reshape'])?.['shape'] ?? t['dims']);
     return !model || dims.length === 0 || dims.length === model.shape.length - 1;
   });
 }
@@ -372,6 +382,7 @@ function compileTensor(
   }
   const reshape = asObj(t['reshape']);
   const reshapeDims = reshape ? asArray(reshape['shape']).map((d) => asNumber(d)) : undefined;
+  if (reshapeDims) checkReshape(ctx, field, `model ${kind} '${name}'`, dims, reshapeDims);
   const modelDims = reshapeDims ?? dims;
   const spec: TensorSpec = {
     name, datatype, dims, modelDims,
@@ -391,6 +402,29 @@ function compileTensor(
   if (spec.allowRaggedBatch && maxBatchSize > 0) checkRaggedAgainstModel(ctx, field, spec, m, modelFile);
   else checkDimsAgainstModel(ctx, field, spec, m, maxBatchSize, modelFile, reshapeDims !== undefined);
   return spec;
+}
+
+/**
+ * Triton's reshape rules: each dim a positive size or -1, as many -1 dims as
+ * in `dims`, and the same element count between each pair of them (so a
+ * request's shape maps onto one model shape).
+ */
+function checkReshape(ctx: Ctx, field: string, prefix: string, dims: readonly number[], reshape: readonly number[]): void {
+  const where = `${field}.reshape.shape`;
+  for (const d of reshape) {
+    if (!Number.isInteger(d) || (d < 1 && d !== -1)) failAt(ctx, where, `contains ${d}`, 'each dim is a positive size, or -1 for a variable size');
+  }
+  const fix = `give reshape.shape the element count of dims ${formatShape(dims)}, with its -1 dims where the counts between them agree`;
+  const segments = (shape: readonly number[]): number[] => shape.reduce<number[]>(
+    (acc, d) => (d === -1 ? [...acc, 1] : [...acc.slice(0, -1), acc.at(-1)! * d]), [1]);
+  const fromDims = segments(dims);
+  const fromReshape = segments(reshape);
+  if (fromDims.length !== fromReshape.length) {
+    failAt(ctx, where, `${prefix} has different number of variable-size dimensions for dims and reshape: dims ${formatShape(dims)}, reshape ${formatShape(reshape)}`, fix);
+  }
+  if (fromDims.some((n, i) => n !== fromReshape[i])) {
+    failAt(ctx, where, `${prefix} has different size for dims and reshape: dims ${formatShape(dims)}, reshape ${formatShape(reshape)}`, fix);
+  }
 }
 
 /**

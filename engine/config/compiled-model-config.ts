@@ -16,6 +16,8 @@ export interface TensorSpec {
   readonly modelDims: readonly number[];
   readonly optional: boolean;
   readonly allowRaggedBatch: boolean;
+  /** An output's labels from its label_filename, one per class index; read once at load. */
+  readonly labels?: readonly string[];
 }
 
 /** The batch_input kinds this build generates (Triton's BatchInput.Kind). */

@@ -16,6 +16,7 @@ import { ownedCopy } from '../memory/owned-buffer.ts';
 import { ControlTensors } from '../sequence/control-tensors.ts';
 import { ImplicitState } from '../sequence/implicit-state.ts';
 import type { Tensor } from '../tensor.ts';
+import { inputsForModel } from '../tensor-reshape.ts';
 
 export async function warmUp(
   config: CompiledModelConfig, instances: readonly BackendInstance[], logger: Logger, bufferPool: BufferPool | undefined,
@@ -66,7 +67,7 @@ async function runSample(config: CompiledModelConfig, instance: BackendInstance,
  * state), except for the control inputs the sample sets itself.
  */
 function requestTensors(config: CompiledModelConfig, sample: WarmupSampleSpec, batched: boolean): { inputs: Tensor[]; outputs: string[] } {
-  const inputs = sample.inputs.map((input) => tensorOf(input, batched));
+  const inputs = [...inputsForModel(config, sample.inputs.map((input) => tensorOf(input, batched)))];
   const outputs = config.outputs.map((o) => o.name);
   if (config.scheduling.kind !== 'sequence') return { inputs, outputs };
   const given = new Set(inputs.map((t) => t.name));

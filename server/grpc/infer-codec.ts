@@ -14,6 +14,7 @@ import { bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_
 import { boundedMessage, quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
+import { classCount } from '../../engine/output-classification.ts';
 import {
   DATA_TYPES, elementCount, formatShape, isDataType, TensorSizeError, type DataType, type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
@@ -250,11 +251,14 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
   });
 
   const requested = new Set<string>();
+  const classification = new Map<string, number>();
   const outputs = (message.outputs ?? []).map((output, index) => {
     const name = output.name ?? '';
     if (name === '') throw invalid(`outputs[${index}] has no name`);
-    if (output.parameters?.['classification'] !== undefined) {
-      throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from outputs[${index}].parameters` });
+    const classParameter = output.parameters?.['classification'];
+    if (classParameter !== undefined) {
+      const field = `outputs[${index}].parameters.classification`;
+      classification.set(name, classCount(parameterValue(classParameter, field), field));
     }
     if (requested.has(name)) throw invalid(`output '${quoted(name)}' is requested more than once (outputs[${index}])`);
     requested.add(name);
@@ -282,6 +286,7 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     ...(message.id ? { id: message.id } : {}),
     inputs: tensors,
     ...(outputs.length > 0 ? { outputs } : {}),
+    ...(classification.size > 0 ? { classification } : {}),
     parameters: modelParameters(message.parameters),
     ...(signal ? { signal } : {}),
   };

@@ -5,6 +5,7 @@
  */
 import { checkBytesElementLimit, decodeBytesInput, DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { quoted, serverError } from '../../engine/errors.ts';
+import { classCount } from '../../engine/output-classification.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import {
@@ -195,6 +196,7 @@ export function decodeInferBody(
   if (typeof binaryDefault !== 'boolean') throw unparsable('parameters.binary_data_output', 'expected true or false');
   const requested = new Set<string>();
   const binaryByOutput = new Map<string, boolean>();
+  const classification = new Map<string, number>();
   let outputs: string[] | undefined;
   if (json['outputs'] !== undefined) {
     if (!Array.isArray(json['outputs'])) throw unparsable('outputs', 'expected an array of requested outputs');
@@ -203,7 +205,7 @@ export function decodeInferBody(
       if (!isObject(raw) || typeof raw['name'] !== 'string') throw unparsable(`${field}.name`, 'expected an object with a string name');
       const outputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
       if (outputParameters['classification'] !== undefined) {
-        throw serverError('NOT_IMPLEMENTED', { feature: 'the classification extension', detail: `remove 'classification' from ${field}.parameters` });
+        classification.set(raw['name'], classCount(outputParameters['classification'], `${field}.parameters.classification`));
       }
       const binary = outputParameters['binary_data'];
       if (binary !== undefined && typeof binary !== 'boolean') {
@@ -224,6 +226,7 @@ export function decodeInferBody(
     ...(typeof json['id'] === 'string' && json['id'] !== '' ? { id: json['id'] } : {}),
     inputs,
     ...(outputs ? { outputs } : {}),
+    ...(classification.size > 0 ? { classification } : {}),
     parameters: engineParameters,
   };
   return { request, binaryDefault, binaryByOutput };

@@ -21,6 +21,7 @@ import {
   fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type DataType,
 } from '../../engine/tensor.ts';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';
+import { SERVER_VERSION } from '../../engine/server.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
@@ -214,7 +215,15 @@ const CASES: readonly ParityCase[] = [
 
   // infer: checks both codecs make on the same request fields
   { title: 'duplicate requested output', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0' }, { name: 'OUTPUT0' }], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^output 'OUTPUT0' is requested more than once/ } },
-  { title: 'classification parameter on a requested output', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0', parameters: { classification: 2 } }], expect: { ok: false, class: 'UNIMPLEMENTED', message: /^the classification extension is not implemented yet/ } },
+  { title: 'classification count 0', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0', parameters: { classification: 0 } }], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^outputs\[0\]\.parameters\.classification: classification count must be a positive integer, got 0$/ } },
+  { title: 'classification count as a string', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0', parameters: { classification: 'two' } }], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^outputs\[0\]\.parameters\.classification: classification count must be a positive integer, got "two"$/ } },
+  { title: 'classification of a BOOL output', op: 'infer', model: 'id_BOOL', inputs: [{ name: 'IN_BOOL', datatype: 'BOOL', shape: [1, 2], values: [true, false] }], outputs: [{ name: 'OUT_BOOL', parameters: { classification: 1 } }], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^class result not available for output due to unsupported type 'BOOL' \(output 'OUT_BOOL' of model 'id_BOOL'\)$/ } },
+
+  // infer: the classification extension
+  { title: 'classification: top 2 of an INT32 output', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0', parameters: { classification: 2 } }], expect: { ok: true, outputs: [{ name: 'OUTPUT0', datatype: 'BYTES', shape: [1, 2], values: ['28:15', '26:14'] }] } },
+  { title: 'classification: top 2 per batch row of an FP32 output, six decimals', op: 'infer', model: 'id_FP32', inputs: [{ name: 'IN_FP32', datatype: 'FP32', shape: [2, 3], values: [0.5, 0.25, 1, 3, 2, 1] }], outputs: [{ name: 'OUT_FP32', parameters: { classification: 2 } }], expect: { ok: true, outputs: [{ name: 'OUT_FP32', datatype: 'BYTES', shape: [2, 2], values: ['1.000000:2', '0.500000:0', '3.000000:0', '2.000000:1'] }] } },
+  { title: 'classification: a count past the row size gives the whole row', op: 'infer', model: 'id_INT64', inputs: [{ name: 'IN_INT64', datatype: 'INT64', shape: [1, 3], values: [5n, -1n, 9n] }], outputs: [{ name: 'OUT_INT64', parameters: { classification: 7 } }], expect: { ok: true, outputs: [{ name: 'OUT_INT64', datatype: 'BYTES', shape: [1, 3], values: ['9:2', '5:0', '-1:1'] }] } },
+  { title: 'classification on one output leaves the other as it is', op: 'infer', model: 'add_sub', inputs: ADD_SUB_INPUTS, outputs: [{ name: 'OUTPUT0', parameters: { classification: 1 } }, { name: 'OUTPUT1' }], expect: { ok: true, outputs: [{ name: 'OUTPUT0', datatype: 'BYTES', shape: [1, 1], values: ['28:15'] }, { name: 'OUTPUT1', datatype: 'INT32', shape: [1, 16], values: range(16, (i) => i * 4 - 12) }] } },
   { title: 'unknown datatype', op: 'infer', model: 'add_sub', inputs: [{ name: 'INPUT0', datatype: 'INT128', shape: [1, 16], values: [] }, input1()], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^invalid datatype for input INPUT0/ } },
   { title: 'negative dim', op: 'infer', model: 'add_sub', inputs: [input0([-1, 16], X), input1()], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /INPUT0|inputs\[0\]/ } },
 
@@ -288,7 +297,10 @@ const CASES: readonly ParityCase[] = [
   { title: 'model ready (known, version 1)', op: 'modelReady', model: 'add_sub', version: '1', expect: { ok: true, value: { ready: true } } },
   { title: 'model ready (unknown model)', op: 'modelReady', model: 'nope', expect: { ok: true, value: { ready: false } } },
   { title: 'model ready (unknown version)', op: 'modelReady', model: 'add_sub', version: '9', expect: { ok: true, value: { ready: false } } },
-  { title: 'server metadata', op: 'serverMetadata', expect: { ok: true } },
+  { title: 'server metadata', op: 'serverMetadata', expect: { ok: true, value: { name: 'switchyard', version: SERVER_VERSION, extensions: [
+    'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
+    'binary_tensor_data', 'parameters', 'statistics', 'logging',
+  ] } } },
   { title: 'model metadata (known)', op: 'modelMetadata', model: 'add_sub', expect: { ok: true, value: {
     name: 'add_sub', versions: ['1'], platform: 'onnxruntime_onnx',
     inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [-1, 16] }, { name: 'INPUT1', datatype: 'INT32', shape: [-1, 16] }],

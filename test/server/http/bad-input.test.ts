@@ -424,10 +424,9 @@ describe('bad infer requests', () => {
       assert.match(message, /outputs\[1\]\.name/);
     });
 
-    test('the classification extension is 501 naming the output field', async () => {
-      const message = await refused(501, request([input0(), input1()], { outputs: [{ name: 'OUTPUT0', parameters: { classification: 2 } }] }));
-      assert.match(message, /classification/);
-      assert.match(message, /outputs\[0\]\.parameters/);
+    test('a negative classification count is 400 naming the output field', async () => {
+      const message = await refused(400, request([input0(), input1()], { outputs: [{ name: 'OUTPUT0', parameters: { classification: -3 } }] }));
+      assert.equal(message, 'outputs[0].parameters.classification: classification count must be a positive integer, got -3');
     });
   });
 

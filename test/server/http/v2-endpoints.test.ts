@@ -76,8 +76,8 @@ describe('v2 endpoints', () => {
     assert.equal(typeof body['version'], 'string');
     assert.match(body['version'] as string, /^\d+\.\d+\.\d+/);
     assert.deepEqual(body['extensions'], [
-      'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration', 'binary_tensor_data',
-      'statistics', 'logging',
+      'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
+      'binary_tensor_data', 'parameters', 'statistics', 'logging',
     ]);
   });
 
