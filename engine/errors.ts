@@ -115,6 +115,9 @@ export const CATALOGUE = {
     (p) => `unexpected inference output '${p.output}' for model '${p.model}'`),
   CLASSIFICATION_TYPE: entry<{ model: string; output: string; datatype: string }>('INVALID_ARG',
     (p) => `class result not available for output due to unsupported type '${p.datatype}' (output '${p.output}' of model '${p.model}')`),
+  CLASSIFICATION_RESULTS: entry<{ model: string; output: string; results: number; limit: number }>('INVALID_ARG',
+    (p) => `classification of output '${p.output}' of model '${p.model}' would return ${p.results} classes; ` +
+      `the limit is ${p.limit} per output (rows x classes per row): ask for fewer classes`),
   CLASSIFICATION_COUNT: entry<{ field: string; got: string }>('INVALID_ARG',
     (p) => `${p.field}: classification count must be a positive integer, got ${p.got}`),
   TENSOR_SIZE: entry<{ tensor: string; detail: string }>('INVALID_ARG',

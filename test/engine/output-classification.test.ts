@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bytesStrings } from '../../engine/bytes-tensor.ts';
 import { SwitchyardError } from '../../engine/errors.ts';
-import { classCount, classifyOutput, parseLabels } from '../../engine/output-classification.ts';
+import { classCount, classifyOutput, MAX_CLASSIFICATION_RESULTS, parseLabels } from '../../engine/output-classification.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 
 const tensorOf = (datatype: 'INT32' | 'FP32' | 'FP64' | 'INT64' | 'UINT8' | 'FP16', shape: number[], view: ArrayBufferView): Tensor =>
@@ -62,6 +62,19 @@ describe('classifyOutput', () => {
 });
 
 describe('parseLabels and classCount', () => {
+  test(`at most ${MAX_CLASSIFICATION_RESULTS} classes per output: the bound answers, one more is refused naming the limit`, () => {
+    const values = Float32Array.from({ length: 10_000 }, (_, i) => (i * 7919) % 10_007);
+    const atBound = classifyOutput(tensorOf('FP32', [2, 5000], values), { model: 'm', count: MAX_CLASSIFICATION_RESULTS / 2, batched: true });
+    assert.deepEqual(atBound.shape, [2, MAX_CLASSIFICATION_RESULTS / 2]);
+    assert.throws(() => classifyOutput(tensorOf('FP32', [2, 5000], values), { model: 'm', count: MAX_CLASSIFICATION_RESULTS / 2 + 1, batched: true }),
+      (err: unknown) => err instanceof SwitchyardError && err.code === 'CLASSIFICATION_RESULTS'
+        && err.message === `classification of output 'OUT' of model 'm' would return ${MAX_CLASSIFICATION_RESULTS + 2} classes; `
+          + `the limit is ${MAX_CLASSIFICATION_RESULTS} per output (rows x classes per row): ask for fewer classes`);
+    // All classes of a large row is the costly ask (a full sort): refused before any work.
+    assert.throws(() => classifyOutput(tensorOf('FP32', [10_000], values), { model: 'm', count: Number.MAX_SAFE_INTEGER, batched: false }),
+      /would return 10000 classes/);
+  });
+
   test('one label per line; a final newline adds none; an empty line is an empty label', () => {
     assert.deepEqual(parseLabels(new TextEncoder().encode('cat\n\ndog\n')), ['cat', '', 'dog']);
     assert.deepEqual(parseLabels(new TextEncoder().encode('cat')), ['cat']);
