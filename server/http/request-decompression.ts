@@ -45,9 +45,10 @@ export function inflatedBody(raw: Readable, encoding: 'gzip' | 'deflate', limit:
   const unzip = createUnzip();
   const out = new InflatedLimit(limit);
   const stop = () => {
-    // The request stays open so that the error can be answered; Node discards the rest of its body.
+    // Nothing more is inflated; the rest of the request is read and dropped, so the error can be answered on it.
     raw.unpipe(unzip);
     unzip.destroy();
+    raw.resume();
   };
   raw.on('data', (chunk: Buffer) => {
     out.receivedEncodedLength += chunk.byteLength;

@@ -90,7 +90,8 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       const jsonLength = headerLength(lengthHeader, body.byteLength);
       const target = { model, ...(version ? { version } : {}) };
       const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
-      const decoded = decodedInfer(jsonLength === 0
+      // Only an explicit 0 asks for a raw request; an empty body without the header is an empty JSON request.
+      const decoded = decodedInfer(lengthHeader !== undefined && jsonLength === 0
         ? decodeRawBinaryRequest(body, rawRequestModel(server, model, version), target, bytesElements)
         : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
       const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });

@@ -52,7 +52,7 @@ describe('raw binary requests', () => {
   });
 
   async function raw(model: string, body: Buffer, headers: Record<string, string> = RAW): Promise<RawReply> {
-    const res = await fetch(`${http.url}/v2/models/${model}/infer`, { method: 'POST', headers, body });
+    const res = await fetch(`${http.url}/v2/models/${model}/infer`, { method: 'POST', headers, body: new Uint8Array(body) });
     const bytes = Buffer.from(await res.arrayBuffer());
     const length = Number(res.headers.get('inference-header-content-length') ?? bytes.byteLength);
     return { status: res.status, json: JSON.parse(bytes.toString('utf8', 0, length)), binary: bytes.subarray(length) };
@@ -120,7 +120,7 @@ describe('raw binary requests', () => {
   test('--max-bytes-elements still applies: a limit of 0 refuses the one element', async () => {
     const strict = await startHttp(root, { maxBytesElements: 0 });
     try {
-      const res = await fetch(`${strict.url}/v2/models/text/infer`, { method: 'POST', headers: RAW, body: Buffer.from('abc') });
+      const res = await fetch(`${strict.url}/v2/models/text/infer`, { method: 'POST', headers: RAW, body: 'abc' });
       assert.equal(res.status, 400);
       assert.match(await res.text(), /--max-bytes-elements/);
     } finally {
