@@ -104,7 +104,9 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
         // The body holds copies of the outputs, so their pooled memory can serve the next request.
         server.releaseOutputs(response.outputs);
       }
-      const compressed = await compressedBody(encoded.body, responseCompression(req.headers['accept-encoding']));
+      const pending = compressedBody(encoded.body, responseCompression(req.headers['accept-encoding']));
+      // Awaited only when large: a small reply is sent in the turn its result arrives (see SYNC_COMPRESSION_MAX_BYTES).
+      const compressed = pending instanceof Promise ? await pending : pending;
       return reply.headers({ ...encoded.headers, ...compressed.headers }).send(compressed.body);
     } catch (err) {
       return sendError(reply, err, model);

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
-import { addSubModel } from '../../../generator/models.ts';
-import { responseCompression } from '../../../server/http/response-compression.ts';
+import { addSubModel, identityModel } from '../../../generator/models.ts';
+import { responseCompression, SYNC_COMPRESSION_MAX_BYTES } from '../../../server/http/response-compression.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { rawHttp } from '../../helpers/raw-http.ts';
@@ -41,7 +41,14 @@ describe('HTTP compression', () => {
   let http: HttpFixture;
 
   before(async () => {
-    root = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel('INT32', 16) } } });
+    root = await makeRepository({
+      add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
+      identity: {
+        config: 'name: "identity"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 1\n'
+          + 'input [ { name: "IN_FP32" data_type: TYPE_FP32 dims: [ -1 ] } ]\noutput [ { name: "OUT_FP32" data_type: TYPE_FP32 dims: [ -1 ] } ]\n',
+        versions: { 1: identityModel(['FP32']) },
+      },
+    });
     http = await startHttp(root);
   });
 
@@ -104,6 +111,17 @@ describe('HTTP compression', () => {
     const json = JSON.parse(body.toString('utf8', 0, length)) as { outputs: { parameters: { binary_data_size: number } }[] };
     assert.deepEqual(json.outputs.map((o) => o.parameters.binary_data_size), [64, 64]);
     assert.deepEqual(Array.from(new Int32Array(body.buffer.slice(body.byteOffset + length, body.byteOffset + length + 64))), SUM);
+  });
+
+  test('a response larger than SYNC_COMPRESSION_MAX_BYTES is compressed on the thread pool to the same JSON', async () => {
+    const data = range(20_000, (i) => i + 0.5);
+    const body = JSON.stringify({ inputs: [{ name: 'IN_FP32', datatype: 'FP32', shape: [1, data.length], data }] });
+    const res = await rawHttp(http.url, '/v2/models/identity/infer', { method: 'POST', headers: { 'accept-encoding': 'gzip' }, body });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-encoding'], 'gzip');
+    const inflated = gunzipSync(res.raw);
+    assert.ok(inflated.byteLength > SYNC_COMPRESSION_MAX_BYTES, `${inflated.byteLength} bytes`);
+    assert.deepEqual((JSON.parse(inflated.toString('utf8')) as { outputs: { data: number[] }[] }).outputs[0]!.data, data);
   });
 
   test('no Accept-Encoding, or one naming only unknown codings, sends the response as it is', async () => {
