@@ -122,8 +122,8 @@ function requestPayloads(): Record<Mode, Payload> {
       { name: 'INPUT0', shape: [1, SIZE], datatype: 'FP32', parameters: { binary_data_size: SIZE * 4 } },
       { name: 'INPUT1', shape: [1, SIZE], datatype: 'FP32', parameters: { binary_data_size: SIZE * 4 } },
     ],
-    outputs,
-    parameters: { binary_data_output: true },
+    // Listed outputs follow their own binary_data, not binary_data_output (Triton's precedence).
+    outputs: outputs.map((o) => ({ ...o, parameters: { binary_data: true } })),
   }));
   const tensorBytes = (values: number[]): Buffer => Buffer.from(new Float32Array(values).buffer);
   return {

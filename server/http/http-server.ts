@@ -8,7 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { quoted, serverError } from '../../engine/errors.ts';
+import { isSwitchyardError, quoted, serverError } from '../../engine/errors.ts';
 import { ServerLogger } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import type { InferenceServer } from '../../engine/server.ts';
@@ -121,6 +121,8 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json')
     .send(errorBody(`Not Found: no route for ${req.method} ${quoted(req.url)}`)));
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    // Catalogue errors from a body's preParsing stream (request-decompression.ts) keep their own status.
+    if (isSwitchyardError(err)) return sendError(reply, err);
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       const length = Number(req.headers['content-length']);
       return sendError(reply, serverError('BODY_TOO_LARGE', { limit: bodyLimit, ...(Number.isFinite(length) ? { got: length } : {}) }));
@@ -131,7 +133,7 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   const codec = new JsonCodecPool(options.jsonCodec, server.logger);
   app.addHook('onClose', () => codec.close());
   const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
-  await app.register(v2Routes, { server, codec, ...bytesLimit });
+  await app.register(v2Routes, { server, codec, maxInputSize: bodyLimit, ...bytesLimit });
   await app.register(generateRoutes, { server, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
   return app;

@@ -35,7 +35,10 @@ function unparsable(field: string, detail: string): Error {
   return serverError('UNPARSABLE_FIELD', { field, detail });
 }
 
-/** The JSON header length from Inference-Header-Content-Length, checked against the body. */
+/**
+ * The JSON header length from Inference-Header-Content-Length, checked
+ * against the body. 0 asks for a raw binary request (raw-binary-request.ts).
+ */
 export function headerLength(value: string | string[] | undefined, bodyLength: number): number {
   if (value === undefined) return bodyLength;
   const text = Array.isArray(value) ? value[0] ?? '' : value;
@@ -43,11 +46,6 @@ export function headerLength(value: string | string[] | undefined, bodyLength: n
   if (!Number.isSafeInteger(length) || length > bodyLength) {
     throw serverError('BAD_REQUEST', {
       detail: `inference header size should be in range (0, ${bodyLength}), got: ${quoted(text)} (header Inference-Header-Content-Length)`,
-    });
-  }
-  if (length === 0) {
-    throw serverError('BAD_REQUEST', {
-      detail: 'Inference-Header-Content-Length: 0 asks for a raw binary request, which this server does not take; send a JSON header with binary_data_size instead',
     });
   }
   return length;
@@ -211,7 +209,9 @@ export function decodeInferBody(
       if (binary !== undefined && typeof binary !== 'boolean') {
         throw unparsable(`${field}.parameters.binary_data`, 'expected true or false');
       }
-      if (binary !== undefined) binaryByOutput.set(raw['name'], binary);
+      // Triton's precedence: an output listed here is binary only when its own binary_data says so;
+      // the request's binary_data_output covers the outputs a request does not list.
+      binaryByOutput.set(raw['name'], binary ?? false);
       if (requested.has(raw['name'])) {
         throw serverError('BAD_REQUEST', { detail: `output '${raw['name']}' is requested more than once (${field})` });
       }

@@ -8,6 +8,9 @@ import type { InferenceServer } from '../../engine/server.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
+import { decodeRawBinaryRequest, type RawRequestModel } from './raw-binary-request.ts';
+import { decompressRequest } from './request-decompression.ts';
+import { compressedBody, responseCompression } from './response-compression.ts';
 import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
@@ -19,6 +22,8 @@ export interface V2RoutesOptions {
   readonly codec: JsonCodecPool;
   /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
   readonly maxBytesElements?: number;
+  /** The body limit (--http-max-input-size), which also bounds an infer body once decompressed. */
+  readonly maxInputSize: number;
 }
 
 interface ModelParams {
@@ -48,7 +53,13 @@ export function disconnectSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements }) => {
+/** What a raw binary request's deduction reads from the model's config. */
+function rawRequestModel(server: InferenceServer, model: string, version?: string): RawRequestModel {
+  const maxBatchSize = server.modelConfig(model, version)['max_batch_size'];
+  return { inputs: server.modelMetadata(model, version).inputs, maxBatchSize: typeof maxBatchSize === 'number' ? maxBatchSize : 0 };
+}
+
+export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements, maxInputSize }) => {
   const health = (check: () => boolean) => async (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(check() ? 200 : 400).send();
   app.get('/v2/health/live', health(() => server.isLive()));
@@ -76,10 +87,13 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const signal = disconnectSignal(reply);
       const lengthHeader = req.headers[HEADER_LENGTH_HEADER];
-      const decoded = decodedInfer(await codec.run({
-        kind: 'infer-request', body, headerLength: lengthHeader, target: { model, ...(version ? { version } : {}) },
-        maxBytesElements: maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS,
-      }, headerLength(lengthHeader, body.byteLength)), signal);
+      const jsonLength = headerLength(lengthHeader, body.byteLength);
+      const target = { model, ...(version ? { version } : {}) };
+      const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
+      // Only an explicit 0 asks for a raw request; an empty body without the header is an empty JSON request.
+      const decoded = decodedInfer(lengthHeader !== undefined && jsonLength === 0
+        ? decodeRawBinaryRequest(body, rawRequestModel(server, model, version), target, bytesElements)
+        : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
       const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });
       const binaryOutputs = response.outputs.filter((t) => decoded.binaryOutput(t.name));
       let encoded;
@@ -90,7 +104,10 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
         // The body holds copies of the outputs, so their pooled memory can serve the next request.
         server.releaseOutputs(response.outputs);
       }
-      return reply.headers(encoded.headers).send(encoded.body);
+      const pending = compressedBody(encoded.body, responseCompression(req.headers['accept-encoding']));
+      // Awaited only when large: a small reply is sent in the turn its result arrives (see SYNC_COMPRESSION_MAX_BYTES).
+      const compressed = pending instanceof Promise ? await pending : pending;
+      return reply.headers({ ...encoded.headers, ...compressed.headers }).send(compressed.body);
     } catch (err) {
       return sendError(reply, err, model);
     }
@@ -102,7 +119,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     app.get(`${prefix}/ready`, ready);
     app.get(`${prefix}/config`, config);
     app.get(`${prefix}/stats`, stats);
-    app.post(`${prefix}/infer`, infer);
+    app.post<{ Params: ModelParams }>(`${prefix}/infer`, { preParsing: decompressRequest(maxInputSize) }, infer);
   }
   app.get('/v2/models/stats', async (_req, reply) => {
     try {

@@ -8,6 +8,8 @@ export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: string;
+  /** The body's bytes as they came, for compressed or binary bodies. */
+  readonly raw: Buffer;
 }
 
 export interface RawRequest {
@@ -24,7 +26,10 @@ export function rawHttp(baseUrl: string, path: string, init: RawRequest = {}): P
     const req = request({ host: hostname, port, method: init.method ?? 'GET', path, headers: init.headers ?? {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw });
+      });
       res.on('error', reject);
     });
     req.on('error', reject);

@@ -274,12 +274,35 @@ describe('v2 infer', () => {
       const res = await infer('add_sub', JSON.stringify({
         inputs: addSubInputs(a, b),
         parameters: { binary_data_output: true },
-        outputs: [{ name: 'OUTPUT0', parameters: { binary_data: false } }, { name: 'OUTPUT1' }],
+        outputs: [{ name: 'OUTPUT0', parameters: { binary_data: false } }, { name: 'OUTPUT1', parameters: { binary_data: true } }],
       }));
       const parsed = await readInfer(res);
       assert.deepEqual(parsed.json.outputs[0]!.data, sum);
       assert.deepEqual(parsed.json.outputs[1]!.parameters, { binary_data_size: 64 });
       assert.deepEqual(int32Values(parsed.binary.get('OUTPUT1')!), diff);
+    });
+
+    test("binary_data_output: true does not reach an output listed without binary_data (Triton's precedence)", async () => {
+      const res = await infer('add_sub', JSON.stringify({
+        inputs: addSubInputs(a, b),
+        parameters: { binary_data_output: true },
+        outputs: [{ name: 'OUTPUT0' }, { name: 'OUTPUT1', parameters: { binary_data: true } }],
+      }));
+      const parsed = await readInfer(res);
+      assert.deepEqual(parsed.json.outputs[0]!.data, sum);
+      assert.equal(parsed.json.outputs[0]!.parameters, undefined);
+      assert.deepEqual(int32Values(parsed.binary.get('OUTPUT1')!), diff);
+    });
+
+    test('binary_data_output: false with an output listed as binary_data: true: only that one is binary', async () => {
+      const res = await infer('add_sub', JSON.stringify({
+        inputs: addSubInputs(a, b),
+        parameters: { binary_data_output: false },
+        outputs: [{ name: 'OUTPUT0', parameters: { binary_data: true } }, { name: 'OUTPUT1' }],
+      }));
+      const parsed = await readInfer(res);
+      assert.deepEqual(int32Values(parsed.binary.get('OUTPUT0')!), sum);
+      assert.deepEqual(parsed.json.outputs[1]!.data, diff);
     });
 
     test('a binary input mixed with a JSON input', async () => {
