@@ -18,6 +18,7 @@ import { connect, type Socket } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INFERENCE_SERVICE } from '../../server/grpc/grpc-schema.ts';
+import { protoField as field, protoVarint as varint } from '../../test/helpers/grpc-raw-client.ts';
 
 /** The longest error message an attack may get back: user text is quoted bounded, and the whole message is capped. */
 export const MAX_ERROR_CHARS = 8 * 1024;
@@ -100,19 +101,6 @@ function scriptCall(model: string): (t: AttackTarget) => Promise<string | undefi
   return async (t) => bounded(await http(t, 'POST', `/v2/models/${model}/infer`, inferBody('X', 'INT32', [1, 16], new Array(16).fill(1))), model);
 }
 
-/** Protobuf wire bytes: a varint. */
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-
-const field = (number: number, payload: Buffer): Buffer => Buffer.concat([varint((number << 3) | 2), varint(payload.length), payload]);
 
 /** A ModelInferRequest for add_sub whose INPUT0 is INT32 [1, 16] with `count` packed int_contents of one wire byte each. */
 function intFloodMessage(count: number): Buffer {

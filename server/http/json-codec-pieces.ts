@@ -11,8 +11,6 @@
 /** Largest piece of a typed array sent as one IPC message. */
 export const PIECE_BYTES = 1024 * 1024;
 
-type View = Uint8Array | Uint32Array;
-
 /** Where a large array was: its index among the message's arrays. */
 interface Marker {
   readonly '\u0000piece': number;
