@@ -106,6 +106,7 @@ export class RateLimiter {
   private readonly allocated: Pools = new Map();
   private readonly waiting: Waiter[] = [];
   private arrivals = 0;
+  private attemptQueued = false;
 
   private constructor(options: RateLimiterOptions) {
     for (const { name, count, device } of options.resources ?? []) {
@@ -184,6 +185,21 @@ export class RateLimiter {
     });
   }
 
+  /**
+   * After a release, the next grant waits for the current task's synchronous
+   * work: the scheduler that released usually asks again at once for its next
+   * batch, and must be in the queue when turns are compared, as Triton stages
+   * a released instance again before it allocates.
+   */
+  private attemptSoon(): void {
+    if (this.attemptQueued) return;
+    this.attemptQueued = true;
+    queueMicrotask(() => {
+      this.attemptQueued = false;
+      this.attempt();
+    });
+  }
+
   /** Grants the head of the queue while its resources are free; stops at the first head that must wait. */
   private attempt(): void {
     while (this.waiting.length > 0) {
@@ -201,7 +217,7 @@ export class RateLimiter {
           released = true;
           waiter.registration.executions++;
           this.take(waiter.registration.needs, -1);
-          this.attempt();
+          this.attemptSoon();
         },
       });
     }
