@@ -279,15 +279,15 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       }
       const shared = lease?.outputNames;
       // Each response's shared memory outputs are written before it is sent; a failed write fails that response only.
-      const encode = async (item: StreamedResponse, final: boolean): Promise<Message | undefined> => {
+      const encode = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Message | undefined> => {
         if (lease && item.response) {
           try {
             await lease.writeOutputs(item.response.outputs);
           } catch (err) {
-            return encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, final);
+            return encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, wantsEmptyFinal);
           }
         }
-        return encodeStreamResponse(item, message, final, shared);
+        return encodeStreamResponse(item, message, wantsEmptyFinal, shared);
       };
       if (!responses.decoupled) {
         for await (const item of responses) slot.reply = (await encode(item, false)) ?? null;

@@ -4,11 +4,11 @@
  * ModelInferResponse object for protobufjs to serialise. Pure functions: no
  * grpc-js, no I/O, so every rule here is unit-tested on its own.
  *
- * Tensor data arrives either typed, in `contents`, or as little-endian bytes
- * in `raw_input_contents` (one entry per input not in shared memory, in
+ * Tensor data arrives typed, in `contents`, or as little-endian bytes in
+ * `raw_input_contents` (one entry per input not in shared memory, in
  * order), or lies in a registered system shared memory region (parameters
- * shared_memory_region, _offset, _byte_size), which the frontend reads. FP16 and BF16 have
- * no typed field and travel raw only. `contents` is read off the wire, not
+ * shared_memory_region, _offset, _byte_size), which the frontend reads
+ * after decoding. FP16 and BF16 have no typed field and travel raw only. `contents` is read off the wire, not
  * by protobufjs (tensor-contents-wire.ts); decoding it yields the event
  * loop between chunks, so decoding a request is asynchronous.
  */

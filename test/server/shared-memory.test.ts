@@ -617,6 +617,26 @@ describe('shared memory with --allow-client-shm=false (the default)', () => {
   });
 });
 
+test('a request decoded in a JSON codec process keeps its shared memory plan', async () => {
+  const IN = key('codec_input');
+  const OUT = key('codec_output');
+  await writeInputs(IN);
+  await createRegion(OUT, BYTE_SIZE * 2);
+  const fixture = await startBoth(root, { sharedMemory: { allowClient: true }, jsonCodec: { minBytes: 0 } });
+  try {
+    assert.equal((await http(fixture.httpUrl, 'POST', '/v2/systemsharedmemory/region/in/register', { key: IN, byte_size: BYTE_SIZE * 2 })).status, 200);
+    assert.equal((await http(fixture.httpUrl, 'POST', '/v2/systemsharedmemory/region/out/register', { key: OUT, byte_size: BYTE_SIZE * 2 })).status, 200);
+    const answer = await http(fixture.httpUrl, 'POST', '/v2/models/simple/infer', httpShmInfer('in', 'out'));
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(await int32sAt(OUT, 0, 16), SUM);
+    assert.deepEqual(await int32sAt(OUT, BYTE_SIZE, 16), DIFFERENCE);
+  } finally {
+    await fixture.close();
+    await destroyRegion(IN);
+    await destroyRegion(OUT);
+  }
+});
+
 test('closing the server closes every region\'s file', async () => {
   const IN = key('close_input');
   await writeInputs(IN);
