@@ -13,6 +13,7 @@ import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
+import { SharedMemoryManager, type SharedMemoryOptions } from './memory/shared-memory-manager.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { checkModelName } from './repository/model-name.ts';
@@ -78,6 +79,11 @@ export interface InferenceServerOptions {
    * across all models. Default: off, nothing is limited.
    */
   readonly rateLimiter?: RateLimiterOptions;
+  /**
+   * The system shared memory extension (--allow-client-shm, --max-shm-regions).
+   * Default: regions may not be registered, as in Triton since 2.69.
+   */
+  readonly sharedMemory?: SharedMemoryOptions;
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -122,7 +128,7 @@ export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
 export const EXTENSIONS: readonly string[] = [
   'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
-  'binary_tensor_data', 'parameters', 'statistics', 'logging',
+  'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'logging',
 ];
 
 /** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
@@ -187,6 +193,8 @@ export class InferenceServer {
     private readonly bufferPool: BufferPool,
     /** The response cache, when the server runs with one (options.responseCache); its stats() feed the nv_cache_* metrics. */
     readonly cache: ResponseCache | undefined,
+    /** Registered system shared memory regions, one namespace for every frontend; closed with the server. */
+    readonly sharedMemory: SharedMemoryManager,
   ) {}
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
@@ -204,7 +212,7 @@ export class InferenceServer {
       ...(rateLimiter ? { rateLimiter } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
-    server = new InferenceServer(repository, options, logger, bufferPool, cache);
+    server = new InferenceServer(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory));
     await repository.load();
     server.warnUncached(repository.list().map((entry) => entry.name));
     const pollSecs = options.repositoryPollSecs ?? DEFAULT_POLL_SECS;
@@ -589,7 +597,7 @@ export class InferenceServer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pollTimer);
-    await this.repository.close();
+    await Promise.all([this.repository.close(), this.sharedMemory.close()]);
   }
 
   private readyVersion(name: string, version: string | undefined): ModelVersion {

@@ -10,6 +10,7 @@
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
 import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../engine/config/compile-model-config.ts';
 import { didYouMean } from '../engine/config/did-you-mean.ts';
+import { DEFAULT_MAX_SHARED_MEMORY_REGIONS } from '../engine/memory/shared-memory-manager.ts';
 import {
   DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
 } from './grpc/grpc-server.ts';
@@ -83,6 +84,8 @@ export interface CliOptions {
   readonly configCompletion: ConfigCompletion;
   /** --rate-limit (default off) and every --rate-limit-resource. */
   readonly rateLimiter: RateLimiterOptions;
+  /** --allow-client-shm (default false, as tritonserver since 2.69) and --max-shm-regions: the system shared memory extension. */
+  readonly sharedMemory: { readonly allowClient: boolean; readonly maxRegions: number };
   /** --help: print the flags and exit. */
   readonly help: boolean;
   /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
@@ -160,6 +163,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-max-concurrent-streams': { kind: 'int' },
   'grpc-max-connection-age': { kind: 'int' },
   'grpc-max-connection-age-grace': { kind: 'int' },
+  'allow-client-shm': { kind: 'bool' },
+  'max-shm-regions': { kind: 'int' },
   'stream-buffer-responses': { kind: 'int' },
   'stream-buffer-bytes': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool' },
@@ -222,7 +227,6 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-use-ssl-mutual': { kind: 'bool', notYet: 'gRPC over mutual TLS is not part of this build yet; put a TLS-terminating proxy in front', acceptWhen: (v) => !parseBool(v) },
   'allow-sagemaker': { kind: 'bool', notYet: 'the SageMaker frontend is not part of this build', acceptWhen: (v) => !parseBool(v) },
   'allow-vertex-ai': { kind: 'bool', notYet: 'the Vertex AI frontend is not part of this build', acceptWhen: (v) => !parseBool(v) },
-  'allow-client-shm': { kind: 'bool', notYet: 'client shared memory is not part of this build yet', acceptWhen: (v) => !parseBool(v) },
 };
 
 function oneOf(value: string, allowed: readonly string[]): string | undefined {
@@ -456,6 +460,10 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     rateLimiter: {
       mode: (one('rate-limit') ?? 'off').toLowerCase() as RateLimiterOptions['mode'],
       resources: (values.get('rate-limit-resource') ?? []).map((v) => parseRateLimitResource(v)!),
+    },
+    sharedMemory: {
+      allowClient: bool('allow-client-shm', false),
+      maxRegions: int('max-shm-regions', DEFAULT_MAX_SHARED_MEMORY_REGIONS, 1, 65_536),
     },
     help: bool('help', false),
     acceptedWithoutEffect: [

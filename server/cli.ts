@@ -70,6 +70,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     streamBuffer: options.streamBuffer,
     configCompletion: options.configCompletion,
     rateLimiter: options.rateLimiter,
+    sharedMemory: options.sharedMemory,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

@@ -21,8 +21,11 @@ import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVI
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
 import {
-  decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type ModelInferRequestMessage,
+  decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type DecodedModelInfer, type ModelInferRequestMessage,
 } from './infer-codec.ts';
+import type { InferenceRequest } from '../../engine/inference-request.ts';
+import type { StreamedResponse } from '../../engine/inference-response.ts';
+import type { SharedMemoryLease } from '../../engine/memory/shared-memory-lease.ts';
 
 /** Triton's limit (INT32_MAX) rather than grpc-js's 4 MiB, so Triton clients' large requests fit. */
 export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
@@ -64,8 +67,6 @@ type UnaryHandler = (request: Message, call: grpc.ServerUnaryCall<Buffer, Messag
 interface StreamSlot {
   reply?: Message | null;
 }
-
-const NO_SHARED_MEMORY = 'shared memory regions are not supported by this server; send tensor data in the request (raw_input_contents or contents)';
 
 /** A catalogue error as a gRPC status; details travel in HTTP/2 trailers, so they are bounded once more here. */
 function grpcError(error: SwitchyardError): Partial<grpc.ServiceError> {
@@ -156,6 +157,17 @@ function notSupported(feature: string, detail: string): UnaryHandler {
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
+/** A uint64 field (a number, or a Long from protobufjs) as a number; past 2^53 it cannot name a place in a file. */
+function uint64(value: unknown, field: string): number {
+  if (value === undefined || value === null) return 0;
+  const big = typeof value === 'number' ? BigInt(value)
+    : (BigInt((value as { high: number }).high >>> 0) << 32n) | BigInt((value as { low: number }).low >>> 0);
+  if (big > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw serverError('UNPARSABLE_FIELD', { field, detail: `${big} is past the largest byte count taken, ${Number.MAX_SAFE_INTEGER}` });
+  }
+  return Number(big);
+}
+
 /** A model name field of a request, refused when it could name a path outside the repository. */
 function modelName(req: Message, field: 'name' | 'model_name'): string {
   const name = str(req[field]);
@@ -208,12 +220,23 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
-    const request = await decodeModelInferRequest(message, { signal, maxBytesElements });
+    const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
+    const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
-      return encodeModelInferResponse(await server.infer(request));
+      const request = await withSharedMemoryInputs(decoded, lease);
+      const response = await server.infer(request);
+      await lease?.writeOutputs(response.outputs);
+      return encodeModelInferResponse(response, lease?.outputNames);
     } catch (err) {
-      throw asSwitchyardError(err, request.modelName);
+      throw asSwitchyardError(err, decoded.request.modelName);
+    } finally {
+      await lease?.release();
     }
+  }
+
+  /** The request with its inputs in shared memory read in through the lease. */
+  async function withSharedMemoryInputs({ request }: DecodedModelInfer, lease: SharedMemoryLease | undefined): Promise<InferenceRequest> {
+    return lease ? { ...request, inputs: await lease.readInputs(request.modelName, request.inputs, maxBytesElements) } : request;
   }
 
   const modelInfer: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
@@ -245,23 +268,40 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     checkModelName(message.model_name ?? '', "field 'model_name'");
     server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const emptyFinal = enablesEmptyFinalResponse(message);
-    const request = await decodeModelInferRequest(message, { signal, maxBytesElements });
-    let responses: ResponseStream;
+    const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
+    const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
-      responses = await server.inferStream(request);
-    } catch (err) {
-      throw asSwitchyardError(err, request.modelName);
-    }
-    if (!responses.decoupled) {
-      for await (const item of responses) slot.reply = encodeStreamResponse(item, message, false) ?? null;
-      return;
-    }
-    slot.reply = null;
-    flush();
-    // The next response is read only once the call can take more: a client that does not read holds the model back.
-    for await (const item of responses) {
-      const reply = encodeStreamResponse(item, message, emptyFinal);
-      if (reply) await write(reply);
+      let responses: ResponseStream;
+      try {
+        responses = await server.inferStream(await withSharedMemoryInputs(decoded, lease));
+      } catch (err) {
+        throw asSwitchyardError(err, decoded.request.modelName);
+      }
+      const shared = lease?.outputNames;
+      // Each response's shared memory outputs are written before it is sent; a failed write fails that response only.
+      const encode = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Message | undefined> => {
+        if (lease && item.response) {
+          try {
+            await lease.writeOutputs(item.response.outputs);
+          } catch (err) {
+            return encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, wantsEmptyFinal);
+          }
+        }
+        return encodeStreamResponse(item, message, wantsEmptyFinal, shared);
+      };
+      if (!responses.decoupled) {
+        for await (const item of responses) slot.reply = (await encode(item, false)) ?? null;
+        return;
+      }
+      slot.reply = null;
+      flush();
+      // The next response is read only once the call can take more: a client that does not read holds the model back.
+      for await (const item of responses) {
+        const reply = await encode(item, emptyFinal);
+        if (reply) await write(reply);
+      }
+    } finally {
+      await lease?.release();
     }
   }
 
@@ -356,12 +396,27 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       await server.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
-    SystemSharedMemoryStatus: handle('SystemSharedMemoryStatus', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    SystemSharedMemoryRegister: handle('SystemSharedMemoryRegister', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    SystemSharedMemoryUnregister: handle('SystemSharedMemoryUnregister', notSupported('system shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryStatus: handle('CudaSharedMemoryStatus', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryRegister: handle('CudaSharedMemoryRegister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
-    CudaSharedMemoryUnregister: handle('CudaSharedMemoryUnregister', notSupported('CUDA shared memory', NO_SHARED_MEMORY)),
+    SystemSharedMemoryStatus: handle('SystemSharedMemoryStatus', (req) => ({
+      regions: Object.fromEntries(server.sharedMemory.status(str(req['name']) || undefined).map((region) => [region.name, region])),
+    })),
+    SystemSharedMemoryRegister: handle('SystemSharedMemoryRegister', async (req) => {
+      // Triton refuses a disabled extension before it looks at the request.
+      if (!server.sharedMemory.allowClient) throw serverError('CLIENT_SHM_DISABLED', {});
+      await server.sharedMemory.register(str(req['name']), str(req['key']), uint64(req['offset'], 'offset'), uint64(req['byte_size'], 'byte_size'));
+      return {};
+    }),
+    SystemSharedMemoryUnregister: handle('SystemSharedMemoryUnregister', async (req) => {
+      await server.sharedMemory.unregister(str(req['name']) || undefined);
+      return {};
+    }),
+    CudaSharedMemoryStatus: handle('CudaSharedMemoryStatus', (req) => ({
+      regions: Object.fromEntries(server.sharedMemory.cudaStatus(str(req['name']) || undefined).map((region) => [region.name, region])),
+    })),
+    CudaSharedMemoryRegister: handle('CudaSharedMemoryRegister', (req) => server.sharedMemory.cudaRegister(str(req['name']))),
+    CudaSharedMemoryUnregister: handle('CudaSharedMemoryUnregister', () => {
+      server.sharedMemory.cudaUnregister();
+      return {};
+    }),
     TraceSetting: handle('TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
     LogSettings: handle('LogSettings', (req) => {
       const logger = server.logger instanceof ServerLogger ? server.logger : undefined;

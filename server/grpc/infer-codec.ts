@@ -4,9 +4,11 @@
  * ModelInferResponse object for protobufjs to serialise. Pure functions: no
  * grpc-js, no I/O, so every rule here is unit-tested on its own.
  *
- * Tensor data arrives either typed, in `contents`, or as little-endian bytes
- * in `raw_input_contents` (one entry per input, in order). FP16 and BF16 have
- * no typed field and travel raw only. `contents` is read off the wire, not
+ * Tensor data arrives typed, in `contents`, or as little-endian bytes in
+ * `raw_input_contents` (one entry per input not in shared memory, in
+ * order), or lies in a registered system shared memory region (parameters
+ * shared_memory_region, _offset, _byte_size), which the frontend reads
+ * after decoding. FP16 and BF16 have no typed field and travel raw only. `contents` is read off the wire, not
  * by protobufjs (tensor-contents-wire.ts); decoding it yields the event
  * loop between chunks, so decoding a request is asynchronous.
  */
@@ -14,6 +16,7 @@ import { bytesTensorFromWire, checkBytesElementLimit, decodeBytesInput, DEFAULT_
 import { boundedMessage, quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse, StreamedResponse } from '../../engine/inference-response.ts';
+import type { SharedMemoryInput, SharedMemoryPlan, SharedMemoryRef } from '../../engine/memory/shared-memory-lease.ts';
 import { classCount } from '../../engine/output-classification.ts';
 import {
   DATA_TYPES, elementCount, formatShape, isDataType, TensorSizeError, type DataType, type FixedDataType, type Tensor,
@@ -104,6 +107,47 @@ function parameters(map: Readonly<Record<string, ParameterMessage>> | undefined,
   return out;
 }
 
+/** An int64_param of a shared memory parameter as a number; a value past 2^53 cannot name a place in a file. */
+function int64Count(message: ParameterMessage, parameter: string, tensor: string): number {
+  if (message.parameter_choice !== 'int64_param') {
+    throw invalid(`invalid value type for '${parameter}' parameter for tensor '${quoted(tensor)}', expected int64_param.`);
+  }
+  const big = toBigInt(message.int64_param ?? 0, false);
+  if (big < 0n || big > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw invalid(`invalid value ${big} for '${parameter}' parameter for tensor '${quoted(tensor)}': expected a byte count from 0 to ${Number.MAX_SAFE_INTEGER}`);
+  }
+  return Number(big);
+}
+
+/**
+ * The place in shared memory a tensor's parameters name, or undefined when
+ * they name none, with the checks and wording of Triton's gRPC frontend:
+ * the region is a string_param, offset (default 0) and byte size are
+ * int64_param, and the byte size is required.
+ */
+function sharedMemoryRef(map: Readonly<Record<string, ParameterMessage>> | undefined, tensor: string): SharedMemoryRef | undefined {
+  const region = map?.['shared_memory_region'];
+  const offset = map?.['shared_memory_offset'];
+  const byteSize = map?.['shared_memory_byte_size'];
+  if (region === undefined) {
+    for (const [name, value] of [['shared_memory_offset', offset], ['shared_memory_byte_size', byteSize]] as const) {
+      if (value !== undefined) throw invalid(`'${name}' can not be specified without 'shared_memory_region' parameter for tensor '${quoted(tensor)}'`);
+    }
+    return undefined;
+  }
+  if (region.parameter_choice !== 'string_param') {
+    throw invalid(`invalid value type for 'shared_memory_region' parameter for tensor '${quoted(tensor)}', expected string_param.`);
+  }
+  if (byteSize === undefined) {
+    throw invalid(`'shared_memory_byte_size' must be specified along with 'shared_memory_region' parameter for tensor '${quoted(tensor)}'`);
+  }
+  return {
+    region: region.string_param ?? '',
+    offset: offset === undefined ? 0 : int64Count(offset, 'shared_memory_offset', tensor),
+    byteSize: int64Count(byteSize, 'shared_memory_byte_size', tensor),
+  };
+}
+
 /** The request's parameters as the model sees them: without the ones meant for the frontend. */
 function modelParameters(map: Readonly<Record<string, ParameterMessage>> | undefined): Record<string, ParameterValue> {
   const { [EMPTY_FINAL_RESPONSE_PARAMETER]: _emptyFinal, ...rest } = map ?? {};
@@ -153,6 +197,8 @@ function fromRaw(name: string, datatype: DataType, shape: number[], data: Uint8A
 }
 
 const NO_CONTENTS: ContentsCount = { elements: new Map(), bytesContentsBytes: 0 };
+const NO_NAMES: ReadonlySet<string> = new Set();
+const EMPTY = new Uint8Array(0);
 
 /** The tensor from its typed contents, once their counts agree with the datatype and shape. */
 async function fromContents(
@@ -206,15 +252,24 @@ export function enablesEmptyFinalResponse(message: ModelInferRequestMessage): bo
  * final goes out only when the request asked for it (`emptyFinal`); else
  * there is nothing to write (undefined).
  */
-export function encodeStreamResponse(item: StreamedResponse, request: ModelInferRequestMessage, emptyFinal: boolean): Record<string, unknown> | undefined {
+export function encodeStreamResponse(
+  item: StreamedResponse, request: ModelInferRequestMessage, emptyFinal: boolean, inSharedMemory: ReadonlySet<string> = NO_NAMES,
+): Record<string, unknown> | undefined {
   const final = { [FINAL_RESPONSE_PARAMETER]: { bool_param: item.final } };
   if (item.response) {
-    const encoded = encodeModelInferResponse(item.response);
+    const encoded = encodeModelInferResponse(item.response, inSharedMemory);
     return { infer_response: { ...encoded, parameters: { ...(encoded['parameters'] as object | undefined), ...final } } };
   }
   if (!item.error && !emptyFinal) return undefined;
   const infer_response = { id: request.id ?? '', model_name: request.model_name ?? '', model_version: request.model_version ?? '', parameters: final };
   return item.error ? { error_message: boundedMessage(item.error.message), infer_response } : { infer_response };
+}
+
+/** A decoded ModelInferRequest: the engine request, without its inputs in shared memory until they are read (see sharedMemory). */
+export interface DecodedModelInfer {
+  readonly request: InferenceRequest;
+  /** The tensors in system shared memory, when the request places any there. */
+  readonly sharedMemory?: SharedMemoryPlan;
 }
 
 export interface DecodeOptions {
@@ -229,14 +284,12 @@ export interface DecodeOptions {
  * output, are checked before any tensor data is read; typed contents are
  * then counted against the shape before they are read.
  */
-export async function decodeModelInferRequest(message: ModelInferRequestMessage, options: DecodeOptions = {}): Promise<InferenceRequest> {
+export async function decodeModelInferRequest(message: ModelInferRequestMessage, options: DecodeOptions = {}): Promise<DecodedModelInfer> {
   const { signal, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS } = options;
   const model = message.model_name ?? '';
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
-  if (raw.length > 0 && raw.length !== inputs.length) {
-    throw invalid(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs for model '${model}': when raw_input_contents is used it holds one entry per input, in the order of 'inputs'`);
-  }
+  const sharedMemoryInputs: SharedMemoryInput[] = [];
   const headers = inputs.map((input, index) => {
     const name = input.name ?? '';
     if (name === '') throw invalid(`inputs[${index}] has no name`);
@@ -247,15 +300,35 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     const shape = shapeOf(name, index, input.shape ?? []);
     const count = countOf(name, shape);
     if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
-    return { name, datatype, shape, count };
+    const ref = sharedMemoryRef(input.parameters, name);
+    if (ref) {
+      if (input.contents !== undefined) {
+        throw invalid(`unexpected 'content' provided when using shared memory for input tensor '${quoted(name)}' for model '${quoted(model)}'`);
+      }
+      sharedMemoryInputs.push({ index, name, datatype, shape, ref });
+    }
+    return { name, datatype, shape, count, inSharedMemory: ref !== undefined };
   });
+  // As in Triton, raw_input_contents holds the inputs not in shared memory, in order.
+  const carried = inputs.length - sharedMemoryInputs.length;
+  if (raw.length > 0 && raw.length !== carried) {
+    throw invalid(`raw_input_contents has ${raw.length} entries but the request has ${carried} inputs${sharedMemoryInputs.length > 0 ? ' not in shared memory' : ''} for model '${model}': ` +
+      "when raw_input_contents is used it holds one entry per input, in the order of 'inputs'" +
+      (sharedMemoryInputs.length > 0 ? ', leaving out those in shared memory' : ''));
+  }
 
   const requested = new Set<string>();
   const classification = new Map<string, number>();
+  const sharedMemoryOutputs = new Map<string, SharedMemoryRef>();
   const outputs = (message.outputs ?? []).map((output, index) => {
     const name = output.name ?? '';
     if (name === '') throw invalid(`outputs[${index}] has no name`);
     const classParameter = output.parameters?.['classification'];
+    const ref = sharedMemoryRef(output.parameters, name);
+    if (ref) {
+      if (classParameter !== undefined) throw invalid("output can't set both 'shared_memory_region' and 'classification'");
+      sharedMemoryOutputs.set(name, ref);
+    }
     if (classParameter !== undefined) {
       const field = `outputs[${index}].parameters.classification`;
       classification.set(name, classCount(parameterValue(classParameter, field), field));
@@ -267,10 +340,12 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
 
   const slice = new LoopSlice(signal);
   const tensors: Tensor[] = [];
-  for (const [index, { name, datatype, shape, count }] of headers.entries()) {
+  let rawIndex = 0;
+  for (const [index, { name, datatype, shape, count, inSharedMemory }] of headers.entries()) {
+    if (inSharedMemory) continue;
     const contents = inputs[index]!.contents;
     const counted = contents ? await countContents(contents, name, maxBytesElements, slice) : NO_CONTENTS;
-    const data = raw[index];
+    const data = raw.length > 0 ? raw[rawIndex++] : undefined;
     if (data === undefined) {
       tensors.push(await fromContents(name, datatype, shape, count, contents, counted, slice));
       continue;
@@ -280,7 +355,7 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     tensors.push(fromRaw(name, datatype, shape, data, maxBytesElements));
   }
 
-  return {
+  const request: InferenceRequest = {
     modelName: model,
     ...(message.model_version ? { modelVersion: message.model_version } : {}),
     ...(message.id ? { id: message.id } : {}),
@@ -290,6 +365,8 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     parameters: modelParameters(message.parameters),
     ...(signal ? { signal } : {}),
   };
+  return sharedMemoryInputs.length > 0 || sharedMemoryOutputs.size > 0
+    ? { request, sharedMemory: { inputs: sharedMemoryInputs, outputs: sharedMemoryOutputs } } : { request };
 }
 
 /**
@@ -297,7 +374,7 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
  * travels in raw_output_contents (one entry per output, in order), whichever
  * way the inputs came; clients written for Triton read it from there.
  */
-export function encodeModelInferResponse(response: InferenceResponse): Record<string, unknown> {
+export function encodeModelInferResponse(response: InferenceResponse, inSharedMemory: ReadonlySet<string> = NO_NAMES): Record<string, unknown> {
   const params = response.parameters ?? {};
   return {
     model_name: response.modelName,
@@ -307,6 +384,7 @@ export function encodeModelInferResponse(response: InferenceResponse): Record<st
       ? { parameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, parameterMessage(v)])) }
       : {}),
     outputs: response.outputs.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape })),
-    raw_output_contents: response.outputs.map((tensor) => tensor.raw),
+    // An output in shared memory keeps its (empty) entry, so entries still line up with outputs, as in Triton.
+    raw_output_contents: response.outputs.map((tensor) => (inSharedMemory.has(tensor.name) ? EMPTY : tensor.raw)),
   };
 }

@@ -8,6 +8,7 @@ import { quoted, serverError } from '../../engine/errors.ts';
 import { classCount } from '../../engine/output-classification.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
+import type { SharedMemoryInput, SharedMemoryPlan, SharedMemoryRef } from '../../engine/memory/shared-memory-lease.ts';
 import {
   DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
 } from '../../engine/tensor.ts';
@@ -17,9 +18,12 @@ import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.
 export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
 
 export interface DecodedInfer {
+  /** The request; inputs in shared memory are left out until read (see sharedMemory). */
   readonly request: InferenceRequest;
   /** Whether each output goes back as binary data. */
   readonly binaryOutput: (name: string) => boolean;
+  /** The tensors in system shared memory, when the request places any there. */
+  readonly sharedMemory?: SharedMemoryPlan;
 }
 
 export interface EncodedInfer {
@@ -99,11 +103,56 @@ export interface InferBody {
   readonly request: InferenceRequest;
   readonly binaryDefault: boolean;
   readonly binaryByOutput: ReadonlyMap<string, boolean>;
+  readonly sharedMemory?: SharedMemoryPlan;
 }
 
 /** The request with the client's signal, and the binary-output choice as a function. */
-export function decodedInfer({ request, binaryDefault, binaryByOutput }: InferBody, signal?: AbortSignal): DecodedInfer {
-  return { request: signal ? { ...request, signal } : request, binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault };
+export function decodedInfer({ request, binaryDefault, binaryByOutput, sharedMemory }: InferBody, signal?: AbortSignal): DecodedInfer {
+  return {
+    request: signal ? { ...request, signal } : request,
+    binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault,
+    ...(sharedMemory ? { sharedMemory } : {}),
+  };
+}
+
+/** A non-negative whole number of bytes, as Triton's JSON parameters take offsets and sizes. */
+function byteCount(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw unparsable(field, 'expected a non-negative integer');
+  return value;
+}
+
+/**
+ * The place in shared memory a tensor's parameters name, or undefined when
+ * they name none. shared_memory_offset defaults to 0 and
+ * shared_memory_byte_size to 0, as in Triton's HTTP frontend; either one
+ * without shared_memory_region is refused.
+ */
+function sharedMemoryRef(parameters: Record<string, ParameterValue>, field: string, tensor: string): SharedMemoryRef | undefined {
+  const region = parameters['shared_memory_region'];
+  if (region === undefined) {
+    for (const name of ['shared_memory_offset', 'shared_memory_byte_size']) {
+      if (parameters[name] !== undefined) {
+        throw serverError('BAD_REQUEST', { detail: `'${name}' can not be specified without 'shared_memory_region' parameter for tensor '${quoted(tensor)}'` });
+      }
+    }
+    return undefined;
+  }
+  if (typeof region !== 'string') throw unparsable('shared_memory_region', `expected a string (${field}.shared_memory_region)`);
+  const offset = parameters['shared_memory_offset'];
+  const byteSize = parameters['shared_memory_byte_size'];
+  return {
+    region,
+    offset: offset === undefined ? 0 : byteCount(offset, 'shared_memory_offset'),
+    byteSize: byteSize === undefined ? 0 : byteCount(byteSize, 'shared_memory_byte_size'),
+  };
+}
+
+/** Triton's refusal of an input whose data is set in none, or more than one, of the three ways. */
+function contentChoiceError(name: string, set: readonly string[]): Error {
+  return serverError('BAD_REQUEST', {
+    detail: "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. " +
+      `But ${set.length === 0 ? 'no field is set' : `set ${set.map((f) => `'${f}'`).join(' ')}`} for input '${quoted(name)}'`,
+  });
 }
 
 export function decodeInferBody(
@@ -121,7 +170,8 @@ export function decodeInferBody(
   const rawInputs = json['inputs'];
   if (!Array.isArray(rawInputs)) throw unparsable('inputs', 'expected an array of input tensors');
 
-  const inputs: Tensor[] = rawInputs.map((raw, index) => {
+  const sharedMemoryInputs: SharedMemoryInput[] = [];
+  const inputs: Tensor[] = rawInputs.map((raw, index): Tensor | undefined => {
     const field = `inputs[${index}]`;
     if (!isObject(raw)) throw unparsable(field, 'expected an object with name, shape, datatype and data');
     const name = raw['name'];
@@ -143,10 +193,12 @@ export function decodeInferBody(
     const inputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
     const binarySize = inputParameters['binary_data_size'];
     const hasData = raw['data'] !== undefined;
-    if (binarySize !== undefined && hasData) {
-      throw serverError('BAD_REQUEST', {
-        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But set 'data' 'binary_data_size' for input '${quoted(name)}'`,
-      });
+    const shmRef = sharedMemoryRef(inputParameters, `${field}.parameters`, name);
+    const set = [...(hasData ? ['data'] : []), ...(binarySize !== undefined ? ['binary_data_size'] : []), ...(shmRef ? ['shared_memory_region'] : [])];
+    if (set.length !== 1) throw contentChoiceError(name, set);
+    if (shmRef) {
+      sharedMemoryInputs.push({ index, name, datatype, shape, ref: shmRef });
+      return undefined;
     }
     if (binarySize !== undefined) {
       if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) {
@@ -168,11 +220,6 @@ export function decodeInferBody(
       if (datatype === 'BYTES') return decodeBytesInput(name, shape, data, maxBytesElements);
       return { name, datatype, shape, raw: data };
     }
-    if (!hasData) {
-      throw serverError('BAD_REQUEST', {
-        detail: `Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters'. But no field is set for input '${quoted(name)}'`,
-      });
-    }
     let values: unknown[];
     try {
       values = flattenData(raw['data']);
@@ -183,7 +230,7 @@ export function decodeInferBody(
       throw unparsable('data', `Shape does not match true shape of 'data' field: input '${quoted(name)}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`);
     }
     return tensorFromJson(name, datatype, shape, values);
-  });
+  }).filter((tensor): tensor is Tensor => tensor !== undefined);
   if (binaryOffset !== body.byteLength) {
     throw serverError('BAD_REQUEST', {
       detail: `unexpected additional input data for model '${target.model}': ${body.byteLength - binaryOffset} bytes after the last binary input`,
@@ -195,6 +242,7 @@ export function decodeInferBody(
   const requested = new Set<string>();
   const binaryByOutput = new Map<string, boolean>();
   const classification = new Map<string, number>();
+  const sharedMemoryOutputs = new Map<string, SharedMemoryRef>();
   let outputs: string[] | undefined;
   if (json['outputs'] !== undefined) {
     if (!Array.isArray(json['outputs'])) throw unparsable('outputs', 'expected an array of requested outputs');
@@ -202,6 +250,16 @@ export function decodeInferBody(
       const field = `outputs[${index}]`;
       if (!isObject(raw) || typeof raw['name'] !== 'string') throw unparsable(`${field}.name`, 'expected an object with a string name');
       const outputParameters = parseParameters(raw['parameters'], `${field}.parameters`);
+      const shmRef = sharedMemoryRef(outputParameters, `${field}.parameters`, raw['name']);
+      if (shmRef) {
+        if (outputParameters['classification'] !== undefined) {
+          throw serverError('BAD_REQUEST', { detail: "Output can't set both 'shared_memory_region' and 'classification'" });
+        }
+        if (outputParameters['binary_data'] === true) {
+          throw serverError('BAD_REQUEST', { detail: "Output can't set both 'shared_memory_region' and 'binary_data'" });
+        }
+        sharedMemoryOutputs.set(raw['name'], shmRef);
+      }
       if (outputParameters['classification'] !== undefined) {
         classification.set(raw['name'], classCount(outputParameters['classification'], `${field}.parameters.classification`));
       }
@@ -229,13 +287,22 @@ export function decodeInferBody(
     ...(classification.size > 0 ? { classification } : {}),
     parameters: engineParameters,
   };
-  return { request, binaryDefault, binaryByOutput };
+  const sharedMemory = sharedMemoryInputs.length > 0 || sharedMemoryOutputs.size > 0
+    ? { sharedMemory: { inputs: sharedMemoryInputs, outputs: sharedMemoryOutputs } } : {};
+  return { request, binaryDefault, binaryByOutput, ...sharedMemory };
 }
 
-export function encodeInferResponse(response: InferenceResponse, binaryOutput: (name: string) => boolean): EncodedInfer {
+/**
+ * The response body. An output in shared memory (`inSharedMemory`) goes
+ * back as Triton sends it: name, datatype and shape, with no data.
+ */
+export function encodeInferResponse(
+  response: InferenceResponse, binaryOutput: (name: string) => boolean, inSharedMemory: (name: string) => boolean = () => false,
+): EncodedInfer {
   const chunks: Uint8Array[] = [];
   const outputs = response.outputs.map((tensor) => {
     const head = `{"name":${JSON.stringify(tensor.name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}]`;
+    if (inSharedMemory(tensor.name)) return `${head}}`;
     if (binaryOutput(tensor.name)) {
       const bytes = tensor.raw;
       if (bytes.byteLength > 0) chunks.push(bytes);

@@ -20,7 +20,7 @@ export type JsonCodecTask =
   | { readonly kind: 'infer-request'; readonly body: Uint8Array; readonly headerLength: string | string[] | undefined; readonly target: Target; readonly maxBytesElements: number }
   | { readonly kind: 'generate-request'; readonly body: Uint8Array; readonly inputs: readonly TensorMetadata[]; readonly target: Target; readonly maxBytesElements: number }
   | { readonly kind: 'json-object'; readonly body: Uint8Array; readonly what: string }
-  | { readonly kind: 'infer-response'; readonly response: InferenceResponse; readonly binaryOutputs: readonly string[] }
+  | { readonly kind: 'infer-response'; readonly response: InferenceResponse; readonly binaryOutputs: readonly string[]; readonly sharedMemoryOutputs?: readonly string[] }
   | { readonly kind: 'generate-response'; readonly response: InferenceResponse };
 
 export interface JsonCodecResults {
@@ -42,11 +42,18 @@ export interface JsonCodecFailure {
 
 const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
-/** Only the fields a codec process needs: a response as plain data for the structured clone. */
-export function plainResponse(response: InferenceResponse): InferenceResponse {
-  const plain = (t: Tensor): Tensor => (t.datatype === 'BYTES'
-    ? { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw, offsets: t.offsets }
-    : { name: t.name, datatype: t.datatype, shape: t.shape, raw: t.raw });
+/**
+ * Only the fields a codec process needs: a response as plain data for the
+ * structured clone. Outputs named in `withoutData` (written to shared
+ * memory) go without their bytes, which the encoding leaves out.
+ */
+export function plainResponse(response: InferenceResponse, withoutData: ReadonlySet<string> = new Set()): InferenceResponse {
+  const plain = (t: Tensor): Tensor => {
+    const raw = withoutData.has(t.name) ? new Uint8Array(0) : t.raw;
+    return t.datatype === 'BYTES'
+      ? { name: t.name, datatype: t.datatype, shape: t.shape, raw, offsets: raw === t.raw ? t.offsets : new Uint32Array(1) }
+      : { name: t.name, datatype: t.datatype, shape: t.shape, raw };
+  };
   return {
     modelName: response.modelName,
     modelVersion: response.modelVersion,
@@ -76,7 +83,8 @@ function run(task: JsonCodecTask): JsonCodecResults[JsonCodecTask['kind']] {
       return boundedJsonObject(jsonObjectBody(asBuffer(task.body), task.what), task.what);
     case 'infer-response': {
       const binary = new Set(task.binaryOutputs);
-      const encoded = encodeInferResponse(task.response, (name) => binary.has(name));
+      const shared = new Set(task.sharedMemoryOutputs);
+      const encoded = encodeInferResponse(task.response, (name) => binary.has(name), (name) => shared.has(name));
       // Bytes, not text: they cross from a codec process as a view, and the socket takes them as they are.
       return typeof encoded.body === 'string' ? { ...encoded, body: Buffer.from(encoded.body, 'utf8') } : encoded;
     }

@@ -94,15 +94,26 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       const decoded = decodedInfer(lengthHeader !== undefined && jsonLength === 0
         ? decodeRawBinaryRequest(body, rawRequestModel(server, model, version), target, bytesElements)
         : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
-      const response = await server.infer({ ...decoded.request, ownsPooledOutputs: true });
-      const binaryOutputs = response.outputs.filter((t) => decoded.binaryOutput(t.name));
+      const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
       let encoded;
       try {
-        encoded = await codec.run({ kind: 'infer-response', response: plainResponse(response), binaryOutputs: binaryOutputs.map((t) => t.name) },
-          jsonOutputBytes(response.outputs.filter((t) => !decoded.binaryOutput(t.name))));
+        const request = lease
+          ? { ...decoded.request, inputs: await lease.readInputs(model, decoded.request.inputs, bytesElements) } : decoded.request;
+        const response = await server.infer({ ...request, ownsPooledOutputs: true });
+        try {
+          await lease?.writeOutputs(response.outputs);
+          const shared = lease?.outputNames ?? new Set<string>();
+          const binaryOutputs = response.outputs.filter((t) => !shared.has(t.name) && decoded.binaryOutput(t.name));
+          encoded = await codec.run({
+            kind: 'infer-response', response: plainResponse(response, shared), binaryOutputs: binaryOutputs.map((t) => t.name),
+            ...(shared.size > 0 ? { sharedMemoryOutputs: [...shared] } : {}),
+          }, jsonOutputBytes(response.outputs.filter((t) => !shared.has(t.name) && !decoded.binaryOutput(t.name))));
+        } finally {
+          // The body holds copies of the outputs, so their pooled memory can serve the next request.
+          server.releaseOutputs(response.outputs);
+        }
       } finally {
-        // The body holds copies of the outputs, so their pooled memory can serve the next request.
-        server.releaseOutputs(response.outputs);
+        await lease?.release();
       }
       const pending = compressedBody(encoded.body, responseCompression(req.headers['accept-encoding']));
       // Awaited only when large: a small reply is sent in the turn its result arrives (see SYNC_COMPRESSION_MAX_BYTES).
@@ -148,9 +159,64 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       return sendError(reply, err, req.params.model);
     }
   };
+  sharedMemoryRoutes(app, server, codec);
+
   app.post('/v2/repository/models/:model/load', control((model, p) => server.loadModel(model, loadOptionsFromParameters(p))));
   app.post('/v2/repository/models/:model/unload', control((model, p) => server.unloadModel(model, unloadOptionsFromParameters(p))));
 };
+
+type RegionRequest = FastifyRequest<{ Params: { region?: string } }>;
+
+/**
+ * The shared memory extension's routes, as Triton lays them out:
+ * /v2/{system,cuda}sharedmemory[/region/<name>]/{status,register,unregister}.
+ * CUDA shared memory is answered as a CPU-only tritonserver answers it (see
+ * SharedMemoryManager).
+ */
+function sharedMemoryRoutes(app: FastifyInstance, server: InferenceServer, codec: JsonCodecPool): void {
+  const manager = server.sharedMemory;
+  const answer = (action: (req: RegionRequest) => unknown) => async (req: RegionRequest, reply: FastifyReply) => {
+    try {
+      const result = await action(req);
+      return result === undefined ? reply.code(200).send() : reply.type('application/json').send(JSON.stringify(result));
+    } catch (err) {
+      return sendError(reply, err);
+    }
+  };
+  for (const prefix of ['', '/region/:region']) {
+    app.get(`/v2/systemsharedmemory${prefix}/status`, answer((req) => manager.status(req.params.region)));
+    app.post(`/v2/systemsharedmemory${prefix}/register`, answer(async (req) => {
+      // Triton refuses a disabled extension before it looks at the region name or the body.
+      if (!manager.allowClient) throw serverError('CLIENT_SHM_DISABLED', {});
+      const name = req.params.region ?? '';
+      if (name === '') throw serverError('BAD_REQUEST', { detail: "'region name' is necessary to register system shared memory region" });
+      const { key, offset, byte_size: byteSize } = await registerRequestBody(codec, req.body);
+      await manager.register(name, key, offset, byteSize);
+      return undefined;
+    }));
+    app.post(`/v2/systemsharedmemory${prefix}/unregister`, answer((req) => manager.unregister(req.params.region)));
+    app.get(`/v2/cudasharedmemory${prefix}/status`, answer((req) => manager.cudaStatus(req.params.region)));
+    app.post(`/v2/cudasharedmemory${prefix}/register`, answer((req) => manager.cudaRegister(req.params.region ?? '')));
+    app.post(`/v2/cudasharedmemory${prefix}/unregister`, answer(() => manager.cudaUnregister()));
+  }
+}
+
+/** A system shared memory register body: {"key": string, "offset": integer (default 0), "byte_size": integer}, with Triton's errors. */
+async function registerRequestBody(codec: JsonCodecPool, body: unknown): Promise<{ key: string; offset: number; byte_size: number }> {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+  const record = await codec.run({ kind: 'json-object', body: bytes, what: 'the request body' }, bytes.byteLength);
+  const count = (field: string, value: unknown): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw serverError('UNPARSABLE_FIELD', { field, detail: 'expected a non-negative integer' });
+    }
+    return value;
+  };
+  if (record['key'] === undefined) throw serverError('BAD_REQUEST', { detail: "Shared memory register request has no 'key' field" });
+  if (typeof record['key'] !== 'string') throw serverError('UNPARSABLE_FIELD', { field: 'key', detail: 'expected a string' });
+  const offset = record['offset'] === undefined ? 0 : count('offset', record['offset']);
+  if (record['byte_size'] === undefined) throw serverError('BAD_REQUEST', { detail: "Shared memory register request has no 'byte_size' field" });
+  return { key: record['key'], offset, byte_size: count('byte_size', record['byte_size']) };
+}
 
 /** An optional JSON object body of a repository call, with each known key type-checked; large ones are parsed in a codec process. */
 async function repositoryRequestBody(

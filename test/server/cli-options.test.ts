@@ -93,7 +93,6 @@ test('flags whose value would promise a missing feature are refused with a reaso
     ['--grpc-use-ssl-mutual', /--grpc-use-ssl-mutual is not supported yet: gRPC over mutual TLS/],
     ['--allow-sagemaker=true', /SageMaker frontend/],
     ['--allow-vertex-ai=1', /Vertex AI frontend/],
-    ['--allow-client-shm=true', /client shared memory/],
   ];
   for (const [flag, message] of refused) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: Error) => err instanceof CliError && message.test(err.message), flag);
@@ -579,4 +578,19 @@ test('--help prints the flags and exits 0 without a repository', async () => {
   assert.equal(code, 0);
   assert.match(output, /usage: switchyard/);
   for (const flag of ['--backend-directory', '--pinned-memory-pool-byte-size', '--disable-auto-complete-config']) assert.ok(output.includes(flag), flag);
+});
+
+test('--allow-client-shm is off unless set, as in tritonserver since 2.69; --max-shm-regions bounds the regions registered', () => {
+  assert.deepEqual(parseCliOptions(['--model-repository=/m']).sharedMemory, { allowClient: false, maxRegions: 256 });
+  for (const on of ['--allow-client-shm=true', '--allow-client-shm', '--allow-client-shm=1']) {
+    const options = parseCliOptions(['--model-repository=/m', on]);
+    assert.equal(options.sharedMemory.allowClient, true, on);
+    assert.deepEqual([options.acceptedWithoutEffect, options.acceptedNotYet], [[], []], `${on} is implemented, not listed as accepted`);
+  }
+  assert.equal(parseCliOptions(['--model-repository=/m', '--allow-client-shm=false']).sharedMemory.allowClient, false);
+  assert.equal(parseCliOptions(['--model-repository=/m', '--max-shm-regions=1']).sharedMemory.maxRegions, 1);
+  assert.equal(parseCliOptions(['--model-repository=/m', '--max-shm-regions=65536']).sharedMemory.maxRegions, 65_536);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-shm-regions=0']), /--max-shm-regions=0: expected a value from 1 to 65536/);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-shm-regions=65537']), /--max-shm-regions=65537: expected a value from 1 to 65536/);
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--allow-client-shm=maybe']), CliError);
 });

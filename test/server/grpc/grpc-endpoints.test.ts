@@ -118,10 +118,10 @@ describe('gRPC endpoints', () => {
     }
   });
 
-  test('later-issue RPCs answer UNIMPLEMENTED with a reason', async () => {
+  test('later-issue RPCs, and shared memory registration without --allow-client-shm, answer UNIMPLEMENTED with a reason', async () => {
     for (const [rpc, request, words] of [
-      ['SystemSharedMemoryStatus', {}, /shared memory/],
-      ['CudaSharedMemoryRegister', { name: 'r' }, /shared memory/],
+      ['SystemSharedMemoryRegister', { name: 'r', key: '/k', byte_size: 4 }, /^Client shared memory is disabled/],
+      ['CudaSharedMemoryRegister', { name: 'r' }, /^Client shared memory is disabled/],
       ['TraceSetting', {}, /trac/],
     ] as const) {
       const { error } = await client.call(rpc, request);
