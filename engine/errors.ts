@@ -206,6 +206,9 @@ export const CATALOGUE = {
     (p) => `invalid log setting '${p.setting}': ${p.detail}`),
   LOG_FILE_FIXED: entry<Record<string, never>>('UNSUPPORTED',
     () => 'log file location can not be updated through network protocol (set it at start with --log-file)'),
+  /** Triton's wording: one index covers every repository, and load/unload take no repository name. */
+  REPOSITORY_NAME_UNSUPPORTED: entry<Record<string, never>>('UNSUPPORTED',
+    () => "'repository_name' specification is not supported"),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

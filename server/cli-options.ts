@@ -363,11 +363,9 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
   if (mode !== 'none' && mode !== 'explicit' && mode !== 'poll') throw new CliError(`--model-control-mode=${mode}: expected none, poll or explicit`);
   const loadModels = values.get('load-model') ?? [];
   if (loadModels.length > 0 && mode !== 'explicit') {
-    throw new CliError('--load-model only applies with --model-control-mode=explicit');
+    throw new CliError("Use of '--load-model' requires setting '--model-control-mode=explicit' as well.");
   }
-  if (values.has('repository-poll-secs') && mode !== 'poll') {
-    throw new CliError('--repository-poll-secs only applies with --model-control-mode=poll');
-  }
+  // --repository-poll-secs outside poll mode is checked and then unused, as tritonserver does (it sets it to 0).
   if (loadModels.includes('*') && loadModels.length > 1) {
     throw new CliError('--load-model=* loads every model and must be the only --load-model');
   }
