@@ -235,12 +235,12 @@ test('metrics flags: tritonserver\'s defaults, and each one read', () => {
   const custom = parseCliOptions([
     '--model-repository=/m', '--metrics-port=9102', '--metrics-address=127.0.0.1', '--metrics-interval-ms', '500',
     '--metrics-config=summary_latencies=true', '--metrics-config', 'summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001',
-    '--metrics-config=counter_latencies=false', '--allow-cpu-metrics=false',
+    '--metrics-config=counter_latencies=false', '--allow-cpu-metrics=false', '--metrics-config=histogram_latencies=true',
   ]);
   assert.equal(custom.metricsPort, 9102);
   assert.equal(custom.metricsAddress, '127.0.0.1');
   assert.deepEqual(custom.metrics, {
-    summaryLatencies: true, counterLatencies: false, intervalMs: 500, cpuMetrics: false,
+    summaryLatencies: true, counterLatencies: false, histogramLatencies: true, intervalMs: 500, cpuMetrics: false,
     summaryQuantiles: [{ quantile: 0.5, error: 0.05 }, { quantile: 0.9, error: 0.01 }, { quantile: 0.99, error: 0.001 }],
   });
   assert.equal(parseCliOptions(['--model-repository=/m', '--allow-metrics=false']).allowMetrics, false);
@@ -257,7 +257,7 @@ test('bad metrics flags get clear errors', () => {
     [['--metrics-interval-ms=0'], /--metrics-interval-ms=0: expected a value from 1 to 86400000/],
     [['--allow-metrics=perhaps'], /--allow-metrics=perhaps: expected true or false/],
     [['--metrics-config=summary_latency=true'], /--metrics-config=summary_latency=true: unknown key 'summary_latency'; did you mean 'summary_latencies'\?/],
-    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies\)/],
+    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies, histogram_latencies\)/],
     [['--metrics-config=summary_latencies'], /expected <key>=<value>/],
     [['--metrics-config=summary_latencies=sure'], /summary_latencies=sure: expected true or false/],
     [['--metrics-config=summary_quantiles='], /summary_quantiles is empty/],
