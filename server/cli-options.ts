@@ -295,6 +295,9 @@ function configCompletion(
   return { completion: { enabled, defaultMaxBatchSize }, withoutEffect };
 }
 
+/** The remote repository forms tritonserver reads (Amazon S3, Google Cloud Storage, Azure Storage). */
+const CLOUD_REPOSITORY = /^(s3|gs|as):\/\//i;
+
 /** Every flag this build knows: tritonserver's, and Switchyard's own limits. */
 export const CLI_FLAG_NAMES: readonly string[] = Object.keys(FLAGS);
 
@@ -357,6 +360,11 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
   };
 
   const given = [...(values.get('model-repository') ?? []), ...(values.get('model-store') ?? [])];
+  const remote = given.find((path) => CLOUD_REPOSITORY.test(path));
+  if (remote !== undefined) {
+    throw new CliError(`--model-repository=${remote}: cloud storage repositories (s3://, gs://, as://) are not supported by this build; ` +
+      'copy or mount the repository into a local folder and give that path');
+  }
   const modelRepositories = given.length > 0 || !defaultRepository ? given : [defaultRepository];
   if (modelRepositories.length === 0 && !values.has('help')) throw new CliError('--model-repository is required: the folder holding <model>/config.pbtxt and <model>/<version>/');
   const mode = one('model-control-mode') ?? 'none';
