@@ -24,6 +24,7 @@ import { inputsForModel, outputsForClient } from './tensor-reshape.ts';
 import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
+import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface InferenceServerOptions {
@@ -70,6 +71,13 @@ export interface InferenceServerOptions {
    * --backend-config=default-max-batch-size=N). Default on, 4.
    */
   readonly configCompletion?: ConfigCompletion;
+  /**
+   * Triton's rate limiter (--rate-limit, --rate-limit-resource): with mode
+   * 'execution_count' instances execute only when the resources their
+   * instance_group.rate_limiter declares are free, taking turns by priority,
+   * across all models. Default: off, nothing is limited.
+   */
+  readonly rateLimiter?: RateLimiterOptions;
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -185,6 +193,7 @@ export class InferenceServer {
     const logger = options.logger ?? createLogger();
     const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
+    const rateLimiter = options.rateLimiter ? RateLimiter.create(options.rateLimiter) : undefined;
     // Ensemble steps and scripts call back into the server, even while the repository
     // loads: a script's initialize() may call a model that is already loaded.
     let server: InferenceServer | undefined;
@@ -192,6 +201,7 @@ export class InferenceServer {
     const repository = ModelRepository.open({
       paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
+      ...(rateLimiter ? { rateLimiter } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
     server = new InferenceServer(repository, options, logger, bufferPool, cache);

@@ -25,6 +25,7 @@ import { DEFAULT_METRICS_PORT } from './metrics/metrics-server.ts';
 import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
+import type { RateLimiterOptions, RateLimitResourceSetting } from '../engine/scheduling/rate-limiter.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
 export interface CliOptions {
@@ -80,6 +81,8 @@ export interface CliOptions {
   readonly streamBuffer: StreamBufferLimits;
   /** --disable-auto-complete-config / --strict-model-config and --backend-config=[onnxruntime,]default-max-batch-size=N. */
   readonly configCompletion: ConfigCompletion;
+  /** --rate-limit (default off) and every --rate-limit-resource. */
+  readonly rateLimiter: RateLimiterOptions;
   /** --help: print the flags and exit. */
   readonly help: boolean;
   /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
@@ -162,6 +165,9 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'disable-auto-complete-config': { kind: 'bool' },
   'strict-model-config': { kind: 'bool' },
   'backend-config': { kind: 'string', repeatable: true, check: (v) => backendConfigProblem(v) },
+  // tritonserver takes the mode in any case.
+  'rate-limit': { kind: 'string', check: (v) => oneOf(v.toLowerCase(), ['execution_count', 'off']) },
+  'rate-limit-resource': { kind: 'string', repeatable: true, check: (v) => (parseRateLimitResource(v) ? undefined : RATE_LIMIT_RESOURCE_FORMAT) },
   'help': { kind: 'bool' },
   // tritonserver flags with no meaning on this build: no GPU, no C++ thread pools, no shared-library folders.
   'backend-directory': { kind: 'string', effect: 'none' },
@@ -205,8 +211,6 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'model-load-retry-count': { kind: 'int', effect: 'later' },
   'model-namespacing': { kind: 'bool', effect: 'later' },
   'cache-directory': { kind: 'string', effect: 'later' },
-  'rate-limit': { kind: 'string', effect: 'later', check: (v) => oneOf(v, ['execution_count', 'off']) },
-  'rate-limit-resource': { kind: 'string', repeatable: true, effect: 'later', check: rateLimitResourceProblem },
   'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
   'trace-file': { kind: 'string', effect: 'later' },
   'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },
@@ -238,10 +242,20 @@ function settingProblem(value: string, name: string): string | undefined {
   return comma > 0 && eq > comma + 1 && eq < value.length - 1 ? undefined : `expected <${name}>,<setting>=<value>`;
 }
 
-/** `<resource>:<count>[:<device>]`. */
-function rateLimitResourceProblem(value: string): string | undefined {
-  return /^[^:]+:\d+(:\d+)?$/.test(value) ? undefined : 'expected <resource name>:<count>:<device>';
+const RATE_LIMIT_RESOURCE_FORMAT = "expected '<resource_name>:<count>:<device>' or '<resource_name>:<count>', " +
+  'a count and device from 0 to 2147483647';
+
+/** `<resource>:<count>[:<device>]`, as tritonserver splits it; undefined when malformed or out of range. */
+function parseRateLimitResource(value: string): RateLimitResourceSetting | undefined {
+  const match = /^([^:]+):(\d{1,10})(?::(\d{1,10}))?$/.exec(value);
+  if (!match) return undefined;
+  const count = Number(match[2]);
+  const device = match[3] === undefined ? undefined : Number(match[3]);
+  if (count > INT32_MAX || (device !== undefined && device > INT32_MAX)) return undefined;
+  return { name: match[1]!, count, ...(device !== undefined ? { device } : {}) };
 }
+
+const INT32_MAX = 2_147_483_647;
 
 function regexProblem(value: string): string | undefined {
   try {
@@ -445,8 +459,16 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),
     },
     configCompletion: completion.completion,
+    rateLimiter: {
+      mode: (one('rate-limit') ?? 'off').toLowerCase() as RateLimiterOptions['mode'],
+      resources: (values.get('rate-limit-resource') ?? []).map((v) => parseRateLimitResource(v)!),
+    },
     help: bool('help', false),
-    acceptedWithoutEffect: [...givenWith('none'), ...completion.withoutEffect],
+    acceptedWithoutEffect: [
+      ...givenWith('none'), ...completion.withoutEffect,
+      // tritonserver ignores pool sizes when nothing is limited.
+      ...((one('rate-limit') ?? 'off').toLowerCase() === 'off' && values.has('rate-limit-resource') ? ['--rate-limit-resource (with --rate-limit=off)'] : []),
+    ],
     acceptedNotYet: givenWith('later'),
   };
 }

@@ -69,6 +69,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     ...(options.responseCache ? { responseCache: options.responseCache } : {}),
     streamBuffer: options.streamBuffer,
     configCompletion: options.configCompletion,
+    rateLimiter: options.rateLimiter,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

@@ -21,6 +21,7 @@ import { compileModelWarmup } from './compile-model-warmup.ts';
 import { confinePathSync, readConfinedFileSync, relativePathProblem } from '../repository/confined-path.ts';
 import { parseLabels } from '../output-classification.ts';
 import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
+import { NO_RATE_LIMITER_SPEC, type RateLimiterResourceSpec, type RateLimiterSpec } from '../scheduling/rate-limiter.ts';
 
 /** Triton's ONNX Runtime backend uses this batch size when it infers that a model batches. */
 export const DEFAULT_MAX_BATCH_SIZE = 4;
@@ -149,7 +150,7 @@ function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy 
 }
 
 function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[], backend: string): InstanceGroupSpec[] {
-  if (groups.length === 0) return [{ name: modelName, kind: 'CPU', count: 1, gpus: [] }];
+  if (groups.length === 0) return [{ name: modelName, kind: 'CPU', count: 1, gpus: [], rateLimiter: NO_RATE_LIMITER_SPEC }];
   const scripted = backend === TYPESCRIPT_BACKEND;
   return groups.map((value, index) => {
     const group = asObj(value) ?? {};
@@ -169,8 +170,47 @@ function compileInstanceGroups(ctx: Ctx, modelName: string, groups: unknown[], b
     if (!kind) {
       failAt(ctx, `${field}.kind`, `${kindName} instances are not something the ONNX Runtime backend runs`, 'use KIND_CPU, KIND_GPU or KIND_AUTO');
     }
-    return { name: asString(group['name']) || (groups.length === 1 ? modelName : `${modelName}_${index}`), kind, count, gpus };
+    const rateLimiter = compileRateLimiter(ctx, `${field}.rate_limiter`, asObj(group['rate_limiter']));
+    return { name: asString(group['name']) || (groups.length === 1 ? modelName : `${modelName}_${index}`), kind, count, gpus, rateLimiter };
   });
+}
+
+const UINT32_MAX = 4_294_967_295;
+
+/**
+ * instance_group.rate_limiter, checked whatever --rate-limit says. Triton
+ * takes any names and, for a name listed twice, the last count; both are
+ * refused here as the mistakes they are. Checks across instances and models
+ * (a resource both global and per device, pool sizes) are the limiter's, at
+ * load, and only with --rate-limit=execution_count, as in Triton.
+ */
+function compileRateLimiter(ctx: Ctx, field: string, limiter: Obj | undefined): RateLimiterSpec {
+  if (!limiter) return NO_RATE_LIMITER_SPEC;
+  const priority = asNumber(limiter['priority'], 0);
+  if (!Number.isInteger(priority) || priority < 0 || priority > UINT32_MAX) {
+    failAt(ctx, `${field}.priority`, `is ${limiter['priority']}`, `use a whole number from 0 to ${UINT32_MAX}; 1 (or 0) is the highest, 2 gets half the turns of 1`);
+  }
+  const seen = new Set<string>();
+  const resources = asArray(limiter['resources']).map((value, i): RateLimiterResourceSpec => {
+    const resource = asObj(value) ?? {};
+    const at = `${field}.resources[${i}]`;
+    const name = asString(resource['name']);
+    if (name === '') failAt(ctx, `${at}.name`, 'is empty', 'name the resource, e.g. name: "R1"; instances sharing a name share its pool');
+    if (seen.has(name)) failAt(ctx, `${at}.name`, `'${name}' is listed twice in this rate_limiter`, 'list each resource once, with the count one execution needs');
+    seen.add(name);
+    const count = asNumber(resource['count'], 0);
+    if (!Number.isInteger(count) || count < 0 || count > UINT32_MAX) {
+      failAt(ctx, `${at}.count`, `is ${resource['count']}`, `use a whole number from 0 to ${UINT32_MAX}: how many of '${name}' one execution holds`);
+    }
+    return { name, global: resource['global'] === true, count };
+  });
+  return { resources, priority };
+}
+
+/** The rate_limiter of a group as the completed config shows it; absent when the group declares none. */
+function rateLimiterJson(spec: RateLimiterSpec): Obj | undefined {
+  if (spec === NO_RATE_LIMITER_SPEC) return undefined;
+  return { resources: spec.resources.map((r) => ({ name: r.name, global: r.global, count: r.count })), priority: spec.priority };
 }
 
 /**
@@ -271,7 +311,10 @@ export function compileModelConfig(
   config['input'] = inputs;
   config['output'] = outputs;
   config['default_model_filename'] = settings.defaultModelFilename;
-  config['instance_group'] = settings.instanceGroups.map((g) => ({ name: g.name, kind: kindJson(g), count: g.count, gpus: g.gpus }));
+  config['instance_group'] = settings.instanceGroups.map((g) => {
+    const rateLimiter = rateLimiterJson(g.rateLimiter);
+    return { name: g.name, kind: kindJson(g), count: g.count, gpus: g.gpus, ...(rateLimiter ? { rate_limiter: rateLimiter } : {}) };
+  });
   if (!config['version_policy']) config['version_policy'] = { latest: { num_versions: 1 } };
 
   return deepFreeze({

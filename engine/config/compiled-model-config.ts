@@ -4,6 +4,7 @@
  * looks at the raw proto object again except GET .../config.
  */
 import type { EnsemblePlan } from '../ensemble/ensemble-plan.ts';
+import type { RateLimiterSpec } from '../scheduling/rate-limiter.ts';
 import type { DataType, FixedDataType } from '../tensor.ts';
 import type { ModelConfigObject } from './model-config-schema.ts';
 
@@ -50,6 +51,8 @@ export interface InstanceGroupSpec {
   readonly kind: InstanceKind;
   readonly count: number;
   readonly gpus: readonly number[];
+  /** What each instance of the group needs from the rate limiter (--rate-limit=execution_count), and its priority. */
+  readonly rateLimiter: RateLimiterSpec;
 }
 
 /** Triton's ModelQueuePolicy: what happens to requests waiting at one priority level. */

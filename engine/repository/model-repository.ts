@@ -17,6 +17,7 @@ import type { Backend } from '../../backends/backend.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import type { RateLimiter } from '../scheduling/rate-limiter.ts';
 import type { InferFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
@@ -57,6 +58,8 @@ export interface ModelRepositoryOptions {
   readonly bufferPool?: BufferPool;
   /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
   readonly completion?: ConfigCompletion;
+  /** The server's rate limiter, which every instance joins (--rate-limit=execution_count); absent: nothing is limited. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 /** What a load request brings instead of the repository's files (Triton's load parameters). */
@@ -465,6 +468,7 @@ export class ModelRepository {
         ...(this.options.infer ? { infer: this.options.infer } : {}),
         ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
         ...(this.options.completion ? { completion: this.options.completion } : {}),
+        ...(this.options.rateLimiter ? { rateLimiter: this.options.rateLimiter } : {}),
       }, this.options.logger);
     }));
     for (const v of loaded) versions.set(v.version, v);

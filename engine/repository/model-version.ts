@@ -12,6 +12,7 @@ import { compileEnsembleConfig } from '../ensemble/compile-ensemble-config.ts';
 import type { MemberLookup } from '../ensemble/ensemble-graph.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
+import type { RateLimiter, RegisteredInstance } from '../scheduling/rate-limiter.ts';
 import type { InferFunction, Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 import { warmUp } from './model-warmup.ts';
@@ -35,6 +36,8 @@ export interface ModelVersionSource {
   readonly bufferPool?: BufferPool;
   /** How far the config is completed from the model; default DEFAULT_CONFIG_COMPLETION. */
   readonly completion?: ConfigCompletion;
+  /** The server's rate limiter (--rate-limit=execution_count); absent: nothing is limited. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 export class ModelVersion {
@@ -45,6 +48,7 @@ export class ModelVersion {
   loadDurationMs: number | undefined;
   private loaded: {
     config: CompiledModelConfig; scheduler: Scheduler; model: BackendModel | undefined; instances: readonly BackendInstance[];
+    gates: readonly RegisteredInstance[];
   } | undefined;
 
   private constructor(readonly version: number) {}
@@ -84,6 +88,7 @@ export class ModelVersion {
     const started = performance.now();
     let model: BackendModel | undefined;
     const instances: BackendInstance[] = [];
+    const gates: RegisteredInstance[] = [];
     try {
       let config: CompiledModelConfig;
       if (source.settings.backend === ENSEMBLE_BACKEND || !source.backend) {
@@ -105,12 +110,16 @@ export class ModelVersion {
       }
       // Warmup runs before the scheduler exists: the version is not READY and takes no requests until it is done.
       await warmUp(config, instances, logger, source.bufferPool);
+      if (source.rateLimiter && config.scheduling.kind !== 'ensemble') {
+        registerWithLimiter(source.rateLimiter, `${source.modelName}/${source.version}`, config, gates);
+      }
       const scheduler = createScheduler({
         config, instances, logger, stats: v.stats,
+        ...(source.rateLimiter && config.scheduling.kind !== 'ensemble' ? { gates } : {}),
         ...(source.infer ? { infer: source.infer } : {}),
         ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
       });
-      v.loaded = { config, scheduler, model, instances };
+      v.loaded = { config, scheduler, model, instances, gates };
       v.loadDurationMs = performance.now() - started;
       v.lifecycle.moveTo('READY');
       const detail = config.scheduling.kind === 'ensemble'
@@ -119,6 +128,7 @@ export class ModelVersion {
       logger.info(`successfully loaded '${source.modelName}' version ${source.version} (${detail})`);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
+      for (const gate of gates) gate.unregister();
       await model?.finalize().catch(() => {});
       v.lifecycle.moveTo('UNAVAILABLE', reason);
       logger.error(`failed to load '${source.modelName}' version ${source.version}: ${reason}`);
@@ -153,7 +163,22 @@ export class ModelVersion {
 
   private async finishUnload(reason: string): Promise<void> {
     await this.loaded!.scheduler.stop(reason);
+    for (const gate of this.loaded!.gates) gate.unregister();
     await this.loaded!.model?.finalize();
     this.lifecycle.moveTo('UNAVAILABLE', reason);
+  }
+}
+
+/**
+ * Every instance of the version joins the rate limiter, in the order the
+ * scheduler gets them; `gates` is filled as they do, so a failure part way
+ * (a resource both global and per device, a pool given too small) can undo it.
+ * An instance counts as on the device its group runs on: CPU instances on
+ * device 0, as in Triton.
+ */
+function registerWithLimiter(limiter: RateLimiter, owner: string, config: CompiledModelConfig, gates: RegisteredInstance[]): void {
+  for (const group of config.instanceGroups) {
+    const device = group.kind === 'GPU' ? group.gpus[0] ?? 0 : 0;
+    for (let i = 0; i < group.count; i++) gates.push(limiter.register(`${owner}/${group.name}_${i}`, device, group.rateLimiter));
   }
 }

@@ -25,6 +25,7 @@ import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { PriorityQueue } from './priority-queue.ts';
+import type { InstanceGate, ResourceGrant } from './rate-limiter.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
 import type { Scheduler, SchedulerContext } from './scheduler.ts';
 import { abortReason, noop, settle, type Outcome } from './request-settlement.ts';
@@ -59,6 +60,8 @@ const CLOSE_REASON_TEXT: Readonly<Record<BatchCloseReason, string>> = {
 
 interface Slot {
   readonly instance: BackendInstance;
+  /** The rate limiter's gate for this instance (--rate-limit=execution_count). */
+  readonly gate: InstanceGate | undefined;
   inflight: number;
 }
 
@@ -79,6 +82,8 @@ interface Pending {
   held: Outcome | undefined;
   settled: boolean;
   cleanup: () => void;
+  /** Set while its batch waits for the rate limiter: called when it is cancelled there. */
+  onCancelWhileWaiting: (() => void) | undefined;
 }
 
 export class DynamicBatcher implements Scheduler {
@@ -94,6 +99,8 @@ export class DynamicBatcher implements Scheduler {
   /** Moving average of one execution's time in ms; undefined until the first one ends. */
   private executionMs: number | undefined;
   private executing = 0;
+  /** Rate-limited (--rate-limit=execution_count): an instance holds one batch at a time, so its resources are held only while it computes. */
+  private readonly limited: boolean;
   private timer: { handle: unknown; at: number } | undefined;
   private stopped = false;
   private drained: (() => void) | undefined;
@@ -105,7 +112,8 @@ export class DynamicBatcher implements Scheduler {
     this.stats = context.stats;
     this.clock = context.clock ?? systemClock;
     this.queue = new PriorityQueue(batching?.queuePolicies ?? [NO_QUEUE_POLICY]);
-    this.slots = context.instances.map((instance) => ({ instance, inflight: 0 }));
+    this.slots = context.instances.map((instance, i) => ({ instance, gate: context.gates?.[i], inflight: 0 }));
+    this.limited = context.gates !== undefined;
     this.order = batching?.preserveOrdering ? [] : undefined;
     for (const slot of this.slots) slot.instance.onRoom?.(() => this.dispatch());
   }
@@ -130,7 +138,7 @@ export class DynamicBatcher implements Scheduler {
         enqueuedAt,
         deadline: policy.timeoutUs > 0 ? enqueuedAt + policy.timeoutUs / 1000 : undefined,
         timeoutUs: policy.timeoutUs,
-        dispatchedAt: undefined, held: undefined, settled: false, cleanup: noop,
+        dispatchedAt: undefined, held: undefined, settled: false, cleanup: noop, onCancelWhileWaiting: undefined,
       };
       if (!this.queue.push(pending)) {
         this.fail(pending, serverError('QUEUE_FULL', {
@@ -144,6 +152,7 @@ export class DynamicBatcher implements Scheduler {
         const onAbort = (): void => {
           this.queue.remove(pending);
           this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }), 'CANCELED');
+          pending.onCancelWhileWaiting?.();
           this.checkDrained();
         };
         signal.addEventListener('abort', onAbort, { once: true });
@@ -215,6 +224,7 @@ export class DynamicBatcher implements Scheduler {
 
   /** How much work an instance may hold: a batch (plus a staged full one) when batching, else a pipeline sized by speed. */
   private depth(): number {
+    if (this.limited) return 1;
     if (this.batching) return 1 + STAGED_BATCHES;
     return this.executionMs !== undefined && this.executionMs < QUICK_EXECUTION_MS ? PIPELINE_DEPTH.quick : PIPELINE_DEPTH.slow;
   }
@@ -259,49 +269,82 @@ export class DynamicBatcher implements Scheduler {
   }
 
   private async run(slot: Slot, batch: Pending[], reason: BatchCloseReason | undefined): Promise<void> {
-    const { instance } = slot;
     slot.inflight++;
     this.executing += batch.length;
-    const now = this.clock.now();
-    for (const pending of batch) pending.dispatchedAt = now;
-    // Requests cancelled since they were queued are not computed.
-    const live = batch.filter((p) => !p.settled);
-    if (reason) {
-      this.stats.recordBatchClosed(reason);
-      if (this.logger.verboseEnabled) {
-        this.logger.verbose(`model '${this.config.name}': batch of ${live.length} request(s), batch size ` +
-          `${live.reduce((n, p) => n + p.batchSize, 0)}, closed by ${reason} (${CLOSE_REASON_TEXT[reason]}); ` +
-          `to instance ${instance.name}, ${this.queue.size} still queued`);
-      }
-    }
+    if (reason) this.recordClose(slot, batch, reason);
+    let grant: ResourceGrant | undefined;
     try {
-      if (live.length === 0) return;
-      const requests: ExecuteRequest[] = live.map((p) => ({
-        inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
-        ...(p.request.parameters ? { parameters: p.request.parameters } : {}),
-        ...(p.request.callChain ? { callChain: p.request.callChain } : {}),
-        ...(p.request.onResponse ? { send: p.request.onResponse } : {}),
-        ...(p.request.signal ? { signal: p.request.signal } : {}),
-      }));
-      let results: readonly ExecuteResult[];
-      let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
-      try {
-        ({ results, timing } = await instance.execute(requests));
-      } catch (err) {
-        const error = asSwitchyardError(err, this.config.name);
-        results = live.map(() => ({ ok: false, error }));
+      if (slot.gate) {
+        grant = await this.waitForResources(slot.gate, batch);
+        if (!grant) return;
       }
-      const tookMs = (timing.inputNs + timing.inferNs + timing.outputNs) / 1e6;
-      if (tookMs > 0) this.executionMs = this.executionMs === undefined ? tookMs : 0.8 * this.executionMs + 0.2 * tookMs;
-      const okRows = results.reduce((n, r, i) => n + (r.ok ? live[i]!.batchSize : 0), 0);
-      if (okRows > 0) this.stats.recordExecution(okRows, timing);
-      results.forEach((result, i) => this.complete(live[i]!, result.ok ? result.outputs : result.error, timing));
+      await this.execute(slot.instance, batch);
     } finally {
+      grant?.release();
       this.executing -= batch.length;
       slot.inflight--;
       this.dispatch();
       this.checkDrained();
     }
+  }
+
+  /**
+   * The batch waits for its instance's turn at the rate limiter. Its requests
+   * can still be cancelled meanwhile; once all are, it leaves the limiter's
+   * queue (undefined) and holds nothing.
+   */
+  private async waitForResources(gate: InstanceGate, batch: Pending[]): Promise<ResourceGrant | undefined> {
+    const cancel = new AbortController();
+    const onCancel = (): void => {
+      if (batch.every((p) => p.settled)) cancel.abort();
+    };
+    onCancel();
+    for (const pending of batch) pending.onCancelWhileWaiting = onCancel;
+    const started = this.clock.now();
+    const grant = await gate.acquire(cancel.signal);
+    for (const pending of batch) pending.onCancelWhileWaiting = undefined;
+    if (grant?.waited && this.logger.verboseEnabled) {
+      this.logger.verbose(`model '${this.config.name}': batch of ${batch.length} request(s) waited ${(this.clock.now() - started).toFixed(1)} ms ` +
+        'for rate limiter resources');
+    }
+    return grant;
+  }
+
+  private recordClose(slot: Slot, batch: readonly Pending[], reason: BatchCloseReason): void {
+    this.stats.recordBatchClosed(reason);
+    if (!this.logger.verboseEnabled) return;
+    const live = batch.filter((p) => !p.settled);
+    this.logger.verbose(`model '${this.config.name}': batch of ${live.length} request(s), batch size ` +
+      `${live.reduce((n, p) => n + p.batchSize, 0)}, closed by ${reason} (${CLOSE_REASON_TEXT[reason]}); ` +
+      `to instance ${slot.instance.name}, ${this.queue.size} still queued${slot.gate ? ', once the rate limiter grants its resources' : ''}`);
+  }
+
+  private async execute(instance: BackendInstance, batch: readonly Pending[]): Promise<void> {
+    const now = this.clock.now();
+    for (const pending of batch) pending.dispatchedAt = now;
+    // Requests cancelled since they were queued are not computed.
+    const live = batch.filter((p) => !p.settled);
+    if (live.length === 0) return;
+    const requests: ExecuteRequest[] = live.map((p) => ({
+      inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
+      ...(p.request.parameters ? { parameters: p.request.parameters } : {}),
+      ...(p.request.callChain ? { callChain: p.request.callChain } : {}),
+      ...(p.request.onResponse ? { send: p.request.onResponse } : {}),
+      ...(p.request.signal ? { signal: p.request.signal } : {}),
+    }));
+    let results: readonly ExecuteResult[];
+    let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+    try {
+      ({ results, timing } = await instance.execute(requests));
+    } catch (err) {
+      const error = asSwitchyardError(err, this.config.name);
+      results = live.map(() => ({ ok: false, error }));
+    }
+    const tookMs = (timing.inputNs + timing.inferNs + timing.outputNs) / 1e6;
+    if (tookMs > 0) this.executionMs = this.executionMs === undefined ? tookMs : 0.8 * this.executionMs + 0.2 * tookMs;
+    const okRows = results.reduce((n, r, i) => n + (r.ok ? live[i]!.batchSize : 0), 0);
+    if (okRows > 0) this.stats.recordExecution(okRows, timing);
+    results.forEach((result, i) => this.complete(live[i]!, result.ok ? result.outputs : result.error, timing));
   }
 
   /** Records and delivers an execution's outcome for one request, in arrival order under preserve_ordering. */

@@ -12,6 +12,7 @@ import type { ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Clock } from './clock.ts';
+import type { InstanceGate } from './rate-limiter.ts';
 
 /** The server's single inference entry, as ensemble steps (and scripts) call it. */
 export type InferFunction = (request: InferenceRequest) => Promise<InferenceResponse>;
@@ -20,6 +21,12 @@ export type InferFunction = (request: InferenceRequest) => Promise<InferenceResp
 export interface SchedulerContext {
   readonly config: CompiledModelConfig;
   readonly instances: readonly BackendInstance[];
+  /**
+   * With --rate-limit=execution_count: the rate limiter's gate of each
+   * instance, in the order of `instances`; an instance executes only once its
+   * gate grants it. Absent: nothing is limited.
+   */
+  readonly gates?: readonly InstanceGate[];
   readonly logger: Logger;
   readonly stats: ModelStats;
   /** Injected by tests to control time; the monotonic system clock otherwise. */

@@ -41,6 +41,7 @@ import type { Logger } from '../logger.ts';
 import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import { planBatch } from '../scheduling/batch-plan.ts';
+import type { InstanceGate, ResourceGrant } from '../scheduling/rate-limiter.ts';
 import { systemClock, type Clock } from '../scheduling/clock.ts';
 import type { Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
@@ -66,6 +67,8 @@ interface Pending {
   dispatchedAt: number | undefined;
   settled: boolean;
   cleanup: () => void;
+  /** Set while its batch waits for the rate limiter: called when it is cancelled there. */
+  onCancelWhileWaiting: (() => void) | undefined;
 }
 
 /** A request the batcher takes: its sequence's ID and flags, and the open sequence it continues, if any. */
@@ -102,6 +105,8 @@ interface Slot {
 /** One instance and its slots. */
 interface Lane {
   readonly instance: BackendInstance;
+  /** The rate limiter's gate for this instance (--rate-limit=execution_count). */
+  readonly gate: InstanceGate | undefined;
   readonly slots: Slot[];
   busy: boolean;
   timer: { handle: unknown; at: number } | undefined;
@@ -136,8 +141,8 @@ export class SequenceBatcher implements Scheduler {
     const batched = context.config.maxBatchSize > 0;
     this.controls = new ControlTensors(spec.controls, batched);
     this.state = new ImplicitState(spec.states, batched);
-    this.lanes = context.instances.map((instance) => {
-      const lane: Lane = { instance, slots: [], busy: false, timer: undefined };
+    this.lanes = context.instances.map((instance, i) => {
+      const lane: Lane = { instance, gate: context.gates?.[i], slots: [], busy: false, timer: undefined };
       for (let s = 0; s < spec.slotsPerInstance; s++) lane.slots.push({ lane, index: s, run: undefined });
       return lane;
     });
@@ -160,7 +165,7 @@ export class SequenceBatcher implements Scheduler {
       const pending: Pending = {
         request, normalized, start, end, run, resolve, reject,
         enqueuedAt: this.clock.now(), arrival: this.arrivals++,
-        dispatchedAt: undefined, settled: false, cleanup: noop,
+        dispatchedAt: undefined, settled: false, cleanup: noop, onCancelWhileWaiting: undefined,
       };
       run.queue.push(pending);
       run.actor.send({ type: 'REQUEST' });
@@ -183,6 +188,7 @@ export class SequenceBatcher implements Scheduler {
           const at = run.queue.indexOf(pending);
           if (at >= 0) run.queue.splice(at, 1);
           this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }), 'CANCELED');
+          pending.onCancelWhileWaiting?.();
           if (at >= 0) {
             this.checkDrained(run);
             if (run.slot) this.dispatch(run.slot.lane);
@@ -392,33 +398,20 @@ export class SequenceBatcher implements Scheduler {
         rows.map((p, slot) => (p ? `${describeCorrelationId(p.run.id)}${p.start ? ' START' : ''}${p.end ? ' END' : ''}` : `slot ${slot} not ready`)).join(', ') +
         (reason ? `; closed by ${reason}` : ''));
     }
+    let grant: ResourceGrant | undefined;
     try {
-      const requests = rows.map((p) => (p ? this.executeRequest(p) : undefined));
-      const template = requests.find((r) => r !== undefined)!;
-      const batch = requests.map((r) => r ?? this.filler(template));
-      let results: readonly ExecuteResult[];
-      let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
-      try {
-        ({ results, timing } = await lane.instance.execute(batch));
-      } catch (err) {
-        const error = asSwitchyardError(err, this.config.name);
-        results = batch.map(() => ({ ok: false, error }));
+      let batchRows = rows;
+      if (lane.gate) {
+        grant = await this.waitForResources(lane.gate, live);
+        if (!grant) return;
+        batchRows = this.withoutCancelled(rows);
+        if (!batchRows.some((p) => p !== undefined)) return;
+        const started = this.clock.now();
+        for (const pending of live) pending.dispatchedAt = started;
       }
-      let okRows = 0;
-      rows.forEach((pending, i) => {
-        if (!pending) return;
-        const result = results[i] ?? { ok: false, error: serverError('INFERENCE_FAILED', { model: this.config.name, detail: 'the instance gave no result' }) };
-        if (!result.ok) {
-          this.complete(pending, result.error, timing);
-          return;
-        }
-        // The model ran, so the sequence moves on even if its client went away meanwhile.
-        pending.run.state = this.state.next(pending.run.state, result.outputs);
-        okRows++;
-        this.complete(pending, this.state.clientOutputs(result.outputs), timing);
-      });
-      if (okRows > 0) this.stats.recordExecution(okRows, timing);
+      await this.executeRows(lane, batchRows);
     } finally {
+      grant?.release();
       this.executing -= live.length;
       for (const pending of live) {
         pending.run.running--;
@@ -431,6 +424,62 @@ export class SequenceBatcher implements Scheduler {
         this.drained = undefined;
       }
     }
+  }
+
+  /**
+   * The batch waits for its instance's turn at the rate limiter. Its requests
+   * can still be cancelled meanwhile; once all are, it leaves the limiter's
+   * queue (undefined) and holds nothing.
+   */
+  private async waitForResources(gate: InstanceGate, live: readonly Pending[]): Promise<ResourceGrant | undefined> {
+    const cancel = new AbortController();
+    const onCancel = (): void => {
+      if (live.every((p) => p.settled)) cancel.abort();
+    };
+    onCancel();
+    for (const pending of live) pending.onCancelWhileWaiting = onCancel;
+    const started = this.clock.now();
+    const grant = await gate.acquire(cancel.signal);
+    for (const pending of live) pending.onCancelWhileWaiting = undefined;
+    if (grant?.waited && this.logger.verboseEnabled) {
+      this.logger.verbose(`model '${this.config.name}': sequence batch waited ${(this.clock.now() - started).toFixed(1)} ms for rate limiter resources`);
+    }
+    return grant;
+  }
+
+  /** Requests cancelled while their batch waited are not computed: with the direct strategy a not-ready row takes their slot's place. */
+  private withoutCancelled(rows: readonly (Pending | undefined)[]): readonly (Pending | undefined)[] {
+    const kept = rows.map((p) => (p && !p.settled ? p : undefined));
+    return this.spec.strategy.kind === 'direct' ? kept : kept.filter((p) => p !== undefined);
+  }
+
+  /** Executes the rows on the lane's instance and answers each; the sequences' state moves on with each answer. */
+  private async executeRows(lane: Lane, rows: readonly (Pending | undefined)[]): Promise<void> {
+    const requests = rows.map((p) => (p ? this.executeRequest(p) : undefined));
+    const template = requests.find((r) => r !== undefined)!;
+    const batch = requests.map((r) => r ?? this.filler(template));
+    let results: readonly ExecuteResult[];
+    let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+    try {
+      ({ results, timing } = await lane.instance.execute(batch));
+    } catch (err) {
+      const error = asSwitchyardError(err, this.config.name);
+      results = batch.map(() => ({ ok: false, error }));
+    }
+    let okRows = 0;
+    rows.forEach((pending, i) => {
+      if (!pending) return;
+      const result = results[i] ?? { ok: false, error: serverError('INFERENCE_FAILED', { model: this.config.name, detail: 'the instance gave no result' }) };
+      if (!result.ok) {
+        this.complete(pending, result.error, timing);
+        return;
+      }
+      // The model ran, so the sequence moves on even if its client went away meanwhile.
+      pending.run.state = this.state.next(pending.run.state, result.outputs);
+      okRows++;
+      this.complete(pending, this.state.clientOutputs(result.outputs), timing);
+    });
+    if (okRows > 0) this.stats.recordExecution(okRows, timing);
   }
 
   /** The request as the instance gets it: the client's inputs, then the controls, then the sequence's state. */

@@ -173,7 +173,7 @@ test('accepted flags are listed once, as given: without effect on this build, or
     + '--model-load-thread-count, --backend-config=python,shm-default-byte-size=1048576; '
     + 'accepted, not implemented yet: --http-header-forward-pattern, --trace-level, --grpc-infer-response-compression-level');
   assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--http-port=1'])), undefined, 'no line when nothing is accepted without effect');
-  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--rate-limit=off'])), 'accepted, not implemented yet: --rate-limit');
+  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--cache-directory=/c'])), 'accepted, not implemented yet: --cache-directory');
 });
 
 test('auto-complete and default-max-batch-size: tritonserver\'s flags and precedence', () => {
@@ -214,7 +214,7 @@ test('malformed values of tritonserver\'s flags are refused naming the flag; typ
     ['--backend-config=default-max-batch-size=2147483648', /expected default-max-batch-size from 0 to 2147483647/],
     ['--grpc-infer-response-compression-level=max', /expected none, low, medium, high/],
     ['--rate-limit=sometimes', /--rate-limit=sometimes: expected execution_count, off/],
-    ['--rate-limit-resource=R1', /expected <resource name>:<count>:<device>/],
+    ['--rate-limit-resource=R1', /--rate-limit-resource=R1: expected '<resource_name>:<count>:<device>' or '<resource_name>:<count>'/],
     ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression/],
     ['--trace-level=everything', /--trace-level=everything: expected/],
     ['--trace-config=rate', /expected \[<mode>,\]<setting>=<value>/],
@@ -223,6 +223,31 @@ test('malformed values of tritonserver\'s flags are refused naming the flag; typ
   for (const [flag, message] of cases) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: Error) => err instanceof CliError && message.test(err.message), flag);
   }
+});
+
+test('rate limiter flags: off by default, the mode in any case, resources per device or for every device', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(defaults.rateLimiter, { mode: 'off', resources: [] });
+  const on = parseCliOptions([
+    '--model-repository=/m', '--rate-limit=EXECUTION_COUNT', '--rate-limit-resource=R1:10', '--rate-limit-resource', 'R2:5:0',
+    '--rate-limit-resource=R2:8:1', '--rate-limit-resource=gpu_mem:0:2147483647',
+  ]);
+  assert.deepEqual(on.rateLimiter, {
+    mode: 'execution_count',
+    resources: [
+      { name: 'R1', count: 10 }, { name: 'R2', count: 5, device: 0 }, { name: 'R2', count: 8, device: 1 }, { name: 'gpu_mem', count: 0, device: 2147483647 },
+    ],
+  });
+  assert.deepEqual(on.acceptedWithoutEffect, []);
+  assert.deepEqual(on.acceptedNotYet, []);
+  // With the limiter off, tritonserver ignores pool sizes: said once at start.
+  assert.deepEqual(parseCliOptions(['--model-repository=/m', '--rate-limit-resource=R1:1']).acceptedWithoutEffect, ['--rate-limit-resource (with --rate-limit=off)']);
+  assert.equal(parseCliOptions(['--model-repository=/m', '--rate-limit=Off']).rateLimiter.mode, 'off');
+  for (const bad of ['R1', ':3', 'R1:', 'R1:x', 'R1:-1', 'R1:1:', 'R1:1:-1', 'R1:1:0:0', 'R1:2147483648', 'R1:1:2147483648', 'R1:99999999999']) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', '--rate-limit=execution_count', `--rate-limit-resource=${bad}`]),
+      (err: Error) => err instanceof CliError && err.message.startsWith(`--rate-limit-resource=${bad}: expected '<resource_name>:<count>:<device>'`), bad);
+  }
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--rate-limit=execution_count', '--rate-limit=off']), /--rate-limit is given more than once/);
 });
 
 test('metrics flags: tritonserver\'s defaults, and each one read', () => {

@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../../../engine/logger.ts';
 import { normalizeRequest } from '../../../engine/request-normalizer.ts';
 import { ManualClock } from '../../../engine/scheduling/clock.ts';
 import { DynamicBatcher } from '../../../engine/scheduling/dynamic-batcher.ts';
+import type { InstanceGate } from '../../../engine/scheduling/rate-limiter.ts';
 import { ModelStats } from '../../../engine/observability/model-stats.ts';
 import { serverError } from '../../../engine/errors.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
@@ -101,8 +102,9 @@ export interface Harness {
   settle(): Promise<void>;
 }
 
-export function harness(configText: string, instanceCount = 1, logger: Logger = silentLogger): Harness {
-  const config = compileTestConfig(configText);
+/** @param gates the rate limiter's gates of the instances (--rate-limit=execution_count), in order; with `model`, the model's name. */
+export function harness(configText: string, instanceCount = 1, logger: Logger = silentLogger, gates?: readonly InstanceGate[], model = 'm'): Harness {
+  const config = compileTestConfig(configText, model);
   const clock = new ManualClock();
   const stats = new ModelStats();
   const instances = Array.from({ length: instanceCount }, (_, i) => new ScriptedInstance(`i${i}`));
@@ -116,7 +118,7 @@ export function harness(configText: string, instanceCount = 1, logger: Logger = 
     };
   }
   const batching = config.scheduling.kind === 'dynamic' ? config.scheduling.batching : undefined;
-  const scheduler = new DynamicBatcher({ config, instances, logger, stats, clock }, batching);
+  const scheduler = new DynamicBatcher({ config, instances, logger, stats, clock, ...(gates ? { gates } : {}) }, batching);
   return {
     clock, stats, instances, scheduler, config, executions,
     send: (request) => {

@@ -18,6 +18,7 @@ import { ModelStats } from '../../../engine/observability/model-stats.ts';
 import { normalizeRequest } from '../../../engine/request-normalizer.ts';
 import { ManualClock } from '../../../engine/scheduling/clock.ts';
 import { SequenceBatcher } from '../../../engine/sequence/sequence-batcher.ts';
+import type { InstanceGate } from '../../../engine/scheduling/rate-limiter.ts';
 import { bytesOf, typedView, type DataType, type Tensor } from '../../../engine/tensor.ts';
 import { bytesStrings } from '../../../engine/bytes-tensor.ts';
 
@@ -168,6 +169,8 @@ export interface HarnessOptions {
   readonly logger?: Logger;
   /** Instances answer by themselves after this many event-loop turns. */
   readonly autoFinish?: () => number;
+  /** The rate limiter's gates of the instances (--rate-limit=execution_count), in order. */
+  readonly gates?: readonly InstanceGate[];
 }
 
 export function sequenceHarness(configText: string, options: HarnessOptions = {}): Harness {
@@ -186,7 +189,9 @@ export function sequenceHarness(configText: string, options: HarnessOptions = {}
     };
     return instance;
   });
-  const scheduler = new SequenceBatcher({ config, instances, logger: options.logger ?? silentLogger, stats, clock }, config.scheduling.batching);
+  const scheduler = new SequenceBatcher({
+    config, instances, logger: options.logger ?? silentLogger, stats, clock, ...(options.gates ? { gates: options.gates } : {}),
+  }, config.scheduling.batching);
   return {
     clock, stats, config, instances, scheduler, executions,
     send: (value, parameters, sendOptions = {}) => {
