@@ -226,6 +226,9 @@ export const CATALOGUE = {
     (p) => `shared memory size specified with the request for output '${p.output}' (${p.size} bytes) should be at least ${p.needed} bytes to hold the results`),
   CUDA_SHM_UNSUPPORTED: entry<{ region: string }>('INVALID_ARG',
     (p) => `failed to register CUDA shared memory region: '${p.region}', GPUs not supported`),
+  /** Triton's wording: one index covers every repository, and load/unload take no repository name. */
+  REPOSITORY_NAME_UNSUPPORTED: entry<Record<string, never>>('UNSUPPORTED',
+    () => "'repository_name' specification is not supported"),
   NOT_IMPLEMENTED: entry<{ feature: string; detail: string }>('UNSUPPORTED',
     (p) => `${p.feature} is not implemented yet: ${p.detail}`),
 } as const;

@@ -38,6 +38,8 @@ export interface ResponseStreamOptions {
   readonly decoupled: boolean;
   /** Where a decoupled model's responses are counted (response_stats). */
   readonly stats?: ModelStats;
+  /** performance.now() when the request arrived: the first response's delay is measured from it. */
+  readonly startedAt?: number;
   /** Default DEFAULT_STREAM_BUFFER. */
   readonly buffer?: StreamBufferLimits;
 }
@@ -75,7 +77,9 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     if (!this.open) return false;
     const timing = response.timing ?? { inferNs: 0, outputNs: 0 };
     const outcome = response.error ? 'fail' : response.outputs ? 'success' : 'empty_response';
-    this.options.stats?.recordResponse(this.sent++, outcome, timing.inferNs, timing.outputNs);
+    const stats = this.options.stats;
+    if (stats && this.sent === 0 && this.options.startedAt !== undefined) stats.recordFirstResponse((performance.now() - this.options.startedAt) * 1e6);
+    stats?.recordResponse(this.sent++, outcome, timing.inferNs, timing.outputNs);
     if (response.error) this.push({ error: response.error, final: response.final });
     else if (response.outputs) this.push({ response: this.wrap(response.outputs), final: response.final }, outputBytes(response.outputs));
     else if (response.final) this.push({ final: true });

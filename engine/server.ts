@@ -355,6 +355,7 @@ export class InferenceServer {
    * (cancelled, execute() threw) as a final error item.
    */
   async inferStream(request: InferenceRequest): Promise<ResponseStream> {
+    const startedAt = performance.now();
     this.assertTakingRequests(request);
     checkModelName(request.modelName, requestSource(request));
     if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
@@ -365,7 +366,7 @@ export class InferenceServer {
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     const normalized = normalizeRequest(config, request);
     const stream = new ResponseStream({
-      modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats,
+      modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats, startedAt,
       ...(this.options.streamBuffer ? { buffer: this.options.streamBuffer } : {}),
     });
     this.active++;

@@ -313,6 +313,9 @@ function configCompletion(
   return { completion: { enabled, defaultMaxBatchSize }, withoutEffect };
 }
 
+/** The remote repository forms tritonserver reads (Amazon S3, Google Cloud Storage, Azure Storage). */
+const CLOUD_REPOSITORY = /^(s3|gs|as):\/\//i;
+
 /** Every flag this build knows: tritonserver's, and Switchyard's own limits. */
 export const CLI_FLAG_NAMES: readonly string[] = Object.keys(FLAGS);
 
@@ -375,17 +378,20 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
   };
 
   const given = [...(values.get('model-repository') ?? []), ...(values.get('model-store') ?? [])];
+  const remote = given.find((path) => CLOUD_REPOSITORY.test(path));
+  if (remote !== undefined) {
+    throw new CliError(`--model-repository=${remote}: cloud storage repositories (s3://, gs://, as://) are not supported by this build; ` +
+      'copy or mount the repository into a local folder and give that path');
+  }
   const modelRepositories = given.length > 0 || !defaultRepository ? given : [defaultRepository];
   if (modelRepositories.length === 0 && !values.has('help')) throw new CliError('--model-repository is required: the folder holding <model>/config.pbtxt and <model>/<version>/');
   const mode = one('model-control-mode') ?? 'none';
   if (mode !== 'none' && mode !== 'explicit' && mode !== 'poll') throw new CliError(`--model-control-mode=${mode}: expected none, poll or explicit`);
   const loadModels = values.get('load-model') ?? [];
   if (loadModels.length > 0 && mode !== 'explicit') {
-    throw new CliError('--load-model only applies with --model-control-mode=explicit');
+    throw new CliError("Use of '--load-model' requires setting '--model-control-mode=explicit' as well.");
   }
-  if (values.has('repository-poll-secs') && mode !== 'poll') {
-    throw new CliError('--repository-poll-secs only applies with --model-control-mode=poll');
-  }
+  // --repository-poll-secs outside poll mode is checked and then unused, as tritonserver does (it sets it to 0).
   if (loadModels.includes('*') && loadModels.length > 1) {
     throw new CliError('--load-model=* loads every model and must be the only --load-model');
   }

@@ -58,7 +58,7 @@ export class OnnxModel implements BackendModel {
   }
 }
 
-function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): WorkerSessionOptions {
+export function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): WorkerSessionOptions {
   const parameters = context.settings.parameters;
   const count = (key: string, fallback: number): number => {
     const value = parameters.get(key);
@@ -69,10 +69,11 @@ function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): Wo
     }
     return parsed;
   };
-  const level = parameters.get('graph_optimization_level') ?? 'all';
+  const level = parameters.get('graph_optimization_level') ?? graphLevel(context.config) ?? 'all';
   if (!(OPTIMIZATION_LEVELS as readonly string[]).includes(level)) {
     throw new Error(`parameters 'graph_optimization_level' is '${level}': use one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
+  checkAccelerators(context.config, group);
   return {
     intraOpNumThreads: count('intra_op_thread_count', 1),
     interOpNumThreads: count('inter_op_thread_count', 1),
@@ -80,6 +81,49 @@ function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): Wo
     deviceId: group.gpus[0] ?? 0,
     graphOptimizationLevel: level as WorkerSessionOptions['graphOptimizationLevel'],
   };
+}
+
+type Obj = Record<string, unknown>;
+const objectAt = (value: unknown, key: string): Obj | undefined => {
+  const child = (value as Obj | undefined)?.[key];
+  return typeof child === 'object' && child !== null && !Array.isArray(child) ? child as Obj : undefined;
+};
+
+/**
+ * Triton's onnxruntime backend reads `optimization { graph { level } }`:
+ * -1 basic, 1 extended, 2 none, anything else all. The
+ * graph_optimization_level parameter, when given, wins.
+ */
+function graphLevel(config: Obj | undefined): (typeof OPTIMIZATION_LEVELS)[number] | undefined {
+  const graph = objectAt(objectAt(config, 'optimization'), 'graph');
+  if (graph?.['level'] === undefined) return undefined;
+  switch (Number(graph['level'])) {
+    case -1: return 'basic';
+    case 1: return 'extended';
+    case 2: return 'disabled';
+    default: return 'all';
+  }
+}
+
+/**
+ * `optimization.execution_accelerators`, as Triton's onnxruntime backend
+ * treats them: GPU accelerators only concern GPU instances, where CUDA is
+ * the one onnxruntime-node has; CPU accelerators (OpenVINO) are not in this
+ * build, which Triton answers the same way.
+ */
+function checkAccelerators(config: Obj | undefined, group: InstanceGroupSpec): void {
+  const accelerators = objectAt(objectAt(config, 'optimization'), 'execution_accelerators');
+  const names = (key: string): string[] => {
+    const list = accelerators?.[key];
+    return Array.isArray(list) ? list.map((a) => String((a as Obj | undefined)?.['name'] ?? '')) : [];
+  };
+  const unknown = (name: string, why: string): Error => new Error(`unknown Execution Accelerator '${name}' is requested ` +
+    `(optimization.execution_accelerators): ${why}`);
+  const cpu = names('cpu_execution_accelerator');
+  if (cpu.length > 0) throw unknown(cpu[0]!, 'onnxruntime-node has no OpenVINO execution provider; remove cpu_execution_accelerator');
+  if (group.kind !== 'GPU') return;
+  const other = names('gpu_execution_accelerator').find((name) => name !== 'cuda');
+  if (other !== undefined) throw unknown(other, 'onnxruntime-node runs GPU instances on its CUDA execution provider only; remove the accelerator or name "cuda"');
 }
 
 async function startInstance(

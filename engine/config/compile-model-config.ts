@@ -706,6 +706,17 @@ function checkUnsupported(ctx: Ctx, config: Obj, backend: string): void {
   if (asArray(config['batch_output']).length > 0) {
     failAt(ctx, 'batch_output', 'is not supported by this Switchyard build', 'remove batch_output');
   }
+  // A repository agent (Triton's checksum agent, say) guards or rewrites the model before load; skipping it silently would be unsafe.
+  const agents = asArray(asObj(config['model_repository_agents'])?.['agents']);
+  if (agents.length > 0) {
+    const names = agents.map((a) => `'${asString(asObj(a)?.['name'])}'`).join(', ');
+    failAt(ctx, 'model_repository_agents.agents', `names ${names}, but this Switchyard build runs no repository agents, so the model would load unchecked`,
+      'remove model_repository_agents, or do the agent\'s work (checksums, decryption) before the files reach the repository');
+  }
+  if (asArray(asObj(config['model_operations'])?.['op_library_filename']).length > 0) {
+    failAt(ctx, 'model_operations.op_library_filename', 'names custom operator libraries, which onnxruntime-node cannot load',
+      'remove model_operations, or export the model with standard ONNX operators');
+  }
 }
 
 /** The completed config as Triton's GET .../config prints it: snake_case, enums by name, defaults filled. */

@@ -17,6 +17,8 @@ export interface MetricsOptions {
   readonly summaryLatencies?: boolean;
   /** The quantiles those summaries report. Default 0.5:0.05, 0.9:0.01, 0.95:0.001, 0.99:0.001, 0.999:0.001, as tritonserver. */
   readonly summaryQuantiles?: readonly SummaryQuantile[];
+  /** Export the nv_inference_first_response_histogram_ms histogram (request to first response). Default false, as tritonserver. */
+  readonly histogramLatencies?: boolean;
   /** Export the cumulative nv_inference_*_duration_us counters. Default true, as tritonserver. */
   readonly counterLatencies?: boolean;
   /** Export nv_cpu_utilization and the nv_cpu_memory_* gauges. Default true. */
@@ -43,6 +45,7 @@ export function compileMetricsOptions(options: MetricsOptions = {}): CompiledMet
     summaryLatencies: options.summaryLatencies ?? false,
     summaryQuantiles: Object.freeze([...(options.summaryQuantiles ?? DEFAULT_SUMMARY_QUANTILES)]),
     counterLatencies: options.counterLatencies ?? true,
+    histogramLatencies: options.histogramLatencies ?? false,
     cpuMetrics: options.cpuMetrics ?? true,
     intervalMs,
     processMetrics: options.processMetrics ?? true,
@@ -50,7 +53,7 @@ export function compileMetricsOptions(options: MetricsOptions = {}): CompiledMet
 }
 
 /** The keys `--metrics-config` takes, as tritonserver names them. */
-export const METRICS_CONFIG_KEYS = ['summary_latencies', 'summary_quantiles', 'counter_latencies'] as const;
+export const METRICS_CONFIG_KEYS = ['summary_latencies', 'summary_quantiles', 'counter_latencies', 'histogram_latencies'] as const;
 
 /**
  * Reads one `<key>=<value>` setting into the options it changes. Throws an
@@ -64,6 +67,7 @@ export function parseMetricsSetting(setting: string): MetricsOptions {
   switch (key) {
     case 'summary_latencies': return { summaryLatencies: parseSettingBool(key, value) };
     case 'counter_latencies': return { counterLatencies: parseSettingBool(key, value) };
+    case 'histogram_latencies': return { histogramLatencies: parseSettingBool(key, value) };
     case 'summary_quantiles': return { summaryQuantiles: parseQuantiles(value) };
     default: {
       const guess = didYouMean(key, METRICS_CONFIG_KEYS);

@@ -55,6 +55,8 @@ export interface ModelStatsObserver {
   execution?(batchSize: number, timing: ComputeTiming): void;
   /** One call of ensemble step `index` to its model. */
   step?(index: number, ok: boolean, ns: number): void;
+  /** A decoupled model's first response to a request, `ns` after the request arrived. */
+  firstResponse?(ns: number): void;
   /** A request answered from the response cache (the arguments of recordCacheHit). */
   cacheHit?(totalNs: number, queueNs: number, lookupNs: number): void;
   /** A request the response cache did not have, answered by the model (the argument of recordCacheMiss). */
@@ -237,6 +239,11 @@ export class ModelStats {
     add(this.inference.fail, totalNs);
     this.failureReasons[reason]++;
     for (const o of this.observers) o.failure?.(totalNs, reason);
+  }
+
+  /** A decoupled model sent the first response of a request, `ns` after the request arrived (nothing is counted; observers hear it). */
+  recordFirstResponse(ns: number): void {
+    for (const o of this.observers) o.firstResponse?.(ns);
   }
 
   /**

@@ -102,6 +102,9 @@ class BatchSizeHistogram extends Histogram<ModelLabel> {
   }
 }
 
+/** tritonserver's default buckets for the first-response histogram, in milliseconds. */
+const FIRST_RESPONSE_BUCKETS_MS = [100, 500, 2000, 5000] as const;
+
 /** The five per-request latency summaries, observed from ModelStats as requests succeed. */
 interface LatencySummaries {
   readonly request: Summary<ModelLabel>;
@@ -125,6 +128,7 @@ export class ServerMetrics {
   private readonly options: CompiledMetricsOptions;
   private host: HostUsage | undefined;
   private readonly summaries: LatencySummaries | undefined;
+  private readonly firstResponse: Histogram<ModelLabel> | undefined;
   private readonly stepDuration: Histogram<ModelLabel | 'step' | 'step_model'>;
   /** By `model\0version`: the stats object listened to for that label set. */
   private readonly attached = new Map<string, Attachment>();
@@ -238,6 +242,14 @@ export class ServerMetrics {
       };
     }
 
+    if (this.options.histogramLatencies) {
+      this.firstResponse = new Histogram({
+        name: 'nv_inference_first_response_histogram_ms', labelNames: MODEL_LABELS, registers: [registry],
+        buckets: [...FIRST_RESPONSE_BUCKETS_MS],
+        help: 'Time from a request\'s arrival to its first response, in milliseconds.',
+      });
+    }
+
     const closeReasons: Counter<ModelLabel | 'reason'> = new Counter({
       name: 'switchyard_batch_close_total', labelNames: [...MODEL_LABELS, 'reason'], registers: [registry],
       help: 'Batches the scheduler formed, by why it stopped adding requests (see batch_close_reasons in docs/statistics.md).',
@@ -343,11 +355,18 @@ export class ServerMetrics {
     if (previous) this.detach(key, previous);
     const steps = config.scheduling.kind === 'ensemble' ? config.scheduling.plan.steps : undefined;
     const summaries = this.summaries;
-    if (!summaries && !steps) return;
+    const firstResponse = this.firstResponse;
+    if (!summaries && !steps && !firstResponse) return;
     const stepLabels = new Map<string, Record<string, string>>();
+    const answered = (ns: number): void => firstResponse?.observe(labels, ns / 1e6);
     const stop = version.stats.observe({
+      // A model that is not decoupled answers once: its first response is its answer (a cached one too).
+      ...(firstResponse ? config.decoupled
+        ? { firstResponse: answered }
+        : { success: (totalNs) => answered(totalNs), cacheHit: (totalNs) => answered(totalNs) } : {}),
       ...(summaries ? {
         success: (totalNs, queueNs, timing) => {
+          if (firstResponse && !config.decoupled) answered(totalNs);
           summaries.request.observe(labels, totalNs / 1000);
           summaries.queue.observe(labels, queueNs / 1000);
           summaries.computeInput.observe(labels, timing.inputNs / 1000);
@@ -356,6 +375,7 @@ export class ServerMetrics {
         },
         // A cached answer is a request served, as Triton counts it: it has a total and a queue time, and no compute.
         cacheHit: (totalNs, queueNs) => {
+          if (firstResponse && !config.decoupled) answered(totalNs);
           summaries.request.observe(labels, totalNs / 1000);
           summaries.queue.observe(labels, queueNs / 1000);
         },
@@ -381,6 +401,7 @@ export class ServerMetrics {
     this.attached.delete(key);
     if (this.summaries) for (const summary of Object.values(this.summaries)) summary.remove(attachment.labels);
     for (const stepSet of attachment.stepLabels.values()) this.stepDuration.remove(stepSet);
+    this.firstResponse?.remove(attachment.labels);
   }
 
   /** An isolate's heap size, or the last one it gave when it does not answer in time. */

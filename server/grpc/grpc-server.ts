@@ -382,17 +382,17 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       return statisticsResponseType.fromObject(json) as unknown as Message;
     }),
     RepositoryIndex: handle('RepositoryIndex', (req) => {
-      if (str(req['repository_name']) !== '') {
-        throw serverError('NOT_IMPLEMENTED', { feature: 'repository_name', detail: 'the index always covers every repository; leave repository_name empty' });
-      }
+      refuseRepositoryName(req);
       const readyOnly = req['ready'] === true;
       return { models: server.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
     }),
     RepositoryModelLoad: handle('RepositoryModelLoad', async (req) => {
+      refuseRepositoryName(req);
       await server.loadModel(modelName(req, 'model_name'), loadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
     RepositoryModelUnload: handle('RepositoryModelUnload', async (req) => {
+      refuseRepositoryName(req);
       await server.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
@@ -426,6 +426,10 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   };
 }
 
+/** As Triton: the repository RPCs take no repository name (one index covers every --model-repository folder). */
+function refuseRepositoryName(req: Message): void {
+  if (str(req['repository_name']) !== '') throw serverError('REPOSITORY_NAME_UNSUPPORTED', {});
+}
 
 /** grpc.health.v1 HealthCheckResponse.ServingStatus values. */
 const SERVING = 1;

@@ -75,6 +75,14 @@ function routeCategory(req: FastifyRequest) {
   return isApiCategory(config?.api) ? config.api : httpApiCategory(req.routeOptions.url ?? '');
 }
 
+const ROUTE_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
+
+/** The methods some route serves at the request's path (empty when none does). */
+function allowedMethods(app: FastifyInstance, req: FastifyRequest): string[] {
+  const path = req.url.split('?', 1)[0]!;
+  return ROUTE_METHODS.filter((method) => method !== req.method && app.findRoute({ method, url: path }) !== null);
+}
+
 function headerValues(req: FastifyRequest, name: string): string[] {
   const value = req.headers[name];
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
@@ -118,8 +126,15 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-  app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json')
-    .send(errorBody(`Not Found: no route for ${req.method} ${quoted(req.url)}`)));
+  app.setNotFoundHandler((req, reply) => {
+    // As Triton: a known path called with another method is 405, only an unknown path is 404.
+    const allowed = allowedMethods(app, req);
+    if (allowed.length > 0) {
+      return reply.code(405).header('allow', allowed.join(', ')).type('application/json')
+        .send(errorBody(`Method Not Allowed: ${req.method} ${quoted(req.url)} takes ${allowed.join(' or ')}`));
+    }
+    return reply.code(404).type('application/json').send(errorBody(`Not Found: no route for ${req.method} ${quoted(req.url)}`));
+  });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     // Catalogue errors from a body's preParsing stream (request-decompression.ts) keep their own status.
     if (isSwitchyardError(err)) return sendError(reply, err);

@@ -140,7 +140,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     }
   });
 
-  app.post('/v2/repository/index', async (req, reply) => {
+  const index = async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       const { ready } = await repositoryRequestBody(codec, req.body, { ready: 'boolean' });
       const index = server.repositoryIndex().filter((e) => ready !== true || e.state === 'READY');
@@ -148,7 +148,10 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     } catch (err) {
       return sendError(reply, err);
     }
-  });
+  };
+  // Triton's paths may name a repository: the index ignores it (it covers every folder), load and unload refuse it.
+  app.post('/v2/repository/index', index);
+  app.post('/v2/repository/:repository/index', index);
   type Control = (model: string, parameters: Map<string, RepositoryParameter>) => Promise<void>;
   const control = (action: Control) => async (req: ModelRequest, reply: FastifyReply) => {
     try {
@@ -163,6 +166,9 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
 
   app.post('/v2/repository/models/:model/load', control((model, p) => server.loadModel(model, loadOptionsFromParameters(p))));
   app.post('/v2/repository/models/:model/unload', control((model, p) => server.unloadModel(model, unloadOptionsFromParameters(p))));
+  const namedRepository = async (req: FastifyRequest, reply: FastifyReply) => sendError(reply, serverError('REPOSITORY_NAME_UNSUPPORTED', {}));
+  app.post('/v2/repository/:repository/models/:model/load', namedRepository);
+  app.post('/v2/repository/:repository/models/:model/unload', namedRepository);
 };
 
 type RegionRequest = FastifyRequest<{ Params: { region?: string } }>;

@@ -108,7 +108,7 @@ test('flags whose value would promise a missing feature are refused with a reaso
 const TRITON_FLAGS: ReadonlyArray<readonly [flag: string, value: string | undefined]> = [
   ['help', undefined], ['id', 'triton'], ['exit-timeout-secs', '5'], ['model-store', '/m2'], ['model-repository', '/m'],
   ['exit-on-error', 'false'], ['disable-auto-complete-config', undefined], ['strict-readiness', 'true'],
-  ['model-control-mode', 'explicit'], ['repository-poll-secs', undefined], ['load-model', 'add_sub'], ['model-config-name', 'h100'],
+  ['model-control-mode', 'explicit'], ['repository-poll-secs', '15'], ['load-model', 'add_sub'], ['model-config-name', 'h100'],
   ['model-load-thread-count', '4'], ['model-load-retry-count', '1'], ['model-namespacing', 'false'], ['enable-peer-access', 'true'],
   ['allow-http', 'true'], ['http-address', '127.0.0.1'], ['http-port', '0'], ['reuse-http-port', 'false'],
   ['http-header-forward-pattern', '^x-.*'], ['http-thread-count', '8'], ['http-max-input-size', '1048576'],
@@ -139,13 +139,16 @@ const TRITON_FLAGS: ReadonlyArray<readonly [flag: string, value: string | undefi
 test('every tritonserver flag is known and parses with a value of its kind', () => {
   assert.equal(TRITON_FLAGS.length, 91);
   for (const [flag] of TRITON_FLAGS) assert.ok(CLI_FLAG_NAMES.includes(flag), `--${flag} is known`);
-  // Flags that exclude each other (poll interval, the old cache flag) parse alone.
-  const alone = new Set(['repository-poll-secs', 'response-cache-byte-size']);
+  // The old cache flag excludes --cache-config, so it parses alone.
+  const alone = new Set(['response-cache-byte-size']);
   const all = TRITON_FLAGS.filter(([flag]) => !alone.has(flag)).map(([flag, value]) => (value === undefined ? `--${flag}` : `--${flag}=${value}`));
   const options = parseCliOptions(all);
   assert.equal(options.help, true);
   assert.deepEqual(options.configCompletion, { enabled: false, defaultMaxBatchSize: 4 });
   assert.equal(parseCliOptions(['--model-repository=/m', '--model-control-mode=poll', '--repository-poll-secs=3']).repositoryPollSecs, 3);
+  // Outside poll mode tritonserver checks the poll interval and then ignores it; a start line that carries it still starts.
+  assert.equal(parseCliOptions(['--model-repository=/m', '--repository-poll-secs=5']).modelControlMode, 'none');
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--repository-poll-secs=-1']), /expected a value from 0 to 86400/);
   assert.deepEqual(parseCliOptions(['--model-repository=/m', '--response-cache-byte-size=1024']).responseCache, { sizeBytes: 1024 });
   // The space-separated form tritonserver also takes.
   assert.deepEqual(parseCliOptions(['--model-repository', '/m', '--backend-directory', '/b', '--pinned-memory-pool-byte-size', '0']).acceptedWithoutEffect,
@@ -256,12 +259,12 @@ test('metrics flags: tritonserver\'s defaults, and each one read', () => {
   const custom = parseCliOptions([
     '--model-repository=/m', '--metrics-port=9102', '--metrics-address=127.0.0.1', '--metrics-interval-ms', '500',
     '--metrics-config=summary_latencies=true', '--metrics-config', 'summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001',
-    '--metrics-config=counter_latencies=false', '--allow-cpu-metrics=false',
+    '--metrics-config=counter_latencies=false', '--allow-cpu-metrics=false', '--metrics-config=histogram_latencies=true',
   ]);
   assert.equal(custom.metricsPort, 9102);
   assert.equal(custom.metricsAddress, '127.0.0.1');
   assert.deepEqual(custom.metrics, {
-    summaryLatencies: true, counterLatencies: false, intervalMs: 500, cpuMetrics: false,
+    summaryLatencies: true, counterLatencies: false, histogramLatencies: true, intervalMs: 500, cpuMetrics: false,
     summaryQuantiles: [{ quantile: 0.5, error: 0.05 }, { quantile: 0.9, error: 0.01 }, { quantile: 0.99, error: 0.001 }],
   });
   assert.equal(parseCliOptions(['--model-repository=/m', '--allow-metrics=false']).allowMetrics, false);
@@ -278,7 +281,7 @@ test('bad metrics flags get clear errors', () => {
     [['--metrics-interval-ms=0'], /--metrics-interval-ms=0: expected a value from 1 to 86400000/],
     [['--allow-metrics=perhaps'], /--allow-metrics=perhaps: expected true or false/],
     [['--metrics-config=summary_latency=true'], /--metrics-config=summary_latency=true: unknown key 'summary_latency'; did you mean 'summary_latencies'\?/],
-    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies\)/],
+    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies, histogram_latencies\)/],
     [['--metrics-config=summary_latencies'], /expected <key>=<value>/],
     [['--metrics-config=summary_latencies=sure'], /summary_latencies=sure: expected true or false/],
     [['--metrics-config=summary_quantiles='], /summary_quantiles is empty/],
@@ -303,10 +306,12 @@ test('bad flags get clear errors', () => {
     [['--model-repository=/m', '--http-port=abc'], /--http-port=abc: expected an integer/],
     [['--model-repository=/m', '--http-port=70000'], /expected a value from 0 to 65535/],
     [['--model-repository=/m', '--exit-on-error=maybe'], /expected true or false/],
-    [['--model-repository=/m', '--load-model=a'], /--load-model only applies with --model-control-mode=explicit/],
+    [['--model-repository=s3://bucket/models'], /--model-repository=s3:\/\/bucket\/models: cloud storage repositories \(s3:\/\/, gs:\/\/, as:\/\/\) are not supported by this build; copy or mount/],
+    [['--model-repository=/m', '--model-store=gs://bucket/models'], /--model-repository=gs:\/\/bucket\/models: cloud storage/],
+    [['--model-repository=as://account/container/models'], /not supported by this build/],
+    [['--model-repository=/m', '--load-model=a'], /^Use of '--load-model' requires setting '--model-control-mode=explicit' as well\.$/],
     [['--model-repository=/m', '--model-control-mode=explicit', '--load-model=*', '--load-model=a'], /must be the only --load-model/],
     [['--model-repository=/m', '--model-control-mode=sometimes'], /expected none, poll or explicit/],
-    [['--model-repository=/m', '--repository-poll-secs=5'], /--repository-poll-secs only applies with --model-control-mode=poll/],
     [['--model-repository=/m', '--model-control-mode=poll', '--repository-poll-secs=-1'], /expected a value from 0 to 86400/],
     [['--model-repository=/m', '--exit-timeout-secs=soon'], /--exit-timeout-secs=soon: expected an integer/],
     [['--model-repository=/m', '--http-port=1', '--http-port=2'], /given more than once/],

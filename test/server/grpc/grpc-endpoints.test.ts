@@ -91,8 +91,13 @@ describe('gRPC endpoints', () => {
     assert.ok(broken!.reason.length > 0);
     const ready = (await client.call('RepositoryIndex', { ready: true })).response!['models'] as { name: string }[];
     assert.deepEqual([...new Set(ready.map((m) => m.name))], ['add_sub']);
-    const named = await client.call('RepositoryIndex', { repository_name: 'other' });
-    assert.equal(named.error?.code, 12);
+    // Triton's wording and code (UNSUPPORTED -> UNIMPLEMENTED) for all three repository RPCs; load and unload refuse before acting.
+    for (const [rpc, request] of [['RepositoryIndex', {}], ['RepositoryModelLoad', { model_name: 'add_sub' }], ['RepositoryModelUnload', { model_name: 'add_sub' }]] as const) {
+      const named = await client.call(rpc, { ...request, repository_name: 'other' });
+      assert.equal(named.error?.code, 12, rpc);
+      assert.equal(named.error?.details, "'repository_name' specification is not supported", rpc);
+    }
+    assert.equal((await client.call('ModelReady', { name: 'add_sub' })).response!['ready'], true, 'the refused unload left the model serving');
   });
 
   test('ModelStatistics: every READY version by name then version, one model, one version; errors as ModelMetadata gives them', async () => {

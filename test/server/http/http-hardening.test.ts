@@ -97,8 +97,12 @@ function parseRaw(text: string): { status: number; body: unknown } {
 describe('every error body is {"error": "..."} (13c)', () => {
   const cases: ReadonlyArray<[what: string, method: string, path: string, body: string | undefined, status: number, mentions: RegExp]> = [
     ['unknown route', 'GET', '/v2/nothing/here', undefined, 404, /no route for GET \/v2\/nothing\/here/],
-    ['bad method on a known route', 'DELETE', '/v2/health/live', undefined, 404, /no route for DELETE/],
-    ['PUT on infer', 'PUT', '/v2/models/add_sub/infer', '{}', 404, /no route for PUT/],
+    ['bad method on a known route (Triton: 405)', 'DELETE', '/v2/health/live', undefined, 405, /^Method Not Allowed: DELETE \/v2\/health\/live takes GET$/],
+    ['PUT on infer', 'PUT', '/v2/models/add_sub/infer', '{}', 405, /^Method Not Allowed: PUT \/v2\/models\/add_sub\/infer takes POST$/],
+    ['GET on infer, with a query', 'GET', '/v2/models/add_sub/infer?x=1', undefined, 405, /takes POST$/],
+    ['POST on a model\'s metadata', 'POST', '/v2/models/add_sub/versions/1', '{}', 405, /takes GET$/],
+    ['a repository name on load (Triton refuses it)', 'POST', '/v2/repository/main/models/add_sub/load', '{}', 501, /^'repository_name' specification is not supported$/],
+    ['a repository name on unload', 'POST', '/v2/repository/main/models/add_sub/unload', '{}', 501, /^'repository_name' specification is not supported$/],
     ['bad percent-encoding', 'GET', '/v2/models/%zz', undefined, 400, /bad request URL \/v2\/models\/%zz/],
     ['malformed JSON', 'POST', '/v2/models/add_sub/infer', '{"inputs": [', 400, /failed to parse the request JSON/],
     ['body too large', 'POST', '/v2/models/add_sub/infer', 'x'.repeat(MAX_INPUT_SIZE + 1), 413, /exceeds the limit of 65536 bytes/],
@@ -114,6 +118,19 @@ describe('every error body is {"error": "..."} (13c)', () => {
       assert.match(parsed['error'] as string, mentions);
     });
   }
+
+  test('405 says which methods the path takes in an Allow header', async () => {
+    const res = await rawHttp(fixture.url, '/v2/logging', { method: 'DELETE' });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers['allow'], 'GET, POST');
+  });
+
+  test('the index ignores a repository name in its path, as Triton does', async () => {
+    const named = await rawHttp(fixture.url, '/v2/repository/any-name/index', { method: 'POST', body: '{}' });
+    const plain = await rawHttp(fixture.url, '/v2/repository/index', { method: 'POST', body: '{}' });
+    assert.equal(named.status, 200, named.body);
+    assert.deepEqual(JSON.parse(named.body), JSON.parse(plain.body));
+  });
 
   test('any Content-Type is taken as Triton takes it (no 415)', async () => {
     const res = await rawHttp(fixture.url, '/v2/repository/index', { method: 'POST', headers: { 'content-type': 'text/x-anything' }, body: '{}' });
