@@ -18,8 +18,9 @@
 
 /** What every bootstrap entry point resolves to. */
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
-import ivm from 'isolated-vm';
+import type ivm from 'isolated-vm';
 import { transferList } from '../engine/memory/owned-buffer.ts';
+import { isolatedVm } from './isolated-vm-line.ts';
 import type { CompiledScript } from './compile.ts';
 import { ISOLATE_BOOTSTRAP, type BootstrapSettings } from './isolate-bootstrap.ts';
 import {
@@ -42,14 +43,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   /** Starts an isolate, loads the script into it and runs its initialize(ctx). */
   static async create(script: CompiledScript, identity: SandboxIdentity, limits: SandboxLimits, bridge: HostBridge): Promise<IsolatedVmSandbox> {
-    const isolate = new ivm.Isolate({ memoryLimit: limits.memoryLimitMb });
+    const isolate = new isolatedVm.Isolate({ memoryLimit: limits.memoryLimitMb });
     const what = `script '${identity.name}' (${identity.instance})`;
     try {
       const context = await isolate.createContext();
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
       // The answer goes in as a plain value whose buffers move across: never as a handle the script could reach.
-      const infer = new ivm.Reference(async (call: unknown, batch: number): Promise<ivm.Copy<ScriptInferAnswer>> => {
+      const infer = new isolatedVm.Reference(async (call: unknown, batch: number): Promise<ivm.Copy<ScriptInferAnswer>> => {
         let answer: ScriptInferAnswer;
         try {
           answer = await bridge.infer(call, batch);
@@ -59,17 +60,17 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         }
         // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
         if (isolate.isDisposed) return undefined as never;
-        return new ivm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
+        return new isolatedVm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
       });
-      const log = new ivm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
+      const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
-      const respond = new ivm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
+      const respond = new isolatedVm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
         await bridge.respond?.(batch, index, response, final) ?? false);
       const settings: BootstrapSettings = {
         maxTransferBytes: limits.maxTransferMb * 1024 * 1024, logLineMaxChars: limits.logLineMaxChars,
         logLinesPerExecute: limits.logLinesPerExecute, allowWebAssembly: limits.allowWebAssembly,
       };
-      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond, new ivm.ExternalCopy(settings).copyInto()], {
+      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto()], {
         result: { reference: true },
       }) as ivm.Reference;
       const entry = {
@@ -109,7 +110,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<readonly ScriptResponse[]> {
     if (this.ended) throw this.ended;
-    const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
+    const argument = new isolatedVm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     }) as Promise<Outcome<ScriptResponse[]>>);
@@ -117,7 +118,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<void> {
     if (this.ended) throw this.ended;
-    const argument = new ivm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
+    const argument = new isolatedVm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
     await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     }) as Promise<Outcome<undefined>>);

@@ -17,23 +17,26 @@ function runs(stage: Stage): string {
   return stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.text).join('\n');
 }
 
-test('multi-stage: a build stage, then a node:20-bookworm-slim runtime stage', () => {
+test('multi-stage: a build stage, then a node:24-bookworm-slim runtime stage (the current LTS, by default)', () => {
   assert.ok(dockerfile.stages.length >= 2, `${dockerfile.stages.length} FROM stage(s)`);
-  assert.match(build.from, /^node:20-bookworm(-slim)?$/);
-  assert.equal(runtime.from, 'node:20-bookworm-slim');
+  assert.equal(dockerfile.globalArgs.get('NODE_VERSION'), '24', 'ARG NODE_VERSION defaults to the current LTS');
+  assert.match(build.from, /^node:24-bookworm(-slim)?$/);
+  assert.equal(runtime.from, 'node:24-bookworm-slim');
   assert.ok(build.name, 'the build stage is named');
   assert.ok(runtime.instructions.some((i) => i.keyword === 'COPY' && i.words.includes(`--from=${build.name}`)), 'the runtime stage copies from the build stage');
 });
 
-test('the build stage has the node-gyp toolchain, installs with the repo\'s .npmrc, and prunes dev dependencies', () => {
+test('the build stage has the node-gyp toolchain, installs from the lockfile with deps/, and prunes dev dependencies', () => {
   const install = runs(build);
   for (const tool of ['python3', 'make', 'g++']) assert.match(install, new RegExp(`apt-get install[^\\n]*\\s${tool.replace('+', '\\+')}(\\s|$)`), `${tool} installed`);
   const npmCi = build.instructions.findIndex((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.text));
-  const npmrc = build.instructions.findIndex((i) => i.keyword === 'COPY' && i.words.includes('.npmrc'));
   const lock = build.instructions.findIndex((i) => i.keyword === 'COPY' && i.words.includes('package-lock.json'));
+  const deps = build.instructions.findIndex((i) => i.keyword === 'COPY' && i.words.some((w) => w.replace(/\/$/, '') === 'deps'));
   assert.ok(npmCi >= 0, 'npm ci');
-  assert.ok(npmrc >= 0 && npmrc < npmCi, '.npmrc is copied before npm ci (onnxruntime-node-install=skip)');
-  assert.ok(lock >= 0 && lock < npmCi, 'package-lock.json is copied before npm ci');
+  assert.ok(lock >= 0 && lock < npmCi, 'package-lock.json (and package.json, whose allowScripts skips the CUDA download) are copied before npm ci');
+  assert.ok(deps >= 0 && deps < npmCi, 'deps/ (the local package behind isolated-vm-node20) is copied before npm ci');
+  assert.match(build.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.text).join('\n'), /ONNXRUNTIME_NODE_INSTALL=skip/,
+    'the CUDA download is skipped also by an npm that ignores allowScripts');
   assert.match(install, /npm prune --omit=dev/);
   assert.doesNotMatch(runs(runtime), /\b(g\+\+|make|python3)\b/, 'no compiler in the runtime stage');
 });
@@ -60,7 +63,7 @@ test('ENTRYPOINT: exec form, tini as PID 1, node --no-node-snapshot running bin/
   assert.match(words[0]!, /(^|\/)tini$/);
   assert.equal(words[1], '--');
   assert.equal(words[2], 'node');
-  assert.ok(words.includes('--no-node-snapshot'), 'isolated-vm needs --no-node-snapshot on Node 20');
+  assert.ok(words.includes('--no-node-snapshot'), 'isolated-vm asks for --no-node-snapshot on Node 20 and later');
   const script = words.find((w) => w.endsWith('bin/switchyard.mjs'));
   assert.ok(script, 'runs the switchyard CLI');
   assert.match(runs(runtime), /apt-get install[^\n]*\stini(\s|$)/, 'tini is installed');

@@ -5,7 +5,10 @@
  *
  * - Core kinds: kubernetes-models' JSON-schema validators.
  * - CRDs: @kubernetes-models/prometheus-operator (ServiceMonitor),
- *   @kubernetes-models/istio (DestinationRule).
+ *   @kubernetes-models/istio (DestinationRule). Its 2.x line, the last that
+ *   installs on Node 20 without an engine warning, ships networking v1beta1
+ *   only; Istio's v1 DestinationRule is v1beta1 promoted with the same
+ *   fields, so a v1 rule is checked against the v1beta1 model.
  * - KServe (no package exists): JSON schemas in schemas/, written from
  *   KServe's API types, with ajv; the core/v1 parts inside them
  *   (containers, volumes, the inlined PodSpec and Container) go through
@@ -17,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ObjectMeta } from '@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta';
-import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1/DestinationRule';
+import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
@@ -123,7 +126,8 @@ const VALIDATORS: Readonly<Record<string, (value: Json) => void>> = {
   'monitoring.coreos.com/v1/ServiceMonitor': (value) => modelCheck(ServiceMonitor,
     { module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor', name: 'IServiceMonitor' }, value, ''),
   'networking.istio.io/v1/DestinationRule': (value) => modelCheck(DestinationRule,
-    { module: '@kubernetes-models/istio/networking.istio.io/v1/DestinationRule', name: 'IDestinationRule' }, value, ''),
+    { module: '@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule', name: 'IDestinationRule' },
+    { ...value, apiVersion: DestinationRule.apiVersion }, ''),
   'serving.kserve.io/v1alpha1/ServingRuntime': kserveServingRuntime,
   'serving.kserve.io/v1alpha1/ClusterServingRuntime': kserveServingRuntime,
   'serving.kserve.io/v1beta1/InferenceService': kserveInferenceService,

@@ -1,0 +1,27 @@
+/**
+ * The isolated-vm module built for the running Node. One isolated-vm line
+ * cannot serve every Node: 5.x builds only against Node 20's V8, 6.x only
+ * against Node 22's and later. package.json lists both as optional
+ * dependencies and npm installs the one whose `engines` match (see
+ * deps/README.md), so this picks by the running Node's major version rather
+ * than by whatever happens to be on disk.
+ */
+import { createRequire } from 'node:module';
+import type IsolatedVm from 'isolated-vm';
+
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+
+/** The optional dependency that carries isolated-vm for this Node. */
+export const ISOLATED_VM_PACKAGE = NODE_MAJOR >= 22 ? 'isolated-vm-node22' : 'isolated-vm-node20';
+
+function load(): typeof IsolatedVm {
+  try {
+    return createRequire(import.meta.url)(ISOLATED_VM_PACKAGE) as typeof IsolatedVm;
+  } catch (err) {
+    throw new Error(
+      `TypeScript models need ${ISOLATED_VM_PACKAGE} (isolated-vm for Node ${process.versions.node}), which did not load; `
+      + 'Switchyard supports Node 20, 22 and 24: run `npm ci` with the Node that runs the server', { cause: err });
+  }
+}
+
+export const isolatedVm = load();
