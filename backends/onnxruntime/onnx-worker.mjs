@@ -17,6 +17,13 @@ import * as ort from 'onnxruntime-node';
 /** @typedef {import('./worker-protocol.ts').WireResult} WireResult */
 /** @typedef {import('./ort-types.ts').OrtType} OrtType */
 
+// onnxruntime-node's binding cannot read a Float16Array: handed one for a
+// float16 tensor it sees zero bytes ("not enough space: expected 6, got 0").
+// onnxruntime-common converts float16 data to a Float16Array wherever the
+// global exists (Node 24), so this thread, which runs only ONNX Runtime, goes
+// without it, and float16 travels as Uint16Array bits as on Node 20 and 22.
+Reflect.deleteProperty(globalThis, 'Float16Array');
+
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
 const init = /** @type {WorkerInit} */ (workerData);
 

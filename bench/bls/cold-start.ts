@@ -19,7 +19,7 @@
  * a stage pays one-off costs of the process (esbuild's service starting, code
  * not yet optimized), so it is reported on its own as well as in the max.
  */
-import ivm from 'isolated-vm';
+import { isolatedVm as ivm } from '../../scripts-runtime/isolated-vm-line.ts';
 import { LatencyRecorder, nowMs, type LatencySummary } from '../latencies.ts';
 import { ECHO_SOURCE, INPUTS, SIZE, scriptConfig, writeScriptModel } from './bls-repository.ts';
 
