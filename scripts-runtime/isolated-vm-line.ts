@@ -5,9 +5,14 @@
  * dependencies and npm installs the one whose `engines` match (see
  * deps/README.md), so this picks by the running Node's major version rather
  * than by whatever happens to be on disk.
+ *
+ * Types: 'isolated-vm-types' is a tsconfig `paths` name for whichever line's
+ * isolated-vm.d.ts is installed (5 and 6 declare the same API). It is used
+ * in type imports only; a path named 'isolated-vm' itself would also
+ * redirect tsx's runtime require of the real package.
  */
 import { createRequire } from 'node:module';
-import type IsolatedVm from 'isolated-vm';
+import type IsolatedVm from 'isolated-vm-types';
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 

@@ -18,7 +18,7 @@
 
 /** What every bootstrap entry point resolves to. */
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
-import type ivm from 'isolated-vm';
+import type ivm from 'isolated-vm-types';
 import { transferList } from '../engine/memory/owned-buffer.ts';
 import { isolatedVm } from './isolated-vm-line.ts';
 import type { CompiledScript } from './compile.ts';
