@@ -5,6 +5,7 @@
  */
 import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
+import type { OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
@@ -70,6 +71,14 @@ export interface InferenceServerOptions {
    * --backend-config=default-max-batch-size=N). Default on, 4.
    */
   readonly configCompletion?: ConfigCompletion;
+  /** --model-config-name: each model's configs/<name>.pbtxt (or .yaml, .yml, .json) when it has one, else its usual config. */
+  readonly modelConfigName?: string;
+  /** --model-load-retry-count: how many more times a failed version load is tried; default 0. */
+  readonly modelLoadRetryCount?: number;
+  /** --model-load-thread-count: how many models load at once; default 4. */
+  readonly modelLoadThreadCount?: number;
+  /** --backend-config settings handed to the backends built here. */
+  readonly backendSettings?: { readonly onnxruntime?: OnnxBackendSettings };
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -183,7 +192,7 @@ export class InferenceServer {
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
     const logger = options.logger ?? createLogger();
-    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()], ['typescript', new TypeScriptBackend()]]);
+    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend(options.backendSettings?.onnxruntime)], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
     // Ensemble steps and scripts call back into the server, even while the repository
     // loads: a script's initialize() may call a model that is already loaded.
@@ -192,6 +201,9 @@ export class InferenceServer {
     const repository = ModelRepository.open({
       paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
+      ...(options.modelConfigName !== undefined ? { configName: options.modelConfigName } : {}),
+      ...(options.modelLoadRetryCount !== undefined ? { loadRetryCount: options.modelLoadRetryCount } : {}),
+      ...(options.modelLoadThreadCount !== undefined ? { loadThreadCount: options.modelLoadThreadCount } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
     server = new InferenceServer(repository, options, logger, bufferPool, cache);

@@ -69,6 +69,11 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     ...(options.responseCache ? { responseCache: options.responseCache } : {}),
     streamBuffer: options.streamBuffer,
     configCompletion: options.configCompletion,
+    backendSettings: { onnxruntime: options.onnxBackendSettings },
+    ...(options.modelConfigName !== undefined ? { modelConfigName: options.modelConfigName } : {}),
+    modelLoadRetryCount: options.modelLoadRetryCount,
+    modelLoadThreadCount: options.modelLoadThreadCount,
+    modelNamespacing: options.modelNamespacing,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

@@ -19,9 +19,10 @@ import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { InferFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
-import { CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
+import { CONFIG_FILE_EXTENSIONS, CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
 import { confinePath, relativePathProblem } from './confined-path.ts';
+import { LoadSlots } from './load-slots.ts';
 import { ModelVersion } from './model-version.ts';
 import { selectVersions } from './version-policy.ts';
 
@@ -57,7 +58,21 @@ export interface ModelRepositoryOptions {
   readonly bufferPool?: BufferPool;
   /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
   readonly completion?: ConfigCompletion;
+  /**
+   * --model-config-name: a model folder's config is configs/<name>.pbtxt
+   * (or .yaml, .yml, .json) when it has one, and its usual config otherwise.
+   */
+  readonly configName?: string;
+  /** --model-load-retry-count: how many more times a version whose load failed is tried; default 0. */
+  readonly loadRetryCount?: number;
+  /** --model-load-thread-count: how many models load at once; default DEFAULT_MODEL_LOAD_THREAD_COUNT. */
+  readonly loadThreadCount?: number;
 }
+
+/** tritonserver's default --model-load-thread-count. */
+export const DEFAULT_MODEL_LOAD_THREAD_COUNT = 4;
+/** The folder of a model that holds its named configs (--model-config-name), as in Triton. */
+export const CUSTOM_CONFIG_FOLDER = 'configs';
 
 /** What a load request brings instead of the repository's files (Triton's load parameters). */
 export interface ModelOverride {
@@ -99,8 +114,11 @@ export class ModelRepository {
   /** Model control operations run one at a time, in the order asked. */
   private control: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly slots: LoadSlots;
 
-  private constructor(private readonly options: ModelRepositoryOptions) {}
+  private constructor(private readonly options: ModelRepositoryOptions) {
+    this.slots = new LoadSlots(options.loadThreadCount ?? DEFAULT_MODEL_LOAD_THREAD_COUNT);
+  }
 
   static async create(options: ModelRepositoryOptions): Promise<ModelRepository> {
     const repository = ModelRepository.open(options);
@@ -230,6 +248,8 @@ export class ModelRepository {
    * model) wait for its target instead of finding it missing.
    */
   async loaded(name: string): Promise<void> {
+    // The caller may be another model's load holding a slot: the awaited model must not queue behind it.
+    this.slots.promote(name);
     await this.loading.get(name);
   }
 
@@ -303,7 +323,7 @@ export class ModelRepository {
           dir = overrideDir;
         }
         const fingerprint = overrideDir ? undefined : await fingerprintOf(dir);
-        const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readConfig(dir);
+        const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readConfig(dir, this.options.configName);
         const settings = readModelSettings(name, dir, parsed);
         const item: Prepared = {
           name, dir, parsed, settings, fingerprint, overrideDir,
@@ -355,7 +375,7 @@ export class ModelRepository {
       if (!run) {
         const before = item.members.map((m) => prepared.get(m)).filter((m): m is Prepared => m !== undefined).map(load);
         run = Promise.all(before).then(async () => {
-          outcome.set(item.name, await this.install(item));
+          outcome.set(item.name, await this.slots.run(item.name, () => this.install(item)));
         });
         started.set(item.name, run);
         if (!this.entries.has(item.name)) this.loading.set(item.name, run);
@@ -459,13 +479,21 @@ export class ModelRepository {
       // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
       const versionDir = await confinePath(dir, String(version));
       if (versionDir.problem !== undefined) return ModelVersion.unavailable(version, `version folder '${version}' ${versionDir.problem}`);
-      return ModelVersion.load({
+      const source = {
         modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
-        members: (model, v) => this.member(model, v),
+        members: (model: string, v: number) => this.member(model, v),
         ...(this.options.infer ? { infer: this.options.infer } : {}),
         ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
         ...(this.options.completion ? { completion: this.options.completion } : {}),
-      }, this.options.logger);
+      };
+      // As Triton: a failed load is tried again at once, up to --model-load-retry-count more times.
+      const retries = this.options.loadRetryCount ?? 0;
+      let loadedVersion = await ModelVersion.load(source, this.options.logger);
+      for (let retry = 1; retry <= retries && loadedVersion.state !== 'READY' && !this.closed; retry++) {
+        this.options.logger.warn(`retrying the load of '${name}' version ${version} (retry ${retry} of ${retries})`);
+        loadedVersion = await ModelVersion.load(source, this.options.logger);
+      }
+      return loadedVersion;
     }));
     for (const v of loaded) versions.set(v.version, v);
     return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined, ...extra };
@@ -560,7 +588,34 @@ function stepModels(parsed: ParsedModelConfig | undefined): string[] {
   return [...new Set((scheduling?.step ?? []).map((s) => s.model_name ?? '').filter((n) => n !== ''))];
 }
 
-async function readConfig(dir: string): Promise<ParsedModelConfig | undefined> {
+/**
+ * The model's named config, configs/<configName>.<pbtxt|yaml|yml|json>,
+ * when --model-config-name is given and the folder has one.
+ */
+async function readNamedConfig(dir: string, configName: string): Promise<ParsedModelConfig | undefined> {
+  const found: Array<[string, string]> = [];
+  for (const extension of CONFIG_FILE_EXTENSIONS) {
+    const relative = `${CUSTOM_CONFIG_FOLDER}/${configName}${extension}`;
+    const confined = await confinePath(dir, relative);
+    if (confined.problem !== undefined) throw new Error(`${join(dir, relative)} ${confined.problem}; a model's config must be a file in its folder`);
+    const text = await readFile(confined.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+    if (text !== undefined) found.push([join(dir, relative), text]);
+  }
+  if (found.length > 1) {
+    throw new Error(`${dir} has ${found.map(([file]) => basename(file)).join(' and ')} in ${CUSTOM_CONFIG_FOLDER}/ for --model-config-name=${configName}; keep one`);
+  }
+  const [file, text] = found[0] ?? [];
+  return file === undefined ? undefined : parseModelConfig(file, text!);
+}
+
+async function readConfig(dir: string, configName: string | undefined): Promise<ParsedModelConfig | undefined> {
+  if (configName !== undefined) {
+    const named = await readNamedConfig(dir, configName);
+    if (named) return named;
+  }
   const texts: Array<[string, string]> = [];
   for (const fileName of CONFIG_FILE_NAMES) {
     const file = join(dir, fileName);
