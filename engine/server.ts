@@ -77,6 +77,8 @@ export interface InferenceServerOptions {
   readonly modelLoadRetryCount?: number;
   /** --model-load-thread-count: how many models load at once; default 4. */
   readonly modelLoadThreadCount?: number;
+  /** --model-namespacing: each repository folder is a namespace; a model name may appear in several. */
+  readonly modelNamespacing?: boolean;
   /** --backend-config settings handed to the backends built here. */
   readonly backendSettings?: { readonly onnxruntime?: OnnxBackendSettings };
 }
@@ -204,6 +206,7 @@ export class InferenceServer {
       ...(options.modelConfigName !== undefined ? { configName: options.modelConfigName } : {}),
       ...(options.modelLoadRetryCount !== undefined ? { loadRetryCount: options.modelLoadRetryCount } : {}),
       ...(options.modelLoadThreadCount !== undefined ? { loadThreadCount: options.modelLoadThreadCount } : {}),
+      ...(options.modelNamespacing ? { namespacing: true } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
     server = new InferenceServer(repository, options, logger, bufferPool, cache);
@@ -256,8 +259,8 @@ export class InferenceServer {
 
   private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
     checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion);
+    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
+    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
     const received = performance.now();
     for (const watch of this.versionWatchers) watch(version);
     const config = version.config!;
@@ -325,10 +328,13 @@ export class InferenceServer {
   /** Models that ask for the response cache on a server without one load and answer uncached, as in Triton; each is told of once per load. */
   private warnUncached(names: readonly string[]): void {
     if (this.cache) return;
-    for (const name of names) {
-      const asking = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY' && v.config!.responseCache);
+    const wanted = new Set(names);
+    // Every entry of each name: with --model-namespacing, a name may be in several repositories.
+    for (const entry of this.repository.list()) {
+      if (!wanted.has(entry.name)) continue;
+      const asking = [...entry.versions.values()].filter((v) => v.state === 'READY' && v.config!.responseCache);
       if (asking.length === 0) continue;
-      this.logger.warn(`model '${name}' sets response_cache { enable: true }, but the server runs without a response cache, ` +
+      this.logger.warn(`model '${entry.name}' sets response_cache { enable: true }, but the server runs without a response cache, ` +
         'so its responses are not cached; start the server with --cache-config local,size=<bytes> to cache them');
     }
   }
@@ -351,8 +357,8 @@ export class InferenceServer {
   async inferStream(request: InferenceRequest): Promise<ResponseStream> {
     this.assertTakingRequests(request);
     checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion);
+    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
+    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
     const config = version.config!;
     if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
     for (const watch of this.versionWatchers) watch(version);
@@ -497,7 +503,7 @@ export class InferenceServer {
   async unloadModel(name: string, options: UnloadModelOptions = {}): Promise<void> {
     this.assertModelControl();
     checkModelName(name, 'the load or unload request');
-    if (!this.repository.get(name)) {
+    if (!this.repository.has(name)) {
       if (this.repository.notLoaded().includes(name)) return;
       throw serverError('MODEL_NOT_FOUND', { model: name });
     }
@@ -594,9 +600,9 @@ export class InferenceServer {
     await this.repository.close();
   }
 
-  private readyVersion(name: string, version: string | undefined): ModelVersion {
+  private readyVersion(name: string, version: string | undefined, namespace?: string): ModelVersion {
     checkModelName(name);
-    const entry: ModelEntry | undefined = this.repository.get(name);
+    const entry: ModelEntry | undefined = this.repository.get(name, namespace);
     if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
     if (version) {
       if (!/^[0-9]+$/.test(version) || Number(version) < 1) throw serverError('BAD_VERSION', { model: name, version });

@@ -4,10 +4,12 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
-import { acceptedFlagsLine } from '../../server/cli.ts';
+import { acceptedFlagsLine, startServer } from '../../server/cli.ts';
 import { CLI_FLAG_NAMES, CliError, parseCliOptions } from '../../server/cli-options.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 test('tritonserver flags parse with Triton\'s defaults', () => {
   const options = parseCliOptions(['--model-repository=/models']);
@@ -603,4 +605,30 @@ test('--help prints the flags and exits 0 without a repository', async () => {
   assert.equal(code, 0);
   assert.match(output, /usage: switchyard/);
   for (const flag of ['--backend-directory', '--pinned-memory-pool-byte-size', '--disable-auto-complete-config']) assert.ok(output.includes(flag), flag);
+});
+
+test('the repository flags reach a real server: a named config and two repositories holding one name', async () => {
+  const repoA = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel() } } });
+  const repoB = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel() } } });
+  await mkdir(join(repoA, 'add_sub', 'configs'));
+  await writeFile(join(repoA, 'add_sub', 'configs', 'small.pbtxt'), addSubConfig('add_sub').replace(/max_batch_size: \d+/, 'max_batch_size: 2'));
+  const running = await startServer(parseCliOptions([
+    `--model-repository=${repoA}`, `--model-repository=${repoB}`, '--model-config-name=small', '--model-namespacing=true',
+    '--model-load-thread-count=1', '--model-load-retry-count=1', '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false',
+    '--allow-metrics=false', '--log-info=false',
+  ]));
+  try {
+    const index = running.server.repositoryIndex().filter((e) => e.name === 'add_sub');
+    assert.deepEqual(index.map((e) => e.state), ['READY', 'READY']);
+    const configs = running.server.readyVersions().map((v) => v.config!.maxBatchSize).sort();
+    assert.equal(configs[0], 2, "repository A's copy read configs/small.pbtxt");
+    assert.notEqual(configs[1], 2, "repository B's copy has no configs/ folder and read config.pbtxt");
+    const res = await fetch(`http://127.0.0.1:${running.httpPort}/v2/models/add_sub`);
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: string }).error, /There are 2 identifiers of model 'add_sub' in global map/);
+  } finally {
+    await running.close();
+    await removeRepository(repoA);
+    await removeRepository(repoB);
+  }
 });
