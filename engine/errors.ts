@@ -87,6 +87,8 @@ const versionPart = (version: string | undefined): string => (version ? ` versio
 export const CATALOGUE = {
   MODEL_NOT_FOUND: entry<{ model: string; version?: string }>('NOT_FOUND',
     (p) => `Request for unknown model: '${p.model}'${versionPart(p.version)} is not found`),
+  MODEL_AMBIGUOUS: entry<{ model: string; count: number }>('INVALID_ARG',
+    (p) => `There are ${p.count} identifiers of model '${p.model}' in global map, model namespace must be provided to resolve ambiguity.`),
   MODEL_VERSION_UNAVAILABLE: entry<{ model: string; version: string; state: string; reason?: string }>('UNAVAILABLE',
     (p) => `Request for unknown model: '${p.model}' version ${p.version} is not at ready state (${p.state}${p.reason ? `: ${p.reason}` : ''})`),
   MODEL_NO_VERSIONS: entry<{ model: string; reason?: string }>('NOT_FOUND',

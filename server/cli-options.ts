@@ -11,6 +11,8 @@ import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
 import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../engine/config/compile-model-config.ts';
 import { didYouMean } from '../engine/config/did-you-mean.ts';
 import { DEFAULT_MAX_SHARED_MEMORY_REGIONS } from '../engine/memory/shared-memory-manager.ts';
+import { DEFAULT_MODEL_LOAD_THREAD_COUNT } from '../engine/repository/model-repository.ts';
+import { readOnnxBackendSettings, type OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
 import {
   DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
 } from './grpc/grpc-server.ts';
@@ -86,6 +88,16 @@ export interface CliOptions {
   readonly rateLimiter: RateLimiterOptions;
   /** --allow-client-shm (default false, as tritonserver since 2.69) and --max-shm-regions: the system shared memory extension. */
   readonly sharedMemory: { readonly allowClient: boolean; readonly maxRegions: number };
+  /** --backend-config=onnxruntime,intra_op_thread_count=N and inter_op_thread_count=N: session defaults for ONNX models. */
+  readonly onnxBackendSettings: OnnxBackendSettings;
+  /** --model-config-name: read configs/<name>.pbtxt of each model folder that has one; undefined reads config.pbtxt. */
+  readonly modelConfigName: string | undefined;
+  /** --model-load-retry-count: how many more times a failed model load is tried. */
+  readonly modelLoadRetryCount: number;
+  /** --model-load-thread-count: how many models load at once. */
+  readonly modelLoadThreadCount: number;
+  /** --model-namespacing: a model name may appear in several repositories. */
+  readonly modelNamespacing: boolean;
   /** --help: print the flags and exit. */
   readonly help: boolean;
   /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
@@ -93,6 +105,11 @@ export interface CliOptions {
   /** Flags given whose feature this build does not have yet; accepted so a tritonserver start line runs. */
   readonly acceptedNotYet: readonly string[];
 }
+
+/** Most retries of a failed model load (--model-load-retry-count): each may take as long as a load. */
+export const MAX_MODEL_LOAD_RETRY_COUNT = 100;
+/** Most models loading at once (--model-load-thread-count). */
+export const MAX_MODEL_LOAD_THREAD_COUNT = 256;
 
 export class CliError extends Error {
   override readonly name = 'CliError';
@@ -174,10 +191,15 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'rate-limit': { kind: 'string', check: (v) => oneOf(v.toLowerCase(), ['execution_count', 'off']) },
   'rate-limit-resource': { kind: 'string', repeatable: true, check: (v) => (parseRateLimitResource(v) ? undefined : RATE_LIMIT_RESOURCE_FORMAT) },
   'help': { kind: 'bool' },
+  'model-config-name': { kind: 'string', check: configNameProblem },
+  'model-load-retry-count': { kind: 'int' },
+  'model-load-thread-count': { kind: 'int' },
+  'model-namespacing': { kind: 'bool' },
+  // Triton looks for response cache libraries (libtritoncache.so) there; this build's one cache is built in.
+  'cache-directory': { kind: 'string', effect: 'none' },
   // tritonserver flags with no meaning on this build: no GPU, no C++ thread pools, no shared-library folders.
   'backend-directory': { kind: 'string', effect: 'none' },
   'repoagent-directory': { kind: 'string', effect: 'none' },
-  'model-load-thread-count': { kind: 'int', effect: 'none' },
   'enable-peer-access': { kind: 'bool', effect: 'none' },
   'http-thread-count': { kind: 'int', effect: 'none' },
   'grpc-infer-thread-count': { kind: 'int', effect: 'none' },
@@ -212,10 +234,6 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-server-cert': { kind: 'string', effect: 'later' },
   'grpc-server-key': { kind: 'string', effect: 'later' },
   'grpc-root-cert': { kind: 'string', effect: 'later' },
-  'model-config-name': { kind: 'string', effect: 'later' },
-  'model-load-retry-count': { kind: 'int', effect: 'later' },
-  'model-namespacing': { kind: 'bool', effect: 'later' },
-  'cache-directory': { kind: 'string', effect: 'later' },
   'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
   'trace-file': { kind: 'string', effect: 'later' },
   'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },
@@ -279,27 +297,33 @@ function backendConfigProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Backends whose settings reach this build's config completion: '' is tritonserver's every-backend form. */
+/** Backends whose settings reach this build (config completion, the onnxruntime backend): '' is tritonserver's every-backend form. */
 const COMPLETING_BACKENDS = ['', 'onnxruntime'];
 const MAX_DEFAULT_MAX_BATCH_SIZE = 2_147_483_647;
 
 /**
- * The completion settings, and the --backend-config entries that have no
- * effect here (other backends, other settings).
+ * The completion settings, the onnxruntime backend's settings, and the
+ * --backend-config entries that have no effect here (other backends, other
+ * settings).
  */
 function configCompletion(
   disable: boolean, strict: boolean | undefined, backendConfig: readonly string[],
-): { completion: ConfigCompletion; withoutEffect: string[] } {
+): { completion: ConfigCompletion; onnx: OnnxBackendSettings; withoutEffect: string[] } {
   let defaultMaxBatchSize = DEFAULT_MAX_BATCH_SIZE;
   const withoutEffect: string[] = [];
+  const onnxEntries: Array<[setting: string, value: string, entry: string]> = [];
   for (const entry of backendConfig) {
     const comma = entry.indexOf(',');
     const eq = entry.indexOf('=', comma + 1);
     const backend = comma < 0 ? '' : entry.slice(0, comma);
     const setting = entry.slice(comma + 1, eq);
     const value = entry.slice(eq + 1);
-    if (!COMPLETING_BACKENDS.includes(backend) || setting !== 'default-max-batch-size') {
+    if (!COMPLETING_BACKENDS.includes(backend)) {
       withoutEffect.push(`--backend-config=${entry}`);
+      continue;
+    }
+    if (setting !== 'default-max-batch-size') {
+      onnxEntries.push([setting, value, entry]);
       continue;
     }
     const n = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -308,9 +332,29 @@ function configCompletion(
     }
     defaultMaxBatchSize = n;
   }
+  let onnx: ReturnType<typeof readOnnxBackendSettings>;
+  try {
+    onnx = readOnnxBackendSettings(onnxEntries.map(([setting, value]) => [setting, value]));
+  } catch (err) {
+    throw new CliError(`--backend-config=${(err as Error).message}`);
+  }
+  const unread = new Set([...onnx.withoutEffect, ...onnx.unknown]);
+  for (const [setting, value, entry] of onnxEntries) if (unread.has(`${setting}=${value}`)) withoutEffect.push(`--backend-config=${entry}`);
   // tritonserver: --disable-auto-complete-config wins over --strict-model-config=false.
   const enabled = !(disable || strict === true);
-  return { completion: { enabled, defaultMaxBatchSize }, withoutEffect };
+  return { completion: { enabled, defaultMaxBatchSize }, onnx: onnx.settings, withoutEffect };
+}
+
+/** Longest --model-config-name taken: a file name, which file systems bound at 255 bytes with its extension. */
+export const MAX_MODEL_CONFIG_NAME_LENGTH = 200;
+
+/** --model-config-name names a file in each model's configs/ folder: no spaces (as Triton), no path. */
+function configNameProblem(value: string): string | undefined {
+  if (value === '') return 'empty argument; name a config file in configs/ without its extension, e.g. --model-config-name=h100';
+  if (value.length > MAX_MODEL_CONFIG_NAME_LENGTH) return `longer than ${MAX_MODEL_CONFIG_NAME_LENGTH} characters`;
+  if (/\s/.test(value)) return 'the name should not contain a space character';
+  if (/[/\\\0]/.test(value) || value === '.' || value === '..') return "a file name is expected, with no '/', '\\' or '..'";
+  return undefined;
 }
 
 /** The remote repository forms tritonserver reads (Amazon S3, Google Cloud Storage, Azure Storage). */
@@ -471,6 +515,11 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       allowClient: bool('allow-client-shm', false),
       maxRegions: int('max-shm-regions', DEFAULT_MAX_SHARED_MEMORY_REGIONS, 1, 65_536),
     },
+    onnxBackendSettings: completion.onnx,
+    modelConfigName: one('model-config-name'),
+    modelLoadRetryCount: int('model-load-retry-count', 0, 0, MAX_MODEL_LOAD_RETRY_COUNT),
+    modelLoadThreadCount: int('model-load-thread-count', DEFAULT_MODEL_LOAD_THREAD_COUNT, 1, MAX_MODEL_LOAD_THREAD_COUNT),
+    modelNamespacing: bool('model-namespacing', false),
     help: bool('help', false),
     acceptedWithoutEffect: [
       ...givenWith('none'), ...completion.withoutEffect,

@@ -71,6 +71,11 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     configCompletion: options.configCompletion,
     rateLimiter: options.rateLimiter,
     sharedMemory: options.sharedMemory,
+    backendSettings: { onnxruntime: options.onnxBackendSettings },
+    ...(options.modelConfigName !== undefined ? { modelConfigName: options.modelConfigName } : {}),
+    modelLoadRetryCount: options.modelLoadRetryCount,
+    modelLoadThreadCount: options.modelLoadThreadCount,
+    modelNamespacing: options.modelNamespacing,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();

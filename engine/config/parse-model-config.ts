@@ -16,6 +16,8 @@ import { parsePipelineFile, PIPELINE_FILE_NAME } from './pipeline-file.ts';
 import { modelConfigRoot, modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 
 export const CONFIG_FILE_NAMES = ['config.pbtxt', 'config.yaml', 'config.yml', 'config.json', PIPELINE_FILE_NAME] as const;
+/** The forms a model config file may take, by extension; a named config (--model-config-name) may be any of them. */
+export const CONFIG_FILE_EXTENSIONS = ['.pbtxt', '.yaml', '.yml', '.json'] as const;
 
 export interface ParsedModelConfig {
   readonly file: string;
