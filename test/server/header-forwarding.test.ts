@@ -19,6 +19,8 @@ import { HeaderForwardPattern } from '../../server/header-forwarding.ts';
 import { makeRepository, removeRepository, startEngine } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
 import { rawHttp } from '../helpers/raw-http.ts';
+import { startServer } from '../../server/cli.ts';
+import { parseCliOptions } from '../../server/cli-options.ts';
 import { scriptConfig, writeScript } from '../helpers/script-fixtures.ts';
 
 const PARAMS_SCRIPT = `
@@ -251,4 +253,32 @@ describe('gRPC', () => {
     const ok = await client.call('ModelInfer', inferMessage(), {}, metadataOf([['x-anything', 'v']]));
     assert.equal(pick(paramsOf(ok.response!), ['x-anything'])['x-anything'], 'v');
   });
+
+  test('metadata stays bounded by the HTTP/2 layer: a 1 MiB header block resets the call before any handler, and the server keeps serving', async () => {
+    const { client } = grpcServers.get('everything')!;
+    const { error } = await client.call('ModelInfer', inferMessage(), {}, metadataOf([['x-big', 'a'.repeat(1024 * 1024)]]));
+    assert.equal(error?.code, grpc.status.INTERNAL);
+    assert.match(error?.details ?? '', /RST_STREAM/);
+    assert.equal((await client.call('ModelInfer', inferMessage({ key1: 'v' }))).error, undefined);
+  });
+});
+
+test('from the command line: both flags reach their frontends', async () => {
+  const running = await startServer(parseCliOptions([
+    `--model-repository=${root}`, '--http-port=0', '--http-address=127.0.0.1', '--grpc-port=0', '--grpc-address=127.0.0.1',
+    '--allow-metrics=false', '--log-info=false', '--http-header-forward-pattern=^x-h', '--grpc-header-forward-pattern=^x-g',
+  ]));
+  const client = new RawGrpcClient(`127.0.0.1:${running.grpcPort}`);
+  try {
+    const body = JSON.stringify({ inputs: [{ name: 'X', shape: [1], datatype: 'INT32', data: [1] }] });
+    const response = await rawHttp(`http://127.0.0.1:${running.httpPort}`, '/v2/models/params/infer', {
+      method: 'POST', headers: { 'X-H-One': 'http', 'x-g-two': 'not over http' }, body,
+    });
+    assert.deepEqual(JSON.parse((JSON.parse(response.body) as { outputs: Array<{ data: string[] }> }).outputs[0]!.data[0]!), { 'X-H-One': 'http' });
+    const { response: reply } = await client.call('ModelInfer', inferMessage(), {}, metadataOf([['x-g-two', 'grpc'], ['x-h-one', 'not over grpc']]));
+    assert.deepEqual(paramsOf(reply!), { 'x-g-two': 'grpc' });
+  } finally {
+    client.close();
+    await running.close();
+  }
 });
