@@ -54,6 +54,5 @@ export class HeaderForwardPattern {
 
 /** A header value as the bytes the client sent, read as UTF-8 (Node hands HTTP and HTTP/2 header values over as latin1). */
 export function headerText(latin1: string): string {
-  // eslint-disable-next-line no-control-regex
   return /[^\x00-\x7f]/.test(latin1) ? Buffer.from(latin1, 'latin1').toString('utf8') : latin1;
 }
