@@ -125,6 +125,8 @@ export const CATALOGUE = {
   TENSOR_SIZE: entry<{ tensor: string; detail: string }>('INVALID_ARG',
     (p) => `tensor '${p.tensor}': ${p.detail}`),
   BAD_REQUEST: entry<{ detail: string }>('INVALID_ARG', (p) => p.detail),
+  HEADER_RESERVED: entry<{ header: string }>('INVALID_ARG',
+    (p) => `Header '${p.header}' is reserved for Triton usage and cannot be forwarded.`),
   BYTES_ELEMENTS_LIMIT: entry<{ tensor: string; limit: number; got?: number }>('INVALID_ARG',
     (p) => `input '${p.tensor}' has ${p.got === undefined ? `more than ${p.limit}` : p.got} BYTES elements; the limit is ${p.limit} per tensor (--max-bytes-elements)`),
   MESSAGE_FIELDS_LIMIT: entry<{ message: string; field: string; limit: number }>('INVALID_ARG',

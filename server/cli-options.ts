@@ -14,7 +14,8 @@ import { DEFAULT_MAX_SHARED_MEMORY_REGIONS } from '../engine/memory/shared-memor
 import { DEFAULT_MODEL_LOAD_THREAD_COUNT } from '../engine/repository/model-repository.ts';
 import { readOnnxBackendSettings, type OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
 import {
-  DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
+  DEFAULT_GRPC_KEEPALIVE_TIME_MS, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS, DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS,
+  DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
 } from './grpc/grpc-server.ts';
 import { DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './grpc/message-field-budget.ts';
 import {
@@ -29,6 +30,7 @@ import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
 import type { RateLimiterOptions, RateLimitResourceSetting } from '../engine/scheduling/rate-limiter.ts';
+import { HeaderForwardPattern } from './header-forwarding.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
 export interface CliOptions {
@@ -78,8 +80,13 @@ export interface CliOptions {
   readonly httpJsonCodec: Required<JsonCodecPoolOptions>;
   /** Connection limits of the HTTP frontend: the --http-*-timeout-secs flags and --http-max-connections. */
   readonly httpConnectionLimits: Pick<HttpServerOptions, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
-  /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace]. */
-  readonly grpcConnectionLimits: Pick<GrpcServerOptions, 'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>;
+  /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace], --grpc-keepalive-time and -timeout. */
+  readonly grpcConnectionLimits: Pick<GrpcServerOptions,
+    'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs' | 'keepaliveTimeMs' | 'keepaliveTimeoutMs'>;
+  /** --http-header-forward-pattern; undefined forwards no header. */
+  readonly httpHeaderForwardPattern: string | undefined;
+  /** --grpc-header-forward-pattern; undefined forwards no metadata. */
+  readonly grpcHeaderForwardPattern: string | undefined;
   /** --stream-buffer-responses and --stream-buffer-bytes: what one decoupled request's stream holds unread before send() waits. */
   readonly streamBuffer: StreamBufferLimits;
   /** --disable-auto-complete-config / --strict-model-config and --backend-config=[onnxruntime,]default-max-batch-size=N. */
@@ -122,6 +129,8 @@ interface FlagSpec {
   readonly repeatable?: boolean;
   /** 'none': means nothing on this build; 'later': a feature still to come. Either way accepted and listed at start. */
   readonly effect?: 'none' | 'later';
+  /** Values this build cannot honour though the flag works otherwise: accepted, and listed at start as without effect. */
+  readonly noEffectWhen?: (value: string) => boolean;
   /** Checks a value's form; returns the problem, or undefined when fine. */
   readonly check?: (value: string) => string | undefined;
   /** Set when this build cannot honour the flag yet: the reason it is refused. */
@@ -182,6 +191,22 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-max-connection-age-grace': { kind: 'int' },
   'allow-client-shm': { kind: 'bool' },
   'max-shm-regions': { kind: 'int' },
+  'http-header-forward-pattern': { kind: 'string', check: regexProblem },
+  'grpc-header-forward-pattern': { kind: 'string', check: regexProblem },
+  'grpc-keepalive-time': { kind: 'int' },
+  'grpc-keepalive-timeout': { kind: 'int' },
+  // grpc-js's server sends no compressed message (its framing always writes the uncompressed flag); 'none' is what it does.
+  'grpc-infer-response-compression-level': {
+    kind: 'string', check: (v) => oneOf(v.toLowerCase(), ['none', 'low', 'medium', 'high']), noEffectWhen: (v) => v.toLowerCase() !== 'none',
+  },
+  // grpc-js's server pings on its own timer whether calls are open or not, and answers every client ping without counting strikes.
+  'grpc-keepalive-permit-without-calls': { kind: 'bool', effect: 'none' },
+  'grpc-http2-max-pings-without-data': { kind: 'int', effect: 'none', check: nonNegative },
+  'grpc-http2-min-recv-ping-interval-without-data': { kind: 'int', effect: 'none', check: nonNegative },
+  'grpc-http2-max-ping-strikes': { kind: 'int', effect: 'none', check: nonNegative },
+  // Node 20's net.Server cannot set SO_REUSEPORT, so a second server cannot share the port; false, the default, is what it does.
+  'reuse-http-port': { kind: 'bool', noEffectWhen: (v) => parseBool(v) },
+  'reuse-grpc-port': { kind: 'bool', noEffectWhen: (v) => parseBool(v) },
   'stream-buffer-responses': { kind: 'int' },
   'stream-buffer-bytes': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool' },
@@ -220,17 +245,6 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'host-policy': { kind: 'string', repeatable: true, effect: 'none', check: (v) => settingProblem(v, 'policy name') },
   'model-load-gpu-limit': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d*\.?\d+$/, '<device_id>:<fraction>') },
   // tritonserver flags whose feature is still to come: accepted so a Triton start line runs, and listed at start.
-  'http-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
-  'grpc-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
-  'grpc-infer-response-compression-level': { kind: 'string', effect: 'later', check: (v) => oneOf(v, ['none', 'low', 'medium', 'high']) },
-  'grpc-keepalive-time': { kind: 'int', effect: 'later' },
-  'grpc-keepalive-timeout': { kind: 'int', effect: 'later' },
-  'grpc-keepalive-permit-without-calls': { kind: 'bool', effect: 'later' },
-  'grpc-http2-max-pings-without-data': { kind: 'int', effect: 'later' },
-  'grpc-http2-min-recv-ping-interval-without-data': { kind: 'int', effect: 'later' },
-  'grpc-http2-max-ping-strikes': { kind: 'int', effect: 'later' },
-  'reuse-http-port': { kind: 'bool', effect: 'later' },
-  'reuse-grpc-port': { kind: 'bool', effect: 'later' },
   'grpc-server-cert': { kind: 'string', effect: 'later' },
   'grpc-server-key': { kind: 'string', effect: 'later' },
   'grpc-root-cert': { kind: 'string', effect: 'later' },
@@ -279,12 +293,17 @@ function parseRateLimitResource(value: string): RateLimitResourceSetting | undef
 
 const INT32_MAX = 2_147_483_647;
 
+function nonNegative(value: string): string | undefined {
+  return Number(value) >= 0 ? undefined : 'expected 0 or more';
+}
+
+/** A header forward pattern as the frontends compile it (header-forwarding.ts). */
 function regexProblem(value: string): string | undefined {
   try {
-    new RegExp(value);
+    HeaderForwardPattern.compile(value);
     return undefined;
   } catch (err) {
-    return `not a regular expression: ${(err as Error).message}`;
+    return `not a regular expression: ${(err as Error).message} (JavaScript syntax; a leading (?-i) makes it case-sensitive)`;
   }
 }
 
@@ -444,7 +463,9 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     values.has('strict-model-config') ? bool('strict-model-config', false) : undefined,
     values.get('backend-config') ?? [],
   );
-  const givenWith = (effect: 'none' | 'later'): string[] => [...values.keys()].filter((n) => FLAGS[n]!.effect === effect).map((n) => `--${n}`);
+  const givenWith = (effect: 'none' | 'later'): string[] => [...values.entries()]
+    .filter(([n, given]) => FLAGS[n]!.effect === effect || (effect === 'none' && given.some((v) => FLAGS[n]!.noEffectWhen?.(v))))
+    .map(([n]) => `--${n}`);
   return {
     modelRepositories,
     httpPort: int('http-port', 8000, 0, 65535),
@@ -501,7 +522,11 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       maxConcurrentStreams: int('grpc-max-concurrent-streams', DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, 1, 2147483647),
       ...(values.has('grpc-max-connection-age') ? { maxConnectionAgeMs: int('grpc-max-connection-age', 0, 1, 2147483647) } : {}),
       ...(values.has('grpc-max-connection-age-grace') ? { maxConnectionAgeGraceMs: int('grpc-max-connection-age-grace', 0, 0, 2147483647) } : {}),
+      keepaliveTimeMs: int('grpc-keepalive-time', DEFAULT_GRPC_KEEPALIVE_TIME_MS, 1, 2147483647),
+      keepaliveTimeoutMs: int('grpc-keepalive-timeout', DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS, 1, 2147483647),
     },
+    httpHeaderForwardPattern: one('http-header-forward-pattern'),
+    grpcHeaderForwardPattern: one('grpc-header-forward-pattern'),
     streamBuffer: {
       maxResponses: int('stream-buffer-responses', DEFAULT_STREAM_BUFFER.maxResponses, 1, 1_000_000),
       maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),

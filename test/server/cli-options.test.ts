@@ -162,17 +162,17 @@ test('accepted flags are listed once, as given: without effect on this build, or
     '--model-repository=/m', '--backend-directory=/opt/tritonserver/backends', '--pinned-memory-pool-byte-size=268435456',
     '--cuda-memory-pool-byte-size=0:67108864', '--cuda-memory-pool-byte-size=1:67108864', '--cache-directory=/opt/tritonserver/caches',
     '--backend-config=python,shm-default-byte-size=1048576', '--backend-config=onnxruntime,default-max-batch-size=8',
-    '--http-header-forward-pattern=^x-.*', '--trace-level=TIMESTAMPS', '--grpc-infer-response-compression-level=low',
+    '--trace-level=TIMESTAMPS', '--grpc-infer-response-compression-level=low', '--trace-rate=10',
   ]);
   assert.deepEqual(options.acceptedWithoutEffect, [
     '--backend-directory', '--pinned-memory-pool-byte-size', '--cuda-memory-pool-byte-size', '--cache-directory',
-    '--backend-config=python,shm-default-byte-size=1048576',
+    '--grpc-infer-response-compression-level', '--backend-config=python,shm-default-byte-size=1048576',
   ]);
-  assert.deepEqual(options.acceptedNotYet, ['--http-header-forward-pattern', '--trace-level', '--grpc-infer-response-compression-level']);
+  assert.deepEqual(options.acceptedNotYet, ['--trace-level', '--trace-rate']);
   assert.equal(acceptedFlagsLine(options),
     'accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, '
-    + '--cache-directory, --backend-config=python,shm-default-byte-size=1048576; '
-    + 'accepted, not implemented yet: --http-header-forward-pattern, --trace-level, --grpc-infer-response-compression-level');
+    + '--cache-directory, --grpc-infer-response-compression-level, --backend-config=python,shm-default-byte-size=1048576; '
+    + 'accepted, not implemented yet: --trace-level, --trace-rate');
   assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--http-port=1'])), undefined, 'no line when nothing is accepted without effect');
   assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--trace-rate=10'])), 'accepted, not implemented yet: --trace-rate');
 });
@@ -538,14 +538,16 @@ test('the CLI wires --log-file, --log-format and --http-restricted-api through t
 test('connection limits: HTTP timeouts and connection cap, gRPC idle, streams and age, with their defaults and bounds', () => {
   const defaults = parseCliOptions(['--model-repository=/m']);
   assert.deepEqual(defaults.httpConnectionLimits, { headerTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 75_000, maxConnections: 4096 });
-  assert.deepEqual(defaults.grpcConnectionLimits, { maxConnectionIdleMs: 300_000, maxConcurrentStreams: 1024 });
+  assert.deepEqual(defaults.grpcConnectionLimits, { maxConnectionIdleMs: 300_000, maxConcurrentStreams: 1024, keepaliveTimeMs: 7_200_000, keepaliveTimeoutMs: 20_000 });
   const custom = parseCliOptions([
     '--model-repository=/m', '--http-header-timeout-secs=5', '--http-request-timeout-secs=30', '--http-keepalive-timeout-secs=2',
     '--http-max-connections=100', '--grpc-max-connection-idle=1000', '--grpc-max-concurrent-streams=8',
     '--grpc-max-connection-age=60000', '--grpc-max-connection-age-grace=0',
   ]);
   assert.deepEqual(custom.httpConnectionLimits, { headerTimeoutMs: 5000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 2000, maxConnections: 100 });
-  assert.deepEqual(custom.grpcConnectionLimits, { maxConnectionIdleMs: 1000, maxConcurrentStreams: 8, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 0 });
+  assert.deepEqual(custom.grpcConnectionLimits, {
+    maxConnectionIdleMs: 1000, maxConcurrentStreams: 8, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 0, keepaliveTimeMs: 7_200_000, keepaliveTimeoutMs: 20_000,
+  });
   for (const [flag, bound] of [
     ['--http-header-timeout-secs=0', /from 1 to 86400/], ['--http-request-timeout-secs=86401', /from 1 to 86400/],
     ['--http-keepalive-timeout-secs=0', /from 1 to 86400/], ['--http-max-connections=0', /from 1 to 1000000/],
@@ -675,4 +677,53 @@ test('the repository flags reach a real server: a named config and two repositor
     await removeRepository(repoA);
     await removeRepository(repoB);
   }
+});
+
+test('header forward patterns: Triton\'s regular expression rules, refused at start when they do not compile', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual([defaults.httpHeaderForwardPattern, defaults.grpcHeaderForwardPattern], [undefined, undefined]);
+  const given = parseCliOptions(['--model-repository=/m', '--http-header-forward-pattern=(?-i)^X-', '--grpc-header-forward-pattern=']);
+  assert.deepEqual([given.httpHeaderForwardPattern, given.grpcHeaderForwardPattern], ['(?-i)^X-', '']);
+  assert.deepEqual([given.acceptedWithoutEffect, given.acceptedNotYet], [[], []], 'both work: neither is listed');
+  for (const [flag, reason] of [
+    ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression: .*\(JavaScript syntax; a leading \(\?-i\) makes it case-sensitive\)/],
+    ['--grpc-header-forward-pattern=(?s)x', /--grpc-header-forward-pattern=\(\?s\)x: not a regular expression: .*Invalid group/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && reason.test(err.message), flag);
+  }
+});
+
+test('gRPC keepalive: time and timeout reach grpc-js with Triton\'s defaults; the ping policy flags are listed as without effect', () => {
+  const custom = parseCliOptions(['--model-repository=/m', '--grpc-keepalive-time=10000', '--grpc-keepalive-timeout=500']);
+  assert.deepEqual([custom.grpcConnectionLimits.keepaliveTimeMs, custom.grpcConnectionLimits.keepaliveTimeoutMs], [10_000, 500]);
+  assert.deepEqual(custom.acceptedWithoutEffect, []);
+  const policy = parseCliOptions([
+    '--model-repository=/m', '--grpc-keepalive-permit-without-calls=true', '--grpc-http2-max-pings-without-data=0',
+    '--grpc-http2-min-recv-ping-interval-without-data=300000', '--grpc-http2-max-ping-strikes=2',
+  ]);
+  assert.deepEqual(policy.acceptedWithoutEffect, [
+    '--grpc-keepalive-permit-without-calls', '--grpc-http2-max-pings-without-data', '--grpc-http2-min-recv-ping-interval-without-data', '--grpc-http2-max-ping-strikes',
+  ]);
+  for (const [flag, reason] of [
+    ['--grpc-keepalive-time=0', /from 1 to 2147483647/], ['--grpc-keepalive-timeout=2147483648', /from 1 to 2147483647/],
+    ['--grpc-http2-max-ping-strikes=-1', /expected 0 or more/], ['--grpc-http2-max-pings-without-data=x', /expected an integer/],
+    ['--grpc-keepalive-permit-without-calls=maybe', /expected true or false/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && reason.test(err.message), flag);
+  }
+});
+
+test('response compression level and port reuse: the value this build does is silent, the others are listed as without effect', () => {
+  for (const [flags, listed] of [
+    [['--grpc-infer-response-compression-level=none'], []],
+    [['--grpc-infer-response-compression-level=NONE'], []],
+    [['--grpc-infer-response-compression-level=High'], ['--grpc-infer-response-compression-level']],
+    [['--reuse-http-port=false', '--reuse-grpc-port=0'], []],
+    [['--reuse-http-port', '--reuse-grpc-port=true'], ['--reuse-http-port', '--reuse-grpc-port']],
+  ] as const) {
+    const options = parseCliOptions(['--model-repository=/m', ...flags]);
+    assert.deepEqual([options.acceptedWithoutEffect, options.acceptedNotYet], [listed, []], flags.join(' '));
+  }
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--grpc-infer-response-compression-level=max']),
+    (err: unknown) => err instanceof CliError && /expected none, low, medium, high/.test(err.message));
 });
