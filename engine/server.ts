@@ -189,8 +189,9 @@ export class InferenceServer {
     // loads: a script's initialize() may call a model that is already loaded.
     let server: InferenceServer | undefined;
     const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
+    const inferStream = (request: InferenceRequest): Promise<ResponseStream> => server!.inferStream(request);
     const repository = ModelRepository.open({
-      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
+      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;

@@ -17,7 +17,7 @@ import type { Backend } from '../../backends/backend.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
-import type { InferFunction } from '../scheduling/scheduler.ts';
+import type { InferFunction, InferStreamFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
@@ -53,6 +53,8 @@ export interface ModelRepositoryOptions {
   readonly startupModels?: readonly string[];
   /** The server's infer(), which ensemble steps call. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), which the steps of decoupled ensembles call. */
+  readonly inferStream?: InferStreamFunction;
   /** The server's tensor memory, shared by every model. */
   readonly bufferPool?: BufferPool;
   /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
@@ -463,6 +465,7 @@ export class ModelRepository {
         modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
         members: (model, v) => this.member(model, v),
         ...(this.options.infer ? { infer: this.options.infer } : {}),
+        ...(this.options.inferStream ? { inferStream: this.options.inferStream } : {}),
         ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
         ...(this.options.completion ? { completion: this.options.completion } : {}),
       }, this.options.logger);

@@ -12,7 +12,7 @@ import { compileEnsembleConfig } from '../ensemble/compile-ensemble-config.ts';
 import type { MemberLookup } from '../ensemble/ensemble-graph.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
-import type { InferFunction, Scheduler } from '../scheduling/scheduler.ts';
+import type { InferFunction, InferStreamFunction, Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 import { warmUp } from './model-warmup.ts';
 
@@ -30,6 +30,8 @@ export interface ModelVersionSource {
   readonly backend: Backend | undefined;
   /** The server's infer(), for ensemble steps. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), for the steps of decoupled ensembles. */
+  readonly inferStream?: InferStreamFunction;
   /** Finds the member versions an ensemble's steps call. */
   readonly members?: MemberLookup;
   readonly bufferPool?: BufferPool;
@@ -108,6 +110,7 @@ export class ModelVersion {
       const scheduler = createScheduler({
         config, instances, logger, stats: v.stats,
         ...(source.infer ? { infer: source.infer } : {}),
+        ...(source.inferStream ? { inferStream: source.inferStream } : {}),
         ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
       });
       v.loaded = { config, scheduler, model, instances };

@@ -10,11 +10,15 @@ import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
+import type { ResponseStream } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Clock } from './clock.ts';
 
 /** The server's single inference entry, as ensemble steps (and scripts) call it. */
 export type InferFunction = (request: InferenceRequest) => Promise<InferenceResponse>;
+
+/** The server's entry for any number of responses per request, as the steps of a decoupled ensemble call it. */
+export type InferStreamFunction = (request: InferenceRequest) => Promise<ResponseStream>;
 
 /** What createScheduler hands the scheduler it picks. */
 export interface SchedulerContext {
@@ -26,6 +30,8 @@ export interface SchedulerContext {
   readonly clock?: Clock;
   /** The server's infer(), which ensemble steps go back through so each member keeps its own scheduler. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), which the steps of a decoupled ensemble go through. */
+  readonly inferStream?: InferStreamFunction;
   /** The server's tensor memory, where ensembles return intermediate buffers. */
   readonly bufferPool?: BufferPool;
 }
