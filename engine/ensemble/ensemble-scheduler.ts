@@ -17,6 +17,7 @@ import { serverError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
+import { readSequenceParameters } from '../sequence/correlation-id.ts';
 import type { InferFunction, InferStreamFunction, Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import type { ComputeTiming } from '../../backends/backend.ts';
@@ -84,7 +85,18 @@ export class EnsembleScheduler implements Scheduler {
   private async runDecoupled(request: InferenceRequest, wanted: readonly string[]): Promise<void> {
     const send = request.onResponse;
     if (!send || !this.inferStream) throw serverError('DECOUPLED_UNARY', { model: this.plan.ensemble });
-    await new EnsembleStreamRun(this.run, this.inferStream, request, wanted, (outputs) => send({ outputs, final: false })).run();
+    const parameters = this.responseParameters(request);
+    await new EnsembleStreamRun(this.run, this.inferStream, request, wanted, (outputs) => send({ outputs, parameters, final: false })).run();
+  }
+
+  /**
+   * As in Triton, every response of an ensemble carries the sequence flags
+   * its steps ran with, which are the request's: sequence_id (0 without
+   * one), sequence_start and sequence_end.
+   */
+  responseParameters(request: InferenceRequest): Readonly<Record<string, ParameterValue>> {
+    const sequence = readSequenceParameters(request.parameters);
+    return { sequence_id: sequence.id?.value ?? 0, sequence_start: sequence.start, sequence_end: sequence.end };
   }
 
   inflightCount(): number {

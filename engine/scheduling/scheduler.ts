@@ -4,7 +4,7 @@
  */
 import type { BackendInstance } from '../../backends/backend.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
-import type { InferenceRequest } from '../inference-request.ts';
+import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { InferenceResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
@@ -41,6 +41,13 @@ export interface Scheduler {
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]>;
   /** Requests queued or executing. */
   inflightCount(): number;
+  /**
+   * Parameters every response to this request carries; only the ensemble
+   * scheduler has them (Triton's ensembles answer with the request's
+   * sequence_id, sequence_start and sequence_end). Throws the request's
+   * error when they cannot be read, before any work.
+   */
+  responseParameters?(request: InferenceRequest): Readonly<Record<string, ParameterValue>>;
   /** Sequences open now; only schedulers of stateful models (the sequence batcher) have it. */
   activeSequenceCount?(): number;
   /**

@@ -118,15 +118,18 @@ describe('statistics extension', () => {
     assert.deepEqual(ids(await statsEverywhere('batched', '1')), [['batched', '1']]);
   });
 
-  test('HTTP: a bad model or version gets the status and message GET /v2/models/<m> gives for it', async () => {
-    for (const model of ['nope', 'plain/versions/9', 'plain/versions/abc', 'plain/versions/0', 'broken', 'broken/versions/1']) {
+  test('HTTP: a bad version string gets what GET /v2/models/<m> gives; a model or version that is not available is 400 in Triton\'s words', async () => {
+    for (const model of ['plain/versions/abc', 'plain/versions/0']) {
       const stats = await httpStats(`/v2/models/${model}/stats`);
-      const metadata = await httpStats(`/v2/models/${model}`);
-      assert.notEqual(stats.status, 200, model);
-      assert.deepEqual(stats, metadata, model);
+      assert.equal(stats.status, 400, model);
+      assert.deepEqual(stats, await httpStats(`/v2/models/${model}`), model);
     }
-    assert.deepEqual(await httpStats('/v2/models/nope/stats'), { status: 404, body: { error: "Request for unknown model: 'nope' is not found" } });
-    assert.equal((await httpStats('/v2/models/plain/versions/abc/stats')).status, 400);
+    for (const model of ['nope', 'broken', 'broken/versions/1']) {
+      const name = model.split('/')[0];
+      assert.deepEqual(await httpStats(`/v2/models/${model}/stats`), { status: 400, body: { error: `requested model '${name}' is not available` } }, model);
+    }
+    assert.deepEqual(await httpStats('/v2/models/plain/versions/9/stats'),
+      { status: 400, body: { error: "requested model version is not available for model 'plain' (version 9; ready versions: 1, 2)" } });
   });
 
   test('gRPC: a bad model or version gets the code and message ModelMetadata gives for it', async () => {

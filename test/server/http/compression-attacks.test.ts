@@ -49,7 +49,7 @@ describe('compressed body attacks', () => {
     assert.ok(bomb.byteLength < 12 * 1024, `the bomb is ${bomb.byteLength} bytes`);
     const res = await post(bomb, { 'content-encoding': 'gzip' });
     assert.equal(res.status, 413);
-    assert.equal(JSON.parse(res.body).error, `decompressed request body exceeds the limit of ${LIMIT} bytes; raise it with --http-max-input-size`);
+    assert.equal(JSON.parse(res.body).error, `decompressed request size exceeds the maximum allowed input size of ${LIMIT} bytes. Use --http-max-input-size to increase the limit.`);
     await assertServes();
   });
 

@@ -51,7 +51,7 @@ describe('HTTP repository and statistics routes', () => {
     assert.match((await malformed.json() as { error: string }).error, /failed to parse the request JSON buffer/);
     const wrongType = await post('/v2/repository/index', '{"ready":"yes"}');
     assert.equal(wrongType.status, 400);
-    assert.equal((await wrongType.json() as { error: string }).error, "Unable to parse 'ready': expected true or false");
+    assert.equal((await wrongType.json() as { error: string }).error, "Invalid value for 'ready': expected a boolean");
     const notObject = await post('/v2/repository/index', '[1]');
     assert.equal(notObject.status, 400);
     assert.equal((await post('/v2/repository/index')).status, 200);
