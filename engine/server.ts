@@ -460,7 +460,7 @@ export class InferenceServer {
       chosen = this.readyVersion(name, version);
     } catch (err) {
       if (!isSwitchyardError(err) || !STATS_UNAVAILABLE.has(err.code)) throw err;
-      const ready = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY').map((v) => String(v.version));
+      const ready = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY').sort(byVersion).map((v) => String(v.version));
       throw serverError('STATS_NOT_AVAILABLE', { model: name, ...(version && ready.length > 0 ? { version } : {}), ready });
     }
     if (version) return { model_stats: [snapshot(name, chosen)] };

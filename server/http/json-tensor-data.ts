@@ -23,12 +23,13 @@ const BIG_RANGES = {
 } as const;
 
 /**
- * How deeply `data` may nest, as in Triton (HTTP_MAX_JSON_NESTING_DEPTH): the
- * outer array and 99 levels inside it.
+ * How deeply JSON may nest, as in Triton (HTTP_MAX_JSON_NESTING_DEPTH): for
+ * tensor `data`, the outer array and 99 levels inside it; for a control
+ * body, the object and 99 levels inside it.
  */
-export const MAX_DATA_NESTING = 100;
+export const MAX_JSON_NESTING = 100;
 
-/** Flattens nested arrays in row-major order; deeper than MAX_DATA_NESTING is refused in Triton's words. */
+/** Flattens nested arrays in row-major order; deeper than MAX_JSON_NESTING is refused in Triton's words. */
 export function flattenData(data: unknown): unknown[] {
   if (!Array.isArray(data)) return [data];
   if (!data.some(Array.isArray)) return data;
@@ -39,7 +40,7 @@ export function flattenData(data: unknown): unknown[] {
     if (top.index >= top.items.length) { stack.pop(); continue; }
     const item = top.items[top.index++];
     if (Array.isArray(item)) {
-      if (stack.length >= MAX_DATA_NESTING) throw new Error(`JSON nesting depth exceeds maximum allowed limit (${MAX_DATA_NESTING})`);
+      if (stack.length >= MAX_JSON_NESTING) throw new Error(`JSON nesting depth exceeds maximum allowed limit (${MAX_JSON_NESTING})`);
       stack.push({ items: item, index: 0 });
     } else {
       out.push(item);

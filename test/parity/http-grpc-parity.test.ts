@@ -235,6 +235,11 @@ const CASES: readonly ParityCase[] = [
     inputs: [input0([1, 16], X.slice(0, 15)), input1()], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /INPUT0/ }, classOnly: JSON_DECODING,
   },
   {
+    title: 'more elements than the shape (JSON data / typed contents)', op: 'infer', model: 'add_sub', via: ['json'],
+    inputs: [input0([1, 16], [...X, 1]), input1()], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^(Unable to parse 'data': Shape does not match true shape of 'data' field: input 'INPUT0'|input byte size mismatch for input 'INPUT0' for model 'add_sub'\. Expected 64, got 68$)/ },
+    classOnly: `${JSON_DECODING}: HTTP in Triton's JSON words, gRPC in its core's byte-size words (input byte size mismatch ... Expected 64, got 68)`,
+  },
+  {
     title: 'element count does not match the shape (binary / raw bytes)', op: 'infer', model: 'add_sub', via: ['binary'],
     inputs: [input0([1, 16], X.slice(0, 15)), input1()], expect: { ok: false, class: 'INVALID_ARGUMENT', message: /^input byte size mismatch for input 'INPUT0' for model 'add_sub'\. Expected 64, got 60$/ },
   },
