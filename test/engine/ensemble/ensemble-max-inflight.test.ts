@@ -119,6 +119,8 @@ describe('decoupled ensemble under max_inflight_requests', () => {
     const peaks = outputs(items, 'PEAK');
     assert.ok(Math.max(...peaks) <= 2, `peaks ${peaks.join(',')}`);
     assert.equal(items.at(-1)!.final, true);
+    // As in Triton, each ensemble response carries the request's sequence flags (none here).
+    assert.deepEqual(items[0]!.response!.parameters, { sequence_id: 0, sequence_start: false, sequence_end: false });
   });
 
   test('the limit is shared by concurrent requests of the ensemble', async () => {
