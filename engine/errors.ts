@@ -94,7 +94,13 @@ export const CATALOGUE = {
   MODEL_NO_VERSIONS: entry<{ model: string; reason?: string }>('NOT_FOUND',
     (p) => `Request for unknown model: '${p.model}' has no available versions${p.reason ? ` (${p.reason})` : ''}`),
   BAD_VERSION: entry<{ model: string; version: string }>('INVALID_ARG',
-    (p) => `invalid model version '${p.version}' for model '${p.model}': a version is a positive integer`),
+    (p) => (/^-?[0-9]+$/.test(p.version)
+      ? `invalid model version specified '${p.version}' , version should be an integral value > 0 (model '${p.model}')`
+      : `failed to get model version from specified version string '${p.version}' (details: not an integer), version should be an integral value > 0 (model '${p.model}')`)),
+  STATS_NOT_AVAILABLE: entry<{ model: string; version?: string; ready: readonly string[] }>('INVALID_ARG',
+    (p) => (p.version === undefined
+      ? `requested model '${p.model}' is not available`
+      : `requested model version is not available for model '${p.model}' (version ${p.version}; ready versions: ${p.ready.length > 0 ? p.ready.join(', ') : 'none'})`)),
   UNKNOWN_INPUT: entry<{ model: string; input: string }>('INVALID_ARG',
     (p) => `unexpected inference input '${p.input}' for model '${p.model}'`),
   DUPLICATE_INPUT: entry<{ model: string; input: string }>('INVALID_ARG',
@@ -113,6 +119,14 @@ export const CATALOGUE = {
     (p) => `input '${p.input}' has batch size ${p.got} but other inputs of the request to model '${p.model}' have batch size ${p.expected}; all inputs must share the first dimension`),
   INPUT_BYTE_SIZE: entry<{ model: string; input: string; expected: number; got: number }>('INVALID_ARG',
     (p) => `input byte size mismatch for input '${p.input}' for model '${p.model}'. Expected ${p.expected}, got ${p.got}`),
+  DUPLICATE_OUTPUT: entry<{ output: string; field: string }>('INVALID_ARG',
+    (p) => `output '${p.output}' already exists in request (${p.field} names it again)`),
+  CONTENTS_WITH_RAW: entry<{ input: string; model: string }>('INVALID_ARG',
+    (p) => `contents field must not be specified when using raw_input_contents for '${p.input}' for model '${p.model}'`),
+  SHAPE_OVERFLOW: entry<{ input: string; shape: string; max: string }>('INVALID_ARG',
+    (p) => `invalid shape for input '${p.input}': shape ${p.shape} causes total element count to exceed maximum size of ${p.max}`),
+  BYTE_SIZE_OVERFLOW: entry<{ input: string; count: string; size: number; max: string }>('INVALID_ARG',
+    (p) => `byte size overflow for input '${p.input}': element count (${p.count}) * data type size (${p.size}) exceeds maximum allowed size (${p.max})`),
   UNKNOWN_OUTPUT: entry<{ model: string; output: string }>('INVALID_ARG',
     (p) => `unexpected inference output '${p.output}' for model '${p.model}'`),
   CLASSIFICATION_TYPE: entry<{ model: string; output: string; datatype: string }>('INVALID_ARG',
@@ -137,7 +151,8 @@ export const CATALOGUE = {
     (p) => `Unable to parse '${p.field}': ${p.detail}`),
   MODEL_VERSION_NOT_READY: entry<Record<string, never>>('INVALID_ARG', () => 'Model version not ready'),
   BODY_TOO_LARGE: entry<{ limit: number; got?: number; decompressed?: boolean }>('TOO_LARGE',
-    (p) => `${p.decompressed ? 'decompressed ' : ''}request body${p.got === undefined ? '' : ` of ${p.got} bytes`} exceeds the limit of ${p.limit} bytes; raise it with --http-max-input-size`),
+    (p) => `${p.decompressed ? 'decompressed request' : 'request JSON'} size${p.got === undefined ? '' : ` of ${p.got} bytes`} exceeds the maximum allowed input size of ${p.limit} bytes. ` +
+      'Use --http-max-input-size to increase the limit.'),
   JSON_CODEC_MEMORY: entry<{ work: string; bytes: number; heapMb: number }>('TOO_LARGE',
     (p) => `${p.work} of ${p.bytes} bytes needed more than the ${p.heapMb} MiB of heap a JSON codec process may use (--http-json-codec-heap-mb); send tensor data as binary (binary_data_size, binary_data_output) or in smaller requests`),
   JSON_CODEC_BUSY: entry<{ waiting: number; limit: number }>('UNAVAILABLE',

@@ -9,7 +9,7 @@ import type { OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-s
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
-import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
+import { asSwitchyardError, isSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -28,6 +28,9 @@ import { normalizeRequest, type NormalizedRequest } from './request-normalizer.t
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
 import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
 import type { Tensor } from './tensor.ts';
+
+/** The lookup errors that statistics answer with Triton's STATS_NOT_AVAILABLE instead. */
+const STATS_UNAVAILABLE: ReadonlySet<string> = new Set(['MODEL_NOT_FOUND', 'MODEL_VERSION_UNAVAILABLE', 'MODEL_NO_VERSIONS']);
 
 export interface InferenceServerOptions {
   /** Repository folders to serve. Required. */
@@ -217,8 +220,9 @@ export class InferenceServer {
     // loads: a script's initialize() may call a model that is already loaded.
     let server: InferenceServer | undefined;
     const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
+    const inferStream = (request: InferenceRequest): Promise<ResponseStream> => server!.inferStream(request);
     const repository = ModelRepository.open({
-      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
+      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
       ...(rateLimiter ? { rateLimiter } : {}),
       ...(options.modelConfigName !== undefined ? { configName: options.modelConfigName } : {}),
@@ -285,6 +289,7 @@ export class InferenceServer {
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
+    const parameters = version.scheduler!.responseParameters?.(request);
     const forModel = withModelShapes(config, request);
     const answered = outputsForClient(config, this.cache && config.responseCache
       ? await this.inferCached(this.cache, version, forModel, normalized, received)
@@ -296,6 +301,7 @@ export class InferenceServer {
       modelVersion: String(version.version),
       ...(request.id ? { id: request.id } : {}),
       outputs,
+      ...(parameters ? { parameters } : {}),
     };
   }
 
@@ -485,7 +491,15 @@ export class InferenceServer {
           .filter((v) => v.state === 'READY').sort(byVersion).map((v) => snapshot(entry.name, v))),
       };
     }
-    const chosen = this.readyVersion(name, version);
+    // As in Triton: a model with no ready version, or a version that is not ready, is an invalid argument here, not a missing model.
+    let chosen: ModelVersion;
+    try {
+      chosen = this.readyVersion(name, version);
+    } catch (err) {
+      if (!isSwitchyardError(err) || !STATS_UNAVAILABLE.has(err.code)) throw err;
+      const ready = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY').sort(byVersion).map((v) => String(v.version));
+      throw serverError('STATS_NOT_AVAILABLE', { model: name, ...(version && ready.length > 0 ? { version } : {}), ready });
+    }
     if (version) return { model_stats: [snapshot(name, chosen)] };
     const ready = [...this.repository.get(name)!.versions.values()].filter((v) => v.state === 'READY').sort(byVersion);
     return { model_stats: ready.map((v) => snapshot(name, v)) };

@@ -244,10 +244,11 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'buffer-manager-thread-count': { kind: 'int', effect: 'none' },
   'host-policy': { kind: 'string', repeatable: true, effect: 'none', check: (v) => settingProblem(v, 'policy name') },
   'model-load-gpu-limit': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d*\.?\d+$/, '<device_id>:<fraction>') },
-  // tritonserver flags whose feature is still to come: accepted so a Triton start line runs, and listed at start.
-  'grpc-server-cert': { kind: 'string', effect: 'later' },
-  'grpc-server-key': { kind: 'string', effect: 'later' },
-  'grpc-root-cert': { kind: 'string', effect: 'later' },
+  // Certificates only matter with --grpc-use-ssl, which this build refuses when true.
+  'grpc-server-cert': { kind: 'string', effect: 'none' },
+  'grpc-server-key': { kind: 'string', effect: 'none' },
+  'grpc-root-cert': { kind: 'string', effect: 'none' },
+  // The trace extension is still to come: accepted so a Triton start line runs, and listed at start.
   'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
   'trace-file': { kind: 'string', effect: 'later' },
   'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },

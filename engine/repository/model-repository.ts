@@ -22,7 +22,7 @@ import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelS
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { RateLimiter } from '../scheduling/rate-limiter.ts';
-import type { InferFunction } from '../scheduling/scheduler.ts';
+import type { InferFunction, InferStreamFunction } from '../scheduling/scheduler.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_EXTENSIONS, CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
@@ -62,6 +62,8 @@ export interface ModelRepositoryOptions {
   readonly startupModels?: readonly string[];
   /** The server's infer(), which ensemble steps call. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), which the steps of decoupled ensembles call. */
+  readonly inferStream?: InferStreamFunction;
   /** The server's tensor memory, shared by every model. */
   readonly bufferPool?: BufferPool;
   /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
@@ -581,6 +583,10 @@ export class ModelRepository {
     const infer: InferFunction | undefined = outer && this.options.namespacing
       ? (request) => outer({ ...request, modelNamespace: item.namespace })
       : outer;
+    const outerStream = this.options.inferStream;
+    const inferStream: InferStreamFunction | undefined = outerStream && this.options.namespacing
+      ? (request) => outerStream({ ...request, modelNamespace: item.namespace })
+      : outerStream;
     const loaded = await Promise.all(selected.map(async (version) => {
       // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
       const versionDir = await confinePath(dir, String(version));
@@ -589,6 +595,7 @@ export class ModelRepository {
         modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
         members: (model: string, v: number) => this.member(model, v, item.namespace),
         ...(infer ? { infer } : {}),
+        ...(inferStream ? { inferStream } : {}),
         ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
         ...(this.options.completion ? { completion: this.options.completion } : {}),
         ...(this.options.rateLimiter ? { rateLimiter: this.options.rateLimiter } : {}),

@@ -245,7 +245,9 @@ async function repositoryRequestBody(
   for (const [key, type] of Object.entries(fields)) {
     const value = record[key];
     const ok = value === undefined || (type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value) : typeof value === type);
-    if (!ok) throw serverError('UNPARSABLE_FIELD', { field: key, detail: `expected ${type === 'object' ? 'an object' : 'true or false'}` });
+    if (!ok && type === 'object') throw serverError('UNPARSABLE_FIELD', { field: key, detail: 'expected an object' });
+    // Triton's wording for the index's 'ready', which its tests match on.
+    if (!ok) throw serverError('BAD_REQUEST', { detail: `Invalid value for '${key}': expected a boolean` });
   }
   return record;
 }

@@ -221,7 +221,7 @@ describe('v2 endpoints', () => {
     const res = await fetch(`${http.url}/v2/models/add_sub/versions/latest/config`);
     assert.equal(res.status, 400);
     const body = await json(res) as { error: string };
-    assert.match(body.error, /invalid model version 'latest' for model 'add_sub'/);
+    assert.match(body.error, /^failed to get model version from specified version string 'latest' .*version should be an integral value > 0 \(model 'add_sub'\)$/);
   });
 
   test('an unknown route is 404 with a JSON error', async () => {
