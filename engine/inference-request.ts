@@ -34,6 +34,12 @@ export interface InferenceRequest {
    */
   readonly callChain?: readonly string[];
   /**
+   * With --model-namespacing: the repository folder of the model making
+   * this call (an ensemble step, a script's ctx.infer). A name that several
+   * repositories hold means the one in this folder, when it has one.
+   */
+  readonly modelNamespace?: string;
+  /**
    * Where a decoupled model's responses go, one call each, the last with
    * `final`; it answers false once nobody wants more (the stream was
    * cancelled or already ended), and a promise while the stream is full

@@ -20,6 +20,8 @@ export interface ModelResponse {
   readonly outputs?: readonly Tensor[];
   readonly error?: SwitchyardError;
   readonly final: boolean;
+  /** Response parameters (an ensemble's sequence flags), passed on to the client. */
+  readonly parameters?: Readonly<Record<string, ParameterValue>>;
   /**
    * Nanoseconds the model took to produce it (since the execution started or
    * its previous response) and to check and convert it; for response_stats.

@@ -81,7 +81,7 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     if (stats && this.sent === 0 && this.options.startedAt !== undefined) stats.recordFirstResponse((performance.now() - this.options.startedAt) * 1e6);
     stats?.recordResponse(this.sent++, outcome, timing.inferNs, timing.outputNs);
     if (response.error) this.push({ error: response.error, final: response.final });
-    else if (response.outputs) this.push({ response: this.wrap(response.outputs), final: response.final }, outputBytes(response.outputs));
+    else if (response.outputs) this.push({ response: this.wrap(response.outputs, response.parameters), final: response.final }, outputBytes(response.outputs));
     else if (response.final) this.push({ final: true });
     if (response.final || !this.full) return true;
     return new Promise<boolean>((resolve) => { this.waiting.push(resolve); });
@@ -155,9 +155,9 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     wake?.();
   }
 
-  private wrap(outputs: readonly Tensor[]): InferenceResponse {
+  private wrap(outputs: readonly Tensor[], parameters: InferenceResponse['parameters']): InferenceResponse {
     const { modelName, modelVersion, id } = this.options;
-    return { modelName, modelVersion, ...(id ? { id } : {}), outputs };
+    return { modelName, modelVersion, ...(id ? { id } : {}), outputs, ...(parameters ? { parameters } : {}) };
   }
 }
 

@@ -5,10 +5,11 @@
  */
 import type { Backend, BackendInstance } from '../backends/backend.ts';
 import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
+import type { OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
 import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
-import { asSwitchyardError, serverError, SwitchyardError } from './errors.ts';
+import { asSwitchyardError, isSwitchyardError, serverError, SwitchyardError } from './errors.ts';
 import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -27,6 +28,9 @@ import { normalizeRequest, type NormalizedRequest } from './request-normalizer.t
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
 import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
 import type { Tensor } from './tensor.ts';
+
+/** The lookup errors that statistics answer with Triton's STATS_NOT_AVAILABLE instead. */
+const STATS_UNAVAILABLE: ReadonlySet<string> = new Set(['MODEL_NOT_FOUND', 'MODEL_VERSION_UNAVAILABLE', 'MODEL_NO_VERSIONS']);
 
 export interface InferenceServerOptions {
   /** Repository folders to serve. Required. */
@@ -84,6 +88,16 @@ export interface InferenceServerOptions {
    * Default: regions may not be registered, as in Triton since 2.69.
    */
   readonly sharedMemory?: SharedMemoryOptions;
+  /** --model-config-name: each model's configs/<name>.pbtxt (or .yaml, .yml, .json) when it has one, else its usual config. */
+  readonly modelConfigName?: string;
+  /** --model-load-retry-count: how many more times a failed version load is tried; default 0. */
+  readonly modelLoadRetryCount?: number;
+  /** --model-load-thread-count: how many models load at once; default 4. */
+  readonly modelLoadThreadCount?: number;
+  /** --model-namespacing: each repository folder is a namespace; a model name may appear in several. */
+  readonly modelNamespacing?: boolean;
+  /** --backend-config settings handed to the backends built here. */
+  readonly backendSettings?: { readonly onnxruntime?: OnnxBackendSettings };
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -199,17 +213,22 @@ export class InferenceServer {
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
     const logger = options.logger ?? createLogger();
-    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend()], ['typescript', new TypeScriptBackend()]]);
+    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend(options.backendSettings?.onnxruntime)], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
     const rateLimiter = options.rateLimiter ? RateLimiter.create(options.rateLimiter) : undefined;
     // Ensemble steps and scripts call back into the server, even while the repository
     // loads: a script's initialize() may call a model that is already loaded.
     let server: InferenceServer | undefined;
     const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
+    const inferStream = (request: InferenceRequest): Promise<ResponseStream> => server!.inferStream(request);
     const repository = ModelRepository.open({
-      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, bufferPool,
+      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
       ...(rateLimiter ? { rateLimiter } : {}),
+      ...(options.modelConfigName !== undefined ? { configName: options.modelConfigName } : {}),
+      ...(options.modelLoadRetryCount !== undefined ? { loadRetryCount: options.modelLoadRetryCount } : {}),
+      ...(options.modelLoadThreadCount !== undefined ? { loadThreadCount: options.modelLoadThreadCount } : {}),
+      ...(options.modelNamespacing ? { namespacing: true } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
     server = new InferenceServer(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory));
@@ -262,14 +281,15 @@ export class InferenceServer {
 
   private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
     checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion);
+    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
+    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
     const received = performance.now();
     for (const watch of this.versionWatchers) watch(version);
     const config = version.config!;
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
+    const parameters = version.scheduler!.responseParameters?.(request);
     const forModel = withModelShapes(config, request);
     const answered = outputsForClient(config, this.cache && config.responseCache
       ? await this.inferCached(this.cache, version, forModel, normalized, received)
@@ -281,6 +301,7 @@ export class InferenceServer {
       modelVersion: String(version.version),
       ...(request.id ? { id: request.id } : {}),
       outputs,
+      ...(parameters ? { parameters } : {}),
     };
   }
 
@@ -331,10 +352,13 @@ export class InferenceServer {
   /** Models that ask for the response cache on a server without one load and answer uncached, as in Triton; each is told of once per load. */
   private warnUncached(names: readonly string[]): void {
     if (this.cache) return;
-    for (const name of names) {
-      const asking = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY' && v.config!.responseCache);
+    const wanted = new Set(names);
+    // Every entry of each name: with --model-namespacing, a name may be in several repositories.
+    for (const entry of this.repository.list()) {
+      if (!wanted.has(entry.name)) continue;
+      const asking = [...entry.versions.values()].filter((v) => v.state === 'READY' && v.config!.responseCache);
       if (asking.length === 0) continue;
-      this.logger.warn(`model '${name}' sets response_cache { enable: true }, but the server runs without a response cache, ` +
+      this.logger.warn(`model '${entry.name}' sets response_cache { enable: true }, but the server runs without a response cache, ` +
         'so its responses are not cached; start the server with --cache-config local,size=<bytes> to cache them');
     }
   }
@@ -358,8 +382,8 @@ export class InferenceServer {
     const startedAt = performance.now();
     this.assertTakingRequests(request);
     checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion);
+    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
+    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
     const config = version.config!;
     if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
     for (const watch of this.versionWatchers) watch(version);
@@ -467,7 +491,15 @@ export class InferenceServer {
           .filter((v) => v.state === 'READY').sort(byVersion).map((v) => snapshot(entry.name, v))),
       };
     }
-    const chosen = this.readyVersion(name, version);
+    // As in Triton: a model with no ready version, or a version that is not ready, is an invalid argument here, not a missing model.
+    let chosen: ModelVersion;
+    try {
+      chosen = this.readyVersion(name, version);
+    } catch (err) {
+      if (!isSwitchyardError(err) || !STATS_UNAVAILABLE.has(err.code)) throw err;
+      const ready = [...(this.repository.get(name)?.versions.values() ?? [])].filter((v) => v.state === 'READY').sort(byVersion).map((v) => String(v.version));
+      throw serverError('STATS_NOT_AVAILABLE', { model: name, ...(version && ready.length > 0 ? { version } : {}), ready });
+    }
     if (version) return { model_stats: [snapshot(name, chosen)] };
     const ready = [...this.repository.get(name)!.versions.values()].filter((v) => v.state === 'READY').sort(byVersion);
     return { model_stats: ready.map((v) => snapshot(name, v)) };
@@ -504,7 +536,7 @@ export class InferenceServer {
   async unloadModel(name: string, options: UnloadModelOptions = {}): Promise<void> {
     this.assertModelControl();
     checkModelName(name, 'the load or unload request');
-    if (!this.repository.get(name)) {
+    if (!this.repository.has(name)) {
       if (this.repository.notLoaded().includes(name)) return;
       throw serverError('MODEL_NOT_FOUND', { model: name });
     }
@@ -601,9 +633,9 @@ export class InferenceServer {
     await Promise.all([this.repository.close(), this.sharedMemory.close()]);
   }
 
-  private readyVersion(name: string, version: string | undefined): ModelVersion {
+  private readyVersion(name: string, version: string | undefined, namespace?: string): ModelVersion {
     checkModelName(name);
-    const entry: ModelEntry | undefined = this.repository.get(name);
+    const entry: ModelEntry | undefined = this.repository.get(name, namespace);
     if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
     if (version) {
       if (!/^[0-9]+$/.test(version) || Number(version) < 1) throw serverError('BAD_VERSION', { model: name, version });

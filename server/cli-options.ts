@@ -11,8 +11,11 @@ import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
 import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../engine/config/compile-model-config.ts';
 import { didYouMean } from '../engine/config/did-you-mean.ts';
 import { DEFAULT_MAX_SHARED_MEMORY_REGIONS } from '../engine/memory/shared-memory-manager.ts';
+import { DEFAULT_MODEL_LOAD_THREAD_COUNT } from '../engine/repository/model-repository.ts';
+import { readOnnxBackendSettings, type OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
 import {
-  DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS, DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
+  DEFAULT_GRPC_KEEPALIVE_TIME_MS, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS, DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS,
+  DEFAULT_GRPC_MAX_MESSAGE_SIZE, type GrpcServerOptions,
 } from './grpc/grpc-server.ts';
 import { DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './grpc/message-field-budget.ts';
 import {
@@ -27,6 +30,7 @@ import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
 import type { RateLimiterOptions, RateLimitResourceSetting } from '../engine/scheduling/rate-limiter.ts';
+import { HeaderForwardPattern } from './header-forwarding.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
 export interface CliOptions {
@@ -76,8 +80,13 @@ export interface CliOptions {
   readonly httpJsonCodec: Required<JsonCodecPoolOptions>;
   /** Connection limits of the HTTP frontend: the --http-*-timeout-secs flags and --http-max-connections. */
   readonly httpConnectionLimits: Pick<HttpServerOptions, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
-  /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace]. */
-  readonly grpcConnectionLimits: Pick<GrpcServerOptions, 'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>;
+  /** Connection limits of the gRPC frontend: --grpc-max-connection-idle, --grpc-max-concurrent-streams, --grpc-max-connection-age[-grace], --grpc-keepalive-time and -timeout. */
+  readonly grpcConnectionLimits: Pick<GrpcServerOptions,
+    'maxConnectionIdleMs' | 'maxConcurrentStreams' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs' | 'keepaliveTimeMs' | 'keepaliveTimeoutMs'>;
+  /** --http-header-forward-pattern; undefined forwards no header. */
+  readonly httpHeaderForwardPattern: string | undefined;
+  /** --grpc-header-forward-pattern; undefined forwards no metadata. */
+  readonly grpcHeaderForwardPattern: string | undefined;
   /** --stream-buffer-responses and --stream-buffer-bytes: what one decoupled request's stream holds unread before send() waits. */
   readonly streamBuffer: StreamBufferLimits;
   /** --disable-auto-complete-config / --strict-model-config and --backend-config=[onnxruntime,]default-max-batch-size=N. */
@@ -86,6 +95,16 @@ export interface CliOptions {
   readonly rateLimiter: RateLimiterOptions;
   /** --allow-client-shm (default false, as tritonserver since 2.69) and --max-shm-regions: the system shared memory extension. */
   readonly sharedMemory: { readonly allowClient: boolean; readonly maxRegions: number };
+  /** --backend-config=onnxruntime,intra_op_thread_count=N and inter_op_thread_count=N: session defaults for ONNX models. */
+  readonly onnxBackendSettings: OnnxBackendSettings;
+  /** --model-config-name: read configs/<name>.pbtxt of each model folder that has one; undefined reads config.pbtxt. */
+  readonly modelConfigName: string | undefined;
+  /** --model-load-retry-count: how many more times a failed model load is tried. */
+  readonly modelLoadRetryCount: number;
+  /** --model-load-thread-count: how many models load at once. */
+  readonly modelLoadThreadCount: number;
+  /** --model-namespacing: a model name may appear in several repositories. */
+  readonly modelNamespacing: boolean;
   /** --help: print the flags and exit. */
   readonly help: boolean;
   /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
@@ -93,6 +112,11 @@ export interface CliOptions {
   /** Flags given whose feature this build does not have yet; accepted so a tritonserver start line runs. */
   readonly acceptedNotYet: readonly string[];
 }
+
+/** Most retries of a failed model load (--model-load-retry-count): each may take as long as a load. */
+export const MAX_MODEL_LOAD_RETRY_COUNT = 100;
+/** Most models loading at once (--model-load-thread-count). */
+export const MAX_MODEL_LOAD_THREAD_COUNT = 256;
 
 export class CliError extends Error {
   override readonly name = 'CliError';
@@ -105,6 +129,8 @@ interface FlagSpec {
   readonly repeatable?: boolean;
   /** 'none': means nothing on this build; 'later': a feature still to come. Either way accepted and listed at start. */
   readonly effect?: 'none' | 'later';
+  /** Values this build cannot honour though the flag works otherwise: accepted, and listed at start as without effect. */
+  readonly noEffectWhen?: (value: string) => boolean;
   /** Checks a value's form; returns the problem, or undefined when fine. */
   readonly check?: (value: string) => string | undefined;
   /** Set when this build cannot honour the flag yet: the reason it is refused. */
@@ -165,6 +191,22 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-max-connection-age-grace': { kind: 'int' },
   'allow-client-shm': { kind: 'bool' },
   'max-shm-regions': { kind: 'int' },
+  'http-header-forward-pattern': { kind: 'string', check: regexProblem },
+  'grpc-header-forward-pattern': { kind: 'string', check: regexProblem },
+  'grpc-keepalive-time': { kind: 'int' },
+  'grpc-keepalive-timeout': { kind: 'int' },
+  // grpc-js's server sends no compressed message (its framing always writes the uncompressed flag); 'none' is what it does.
+  'grpc-infer-response-compression-level': {
+    kind: 'string', check: (v) => oneOf(v.toLowerCase(), ['none', 'low', 'medium', 'high']), noEffectWhen: (v) => v.toLowerCase() !== 'none',
+  },
+  // grpc-js's server pings on its own timer whether calls are open or not, and answers every client ping without counting strikes.
+  'grpc-keepalive-permit-without-calls': { kind: 'bool', effect: 'none' },
+  'grpc-http2-max-pings-without-data': { kind: 'int', effect: 'none', check: nonNegative },
+  'grpc-http2-min-recv-ping-interval-without-data': { kind: 'int', effect: 'none', check: nonNegative },
+  'grpc-http2-max-ping-strikes': { kind: 'int', effect: 'none', check: nonNegative },
+  // Node 20's net.Server cannot set SO_REUSEPORT, so a second server cannot share the port; false, the default, is what it does.
+  'reuse-http-port': { kind: 'bool', noEffectWhen: (v) => parseBool(v) },
+  'reuse-grpc-port': { kind: 'bool', noEffectWhen: (v) => parseBool(v) },
   'stream-buffer-responses': { kind: 'int' },
   'stream-buffer-bytes': { kind: 'int' },
   'disable-auto-complete-config': { kind: 'bool' },
@@ -174,10 +216,15 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'rate-limit': { kind: 'string', check: (v) => oneOf(v.toLowerCase(), ['execution_count', 'off']) },
   'rate-limit-resource': { kind: 'string', repeatable: true, check: (v) => (parseRateLimitResource(v) ? undefined : RATE_LIMIT_RESOURCE_FORMAT) },
   'help': { kind: 'bool' },
+  'model-config-name': { kind: 'string', check: configNameProblem },
+  'model-load-retry-count': { kind: 'int' },
+  'model-load-thread-count': { kind: 'int' },
+  'model-namespacing': { kind: 'bool' },
+  // Triton looks for response cache libraries (libtritoncache.so) there; this build's one cache is built in.
+  'cache-directory': { kind: 'string', effect: 'none' },
   // tritonserver flags with no meaning on this build: no GPU, no C++ thread pools, no shared-library folders.
   'backend-directory': { kind: 'string', effect: 'none' },
   'repoagent-directory': { kind: 'string', effect: 'none' },
-  'model-load-thread-count': { kind: 'int', effect: 'none' },
   'enable-peer-access': { kind: 'bool', effect: 'none' },
   'http-thread-count': { kind: 'int', effect: 'none' },
   'grpc-infer-thread-count': { kind: 'int', effect: 'none' },
@@ -197,25 +244,11 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'buffer-manager-thread-count': { kind: 'int', effect: 'none' },
   'host-policy': { kind: 'string', repeatable: true, effect: 'none', check: (v) => settingProblem(v, 'policy name') },
   'model-load-gpu-limit': { kind: 'string', repeatable: true, effect: 'none', check: (v) => pairProblem(v, /^\d*\.?\d+$/, '<device_id>:<fraction>') },
-  // tritonserver flags whose feature is still to come: accepted so a Triton start line runs, and listed at start.
-  'http-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
-  'grpc-header-forward-pattern': { kind: 'string', effect: 'later', check: regexProblem },
-  'grpc-infer-response-compression-level': { kind: 'string', effect: 'later', check: (v) => oneOf(v, ['none', 'low', 'medium', 'high']) },
-  'grpc-keepalive-time': { kind: 'int', effect: 'later' },
-  'grpc-keepalive-timeout': { kind: 'int', effect: 'later' },
-  'grpc-keepalive-permit-without-calls': { kind: 'bool', effect: 'later' },
-  'grpc-http2-max-pings-without-data': { kind: 'int', effect: 'later' },
-  'grpc-http2-min-recv-ping-interval-without-data': { kind: 'int', effect: 'later' },
-  'grpc-http2-max-ping-strikes': { kind: 'int', effect: 'later' },
-  'reuse-http-port': { kind: 'bool', effect: 'later' },
-  'reuse-grpc-port': { kind: 'bool', effect: 'later' },
-  'grpc-server-cert': { kind: 'string', effect: 'later' },
-  'grpc-server-key': { kind: 'string', effect: 'later' },
-  'grpc-root-cert': { kind: 'string', effect: 'later' },
-  'model-config-name': { kind: 'string', effect: 'later' },
-  'model-load-retry-count': { kind: 'int', effect: 'later' },
-  'model-namespacing': { kind: 'bool', effect: 'later' },
-  'cache-directory': { kind: 'string', effect: 'later' },
+  // Certificates only matter with --grpc-use-ssl, which this build refuses when true.
+  'grpc-server-cert': { kind: 'string', effect: 'none' },
+  'grpc-server-key': { kind: 'string', effect: 'none' },
+  'grpc-root-cert': { kind: 'string', effect: 'none' },
+  // The trace extension is still to come: accepted so a Triton start line runs, and listed at start.
   'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
   'trace-file': { kind: 'string', effect: 'later' },
   'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },
@@ -261,12 +294,17 @@ function parseRateLimitResource(value: string): RateLimitResourceSetting | undef
 
 const INT32_MAX = 2_147_483_647;
 
+function nonNegative(value: string): string | undefined {
+  return Number(value) >= 0 ? undefined : 'expected 0 or more';
+}
+
+/** A header forward pattern as the frontends compile it (header-forwarding.ts). */
 function regexProblem(value: string): string | undefined {
   try {
-    new RegExp(value);
+    HeaderForwardPattern.compile(value);
     return undefined;
   } catch (err) {
-    return `not a regular expression: ${(err as Error).message}`;
+    return `not a regular expression: ${(err as Error).message} (JavaScript syntax; a leading (?-i) makes it case-sensitive)`;
   }
 }
 
@@ -279,27 +317,33 @@ function backendConfigProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Backends whose settings reach this build's config completion: '' is tritonserver's every-backend form. */
+/** Backends whose settings reach this build (config completion, the onnxruntime backend): '' is tritonserver's every-backend form. */
 const COMPLETING_BACKENDS = ['', 'onnxruntime'];
 const MAX_DEFAULT_MAX_BATCH_SIZE = 2_147_483_647;
 
 /**
- * The completion settings, and the --backend-config entries that have no
- * effect here (other backends, other settings).
+ * The completion settings, the onnxruntime backend's settings, and the
+ * --backend-config entries that have no effect here (other backends, other
+ * settings).
  */
 function configCompletion(
   disable: boolean, strict: boolean | undefined, backendConfig: readonly string[],
-): { completion: ConfigCompletion; withoutEffect: string[] } {
+): { completion: ConfigCompletion; onnx: OnnxBackendSettings; withoutEffect: string[] } {
   let defaultMaxBatchSize = DEFAULT_MAX_BATCH_SIZE;
   const withoutEffect: string[] = [];
+  const onnxEntries: Array<[setting: string, value: string, entry: string]> = [];
   for (const entry of backendConfig) {
     const comma = entry.indexOf(',');
     const eq = entry.indexOf('=', comma + 1);
     const backend = comma < 0 ? '' : entry.slice(0, comma);
     const setting = entry.slice(comma + 1, eq);
     const value = entry.slice(eq + 1);
-    if (!COMPLETING_BACKENDS.includes(backend) || setting !== 'default-max-batch-size') {
+    if (!COMPLETING_BACKENDS.includes(backend)) {
       withoutEffect.push(`--backend-config=${entry}`);
+      continue;
+    }
+    if (setting !== 'default-max-batch-size') {
+      onnxEntries.push([setting, value, entry]);
       continue;
     }
     const n = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -308,9 +352,29 @@ function configCompletion(
     }
     defaultMaxBatchSize = n;
   }
+  let onnx: ReturnType<typeof readOnnxBackendSettings>;
+  try {
+    onnx = readOnnxBackendSettings(onnxEntries.map(([setting, value]) => [setting, value]));
+  } catch (err) {
+    throw new CliError(`--backend-config=${(err as Error).message}`);
+  }
+  const unread = new Set([...onnx.withoutEffect, ...onnx.unknown]);
+  for (const [setting, value, entry] of onnxEntries) if (unread.has(`${setting}=${value}`)) withoutEffect.push(`--backend-config=${entry}`);
   // tritonserver: --disable-auto-complete-config wins over --strict-model-config=false.
   const enabled = !(disable || strict === true);
-  return { completion: { enabled, defaultMaxBatchSize }, withoutEffect };
+  return { completion: { enabled, defaultMaxBatchSize }, onnx: onnx.settings, withoutEffect };
+}
+
+/** Longest --model-config-name taken: a file name, which file systems bound at 255 bytes with its extension. */
+export const MAX_MODEL_CONFIG_NAME_LENGTH = 200;
+
+/** --model-config-name names a file in each model's configs/ folder: no spaces (as Triton), no path. */
+function configNameProblem(value: string): string | undefined {
+  if (value === '') return 'empty argument; name a config file in configs/ without its extension, e.g. --model-config-name=h100';
+  if (value.length > MAX_MODEL_CONFIG_NAME_LENGTH) return `longer than ${MAX_MODEL_CONFIG_NAME_LENGTH} characters`;
+  if (/\s/.test(value)) return 'the name should not contain a space character';
+  if (/[/\\\0]/.test(value) || value === '.' || value === '..') return "a file name is expected, with no '/', '\\' or '..'";
+  return undefined;
 }
 
 /** The remote repository forms tritonserver reads (Amazon S3, Google Cloud Storage, Azure Storage). */
@@ -400,7 +464,9 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     values.has('strict-model-config') ? bool('strict-model-config', false) : undefined,
     values.get('backend-config') ?? [],
   );
-  const givenWith = (effect: 'none' | 'later'): string[] => [...values.keys()].filter((n) => FLAGS[n]!.effect === effect).map((n) => `--${n}`);
+  const givenWith = (effect: 'none' | 'later'): string[] => [...values.entries()]
+    .filter(([n, given]) => FLAGS[n]!.effect === effect || (effect === 'none' && given.some((v) => FLAGS[n]!.noEffectWhen?.(v))))
+    .map(([n]) => `--${n}`);
   return {
     modelRepositories,
     httpPort: int('http-port', 8000, 0, 65535),
@@ -457,7 +523,11 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       maxConcurrentStreams: int('grpc-max-concurrent-streams', DEFAULT_GRPC_MAX_CONCURRENT_STREAMS, 1, 2147483647),
       ...(values.has('grpc-max-connection-age') ? { maxConnectionAgeMs: int('grpc-max-connection-age', 0, 1, 2147483647) } : {}),
       ...(values.has('grpc-max-connection-age-grace') ? { maxConnectionAgeGraceMs: int('grpc-max-connection-age-grace', 0, 0, 2147483647) } : {}),
+      keepaliveTimeMs: int('grpc-keepalive-time', DEFAULT_GRPC_KEEPALIVE_TIME_MS, 1, 2147483647),
+      keepaliveTimeoutMs: int('grpc-keepalive-timeout', DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS, 1, 2147483647),
     },
+    httpHeaderForwardPattern: one('http-header-forward-pattern'),
+    grpcHeaderForwardPattern: one('grpc-header-forward-pattern'),
     streamBuffer: {
       maxResponses: int('stream-buffer-responses', DEFAULT_STREAM_BUFFER.maxResponses, 1, 1_000_000),
       maxBytes: int('stream-buffer-bytes', DEFAULT_STREAM_BUFFER.maxBytes, 1, Number.MAX_SAFE_INTEGER),
@@ -471,6 +541,11 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
       allowClient: bool('allow-client-shm', false),
       maxRegions: int('max-shm-regions', DEFAULT_MAX_SHARED_MEMORY_REGIONS, 1, 65_536),
     },
+    onnxBackendSettings: completion.onnx,
+    modelConfigName: one('model-config-name'),
+    modelLoadRetryCount: int('model-load-retry-count', 0, 0, MAX_MODEL_LOAD_RETRY_COUNT),
+    modelLoadThreadCount: int('model-load-thread-count', DEFAULT_MODEL_LOAD_THREAD_COUNT, 1, MAX_MODEL_LOAD_THREAD_COUNT),
+    modelNamespacing: bool('model-namespacing', false),
     help: bool('help', false),
     acceptedWithoutEffect: [
       ...givenWith('none'), ...completion.withoutEffect,

@@ -71,6 +71,11 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     configCompletion: options.configCompletion,
     rateLimiter: options.rateLimiter,
     sharedMemory: options.sharedMemory,
+    backendSettings: { onnxruntime: options.onnxBackendSettings },
+    ...(options.modelConfigName !== undefined ? { modelConfigName: options.modelConfigName } : {}),
+    modelLoadRetryCount: options.modelLoadRetryCount,
+    modelLoadThreadCount: options.modelLoadThreadCount,
+    modelNamespacing: options.modelNamespacing,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = server.repositoryIndex();
@@ -86,6 +91,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     http = await createHttpServer(server, {
       maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, maxBytesElements: options.maxBytesElements,
       jsonCodec: options.httpJsonCodec, ...options.httpConnectionLimits,
+      ...(options.httpHeaderForwardPattern !== undefined ? { headerForwardPattern: options.httpHeaderForwardPattern } : {}),
     });
     await http.listen({ port: options.httpPort, host: options.httpAddress });
     const address = http.server.address();
@@ -99,6 +105,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
       maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, maxBytesElements: options.maxBytesElements,
       maxRequestFields: options.grpcMaxRequestFields,
       ...options.grpcConnectionLimits,
+      ...(options.grpcHeaderForwardPattern !== undefined ? { headerForwardPattern: options.grpcHeaderForwardPattern } : {}),
     });
     try {
       grpcPort = await listenGrpc(grpc, options.grpcAddress, options.grpcPort);

@@ -17,6 +17,8 @@ export type RepositoryParameter =
   | { readonly kind: 'bytes'; readonly value: Uint8Array };
 
 const FILE_PREFIX = 'file:';
+/** NAME_MAX on Linux: the longest name of one file or folder, in bytes. */
+const MAX_FILE_NAME_BYTES = 255;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function invalid(name: string, detail: string): never {
@@ -40,6 +42,12 @@ export function loadOptionsFromParameters(parameters: ReadonlyMap<string, Reposi
     } else if (name.startsWith(FILE_PREFIX)) {
       const path = name.slice(FILE_PREFIX.length);
       if (path === '') invalid(name, "expected a path after 'file:', such as 'file:1/model.onnx'");
+      const tooLong = path.split('/').find((part) => Buffer.byteLength(part) > MAX_FILE_NAME_BYTES);
+      if (tooLong !== undefined) {
+        // Triton fails these with "failed to poll from model repository" (and a 500); the words stay, the status is the client's 400.
+        invalid(name, `failed to poll from model repository: the file name '${tooLong}' is ${Buffer.byteLength(tooLong)} bytes, ` +
+          `past the ${MAX_FILE_NAME_BYTES}-byte limit of one path component (NAME_MAX)`);
+      }
       if (parameter.kind === 'bytes') files.set(path, parameter.value);
       else if (parameter.kind === 'string') files.set(path, decodeBase64(name, parameter.value));
       else invalid(name, 'expected the file content (base64 text over HTTP, bytes over gRPC)');

@@ -1,11 +1,15 @@
 /** The ONNX Runtime backend: opens model versions as OnnxModel. */
 import type { Backend, BackendModel, ModelLoadContext } from '../backend.ts';
+import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
 import { OnnxModel } from './onnx-model.ts';
 
 export class OnnxBackend implements Backend {
   readonly name = 'onnxruntime';
 
+  /** @param settings the --backend-config=onnxruntime,... settings every model gets unless its config says otherwise. */
+  constructor(private readonly settings: OnnxBackendSettings = {}) {}
+
   loadModel(context: ModelLoadContext): Promise<BackendModel> {
-    return OnnxModel.create(context);
+    return OnnxModel.create(context, this.settings);
   }
 }

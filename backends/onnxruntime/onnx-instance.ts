@@ -112,6 +112,11 @@ export class OnnxInstance implements BackendInstance {
   }
 
   /** Runs handed to the worker (or waiting for one) that have no answer yet. */
+  /** The options its session was opened with (thread counts, provider), for diagnostics. */
+  get sessionOptions(): WorkerInit['options'] {
+    return this.init.options;
+  }
+
   get runsInFlight(): number {
     return this.pending.size;
   }

@@ -10,6 +10,7 @@ import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
 import { modelFileOf } from '../model-file.ts';
 import { OnnxInstance } from './onnx-instance.ts';
+import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
 import type { WorkerSessionOptions } from './worker-protocol.ts';
 
 const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
@@ -20,6 +21,7 @@ export class OnnxModel implements BackendModel {
 
   private constructor(
     private readonly context: ModelLoadContext,
+    private readonly defaults: OnnxBackendSettings,
     private readonly modelPath: string,
     private readonly pool: BufferPool,
     readonly signature: ModelSignature,
@@ -28,7 +30,7 @@ export class OnnxModel implements BackendModel {
     this.spare = first;
   }
 
-  static async create(context: ModelLoadContext): Promise<OnnxModel> {
+  static async create(context: ModelLoadContext, defaults: OnnxBackendSettings = {}): Promise<OnnxModel> {
     const modelPath = await modelFileOf(context);
     const found = await stat(modelPath).catch(() => undefined);
     if (!found?.isFile()) {
@@ -37,14 +39,14 @@ export class OnnxModel implements BackendModel {
     // Every instance shares one pool, so memory released by one run serves the next on any instance.
     const pool = context.bufferPool ?? new BufferPool();
     const firstGroup = context.settings.instanceGroups[0]!;
-    const first = await startInstance(context, modelPath, pool, firstGroup, 0);
+    const first = await startInstance(context, defaults, modelPath, pool, firstGroup, 0);
     const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
-    return new OnnxModel(context, modelPath, pool, { file, ...first.signature }, first);
+    return new OnnxModel(context, defaults, modelPath, pool, { file, ...first.signature }, first);
   }
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
     const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
-    const instance = reuse ? this.spare! : await startInstance(this.context, this.modelPath, this.pool, group, indexInGroup);
+    const instance = reuse ? this.spare! : await startInstance(this.context, this.defaults, this.modelPath, this.pool, group, indexInGroup);
     if (reuse) this.spare = undefined;
     instance.configure(config);
     this.instances.push(instance);
@@ -58,7 +60,8 @@ export class OnnxModel implements BackendModel {
   }
 }
 
-export function sessionOptions(context: ModelLoadContext, group: InstanceGroupSpec): WorkerSessionOptions {
+/** The session options of one instance: the model's parameters, else the backend's settings, else one thread each; optimization and accelerators checked. */
+export function sessionOptions(context: ModelLoadContext, defaults: OnnxBackendSettings, group: InstanceGroupSpec): WorkerSessionOptions {
   const parameters = context.settings.parameters;
   const count = (key: string, fallback: number): number => {
     const value = parameters.get(key);
@@ -75,8 +78,8 @@ export function sessionOptions(context: ModelLoadContext, group: InstanceGroupSp
   }
   checkAccelerators(context.config, group);
   return {
-    intraOpNumThreads: count('intra_op_thread_count', 1),
-    interOpNumThreads: count('inter_op_thread_count', 1),
+    intraOpNumThreads: count('intra_op_thread_count', defaults.intraOpThreadCount ?? 1),
+    interOpNumThreads: count('inter_op_thread_count', defaults.interOpThreadCount ?? 1),
     executionProvider: group.kind === 'GPU' ? 'cuda' : 'cpu',
     deviceId: group.gpus[0] ?? 0,
     graphOptimizationLevel: level as WorkerSessionOptions['graphOptimizationLevel'],
@@ -127,9 +130,9 @@ function checkAccelerators(config: Obj | undefined, group: InstanceGroupSpec): v
 }
 
 async function startInstance(
-  context: ModelLoadContext, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number,
+  context: ModelLoadContext, defaults: OnnxBackendSettings, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number,
 ): Promise<OnnxInstance> {
-  const options = sessionOptions(context, group);
+  const options = sessionOptions(context, defaults, group);
   try {
     return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger);
   } catch (err) {

@@ -16,6 +16,8 @@ import { parsePipelineFile, PIPELINE_FILE_NAME } from './pipeline-file.ts';
 import { modelConfigRoot, modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 
 export const CONFIG_FILE_NAMES = ['config.pbtxt', 'config.yaml', 'config.yml', 'config.json', PIPELINE_FILE_NAME] as const;
+/** The forms a model config file may take, by extension; a named config (--model-config-name) may be any of them. */
+export const CONFIG_FILE_EXTENSIONS = ['.pbtxt', '.yaml', '.yml', '.json'] as const;
 
 export interface ParsedModelConfig {
   readonly file: string;
@@ -217,6 +219,12 @@ const INTEGER_RANGES: Readonly<Record<string, readonly [bigint, bigint]>> = {
   int64: INT64, sint64: INT64, sfixed64: INT64, uint64: UINT64, fixed64: UINT64,
 };
 const FLOAT_MAX = 3.4028234663852886e38;
+/** The token protobuf's text parser stops at for a value that is not an integer: the sign of a negative, a number, or a quoted string. */
+function protobufToken(value: unknown): string {
+  const text = String(value);
+  if (/^-/.test(text)) return '-';
+  return /^[0-9.eE+]+$/.test(text) || typeof value !== 'string' ? text : JSON.stringify(text);
+}
 const describeValue = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : String(v));
 
 /**
@@ -243,8 +251,11 @@ function scalarProblem(field: protobuf.Field, value: unknown): { problem: string
     const integer = typeof value === 'number' ? (Number.isInteger(value) ? BigInt(value) : undefined)
       : typeof value === 'string' && /^-?[0-9]+$/.test(value) ? BigInt(value) : undefined;
     const bounds = `between ${range[0]} and ${range[1]}`;
-    if (integer === undefined) return { problem: `is ${given}, not a whole number`, fix: `write a whole number ${bounds} (${field.type})` };
-    if (integer < range[0] || integer > range[1]) return { problem: `is ${given}, outside the ${field.type} range`, fix: `write a whole number ${bounds}` };
+    // Triton's protobuf parser words these as "Expected integer, got: <token>" and "Integer out of range (<value>)"; its tests match on that.
+    if (integer === undefined || (integer < 0n && range[0] === 0n)) {
+      return { problem: `is ${given}, not a whole number${range[0] === 0n ? ' of 0 or more' : ''} (Expected integer, got: ${protobufToken(value)})`, fix: `write a whole number ${bounds} (${field.type})` };
+    }
+    if (integer > range[1] || integer < range[0]) return { problem: `is ${given}, outside the ${field.type} range (Integer out of range (${String(value)}))`, fix: `write a whole number ${bounds}` };
     return undefined;
   }
   if (field.type === 'float' || field.type === 'double') {

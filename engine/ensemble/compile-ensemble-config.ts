@@ -62,6 +62,8 @@ export function compileEnsembleConfig(
       outputMap: stringMap(step['output_map']),
     };
   });
+  // The schema (uint32) already refused a negative, fractional or too large value, in protobuf's words.
+  const maxInflightRequests = Number(scheduling['max_inflight_requests'] ?? 0);
   steps.forEach((step, i) => {
     if (!Number.isInteger(step.modelVersion) || step.modelVersion < -1 || step.modelVersion === 0) {
       fail(`ensemble_scheduling.step[${i}].model_version`, `is ${step.modelVersion}`, 'use -1 for the latest ready version, or a version number');
@@ -75,6 +77,7 @@ export function compileEnsembleConfig(
     inputs: declared(ctx, raw, 'input'),
     outputs: declared(ctx, raw, 'output'),
     steps,
+    maxInflightRequests,
   }, lookup);
 
   raw['name'] = modelName;
@@ -84,6 +87,8 @@ export function compileEnsembleConfig(
   raw['input'] = built.inputs.map((t) => tensorJson(t));
   raw['output'] = built.outputs.map((t) => tensorJson(t));
   if (!raw['version_policy']) raw['version_policy'] = { latest: { num_versions: 1 } };
+  // As in Triton, an ensemble with a decoupled step is decoupled, and its config says so.
+  if (built.plan.decoupled) raw['model_transaction_policy'] = { decoupled: true };
   const config: CompiledModelConfig = deepFreeze({
     name: modelName,
     platform: 'ensemble',
@@ -104,6 +109,7 @@ export function compileEnsembleConfig(
     // Triton caches an ensemble's top-level answers too; its steps cache (or not) by their own configs.
     responseCache: asObj(raw['response_cache'])?.['enable'] === true,
     warmup: [],
+    ...(built.plan.decoupled ? { decoupled: true } : {}),
   });
   return { config, warnings: built.warnings };
 }

@@ -10,7 +10,10 @@
  *   - a tensor read but never written, or written twice;
  *   - an ensemble input no step reads, an output no step writes;
  *   - a cycle;
- *   - datatype or shape mismatches between the writer and the reader.
+ *   - datatype or shape mismatches between the writer and the reader;
+ *   - a step that reads tensors coming from different decoupled steps (or
+ *     from a decoupled step and from outside it), in Triton's words.
+ * An ensemble with a decoupled step is decoupled itself.
  * The ensemble's own inputs and outputs may leave out datatype and dims;
  * they are completed from the members that read or write them.
  */
@@ -51,6 +54,8 @@ export interface EnsembleSource {
   readonly inputs: readonly DeclaredTensor[];
   readonly outputs: readonly DeclaredTensor[];
   readonly steps: readonly EnsembleStepSource[];
+  /** ensemble_scheduling.max_inflight_requests; 0 for no limit. */
+  readonly maxInflightRequests: number;
 }
 
 export interface BuiltEnsemble {
@@ -161,6 +166,7 @@ class EnsembleGraphBuilder {
     }
 
     const order = this.order(producer);
+    const decoupled = this.checkDecoupledFlow(order, producer);
     const inputs = source.inputs.map((t) => this.completeInput(t, consumers.get(t.name)!));
     const outputs = source.outputs.map((t) => this.completeOutput(t, producer.get(t.name)!));
     this.checkLinks(new Map(inputs.map((t) => [t.name, t])));
@@ -172,6 +178,7 @@ class EnsembleGraphBuilder {
       modelVersion: step.modelVersion === -1 ? undefined : String(step.modelVersion),
       inputs: links(step.inputMap),
       outputs: links(step.outputMap),
+      decoupled: this.members[i]!.config.decoupled === true,
     }));
     const read = new Set([...consumers.keys(), ...source.outputs.map((o) => o.name)]);
     const warnings = steps.filter((s) => !s.outputs.some((o) => read.has(o.tensor)))
@@ -186,6 +193,8 @@ class EnsembleGraphBuilder {
       written: order.flatMap((i) => steps[i]!.outputs.map((o) => o.tensor)),
       order,
       members: [...new Set(source.steps.map((s) => s.modelName))],
+      decoupled,
+      maxInflightRequests: source.maxInflightRequests,
     };
     return { plan, inputs, outputs, warnings };
   }
@@ -238,6 +247,34 @@ class EnsembleGraphBuilder {
       }
     }
     return { config: member };
+  }
+
+  /**
+   * Which responses each tensor comes with, as Triton labels them: ensemble
+   * inputs and what is computed from them alone have label 0, and every
+   * decoupled step starts a label of its own, since each of its responses
+   * runs the steps after it once more. A step whose inputs carry different
+   * labels could not tell which responses belong together, and is refused.
+   * Answers whether any step is decoupled.
+   */
+  private checkDecoupledFlow(order: readonly number[], producer: ReadonlyMap<string, number>): boolean {
+    const labelOf = new Map<string, number>();
+    let labels = 0;
+    for (const i of order) {
+      const step = this.source.steps[i]!;
+      const reads = [...new Set(Object.values(step.inputMap))].map((t) => {
+        const from = producer.get(t);
+        return from === undefined ? 0 : labelOf.get(t)!;
+      });
+      if (reads.some((l) => l !== reads[0])) {
+        this.fail(this.source.layout.step(i),
+          `in ensemble ${this.source.name}, step of model '${step.modelName}' receives inputs originated from different decoupled models`,
+          'feed the step only tensors that come from the same decoupled step (and from the steps after it), or only tensors that no decoupled step produces');
+      }
+      const label = this.members[i]!.config.decoupled === true ? ++labels : reads[0] ?? 0;
+      for (const tensor of Object.values(step.outputMap)) labelOf.set(tensor, label);
+    }
+    return labels > 0;
   }
 
   /** Topological order of the steps, or the cycle that prevents one. */

@@ -22,6 +22,8 @@ export interface PlannedStep {
   readonly modelVersion: string | undefined;
   readonly inputs: readonly TensorLink[];
   readonly outputs: readonly TensorLink[];
+  /** The member may send any number of responses per request (model_transaction_policy.decoupled). */
+  readonly decoupled: boolean;
 }
 
 export interface EnsemblePlan {
@@ -40,6 +42,14 @@ export interface EnsemblePlan {
   readonly order: readonly number[];
   /** Member models, by name, for load order and availability. */
   readonly members: readonly string[];
+  /** A step is decoupled, so the ensemble is too: each response of that step runs the steps after it again. */
+  readonly decoupled: boolean;
+  /**
+   * ensemble_scheduling.max_inflight_requests: how many requests of one step
+   * may be in flight at once, across every running request of the ensemble;
+   * 0 for no limit.
+   */
+  readonly maxInflightRequests: number;
 }
 
 /**

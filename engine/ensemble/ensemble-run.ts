@@ -20,6 +20,7 @@ import type { ModelStats } from '../observability/model-stats.ts';
 import type { InferFunction } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import { stepsNeeded, type EnsemblePlan, type PlannedStep } from './ensemble-plan.ts';
+import type { StepInflightLimiter } from './step-inflight-limiter.ts';
 
 export interface EnsembleRunContext {
   readonly plan: EnsemblePlan;
@@ -28,6 +29,8 @@ export interface EnsembleRunContext {
   readonly pool: BufferPool | undefined;
   /** Request parameters that belong to the ensemble and are not passed on to its steps. */
   readonly ownParameters: readonly string[];
+  /** One per step, shared by every run of the ensemble (max_inflight_requests); absent when there is no limit. */
+  readonly limiters?: readonly StepInflightLimiter[];
 }
 
 /** The tensor under another name; `owned` says whether the receiver gets its buffer. */
@@ -89,7 +92,22 @@ export class EnsembleRun {
     return done;
   }
 
+  /** Starts the step, once its limiter (max_inflight_requests) has room for it. */
   private launch(step: PlannedStep): void {
+    const limiter = this.context.limiters?.[step.index];
+    const waiting = limiter?.acquire(this.context.plan.ensemble, this.controller.signal);
+    if (!waiting) {
+      this.send(step, limiter);
+      return;
+    }
+    // A rejection means the run was cancelled or failed while the step waited: there is nothing left to do.
+    waiting.then(() => {
+      if (this.failed) limiter!.release();
+      else this.send(step, limiter);
+    }, () => {});
+  }
+
+  private send(step: PlannedStep, limiter: StepInflightLimiter | undefined): void {
     const inputs: Tensor[] = [];
     for (const link of step.inputs) {
       const tensor = this.values.get(link.tensor);
@@ -109,10 +127,12 @@ export class EnsembleRun {
       ownsPooledOutputs: true,
       callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
     }).then((response) => {
+      limiter?.release();
       if (this.failed) return;
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
       this.stepDone(step, response.outputs);
     }, (err: unknown) => {
+      limiter?.release();
       if (this.failed) return;
       this.context.stats.recordStep(step.index, false, (performance.now() - started) * 1e6);
       const error = asSwitchyardError(err, step.modelName);

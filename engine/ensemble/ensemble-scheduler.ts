@@ -3,6 +3,12 @@
  * becomes an EnsembleRun whose steps go back through the server's infer(),
  * where every member model batches and schedules on its own.
  *
+ * A decoupled ensemble (one with a decoupled step) runs each request as an
+ * EnsembleStreamRun instead, and sends its responses as they come.
+ *
+ * ensemble_scheduling.max_inflight_requests gives each step one limiter,
+ * shared by every request of the ensemble, as Triton does.
+ *
  * The request parameter `switchyard_debug_tensors` adds intermediate
  * tensors to the answer: `true` for every tensor the steps write, or a
  * comma-separated list of tensor names.
@@ -11,11 +17,14 @@ import { serverError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { FailureReason, ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
-import type { InferFunction, Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
+import { readSequenceParameters } from '../sequence/correlation-id.ts';
+import type { InferFunction, InferStreamFunction, Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import type { ComputeTiming } from '../../backends/backend.ts';
 import type { EnsemblePlan } from './ensemble-plan.ts';
 import { EnsembleRun, renamed, type EnsembleRunContext } from './ensemble-run.ts';
+import { EnsembleStreamRun } from './ensemble-stream-run.ts';
+import { StepInflightLimiter } from './step-inflight-limiter.ts';
 
 export const DEBUG_TENSORS_PARAMETER = 'switchyard_debug_tensors';
 
@@ -23,6 +32,7 @@ const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
 
 export class EnsembleScheduler implements Scheduler {
   private readonly run: EnsembleRunContext;
+  private readonly inferStream: InferStreamFunction | undefined;
   private readonly stats: ModelStats;
   private inflight = 0;
   private stopped = false;
@@ -31,8 +41,15 @@ export class EnsembleScheduler implements Scheduler {
   constructor(context: SchedulerContext, private readonly plan: EnsemblePlan, infer: InferFunction) {
     this.stats = context.stats;
     this.stats.trackSteps(plan.steps.map((s) => ({ step: s.label, model: s.modelName })));
-    this.run = { plan, infer, stats: context.stats, pool: context.bufferPool, ownParameters: [DEBUG_TENSORS_PARAMETER] };
+    const limit = plan.maxInflightRequests;
+    if (limit > 0) context.logger.info(`Ensemble model '${plan.ensemble}' configured with max_inflight_requests: ${limit}`);
+    this.run = {
+      plan, infer, stats: context.stats, pool: context.bufferPool, ownParameters: [DEBUG_TENSORS_PARAMETER],
+      ...(limit > 0 ? { limiters: plan.steps.map(() => new StepInflightLimiter(limit)) } : {}),
+    };
+    this.inferStream = context.inferStream;
   }
+
 
   async enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]> {
     if (this.stopped) throw serverError('SERVER_STOPPING', { model: this.plan.ensemble });
@@ -41,6 +58,11 @@ export class EnsembleScheduler implements Scheduler {
     const started = performance.now();
     this.inflight++;
     try {
+      if (this.plan.decoupled) {
+        await this.runDecoupled(request, wanted);
+        this.stats.recordSuccess((performance.now() - started) * 1e6, 0, NO_TIME);
+        return [];
+      }
       const values = await new EnsembleRun(this.run, request, wanted).run();
       const ns = (performance.now() - started) * 1e6;
       this.stats.recordExecution(normalized.batchSize, NO_TIME);
@@ -57,6 +79,24 @@ export class EnsembleScheduler implements Scheduler {
       this.inflight--;
       if (this.stopped && this.inflight === 0) this.drained?.();
     }
+  }
+
+  /** A decoupled ensemble's request: its responses go out through request.onResponse as the runs produce them. */
+  private async runDecoupled(request: InferenceRequest, wanted: readonly string[]): Promise<void> {
+    const send = request.onResponse;
+    if (!send || !this.inferStream) throw serverError('DECOUPLED_UNARY', { model: this.plan.ensemble });
+    const parameters = this.responseParameters(request);
+    await new EnsembleStreamRun(this.run, this.inferStream, request, wanted, (outputs) => send({ outputs, parameters, final: false })).run();
+  }
+
+  /**
+   * As in Triton, every response of an ensemble carries the sequence flags
+   * its steps ran with, which are the request's: sequence_id (0 without
+   * one), sequence_start and sequence_end.
+   */
+  responseParameters(request: InferenceRequest): Readonly<Record<string, ParameterValue>> {
+    const sequence = readSequenceParameters(request.parameters);
+    return { sequence_id: sequence.id?.value ?? 0, sequence_start: sequence.start, sequence_end: sequence.end };
   }
 
   inflightCount(): number {

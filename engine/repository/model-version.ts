@@ -13,7 +13,7 @@ import type { MemberLookup } from '../ensemble/ensemble-graph.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { RateLimiter, RegisteredInstance } from '../scheduling/rate-limiter.ts';
-import type { InferFunction, Scheduler } from '../scheduling/scheduler.ts';
+import type { InferFunction, InferStreamFunction, Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 import { warmUp } from './model-warmup.ts';
 
@@ -31,6 +31,8 @@ export interface ModelVersionSource {
   readonly backend: Backend | undefined;
   /** The server's infer(), for ensemble steps. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), for the steps of decoupled ensembles. */
+  readonly inferStream?: InferStreamFunction;
   /** Finds the member versions an ensemble's steps call. */
   readonly members?: MemberLookup;
   readonly bufferPool?: BufferPool;
@@ -117,6 +119,7 @@ export class ModelVersion {
         config, instances, logger, stats: v.stats,
         ...(source.rateLimiter && config.scheduling.kind !== 'ensemble' ? { gates } : {}),
         ...(source.infer ? { infer: source.infer } : {}),
+        ...(source.inferStream ? { inferStream: source.inferStream } : {}),
         ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
       });
       v.loaded = { config, scheduler, model, instances, gates };

@@ -14,6 +14,9 @@ export function createScheduler(context: SchedulerContext): Scheduler {
       return new SequenceBatcher(context, scheduling.batching);
     case 'ensemble':
       if (!context.infer) throw new Error(`ensemble '${context.config.name}' needs the server's infer entry to call its steps`);
+      if (scheduling.plan.decoupled && !context.inferStream) {
+        throw new Error(`decoupled ensemble '${context.config.name}' needs the server's inferStream entry to call its steps`);
+      }
       return new EnsembleScheduler(context, scheduling.plan, context.infer);
   }
 }

@@ -4,18 +4,22 @@
  */
 import type { BackendInstance } from '../../backends/backend.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
-import type { InferenceRequest } from '../inference-request.ts';
+import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { InferenceResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
+import type { ResponseStream } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Clock } from './clock.ts';
 import type { InstanceGate } from './rate-limiter.ts';
 
 /** The server's single inference entry, as ensemble steps (and scripts) call it. */
 export type InferFunction = (request: InferenceRequest) => Promise<InferenceResponse>;
+
+/** The server's entry for any number of responses per request, as the steps of a decoupled ensemble call it. */
+export type InferStreamFunction = (request: InferenceRequest) => Promise<ResponseStream>;
 
 /** What createScheduler hands the scheduler it picks. */
 export interface SchedulerContext {
@@ -33,6 +37,8 @@ export interface SchedulerContext {
   readonly clock?: Clock;
   /** The server's infer(), which ensemble steps go back through so each member keeps its own scheduler. */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), which the steps of a decoupled ensemble go through. */
+  readonly inferStream?: InferStreamFunction;
   /** The server's tensor memory, where ensembles return intermediate buffers. */
   readonly bufferPool?: BufferPool;
 }
@@ -42,6 +48,13 @@ export interface Scheduler {
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]>;
   /** Requests queued or executing. */
   inflightCount(): number;
+  /**
+   * Parameters every response to this request carries; only the ensemble
+   * scheduler has them (Triton's ensembles answer with the request's
+   * sequence_id, sequence_start and sequence_end). Throws the request's
+   * error when they cannot be read, before any work.
+   */
+  responseParameters?(request: InferenceRequest): Readonly<Record<string, ParameterValue>>;
   /** Sequences open now; only schedulers of stateful models (the sequence batcher) have it. */
   activeSequenceCount?(): number;
   /**

@@ -11,10 +11,12 @@ import type protobuf from 'protobufjs';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, boundedMessage, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceRequest } from '../../engine/inference-request.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
+import { HeaderForwardPattern, headerText } from '../header-forwarding.ts';
 import { inputContents, peekRequestId } from './infer-request-wire.ts';
 import { checkFieldBudget, DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './message-field-budget.ts';
 import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
@@ -23,7 +25,6 @@ import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParamet
 import {
   decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type DecodedModelInfer, type ModelInferRequestMessage,
 } from './infer-codec.ts';
-import type { InferenceRequest } from '../../engine/inference-request.ts';
 import type { StreamedResponse } from '../../engine/inference-response.ts';
 import type { SharedMemoryLease } from '../../engine/memory/shared-memory-lease.ts';
 
@@ -34,6 +35,10 @@ export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
 export const DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS = 300_000;
 /** --grpc-max-concurrent-streams: calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const DEFAULT_GRPC_MAX_CONCURRENT_STREAMS = 1024;
+/** --grpc-keepalive-time: Triton's default, a ping every two hours on a connection. */
+export const DEFAULT_GRPC_KEEPALIVE_TIME_MS = 7_200_000;
+/** --grpc-keepalive-timeout: Triton's default wait for a ping's answer. */
+export const DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes. Larger ones get RESOURCE_EXHAUSTED. */
@@ -52,12 +57,19 @@ export interface GrpcServerOptions {
   readonly maxBytesElements?: number;
   /** Values one request message may hold, at any depth (--grpc-max-request-fields). Default DEFAULT_GRPC_MAX_REQUEST_FIELDS (65,536). */
   readonly maxRequestFields?: number;
+  /** --grpc-header-forward-pattern: metadata of ModelInfer and ModelStreamInfer calls whose key matches becomes request parameters. Default: none. */
+  readonly headerForwardPattern?: string;
+  /** --grpc-keepalive-time: how long a connection goes without a ping from the server. Default DEFAULT_GRPC_KEEPALIVE_TIME_MS (Triton's). */
+  readonly keepaliveTimeMs?: number;
+  /** --grpc-keepalive-timeout: how long the server waits for a ping's answer before it closes the connection. Default DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS. */
+  readonly keepaliveTimeoutMs?: number;
 }
 
-/** The limits a request message is decoded under. */
+/** How a request message is decoded: its limits, and which metadata becomes parameters. */
 interface DecodeLimits {
   readonly maxBytesElements: number;
   readonly maxRequestFields: number;
+  readonly headerForward: HeaderForwardPattern | undefined;
 }
 
 type Message = Record<string, unknown>;
@@ -168,6 +180,23 @@ function uint64(value: unknown, field: string): number {
   return Number(big);
 }
 
+/**
+ * A call's metadata as (key, text) pairs, every value in order. A `-bin`
+ * value is its decoded bytes read as UTF-8, up to the first NUL byte, which
+ * is where Triton's C string of it ends.
+ */
+function* metadataEntries(metadata: grpc.Metadata): Generator<[string, string]> {
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      if (typeof value === 'string') yield [key, headerText(value)];
+      else {
+        const end = value.indexOf(0);
+        yield [key, value.toString('utf8', 0, end < 0 ? value.length : end)];
+      }
+    }
+  }
+}
+
 /** A model name field of a request, refused when it could name a path outside the repository. */
 function modelName(req: Message, field: 'name' | 'model_name'): string {
   const name = str(req[field]);
@@ -195,7 +224,7 @@ function logSettingsMessage(settings: LogSettings): Message {
 }
 
 function inferenceHandlers(server: InferenceServer, service: protobuf.Service, limits: DecodeLimits): grpc.UntypedServiceImplementation {
-  const { maxBytesElements, maxRequestFields } = limits;
+  const { maxBytesElements, maxRequestFields, headerForward } = limits;
   const handle = (method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> => unary(service, method, handler, maxRequestFields);
   const compactRequestType = grpcRequestType();
 
@@ -214,8 +243,18 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   // The engine's statistics are Triton's JSON shape, so they convert field by field (uint64 counts, the close-reason map).
   const statisticsResponseType = grpcType('inference.ModelStatisticsResponse');
 
+  /**
+   * The call's metadata that --grpc-header-forward-pattern makes request
+   * parameters, added over the message's own (as Triton adds them after).
+   */
+  function withForwardedMetadata(request: InferenceRequest, metadata: grpc.Metadata): InferenceRequest {
+    if (!headerForward) return request;
+    const forwarded = headerForward.parameters(metadataEntries(metadata));
+    return Object.keys(forwarded).length === 0 ? request : { ...request, parameters: { ...request.parameters, ...forwarded } };
+  }
+
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
-  async function infer(bytes: Buffer, signal: AbortSignal): Promise<Message> {
+  async function infer(bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata): Promise<Message> {
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
@@ -223,7 +262,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
     const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
-      const request = await withSharedMemoryInputs(decoded, lease);
+      const request = withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata);
       const response = await server.infer(request);
       await lease?.writeOutputs(response.outputs);
       return encodeModelInferResponse(response, lease?.outputNames);
@@ -241,7 +280,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
 
   const modelInfer: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
     const { signal, dispose } = callSignal(call);
-    infer(call.request, signal).then(
+    infer(call.request, signal, call.metadata).then(
       (response) => {
         dispose();
         callback(null, response);
@@ -262,7 +301,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
    * up; each carries triton_final_response.
    */
   async function streamRequest(
-    bytes: Buffer, signal: AbortSignal, slot: StreamSlot, flush: () => void, write: (m: Message) => Promise<void>,
+    bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata, slot: StreamSlot, flush: () => void, write: (m: Message) => Promise<void>,
   ): Promise<void> {
     const message = decodeInferMessage(bytes);
     checkModelName(message.model_name ?? '', "field 'model_name'");
@@ -273,7 +312,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     try {
       let responses: ResponseStream;
       try {
-        responses = await server.inferStream(await withSharedMemoryInputs(decoded, lease));
+        responses = await server.inferStream(withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata));
       } catch (err) {
         throw asSwitchyardError(err, decoded.request.modelName);
       }
@@ -348,7 +387,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       const slot: StreamSlot = {};
       ordered.push(slot);
       running++;
-      streamRequest(bytes, signal, slot, flush, write).catch((err: unknown) => {
+      streamRequest(bytes, signal, call.metadata, slot, flush, write).catch((err: unknown) => {
         const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekRequestId(bytes) } };
         // A decoupled request gave up its slot when it started; its failure goes out at once.
         if (slot.reply === null) void write(reply);
@@ -486,6 +525,8 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
     'grpc.max_send_message_length': -1,
     'grpc.max_connection_idle_ms': options.maxConnectionIdleMs ?? DEFAULT_GRPC_MAX_CONNECTION_IDLE_MS,
     'grpc.max_concurrent_streams': options.maxConcurrentStreams ?? DEFAULT_GRPC_MAX_CONCURRENT_STREAMS,
+    'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? DEFAULT_GRPC_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS,
     ...(options.maxConnectionAgeMs !== undefined ? { 'grpc.max_connection_age_ms': options.maxConnectionAgeMs } : {}),
     ...(options.maxConnectionAgeGraceMs !== undefined ? { 'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs } : {}),
   });
@@ -493,6 +534,7 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
   const limits: DecodeLimits = {
     maxBytesElements: options.maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS,
     maxRequestFields: options.maxRequestFields ?? DEFAULT_GRPC_MAX_REQUEST_FIELDS,
+    headerForward: options.headerForwardPattern !== undefined ? HeaderForwardPattern.compile(options.headerForwardPattern) : undefined,
   };
   grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference, limits), options.restrictedApis));
   const health = grpcService(HEALTH_SERVICE);

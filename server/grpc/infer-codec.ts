@@ -19,8 +19,9 @@ import type { InferenceResponse, StreamedResponse } from '../../engine/inference
 import type { SharedMemoryInput, SharedMemoryPlan, SharedMemoryRef } from '../../engine/memory/shared-memory-lease.ts';
 import { classCount } from '../../engine/output-classification.ts';
 import {
-  DATA_TYPES, elementCount, formatShape, isDataType, TensorSizeError, type DataType, type FixedDataType, type Tensor,
+  DATA_TYPES, elementByteSize, elementCount, formatShape, isDataType, TensorSizeError, type DataType, type FixedDataType, type Tensor,
 } from '../../engine/tensor.ts';
+import { checkShapeOverflow, negativeDimDetail } from '../../engine/shape-overflow.ts';
 import { LoopSlice } from './loop-slice.ts';
 import {
   CONTENTS_FIELD_OF, countContents, readBytesContents, readFixedContents, type ContentsCount, type ContentsWire,
@@ -165,16 +166,18 @@ export function parameterMessage(value: ParameterValue): ParameterMessage {
 }
 
 /** The shape of inputs[index]; a negative dim is refused in the words the HTTP codec uses for the same field. */
-function shapeOf(name: string, index: number, dims: readonly Int64[]): number[] {
-  return dims.map((dim, i) => {
-    const big = toBigInt(dim, false);
-    if (big < 0n) {
-      throw serverError('UNPARSABLE_FIELD', {
-        field: `inputs[${index}].shape`, detail: `input '${quoted(name)}' dimension ${i} is ${big}; each dimension must be a non-negative integer`,
-      });
+function shapeOf(name: string, index: number, datatype: DataType, dims: readonly Int64[]): number[] {
+  const big = dims.map((dim, i) => {
+    const value = toBigInt(dim, false);
+    if (value < 0n) throw serverError('UNPARSABLE_FIELD', { field: 'shape', detail: negativeDimDetail(quoted(name), i, String(value)) });
+    return value;
+  });
+  checkShapeOverflow(name, datatype, big);
+  return big.map((value, i) => {
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw serverError('UNPARSABLE_FIELD', { field: `inputs[${index}].shape`, detail: `input '${quoted(name)}' dimension ${i} is ${value}, which is too large` });
     }
-    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input '${quoted(name)}' has a dimension of ${big}, which is too large`);
-    return Number(big);
+    return Number(value);
   });
 }
 
@@ -202,7 +205,7 @@ const EMPTY = new Uint8Array(0);
 
 /** The tensor from its typed contents, once their counts agree with the datatype and shape. */
 async function fromContents(
-  name: string, datatype: DataType, shape: number[], count: number, contents: ContentsWire | undefined, counted: ContentsCount, slice: LoopSlice,
+  model: string, name: string, datatype: DataType, shape: number[], count: number, contents: ContentsWire | undefined, counted: ContentsCount, slice: LoopSlice,
 ): Promise<Tensor> {
   const field = CONTENTS_FIELD_OF[datatype];
   if (field === undefined) {
@@ -215,9 +218,11 @@ async function fromContents(
   }
   const length = counted.elements.get(field) ?? 0;
   if (length !== count) {
-    throw invalid(count > 0 && length === 0
-      ? `input '${quoted(name)}' has no data: set contents.${field} or raw_input_contents`
-      : `input '${quoted(name)}': contents.${field} holds ${length} elements but shape ${formatShape(shape)} needs ${count}`);
+    if (count > 0 && length === 0) throw invalid(`input '${quoted(name)}' has no data: set contents.${field} or raw_input_contents`);
+    const size = elementByteSize(datatype);
+    // Triton measures typed contents in bytes, and its core words the mismatch so.
+    if (size !== undefined) throw serverError('INPUT_BYTE_SIZE', { model, input: name, expected: count * size, got: length * size });
+    throw invalid(`input '${quoted(name)}': contents.${field} holds ${length} elements but shape ${formatShape(shape)} needs ${count}`);
   }
   if (count === 0 || !contents) {
     return datatype === 'BYTES' ? bytesTensorFromWire(name, shape, new Uint8Array(0)) : { name, datatype, shape, raw: new Uint8Array(0) };
@@ -297,7 +302,7 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     if (!isDataType(datatype)) {
       throw invalid(`invalid datatype for input ${quoted(name)}: ${JSON.stringify(datatype)} is not one of ${DATA_TYPES.join(', ')}`);
     }
-    const shape = shapeOf(name, index, input.shape ?? []);
+    const shape = shapeOf(name, index, datatype, input.shape ?? []);
     const count = countOf(name, shape);
     if (datatype === 'BYTES') checkBytesElementLimit(name, count, maxBytesElements);
     const ref = sharedMemoryRef(input.parameters, name);
@@ -333,7 +338,7 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
       const field = `outputs[${index}].parameters.classification`;
       classification.set(name, classCount(parameterValue(classParameter, field), field));
     }
-    if (requested.has(name)) throw invalid(`output '${quoted(name)}' is requested more than once (outputs[${index}])`);
+    if (requested.has(name)) throw serverError('DUPLICATE_OUTPUT', { output: name, field: `outputs[${index}]` });
     requested.add(name);
     return name;
   });
@@ -347,11 +352,11 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     const counted = contents ? await countContents(contents, name, maxBytesElements, slice) : NO_CONTENTS;
     const data = raw.length > 0 ? raw[rawIndex++] : undefined;
     if (data === undefined) {
-      tensors.push(await fromContents(name, datatype, shape, count, contents, counted, slice));
+      tensors.push(await fromContents(model, name, datatype, shape, count, contents, counted, slice));
       continue;
     }
     const [filled] = counted.elements.keys();
-    if (filled !== undefined) throw invalid(`input '${quoted(name)}' sets both contents.${filled} and raw_input_contents; send its data one way only`);
+    if (filled !== undefined) throw serverError('CONTENTS_WITH_RAW', { input: name, model });
     tensors.push(fromRaw(name, datatype, shape, data, maxBytesElements));
   }
 

@@ -7,7 +7,8 @@
  * gets a JSON error with its status; once it runs, generate_stream reports
  * an error response as an event {"error": "..."} (with the error's status
  * when it is the first event, as Triton does). A client that goes away
- * cancels the request, and the model hears of it.
+ * cancels the request, and the model hears of it. A body with a
+ * Content-Encoding other than identity is refused with 400, as in Triton.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
@@ -16,6 +17,7 @@ import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import type { InferenceServer } from '../../engine/server.ts';
 import { explainMissingInputs } from './generate-codec.ts';
+import { requestCompression } from './request-decompression.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
 import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import { SseWriter } from './sse-writer.ts';
@@ -42,6 +44,10 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const { model, version } = req.params;
     server.assertModelReady(model, version);
     const inputs = server.modelMetadata(model, version).inputs;
+    // Triton reads generate bodies as sent: any encoding but identity is refused once the model is known.
+    if (requestCompression(req.headers['content-encoding']) !== 'none') {
+      throw serverError('BAD_REQUEST', { detail: "Unsupported content-encoding, only 'identity' is supported." });
+    }
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const target = { model, ...(version ? { version } : {}) };
     const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);

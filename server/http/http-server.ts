@@ -12,6 +12,7 @@ import { isSwitchyardError, quoted, serverError } from '../../engine/errors.ts';
 import { ServerLogger } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
 import type { InferenceServer } from '../../engine/server.ts';
+import { HeaderForwardPattern } from '../header-forwarding.ts';
 import { httpApiCategory, isApiCategory, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { generateRoutes } from './generate-routes.ts';
 import { JsonCodecPool, type JsonCodecPoolOptions } from './json-codec-pool.ts';
@@ -49,6 +50,8 @@ export interface HttpServerOptions {
   readonly maxBytesElements?: number;
   /** The --http-json-codec-* flags: where large JSON bodies and responses are decoded and encoded (json-codec-pool.ts). */
   readonly jsonCodec?: JsonCodecPoolOptions;
+  /** --http-header-forward-pattern: infer request headers whose name matches become request parameters. Default: none are. */
+  readonly headerForwardPattern?: string;
 }
 
 /** Statuses for the errors Node's HTTP parser reports before any route runs (timeouts, oversized or malformed heads). */
@@ -148,7 +151,8 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   const codec = new JsonCodecPool(options.jsonCodec, server.logger);
   app.addHook('onClose', () => codec.close());
   const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
-  await app.register(v2Routes, { server, codec, maxInputSize: bodyLimit, ...bytesLimit });
+  const forward = options.headerForwardPattern !== undefined ? { headerForward: HeaderForwardPattern.compile(options.headerForwardPattern) } : {};
+  await app.register(v2Routes, { server, codec, maxInputSize: bodyLimit, ...bytesLimit, ...forward });
   await app.register(generateRoutes, { server, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
   return app;

@@ -10,9 +10,10 @@ import type { InferenceRequest, ParameterValue } from '../../engine/inference-re
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { SharedMemoryInput, SharedMemoryPlan, SharedMemoryRef } from '../../engine/memory/shared-memory-lease.ts';
 import {
-  DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type Tensor,
+  DATA_TYPES, elementCount, isDataType, TensorSizeError, formatShape, type DataType, type Tensor,
 } from '../../engine/tensor.ts';
-import { parseJsonExact, quotedJson } from './exact-json.ts';
+import { parseJsonExact, quotedJson, showJson } from './exact-json.ts';
+import { checkShapeOverflow, negativeDimDetail } from '../../engine/shape-overflow.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';
 
 export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
@@ -84,13 +85,18 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
   return value as Record<string, ParameterValue>;
 }
 
-function parseShape(value: unknown, field: string, input: string): number[] {
+function parseShape(value: unknown, field: string, input: string, datatype: DataType): number[] {
   if (!Array.isArray(value)) throw unparsable(field, `input '${quoted(input)}': expected an array of dimension sizes`);
-  return value.map((d, i) => {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw unparsable(field, `input '${quoted(input)}' dimension ${i} is ${quotedJson(d)}; each dimension must be a non-negative integer`);
-    }
-    return d;
+  // Integers past 2^53 arrive as bigints (parseJsonExact), so an overflowing product is judged exactly, as Triton judges it.
+  const dims = value.map((d, i) => {
+    const integer = typeof d === 'bigint' || (typeof d === 'number' && Number.isInteger(d));
+    if (!integer || d < 0) throw unparsable('shape', negativeDimDetail(quoted(input), i, quotedJson(d)));
+    return BigInt(d as number | bigint);
+  });
+  checkShapeOverflow(input, datatype, dims);
+  return dims.map((d, i) => {
+    if (d > BigInt(Number.MAX_SAFE_INTEGER)) throw unparsable(field, `input '${quoted(input)}' dimension ${i} is ${d}, which is too large`);
+    return Number(d);
   });
 }
 
@@ -182,7 +188,7 @@ export function decodeInferBody(
         detail: `invalid datatype for input ${quoted(name)}: ${quotedJson(datatype)} is not one of ${DATA_TYPES.join(', ')}`,
       });
     }
-    const shape = parseShape(raw['shape'], `${field}.shape`, name);
+    const shape = parseShape(raw['shape'], `${field}.shape`, name, datatype);
     let count: number;
     try {
       count = elementCount(shape);
@@ -226,8 +232,14 @@ export function decodeInferBody(
     } catch (err) {
       throw unparsable('data', `input '${quoted(name)}': ${(err as Error).message}`);
     }
-    if (values.length !== count) {
+    if (values.length > count) {
       throw unparsable('data', `Shape does not match true shape of 'data' field: input '${quoted(name)}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`);
+    }
+    if (values.length < count) {
+      // Triton words the short case apart from the long one.
+      throw serverError('BAD_REQUEST', {
+        detail: `Failed to parse 'data' field: shape does not match true shape: input '${quoted(name)}' has shape ${formatShape(shape)} (${count} elements) but data holds ${values.length}`,
+      });
     }
     return tensorFromJson(name, datatype, shape, values);
   }).filter((tensor): tensor is Tensor => tensor !== undefined);
@@ -271,7 +283,7 @@ export function decodeInferBody(
       // the request's binary_data_output covers the outputs a request does not list.
       binaryByOutput.set(raw['name'], binary ?? false);
       if (requested.has(raw['name'])) {
-        throw serverError('BAD_REQUEST', { detail: `output '${raw['name']}' is requested more than once (${field})` });
+        throw serverError('DUPLICATE_OUTPUT', { output: raw['name'], field });
       }
       requested.add(raw['name']);
       return raw['name'];
@@ -311,7 +323,9 @@ export function encodeInferResponse(
     return `${head},"data":${tensorDataJson(tensor)}}`;
   });
   const id = response.id ? `"id":${JSON.stringify(response.id)},` : '';
-  const json = `{${id}"model_name":${JSON.stringify(response.modelName)},"model_version":"${response.modelVersion}","outputs":[${outputs.join(',')}]}`;
+  const params = Object.entries(response.parameters ?? {});
+  const parameters = params.length === 0 ? '' : `"parameters":{${params.map(([k, v]) => `${JSON.stringify(k)}:${showJson(v)}`).join(',')}},`;
+  const json = `{${id}"model_name":${JSON.stringify(response.modelName)},"model_version":"${response.modelVersion}",${parameters}"outputs":[${outputs.join(',')}]}`;
   if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
   const header = Buffer.from(json, 'utf8');
   return {

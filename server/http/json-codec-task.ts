@@ -13,6 +13,7 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { decodeGenerateBody, encodeGenerateResponse, type DecodedGenerate } from './generate-codec.ts';
 import { decodeInferBody, encodeInferResponse, type EncodedInfer, type InferBody } from './infer-codec.ts';
 import { jsonObjectBody } from './json-body.ts';
+import { MAX_JSON_NESTING } from './json-tensor-data.ts';
 
 type Target = { readonly model: string; readonly version?: string };
 
@@ -103,17 +104,19 @@ export const MAX_CONTROL_BODY_VALUES = 100_000;
 
 /** The object, refused (400) when it holds more than MAX_CONTROL_BODY_VALUES values, counted without recursion. */
 function boundedJsonObject(record: Record<string, unknown>, what: string): Record<string, unknown> {
-  const stack: unknown[] = [record];
+  const stack: Array<{ readonly value: unknown; readonly depth: number }> = [{ value: record, depth: 1 }];
   let count = 1;
   while (stack.length > 0) {
-    const value = stack.pop();
+    const { value, depth } = stack.pop()!;
     if (typeof value !== 'object' || value === null) continue;
+    // Triton's bound and words; deeper values would also overflow the stack that carries them back from a codec process.
+    if (depth > MAX_JSON_NESTING) throw serverError('BAD_REQUEST', { detail: `JSON nesting depth exceeds maximum allowed limit (${MAX_JSON_NESTING}) in ${what}` });
     const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
     count += children.length;
     if (count > MAX_CONTROL_BODY_VALUES) {
       throw serverError('MALFORMED_JSON', { detail: `${what} holds more than ${MAX_CONTROL_BODY_VALUES} JSON values` });
     }
-    for (const child of children) stack.push(child);
+    for (const child of children) stack.push({ value: child, depth: depth + 1 });
   }
   return record;
 }

@@ -22,7 +22,14 @@ const BIG_RANGES = {
   INT64: [-(2n ** 63n), 2n ** 63n - 1n], UINT64: [0n, 2n ** 64n - 1n],
 } as const;
 
-/** Flattens nested arrays in row-major order. */
+/**
+ * How deeply JSON may nest, as in Triton (HTTP_MAX_JSON_NESTING_DEPTH): for
+ * tensor `data`, the outer array and 99 levels inside it; for a control
+ * body, the object and 99 levels inside it.
+ */
+export const MAX_JSON_NESTING = 100;
+
+/** Flattens nested arrays in row-major order; deeper than MAX_JSON_NESTING is refused in Triton's words. */
 export function flattenData(data: unknown): unknown[] {
   if (!Array.isArray(data)) return [data];
   if (!data.some(Array.isArray)) return data;
@@ -33,7 +40,7 @@ export function flattenData(data: unknown): unknown[] {
     if (top.index >= top.items.length) { stack.pop(); continue; }
     const item = top.items[top.index++];
     if (Array.isArray(item)) {
-      if (stack.length > 64) throw new Error('data nests deeper than 64 levels');
+      if (stack.length >= MAX_JSON_NESTING) throw new Error(`JSON nesting depth exceeds maximum allowed limit (${MAX_JSON_NESTING})`);
       stack.push({ items: item, index: 0 });
     } else {
       out.push(item);

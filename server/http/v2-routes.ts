@@ -9,6 +9,7 @@ import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
 import { decodeRawBinaryRequest, type RawRequestModel } from './raw-binary-request.ts';
+import { headerText, type HeaderForwardPattern } from '../header-forwarding.ts';
 import { decompressRequest } from './request-decompression.ts';
 import { compressedBody, responseCompression } from './response-compression.ts';
 import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
@@ -24,6 +25,8 @@ export interface V2RoutesOptions {
   readonly maxBytesElements?: number;
   /** The body limit (--http-max-input-size), which also bounds an infer body once decompressed. */
   readonly maxInputSize: number;
+  /** --http-header-forward-pattern: which infer request headers become request parameters. Default: none. */
+  readonly headerForward?: HeaderForwardPattern;
 }
 
 interface ModelParams {
@@ -59,7 +62,13 @@ function rawRequestModel(server: InferenceServer, model: string, version?: strin
   return { inputs: server.modelMetadata(model, version).inputs, maxBatchSize: typeof maxBatchSize === 'number' ? maxBatchSize : 0 };
 }
 
-export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements, maxInputSize }) => {
+/** The request's headers as the client wrote them: names in their own case, in order, repeats kept. */
+function* rawHeaders(req: FastifyRequest): Generator<[string, string]> {
+  const raw = req.raw.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, headerText(raw[i + 1]!)];
+}
+
+export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements, maxInputSize, headerForward }) => {
   const health = (check: () => boolean) => async (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(check() ? 200 : 400).send();
   app.get('/v2/health/live', health(() => server.isLive()));
@@ -95,10 +104,13 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
         ? decodeRawBinaryRequest(body, rawRequestModel(server, model, version), target, bytesElements)
         : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
       const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
+      // As in Triton, forwarded headers are added once the body is read, over any body parameter of the same name.
+      const forwarded = headerForward?.parameters(rawHeaders(req));
+      const parameters = forwarded ? { ...decoded.request.parameters, ...forwarded } : decoded.request.parameters;
+      const received = { ...decoded.request, ...(parameters ? { parameters } : {}) };
       let encoded;
       try {
-        const request = lease
-          ? { ...decoded.request, inputs: await lease.readInputs(model, decoded.request.inputs, bytesElements) } : decoded.request;
+        const request = lease ? { ...received, inputs: await lease.readInputs(model, received.inputs, bytesElements) } : received;
         const response = await server.infer({ ...request, ownsPooledOutputs: true });
         try {
           await lease?.writeOutputs(response.outputs);
@@ -233,7 +245,9 @@ async function repositoryRequestBody(
   for (const [key, type] of Object.entries(fields)) {
     const value = record[key];
     const ok = value === undefined || (type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value) : typeof value === type);
-    if (!ok) throw serverError('UNPARSABLE_FIELD', { field: key, detail: `expected ${type === 'object' ? 'an object' : 'true or false'}` });
+    if (!ok && type === 'object') throw serverError('UNPARSABLE_FIELD', { field: key, detail: 'expected an object' });
+    // Triton's wording for the index's 'ready', which its tests match on.
+    if (!ok) throw serverError('BAD_REQUEST', { detail: `Invalid value for '${key}': expected a boolean` });
   }
   return record;
 }

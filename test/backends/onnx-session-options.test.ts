@@ -19,7 +19,7 @@ function optionsFor(pbtxt: string) {
   const parsed = parseModelConfig('/r/m/config.pbtxt', pbtxt);
   const settings = readModelSettings('m', '/r/m', parsed);
   const context: ModelLoadContext = { modelName: 'm', version: 1, versionDir: '/r/m/1', settings, config: parsed.config };
-  return (): ReturnType<typeof sessionOptions> => sessionOptions(context, settings.instanceGroups[0]!);
+  return (): ReturnType<typeof sessionOptions> => sessionOptions(context, {}, settings.instanceGroups[0]!);
 }
 
 test('optimization.graph.level maps as Triton\'s onnxruntime backend maps it; the parameter wins over it', () => {

@@ -223,7 +223,7 @@ describe('perf against a server that rejects every inference', () => {
   test('the run stops with the server\'s message and exit code 1', async () => {
     const run = await perf('-m', 'add_sub', '-u', fixture.url, '-p', '100', '--input-tensor-format', 'json');
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /^error: every request failed: request body of \d+ bytes exceeds the limit of 16 bytes/m);
+    assert.match(run.stderr, /^error: every request failed: request JSON size of \d+ bytes exceeds the maximum allowed input size of 16 bytes/m);
     assert.doesNotMatch(run.stdout, /Inferences\/Second vs\./, 'no summary for a failed run');
   });
 });

@@ -116,7 +116,7 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
       assert.deepEqual(one, fixture.server.modelStatistics('add_sub', '1'));
       assert.deepEqual(Object.keys(one.model_stats[0]!.batch_close_reasons).sort(),
         ['max_batch_size', 'preferred_batch_size', 'queue_delay', 'queue_empty', 'shape_mismatch']);
-      await assertRejectsWith(client.modelStatistics('nope'), 'NOT_FOUND', "Request for unknown model: 'nope' is not found");
+      await assertRejectsWith(client.modelStatistics('nope'), 'INVALID_ARGUMENT', "requested model 'nope' is not available");
 
       const loadError = await fixture.server.loadModel('nope').then(() => undefined, (err: { message: string }) => err);
       assert.ok(loadError, 'loading a model that does not exist fails');

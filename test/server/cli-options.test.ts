@@ -4,10 +4,12 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
-import { acceptedFlagsLine } from '../../server/cli.ts';
+import { acceptedFlagsLine, startServer } from '../../server/cli.ts';
 import { CLI_FLAG_NAMES, CliError, parseCliOptions } from '../../server/cli-options.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 test('tritonserver flags parse with Triton\'s defaults', () => {
   const options = parseCliOptions(['--model-repository=/models']);
@@ -158,21 +160,21 @@ test('every tritonserver flag is known and parses with a value of its kind', () 
 test('accepted flags are listed once, as given: without effect on this build, or not implemented yet', () => {
   const options = parseCliOptions([
     '--model-repository=/m', '--backend-directory=/opt/tritonserver/backends', '--pinned-memory-pool-byte-size=268435456',
-    '--cuda-memory-pool-byte-size=0:67108864', '--cuda-memory-pool-byte-size=1:67108864', '--model-load-thread-count=4',
+    '--cuda-memory-pool-byte-size=0:67108864', '--cuda-memory-pool-byte-size=1:67108864', '--cache-directory=/opt/tritonserver/caches',
     '--backend-config=python,shm-default-byte-size=1048576', '--backend-config=onnxruntime,default-max-batch-size=8',
-    '--http-header-forward-pattern=^x-.*', '--trace-level=TIMESTAMPS', '--grpc-infer-response-compression-level=low',
+    '--trace-level=TIMESTAMPS', '--grpc-infer-response-compression-level=low', '--trace-rate=10',
   ]);
   assert.deepEqual(options.acceptedWithoutEffect, [
-    '--backend-directory', '--pinned-memory-pool-byte-size', '--cuda-memory-pool-byte-size', '--model-load-thread-count',
-    '--backend-config=python,shm-default-byte-size=1048576',
+    '--backend-directory', '--pinned-memory-pool-byte-size', '--cuda-memory-pool-byte-size', '--cache-directory',
+    '--grpc-infer-response-compression-level', '--backend-config=python,shm-default-byte-size=1048576',
   ]);
-  assert.deepEqual(options.acceptedNotYet, ['--http-header-forward-pattern', '--trace-level', '--grpc-infer-response-compression-level']);
+  assert.deepEqual(options.acceptedNotYet, ['--trace-level', '--trace-rate']);
   assert.equal(acceptedFlagsLine(options),
     'accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, '
-    + '--model-load-thread-count, --backend-config=python,shm-default-byte-size=1048576; '
-    + 'accepted, not implemented yet: --http-header-forward-pattern, --trace-level, --grpc-infer-response-compression-level');
+    + '--cache-directory, --grpc-infer-response-compression-level, --backend-config=python,shm-default-byte-size=1048576; '
+    + 'accepted, not implemented yet: --trace-level, --trace-rate');
   assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--http-port=1'])), undefined, 'no line when nothing is accepted without effect');
-  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--cache-directory=/c'])), 'accepted, not implemented yet: --cache-directory');
+  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--trace-rate=10'])), 'accepted, not implemented yet: --trace-rate');
 });
 
 test('auto-complete and default-max-batch-size: tritonserver\'s flags and precedence', () => {
@@ -190,6 +192,55 @@ test('auto-complete and default-max-batch-size: tritonserver\'s flags and preced
   const other = parseCliOptions(['--model-repository=/m', '--backend-config=tensorrt,default-max-batch-size=9', '--backend-config=onnxruntime,enable-global-threadpool=1']);
   assert.equal(other.configCompletion.defaultMaxBatchSize, 4);
   assert.deepEqual(other.acceptedWithoutEffect, ['--backend-config=tensorrt,default-max-batch-size=9', '--backend-config=onnxruntime,enable-global-threadpool=1']);
+});
+
+test('repository flags: --model-config-name, --model-load-retry-count, --model-load-thread-count, --model-namespacing', () => {
+  const parse = (...flags: string[]) => parseCliOptions(['--model-repository=/m', ...flags]);
+  const defaults = parse();
+  assert.deepEqual(
+    [defaults.modelConfigName, defaults.modelLoadRetryCount, defaults.modelLoadThreadCount, defaults.modelNamespacing],
+    [undefined, 0, 4, false], "Triton's defaults: config.pbtxt, no retry, 4 loads at once, no namespacing",
+  );
+  const set = parse('--model-config-name=h100', '--model-load-retry-count=100', '--model-load-thread-count=256', '--model-namespacing=true');
+  assert.deepEqual([set.modelConfigName, set.modelLoadRetryCount, set.modelLoadThreadCount, set.modelNamespacing], ['h100', 100, 256, true]);
+  assert.equal(parse('--model-load-thread-count=1').modelLoadThreadCount, 1);
+  assert.deepEqual([set.acceptedWithoutEffect, set.acceptedNotYet], [[], []], 'all four have their effect');
+  for (const [flag, message] of [
+    ['--model-config-name=', /--model-config-name=: empty argument/],
+    ['--model-config-name=h 100', /should not contain a space character/],
+    ['--model-config-name=../h100', /a file name is expected, with no '\/', '\\' or '\.\.'/],
+    ['--model-config-name=..', /a file name is expected/],
+    ['--model-config-name=a\\b', /a file name is expected/],
+    [`--model-config-name=${'x'.repeat(201)}`, /longer than 200 characters/],
+    ['--model-load-retry-count=-1', /--model-load-retry-count=-1: expected a value from 0 to 100/],
+    ['--model-load-retry-count=101', /expected a value from 0 to 100/],
+    ['--model-load-thread-count=0', /--model-load-thread-count=0: expected a value from 1 to 256/],
+    ['--model-load-thread-count=-4', /expected a value from 1 to 256/],
+    ['--model-load-thread-count=257', /expected a value from 1 to 256/],
+    ['--model-namespacing=perhaps', /--model-namespacing=perhaps: expected true or false/],
+  ] as const) {
+    assert.throws(() => parse(flag), (err: unknown) => err instanceof CliError && message.test(err.message), flag);
+  }
+  assert.equal(parse(`--model-config-name=${'x'.repeat(200)}`).modelConfigName!.length, 200, 'the longest name taken');
+});
+
+test('--backend-config onnxruntime thread counts become session defaults; enable-global-threadpool is accepted without effect', () => {
+  const parse = (...flags: string[]) => parseCliOptions(['--model-repository=/m', ...flags]);
+  assert.deepEqual(parse().onnxBackendSettings, {});
+  const tuned = parse('--backend-config=onnxruntime,intra_op_thread_count=4', '--backend-config=inter_op_thread_count=2',
+    '--backend-config=onnxruntime,enable-global-threadpool=1', '--backend-config=onnxruntime,default-max-batch-size=8');
+  assert.deepEqual(tuned.onnxBackendSettings, { intraOpThreadCount: 4, interOpThreadCount: 2 }, 'the every-backend form reaches onnxruntime too');
+  assert.equal(tuned.configCompletion.defaultMaxBatchSize, 8);
+  assert.deepEqual(tuned.acceptedWithoutEffect, ['--backend-config=onnxruntime,enable-global-threadpool=1']);
+  assert.deepEqual(parse('--backend-config=python,intra_op_thread_count=4').onnxBackendSettings, {}, "another backend's setting");
+  assert.deepEqual(parse('--backend-config=onnxruntime,enable-mem-arena=1').acceptedWithoutEffect, ['--backend-config=onnxruntime,enable-mem-arena=1']);
+  for (const [flag, message] of [
+    ['--backend-config=onnxruntime,intra_op_thread_count=-1', /--backend-config=onnxruntime,intra_op_thread_count=-1: expected a thread count from 0 to 1024/],
+    ['--backend-config=onnxruntime,inter_op_thread_count=1025', /inter_op_thread_count=1025: expected a thread count from 0 to 1024/],
+    ['--backend-config=onnxruntime,enable-global-threadpool=2', /enable-global-threadpool=2: expected true or false/],
+  ] as const) {
+    assert.throws(() => parse(flag), (err: unknown) => err instanceof CliError && message.test(err.message), flag);
+  }
 });
 
 test('malformed values of tritonserver\'s flags are refused naming the flag; typos get a suggestion', () => {
@@ -487,14 +538,16 @@ test('the CLI wires --log-file, --log-format and --http-restricted-api through t
 test('connection limits: HTTP timeouts and connection cap, gRPC idle, streams and age, with their defaults and bounds', () => {
   const defaults = parseCliOptions(['--model-repository=/m']);
   assert.deepEqual(defaults.httpConnectionLimits, { headerTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 75_000, maxConnections: 4096 });
-  assert.deepEqual(defaults.grpcConnectionLimits, { maxConnectionIdleMs: 300_000, maxConcurrentStreams: 1024 });
+  assert.deepEqual(defaults.grpcConnectionLimits, { maxConnectionIdleMs: 300_000, maxConcurrentStreams: 1024, keepaliveTimeMs: 7_200_000, keepaliveTimeoutMs: 20_000 });
   const custom = parseCliOptions([
     '--model-repository=/m', '--http-header-timeout-secs=5', '--http-request-timeout-secs=30', '--http-keepalive-timeout-secs=2',
     '--http-max-connections=100', '--grpc-max-connection-idle=1000', '--grpc-max-concurrent-streams=8',
     '--grpc-max-connection-age=60000', '--grpc-max-connection-age-grace=0',
   ]);
   assert.deepEqual(custom.httpConnectionLimits, { headerTimeoutMs: 5000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 2000, maxConnections: 100 });
-  assert.deepEqual(custom.grpcConnectionLimits, { maxConnectionIdleMs: 1000, maxConcurrentStreams: 8, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 0 });
+  assert.deepEqual(custom.grpcConnectionLimits, {
+    maxConnectionIdleMs: 1000, maxConcurrentStreams: 8, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 0, keepaliveTimeMs: 7_200_000, keepaliveTimeoutMs: 20_000,
+  });
   for (const [flag, bound] of [
     ['--http-header-timeout-secs=0', /from 1 to 86400/], ['--http-request-timeout-secs=86401', /from 1 to 86400/],
     ['--http-keepalive-timeout-secs=0', /from 1 to 86400/], ['--http-max-connections=0', /from 1 to 1000000/],
@@ -536,7 +589,11 @@ test('a representative tritonserver start line starts the real CLI, says once wh
     `--model-repository=${root}`, '--backend-directory=/opt/tritonserver/backends', '--backend-config=onnxruntime,default-max-batch-size=4',
     '--strict-model-config=false', '--log-verbose=0', '--pinned-memory-pool-byte-size=268435456', '--cuda-memory-pool-byte-size=0:67108864',
     '--model-control-mode=explicit', '--load-model=add_sub', '--http-port=0', '--grpc-port=0', '--metrics-port=0', '--allow-metrics=false',
-    '--http-address=127.0.0.1', '--grpc-address=127.0.0.1',
+    '--http-address=127.0.0.1', '--grpc-address=127.0.0.1', '--repository-poll-secs=30', '--model-load-thread-count=2',
+    '--rate-limit=execution_count', '--http-header-forward-pattern=^x-', '--grpc-keepalive-time=7200000',
+    '--grpc-infer-response-compression-level=none', '--allow-client-shm=true', '--exit-timeout-secs=30', '--exit-on-error=true',
+    '--grpc-use-ssl=false', '--cache-config=local,size=1048576', '--http-thread-count=8', '--trace-config=rate=1000',
+    '--metrics-config=summary_latencies=true',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');
   let output = '';
@@ -560,7 +617,7 @@ test('a representative tritonserver start line starts the real CLI, says once wh
     });
     const lines = output.split('\n').filter((l) => l.includes('accepted without effect on this build'));
     assert.equal(lines.length, 1, output);
-    assert.match(lines[0]!, /accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size$/);
+    assert.match(lines[0]!, /accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, --http-thread-count; accepted, not implemented yet: --trace-config$/);
     assert.match(output, /\| add_sub +\| 1 +\| READY/);
     const port = /Started HTTPService at [^\s:]+:(\d+)/.exec(output)![1];
     const data = Array.from({ length: 16 }, (_, i) => i);
@@ -571,6 +628,12 @@ test('a representative tritonserver start line starts the real CLI, says once wh
     assert.equal(res.status, 200);
     const body = await res.json() as { outputs: Array<{ name: string; data: number[] }> };
     assert.deepEqual(body.outputs.find((o) => o.name === 'OUTPUT0')!.data, data.map((x) => x * 2));
+    // --allow-client-shm=true reached the server: the shared memory routes answer instead of refusing.
+    const regions = await fetch(`http://127.0.0.1:${port}/v2/systemsharedmemory/status`);
+    assert.equal(regions.status, 200);
+    assert.deepEqual(await regions.json(), []);
+    const unregister = await fetch(`http://127.0.0.1:${port}/v2/systemsharedmemory/unregister`, { method: 'POST' });
+    assert.equal(unregister.status, 200, 'registration is allowed');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited.catch(() => {});
@@ -598,4 +661,79 @@ test('--allow-client-shm is off unless set, as in tritonserver since 2.69; --max
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-shm-regions=0']), /--max-shm-regions=0: expected a value from 1 to 65536/);
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--max-shm-regions=65537']), /--max-shm-regions=65537: expected a value from 1 to 65536/);
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--allow-client-shm=maybe']), CliError);
+});
+
+test('the repository flags reach a real server: a named config and two repositories holding one name', async () => {
+  const repoA = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel() } } });
+  const repoB = await makeRepository({ add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel() } } });
+  await mkdir(join(repoA, 'add_sub', 'configs'));
+  await writeFile(join(repoA, 'add_sub', 'configs', 'small.pbtxt'), addSubConfig('add_sub').replace(/max_batch_size: \d+/, 'max_batch_size: 2'));
+  const running = await startServer(parseCliOptions([
+    `--model-repository=${repoA}`, `--model-repository=${repoB}`, '--model-config-name=small', '--model-namespacing=true',
+    '--model-load-thread-count=1', '--model-load-retry-count=1', '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false',
+    '--allow-metrics=false', '--log-info=false',
+  ]));
+  try {
+    const index = running.server.repositoryIndex().filter((e) => e.name === 'add_sub');
+    assert.deepEqual(index.map((e) => e.state), ['READY', 'READY']);
+    const configs = running.server.readyVersions().map((v) => v.config!.maxBatchSize).sort();
+    assert.equal(configs[0], 2, "repository A's copy read configs/small.pbtxt");
+    assert.notEqual(configs[1], 2, "repository B's copy has no configs/ folder and read config.pbtxt");
+    const res = await fetch(`http://127.0.0.1:${running.httpPort}/v2/models/add_sub`);
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: string }).error, /There are 2 identifiers of model 'add_sub' in global map/);
+  } finally {
+    await running.close();
+    await removeRepository(repoA);
+    await removeRepository(repoB);
+  }
+});
+
+test('header forward patterns: Triton\'s regular expression rules, refused at start when they do not compile', () => {
+  const defaults = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual([defaults.httpHeaderForwardPattern, defaults.grpcHeaderForwardPattern], [undefined, undefined]);
+  const given = parseCliOptions(['--model-repository=/m', '--http-header-forward-pattern=(?-i)^X-', '--grpc-header-forward-pattern=']);
+  assert.deepEqual([given.httpHeaderForwardPattern, given.grpcHeaderForwardPattern], ['(?-i)^X-', '']);
+  assert.deepEqual([given.acceptedWithoutEffect, given.acceptedNotYet], [[], []], 'both work: neither is listed');
+  for (const [flag, reason] of [
+    ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression: .*\(JavaScript syntax; a leading \(\?-i\) makes it case-sensitive\)/],
+    ['--grpc-header-forward-pattern=(?s)x', /--grpc-header-forward-pattern=\(\?s\)x: not a regular expression: .*Invalid group/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && reason.test(err.message), flag);
+  }
+});
+
+test('gRPC keepalive: time and timeout reach grpc-js with Triton\'s defaults; the ping policy flags are listed as without effect', () => {
+  const custom = parseCliOptions(['--model-repository=/m', '--grpc-keepalive-time=10000', '--grpc-keepalive-timeout=500']);
+  assert.deepEqual([custom.grpcConnectionLimits.keepaliveTimeMs, custom.grpcConnectionLimits.keepaliveTimeoutMs], [10_000, 500]);
+  assert.deepEqual(custom.acceptedWithoutEffect, []);
+  const policy = parseCliOptions([
+    '--model-repository=/m', '--grpc-keepalive-permit-without-calls=true', '--grpc-http2-max-pings-without-data=0',
+    '--grpc-http2-min-recv-ping-interval-without-data=300000', '--grpc-http2-max-ping-strikes=2',
+  ]);
+  assert.deepEqual(policy.acceptedWithoutEffect, [
+    '--grpc-keepalive-permit-without-calls', '--grpc-http2-max-pings-without-data', '--grpc-http2-min-recv-ping-interval-without-data', '--grpc-http2-max-ping-strikes',
+  ]);
+  for (const [flag, reason] of [
+    ['--grpc-keepalive-time=0', /from 1 to 2147483647/], ['--grpc-keepalive-timeout=2147483648', /from 1 to 2147483647/],
+    ['--grpc-http2-max-ping-strikes=-1', /expected 0 or more/], ['--grpc-http2-max-pings-without-data=x', /expected an integer/],
+    ['--grpc-keepalive-permit-without-calls=maybe', /expected true or false/],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && reason.test(err.message), flag);
+  }
+});
+
+test('response compression level and port reuse: the value this build does is silent, the others are listed as without effect', () => {
+  for (const [flags, listed] of [
+    [['--grpc-infer-response-compression-level=none'], []],
+    [['--grpc-infer-response-compression-level=NONE'], []],
+    [['--grpc-infer-response-compression-level=High'], ['--grpc-infer-response-compression-level']],
+    [['--reuse-http-port=false', '--reuse-grpc-port=0'], []],
+    [['--reuse-http-port', '--reuse-grpc-port=true'], ['--reuse-http-port', '--reuse-grpc-port']],
+  ] as const) {
+    const options = parseCliOptions(['--model-repository=/m', ...flags]);
+    assert.deepEqual([options.acceptedWithoutEffect, options.acceptedNotYet], [listed, []], flags.join(' '));
+  }
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--grpc-infer-response-compression-level=max']),
+    (err: unknown) => err instanceof CliError && /expected none, low, medium, high/.test(err.message));
 });

@@ -118,24 +118,32 @@ describe('statistics extension', () => {
     assert.deepEqual(ids(await statsEverywhere('batched', '1')), [['batched', '1']]);
   });
 
-  test('HTTP: a bad model or version gets the status and message GET /v2/models/<m> gives for it', async () => {
-    for (const model of ['nope', 'plain/versions/9', 'plain/versions/abc', 'plain/versions/0', 'broken', 'broken/versions/1']) {
+  test('HTTP: a bad version string gets what GET /v2/models/<m> gives; a model or version that is not available is 400 in Triton\'s words', async () => {
+    for (const model of ['plain/versions/abc', 'plain/versions/0']) {
       const stats = await httpStats(`/v2/models/${model}/stats`);
-      const metadata = await httpStats(`/v2/models/${model}`);
-      assert.notEqual(stats.status, 200, model);
-      assert.deepEqual(stats, metadata, model);
+      assert.equal(stats.status, 400, model);
+      assert.deepEqual(stats, await httpStats(`/v2/models/${model}`), model);
     }
-    assert.deepEqual(await httpStats('/v2/models/nope/stats'), { status: 404, body: { error: "Request for unknown model: 'nope' is not found" } });
-    assert.equal((await httpStats('/v2/models/plain/versions/abc/stats')).status, 400);
+    for (const model of ['nope', 'broken', 'broken/versions/1']) {
+      const name = model.split('/')[0];
+      assert.deepEqual(await httpStats(`/v2/models/${model}/stats`), { status: 400, body: { error: `requested model '${name}' is not available` } }, model);
+    }
+    assert.deepEqual(await httpStats('/v2/models/plain/versions/9/stats'),
+      { status: 400, body: { error: "requested model version is not available for model 'plain' (version 9; ready versions: 1, 2)" } });
   });
 
-  test('gRPC: a bad model or version gets the code and message ModelMetadata gives for it', async () => {
-    for (const request of [{ name: 'nope' }, { name: 'plain', version: '9' }, { name: 'plain', version: 'abc' }, { name: 'broken' }, { name: 'broken', version: '1' }]) {
-      const stats = await client.call('ModelStatistics', request);
-      const metadata = await client.call('ModelMetadata', request);
-      assert.ok(stats.error && metadata.error, JSON.stringify(request));
-      assert.equal(stats.error.code, metadata.error.code, JSON.stringify(request));
-      assert.equal(stats.error.details, metadata.error.details, JSON.stringify(request));
+  test('gRPC: a bad version string gets what ModelMetadata gives; a model or version that is not available is INVALID_ARGUMENT in Triton\'s words', async () => {
+    const abc = { name: 'plain', version: 'abc' };
+    const [stats, metadata] = [await client.call('ModelStatistics', abc), await client.call('ModelMetadata', abc)];
+    assert.deepEqual([stats.error?.code, stats.error?.details], [metadata.error?.code, metadata.error?.details]);
+    for (const [request, details] of [
+      [{ name: 'nope' }, "requested model 'nope' is not available"],
+      [{ name: 'broken' }, "requested model 'broken' is not available"],
+      [{ name: 'broken', version: '1' }, "requested model 'broken' is not available"],
+      [{ name: 'plain', version: '9' }, "requested model version is not available for model 'plain' (version 9; ready versions: 1, 2)"],
+    ] as const) {
+      const { error } = await client.call('ModelStatistics', request);
+      assert.deepEqual([error?.code, error?.details], [3, details], JSON.stringify(request));
     }
   });
 

@@ -282,6 +282,7 @@ function planOf(ensemble: string, inputs: string[], outputs: string[],
     index, label: `step ${index + 1} ('${s.model}')`, modelName: s.model, modelVersion: undefined,
     inputs: Object.entries(s.reads).map(([member, tensor]) => ({ member, tensor })),
     outputs: Object.entries(s.writes).map(([member, tensor]) => ({ member, tensor })),
+    decoupled: false,
   }));
   const producer = new Map<string, number>();
   const consumers = new Map<string, number[]>();
@@ -294,6 +295,8 @@ function planOf(ensemble: string, inputs: string[], outputs: string[],
     ensemble, steps: planned, inputs, outputs, producer, consumers, order,
     written: order.flatMap((i) => planned[i]!.outputs.map((o) => o.tensor)),
     members: [...new Set(steps.map((s) => s.model))],
+    decoupled: false,
+    maxInflightRequests: 0,
   };
 }
 

@@ -64,7 +64,7 @@ test('batch size buckets: powers of two below max_batch_size, then max_batch_siz
 
 test('metrics options: Triton\'s defaults, and a bad interval refused', () => {
   assert.deepEqual(compileMetricsOptions(), {
-    summaryLatencies: false, summaryQuantiles: DEFAULT_SUMMARY_QUANTILES, counterLatencies: true, cpuMetrics: true, intervalMs: 2000, processMetrics: true,
+    summaryLatencies: false, summaryQuantiles: DEFAULT_SUMMARY_QUANTILES, counterLatencies: true, histogramLatencies: false, cpuMetrics: true, intervalMs: 2000, processMetrics: true,
   });
   assert.deepEqual(DEFAULT_SUMMARY_QUANTILES.map((q) => `${q.quantile}:${q.error}`), ['0.5:0.05', '0.9:0.01', '0.95:0.001', '0.99:0.001', '0.999:0.001']);
   assert.throws(() => compileMetricsOptions({ intervalMs: 0 }), /intervalMs 0/);

@@ -80,7 +80,7 @@ describe('gRPC endpoints', () => {
     assert.deepEqual(io(fromGrpc['output']), io(json['output']));
     const bad = await client.call('ModelConfig', { name: 'add_sub', version: 'x' });
     assert.equal(bad.error?.code, 3);
-    assert.match(bad.error!.details, /version 'x'/);
+    assert.match(bad.error!.details, /^failed to get model version from specified version string 'x'/);
   });
 
   test('RepositoryIndex lists every version with state and reason, or only ready ones', async () => {
@@ -106,12 +106,17 @@ describe('gRPC endpoints', () => {
     assert.deepEqual(await listed({}), [['add_sub', '1'], ['add_sub', '2']], 'the model that failed to load is left out');
     assert.deepEqual(await listed({ name: 'add_sub' }), [['add_sub', '1'], ['add_sub', '2']]);
     assert.deepEqual(await listed({ name: 'add_sub', version: '2' }), [['add_sub', '2']]);
-    for (const request of [{ name: 'nope' }, { name: 'add_sub', version: '9' }, { name: 'add_sub', version: 'abc' }, { name: 'broken' }]) {
-      const stats = await client.call('ModelStatistics', request);
-      const metadata = await client.call('ModelMetadata', request);
-      assert.ok(stats.error && metadata.error, JSON.stringify(request));
-      assert.equal(stats.error.code, metadata.error.code, JSON.stringify(request));
-      assert.equal(stats.error.details, metadata.error.details, JSON.stringify(request));
+    const abc = { name: 'add_sub', version: 'abc' };
+    const [stats, metadata] = [await client.call('ModelStatistics', abc), await client.call('ModelMetadata', abc)];
+    assert.deepEqual([stats.error?.code, stats.error?.details], [metadata.error?.code, metadata.error?.details]);
+    // A model or version that is not available is INVALID_ARGUMENT in Triton's words (its core's TRITONSERVER_ServerModelStatistics).
+    for (const [request, details] of [
+      [{ name: 'nope' }, "requested model 'nope' is not available"],
+      [{ name: 'broken' }, "requested model 'broken' is not available"],
+      [{ name: 'add_sub', version: '9' }, "requested model version is not available for model 'add_sub' (version 9; ready versions: 1, 2)"],
+    ] as const) {
+      const { error } = await client.call('ModelStatistics', request);
+      assert.deepEqual([error?.code, error?.details], [3, details], JSON.stringify(request));
     }
   });
 

@@ -49,7 +49,7 @@ describe('compressed body attacks', () => {
     assert.ok(bomb.byteLength < 12 * 1024, `the bomb is ${bomb.byteLength} bytes`);
     const res = await post(bomb, { 'content-encoding': 'gzip' });
     assert.equal(res.status, 413);
-    assert.equal(JSON.parse(res.body).error, `decompressed request body exceeds the limit of ${LIMIT} bytes; raise it with --http-max-input-size`);
+    assert.equal(JSON.parse(res.body).error, `decompressed request size exceeds the maximum allowed input size of ${LIMIT} bytes. Use --http-max-input-size to increase the limit.`);
     await assertServes();
   });
 
@@ -65,7 +65,7 @@ describe('compressed body attacks', () => {
     const elapsed = performance.now() - started;
     const grown = process.memoryUsage().rss - rssBefore;
     assert.equal(res.status, 413);
-    assert.match(JSON.parse(res.body).error, /^decompressed request body exceeds the limit/);
+    assert.match(JSON.parse(res.body).error, /^decompressed request size exceeds the maximum allowed input size/);
     assert.ok(grown < 128 * 1024 * 1024, `RSS grew by ${grown} bytes`);
     // Inflating the whole gigabyte takes seconds; stopping at the limit takes milliseconds.
     assert.ok(elapsed < 2000, `answered in ${elapsed.toFixed(0)} ms`);
@@ -120,7 +120,7 @@ describe('inflatedBody', () => {
       body.on('data', (chunk: Buffer) => { inflated += chunk.byteLength; });
       body.on('error', resolve);
     });
-    assert.match(failure.message, /^decompressed request body exceeds the limit/);
+    assert.match(failure.message, /^decompressed request size exceeds the maximum allowed input size/);
     assert.ok(inflated <= LIMIT, `${inflated} bytes came out`);
     await drained;
     const cpu = process.cpuUsage(cpuBefore);

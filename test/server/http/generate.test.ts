@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { makeStreamingRepository } from '../../helpers/decoupled-fixtures.ts';
 import { removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { capturingLogger, within, type CapturingLogger } from '../../helpers/script-fixtures.ts';
@@ -27,7 +28,7 @@ after(async () => {
 });
 
 const post = (path: string, body: unknown, init: RequestInit = {}): Promise<Response> =>
-  fetch(`${fixture.url}${path}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...init });
+  fetch(`${fixture.url}${path}`, { method: 'POST', body: typeof body === 'string' || Buffer.isBuffer(body) ? body as BodyInit : JSON.stringify(body), ...init });
 
 /** The data of each event of an SSE body, parsed; every event must be exactly `data: <json>\n\n`. */
 function events(text: string): unknown[] {
@@ -154,6 +155,29 @@ describe('bad generate requests', () => {
       });
     }
   }
+});
+
+describe('a compressed generate body', () => {
+  for (const route of ['generate', 'generate_stream']) {
+    test(`${route}: Content-Encoding gzip, deflate or unknown is refused with Triton's 400; identity and empty are read as sent`, async () => {
+      const body = JSON.stringify({ text_input: 'tok', parameters: { tokens: 1 } });
+      for (const [encoding, sent] of [['gzip', gzipSync(body)], ['deflate', deflateSync(body)], ['br', Buffer.from(body)]] as const) {
+        const response = await post(`/v2/models/streamer/${route}`, sent, { headers: { 'content-encoding': encoding } });
+        assert.equal(response.status, 400, encoding);
+        assert.deepEqual(await response.json(), { error: "Unsupported content-encoding, only 'identity' is supported." });
+      }
+      for (const encoding of ['identity', '']) {
+        const response = await post(`/v2/models/streamer/${route}`, body, { headers: { 'content-encoding': encoding } });
+        assert.equal(response.status, 200, `'${encoding}'`);
+        assert.match(await response.text(), /tok 0/);
+      }
+    });
+  }
+
+  test('an unknown model is named first, as Triton looks the model up before the encoding', async () => {
+    const response = await post('/v2/models/missing/generate', gzipSync('{}'), { headers: { 'content-encoding': 'gzip' } });
+    assert.equal(response.status, 404);
+  });
 });
 
 describe('unary infer on a decoupled model', () => {

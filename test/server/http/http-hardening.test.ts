@@ -105,7 +105,7 @@ describe('every error body is {"error": "..."} (13c)', () => {
     ['a repository name on unload', 'POST', '/v2/repository/main/models/add_sub/unload', '{}', 501, /^'repository_name' specification is not supported$/],
     ['bad percent-encoding', 'GET', '/v2/models/%zz', undefined, 400, /bad request URL \/v2\/models\/%zz/],
     ['malformed JSON', 'POST', '/v2/models/add_sub/infer', '{"inputs": [', 400, /failed to parse the request JSON/],
-    ['body too large', 'POST', '/v2/models/add_sub/infer', 'x'.repeat(MAX_INPUT_SIZE + 1), 413, /exceeds the limit of 65536 bytes/],
+    ['body too large', 'POST', '/v2/models/add_sub/infer', 'x'.repeat(MAX_INPUT_SIZE + 1), 413, /exceeds the maximum allowed input size of 65536 bytes/],
     ['unknown model', 'POST', '/v2/models/nope/infer', '{}', 404, /unknown model: 'nope'/],
   ];
   for (const [what, method, path, body, status, mentions] of cases) {

@@ -114,7 +114,7 @@ describe('raw binary requests', () => {
   test('the body limit applies to a raw body', async () => {
     const reply = await raw('variable', Buffer.alloc(MAX_INPUT_SIZE + 4));
     assert.equal(reply.status, 413);
-    assert.match(reply.json.error ?? '', /exceeds the limit of 4096 bytes; raise it with --http-max-input-size/);
+    assert.match(reply.json.error ?? '', /exceeds the maximum allowed input size of 4096 bytes\. Use --http-max-input-size to increase the limit\./);
   });
 
   test('--max-bytes-elements still applies: a limit of 0 refuses the one element', async () => {

@@ -51,7 +51,7 @@ describe('HTTP repository and statistics routes', () => {
     assert.match((await malformed.json() as { error: string }).error, /failed to parse the request JSON buffer/);
     const wrongType = await post('/v2/repository/index', '{"ready":"yes"}');
     assert.equal(wrongType.status, 400);
-    assert.equal((await wrongType.json() as { error: string }).error, "Unable to parse 'ready': expected true or false");
+    assert.equal((await wrongType.json() as { error: string }).error, "Invalid value for 'ready': expected a boolean");
     const notObject = await post('/v2/repository/index', '[1]');
     assert.equal(notObject.status, 400);
     assert.equal((await post('/v2/repository/index')).status, 200);
@@ -68,7 +68,7 @@ describe('HTTP repository and statistics routes', () => {
     }
   });
 
-  test('statistics routes answer 200 with model_stats; a model that failed to load is left out, and asked for by name gets its metadata error', async () => {
+  test('statistics routes answer 200 with model_stats; a model that failed to load is left out, and asked for by name is 400 in Triton\'s words', async () => {
     const all = await fetch(`${fixture.url}/v2/models/stats`);
     assert.equal(all.status, 200);
     assert.match(all.headers.get('content-type') ?? '', /^application\/json/);
@@ -80,9 +80,8 @@ describe('HTTP repository and statistics routes', () => {
       assert.deepEqual((await res.json() as { model_stats: { name: string }[] }).model_stats.map((e) => e.name), ['add_sub'], path);
     }
     const broken = await fetch(`${fixture.url}/v2/models/broken/stats`);
-    const metadata = await fetch(`${fixture.url}/v2/models/broken`);
-    assert.equal(broken.status, metadata.status);
-    assert.deepEqual(await broken.json(), await metadata.json());
+    assert.equal(broken.status, 400);
+    assert.deepEqual(await broken.json(), { error: "requested model 'broken' is not available" });
   });
 });
 

@@ -221,7 +221,7 @@ describe('v2 endpoints', () => {
     const res = await fetch(`${http.url}/v2/models/add_sub/versions/latest/config`);
     assert.equal(res.status, 400);
     const body = await json(res) as { error: string };
-    assert.match(body.error, /invalid model version 'latest' for model 'add_sub'/);
+    assert.match(body.error, /^failed to get model version from specified version string 'latest' .*version should be an integral value > 0 \(model 'add_sub'\)$/);
   });
 
   test('an unknown route is 404 with a JSON error', async () => {
@@ -232,11 +232,12 @@ describe('v2 endpoints', () => {
     assert.match(body.error, /GET \/v2\/nothing\/here/);
   });
 
-  test('a known path with the wrong method is 404 with a JSON error', async () => {
+  test('a known path with the wrong method is 405 with a JSON error, as Triton answers it', async () => {
     const res = await fetch(`${http.url}/v2/models/add_sub/infer`);
-    assert.equal(res.status, 404);
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'POST');
     const body = await json(res) as { error: string };
-    assert.match(body.error, /GET \/v2\/models\/add_sub\/infer/);
+    assert.match(body.error, /^Method Not Allowed: GET \/v2\/models\/add_sub\/infer takes POST$/);
   });
 });
 

@@ -33,7 +33,7 @@ const BAD_VALUES: ReadonlyArray<[string, string, RegExp]> = [
   ['max_batch_size -1', configWith({ max_batch_size: -1 }), /max_batch_size: is -1/],
   ['a dim "abc"', configWith({ input: [{ ...io('INPUT0'), dims: ['abc'] }, io('INPUT1')] }), /input\[0\]\.dims\[0\]: is 'abc', not a whole number/],
   ['a uint64 below 0', configWith({ dynamic_batching: { max_queue_delay_microseconds: -1 } }),
-    /dynamic_batching\.max_queue_delay_microseconds: is -1, outside the uint64 range/],
+    /dynamic_batching\.max_queue_delay_microseconds: is -1, not a whole number of 0 or more \(Expected integer, got: -\)/],
   ['an instance count as text', configWith({ instance_group: [{ count: 'two' }] }), /instance_group\[0\]\.count: is 'two', not a whole number/],
   ['an enum number that is no value', configWith({ instance_group: [{ kind: 99 }] }), /instance_group\[0\]\.kind: 99 is not a valid value/],
   ['a bool as text', configWith({ dynamic_batching: { preserve_ordering: 'yes' } }), /dynamic_batching\.preserve_ordering: is 'yes', not true or false/],

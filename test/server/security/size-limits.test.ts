@@ -58,7 +58,7 @@ describe('--http-max-input-size', () => {
       const over = await rawHttp(fixture.url, path, { method: 'POST', body: pad(json, LIMIT + 1) });
       assert.equal(over.status, 413, path);
       assert.deepEqual(JSON.parse(over.body), {
-        error: `request body of ${LIMIT + 1} bytes exceeds the limit of ${LIMIT} bytes; raise it with --http-max-input-size`,
+        error: `request JSON size of ${LIMIT + 1} bytes exceeds the maximum allowed input size of ${LIMIT} bytes. Use --http-max-input-size to increase the limit.`,
       });
     }
   });
@@ -73,7 +73,7 @@ describe('--http-max-input-size', () => {
       assert.equal(exact.status, 200, `${path} at the limit, chunked: ${exact.body}`);
       const over = await rawHttp(fixture.url, path, { method: 'POST', body: chunks(LIMIT + 1) });
       assert.equal(over.status, 413, path);
-      assert.match(JSON.parse(over.body).error, new RegExp(`exceeds the limit of ${LIMIT} bytes; raise it with --http-max-input-size$`));
+      assert.match(JSON.parse(over.body).error, new RegExp(`exceeds the maximum allowed input size of ${LIMIT} bytes\\. Use --http-max-input-size to increase the limit\\.$`));
     }
   });
 

@@ -1,0 +1,199 @@
+/**
+ * One request through a decoupled ensemble: one with a step whose model may
+ * send any number of responses. As in Triton, each response of such a step
+ * runs the steps after it once more, with that response's tensors, and every
+ * time the wanted outputs are all there the ensemble sends a response. The
+ * run ends after the last step request has finished, and fails (cancelling
+ * the rest) with the first step that fails.
+ *
+ * Tensors live in scopes: the request's own inputs in the root scope, and
+ * the tensors of each response of a decoupled step in a new scope below the
+ * one the step read from. The load-time check (ensemble-graph.ts) makes sure
+ * a step reads all its inputs from one scope.
+ *
+ * Backpressure: a decoupled step's responses are read one at a time, and the
+ * next is read only once the steps that the last one started have a slot
+ * (max_inflight_requests) and the ensemble's own response was taken, so a
+ * fast producer waits for a slow consumer or a slow client.
+ *
+ * Tensors are plain here (never pooled): a scope may be read by any number of
+ * later responses' steps, so no step can own one.
+ */
+import { setMaxListeners } from 'node:events';
+import { asSwitchyardError, serverError, SwitchyardError } from '../errors.ts';
+import type { InferenceRequest } from '../inference-request.ts';
+import type { ResponseTaken } from '../inference-response.ts';
+import type { InferStreamFunction } from '../scheduling/scheduler.ts';
+import type { Tensor } from '../tensor.ts';
+import { stepsNeeded, type PlannedStep } from './ensemble-plan.ts';
+import { renamed, type EnsembleRunContext } from './ensemble-run.ts';
+
+/** Tensors of one response of a decoupled step (or of the request, at the root), and the steps run on them. */
+interface Scope {
+  readonly values: Map<string, Tensor>;
+  readonly parent: Scope | undefined;
+  readonly launched: Set<number>;
+  emitted: boolean;
+}
+
+/** Sends one response of the ensemble; answers as a decoupled model's send does. */
+export type EnsembleSend = (outputs: readonly Tensor[]) => ResponseTaken;
+
+export class EnsembleStreamRun {
+  private readonly needed: ReadonlySet<number>;
+  private readonly controller = new AbortController();
+  private readonly parameters: InferenceRequest['parameters'];
+  /** Step requests started (or waiting for a slot) and not yet finished. */
+  private pending = 0;
+  private failed = false;
+  private resolve!: () => void;
+  private reject!: (error: SwitchyardError) => void;
+
+  constructor(
+    private readonly context: EnsembleRunContext,
+    private readonly inferStream: InferStreamFunction,
+    private readonly request: InferenceRequest,
+    private readonly wanted: readonly string[],
+    private readonly sendResponse: EnsembleSend,
+  ) {
+    this.needed = stepsNeeded(context.plan, wanted);
+    // Every step request of the run listens on this signal, and a decoupled step can start any number of them.
+    setMaxListeners(0, this.controller.signal);
+    const own = context.ownParameters;
+    this.parameters = request.parameters && Object.keys(request.parameters).some((k) => own.includes(k))
+      ? Object.fromEntries(Object.entries(request.parameters).filter(([k]) => !own.includes(k)))
+      : request.parameters;
+  }
+
+  /** Resolves once every step request has finished and every response was sent; rejects with the first failure. */
+  run(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    const signal = this.request.signal;
+    if (signal?.aborted) {
+      this.cancel();
+      return done;
+    }
+    const onAbort = (): void => this.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void done.finally(() => signal?.removeEventListener('abort', onAbort)).catch(() => {});
+    const root: Scope = { values: new Map(this.request.inputs.map((t) => [t.name, t])), parent: undefined, launched: new Set(), emitted: false };
+    // Counted as pending itself, so the run cannot end while the first steps are still being started.
+    this.pending++;
+    this.advance(root).then(() => this.stepFinished(), (err: unknown) => this.fail(asSwitchyardError(err, this.context.plan.ensemble)));
+    return done;
+  }
+
+  /**
+   * New tensors arrived in the scope: starts every step they complete (each
+   * once it has a slot), and sends the ensemble's response when the scope
+   * and those above it hold every wanted output.
+   */
+  private async advance(scope: Scope): Promise<void> {
+    const { plan } = this.context;
+    const ready = plan.order.filter((i) => this.needed.has(i) && !scope.launched.has(i) && this.readyIn(plan.steps[i]!, scope));
+    for (const index of ready) scope.launched.add(index);
+    // The caller holds a pending count of its own until this returns, so the run cannot end while a step waits for its slot.
+    for (const index of ready) {
+      const step = plan.steps[index]!;
+      const limiter = this.context.limiters?.[index];
+      try {
+        await limiter?.acquire(plan.ensemble, this.controller.signal);
+      } catch {
+        return; // the run failed or was cancelled while the step waited
+      }
+      if (this.failed) {
+        limiter?.release();
+        return;
+      }
+      this.pending++;
+      this.start(step, scope).then(
+        () => { limiter?.release(); this.stepFinished(); },
+        (err: unknown) => { limiter?.release(); this.stepFailed(step, err); },
+      );
+    }
+    if (!scope.emitted && this.wanted.length > 0 && this.wanted.every((name) => lookup(scope, name))) {
+      scope.emitted = true;
+      const taken = await this.sendResponse(this.wanted.map((name) => renamed(lookup(scope, name)!, name)));
+      if (!taken) this.cancel();
+    }
+  }
+
+  /**
+   * Whether every tensor the step reads is in this scope itself (an ensemble
+   * input the request left out only counts at the root): a step runs once per
+   * scope it reads from, never again for the scopes below.
+   */
+  private readyIn(step: PlannedStep, scope: Scope): boolean {
+    return step.inputs.every((l) => scope.values.has(l.tensor) || (scope.parent === undefined && !this.context.plan.producer.has(l.tensor)));
+  }
+
+  /** Runs one step request to its end: each response of a decoupled member opens a scope of its own. */
+  private async start(step: PlannedStep, scope: Scope): Promise<void> {
+    const started = performance.now();
+    const stepRequest: InferenceRequest = {
+      modelName: step.modelName,
+      ...(step.modelVersion ? { modelVersion: step.modelVersion } : {}),
+      ...(this.request.id ? { id: this.request.id } : {}),
+      inputs: step.inputs.flatMap((l) => {
+        const tensor = scope.values.get(l.tensor);
+        return tensor ? [renamed(tensor, l.member)] : [];
+      }),
+      outputs: step.outputs.map((l) => l.member),
+      ...(this.parameters ? { parameters: this.parameters } : {}),
+      signal: this.controller.signal,
+      callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
+    };
+    const stream = await this.inferStream(stepRequest);
+    for await (const item of stream) {
+      if (this.failed) return;
+      if (item.error) throw item.error;
+      if (!item.response) continue;
+      const target: Scope = step.decoupled ? { values: new Map(), parent: scope, launched: new Set(), emitted: false } : scope;
+      for (const link of step.outputs) {
+        const tensor = item.response.outputs.find((t) => t.name === link.member);
+        if (tensor) target.values.set(link.tensor, renamed(tensor, link.tensor));
+      }
+      await this.advance(target);
+    }
+    this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
+  }
+
+  private stepFinished(): void {
+    if (--this.pending === 0 && !this.failed) this.resolve();
+  }
+
+  private stepFailed(step: PlannedStep, err: unknown): void {
+    if (this.failed) return;
+    this.context.stats.recordStep(step.index, false, 0);
+    const error = asSwitchyardError(err, step.modelName);
+    this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' ${step.label} failed: ${error.message}`));
+  }
+
+  private fail(error: SwitchyardError): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.controller.abort(error);
+    this.reject(error);
+  }
+
+  private cancel(): void {
+    if (this.failed) return;
+    const reason = this.request.signal?.reason;
+    this.fail(serverError('CANCELLED', {
+      model: this.context.plan.ensemble,
+      reason: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined,
+    }));
+  }
+}
+
+/** The tensor by its ensemble name, in the scope or the scopes above it. */
+function lookup(scope: Scope, name: string): Tensor | undefined {
+  for (let s: Scope | undefined = scope; s; s = s.parent) {
+    const tensor = s.values.get(name);
+    if (tensor) return tensor;
+  }
+  return undefined;
+}
