@@ -9,6 +9,7 @@
  * A worker that dies is replaced from the same WorkerInit; the runs it held
  * fail, later ones wait for the new worker.
  */
+import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { bytesTensorFromWire } from '../../engine/bytes-tensor.ts';
 import type { BatchInputSpec, CompiledModelConfig, TensorSpec } from '../../engine/config/compiled-model-config.ts';
@@ -21,11 +22,13 @@ import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, Ex
 import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
 import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
-import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerData, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
 /** A replacement worker that failed to open its session is tried again no sooner than this. */
 const RESTART_INTERVAL_MS = 1000;
+/** How long a worker given up on may take to finish its native run and exit by itself before it is terminated. */
+const STOP_GRACE_MS = 10_000;
 const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
 
 interface Pending {
@@ -377,7 +380,7 @@ export class OnnxInstance implements BackendInstance {
     const worker = this.worker;
     if (!worker) return;
     this.lost(worker, 'worker was terminated');
-    await worker.terminate();
+    await stopWorker(worker, STOP_GRACE_MS);
   }
 
   finalize(): Promise<void> {
@@ -390,8 +393,10 @@ export class OnnxInstance implements BackendInstance {
           worker.once('exit', () => resolve());
         });
         worker.postMessage({ kind: 'close' } satisfies ToWorker);
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
-        await worker.terminate();
+        const done = await Promise.race([closed.then(() => true), new Promise<false>((r) => setTimeout(r, 5000, false).unref())]);
+        // Closed, the worker is idle and terminate() is safe; still running after 5 s, it is asked to stop after its run.
+        if (done) await worker.terminate();
+        else await stopWorker(worker, STOP_GRACE_MS);
       }
       this.worker = undefined;
       const stopped = serverError('SERVER_STOPPING', { model: this.modelName });
@@ -402,10 +407,32 @@ export class OnnxInstance implements BackendInstance {
   }
 }
 
+/** Each worker's stop flag (WorkerData.stop). */
+const stopFlags = new WeakMap<Worker, Int32Array>();
+
+/**
+ * Stops a worker without cutting a native run short: it exits by itself once
+ * idle (at once if it is). Worker#terminate() is the fallback for a run that
+ * has not returned within `graceMs`, which nothing else could stop either.
+ */
+async function stopWorker(worker: Worker, graceMs: number): Promise<void> {
+  const exited = once(worker, 'exit').catch(() => {});
+  const flag = stopFlags.get(worker);
+  if (flag) Atomics.store(flag, 0, 1);
+  worker.postMessage({ kind: 'stop' } satisfies ToWorker);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(resolve, graceMs, 'late'); });
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome === 'late') await worker.terminate();
+}
+
 /** Starts a worker thread and waits until its session is open, or for why it could not open. */
 async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: Extract<FromWorker, { kind: 'ready' }> }> {
+  const stop = new SharedArrayBuffer(4);
   // The worker is plain JavaScript: it needs none of the parent's loader flags.
-  const worker = new Worker(WORKER_URL, { workerData: init, execArgv: [] });
+  const worker = new Worker(WORKER_URL, { workerData: { ...init, stop } satisfies WorkerData, execArgv: [] });
+  stopFlags.set(worker, new Int32Array(stop));
   const ready = await new Promise<Extract<FromWorker, { kind: 'ready' }>>((resolve, reject) => {
     const onExit = (code: number): void => reject(new Error(`worker thread exited with code ${code} before the session opened`));
     worker.once('error', reject);

@@ -25,7 +25,10 @@ import * as ort from 'onnxruntime-node';
 Reflect.deleteProperty(globalThis, 'Float16Array');
 
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
-const init = /** @type {WorkerInit} */ (workerData);
+const init = /** @type {import('./worker-protocol.ts').WorkerData} */ (workerData);
+const stopFlag = new Int32Array(init.stop);
+/** The instance gave this worker up: no run may start, and no answer is wanted. */
+const stopped = () => Atomics.load(stopFlag, 0) !== 0;
 
 /**
  * Typed views over the first `n` elements of a buffer, which may be larger
@@ -170,6 +173,7 @@ async function main() {
     let transfer = [];
     let since = performance.now();
     for (const run of runs) {
+      if (stopped()) process.exit(0);
       // The input buffers go back with the answer, whatever it is: they belong to the pool.
       /** @type {ArrayBuffer[]} */
       const inputBuffers = [];
@@ -202,6 +206,7 @@ async function main() {
         }
         lap('inferNs');
         const outputs = await session.run(feeds, fetches);
+        if (stopped()) process.exit(0);
         lap('outputNs');
         /** @type {ArrayBuffer[]} */
         const moving = [...inputBuffers, ...outputBuffers];
@@ -231,6 +236,11 @@ async function main() {
   /** Messages are handled strictly one after another, so runs keep their order. */
   let queue = Promise.resolve();
   port.on('message', (/** @type {ToWorker} */ message) => {
+    if (message.kind === 'stop') {
+      // Between runs: the queued ones see the flag and end at once, then the thread exits.
+      queue = queue.then(() => process.exit(0));
+      return;
+    }
     if (message.kind === 'close') {
       queue = queue.then(() => session.release()).finally(() => {
         post({ kind: 'closed' });

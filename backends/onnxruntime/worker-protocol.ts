@@ -71,7 +71,21 @@ export type WireResult =
 
 export type ToWorker =
   | { readonly kind: 'run'; readonly runs: readonly WireRun[] }
-  | { readonly kind: 'close' };
+  | { readonly kind: 'close' }
+  /** Exit now if idle, else as soon as the native run under way returns (see WorkerData.stop). */
+  | { readonly kind: 'stop' };
+
+/**
+ * What a worker thread starts with: its session's init, and a stop flag the
+ * instance sets (Atomics) when it gives the worker up. A worker stopped with
+ * Worker#terminate() while ONNX Runtime's native run is under way can abort
+ * the whole process when the run returns into a dying environment (node-addon-api
+ * throws where nothing can catch); one that sees the flag exits by itself,
+ * from JavaScript, between runs.
+ */
+export interface WorkerData extends WorkerInit {
+  readonly stop: SharedArrayBuffer;
+}
 
 export type FromWorker =
   | { readonly kind: 'ready'; readonly inputs: readonly SignatureEntry[]; readonly outputs: readonly SignatureEntry[] }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { rename } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
@@ -84,9 +85,14 @@ describe('ONNX Runtime instance faults', () => {
 
   test('terminateWorker fails the runs in flight and a new worker serves the next ones', async () => {
     const { instance } = heavy;
+    const old = (instance as unknown as { worker: Worker }).worker;
+    const oldExit = once(old, 'exit');
     const inFlight = instance.execute([rows(32), rows(32)]);
     assert.equal(instance.runsInFlight, 1);
     await instance.terminateWorker();
+    // The old worker left by itself (code 0) once its native run returned, not cut short by terminate() (code 1),
+    // which can abort the whole process when ONNX Runtime returns into a dying thread.
+    assert.deepEqual(await oldExit, [0]);
     const answered = await inFlight;
     for (const result of answered.results) {
       assert.ok(!result.ok);
