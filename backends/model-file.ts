@@ -4,7 +4,7 @@
  * can never make a backend open a file elsewhere on the host.
  */
 import { confinePath } from '../engine/repository/confined-path.ts';
-import type { ModelLoadContext } from './backend.ts';
+import type { ModelLoadContext } from '../engine/backend.ts';
 
 export async function modelFileOf(context: ModelLoadContext): Promise<string> {
   const given = context.settings.defaultModelFilename;

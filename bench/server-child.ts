@@ -30,9 +30,8 @@ export interface StartedServer {
  */
 export async function startSwitchyardHttp(repository: string, startupModels?: readonly string[]): Promise<StartedServer> {
   const { silentLogger } = await import('../engine/logger.ts');
-  const { InferenceServer } = await import('../engine/server.ts');
-  const { createHttpServer } = await import('../server/http/http-server.ts');
-  const server = await InferenceServer.create({
+  const { createEngine, startFrontends } = await import('../server/composition-root.ts');
+  const server = await createEngine({
     modelRepositories: [repository], logger: silentLogger, ...(startupModels ? { startupModels } : {}),
   });
   const failures = server.loadFailures();
@@ -40,13 +39,14 @@ export async function startSwitchyardHttp(repository: string, startupModels?: re
     await server.close();
     throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
   }
-  const app = await createHttpServer(server);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
+  const frontends = await startFrontends(server, { http: { port: 0, host: '127.0.0.1' } }).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  });
   return {
-    port: typeof address === 'object' && address ? address.port : 0,
+    port: frontends.httpPort!,
     async close() {
-      await app.close();
+      await frontends.close();
       await server.close();
     },
   };

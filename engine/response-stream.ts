@@ -17,9 +17,13 @@
  * client that does not drain its socket) holds a bounded amount of memory.
  */
 import type { SwitchyardError } from './errors.ts';
+import type { InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken, StreamedResponse } from './inference-response.ts';
 import type { ModelStats } from './observability/model-stats.ts';
 import type { Tensor } from './tensor.ts';
+
+/** The server's entry for any number of responses per request, as the steps of a decoupled ensemble call it. */
+export type InferStreamFunction = (request: InferenceRequest) => Promise<ResponseStream>;
 
 /** How much of a decoupled model's output may wait, unread, in one stream before its producer waits. */
 export interface StreamBufferLimits {

@@ -3,10 +3,8 @@
  * script calls. It owns the model repository and knows nothing of HTTP or
  * gRPC.
  */
-import type { Backend, BackendInstance } from '../backends/backend.ts';
-import { OnnxBackend } from '../backends/onnxruntime/onnx-backend.ts';
-import type { OnnxBackendSettings } from '../backends/onnxruntime/onnx-backend-settings.ts';
-import { TypeScriptBackend } from '../backends/typescript/typescript-backend.ts';
+import type { BackendInstance } from './backend.ts';
+import type { BackendRegistry } from './backend-registry.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
 import { asSwitchyardError, isSwitchyardError, serverError, SwitchyardError } from './errors.ts';
@@ -35,6 +33,12 @@ const STATS_UNAVAILABLE: ReadonlySet<string> = new Set(['MODEL_NOT_FOUND', 'MODE
 export interface InferenceServerOptions {
   /** Repository folders to serve. Required. */
   readonly modelRepositories: readonly string[];
+  /**
+   * The backends models may name (by `backend` or `platform`). Required: the
+   * engine builds none itself (see server/composition-root.ts, and
+   * backends/default-backends.ts for the ones this build ships).
+   */
+  readonly backends: BackendRegistry;
   /** Models to load at start (explicit model control). Default: every model found. */
   readonly startupModels?: readonly string[];
   /** Ready only when every model is ready. Default true, as tritonserver. */
@@ -96,8 +100,6 @@ export interface InferenceServerOptions {
   readonly modelLoadThreadCount?: number;
   /** --model-namespacing: each repository folder is a namespace; a model name may appear in several. */
   readonly modelNamespacing?: boolean;
-  /** --backend-config settings handed to the backends built here. */
-  readonly backendSettings?: { readonly onnxruntime?: OnnxBackendSettings };
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -213,7 +215,6 @@ export class InferenceServer {
 
   static async create(options: InferenceServerOptions): Promise<InferenceServer> {
     const logger = options.logger ?? createLogger();
-    const backends = new Map<string, Backend>([['onnxruntime', new OnnxBackend(options.backendSettings?.onnxruntime)], ['typescript', new TypeScriptBackend()]]);
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
     const rateLimiter = options.rateLimiter ? RateLimiter.create(options.rateLimiter) : undefined;
     // Ensemble steps and scripts call back into the server, even while the repository
@@ -222,7 +223,7 @@ export class InferenceServer {
     const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
     const inferStream = (request: InferenceRequest): Promise<ResponseStream> => server!.inferStream(request);
     const repository = ModelRepository.open({
-      paths: options.modelRepositories, backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
+      paths: options.modelRepositories, backends: options.backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
       ...(rateLimiter ? { rateLimiter } : {}),
       ...(options.modelConfigName !== undefined ? { configName: options.modelConfigName } : {}),

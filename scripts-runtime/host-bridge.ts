@@ -11,7 +11,7 @@ import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import { serverError } from '../engine/errors.ts';
-import type { InferFunction } from '../engine/scheduling/scheduler.ts';
+import type { InferFunction } from '../engine/infer-function.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { ExecuteCalls } from './execute-calls.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';

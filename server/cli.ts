@@ -5,13 +5,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import type { BackendRegistry } from '../engine/backend-registry.ts';
 import { createLogger } from '../engine/logger.ts';
-import { InferenceServer, type ModelIndexEntry } from '../engine/server.ts';
-import { CLI_FLAG_NAMES, CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
+import type { InferenceServer, ModelIndexEntry } from '../engine/server.ts';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
-import { closeGrpc, createGrpcServer, listenGrpc } from './grpc/grpc-server.ts';
-import { createHttpServer } from './http/http-server.ts';
-import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.ts';
+import { CLI_FLAG_NAMES, CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
+import { createEngine, FrontendStartError, startFrontends, type Frontends } from './composition-root.ts';
+import type { MetricsServer } from './metrics/metrics-server.ts';
 
 export interface RunningServer {
   readonly server: InferenceServer;
@@ -52,14 +52,19 @@ export function acceptedFlagsLine(options: Pick<CliOptions, 'acceptedWithoutEffe
   return parts.length > 0 ? parts.join('; ') : undefined;
 }
 
-export async function startServer(options: CliOptions): Promise<RunningServer> {
+/**
+ * Starts what the flags ask for: the engine over `backends` (default: this
+ * build's, with --backend-config applied), then the frontends. The CLI's
+ * side of the composition root (see composition-root.ts).
+ */
+export async function startServer(options: CliOptions, backends?: BackendRegistry): Promise<RunningServer> {
   const logger = createLogger({
     verbose: options.logVerbose, info: options.logInfo, warning: options.logWarning, error: options.logError,
     format: options.logFormat, ...(options.logFile ? { file: options.logFile } : {}),
   });
   const accepted = acceptedFlagsLine(options);
   if (accepted) logger.info(accepted);
-  const server = await InferenceServer.create({
+  const server = await createEngine({
     modelRepositories: options.modelRepositories,
     strictReadiness: options.strictReadiness,
     id: options.id,
@@ -71,7 +76,7 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     configCompletion: options.configCompletion,
     rateLimiter: options.rateLimiter,
     sharedMemory: options.sharedMemory,
-    backendSettings: { onnxruntime: options.onnxBackendSettings },
+    ...(backends ? { backends } : { backendSettings: { onnxruntime: options.onnxBackendSettings } }),
     ...(options.modelConfigName !== undefined ? { modelConfigName: options.modelConfigName } : {}),
     modelLoadRetryCount: options.modelLoadRetryCount,
     modelLoadThreadCount: options.modelLoadThreadCount,
@@ -85,59 +90,44 @@ export async function startServer(options: CliOptions): Promise<RunningServer> {
     await server.close();
     throw new CliError('creating server: Internal - failed to load all models (start with --exit-on-error=false to serve the others)');
   }
-  let http: FastifyInstance | undefined;
-  let httpPort: number | undefined;
-  if (options.allowHttp) {
-    http = await createHttpServer(server, {
-      maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, maxBytesElements: options.maxBytesElements,
-      jsonCodec: options.httpJsonCodec, ...options.httpConnectionLimits,
-      ...(options.httpHeaderForwardPattern !== undefined ? { headerForwardPattern: options.httpHeaderForwardPattern } : {}),
+  let frontends: Frontends;
+  try {
+    frontends = await startFrontends(server, {
+      ...(options.allowHttp ? {
+        http: {
+          port: options.httpPort, host: options.httpAddress,
+          maxInputSize: options.httpMaxInputSize, restrictedApis: options.httpRestrictedApis, maxBytesElements: options.maxBytesElements,
+          jsonCodec: options.httpJsonCodec, ...options.httpConnectionLimits,
+          ...(options.httpHeaderForwardPattern !== undefined ? { headerForwardPattern: options.httpHeaderForwardPattern } : {}),
+        },
+      } : {}),
+      ...(options.allowGrpc ? {
+        grpc: {
+          port: options.grpcPort, host: options.grpcAddress,
+          maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, maxBytesElements: options.maxBytesElements,
+          maxRequestFields: options.grpcMaxRequestFields,
+          ...options.grpcConnectionLimits,
+          ...(options.grpcHeaderForwardPattern !== undefined ? { headerForwardPattern: options.grpcHeaderForwardPattern } : {}),
+        },
+      } : {}),
+      ...(options.allowMetrics ? { metrics: { ...options.metrics, port: options.metricsPort, address: options.metricsAddress } } : {}),
     });
-    await http.listen({ port: options.httpPort, host: options.httpAddress });
-    const address = http.server.address();
-    httpPort = typeof address === 'object' && address ? address.port : options.httpPort;
-    logger.info(`Started HTTPService at ${options.httpAddress}:${httpPort}`);
+  } catch (err) {
+    await server.close();
+    throw err instanceof FrontendStartError ? new CliError(err.message) : err;
   }
-  let grpc: GrpcServer | undefined;
-  let grpcPort: number | undefined;
-  if (options.allowGrpc) {
-    grpc = createGrpcServer(server, {
-      maxMessageSize: options.grpcMaxMessageSize, restrictedApis: options.grpcRestrictedApis, maxBytesElements: options.maxBytesElements,
-      maxRequestFields: options.grpcMaxRequestFields,
-      ...options.grpcConnectionLimits,
-      ...(options.grpcHeaderForwardPattern !== undefined ? { headerForwardPattern: options.grpcHeaderForwardPattern } : {}),
-    });
-    try {
-      grpcPort = await listenGrpc(grpc, options.grpcAddress, options.grpcPort);
-    } catch (err) {
-      await http?.close();
-      await server.close();
-      throw new CliError(`gRPC: cannot listen on ${options.grpcAddress}:${options.grpcPort}: ${(err as Error).message}`);
-    }
-    logger.info(`Started GRPCInferenceService at ${options.grpcAddress}:${grpcPort}`);
-  }
-  let metrics: MetricsServer | undefined;
-  if (options.allowMetrics) {
-    try {
-      metrics = await startMetricsServer(server, { ...options.metrics, port: options.metricsPort, address: options.metricsAddress });
-    } catch (err) {
-      await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined]);
-      await server.close();
-      throw new CliError(`metrics: cannot listen on ${options.metricsAddress}:${options.metricsPort}: ${(err as Error).message}`);
-    }
-    logger.info(`Started Metrics Service at ${options.metricsAddress}:${metrics.port}`);
-  }
+  const { http, httpPort, grpc, grpcPort, metrics } = frontends;
   return {
     server, http, httpPort, grpc, grpcPort, metrics, metricsPort: metrics?.port,
     async close() {
-      await Promise.all([http?.close(), grpc ? closeGrpc(grpc) : undefined, metrics?.close()]);
+      await frontends.close();
       await server.close();
     },
     async shutdown() {
       const left = await server.drain(options.exitTimeoutSecs * 1000);
       if (left > 0) logger.warn(`exit timeout of ${options.exitTimeoutSecs} s passed with ${left} request(s) still running; they are cancelled`);
       else logger.info('every in-flight request has finished');
-      await Promise.all([http?.close(), grpc ? closeGrpc(grpc, 0) : undefined, metrics?.close()]);
+      await frontends.close(0);
       await server.close();
     },
   };

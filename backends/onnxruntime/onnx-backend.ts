@@ -1,10 +1,12 @@
 /** The ONNX Runtime backend: opens model versions as OnnxModel. */
-import type { Backend, BackendModel, ModelLoadContext } from '../backend.ts';
+import type { Backend, BackendModel, ModelLoadContext } from '../../engine/backend.ts';
 import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
 import { OnnxModel } from './onnx-model.ts';
 
 export class OnnxBackend implements Backend {
   readonly name = 'onnxruntime';
+  readonly platforms = ['onnxruntime_onnx'];
+  readonly defaultModelFilename = 'model.onnx';
 
   /** @param settings the --backend-config=onnxruntime,... settings every model gets unless its config says otherwise. */
   constructor(private readonly settings: OnnxBackendSettings = {}) {}

@@ -18,7 +18,7 @@ import { asSwitchyardError, serverError, type SwitchyardError } from '../../engi
 import { silentLogger, type Logger } from '../../engine/logger.ts';
 import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
 import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
-import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../../engine/backend.ts';
 import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
 import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';

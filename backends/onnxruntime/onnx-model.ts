@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
 import type { ModelSignature } from '../../engine/config/model-signature.ts';
 import { BufferPool } from '../../engine/memory/buffer-pool.ts';
-import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
+import type { BackendInstance, BackendModel, ModelLoadContext } from '../../engine/backend.ts';
 import { modelFileOf } from '../model-file.ts';
 import { OnnxInstance } from './onnx-instance.ts';
 import type { OnnxBackendSettings } from './onnx-backend-settings.ts';

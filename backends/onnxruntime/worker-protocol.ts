@@ -6,7 +6,7 @@
  * output buffers belong to the server's pool: inputs travel back with the
  * run's result, outputs as the result's data (or beside the error).
  */
-import type { ComputeTiming } from '../backend.ts';
+import type { ComputeTiming } from '../../engine/backend.ts';
 import type { OrtType } from './ort-types.ts';
 
 export interface WireTensor {

@@ -9,7 +9,7 @@
  * room (true), or false as soon as the request is cancelled.
  */
 import type { ModelResponse } from '../../engine/inference-response.ts';
-import type { ExecuteRequest, ExecuteResult } from '../backend.ts';
+import type { ExecuteRequest, ExecuteResult } from '../../engine/backend.ts';
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 

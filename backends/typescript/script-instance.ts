@@ -16,13 +16,13 @@ import type { CompiledModelConfig } from '../../engine/config/compiled-model-con
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
 import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
-import type { InferFunction } from '../../engine/scheduling/scheduler.ts';
+import type { InferFunction } from '../../engine/infer-function.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
 import { ExecuteCalls } from '../../scripts-runtime/execute-calls.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
 import { IsolatedVmSandbox } from '../../scripts-runtime/isolated-vm-sandbox.ts';
 import { SandboxFailure, type SandboxLimits, type ScriptRequest } from '../../scripts-runtime/sandbox.ts';
-import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult, Reentrancy } from '../backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult, Reentrancy } from '../../engine/backend.ts';
 import { ResponseSender } from './response-sender.ts';
 
 export interface ScriptInstanceOptions {

@@ -23,7 +23,7 @@ import { silentLogger } from '../../engine/logger.ts';
 import { fromConfigDataType } from '../../engine/tensor.ts';
 import { compileScript, type CompiledScript } from '../../scripts-runtime/compile.ts';
 import type { SandboxLimits } from '../../scripts-runtime/sandbox.ts';
-import type { BackendInstance, BackendModel, ModelLoadContext } from '../backend.ts';
+import type { BackendInstance, BackendModel, ModelLoadContext } from '../../engine/backend.ts';
 import { modelFileOf } from '../model-file.ts';
 import { ScriptInstance } from './script-instance.ts';
 

@@ -66,12 +66,12 @@ async function timed(reps: number, one: (rep: number) => Promise<number>): Promi
 async function serverColdStart(source: string): Promise<{ createMs: number; firstInferMs: number }> {
   const { makeRepository, removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
+  const { createEngine } = await import('../../server/composition-root.ts');
   const root = await makeRepository({});
   await writeScriptModel(root, COLD_MODEL, scriptConfig(COLD_MODEL, 1, false), source);
   try {
     const t0 = nowMs();
-    const server = await InferenceServer.create({ modelRepositories: [root], logger: silentLogger });
+    const server = await createEngine({ modelRepositories: [root], logger: silentLogger });
     const t1 = nowMs();
     try {
       const failures = server.loadFailures();

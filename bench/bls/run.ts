@@ -254,8 +254,8 @@ function printColdStart(rows: readonly ColdStartRow[], reps: number): void {
 
 async function startEngine(root: string, bufferPooling: boolean): Promise<InferenceServer> {
   const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
-  const server = await InferenceServer.create({ modelRepositories: [root], logger: silentLogger, bufferPooling });
+  const { createEngine } = await import('../../server/composition-root.ts');
+  const server = await createEngine({ modelRepositories: [root], logger: silentLogger, bufferPooling });
   const failures = server.loadFailures();
   if (failures.length > 0) {
     await server.close();

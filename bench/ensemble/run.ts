@@ -322,8 +322,8 @@ function printAllocation(rows: readonly AllocationRow[], n: number): void {
 
 async function startEngine(repository: PipelineRepository, bufferPooling: boolean): Promise<InferenceServer> {
   const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
-  const server = await InferenceServer.create({ modelRepositories: [repository.root], logger: silentLogger, bufferPooling });
+  const { createEngine } = await import('../../server/composition-root.ts');
+  const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger, bufferPooling });
   const failures = server.loadFailures();
   if (failures.length > 0) {
     await server.close();

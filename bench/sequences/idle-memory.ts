@@ -93,7 +93,7 @@ async function measurePart<T>(n: number, build: (i: number) => T, release: (item
 export async function measureIdleMemory(init: IdleMemoryInit): Promise<IdleMemoryResult> {
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
+  const { createEngine } = await import('../../server/composition-root.ts');
   const { bytesOf, typedView } = await import('../../engine/tensor.ts');
   const n = init.sequences;
   const repository = await buildSequenceRepository([{
@@ -120,7 +120,7 @@ export async function measureIdleMemory(init: IdleMemoryInit): Promise<IdleMemor
     }
   };
 
-  const server = await InferenceServer.create({ modelRepositories: [repository.root], logger: silentLogger });
+  const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
   let result: Omit<IdleMemoryResult, 'parts'>;
   try {
     if (server.loadFailures().length > 0) throw new Error(`model failed to load: ${JSON.stringify(server.loadFailures())}`);

@@ -253,12 +253,12 @@ async function childMain(): Promise<void> {
 async function measureWays(selected: readonly Way[], options: Options): Promise<[WayResult[], FloorResult[]]> {
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const { silentLogger } = await import('../../engine/logger.ts');
-  const { InferenceServer } = await import('../../engine/server.ts');
+  const { createEngine } = await import('../../server/composition-root.ts');
   const repository = await buildSequenceRepository(selected.map((w) => w.serving));
   try {
     const workload = await SequenceWorkload.create(options.sequences, options.steps, repository.modelPath);
     const cells: WayResult[] = [];
-    const server = await InferenceServer.create({ modelRepositories: [repository.root], logger: silentLogger });
+    const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
     try {
       if (server.loadFailures().length > 0) throw new Error(`models failed to load: ${JSON.stringify(server.loadFailures())}`);
       console.log('\nways:');

@@ -16,6 +16,7 @@ import {
 import { modelConfigType, toPlainObject, type ModelConfigObject } from './model-config-schema.ts';
 import type { ModelSignature, SignatureTensor } from './model-signature.ts';
 import type { ParsedModelConfig } from './parse-model-config.ts';
+import type { BackendCatalog, BackendTraits } from './backend-catalog.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
 import { confinePathSync, readConfinedFileSync, relativePathProblem } from '../repository/confined-path.ts';
@@ -46,19 +47,8 @@ export const ENSEMBLE_BACKEND = 'ensemble';
 /** Sandboxed TypeScript models: the config declares their inputs and outputs, and `<version>/model.ts` holds the code. */
 export const TYPESCRIPT_BACKEND = 'typescript';
 
-const PLATFORM_BACKENDS: Readonly<Record<string, string>> = {
-  onnxruntime_onnx: 'onnxruntime',
-  ensemble: ENSEMBLE_BACKEND,
-};
-const BACKEND_PLATFORMS: Readonly<Record<string, string>> = {
-  onnxruntime: 'onnxruntime_onnx',
-  [ENSEMBLE_BACKEND]: 'ensemble',
-};
-const DEFAULT_FILENAMES: Readonly<Record<string, string>> = {
-  onnxruntime: 'model.onnx',
-  [TYPESCRIPT_BACKEND]: 'model.ts',
-  [ENSEMBLE_BACKEND]: '',
-};
+/** Ensembles are the engine's own: platform "ensemble" and backend "ensemble" mean each other, whatever backends the server has. */
+const ENSEMBLE_TRAITS: BackendTraits = { name: ENSEMBLE_BACKEND, platforms: [ENSEMBLE_BACKEND], defaultModelFilename: '' };
 
 /** What the repository needs before it can load anything. */
 export interface ModelSettings {
@@ -68,6 +58,8 @@ export interface ModelSettings {
   readonly instanceGroups: readonly InstanceGroupSpec[];
   readonly defaultModelFilename: string;
   readonly parameters: ReadonlyMap<string, string>;
+  /** The backend may send any number of responses per request (BackendTraits.decoupled). */
+  readonly decoupledCapable: boolean;
 }
 
 export type { ConfigContext } from './config-values.ts';
@@ -82,7 +74,13 @@ export function contextOf(modelDir: string, parsed: ParsedModelConfig | undefine
     : { file: `${modelDir}/config.pbtxt (absent; auto-completed)`, sourceMap: SourceMapClass.empty() };
 }
 
-export function readModelSettings(modelName: string, modelDir: string, parsed: ParsedModelConfig | undefined): ModelSettings {
+/**
+ * The settings a repository needs before loading: backend and platform
+ * (either one gives the other, through `backends`), version policy,
+ * instance groups, model file name. A backend the server does not have is
+ * a config error naming the field.
+ */
+export function readModelSettings(modelName: string, modelDir: string, parsed: ParsedModelConfig | undefined, backends: BackendCatalog): ModelSettings {
   const ctx = contextOf(modelDir, parsed);
   const config = parsed?.config ?? {};
   const name = asString(config['name']);
@@ -90,20 +88,23 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     failAt(ctx, 'name', `is '${name}' but the model's folder is '${modelName}'`,
       `set name: "${modelName}" or rename the folder; Triton requires the two to match`);
   }
+  const backendOfPlatform = (p: string): string | undefined => (p === ENSEMBLE_BACKEND ? ENSEMBLE_BACKEND : backends.backendOfPlatform(p));
   let platform = asString(config['platform']);
   let backend = asString(config['backend']);
-  if (platform && !backend) backend = PLATFORM_BACKENDS[platform] ?? '';
-  if (!platform && !backend) backend = 'onnxruntime';
-  if (!platform) platform = BACKEND_PLATFORMS[backend] ?? '';
-  if (!(backend in DEFAULT_FILENAMES)) {
+  if (platform && !backend) backend = backendOfPlatform(platform) ?? '';
+  if (!platform && !backend) backend = backends.defaultBackend ?? '';
+  const traits = backend === ENSEMBLE_BACKEND ? ENSEMBLE_TRAITS : backends.get(backend);
+  if (!platform) platform = traits?.platforms?.[0] ?? '';
+  if (!traits) {
     const field = config['backend'] ? 'backend' : 'platform';
     const written = asString(config[field]);
     const later = backend === 'python' || written === 'python'
       ? `'${written}' models arrive in a later Switchyard release`
-      : `'${written}' is not a backend this server has`;
-    failAt(ctx, field, later, `use platform: "onnxruntime_onnx" (or backend: "onnxruntime") for ONNX models, backend: "${TYPESCRIPT_BACKEND}" for model.ts scripts`);
+      : written === '' ? 'is not set, and this server has no default backend' : `'${written}' is not a backend this server has`;
+    failAt(ctx, field, later, `use one of this server's backends: ${backendChoices(backends)}`);
   }
-  if (PLATFORM_BACKENDS[platform] !== undefined && PLATFORM_BACKENDS[platform] !== backend) {
+  const platformBackend = backendOfPlatform(platform);
+  if (platformBackend !== undefined && platformBackend !== backend) {
     failAt(ctx, 'platform', `'${platform}' does not go with backend '${backend}'`, 'drop one of platform and backend');
   }
   const modelFilename = asString(config['default_model_filename']);
@@ -120,9 +121,16 @@ export function readModelSettings(modelName: string, modelDir: string, parsed: P
     platform,
     versionPolicy: compileVersionPolicy(ctx, asObj(config['version_policy'])),
     instanceGroups: backend === ENSEMBLE_BACKEND ? [] : compileInstanceGroups(ctx, modelName, asArray(config['instance_group']), backend),
-    defaultModelFilename: modelFilename || DEFAULT_FILENAMES[backend]!,
+    defaultModelFilename: modelFilename || (traits.defaultModelFilename ?? ''),
     parameters,
+    decoupledCapable: traits.decoupled === true,
   };
+}
+
+/** How a config may name each backend, for the hint of an unknown one: backend: "onnxruntime" (or platform: "onnxruntime_onnx"), ... */
+function backendChoices(backends: BackendCatalog): string {
+  const choices = backends.list().map((b) => `backend: "${b.name}"${b.platforms?.length ? ` (or platform: "${b.platforms[0]}")` : ''}`);
+  return [...choices, `platform: "${ENSEMBLE_BACKEND}" for ensembles`].join(', ');
 }
 
 function compileVersionPolicy(ctx: Ctx, policy: Obj | undefined): VersionPolicy {
@@ -297,7 +305,7 @@ export function compileModelConfig(
   } else {
     scheduling = compileScheduling(ctx, config, maxBatchSize);
   }
-  checkUnsupported(ctx, config, settings.backend);
+  checkUnsupported(ctx, config, settings);
   const responseCache = compileResponseCache(ctx, config, scheduling);
   const warmup = compileModelWarmup(ctx, asArray(config['model_warmup']), {
     modelDir, maxBatchSize, inputs: inputSpecs,
@@ -696,11 +704,11 @@ function isDecoupled(config: Obj): boolean {
 }
 
 /** Fields this build parses but cannot honour yet fail loudly rather than being ignored. */
-function checkUnsupported(ctx: Ctx, config: Obj, backend: string): void {
-  // Only a script can send zero or many responses per request (request.send); an ONNX model answers each exactly once.
-  if (isDecoupled(config) && backend !== 'typescript') {
-    failAt(ctx, 'model_transaction_policy.decoupled', `is true, but backend '${backend}' answers each request exactly once; ` +
-      'only TypeScript models (backend: "typescript") can be decoupled', 'remove model_transaction_policy or set decoupled: false');
+function checkUnsupported(ctx: Ctx, config: Obj, settings: ModelSettings): void {
+  // Only a backend that says so (scripts, through request.send) can send zero or many responses per request.
+  if (isDecoupled(config) && !settings.decoupledCapable) {
+    failAt(ctx, 'model_transaction_policy.decoupled', `is true, but backend '${settings.backend}' answers each request exactly once, ` +
+      'so its models cannot be decoupled', 'remove model_transaction_policy or set decoupled: false');
   }
   // batch_input kinds this build cannot make were refused in readBatchInputs.
   if (asArray(config['batch_output']).length > 0) {

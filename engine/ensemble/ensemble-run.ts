@@ -17,7 +17,7 @@ import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
-import type { InferFunction } from '../scheduling/scheduler.ts';
+import type { InferFunction } from '../infer-function.ts';
 import type { Tensor } from '../tensor.ts';
 import { stepsNeeded, type EnsemblePlan, type PlannedStep } from './ensemble-plan.ts';
 import type { StepInflightLimiter } from './step-inflight-limiter.ts';

@@ -23,7 +23,7 @@ import { setMaxListeners } from 'node:events';
 import { asSwitchyardError, serverError, SwitchyardError } from '../errors.ts';
 import type { InferenceRequest } from '../inference-request.ts';
 import type { ResponseTaken } from '../inference-response.ts';
-import type { InferStreamFunction } from '../scheduling/scheduler.ts';
+import type { InferStreamFunction } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
 import { stepsNeeded, type PlannedStep } from './ensemble-plan.ts';
 import { renamed, type EnsembleRunContext } from './ensemble-run.ts';

@@ -11,7 +11,7 @@
  * endpoint's summaries and histograms) subscribes with observe(); with
  * nobody subscribed, recording costs one length check more.
  */
-import type { ComputeTiming } from '../../backends/backend.ts';
+import type { ComputeTiming } from '../backend.ts';
 
 /** Why the scheduler stopped adding requests to a batch and sent it. */
 export type BatchCloseReason =

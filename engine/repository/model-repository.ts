@@ -17,12 +17,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import graphlib from 'graphlib';
-import type { Backend } from '../../backends/backend.ts';
+import type { BackendRegistry } from '../backend-registry.ts';
 import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { RateLimiter } from '../scheduling/rate-limiter.ts';
-import type { InferFunction, InferStreamFunction } from '../scheduling/scheduler.ts';
+import type { InferFunction } from '../infer-function.ts';
+import type { InferStreamFunction } from '../response-stream.ts';
 import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
 import { CONFIG_FILE_EXTENSIONS, CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
 import type { Logger } from '../logger.ts';
@@ -56,7 +57,8 @@ export interface ModelEntry {
 
 export interface ModelRepositoryOptions {
   readonly paths: readonly string[];
-  readonly backends: ReadonlyMap<string, Backend>;
+  /** The backends models may name; a config naming another is refused. */
+  readonly backends: BackendRegistry;
   readonly logger: Logger;
   /** Models to load at start; undefined loads every model found (model control mode 'none'). Ensembles bring their members. */
   readonly startupModels?: readonly string[];
@@ -413,7 +415,7 @@ export class ModelRepository {
         }
         const fingerprint = overrideDir ? undefined : await fingerprintOf(dir);
         const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readConfig(dir, this.options.configName);
-        const settings = readModelSettings(name, dir, parsed);
+        const settings = readModelSettings(name, dir, parsed, this.options.backends);
         const memberNames = settings.backend === ENSEMBLE_BACKEND ? stepModels(parsed) : [];
         const members = memberNames.map((m) => [m, memberKey(m, namespace)] as const);
         const item: Prepared = {
@@ -562,8 +564,8 @@ export class ModelRepository {
       return { name, dir, versions: new Map(), failure, ...extra };
     };
     const ensemble = settings.backend === ENSEMBLE_BACKEND;
+    // readModelSettings refused backends the registry lacks: only an ensemble has none.
     const backend = this.options.backends.get(settings.backend);
-    if (!backend && !ensemble) return failed(`backend '${settings.backend}' is not available`);
 
     let onDisk = await versionFolders(dir);
     // An ensemble has no model file, so a pipeline (or config) without version folders serves as version 1.

@@ -2,7 +2,7 @@
  * One version of one model: its lifecycle, its compiled config, its backend
  * model and instances, and the scheduler in front of them.
  */
-import type { Backend, BackendInstance, BackendModel } from '../../backends/backend.ts';
+import type { Backend, BackendInstance, BackendModel } from '../backend.ts';
 import { compileModelConfig, ENSEMBLE_BACKEND, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
@@ -13,7 +13,9 @@ import type { MemberLookup } from '../ensemble/ensemble-graph.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { RateLimiter, RegisteredInstance } from '../scheduling/rate-limiter.ts';
-import type { InferFunction, InferStreamFunction, Scheduler } from '../scheduling/scheduler.ts';
+import type { InferFunction } from '../infer-function.ts';
+import type { InferStreamFunction } from '../response-stream.ts';
+import type { Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 import { warmUp } from './model-warmup.ts';
 

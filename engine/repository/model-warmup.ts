@@ -5,7 +5,7 @@
  * `batch_size` requests of batch size 1 executed together, `count` times.
  * A sample that fails fails the load, naming the sample and the error.
  */
-import type { BackendInstance, ExecuteRequest } from '../../backends/backend.ts';
+import type { BackendInstance, ExecuteRequest } from '../backend.ts';
 import { bytesTensor } from '../bytes-tensor.ts';
 import type { CompiledModelConfig, WarmupInputSpec, WarmupSampleSpec } from '../config/compiled-model-config.ts';
 import type { SwitchyardError } from '../errors.ts';

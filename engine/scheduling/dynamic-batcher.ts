@@ -14,7 +14,7 @@
  *
  * Either way no request waits while an instance that could take it is idle.
  */
-import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import { callFrameModel, type InferenceRequest } from '../inference-request.ts';

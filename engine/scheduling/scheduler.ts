@@ -2,24 +2,18 @@
  * The scheduler seam, as in Triton: enqueue, in-flight count, stop. One
  * scheduler per loaded model version, picked by createScheduler.
  */
-import type { BackendInstance } from '../../backends/backend.ts';
+import type { BackendInstance } from '../backend.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
-import type { InferenceResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
-import type { ResponseStream } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
+import type { InferFunction } from '../infer-function.ts';
+import type { InferStreamFunction } from '../response-stream.ts';
 import type { Clock } from './clock.ts';
 import type { InstanceGate } from './rate-limiter.ts';
-
-/** The server's single inference entry, as ensemble steps (and scripts) call it. */
-export type InferFunction = (request: InferenceRequest) => Promise<InferenceResponse>;
-
-/** The server's entry for any number of responses per request, as the steps of a decoupled ensemble call it. */
-export type InferStreamFunction = (request: InferenceRequest) => Promise<ResponseStream>;
 
 /** What createScheduler hands the scheduler it picks. */
 export interface SchedulerContext {

@@ -32,7 +32,7 @@
  * START get Triton's START error. A sequence with nothing queued or running
  * for max_sequence_idle_microseconds expires: its slot and state are freed.
  */
-import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../../backends/backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { bytesElementCount, emptyBytesTensor } from '../bytes-tensor.ts';
 import type { CompiledModelConfig, SequenceBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { rename } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
-import type { BackendModel, ExecuteRequest } from '../../backends/backend.ts';
+import type { BackendModel, ExecuteRequest } from '../../engine/backend.ts';
 import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
@@ -12,6 +12,10 @@ import type { Logger } from '../../engine/logger.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { lookupModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { defaultBackends } from '../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 /** A logger that keeps its lines, to check what a crash and a restart say. */
 function recordingLogger(): Logger & { readonly lines: string[] } {
@@ -23,7 +27,7 @@ function recordingLogger(): Logger & { readonly lines: string[] } {
 async function open(root: string, model: string, configText: string, logger?: Logger): Promise<{ model: BackendModel; instance: OnnxInstance }> {
   const dir = `${root}/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
-  const settings = readModelSettings(model, dir, parsed);
+  const settings = readModelSettings(model, dir, parsed, BACKENDS);
   const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, logger });
   const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);

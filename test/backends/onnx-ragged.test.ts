@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { BackendModel, ExecuteRequest } from '../../backends/backend.ts';
+import type { BackendModel, ExecuteRequest } from '../../engine/backend.ts';
 import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
@@ -10,6 +10,10 @@ import { batchInputTensor } from '../../engine/scheduling/batch-tensors.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { addSubModel, raggedSumModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository, startEngine } from '../helpers/fixture-repository.ts';
+import { defaultBackends } from '../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 /** Triton's ragged batching example config: a ragged INPUT and the batch input INDEX the model needs. */
 const RAGGED_CONFIG = `max_batch_size: 16
@@ -31,7 +35,7 @@ describe('batch_input and allow_ragged_batch in the config', () => {
   before(async () => {
     root = await makeRepository({ ragged: { versions: { 1: raggedSumModel() } }, add_sub: { versions: { 1: addSubModel() } } });
     const load = (model: string): Promise<BackendModel> => new OnnxBackend().loadModel({
-      modelName: model, version: 1, versionDir: `${root}/${model}/1`, settings: readModelSettings(model, `${root}/${model}`, undefined),
+      modelName: model, version: 1, versionDir: `${root}/${model}/1`, settings: readModelSettings(model, `${root}/${model}`, undefined, BACKENDS),
     });
     ragged = await load('ragged');
     addSub = await load('add_sub');
@@ -45,7 +49,7 @@ describe('batch_input and allow_ragged_batch in the config', () => {
 
   const compile = (model: BackendModel, name: string, text: string): CompiledModelConfig => {
     const parsed = parseModelConfig(`/repo/${name}/config.pbtxt`, text);
-    return compileModelConfig(name, `/repo/${name}`, parsed, readModelSettings(name, `/repo/${name}`, parsed), model.signature);
+    return compileModelConfig(name, `/repo/${name}`, parsed, readModelSettings(name, `/repo/${name}`, parsed, BACKENDS), model.signature);
   };
 
   test('a batch_input target is fed by the server: not a request input, not in metadata, kept in the config', () => {
@@ -120,7 +124,7 @@ describe('ragged batching through an instance and the engine', () => {
   test('the instance flattens the ragged input and makes INDEX for each batch', async () => {
     const dir = `${root}/ragged_sum`;
     const parsed = parseModelConfig(`${dir}/config.pbtxt`, RAGGED_CONFIG);
-    const settings = readModelSettings('ragged_sum', dir, parsed);
+    const settings = readModelSettings('ragged_sum', dir, parsed, BACKENDS);
     const model = await new OnnxBackend().loadModel({ modelName: 'ragged_sum', version: 1, versionDir: `${dir}/1`, settings });
     try {
       const config = compileModelConfig('ragged_sum', dir, parsed, settings, model.signature);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { ModelLoadContext } from '../../backends/backend.ts';
+import type { ModelLoadContext } from '../../engine/backend.ts';
 import { sessionOptions } from '../../backends/onnxruntime/onnx-model.ts';
 import { readModelSettings } from '../../engine/config/compile-model-config.ts';
 import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
@@ -14,10 +14,14 @@ import type { InferenceServer } from '../../engine/server.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../helpers/fixture-repository.ts';
+import { defaultBackends } from '../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 function optionsFor(pbtxt: string) {
   const parsed = parseModelConfig('/r/m/config.pbtxt', pbtxt);
-  const settings = readModelSettings('m', '/r/m', parsed);
+  const settings = readModelSettings('m', '/r/m', parsed, BACKENDS);
   const context: ModelLoadContext = { modelName: 'm', version: 1, versionDir: '/r/m/1', settings, config: parsed.config };
   return (): ReturnType<typeof sessionOptions> => sessionOptions(context, {}, settings.instanceGroups[0]!);
 }

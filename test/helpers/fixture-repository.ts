@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { silentLogger } from '../../engine/logger.ts';
-import { InferenceServer, type InferenceServerOptions } from '../../engine/server.ts';
-import { closeGrpc, createGrpcServer, listenGrpc, type GrpcServerOptions } from '../../server/grpc/grpc-server.ts';
-import { createHttpServer, type HttpServerOptions } from '../../server/http/http-server.ts';
+import type { InferenceServer } from '../../engine/server.ts';
+import { createEngine, startFrontends, type EngineOptions, type FrontendOptions, type Frontends } from '../../server/composition-root.ts';
+import type { GrpcServerOptions } from '../../server/grpc/grpc-server.ts';
+import type { HttpServerOptions } from '../../server/http/http-server.ts';
 
 export interface FixtureModel {
   /** Config text; written as config.pbtxt unless configFile says otherwise. Omit for no config file. */
@@ -38,8 +39,12 @@ export async function removeRepository(root: string): Promise<void> {
   await rm(root, { recursive: true, force: true });
 }
 
-export async function startEngine(root: string, options: Partial<InferenceServerOptions> = {}): Promise<InferenceServer> {
-  return InferenceServer.create({ modelRepositories: [root], logger: silentLogger, ...options });
+/** Engine options for tests: what createEngine takes, with the repository given separately. */
+export type EngineFixtureOptions = Partial<EngineOptions>;
+
+/** The engine over `root`, with the default backends unless options.backends says otherwise; no frontend. */
+export async function startEngine(root: string, options: EngineFixtureOptions = {}): Promise<InferenceServer> {
+  return createEngine({ modelRepositories: [root], logger: silentLogger, ...options });
 }
 
 export interface HttpFixture {
@@ -50,17 +55,26 @@ export interface HttpFixture {
   close(): Promise<void>;
 }
 
-/** A real HTTP server on an ephemeral loopback port. */
-export async function startHttp(root: string, options: Partial<InferenceServerOptions> & HttpServerOptions = {}): Promise<HttpFixture> {
+/** Starts the engine and the frontends asked for on loopback, as `switchyard` wires them; closes the engine if a frontend fails. */
+async function startWired(root: string, options: EngineFixtureOptions, frontends: FrontendOptions): Promise<{ server: InferenceServer; frontends: Frontends }> {
   const server = await startEngine(root, options);
-  const app = await createHttpServer(server, options);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  try {
+    return { server, frontends: await startFrontends(server, frontends) };
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+}
+
+const LOOPBACK = { port: 0, host: '127.0.0.1' } as const;
+
+/** A real HTTP server on an ephemeral loopback port. */
+export async function startHttp(root: string, options: EngineFixtureOptions & HttpServerOptions = {}): Promise<HttpFixture> {
+  const { server, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK } });
   return {
-    server, app, url: `http://127.0.0.1:${port}`,
+    server, app: frontends.http!, url: `http://127.0.0.1:${frontends.httpPort!}`,
     async close() {
-      await app.close();
+      await frontends.close();
       await server.close();
     },
   };
@@ -75,14 +89,12 @@ export interface GrpcFixture {
 }
 
 /** A real gRPC frontend on a free loopback port. */
-export async function startGrpc(root: string, options: Partial<InferenceServerOptions> & GrpcServerOptions = {}): Promise<GrpcFixture> {
-  const server = await startEngine(root, options);
-  const grpcServer = createGrpcServer(server, options);
-  const port = await listenGrpc(grpcServer, '127.0.0.1', 0);
+export async function startGrpc(root: string, options: EngineFixtureOptions & GrpcServerOptions = {}): Promise<GrpcFixture> {
+  const { server, frontends } = await startWired(root, options, { grpc: { ...options, ...LOOPBACK } });
   return {
-    server, grpcServer, address: `127.0.0.1:${port}`,
+    server, grpcServer: frontends.grpc!, address: `127.0.0.1:${frontends.grpcPort!}`,
     async close() {
-      await closeGrpc(grpcServer, 1000);
+      await frontends.close(1000);
       await server.close();
     },
   };
@@ -98,18 +110,12 @@ export interface DualFixture {
 }
 
 /** Both frontends over one engine, as `switchyard` runs them. */
-export async function startBoth(root: string, options: Partial<InferenceServerOptions> & HttpServerOptions & GrpcServerOptions = {}): Promise<DualFixture> {
-  const server = await startEngine(root, options);
-  const app = await createHttpServer(server, options);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  const httpPort = typeof address === 'object' && address ? address.port : 0;
-  const grpcServer = createGrpcServer(server, options);
-  const grpcPort = await listenGrpc(grpcServer, '127.0.0.1', 0);
+export async function startBoth(root: string, options: EngineFixtureOptions & HttpServerOptions & GrpcServerOptions = {}): Promise<DualFixture> {
+  const { server, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK }, grpc: { ...options, ...LOOPBACK } });
   return {
-    server, httpUrl: `http://127.0.0.1:${httpPort}`, grpcAddress: `127.0.0.1:${grpcPort}`,
+    server, httpUrl: `http://127.0.0.1:${frontends.httpPort!}`, grpcAddress: `127.0.0.1:${frontends.grpcPort!}`,
     async close() {
-      await Promise.all([app.close(), closeGrpc(grpcServer, 1000)]);
+      await frontends.close(1000);
       await server.close();
     },
   };

@@ -254,7 +254,7 @@ describe('config', () => {
     const engine = await startEngine(onnxRoot);
     try {
       const [failure] = engine.loadFailures();
-      assert.match(failure!.reason, /model_transaction_policy\.decoupled.*backend 'onnxruntime' answers each request exactly once; only TypeScript models/);
+      assert.match(failure!.reason, /model_transaction_policy\.decoupled.*backend 'onnxruntime' answers each request exactly once, so its models cannot be decoupled/);
     } finally {
       await engine.close();
       await removeRepository(onnxRoot);

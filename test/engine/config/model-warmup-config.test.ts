@@ -15,6 +15,10 @@ import { ModelConfigError } from '../../../engine/config/config-error.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import { compileSequenceConfig, sequenceConfig } from '../sequence/sequence-harness.ts';
 import { compileTestConfig } from '../scheduling/scripted-instance.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 let dir: string;
 
@@ -40,7 +44,7 @@ after(async () => {
 /** A model with X INT32 [-1, 4] and T BYTES [-1, -1] in, Y INT32 [-1, 4] out, in the temporary model folder. */
 function compile(text: string): CompiledModelConfig {
   const parsed = parseModelConfig(join(dir, 'config.pbtxt'), text);
-  const settings = readModelSettings('m', dir, parsed);
+  const settings = readModelSettings('m', dir, parsed, BACKENDS);
   return compileModelConfig('m', dir, parsed, settings, {
     file: 'm/1/model.onnx',
     inputs: [

@@ -6,8 +6,12 @@ import { ModelConfigError } from '../../../engine/config/config-error.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import { NO_RATE_LIMITER_SPEC } from '../../../engine/scheduling/rate-limiter.ts';
 import { compileTestConfig } from '../scheduling/scripted-instance.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
 
-const groupsOf = (file: string, text: string) => readModelSettings('m', '/repo/m', parseModelConfig(`/repo/m/${file}`, text)).instanceGroups;
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
+
+const groupsOf = (file: string, text: string) => readModelSettings('m', '/repo/m', parseModelConfig(`/repo/m/${file}`, text), BACKENDS).instanceGroups;
 
 test('rate_limiter resources and priority compile from pbtxt, YAML and JSON alike', () => {
   const expected = { resources: [{ name: 'R1', global: false, count: 4 }, { name: 'G', global: true, count: 1 }], priority: 2 };

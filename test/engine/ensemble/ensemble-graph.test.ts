@@ -16,6 +16,10 @@ import { describePlan } from '../../../engine/ensemble/ensemble-plan.ts';
 import type { InferenceServer } from '../../../engine/server.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine, type FixtureModel } from '../../helpers/fixture-repository.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 const IO = (inputs: string, outputs: string): string => `input [ ${inputs} ]\noutput [ ${outputs} ]\n`;
 const INT16 = (name: string): string => `{ name: "${name}" data_type: TYPE_INT32 dims: [ 16 ] }`;
@@ -240,7 +244,7 @@ describe('Triton ensembles and pipeline files', () => {
     const shape = [-1, 16];
     const tensor = (name: string): { name: string; datatype: 'INT32'; modelType: string; shape: number[] } =>
       ({ name, datatype: 'INT32', modelType: 'int32', shape });
-    return compileModelConfig('add_sub', dir, parsed, readModelSettings('add_sub', dir, parsed), {
+    return compileModelConfig('add_sub', dir, parsed, readModelSettings('add_sub', dir, parsed, BACKENDS), {
       file: 'add_sub/1/model.onnx', inputs: [tensor('INPUT0'), tensor('INPUT1')], outputs: [tensor('OUTPUT0'), tensor('OUTPUT1')],
     });
   }
@@ -249,7 +253,7 @@ describe('Triton ensembles and pipeline files', () => {
     const dir = `/repo/${name}`;
     const parsed = parseModelConfig(`${dir}/${file}`, text);
     const member = addSubMember();
-    return compileEnsembleConfig(name, dir, parsed, readModelSettings(name, dir, parsed), (model) =>
+    return compileEnsembleConfig(name, dir, parsed, readModelSettings(name, dir, parsed, BACKENDS), (model) =>
       model === 'add_sub' ? { config: member } : { problem: 'not here' });
   }
 

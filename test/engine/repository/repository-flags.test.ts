@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Backend, BackendModel, ModelLoadContext } from '../../../backends/backend.ts';
+import type { Backend, BackendModel, ModelLoadContext } from '../../../engine/backend.ts';
 import { OnnxBackend } from '../../../backends/onnxruntime/onnx-backend.ts';
+import { BackendRegistry } from '../../../engine/backend-registry.ts';
 import { silentLogger, type Logger } from '../../../engine/logger.ts';
 import { LoadSlots } from '../../../engine/repository/load-slots.ts';
 import { ModelRepository } from '../../../engine/repository/model-repository.ts';
@@ -89,6 +90,8 @@ test('--model-config-name: a named config that links out of the model folder is 
 /** The real ONNX backend, failing the first `failures` loads of each model. */
 class FlakyBackend implements Backend {
   readonly name = 'onnxruntime';
+  readonly platforms = ['onnxruntime_onnx'];
+  readonly defaultModelFilename = 'model.onnx';
   readonly attempts = new Map<string, number>();
   private readonly inner = new OnnxBackend();
 
@@ -113,7 +116,7 @@ test('--model-load-retry-count: a load that fails once becomes READY with 1 retr
     for (const [retries, failures, state, attempts] of [[1, 1, 'READY', 2], [0, 1, 'UNAVAILABLE', 1], [2, 5, 'UNAVAILABLE', 3], [3, 2, 'READY', 3]] as const) {
       const backend = new FlakyBackend(failures);
       const logger = recordingLogger();
-      const repository = await ModelRepository.create({ paths: [root], backends: new Map([['onnxruntime', backend]]), logger, loadRetryCount: retries });
+      const repository = await ModelRepository.create({ paths: [root], backends: BackendRegistry.of([backend]), logger, loadRetryCount: retries });
       try {
         const version = repository.get('flaky')!.versions.get(1)!;
         assert.equal(version.state, state, `retries ${retries}, failures ${failures}`);
@@ -132,6 +135,8 @@ test('--model-load-retry-count: a load that fails once becomes READY with 1 retr
 /** The real ONNX backend, holding every load until the test lets it go on, and counting how many run at once. */
 class GatedBackend implements Backend {
   readonly name = 'onnxruntime';
+  readonly platforms = ['onnxruntime_onnx'];
+  readonly defaultModelFilename = 'model.onnx';
   active = 0;
   most = 0;
   started = 0;
@@ -167,7 +172,7 @@ test('--model-load-thread-count: at most N models load at once at start (default
       const expected = limit ?? 4;
       const backend = new GatedBackend();
       const repository = ModelRepository.open({
-        paths: [root], backends: new Map([['onnxruntime', backend]]), logger: silentLogger,
+        paths: [root], backends: BackendRegistry.of([backend]), logger: silentLogger,
         ...(limit !== undefined ? { loadThreadCount: limit } : {}),
       });
       const loading = repository.load();
@@ -201,7 +206,7 @@ test('--model-load-thread-count: loads asked for together by a load request shar
   const root = await makeRepository(models);
   const backend = new GatedBackend();
   const repository = ModelRepository.open({
-    paths: [root], backends: new Map([['onnxruntime', backend]]), logger: silentLogger, startupModels: [], loadThreadCount: 1,
+    paths: [root], backends: BackendRegistry.of([backend]), logger: silentLogger, startupModels: [], loadThreadCount: 1,
   });
   try {
     await repository.load();

@@ -4,7 +4,7 @@
  * executions the test finishes by hand. With a ManualClock this makes every
  * queue delay, timeout and ordering decision exact.
  */
-import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest } from '../../../backends/backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest } from '../../../engine/backend.ts';
 import { compileModelConfig, readModelSettings } from '../../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../../engine/config/compiled-model-config.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
@@ -17,12 +17,16 @@ import type { InstanceGate } from '../../../engine/scheduling/rate-limiter.ts';
 import { ModelStats } from '../../../engine/observability/model-stats.ts';
 import { serverError } from '../../../engine/errors.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 /** A model with one FP32 input INPUT [-1, -1] (batch, then any width) and output OUTPUT of the same shape. */
 export function compileTestConfig(text: string, model = 'm'): CompiledModelConfig {
   const dir = `/repo/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, text);
-  const settings = readModelSettings(model, dir, parsed);
+  const settings = readModelSettings(model, dir, parsed, BACKENDS);
   const signature = {
     file: `${model}/1/model.onnx`,
     inputs: [{ name: 'INPUT', datatype: 'FP32' as const, modelType: 'float32', shape: [-1, -1] }],

@@ -15,6 +15,10 @@ import { ModelConfigError } from '../../../engine/config/config-error.ts';
 import type { SignatureTensor } from '../../../engine/config/model-signature.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import { accumulatorSignature, compileSequenceConfig, CONTROLS_TEXT, sequenceConfig } from './sequence-harness.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 const specOf = (text: string): SequenceBatchingSpec => {
   const config = compileSequenceConfig(text);
@@ -80,7 +84,7 @@ sequence_batching {
   ]
 }`;
   const parsed = parseModelConfig('/repo/m/config.pbtxt', text);
-  const config = compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed), signature);
+  const config = compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed, BACKENDS), signature);
   assert.equal(config.scheduling.kind, 'sequence');
   assert.deepEqual((config.scheduling as { batching: SequenceBatchingSpec }).batching.controls, [
     { kind: 'START', inputName: 'S', datatype: 'FP32', falseValue: -1.5, trueValue: 2.5 },
@@ -103,7 +107,7 @@ sequence_batching {
       const parsed = parseModelConfig(`${dir}/config.pbtxt`, text);
       const signature = accumulatorSignature(true);
       const trimmed = { ...signature, inputs: signature.inputs.slice(0, 2), outputs: signature.outputs.slice(0, 2) };
-      const config = compileModelConfig('m', dir, parsed, readModelSettings('m', dir, parsed), trimmed);
+      const config = compileModelConfig('m', dir, parsed, readModelSettings('m', dir, parsed, BACKENDS), trimmed);
       return (config.scheduling as { batching: SequenceBatchingSpec }).batching.states[0]!;
     };
     const zero = compile(withInitial('zero_data: true'));
@@ -180,7 +184,7 @@ for (const [title, text, pattern] of [
         // An unbatched model whose START still has a batch dimension.
         ? { ...accumulatorSignature(false), inputs: [accumulatorSignature(false).inputs[0]!, accumulatorSignature(true).inputs[2]!] }
         : accumulatorSignature(true);
-      compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed), signature);
+      compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed, BACKENDS), signature);
     }, (err: Error) => {
       assert.ok(err instanceof ModelConfigError, err.message);
       assert.match(err.message, pattern);
@@ -191,7 +195,7 @@ for (const [title, text, pattern] of [
 
 test('a config without sequence_batching keeps its state-like tensors as ordinary inputs and outputs', () => {
   const parsed = parseModelConfig('/repo/m/config.pbtxt', 'max_batch_size: 4');
-  const config = compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed), accumulatorSignature(true));
+  const config = compileModelConfig('m', '/repo/m', parsed, readModelSettings('m', '/repo/m', parsed, BACKENDS), accumulatorSignature(true));
   assert.deepEqual(config.inputs.map((t) => t.name), ['INPUT', 'STATE_IN', 'START', 'END', 'READY', 'CORRID']);
   assert.equal(config.scheduling.kind, 'dynamic');
 });

@@ -6,7 +6,7 @@
  * the model's arithmetic. With a ManualClock every delay, idle timeout and
  * batch composition is exact.
  */
-import type { BackendInstance, ExecuteOutcome, ExecuteRequest } from '../../../backends/backend.ts';
+import type { BackendInstance, ExecuteOutcome, ExecuteRequest } from '../../../engine/backend.ts';
 import { compileModelConfig, readModelSettings } from '../../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../../engine/config/compiled-model-config.ts';
 import type { SignatureTensor } from '../../../engine/config/model-signature.ts';
@@ -21,6 +21,10 @@ import { SequenceBatcher } from '../../../engine/sequence/sequence-batcher.ts';
 import type { InstanceGate } from '../../../engine/scheduling/rate-limiter.ts';
 import { bytesOf, typedView, type DataType, type Tensor } from '../../../engine/tensor.ts';
 import { bytesStrings } from '../../../engine/bytes-tensor.ts';
+import { defaultBackends } from '../../../backends/default-backends.ts';
+
+/** The backends `switchyard` serves with, which configs are read against. */
+const BACKENDS = defaultBackends();
 
 export const CONTROLS_TEXT = `
   control_input [
@@ -56,7 +60,7 @@ export function accumulatorSignature(batched: boolean, corridType: DataType = 'U
 
 export function compileSequenceConfig(text: string, corridType: DataType = 'UINT64', dir = '/repo/m'): CompiledModelConfig {
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, text);
-  const settings = readModelSettings('m', dir, parsed);
+  const settings = readModelSettings('m', dir, parsed, BACKENDS);
   const batched = !/max_batch_size:\s*0\b/.test(text);
   return compileModelConfig('m', dir, parsed, settings, accumulatorSignature(batched, corridType));
 }

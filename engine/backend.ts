@@ -4,17 +4,18 @@
  * BackendInstance executes a list of requests, answering each one. Every
  * level has a matching finalize.
  */
-import type { CompiledModelConfig, InstanceGroupSpec } from '../engine/config/compiled-model-config.ts';
-import type { ModelSettings } from '../engine/config/compile-model-config.ts';
-import type { ModelSignature } from '../engine/config/model-signature.ts';
-import type { SwitchyardError } from '../engine/errors.ts';
-import type { ModelConfigObject } from '../engine/config/model-config-schema.ts';
-import type { ParameterValue } from '../engine/inference-request.ts';
-import type { ModelResponse, ResponseTaken } from '../engine/inference-response.ts';
-import type { Logger } from '../engine/logger.ts';
-import type { InferFunction } from '../engine/scheduling/scheduler.ts';
-import type { BufferPool } from '../engine/memory/buffer-pool.ts';
-import type { Tensor } from '../engine/tensor.ts';
+import type { CompiledModelConfig, InstanceGroupSpec } from './config/compiled-model-config.ts';
+import type { BackendTraits } from './config/backend-catalog.ts';
+import type { ModelSettings } from './config/compile-model-config.ts';
+import type { ModelSignature } from './config/model-signature.ts';
+import type { SwitchyardError } from './errors.ts';
+import type { ModelConfigObject } from './config/model-config-schema.ts';
+import type { ParameterValue } from './inference-request.ts';
+import type { ModelResponse, ResponseTaken } from './inference-response.ts';
+import type { Logger } from './logger.ts';
+import type { InferFunction } from './infer-function.ts';
+import type { BufferPool } from './memory/buffer-pool.ts';
+import type { Tensor } from './tensor.ts';
 
 export interface ModelLoadContext {
   readonly modelName: string;
@@ -32,8 +33,12 @@ export interface ModelLoadContext {
   readonly infer?: InferFunction;
 }
 
-export interface Backend {
-  readonly name: string;
+/**
+ * One backend: its traits (name, platforms, default model file, whether its
+ * models may be decoupled) and how it opens a model. A server gets its
+ * backends in a BackendRegistry; a third-party backend is one more object.
+ */
+export interface Backend extends BackendTraits {
   /** Opens one version of a model and reads its signature. */
   loadModel(context: ModelLoadContext): Promise<BackendModel>;
 }
