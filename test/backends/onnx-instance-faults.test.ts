@@ -13,6 +13,7 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { lookupModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
 import { defaultBackends } from '../../backends/default-backends.ts';
+import { pollFor } from '../helpers/wait.ts';
 
 /** The backends `switchyard` serves with, which configs are read against. */
 const BACKENDS = defaultBackends();
@@ -127,6 +128,9 @@ describe('ONNX Runtime instance faults', () => {
   test('a replacement that cannot open the session fails calls clearly, and a later call tries again', async () => {
     const { instance } = lookupModelOpen;
     const modelFile = `${root}/lookup/1/model.onnx`;
+    let failedMessage = '';
+    // Taken before anything fails, so the failed start comes after it: the interval counts from that start.
+    const failedAt = performance.now();
     await rename(modelFile, `${modelFile}.away`);
     try {
       await instance.terminateWorker();
@@ -134,6 +138,7 @@ describe('ONNX Runtime instance faults', () => {
       const failed = first.results[0]!;
       assert.ok(!failed.ok);
       assert.equal(failed.error.status, 'INTERNAL');
+      failedMessage = failed.error.message;
       assert.match(failed.error.message, /instance lookup_0 has no running worker: a new one could not open the session \(.+\); the next request after 1 s tries again/);
       // Within the second no new worker is tried: the same answer comes at once.
       const again = await instance.execute([lookup([1])]);
@@ -142,9 +147,19 @@ describe('ONNX Runtime instance faults', () => {
     } finally {
       await rename(`${modelFile}.away`, modelFile);
     }
-    await new Promise((r) => setTimeout(r, 1100));
-    const recovered = await instance.execute([lookup([3])]);
-    assert.deepEqual(recovered.results.map((r) => (r.ok ? floats(r.outputs[0]!) : r.error.message)), [[30]]);
+    // The 1 s restart interval is the thing under test: ask again and again (the file is back) and see the
+    // same failure until the interval has passed, then a fresh worker answering. No sleep of a fixed length.
+    let answer: unknown;
+    await pollFor('a new worker after the restart interval', 10_000, async () => {
+      const next = (await instance.execute([lookup([3])])).results[0]!;
+      answer = next.ok ? floats(next.outputs[0]!) : next.error.message;
+      if (next.ok) return true;
+      assert.equal(next.error.message, failedMessage, 'the same failure within the interval');
+      return false;
+    }, () => JSON.stringify(answer), 50);
+    const waitedMs = performance.now() - failedAt;
+    assert.ok(waitedMs >= 990, `no new worker was tried before 1 s (${waitedMs.toFixed(0)} ms; the server counts whole ms)`);
+    assert.deepEqual(answer, [30]);
     assert.ok(logger.lines.some((l) => /^error 'lookup': instance lookup_0 could not restart its worker/.test(l)));
   });
 

@@ -12,6 +12,7 @@ import {
   intervalGenerator, Recorder, RequestPlanner, startConcurrencyLoad, startRateLoad, warmUp,
   type PayloadStream, type PlannedRequest, type SequenceSettings,
 } from '../../client/perf/load.ts';
+import { pollFor } from '../helpers/wait.ts';
 
 const payload = (tag: number): Payload => ({ inputs: [{ name: 'X', datatype: 'INT32', shape: [1], data: Int32Array.of(tag) }] });
 const tagOf = (request: PlannedRequest): number => (request.payload.inputs[0]!.data as Int32Array)[0]!;
@@ -97,7 +98,10 @@ describe('recorder windows', () => {
   });
 });
 
-/** A send function that answers on the next turn of the event loop and remembers what it saw. */
+/**
+ * A send function that answers on the next turn of the event loop (or after `delayMs`, standing in for a
+ * server's latency so that requests overlap) and remembers what it saw.
+ */
 function countingSender(delayMs = 0) {
   const seen: PlannedRequest[] = [];
   let inFlight = 0;
@@ -134,12 +138,17 @@ function checkSequences(seen: readonly PlannedRequest[]): number {
   return byId.size;
 }
 
+/** Lets a load run until `enough` holds (what the test's assertions need), failing after 5 s. */
+function sent(what: string, enough: () => boolean): Promise<true> {
+  return pollFor(what, 5000, () => enough());
+}
+
 describe('closed loop', () => {
   test('holds exactly N requests in flight and records every one', async () => {
     const sender = countingSender();
     const recorder = new Recorder();
     const load = startConcurrencyLoad(4, new RequestPlanner([stream(0)], undefined), sender.send, recorder);
-    await sleep(30);
+    await sent('20 requests', () => sender.seen.length >= 20);
     await load.stop();
     assert.equal(sender.maxInFlight, 4);
     assert.ok(sender.seen.length > 4);
@@ -153,7 +162,7 @@ describe('closed loop', () => {
     const load = startConcurrencyLoad(2, new RequestPlanner([stream(0)], undefined), async () => {
       throw new Error('model is not ready');
     }, recorder);
-    await sleep(10);
+    await sent('4 failures recorded', () => recorder.size >= 4);
     await load.stop();
     const records = recorder.take(0n, process.hrtime.bigint());
     assert.ok(records.length > 0);
@@ -163,7 +172,7 @@ describe('closed loop', () => {
   test('sequences: one in flight per sequence, complete start..end, all closed on stop', async () => {
     const sender = countingSender();
     const load = startConcurrencyLoad(3, new RequestPlanner([stream(0)], fixedLength(4)), sender.send, new Recorder());
-    await sleep(30);
+    await sent('5 sequences of 4 requests', () => sender.seen.length >= 20);
     await load.stop();
     assert.equal(sender.overlappingSequence, false);
     assert.ok(checkSequences(sender.seen) > 3);
@@ -183,7 +192,7 @@ describe('open loop', () => {
     const sender = countingSender(20);
     const recorder = new Recorder();
     const load = startRateLoad({ rate: 2000, distribution: 'constant', sequences: 1 }, new RequestPlanner([stream(0)], undefined), sender.send, recorder);
-    await sleep(30);
+    await sent('10 requests', () => sender.seen.length >= 10);
     await load.stop();
     assert.ok(sender.maxInFlight > 1, 'requests overlap: the loop is open');
     assert.equal(recorder.size, sender.seen.length);
@@ -193,7 +202,7 @@ describe('open loop', () => {
     const sender = countingSender(3);
     const recorder = new Recorder();
     const load = startRateLoad({ rate: 3000, distribution: 'poisson', sequences: 2 }, new RequestPlanner([stream(0)], fixedLength(3)), sender.send, recorder);
-    await sleep(40);
+    await sent('4 sequences of 3 requests', () => sender.seen.length >= 12);
     await load.stop();
     assert.equal(sender.overlappingSequence, false);
     assert.ok(checkSequences(sender.seen) >= 2);

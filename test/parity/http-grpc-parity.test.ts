@@ -14,7 +14,7 @@
  * stays visible and flags itself once fixed).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { addSubModel, identityModel, ORT_DATA_TYPES } from '../../generator/models.ts';
 import {
@@ -102,8 +102,6 @@ interface ParityCase {
   readonly differs?: { readonly reason: string; readonly grpc: Expect };
   /** A real mismatch, reported; runs as a todo test. */
   readonly knownMismatch?: string;
-  /** The HTTP route is being added; until it answers, the case is skipped as waiting. */
-  readonly newHttpRoute?: boolean;
 }
 
 // ---- fixtures --------------------------------------------------------------
@@ -332,10 +330,10 @@ const CASES: readonly ParityCase[] = [
   { title: 'model statistics (non-numeric version)', op: 'modelStatistics', model: 'add_sub', version: 'abc', expect: { ok: false, class: 'INVALID_ARGUMENT' } },
 
   // repository: HTTP routes being added
-  { title: 'repository index', op: 'repositoryIndex', expect: { ok: true, value: INDEX }, newHttpRoute: true },
-  { title: 'repository index, ready models only', op: 'repositoryIndex', readyOnly: true, expect: { ok: true, value: INDEX }, newHttpRoute: true },
-  { title: 'model load', op: 'modelLoad', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }, newHttpRoute: true },
-  { title: 'model unload', op: 'modelUnload', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }, newHttpRoute: true },
+  { title: 'repository index', op: 'repositoryIndex', expect: { ok: true, value: INDEX }},
+  { title: 'repository index, ready models only', op: 'repositoryIndex', readyOnly: true, expect: { ok: true, value: INDEX }},
+  { title: 'model load', op: 'modelLoad', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }},
+  { title: 'model unload', op: 'modelUnload', model: 'add_sub', expect: { ok: false, class: 'UNAVAILABLE', message: /^explicit model load \/ unload is not allowed/ }},
 ];
 
 // ---- value encodings shared by both adapters --------------------------------
@@ -439,7 +437,7 @@ const HTTP_CLASS: Readonly<Record<number, ErrorClass>> = {
   400: 'INVALID_ARGUMENT', 404: 'NOT_FOUND', 413: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 501: 'UNIMPLEMENTED', 503: 'UNAVAILABLE',
 };
 
-/** Set when an HTTP route does not exist yet (the fastify not-found handler answered). */
+/** Thrown when the HTTP side has no route for a case (the fastify not-found handler answered): the case fails. */
 class NoRoute extends Error {}
 
 const NO_ROUTE = /^Not Found: no route for /;
@@ -539,7 +537,9 @@ async function runHttp(baseUrl: string, c: ParityCase, via: Via): Promise<Outcom
   const text = body.toString('utf8');
   if (res.status !== 200) {
     const error = (text === '' ? {} : JSON.parse(text)) as { error?: string };
-    if (res.status === 404 && NO_ROUTE.test(error.error ?? '')) throw new NoRoute(error.error);
+    if (res.status === 404 && NO_ROUTE.test(error.error ?? '')) {
+      throw new NoRoute(`the HTTP side has no route for '${c.op}' (${request.method} ${request.path}): ${error.error}`);
+    }
     // Readiness answers with the status code; gRPC answers the same question with a bool.
     if (res.status === 400 && ((c.op === 'modelReady' && error.error === 'Model version not ready')
       || ((c.op === 'serverLive' || c.op === 'serverReady') && text === ''))) {
@@ -745,17 +745,9 @@ describe('HTTP/gRPC parity', () => {
   for (const c of CASES) {
     for (const via of viasOf(c)) {
       const name = c.op === 'infer' && !c.broken ? `${c.title} [${via}]` : c.title;
-      test(name, c.knownMismatch ? { todo: c.knownMismatch } : {}, async (t: TestContext) => {
-        let http: Outcome;
-        try {
-          http = await runHttp(fixture.httpUrl, c, via);
-        } catch (err) {
-          if (c.newHttpRoute && err instanceof NoRoute) {
-            t.skip(`waiting for the HTTP route (${err.message})`);
-            return;
-          }
-          throw err;
-        }
+      test(name, c.knownMismatch ? { todo: c.knownMismatch } : {}, async () => {
+        // A missing HTTP route throws NoRoute, failing the case: every operation must exist on both sides.
+        const http = await runHttp(fixture.httpUrl, c, via);
         const grpc = await runGrpc(client, c, via);
         if (c.differs) {
           assertExpected(http, c.expect, 'HTTP');

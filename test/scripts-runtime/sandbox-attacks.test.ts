@@ -27,6 +27,7 @@ import { makeRepository, removeRepository, startEngine } from '../helpers/fixtur
 import {
   bytesTensor, capturingLogger, int32x16, outputNamed, rejection, scriptConfig, stringsOf, within, writeScripts, type CapturingLogger,
 } from '../helpers/script-fixtures.ts';
+import { pollFor } from '../helpers/wait.ts';
 
 const MEMORY_MB = 64;
 const TIMEOUT_MS = 1500;
@@ -248,13 +249,10 @@ describe('class 4: ctx.log is bounded per line and per execute(), and the time l
   test('3,000 lines of 1 MiB: 1,000 lines of at most 4,096 characters, then one line counting the rest', async () => {
     const before = logger.lines.length;
     assert.deepEqual(await bounded(() => ask('logs', 'flood')), ['fine']);
-    const lines = await within(10_000, 'the dropped-lines line', (async () => {
-      for (;;) {
-        const got = logger.lines.slice(before);
-        if (got.some((l) => l.includes('dropped'))) return got;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })());
+    const lines = await pollFor('the dropped-lines line', 10_000, () => {
+      const got = logger.lines.slice(before);
+      return got.some((l) => l.includes('dropped')) && got;
+    }, () => logger.lines.slice(before).join('\n'));
     const written = lines.filter((l) => l.includes('yyyy'));
     assert.equal(written.length, 1000);
     for (const line of written) assert.ok(line.length < 4096 + 200, `a line of ${line.length} characters`);

@@ -8,6 +8,7 @@ import { acceptedFlagsLine, startServer } from '../../server/cli.ts';
 import { CLI_FLAG_NAMES, CliError, parseCliOptions } from '../../server/cli-options.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { pollFor, tail } from '../helpers/wait.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -378,18 +379,36 @@ test('bad flags get clear errors', () => {
 
 const CLI = fileURLToPath(new URL('../../server/cli.ts', import.meta.url));
 
-/** Runs the real CLI until it prints `until` or exits; returns its exit code (null if it was stopped) and output. */
+/** How long one run of the real CLI may take (start-up on a loaded 2-core machine included). */
+const CLI_RUN_LIMIT_MS = 60_000;
+
+/**
+ * Runs the real CLI until it prints `until` or exits; returns its exit code (null if it was stopped) and output.
+ * Fails, showing the output so far, if neither happens within CLI_RUN_LIMIT_MS (and then kills it).
+ */
 function runCli(args: string[], until?: RegExp): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, CLI_RUN_LIMIT_MS);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       if (until?.test(output)) child.kill('SIGTERM');
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('exit', (code) => resolve({ code, output }));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(new Error(`timed out after ${CLI_RUN_LIMIT_MS} ms waiting for the CLI ${until ? `to print ${until}` : 'to exit'}; output so far:\n${tail(output)}`));
+      } else {
+        resolve({ code, output });
+      }
+    });
   });
 }
 
@@ -513,15 +532,14 @@ test('the CLI wires --log-file, --log-format and --http-restricted-api through t
     '--allow-metrics=false', `--log-file=${logFile}`, '--log-format=json', '--http-restricted-api=model-config,logging:admin-key=s3cret'],
   { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
-    let port: number | undefined;
-    for (let i = 0; i < 300 && port === undefined; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const text = await readFile(logFile, 'utf8').catch(() => '');
+    // The file is the only output: read it until the server logs its HTTP port there, as JSON.
+    let text = '';
+    const port = await pollFor('the server to log its HTTP port to the file, as JSON', CLI_RUN_LIMIT_MS, async () => {
+      text = await readFile(logFile, 'utf8').catch(() => '');
       const line = text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string })
         .find((l) => l.msg.startsWith('Started HTTPService at '));
-      if (line) port = Number(/:(\d+)$/.exec(line.msg)![1]);
-    }
-    assert.ok(port, 'the server logged its HTTP port to the file, as JSON');
+      return line && Number(/:(\d+)$/.exec(line.msg)![1]);
+    }, () => text, 50);
     const url = `http://127.0.0.1:${port}`;
     assert.equal((await fetch(`${url}/v2/models/good/config`)).status, 403);
     assert.equal((await fetch(`${url}/v2/models/good/config`, { headers: { 'admin-key': 's3cret' } })).status, 200);

@@ -12,21 +12,33 @@ import { after, before, describe, test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { scrape, valueOf } from '../helpers/prometheus-text.ts';
+import { pollFor, tail } from '../helpers/wait.ts';
 
 const CLI = fileURLToPath(new URL('../../server/cli.ts', import.meta.url));
 
 interface Running {
   readonly child: ChildProcess;
   readonly url: string;
+  readonly metricsUrl: string;
   readonly exited: Promise<{ code: number | null; ms: number; output: string }>;
   output(): string;
 }
 
-/** Starts the CLI on free loopback ports and resolves once HTTP listens. */
+/** Start-up of the CLI under a loaded 2-core machine: generous. */
+const START_LIMIT_MS = 60_000;
+/** How long a step of the drain (a log line, a request counted as pending) may take before the test fails. */
+const STEP_LIMIT_MS = 10_000;
+
+/**
+ * Starts the CLI on free loopback ports and resolves once HTTP and metrics listen; rejects, showing the
+ * output so far, if it exits first or does not listen within START_LIMIT_MS (and then stops it).
+ */
 function start(root: string, extra: string[] = []): Promise<Running> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', CLI,
-      `--model-repository=${root}`, '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false', '--allow-metrics=false', ...extra],
+      `--model-repository=${root}`, '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false',
+      '--metrics-port=0', '--metrics-address=127.0.0.1', ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let signalledAt = 0;
@@ -39,20 +51,39 @@ function start(root: string, extra: string[] = []): Promise<Running> {
       signalledAt = performance.now();
       return originalKill(signal);
     };
+    const timer = setTimeout(() => {
+      settled = true;
+      originalKill('SIGKILL');
+      reject(new Error(`timed out after ${START_LIMIT_MS} ms waiting for the server to listen; output so far:\n${tail(output)}`));
+    }, START_LIMIT_MS);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       const port = /Started HTTPService at [^\s:]+:(\d+)/.exec(output)?.[1];
-      if (port && !settled) {
+      const metricsPort = /Started Metrics Service at [^\s:]+:(\d+)/.exec(output)?.[1];
+      if (port && metricsPort && !settled) {
         settled = true;
-        resolve({ child, url: `http://127.0.0.1:${port}`, exited, output: () => output });
+        clearTimeout(timer);
+        resolve({ child, url: `http://127.0.0.1:${port}`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, exited, output: () => output });
       }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     void exited.then(({ code }) => {
-      if (!settled) reject(new Error(`the server exited (${code}) before listening:\n${output}`));
+      clearTimeout(timer);
+      if (!settled) reject(new Error(`the server exited (${code}) before listening:\n${tail(output)}`));
     });
   });
+}
+
+/** Resolves once the server counts `count` request(s) pending for `model` (queued or running). */
+async function pending(server: Running, model: string, count: number): Promise<void> {
+  await pollFor(`${count} pending request(s) for '${model}'`, STEP_LIMIT_MS,
+    async () => valueOf(await scrape(server.metricsUrl), 'nv_inference_pending_request_count', { model }) === count, server.output, 20);
+}
+
+/** Resolves once the server's output contains `text`. */
+async function printed(server: Running, text: string): Promise<void> {
+  await pollFor(`the server to print '${text}'`, STEP_LIMIT_MS, () => server.output().includes(text), server.output, 10);
 }
 
 const A = Array.from({ length: 16 }, (_, i) => i);
@@ -89,9 +120,9 @@ describe('graceful shutdown of the switchyard process', () => {
       const server = await start(root);
       assert.equal((await fetch(`${server.url}/v2/health/ready`)).status, 200);
       const inflight = infer(server.url, 'held');
-      await new Promise((r) => setTimeout(r, 300));
+      await pending(server, 'held', 1);
       server.child.kill(signal);
-      await new Promise((r) => setTimeout(r, 200));
+      await printed(server, `${signal}: no longer ready, draining`);
 
       assert.equal((await fetch(`${server.url}/v2/health/ready`)).status, 400, 'readiness turns false at once');
       assert.equal((await fetch(`${server.url}/v2/health/live`)).status, 200, 'still live while draining');
@@ -120,7 +151,7 @@ describe('graceful shutdown of the switchyard process', () => {
     try {
       const server = await start(slowRoot, ['--exit-timeout-secs=1']);
       const inflight = infer(server.url, 'stuck');
-      await new Promise((r) => setTimeout(r, 300));
+      await pending(server, 'stuck', 1);
       server.child.kill('SIGTERM');
       const { code, ms, output } = await server.exited;
       assert.equal(code, 0, output);

@@ -19,6 +19,7 @@ import { makeRepository, removeRepository, startBoth, type DualFixture } from '.
 import type { Message } from '../helpers/grpc-raw-client.ts';
 import { grpcType, INFERENCE_SERVICE } from '../../server/grpc/grpc-schema.ts';
 import { capturingLogger, scriptConfig, within, writeScripts, type CapturingLogger } from '../helpers/script-fixtures.ts';
+import { pollFor, waitForLogLine } from '../helpers/wait.ts';
 
 const MIB = 1 << 20;
 /** What a stalled stream may add to the server's memory: the 16 MiB stream buffer, socket buffers, and slack. */
@@ -64,36 +65,28 @@ after(async () => {
 });
 
 /** Resolves with the first log line containing `text`. */
-async function logLine(text: string, ms = 20_000): Promise<string> {
-  return within(ms, `a log line with '${text}'`, (async () => {
-    for (;;) {
-      const line = logger.lines.find((l) => l.includes(text));
-      if (line) return line;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  })());
+function logLine(text: string, ms = 20_000): Promise<string> {
+  return waitForLogLine(logger, text, ms);
 }
 
 /**
  * Waits until the script tagged `tag` stops making progress (its last 'sending N' line unchanged for a second:
- * its send() is waiting), and answers N.
+ * its send() is waiting), and answers N. The quiet second is the observation itself: a send() that waits has
+ * no event of its own to wait on, so "no new line for 1 s" is how the test tells waiting from slow.
  */
-async function stalled(tag: string): Promise<number> {
-  return within(30_000, `'${tag}' to stall`, (async () => {
-    let last = -1;
-    let since = performance.now();
-    for (;;) {
-      const lines = logger.lines.filter((l) => l.includes(`${tag} sending `));
-      const now = lines.length === 0 ? -1 : Number(lines[lines.length - 1]!.split(' sending ')[1]);
-      if (now !== last) {
-        last = now;
-        since = performance.now();
-      } else if (now >= 0 && performance.now() - since > 1000) {
-        return now;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
+function stalled(tag: string): Promise<number> {
+  let last = -1;
+  let since = performance.now();
+  return pollFor(`'${tag}' to stall`, 30_000, () => {
+    const lines = logger.lines.filter((l) => l.includes(`${tag} sending `));
+    const now = lines.length === 0 ? -1 : Number(lines[lines.length - 1]!.split(' sending ')[1]);
+    if (now !== last) {
+      last = now;
+      since = performance.now();
+      return undefined;
     }
-  })());
+    return now >= 0 && performance.now() - since > 1000 && now;
+  }, () => logger.lines.filter((l) => l.includes(tag)).join('\n'), 50);
 }
 
 /** Opens generate_stream and leaves the response unread (paused). */

@@ -20,6 +20,7 @@ import { CHAIN_PIPELINE } from '../../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine, type FixtureModel } from '../../helpers/fixture-repository.ts';
 import { int32x16, outputNamed, rejection, scriptConfig, stringsOf, within, writeScripts } from '../../helpers/script-fixtures.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 const CALLER_SCRIPT = `
 const build = (spec: any, x: any): any => spec === '$X' ? x
@@ -343,7 +344,7 @@ describe('ctx.infer', () => {
 
     test('an instance busy with other work is no cycle: the call back waits for it', async () => {
       const busy = run({ call: { model: 'slow', inputs: { INPUT0: '$X', INPUT1: '$X' } } }, 'caller3');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await pollFor('caller3 to call slow', 5000, () => server.pendingRequestCount('slow') >= 1, () => `${server.pendingRequestCount('slow')} pending on slow`, 1);
       // caller3_x waits on slow, the other instance recurses: the inner call needs an instance, and one frees up.
       const report = await within(3000, 'the recursive call', run({ call: { model: 'caller3', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } } }, 'caller3'));
       const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;

@@ -19,6 +19,7 @@ import { makeRepository, removeRepository, startEngine } from '../../helpers/fix
 import {
   bytesTensor, capturingLogger, rejection, scriptConfig, stringsOf, within, writeScripts, type CapturingLogger,
 } from '../../helpers/script-fixtures.ts';
+import { pollFor, waitForLogLine } from '../../helpers/wait.ts';
 
 let root: string;
 let server: InferenceServer;
@@ -111,7 +112,7 @@ describe('cancellation', () => {
     const last = items[items.length - 1]!;
     assert.equal(last.final, true);
     assert.equal(last.error?.code, 'CANCELLED');
-    const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped cancel-1'));
+    const line = await waitForLogLine(logger, 'stopped cancel-1', 10_000);
     const [, at, sends] = /at (\d+) after (\d+) sends, isCancelled true/.exec(line) ?? [];
     assert.ok(Number(sends) < 5 + 3, `the script stopped within a few tokens of the abort (${line})`);
     assert.equal(at, sends);
@@ -124,7 +125,7 @@ describe('cancellation', () => {
       assert.ok(item.response);
       if (++seen === 3) break;
     }
-    const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped cancel-2'));
+    const line = await waitForLogLine(logger, 'stopped cancel-2', 10_000);
     assert.ok(Number(/after (\d+) sends/.exec(line)![1]) < 3 + 3, line);
   });
 });
@@ -160,11 +161,8 @@ describe('unary inference and statistics', () => {
     const before = server.modelStatistics(name).model_stats[0]!;
     await collect({ tokens: 2, fail_at: 1 });
     // The stream ends with the request's final response; the scheduler counts the request once execute() is over.
-    await within(5000, 'the request to be counted', (async () => {
-      while (server.modelStatistics(name).model_stats[0]!.inference_stats.success.count === before.inference_stats.success.count) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    })());
+    await pollFor('the request to be counted', 5000,
+      () => server.modelStatistics(name).model_stats[0]!.inference_stats.success.count !== before.inference_stats.success.count);
     const afterStats = server.modelStatistics(name).model_stats[0]!;
     const count = (index: string, key: 'success' | 'fail' | 'empty_response'): number =>
       (afterStats.response_stats[index]?.[key].count ?? 0) - (before.response_stats[index]?.[key].count ?? 0);
@@ -224,7 +222,7 @@ export default class {
     const items: StreamedResponse[] = [];
     for await (const item of stream) items.push(item);
     // The stream may end (at a final send) before execute() goes on to log.
-    const line = await within(5000, 'the log line', waitForLine(log, `misuse ${mode}:`));
+    const line = await waitForLogLine(log, `misuse ${mode}:`, 5000);
     return { items: show(items), line: line.slice(line.indexOf(`misuse ${mode}:`) + `misuse ${mode}: `.length) };
   }
 
@@ -261,11 +259,3 @@ describe('config', () => {
     }
   });
 });
-
-async function waitForLine(log: CapturingLogger, text: string): Promise<string> {
-  for (;;) {
-    const line = log.lines.find((l) => l.includes(text));
-    if (line) return line;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -19,6 +19,7 @@ import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { int32x16, outputNamed, rejection, scriptConfig, stringsOf, valuesOf, within, writeScripts } from '../../helpers/script-fixtures.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 /** Spins `spin_ms` (default 100) per batch, then echoes X: a callee whose queue fills. */
 const STALL_SCRIPT = `export default class {
@@ -162,9 +163,9 @@ describe('ctx.infer attacks', () => {
     return { stop: stopped };
   };
   /** Waits (bounded) until `model` holds no queued or executing request. */
-  const drained = (model: string, ms = 3000): Promise<void> => within(ms, `'${model}' to drain`, (async () => {
-    while (http.server.pendingRequestCount(model) > 0) await new Promise((resolve) => setImmediate(resolve));
-  })());
+  const drained = async (model: string, ms = 3000): Promise<void> => {
+    await pollFor(`'${model}' to drain`, ms, () => http.server.pendingRequestCount(model) === 0, () => `${http.server.pendingRequestCount(model)} request(s) pending`, 0);
+  };
   const stallRuns = (): number => http.server.modelStatistics('stall').model_stats[0]!.execution_count;
 
   describe('class 6: un-awaited ctx.infer floods', () => {
@@ -231,9 +232,8 @@ describe('ctx.infer attacks', () => {
       const controller = new AbortController();
       const waiting: InferenceRequest = { modelName: 'waiter', inputs: [int32x16()], signal: controller.signal };
       const waiter = server.infer(waiting);
-      await within(3000, 'the nested call to queue behind the blocker', (async () => {
-        while (server.pendingRequestCount('stall') < 2) await new Promise((resolve) => setImmediate(resolve));
-      })());
+      await pollFor('the nested call to queue behind the blocker', 3000, () => server.pendingRequestCount('stall') >= 2,
+        () => `${server.pendingRequestCount('stall')} request(s) pending`, 0);
       const runsBefore = stallRuns();
       controller.abort(new Error('the client went away'));
       const err = await rejection(waiter);

@@ -14,7 +14,8 @@ import { test } from 'node:test';
 import { addSubModel, stateAccumulatorControlsModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine, startHttp } from '../../helpers/fixture-repository.ts';
-import { capturingLogger, int32x16, scriptConfig, within, writeScript, type CapturingLogger } from '../../helpers/script-fixtures.ts';
+import { capturingLogger, int32x16, scriptConfig, writeScript, type CapturingLogger } from '../../helpers/script-fixtures.ts';
+import { waitForLogLine } from '../../helpers/wait.ts';
 
 /** Echoes X as Y and logs what each execute() received; with SLOW_MS set, an all-zero X busy-waits that long, and with FAIL set it throws. */
 function recorderScript(options: { slowMs?: number; fail?: boolean } = {}): string {
@@ -113,9 +114,7 @@ test('a model loading with warmup is not ready, and answers nothing, until its w
   const fixture = await startHttp(root, { logger, modelControlMode: 'explicit', startupModels: [] });
   try {
     const load = fetch(`${fixture.url}/v2/repository/models/slow/load`, { method: 'POST' });
-    await within(10_000, 'warmup start', (async () => {
-      while (!logger.lines.some((l) => l.includes("is running warmup sample 'zeros' for iteration 1"))) await new Promise((r) => setTimeout(r, 10));
-    })());
+    await waitForLogLine(logger, "is running warmup sample 'zeros' for iteration 1", 10_000);
     assert.notEqual((await fetch(`${fixture.url}/v2/models/slow/ready`)).status, 200, 'not ready while warming up');
     const index = await (await fetch(`${fixture.url}/v2/repository/index`, { method: 'POST' })).json() as Array<{ name: string; state: string }>;
     assert.notEqual(index.find((e) => e.name === 'slow')?.state, 'READY');

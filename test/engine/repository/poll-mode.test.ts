@@ -13,6 +13,7 @@ import type { InferenceServer } from '../../../engine/server.ts';
 import { int32Tensor, outputsByName, range16 } from '../../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 const A = range16((i) => i + 10);
 const B = range16(() => 3);
@@ -117,13 +118,12 @@ test('the poll timer finds an edit by itself (--repository-poll-secs=1)', async 
   const server = await startEngine(root, { modelControlMode: 'poll', repositoryPollSecs: 1 });
   try {
     await rewrite(join(root, 'add_sub', '1', 'model.onnx'), subAddModel());
-    const deadline = Date.now() + 10_000;
+    // No event marks a poll pass: ask until the new model answers (the timer fires each second).
     let seen: number[] = [];
-    while (Date.now() < deadline) {
+    await pollFor('the poll timer to load the edited model', 10_000, async () => {
       seen = await answer(server, 'add_sub');
-      if (JSON.stringify(seen) === JSON.stringify(DIFF)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return JSON.stringify(seen) === JSON.stringify(DIFF);
+    }, () => `the model still answers ${JSON.stringify(seen)}`, 50);
     assert.deepEqual(seen, DIFF);
   } finally {
     await server.close();

@@ -11,6 +11,7 @@ import type { DataType } from '../../../engine/tensor.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startGrpc, type GrpcFixture } from '../../helpers/fixture-repository.ts';
 import { num, RawGrpcClient, type Message } from '../../helpers/grpc-raw-client.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 const configType = (t: DataType): string => (t === 'BYTES' ? 'TYPE_STRING' : `TYPE_${t}`);
 
@@ -211,7 +212,7 @@ describe('gRPC ModelInfer', () => {
       });
       // Sixteen full batches, run one at a time, keep the only instance busy for a good while.
       const busy = Promise.all(Array.from({ length: 16 }, () => client.call('ModelInfer', slowRequest(256))));
-      while (signals.length < 16) await new Promise((resolve) => setTimeout(resolve, 1));
+      await pollFor('the 16 busy requests to reach the engine', 20_000, () => signals.length >= 16, () => `${signals.length} arrived`, 1);
       const late = await client.call('ModelInfer', slowRequest(1), { deadline: Date.now() + 20 });
       assert.equal(late.error?.code, 4, 'DEADLINE_EXCEEDED');
       assert.deepEqual((await busy).map((outcome) => outcome.error), Array(16).fill(undefined));

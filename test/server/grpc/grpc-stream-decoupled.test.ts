@@ -13,6 +13,7 @@ import { makeStreamingRepository } from '../../helpers/decoupled-fixtures.ts';
 import { removeRepository, startGrpc, type GrpcFixture } from '../../helpers/fixture-repository.ts';
 import { RawGrpcClient, strings, type Message } from '../../helpers/grpc-raw-client.ts';
 import { capturingLogger, within, type CapturingLogger } from '../../helpers/script-fixtures.ts';
+import { waitForLogLine } from '../../helpers/wait.ts';
 
 let root: string;
 let fixture: GrpcFixture;
@@ -142,7 +143,7 @@ describe('ModelStreamInfer with a decoupled model', () => {
     });
     stream.write(streamerRequest('cancel', { tokens: 100_000, tick: true, id: 'grpc-cancel' }));
     await within(15_000, 'the cancelled call', closed);
-    const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped grpc-cancel'));
+    const line = await waitForLogLine(logger, 'stopped grpc-cancel', 10_000);
     const sends = Number(/after (\d+) sends/.exec(line)![1]);
     // A few more may leave before the cancel lands, more on a loaded machine; one that ran on would send 100,000.
     assert.ok(sends < 2000, `the script stopped soon after the cancel: ${line}`);
@@ -157,10 +158,3 @@ describe('unary ModelInfer on a decoupled model', () => {
   });
 });
 
-async function waitForLine(log: CapturingLogger, text: string): Promise<string> {
-  for (;;) {
-    const line = log.lines.find((l) => l.includes(text));
-    if (line) return line;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -12,6 +12,7 @@ import { deflateSync, gzipSync } from 'node:zlib';
 import { makeStreamingRepository } from '../../helpers/decoupled-fixtures.ts';
 import { removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { capturingLogger, within, type CapturingLogger } from '../../helpers/script-fixtures.ts';
+import { waitForLogLine } from '../../helpers/wait.ts';
 
 let root: string;
 let fixture: HttpFixture;
@@ -206,7 +207,7 @@ describe('a client that disconnects mid-stream', () => {
     }
     const received = (text.match(/\n\n/g) ?? []).length;
     client.abort();
-    const line = await within(10_000, 'the script to stop', waitForLine(logger, 'stopped http-gone'));
+    const line = await waitForLogLine(logger, 'stopped http-gone', 10_000);
     const sends = Number(/after (\d+) sends, isCancelled true/.exec(line)?.[1]);
     // Tokens already on their way when the socket closed may be counted, more of them on a loaded machine;
     // a generation that ran on would send all 100,000.
@@ -217,10 +218,3 @@ describe('a client that disconnects mid-stream', () => {
   });
 });
 
-async function waitForLine(log: CapturingLogger, text: string): Promise<string> {
-  for (;;) {
-    const line = log.lines.find((l) => l.includes(text));
-    if (line) return line;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -13,6 +13,7 @@ import { addSubModel, subAddModel } from '../../../generator/models.ts';
 import { chainEnsemble } from '../../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 /** add_sub's config as Triton's JSON, for parameters.config. */
 function addSubJson(name: string, extra: Record<string, unknown> = {}): string {
@@ -115,8 +116,12 @@ describe('model control over HTTP (explicit mode)', () => {
     });
     assert.equal(res.status, 200);
     assert.deepEqual(first((await infer('uploaded')).body), SUM);
-    await new Promise((r) => setTimeout(r, 50));
-    const now = (await readdir(tmpdir())).filter((n) => n.startsWith('switchyard-uploaded-'));
+    // The old version's folder goes once that version has closed, just after the swap: wait for it to go.
+    let now: string[] = [];
+    await pollFor('the old override folder to be removed', 10_000, async () => {
+      now = (await readdir(tmpdir())).filter((n) => n.startsWith('switchyard-uploaded-'));
+      return !now.includes(before[0]!);
+    }, () => `override folders now: ${JSON.stringify(now)}`, 10);
     assert.equal(now.length, 1);
     assert.notEqual(now[0], before[0]);
   });
@@ -206,12 +211,18 @@ describe('model control over HTTP (explicit mode)', () => {
       }
     };
     const clients = Array.from({ length: 16 }, client);
-    await new Promise((r) => setTimeout(r, 100));
+    const answered = (): number => seen.old + seen.new + seen.errors.length;
+    // Traffic on each version in turn: wait for the clients to get 32 more answers before and after each load.
+    const moreAnswers = async (what: string): Promise<void> => {
+      const from = answered();
+      await pollFor(`32 more answers ${what}`, 20_000, () => answered() >= from + 32, () => JSON.stringify(seen), 5);
+    };
+    await moreAnswers('before the first reload');
     const files = (model: Uint8Array) => ({ parameters: { config: addSubJson('add_sub'), 'file:1/model.onnx': Buffer.from(model).toString('base64') } });
     for (const model of [subAddModel(), addSubModel(), subAddModel()]) {
       const res = await post('/v2/repository/models/add_sub/load', files(model));
       assert.equal(res.status, 200);
-      await new Promise((r) => setTimeout(r, 100));
+      await moreAnswers('after a reload');
     }
     stop = true;
     await Promise.all(clients);

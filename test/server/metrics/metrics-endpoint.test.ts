@@ -20,6 +20,7 @@ import { addSubConfig, MISMATCH_CONFIG } from '../../helpers/fixture-configs.ts'
 import { SLOW_BATCHING, int32Tensor, range16, until } from '../../helpers/ensemble-fixtures.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
 import { samplesOf, scrape, valueOf, type Scrape } from '../../helpers/prometheus-text.ts';
+import { pollFor } from '../../helpers/wait.ts';
 
 /** A lone request waits 1.5 s for company (ample time, even on a busy machine); the queue holds one, so a second and third are refused. */
 const GUARDED = 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 1500000 default_queue_policy { max_queue_size: 1 } }';
@@ -218,10 +219,14 @@ describe('metrics endpoint', () => {
   });
 
   test('CPU and memory gauges of the machine, and the process series', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 120)); // past two 50 ms samples
-    const host = await scrape(plain.url);
-    const cpu = valueOf(host, 'nv_cpu_utilization');
-    assert.ok(cpu >= 0 && cpu <= 1, `nv_cpu_utilization ${cpu}`);
+    // The gauge reads 0 until the first 50 ms sample; this process keeps a core busy scraping, so a sample above 0 comes.
+    let host = await scrape(plain.url);
+    const cpu = await pollFor('nv_cpu_utilization above 0 (a CPU sample taken)', 10_000, async () => {
+      host = await scrape(plain.url);
+      const value = valueOf(host, 'nv_cpu_utilization');
+      return value > 0 && value;
+    }, () => host.text, 10);
+    assert.ok(cpu > 0 && cpu <= 1, `nv_cpu_utilization ${cpu}`);
     const total = valueOf(host, 'nv_cpu_memory_total_bytes');
     const used = valueOf(host, 'nv_cpu_memory_used_bytes');
     assert.ok(total > 64 * 1024 * 1024, `total ${total}`);
