@@ -24,6 +24,7 @@ import { inputsForModel, outputsForClient } from './tensor-reshape.ts';
 import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
+import { idleWithin, InflightCounter } from './scheduling/inflight-counter.ts';
 import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -167,9 +168,6 @@ function withModelShapes(config: CompiledModelConfig, request: InferenceRequest)
 /** Triton's default --repository-poll-secs. */
 const DEFAULT_POLL_SECS = 15;
 
-/** How often drain() checks whether the last request has answered. */
-const DRAIN_POLL_MS = 5;
-
 /** Deeper than this, a chain of calls between models is taken for runaway recursion. */
 export const MAX_CALL_DEPTH = 32;
 
@@ -193,7 +191,7 @@ export class InferenceServer {
   /** Set once shutdown began: readiness is false and new requests from clients are refused. */
   private draining = false;
   /** Calls into infer() and inferStream() not yet answered, nested ones included. */
-  private active = 0;
+  private readonly active = new InflightCounter();
   private pollTimer: NodeJS.Timeout | undefined;
   /** Told of the version each request goes to (see watchVersions). */
   private readonly versionWatchers = new Set<(version: ModelVersion) => void>();
@@ -267,11 +265,11 @@ export class InferenceServer {
   /** The single entry point for inference. */
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
     this.assertTakingRequests(request);
-    this.active++;
+    this.active.enter();
     try {
       return await this.inferOnce(request);
     } finally {
-      this.active--;
+      this.active.leave();
     }
   }
 
@@ -394,7 +392,7 @@ export class InferenceServer {
       modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats, startedAt,
       ...(this.options.streamBuffer ? { buffer: this.options.streamBuffer } : {}),
     });
-    this.active++;
+    this.active.enter();
     const counts = request.classification;
     const forClient = (outputs: readonly Tensor[]): readonly Tensor[] => {
       const shaped = outputsForClient(config, outputs);
@@ -404,7 +402,7 @@ export class InferenceServer {
     version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
       () => stream.close(),
       (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
-    ).finally(() => this.active--);
+    ).finally(() => this.active.leave());
     return stream;
   }
 
@@ -554,16 +552,13 @@ export class InferenceServer {
    */
   async drain(timeoutMs: number): Promise<number> {
     this.draining = true;
-    const deadline = performance.now() + timeoutMs;
-    while (this.active > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(1, deadline - performance.now()))));
-    }
-    return this.active;
+    await idleWithin(this.idle(), timeoutMs);
+    return this.active.count;
   }
 
-  /** Requests the server has taken and not answered yet, in all models. */
-  activeRequestCount(): number {
-    return this.active;
+  /** Resolves once every request taken, in all models, has answered: at once if none is running. */
+  idle(): Promise<void> {
+    return this.active.idle();
   }
 
   /**

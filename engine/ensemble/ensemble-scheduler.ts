@@ -20,6 +20,7 @@ import type { NormalizedRequest } from '../request-normalizer.ts';
 import { readSequenceParameters } from '../sequence/correlation-id.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { InferStreamFunction } from '../response-stream.ts';
+import { InflightCounter } from '../scheduling/inflight-counter.ts';
 import type { Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import type { ComputeTiming } from '../backend.ts';
@@ -36,9 +37,8 @@ export class EnsembleScheduler implements Scheduler {
   private readonly run: EnsembleRunContext;
   private readonly inferStream: InferStreamFunction | undefined;
   private readonly stats: ModelStats;
-  private inflight = 0;
+  private readonly inflight = new InflightCounter();
   private stopped = false;
-  private drained: (() => void) | undefined;
 
   constructor(context: SchedulerContext, private readonly plan: EnsemblePlan, infer: InferFunction) {
     this.stats = context.stats;
@@ -58,7 +58,7 @@ export class EnsembleScheduler implements Scheduler {
     const debug = debugTensors(this.plan, request.parameters?.[DEBUG_TENSORS_PARAMETER]);
     const wanted = [...normalized.outputs, ...debug.filter((t) => !normalized.outputs.includes(t))];
     const started = performance.now();
-    this.inflight++;
+    this.inflight.enter();
     try {
       if (this.plan.decoupled) {
         await this.runDecoupled(request, wanted);
@@ -78,8 +78,7 @@ export class EnsembleScheduler implements Scheduler {
       this.stats.recordFailure((performance.now() - started) * 1e6, failureReason(err));
       throw err;
     } finally {
-      this.inflight--;
-      if (this.stopped && this.inflight === 0) this.drained?.();
+      this.inflight.leave();
     }
   }
 
@@ -102,13 +101,17 @@ export class EnsembleScheduler implements Scheduler {
   }
 
   inflightCount(): number {
-    return this.inflight;
+    return this.inflight.count;
+  }
+
+  idle(): Promise<void> {
+    return this.inflight.idle();
   }
 
   /** Takes no new requests and waits for the running ones, whose steps finish or fail on their own. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.inflight > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
+    await this.inflight.idle();
   }
 }
 

@@ -146,12 +146,6 @@ export class ModelRepository {
     this.slots = new LoadSlots(options.loadThreadCount ?? DEFAULT_MODEL_LOAD_THREAD_COUNT);
   }
 
-  static async create(options: ModelRepositoryOptions): Promise<ModelRepository> {
-    const repository = ModelRepository.open(options);
-    await repository.load();
-    return repository;
-  }
-
   /** A repository that has read nothing yet; load() reads and loads the models. */
   static open(options: ModelRepositoryOptions): ModelRepository {
     return new ModelRepository(options);

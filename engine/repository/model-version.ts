@@ -15,12 +15,10 @@ import { createScheduler } from '../scheduling/create-scheduler.ts';
 import type { RateLimiter, RegisteredInstance } from '../scheduling/rate-limiter.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { InferStreamFunction } from '../response-stream.ts';
+import { idleWithin } from '../scheduling/inflight-counter.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 import { ModelLifecycle, type ModelVersionState } from './model-lifecycle.ts';
 import { warmUp } from './model-warmup.ts';
-
-/** How often a retiring version checks whether its last request has finished. */
-const DRAIN_POLL_MS = 5;
 
 export interface ModelVersionSource {
   readonly modelName: string;
@@ -151,12 +149,13 @@ export class ModelVersion {
   async retire(reason = 'unloaded', timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.state !== 'READY' || !this.loaded) return;
     this.lifecycle.moveTo('UNLOADING', reason);
-    const scheduler = this.loaded.scheduler;
-    const deadline = performance.now() + timeoutMs;
-    while (scheduler.inflightCount() > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - performance.now()))));
-    }
+    await idleWithin(this.idle(), timeoutMs);
     await this.finishUnload(reason);
+  }
+
+  /** Resolves once the version has no request queued or running: at once if it is not loaded. */
+  idle(): Promise<void> {
+    return this.loaded?.scheduler.idle() ?? Promise.resolve();
   }
 
   /** Stops the scheduler, lets running work finish, and releases the instances. */

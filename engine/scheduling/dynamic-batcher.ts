@@ -24,6 +24,7 @@ import type { BatchCloseReason, FailureReason, ModelStats } from '../observabili
 import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { InflightCounter } from './inflight-counter.ts';
 import { PriorityQueue } from './priority-queue.ts';
 import type { InstanceGate, ResourceGrant } from './rate-limiter.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
@@ -99,6 +100,8 @@ export class DynamicBatcher implements Scheduler {
   /** Moving average of one execution's time in ms; undefined until the first one ends. */
   private executionMs: number | undefined;
   private executing = 0;
+  /** Requests taken and not yet answered. */
+  private readonly inflight = new InflightCounter();
   /** Rate-limited (--rate-limit=execution_count): an instance holds one batch at a time, so its resources are held only while it computes. */
   private readonly limited: boolean;
   private timer: { handle: unknown; at: number } | undefined;
@@ -130,8 +133,13 @@ export class DynamicBatcher implements Scheduler {
     }
     return new Promise((resolve, reject) => {
       const enqueuedAt = this.clock.now();
+      const inflight = this.inflight;
+      inflight.enter();
       const pending: Pending = {
-        request, normalized, resolve, reject,
+        request, normalized,
+        // settle() calls exactly one of these, exactly once.
+        resolve: (outputs) => { inflight.leave(); resolve(outputs); },
+        reject: (error) => { inflight.leave(); reject(error); },
         batchSize: normalized.batchSize,
         shapeKey: this.batching ? this.shapeKey(request) : '',
         levelIndex: policy.levelIndex,
@@ -164,7 +172,11 @@ export class DynamicBatcher implements Scheduler {
   }
 
   inflightCount(): number {
-    return this.queue.size + this.executing;
+    return this.inflight.count;
+  }
+
+  idle(): Promise<void> {
+    return this.inflight.idle();
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
- * The scheduler seam, as in Triton: enqueue, in-flight count, stop. One
- * scheduler per loaded model version, picked by createScheduler.
+ * The scheduler seam, as in Triton: enqueue, in-flight count, stop; idle()
+ * is the in-flight count as an event. One scheduler per loaded model
+ * version, picked by createScheduler.
  */
 import type { BackendInstance } from '../backend.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
@@ -40,8 +41,10 @@ export interface SchedulerContext {
 export interface Scheduler {
   /** Resolves with the request's outputs, or rejects with a catalogue error. */
   enqueue(request: InferenceRequest, normalized: NormalizedRequest): Promise<readonly Tensor[]>;
-  /** Requests queued or executing. */
+  /** Requests taken and not yet answered: queued, waiting for an instance, or executing. */
   inflightCount(): number;
+  /** Resolves once inflightCount() is 0: at once if it is now. */
+  idle(): Promise<void>;
   /**
    * Parameters every response to this request carries; only the ensemble
    * scheduler has them (Triton's ensembles answer with the request's

@@ -43,6 +43,7 @@ import type { NormalizedRequest } from '../request-normalizer.ts';
 import { planBatch } from '../scheduling/batch-plan.ts';
 import type { InstanceGate, ResourceGrant } from '../scheduling/rate-limiter.ts';
 import { systemClock, type Clock } from '../scheduling/clock.ts';
+import { InflightCounter } from '../scheduling/inflight-counter.ts';
 import type { Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import { ControlTensors, NOT_READY } from './control-tensors.ts';
@@ -129,6 +130,8 @@ export class SequenceBatcher implements Scheduler {
   private readonly backlog: SequenceRun[] = [];
   private arrivals = 0;
   private executing = 0;
+  /** Requests taken and not yet answered. */
+  private readonly inflight = new InflightCounter();
   private stopped = false;
   private drained: (() => void) | undefined;
 
@@ -162,8 +165,13 @@ export class SequenceBatcher implements Scheduler {
 
     return new Promise((resolve, reject) => {
       const run = start ? this.begin(id, key) : current!;
+      const inflight = this.inflight;
+      inflight.enter();
       const pending: Pending = {
-        request, normalized, start, end, run, resolve, reject,
+        request, normalized, start, end, run,
+        // settle() calls exactly one of these, exactly once.
+        resolve: (outputs) => { inflight.leave(); resolve(outputs); },
+        reject: (error) => { inflight.leave(); reject(error); },
         enqueuedAt: this.clock.now(), arrival: this.arrivals++,
         dispatchedAt: undefined, settled: false, cleanup: noop, onCancelWhileWaiting: undefined,
       };
@@ -224,9 +232,11 @@ export class SequenceBatcher implements Scheduler {
   }
 
   inflightCount(): number {
-    let queued = 0;
-    for (const run of this.runs) queued += run.queue.length;
-    return queued + this.executing;
+    return this.inflight.count;
+  }
+
+  idle(): Promise<void> {
+    return this.inflight.idle();
   }
 
   /** Ends every sequence: queued requests get SEQUENCE_ENDED naming the reason, executing ones finish. */

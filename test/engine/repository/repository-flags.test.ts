@@ -116,7 +116,8 @@ test('--model-load-retry-count: a load that fails once becomes READY with 1 retr
     for (const [retries, failures, state, attempts] of [[1, 1, 'READY', 2], [0, 1, 'UNAVAILABLE', 1], [2, 5, 'UNAVAILABLE', 3], [3, 2, 'READY', 3]] as const) {
       const backend = new FlakyBackend(failures);
       const logger = recordingLogger();
-      const repository = await ModelRepository.create({ paths: [root], backends: BackendRegistry.of([backend]), logger, loadRetryCount: retries });
+      const repository = ModelRepository.open({ paths: [root], backends: BackendRegistry.of([backend]), logger, loadRetryCount: retries });
+      await repository.load();
       try {
         const version = repository.get('flaky')!.versions.get(1)!;
         assert.equal(version.state, state, `retries ${retries}, failures ${failures}`);
