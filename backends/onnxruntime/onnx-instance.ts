@@ -20,6 +20,7 @@ import { batchInputTensor, concatBatch, splitBatch } from '../../engine/scheduli
 import { checkedProduct, elementByteSize, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../../engine/backend.ts';
 import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/memory/buffer-pool.ts';
+import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
 import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerData, WorkerInit } from './worker-protocol.ts';
@@ -63,6 +64,7 @@ export class OnnxInstance implements BackendInstance {
   private starting: Promise<void> | undefined;
   /** Why the last replacement failed; a run asked for within RESTART_INTERVAL_MS of that start gets this. */
   private down: SwitchyardError | undefined;
+  /** When the last replacement started, on `clock`. */
   private lastStart = 0;
   private closing: Promise<void> | undefined;
   private batching = false;
@@ -79,17 +81,23 @@ export class OnnxInstance implements BackendInstance {
     readonly signature: InstanceSignature,
     private readonly pool: BufferPool,
     private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {
     this.attach(worker);
   }
 
-  /** Starts the worker and waits until its session is open. */
-  static async create(name: string, modelName: string, init: WorkerInit, pool: BufferPool, logger: Logger = silentLogger): Promise<OnnxInstance> {
+  /**
+   * Starts the worker and waits until its session is open.
+   * @param clock what the restart interval is read from. Default: the monotonic system clock.
+   */
+  static async create(
+    name: string, modelName: string, init: WorkerInit, pool: BufferPool, logger: Logger = silentLogger, clock: Clock = systemClock,
+  ): Promise<OnnxInstance> {
     const { worker, ready } = await startWorker(init);
     const toSignature = (entries: readonly SignatureEntry[]): SignatureTensor[] =>
       entries.map((e) => ({ name: e.name, datatype: fromOrtType(e.type), modelType: e.type, shape: e.shape }));
     const signature = { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) };
-    return new OnnxInstance(name, modelName, init, worker, signature, pool, logger);
+    return new OnnxInstance(name, modelName, init, worker, signature, pool, logger, clock);
   }
 
   /**
@@ -281,7 +289,7 @@ export class OnnxInstance implements BackendInstance {
     if (this.closing) throw serverError('SERVER_STOPPING', { model: this.modelName });
     if (this.worker) return;
     if (!this.starting) {
-      if (this.down && Date.now() - this.lastStart < RESTART_INTERVAL_MS) throw this.down;
+      if (this.down && this.clock.now() - this.lastStart < RESTART_INTERVAL_MS) throw this.down;
       this.restart();
     }
     await this.starting;
@@ -350,7 +358,7 @@ export class OnnxInstance implements BackendInstance {
 
   /** Starts a replacement worker from the same WorkerInit. */
   private restart(): void {
-    this.lastStart = Date.now();
+    this.lastStart = this.clock.now();
     this.down = undefined;
     this.starting = startWorker(this.init).then(({ worker }) => {
       if (this.closing) {

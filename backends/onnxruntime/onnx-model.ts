@@ -11,6 +11,7 @@ import type { BackendInstance, BackendModel, ModelLoadContext } from '../../engi
 import { modelFileOf } from '../model-file.ts';
 import { OnnxInstance } from './onnx-instance.ts';
 import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
+import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
 import type { WorkerSessionOptions } from './worker-protocol.ts';
 
 const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
@@ -26,11 +27,12 @@ export class OnnxModel implements BackendModel {
     private readonly pool: BufferPool,
     readonly signature: ModelSignature,
     first: OnnxInstance,
+    private readonly clock: Clock,
   ) {
     this.spare = first;
   }
 
-  static async create(context: ModelLoadContext, defaults: OnnxBackendSettings = {}): Promise<OnnxModel> {
+  static async create(context: ModelLoadContext, defaults: OnnxBackendSettings = {}, clock: Clock = systemClock): Promise<OnnxModel> {
     const modelPath = await modelFileOf(context);
     const found = await stat(modelPath).catch(() => undefined);
     if (!found?.isFile()) {
@@ -39,14 +41,14 @@ export class OnnxModel implements BackendModel {
     // Every instance shares one pool, so memory released by one run serves the next on any instance.
     const pool = context.bufferPool ?? new BufferPool();
     const firstGroup = context.settings.instanceGroups[0]!;
-    const first = await startInstance(context, defaults, modelPath, pool, firstGroup, 0);
+    const first = await startInstance(context, defaults, modelPath, pool, firstGroup, 0, clock);
     const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
-    return new OnnxModel(context, defaults, modelPath, pool, { file, ...first.signature }, first);
+    return new OnnxModel(context, defaults, modelPath, pool, { file, ...first.signature }, first, clock);
   }
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
     const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
-    const instance = reuse ? this.spare! : await startInstance(this.context, this.defaults, this.modelPath, this.pool, group, indexInGroup);
+    const instance = reuse ? this.spare! : await startInstance(this.context, this.defaults, this.modelPath, this.pool, group, indexInGroup, this.clock);
     if (reuse) this.spare = undefined;
     instance.configure(config);
     this.instances.push(instance);
@@ -130,11 +132,11 @@ function checkAccelerators(config: Obj | undefined, group: InstanceGroupSpec): v
 }
 
 async function startInstance(
-  context: ModelLoadContext, defaults: OnnxBackendSettings, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number,
+  context: ModelLoadContext, defaults: OnnxBackendSettings, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number, clock: Clock,
 ): Promise<OnnxInstance> {
   const options = sessionOptions(context, defaults, group);
   try {
-    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger);
+    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger, clock);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     if (options.executionProvider === 'cuda') {

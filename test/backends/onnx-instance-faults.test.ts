@@ -13,7 +13,7 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { lookupModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
 import { defaultBackends } from '../../backends/default-backends.ts';
-import { pollFor } from '../helpers/wait.ts';
+import { ManualClock } from '../../engine/scheduling/clock.ts';
 
 /** The backends `switchyard` serves with, which configs are read against. */
 const BACKENDS = defaultBackends();
@@ -25,11 +25,11 @@ function recordingLogger(): Logger & { readonly lines: string[] } {
   return { lines, error: keep('error'), warn: keep('warn'), info: keep('info'), verbose: keep('verbose'), verboseEnabled: false };
 }
 
-async function open(root: string, model: string, configText: string, logger?: Logger): Promise<{ model: BackendModel; instance: OnnxInstance }> {
+async function open(root: string, model: string, configText: string, logger?: Logger, clock?: ManualClock): Promise<{ model: BackendModel; instance: OnnxInstance }> {
   const dir = `${root}/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
   const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, logger });
+  const backendModel = await new OnnxBackend({}, clock).loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, logger });
   const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
   return { model: backendModel, instance: instance as OnnxInstance };
@@ -50,6 +50,8 @@ const rows = (count: number): ExecuteRequest => ({
 describe('ONNX Runtime instance faults', () => {
   let root: string;
   const logger = recordingLogger();
+  /** The lookup model's instances read the restart interval from it, so the test moves time instead of waiting. */
+  const clock = new ManualClock();
   let lookupModelOpen: { model: BackendModel; instance: OnnxInstance };
   let heavy: { model: BackendModel; instance: OnnxInstance };
 
@@ -58,7 +60,7 @@ describe('ONNX Runtime instance faults', () => {
       lookup: { versions: { 1: lookupModel(4) } },
       heavy: { versions: { 1: mlpModel({ sizes: [256, 1024, 1024, 8], seed: 5 }) } },
     });
-    lookupModelOpen = await open(root, 'lookup', 'max_batch_size: 8\n', logger);
+    lookupModelOpen = await open(root, 'lookup', 'max_batch_size: 8\n', logger, clock);
     heavy = await open(root, 'heavy', 'max_batch_size: 64\n', logger);
   });
 
@@ -129,8 +131,6 @@ describe('ONNX Runtime instance faults', () => {
     const { instance } = lookupModelOpen;
     const modelFile = `${root}/lookup/1/model.onnx`;
     let failedMessage = '';
-    // Taken before anything fails, so the failed start comes after it: the interval counts from that start.
-    const failedAt = performance.now();
     await rename(modelFile, `${modelFile}.away`);
     try {
       await instance.terminateWorker();
@@ -140,26 +140,19 @@ describe('ONNX Runtime instance faults', () => {
       assert.equal(failed.error.status, 'INTERNAL');
       failedMessage = failed.error.message;
       assert.match(failed.error.message, /instance lookup_0 has no running worker: a new one could not open the session \(.+\); the next request after 1 s tries again/);
-      // Within the second no new worker is tried: the same answer comes at once.
-      const again = await instance.execute([lookup([1])]);
-      assert.ok(!again.results[0]!.ok);
-      assert.equal(again.results[0]!.error.message, failed.error.message);
     } finally {
       await rename(`${modelFile}.away`, modelFile);
     }
-    // The 1 s restart interval is the thing under test: ask again and again (the file is back) and see the
-    // same failure until the interval has passed, then a fresh worker answering. No sleep of a fixed length.
-    let answer: unknown;
-    await pollFor('a new worker after the restart interval', 10_000, async () => {
+    // The file is back, so a new worker would now open it; within the 1 s interval none is tried: the same answer comes at once.
+    const again = async (): Promise<unknown> => {
       const next = (await instance.execute([lookup([3])])).results[0]!;
-      answer = next.ok ? floats(next.outputs[0]!) : next.error.message;
-      if (next.ok) return true;
-      assert.equal(next.error.message, failedMessage, 'the same failure within the interval');
-      return false;
-    }, () => JSON.stringify(answer), 50);
-    const waitedMs = performance.now() - failedAt;
-    assert.ok(waitedMs >= 990, `no new worker was tried before 1 s (${waitedMs.toFixed(0)} ms; the server counts whole ms)`);
-    assert.deepEqual(answer, [30]);
+      return next.ok ? floats(next.outputs[0]!) : next.error.message;
+    };
+    assert.equal(await again(), failedMessage, 'right after the failed start');
+    clock.advance(999);
+    assert.equal(await again(), failedMessage, '999 ms after the failed start');
+    clock.advance(1);
+    assert.deepEqual(await again(), [30], 'a fresh worker answers once the interval has passed');
     assert.ok(logger.lines.some((l) => /^error 'lookup': instance lookup_0 could not restart its worker/.test(l)));
   });
 
