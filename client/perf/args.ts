@@ -3,6 +3,9 @@
  * Names, defaults and range rules follow perf_analyzer's; flags it has that
  * this tool does not implement are refused by name rather than ignored.
  */
+// The perf tool is not part of the published client package (client/tsconfig.json builds index.ts and src/ only),
+// so it may share the engine's pure did-you-mean helper instead of keeping a copy.
+import { didYouMean } from '../../engine/config/did-you-mean.ts';
 
 export type Protocol = 'http' | 'grpc';
 export type RequestDistribution = 'constant' | 'poisson';
@@ -206,34 +209,6 @@ export function usage(): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Levenshtein distance, for did-you-mean hints. */
-export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
-/** The closest candidate within a small edit distance, if any. */
-export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = editDistance(word, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
 function displayName(flag: FlagSpec): string {
   return SHORT_ONLY.has(flag.long) && flag.short ? `-${flag.short}` : `--${flag.long}`;
 }
@@ -243,7 +218,7 @@ function unknownFlag(token: string): UsageError {
   const reason = UNSUPPORTED[bare];
   if (reason !== undefined) return new UsageError(`${token.split('=')[0]} is not supported by switchyard perf: ${reason}`);
   const longNames = FLAGS.filter((f) => !SHORT_ONLY.has(f.long)).map((f) => `--${f.long}`);
-  const suggestion = token.startsWith('--') ? closest(`--${bare}`, longNames) : undefined;
+  const suggestion = token.startsWith('--') ? didYouMean(`--${bare}`, longNames) : undefined;
   return new UsageError(`unknown option '${token.split('=')[0]}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`);
 }
 
