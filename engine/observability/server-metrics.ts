@@ -12,6 +12,7 @@
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { InferenceServer } from '../server.ts';
 import type { ModelVersion } from '../repository/model-version.ts';
+import { renderBatchSizeHistogram } from './batch-size-histogram.ts';
 import { HostUsage } from './host-usage.ts';
 import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.ts';
 import { BATCH_CLOSE_REASONS, FAILURE_REASONS, type ModelStatisticsJson, type ModelStats, type StatDuration } from './model-stats.ts';
@@ -38,14 +39,6 @@ interface VersionView {
   readonly stats: ModelStatisticsJson;
 }
 
-/** Upper bounds of the batch size buckets of a model: 1, 2, 4, ... below max_batch_size, then max_batch_size itself. */
-export function batchSizeBuckets(maxBatchSize: number): number[] {
-  const buckets: number[] = [];
-  for (let b = 1; b < maxBatchSize; b *= 2) buckets.push(b);
-  buckets.push(Math.max(1, maxBatchSize));
-  return buckets;
-}
-
 const micros = (d: StatDuration): number => Math.round(d.ns / 1000);
 
 const heapKey = (labels: Readonly<Record<string, string>>): string => `${labels['model']}\0${labels['version']}\0${labels['model_instance']}`;
@@ -63,45 +56,6 @@ function formsBatches(version: ModelVersion): boolean {
  * the statistics extension. Each model gets buckets up to its own
  * max_batch_size.
  */
-const BATCH_SIZE = {
-  name: 'switchyard_batch_size',
-  help: 'Batch sizes the model ran: one observation per successful execution, of the inferences it held.',
-} as const;
-
-class BatchSizeHistogram extends Histogram<ModelLabel> {
-  constructor(registry: Registry, private readonly views: () => readonly VersionView[]) {
-    super({ ...BATCH_SIZE, labelNames: MODEL_LABELS, registers: [registry] });
-  }
-
-  override async get(): ReturnType<Histogram<ModelLabel>['get']> {
-    return this.getForPromString();
-  }
-
-  /** What the registry prints; prom-client's Histogram.get() would read its own (empty) observations instead. */
-  async getForPromString(): ReturnType<Histogram<ModelLabel>['get']> {
-    const name = BATCH_SIZE.name;
-    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
-    for (const { version, labels, stats } of this.views()) {
-      const buckets = batchSizeBuckets(version.config?.maxBatchSize ?? 0);
-      let count = 0;
-      let sum = 0;
-      for (const entry of stats.batch_stats) {
-        count += entry.compute_infer.count;
-        sum += entry.batch_size * entry.compute_infer.count;
-      }
-      for (const le of buckets) {
-        const below = stats.batch_stats.reduce((n, e) => n + (e.batch_size <= le ? e.compute_infer.count : 0), 0);
-        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: below });
-      }
-      values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
-      values.push({ metricName: `${name}_sum`, labels: { ...labels }, value: sum });
-      values.push({ metricName: `${name}_count`, labels: { ...labels }, value: count });
-    }
-    return { ...BATCH_SIZE, type: 'histogram', aggregator: 'sum', values } as unknown as
-      Awaited<ReturnType<Histogram<ModelLabel>['get']>>;
-  }
-}
-
 /** tritonserver's default buckets for the first-response histogram, in milliseconds. */
 const FIRST_RESPONSE_BUCKETS_MS = [100, 500, 2000, 5000] as const;
 
@@ -124,7 +78,8 @@ interface Attachment {
 }
 
 export class ServerMetrics {
-  readonly registry = new Registry();
+  /** Every family but switchyard_batch_size (see batch-size-histogram.ts); scrape() gives both. */
+  private readonly registry = new Registry();
   private readonly options: CompiledMetricsOptions;
   private host: HostUsage | undefined;
   private readonly summaries: LatencySummaries | undefined;
@@ -261,7 +216,6 @@ export class ServerMetrics {
         }
       },
     });
-    new BatchSizeHistogram(registry, views);
     gauge('switchyard_active_sequences', 'Sequences of a stateful model started and not yet ended (holding a slot or waiting for one).',
       (v) => v.version.scheduler?.activeSequenceCount?.());
     this.stepDuration = new Histogram({
@@ -309,7 +263,11 @@ export class ServerMetrics {
     // Every series' collect runs synchronously at the start of metrics(): they share one reading of the versions.
     this.scrapeViews = this.readViews();
     try {
-      return await this.registry.metrics();
+      const batchSizes = renderBatchSizeHistogram(this.scrapeViews.map((v) => ({
+        labels: v.labels, maxBatchSize: v.version.config?.maxBatchSize ?? 0, batchStats: v.stats.batch_stats,
+      })));
+      // The registry ends its text with a newline and parts families with an empty line.
+      return `${await this.registry.metrics()}\n${batchSizes}\n`;
     } finally {
       this.scrapeViews = undefined;
     }

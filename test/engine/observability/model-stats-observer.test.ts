@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileMetricsOptions, DEFAULT_SUMMARY_QUANTILES } from '../../../engine/observability/metrics-options.ts';
 import { ModelStats, type FailureReason } from '../../../engine/observability/model-stats.ts';
-import { batchSizeBuckets } from '../../../engine/observability/server-metrics.ts';
+import { batchSizeBuckets } from '../../../engine/observability/batch-size-histogram.ts';
 
 const timing = { inputNs: 1000, inferNs: 5000, outputNs: 2000 };
 
