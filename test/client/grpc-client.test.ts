@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { InferenceClient, InferenceServerError, tensor, type StreamResult } from '../../client/index.ts';
-import { HEAVY_ROWS, startClientFixture, type ClientFixture } from './client-fixture.ts';
+import { HEAVY_ROWS, HEAVY_WIDTH, startClientFixture, type ClientFixture } from './client-fixture.ts';
 import { describeTransport } from './transport-suite.ts';
 
 describeTransport('gRPC, raw contents', (f) => ({ url: f.grpcUrl }));
@@ -107,16 +107,24 @@ describe('gRPC specifics', () => {
   });
 
   test('cancel() ends a stream at once, with requests still running', async () => {
-    const heavy = tensor('INPUT', 'FP32', [HEAVY_ROWS, 512], new Float32Array(HEAVY_ROWS * 512).fill(0.1));
-    const stream = grpc.streamInfer();
-    for (let k = 0; k < 16; k++) stream.send('heavy', [heavy], { id: `h${k}` });
-    const iterator = stream[Symbol.asyncIterator]();
-    const first = await iterator.next();
-    assert.equal(first.done, false);
-    stream.cancel();
-    assert.deepEqual(await iterator.next(), { value: undefined, done: true });
-    assert.throws(() => stream.send('heavy', [heavy]), InferenceServerError);
-    assert.equal(await grpc.isServerLive(), true, 'the client still works');
+    const heavy = tensor('INPUT', 'FP32', [HEAVY_ROWS, HEAVY_WIDTH], new Float32Array(HEAVY_ROWS * HEAVY_WIDTH).fill(0.1));
+    // One execution goes through; the rest wait at the gate, still running when the stream is cancelled.
+    fixture.heavy.close();
+    fixture.heavy.release(1);
+    try {
+      const stream = grpc.streamInfer();
+      for (let k = 0; k < 16; k++) stream.send('heavy', [heavy], { id: `h${k}` });
+      const iterator = stream[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      assert.equal(first.done, false);
+      await fixture.heavy.untilWaiting(1);
+      stream.cancel();
+      assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+      assert.throws(() => stream.send('heavy', [heavy]), InferenceServerError);
+      assert.equal(await grpc.isServerLive(), true, 'the client still works');
+    } finally {
+      fixture.heavy.open();
+    }
   });
 
   test('breaking out of the loop cancels the stream', async () => {

@@ -9,7 +9,8 @@ import {
   InferenceClient, InferenceServerError, tensor, type ClientOptions, type DataType, type Tensor,
 } from '../../client/index.ts';
 import { ORT_DATA_TYPES } from '../../generator/models.ts';
-import { HEAVY_ROWS, startClientFixture, type ClientFixture } from './client-fixture.ts';
+import { HEAVY_ROWS, HEAVY_WIDTH, startClientFixture, type ClientFixture } from './client-fixture.ts';
+import { pollFor } from '../helpers/wait.ts';
 
 /** Values per datatype covering each type's edges. */
 const EDGE_VALUES: Readonly<Record<string, readonly unknown[]>> = {
@@ -236,9 +237,17 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
     });
 
     describe('cancellation and deadlines', () => {
-      const heavyInput = tensor('INPUT', 'FP32', [HEAVY_ROWS, 512], new Float32Array(HEAVY_ROWS * 512).fill(0.1));
-      /** Work that keeps the heavy model's instance busy, so a later request waits. */
-      const keepBusy = (): Promise<unknown> => Promise.all(Array.from({ length: 16 }, () => client.infer('heavy', [heavyInput])));
+      const heavyInput = tensor('INPUT', 'FP32', [HEAVY_ROWS, HEAVY_WIDTH], new Float32Array(HEAVY_ROWS * HEAVY_WIDTH).fill(0.1));
+      /** Work that keeps the heavy model's instance busy (held at the gate), so a later request waits. */
+      const keepBusy = async (): Promise<{ readonly done: Promise<unknown> }> => {
+        fixture.heavy.close();
+        const done = Promise.all(Array.from({ length: 16 }, () => client.infer('heavy', [heavyInput])));
+        await fixture.heavy.untilWaiting(1);
+        return { done };
+      };
+      /** Resolves once the heavy model holds `count` requests (queued or with its instance). */
+      const untilHeld = (count: number): Promise<true> => pollFor(`${count} requests held by 'heavy'`, 5000,
+        () => fixture.server.pendingRequestCount('heavy') === count || undefined, () => `held: ${fixture.server.pendingRequestCount('heavy')}`);
 
       test('an already aborted signal fails at once with CANCELLED', async () => {
         const controller = new AbortController();
@@ -248,12 +257,14 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
 
       test('aborting a waiting request rejects it with CANCELLED before the work ahead of it ends', async () => {
         const order: string[] = [];
-        const busy = keepBusy().then(() => order.push('busy done'));
+        const busy = (await keepBusy()).done.then(() => order.push('busy done'));
         const controller = new AbortController();
         const waiting = client.infer('heavy', [heavyInput], { signal: controller.signal });
-        setTimeout(() => controller.abort(new Error('user pressed stop')), 5);
+        await untilHeld(17);
+        controller.abort(new Error('user pressed stop'));
         await assertRejectsWith(waiting, 'CANCELLED', 'the request was cancelled by the client: user pressed stop');
         order.push('aborted');
+        fixture.heavy.open();
         await busy;
         assert.deepEqual(order, ['aborted', 'busy done']);
         const after = await client.infer('heavy', [heavyInput]);
@@ -262,9 +273,10 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
 
       test('timeoutMs fails a request that runs past it with DEADLINE_EXCEEDED', async () => {
         const order: string[] = [];
-        const busy = keepBusy().then(() => order.push('busy done'));
+        const busy = (await keepBusy()).done.then(() => order.push('busy done'));
         await assertRejectsWith(client.infer('heavy', [heavyInput], { timeoutMs: 5 }), 'DEADLINE_EXCEEDED', /deadline/i);
         order.push('timed out');
+        fixture.heavy.open();
         await busy;
         assert.deepEqual(order, ['timed out', 'busy done']);
       });

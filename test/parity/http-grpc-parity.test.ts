@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { addSubModel, identityModel, ORT_DATA_TYPES } from '../../generator/models.ts';
+import { addSubModel, ORT_DATA_TYPES } from '../../generator/models.ts';
 import {
   fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type DataType,
 } from '../../engine/tensor.ts';
@@ -25,6 +25,7 @@ import { SERVER_VERSION } from '../../engine/server.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
+import { EchoBackend, withTestBackends } from '../helpers/test-backends.ts';
 
 // ---- the protocol-neutral description of a case ---------------------------
 
@@ -108,9 +109,9 @@ interface ParityCase {
 
 const configType = (t: DataType): string => (t === 'BYTES' ? 'TYPE_STRING' : `TYPE_${t}`);
 
-/** id_<T>: one IN_<T> -> OUT_<T> identity over [batch, -1]. */
+/** id_<T>: one IN_<T> -> OUT_<T> identity over [batch, -1], on the in-memory echo backend (the codecs are under test). */
 function identityConfig(t: DataType): string {
-  return `name: "id_${t}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4\n`
+  return `name: "id_${t}"\nbackend: "test_echo"\nmax_batch_size: 4\n`
     + `input [ { name: "IN_${t}" data_type: ${configType(t)} dims: [ -1 ] } ]\n`
     + `output [ { name: "OUT_${t}" data_type: ${configType(t)} dims: [ -1 ] } ]\n`;
 }
@@ -730,9 +731,9 @@ describe('HTTP/gRPC parity', () => {
   before(async () => {
     root = await makeRepository({
       add_sub: { config: addSubConfig('add_sub', ADD_SUB_EXTRA), versions: { 1: addSubModel() } },
-      ...Object.fromEntries(ORT_DATA_TYPES.map((t) => [`id_${t}`, { config: identityConfig(t), versions: { 1: identityModel([t]) } }])),
+      ...Object.fromEntries(ORT_DATA_TYPES.map((t) => [`id_${t}`, { config: identityConfig(t), versions: { 1: null } }])),
     });
-    fixture = await startBoth(root);
+    fixture = await startBoth(root, { backends: withTestBackends(new EchoBackend()) });
     client = new RawGrpcClient(fixture.grpcAddress);
   });
 

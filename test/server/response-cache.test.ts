@@ -12,20 +12,28 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StatDuration } from '../../engine/observability/model-stats.ts';
 import type { InferenceServer } from '../../engine/server.ts';
-import { addSubModel, identityModel, lookupModel } from '../../generator/models.ts';
+import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, startEngine, startHttp, type DualFixture, type HttpFixture } from '../helpers/fixture-repository.ts';
+import { EchoBackend, FailingBackend, withTestBackends } from '../helpers/test-backends.ts';
 import { num, RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';
 import { int32x16, valuesOf } from '../helpers/script-fixtures.ts';
 import { parseCliOptions } from '../../server/cli-options.ts';
 import { startServer } from '../../server/cli.ts';
 
 const CACHED = 'response_cache { enable: true }\n';
-const STRINGS_CONFIG = `max_batch_size: 4
+/** A BYTES identity on the echo test backend. */
+const STRINGS_CONFIG = `backend: "test_echo"
+max_batch_size: 4
 input [ { name: "IN_BYTES" data_type: TYPE_STRING dims: [ -1 ] } ]
 output [ { name: "OUT_BYTES" data_type: TYPE_STRING dims: [ -1 ] } ]
 ${CACHED}`;
-const LOOKUP_CONFIG = `max_batch_size: 8\n${CACHED}`;
+/** On the failing test backend: a request with the parameter fail: true fails, the others are echoed (INDEX as VALUE). */
+const LOOKUP_CONFIG = `backend: "test_failing"
+max_batch_size: 8
+input [ { name: "INDEX" data_type: TYPE_INT64 dims: [ 1 ] } ]
+output [ { name: "VALUE" data_type: TYPE_INT64 dims: [ 1 ] } ]
+${CACHED}`;
 
 const range = (n: number, f: (i: number) => number): number[] => Array.from({ length: n }, (_, i) => f(i));
 
@@ -83,14 +91,14 @@ describe('response cache', () => {
     root = await makeRepository({
       cached: { config: addSubConfig('cached', CACHED), versions: { 1: addSubModel() } },
       uncached: { config: addSubConfig('uncached'), versions: { 1: addSubModel() } },
-      strings: { config: STRINGS_CONFIG, versions: { 1: identityModel(['BYTES']) } },
-      lookup: { config: LOOKUP_CONFIG, versions: { 1: lookupModel(4) } },
+      strings: { config: STRINGS_CONFIG, versions: { 1: null } },
+      lookup: { config: LOOKUP_CONFIG, versions: { 1: null } },
       http_json: { config: addSubConfig('http_json', CACHED), versions: { 1: addSubModel() } },
       http_binary: { config: addSubConfig('http_binary', CACHED), versions: { 1: addSubModel() } },
       grpc_raw: { config: addSubConfig('grpc_raw', CACHED), versions: { 1: addSubModel() } },
       pooled: { config: addSubConfig('pooled', CACHED), versions: { 1: addSubModel() } },
     });
-    fixture = await startBoth(root, { responseCache: { sizeBytes: 1 << 20 } });
+    fixture = await startBoth(root, { responseCache: { sizeBytes: 1 << 20 }, backends: withTestBackends(new EchoBackend(), new FailingBackend()) });
     grpc = new RawGrpcClient(fixture.grpcAddress);
   });
 
@@ -144,7 +152,7 @@ describe('response cache', () => {
   });
 
   test('a failed request is not kept: the same request runs (and fails) again; a good one is then kept', async () => {
-    const bad = { inputs: [{ name: 'INDEX', datatype: 'INT64', shape: [1, 1], data: [9] }] };
+    const bad = { parameters: { fail: true }, inputs: [{ name: 'INDEX', datatype: 'INT64', shape: [1, 1], data: [9] }] };
     const first = await inferJson(fixture.httpUrl, 'lookup', bad);
     const second = await inferJson(fixture.httpUrl, 'lookup', bad);
     assert.notEqual(first.status, 200);

@@ -6,19 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel, identityModel, mlpModel, ORT_DATA_TYPES } from '../../../generator/models.ts';
+import { addSubModel, ORT_DATA_TYPES } from '../../../generator/models.ts';
 import type { DataType } from '../../../engine/tensor.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startGrpc, type GrpcFixture } from '../../helpers/fixture-repository.ts';
+import { EchoBackend, SlowBackend, withTestBackends } from '../../helpers/test-backends.ts';
 import { num, RawGrpcClient, type Message } from '../../helpers/grpc-raw-client.ts';
 import { pollFor } from '../../helpers/wait.ts';
 
 const configType = (t: DataType): string => (t === 'BYTES' ? 'TYPE_STRING' : `TYPE_${t}`);
 
+/** An identity over the in-memory echo backend: the codec is what is under test. */
 function identityConfig(name: string, types: readonly DataType[]): string {
   return `
 name: "${name}"
-platform: "onnxruntime_onnx"
+backend: "test_echo"
 max_batch_size: 4
 input [
 ${types.map((t) => `  { name: "IN_${t}" data_type: ${configType(t)} dims: [ -1 ] }`).join(',\n')}
@@ -31,9 +33,13 @@ ${types.map((t) => `  { name: "OUT_${t}" data_type: ${configType(t)} dims: [ -1 
 
 const TYPED: readonly DataType[] = ['INT64', 'UINT64', 'BOOL', 'INT8', 'UINT16', 'FP32', 'FP64', 'BYTES'];
 
-/** An MLP that takes some milliseconds per batch of 256. */
-const SLOW_SIZES = [512, 1024, 1024, 8];
-const SLOW_CONFIG = 'name: "slow"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 256\ndynamic_batching { }\n';
+/** A model whose executions wait until the test lets them through (the in-memory slow backend). */
+const SLOW_SIZES = [512];
+const SLOW_CONFIG = `name: "slow"\nbackend: "test_slow"\nmax_batch_size: 256\ndynamic_batching { }
+input [ { name: "INPUT" data_type: TYPE_FP32 dims: [ ${SLOW_SIZES[0]} ] } ]
+output [ { name: "OUTPUT" data_type: TYPE_FP32 dims: [ ${SLOW_SIZES[0]} ] } ]
+`;
+const slowBackend = new SlowBackend();
 
 const range = (n: number, f: (i: number) => number): number[] => Array.from({ length: n }, (_, i) => f(i));
 const int32Raw = (values: number[]): Buffer => Buffer.from(Int32Array.from(values).buffer);
@@ -57,16 +63,17 @@ let client: RawGrpcClient;
 before(async () => {
   root = await makeRepository({
     add_sub: { config: addSubConfig('add_sub', 'dynamic_batching { }\n'), versions: { 1: addSubModel() } },
-    identity: { config: identityConfig('identity', ORT_DATA_TYPES), versions: { 1: identityModel() } },
-    typed: { config: identityConfig('typed', TYPED), versions: { 1: identityModel(TYPED) } },
-    half: { config: identityConfig('half', ['INT32', 'FP16']), versions: { 1: identityModel(['INT32', 'FP16']) } },
-    slow: { config: SLOW_CONFIG, versions: { 1: mlpModel({ sizes: SLOW_SIZES, seed: 3 }) } },
+    identity: { config: identityConfig('identity', ORT_DATA_TYPES), versions: { 1: null } },
+    typed: { config: identityConfig('typed', TYPED), versions: { 1: null } },
+    half: { config: identityConfig('half', ['INT32', 'FP16']), versions: { 1: null } },
+    slow: { config: SLOW_CONFIG, versions: { 1: null } },
   });
-  fixture = await startGrpc(root);
+  fixture = await startGrpc(root, { backends: withTestBackends(new EchoBackend(), slowBackend) });
   client = new RawGrpcClient(fixture.address);
 });
 
 after(async () => {
+  slowBackend.open();
   client.close();
   await fixture.close();
   await removeRepository(root);
@@ -210,10 +217,15 @@ describe('gRPC ModelInfer', () => {
         inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [batch, SLOW_SIZES[0]] }],
         raw_input_contents: [Buffer.alloc(batch * SLOW_SIZES[0]! * 4)],
       });
-      // Sixteen full batches, run one at a time, keep the only instance busy for a good while.
+      // Sixteen full batches, run one at a time, keep the only instance busy until the gate opens.
       const busy = Promise.all(Array.from({ length: 16 }, () => client.call('ModelInfer', slowRequest(256))));
       await pollFor('the 16 busy requests to reach the engine', 20_000, () => signals.length >= 16, () => `${signals.length} arrived`, 1);
+      await slowBackend.untilWaiting(1);
       const late = await client.call('ModelInfer', slowRequest(1), { deadline: Date.now() + 20 });
+      // The gate stays shut until the engine has seen the deadline: the late request is still queued then.
+      await pollFor('the engine to see the late request\'s deadline', 5000, () => signals[16]?.aborted === true,
+        () => `${signals.length} requests arrived, the 17th aborted: ${signals[16]?.aborted}`, 1);
+      slowBackend.open();
       assert.equal(late.error?.code, 4, 'DEADLINE_EXCEEDED');
       assert.deepEqual((await busy).map((outcome) => outcome.error), Array(16).fill(undefined));
       assert.equal(signals.length, 17);
@@ -246,7 +258,10 @@ describe('gRPC ModelStreamInfer', () => {
   });
 
   test('a quick request behind a slow one still comes back second', async () => {
-    const received = await streamAll([
+    slowBackend.close();
+    const quickDone = (): number => fixture.server.modelStatistics('add_sub').model_stats[0]!.inference_stats.success.count;
+    const quickBefore = quickDone();
+    const receiving = streamAll([
       {
         model_name: 'slow', id: 'slow',
         inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [256, SLOW_SIZES[0]] }],
@@ -254,6 +269,10 @@ describe('gRPC ModelStreamInfer', () => {
       },
       addSubRequest({ id: 'quick' }),
     ]);
+    await slowBackend.untilWaiting(1);
+    await pollFor('the quick request to finish while the slow one waits', 5000, () => quickDone() > quickBefore, () => `add_sub successes: ${quickDone()}`);
+    slowBackend.open();
+    const received = await receiving;
     assert.deepEqual(received.map((m) => [m['infer_response']?.['id'], m['error_message']]), [['slow', ''], ['quick', '']]);
   });
 

@@ -5,15 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel, identityModel } from '../../../generator/models.ts';
+import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+import { EchoBackend, withTestBackends } from '../../helpers/test-backends.ts';
 
 const ADD_SUB_CONFIG = addSubConfig('add_sub');
 
+/** A BYTES identity on the in-memory echo backend. */
 const STRINGS_CONFIG = `
 name: "strings"
-platform: "onnxruntime_onnx"
+backend: "test_echo"
 max_batch_size: 4
 input [ { name: "IN_BYTES" data_type: TYPE_STRING dims: [ -1 ] } ]
 output [ { name: "OUT_BYTES" data_type: TYPE_STRING dims: [ -1 ] } ]
@@ -55,9 +57,9 @@ describe('bad infer requests', () => {
   before(async () => {
     root = await makeRepository({
       add_sub: { config: ADD_SUB_CONFIG, versions: { 1: addSubModel('INT32', 16) } },
-      strings: { config: STRINGS_CONFIG, versions: { 1: identityModel(['BYTES']) } },
+      strings: { config: STRINGS_CONFIG, versions: { 1: null } },
     });
-    http = await startHttp(root, { maxInputSize: MAX_INPUT_SIZE });
+    http = await startHttp(root, { maxInputSize: MAX_INPUT_SIZE, backends: withTestBackends(new EchoBackend()) });
   });
 
   after(async () => {

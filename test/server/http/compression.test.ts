@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
-import { addSubModel, identityModel } from '../../../generator/models.ts';
+import { addSubModel } from '../../../generator/models.ts';
 import { responseCompression, SYNC_COMPRESSION_MAX_BYTES } from '../../../server/http/response-compression.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+import { EchoBackend, withTestBackends } from '../../helpers/test-backends.ts';
 import { rawHttp } from '../../helpers/raw-http.ts';
 
 const range = (n: number, f: (i: number) => number): number[] => Array.from({ length: n }, (_, i) => f(i));
@@ -44,12 +45,12 @@ describe('HTTP compression', () => {
     root = await makeRepository({
       add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
       identity: {
-        config: 'name: "identity"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 1\n'
+        config: 'name: "identity"\nbackend: "test_echo"\nmax_batch_size: 1\n'
           + 'input [ { name: "IN_FP32" data_type: TYPE_FP32 dims: [ -1 ] } ]\noutput [ { name: "OUT_FP32" data_type: TYPE_FP32 dims: [ -1 ] } ]\n',
-        versions: { 1: identityModel(['FP32']) },
+        versions: { 1: null },
       },
     });
-    http = await startHttp(root);
+    http = await startHttp(root, { backends: withTestBackends(new EchoBackend()) });
   });
 
   after(async () => {

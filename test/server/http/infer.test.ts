@@ -5,18 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel, identityModel, ORT_DATA_TYPES } from '../../../generator/models.ts';
+import { addSubModel, ORT_DATA_TYPES } from '../../../generator/models.ts';
 import type { DataType } from '../../../engine/tensor.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+import { EchoBackend, withTestBackends } from '../../helpers/test-backends.ts';
 
 const ADD_SUB_CONFIG = addSubConfig('add_sub', `dynamic_batching { }\n`);
 
 const configType = (t: DataType): string => (t === 'BYTES' ? 'TYPE_STRING' : `TYPE_${t}`);
 
+/** Every datatype ONNX Runtime carries, echoed by the in-memory backend: the codec is what is under test. */
 const IDENTITY_CONFIG = `
 name: "identity"
-platform: "onnxruntime_onnx"
+backend: "test_echo"
 max_batch_size: 4
 input [
 ${ORT_DATA_TYPES.map((t) => `  { name: "IN_${t}" data_type: ${configType(t)} dims: [ -1 ] }`).join(',\n')}
@@ -191,9 +193,9 @@ describe('v2 infer', () => {
   before(async () => {
     root = await makeRepository({
       add_sub: { config: ADD_SUB_CONFIG, versions: { 1: addSubModel('INT32', 16) } },
-      identity: { config: IDENTITY_CONFIG, versions: { 1: identityModel() } },
+      identity: { config: IDENTITY_CONFIG, versions: { 1: null } },
     });
-    http = await startHttp(root);
+    http = await startHttp(root, { backends: withTestBackends(new EchoBackend()) });
   });
 
   after(async () => {

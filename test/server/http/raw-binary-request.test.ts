@@ -6,13 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addSubModel, identityModel } from '../../../generator/models.ts';
+import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startHttp, type HttpFixture } from '../../helpers/fixture-repository.ts';
+import { EchoBackend, withTestBackends } from '../../helpers/test-backends.ts';
 
+/** An identity over the in-memory echo backend: what the codec sends is what comes back. */
 const identityConfig = (name: string, type: string, batch: number, dims: string, t = type === 'BYTES' ? 'STRING' : type): string => `
 name: "${name}"
-platform: "onnxruntime_onnx"
+backend: "test_echo"
 max_batch_size: ${batch}
 input [ { name: "IN_${type}" data_type: TYPE_${t} dims: ${dims} } ]
 output [ { name: "OUT_${type}" data_type: TYPE_${t} dims: ${dims} } ]
@@ -35,15 +37,15 @@ describe('raw binary requests', () => {
 
   before(async () => {
     root = await makeRepository({
-      fixed: { config: identityConfig('fixed', 'FP32', 4, '[ 4 ]'), versions: { 1: identityModel(['FP32']) } },
-      variable: { config: identityConfig('variable', 'FP32', 4, '[ -1 ]'), versions: { 1: identityModel(['FP32']) } },
-      unbatched: { config: identityConfig('unbatched', 'FP32', 0, '[ 2, -1 ]'), versions: { 1: identityModel(['FP32']) } },
-      two_variable: { config: identityConfig('two_variable', 'FP32', 0, '[ -1, -1 ]'), versions: { 1: identityModel(['FP32']) } },
-      text: { config: identityConfig('text', 'BYTES', 4, '[ 1 ]'), versions: { 1: identityModel(['BYTES']) } },
-      texts: { config: identityConfig('texts', 'BYTES', 4, '[ -1 ]'), versions: { 1: identityModel(['BYTES']) } },
+      fixed: { config: identityConfig('fixed', 'FP32', 4, '[ 4 ]'), versions: { 1: null } },
+      variable: { config: identityConfig('variable', 'FP32', 4, '[ -1 ]'), versions: { 1: null } },
+      unbatched: { config: identityConfig('unbatched', 'FP32', 0, '[ 2, -1 ]'), versions: { 1: null } },
+      two_variable: { config: identityConfig('two_variable', 'FP32', 0, '[ -1, -1 ]'), versions: { 1: null } },
+      text: { config: identityConfig('text', 'BYTES', 4, '[ 1 ]'), versions: { 1: null } },
+      texts: { config: identityConfig('texts', 'BYTES', 4, '[ -1 ]'), versions: { 1: null } },
       add_sub: { config: addSubConfig('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
     });
-    http = await startHttp(root, { maxInputSize: MAX_INPUT_SIZE, maxBytesElements: 8 });
+    http = await startHttp(root, { maxInputSize: MAX_INPUT_SIZE, maxBytesElements: 8, backends: withTestBackends(new EchoBackend()) });
   });
 
   after(async () => {
@@ -118,7 +120,7 @@ describe('raw binary requests', () => {
   });
 
   test('--max-bytes-elements still applies: a limit of 0 refuses the one element', async () => {
-    const strict = await startHttp(root, { maxBytesElements: 0 });
+    const strict = await startHttp(root, { maxBytesElements: 0, backends: withTestBackends(new EchoBackend()) });
     try {
       const res = await fetch(`${strict.url}/v2/models/text/infer`, { method: 'POST', headers: RAW, body: 'abc' });
       assert.equal(res.status, 400);
