@@ -24,7 +24,7 @@ import type { BatchCloseReason, FailureReason, ModelStats } from '../observabili
 import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { InflightCounter } from './inflight-counter.ts';
+import { InflightCounter, type InflightTicket } from './inflight-counter.ts';
 import { PriorityQueue } from './priority-queue.ts';
 import type { InstanceGate, ResourceGrant } from './rate-limiter.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
@@ -78,6 +78,7 @@ interface Pending {
   readonly timeoutUs: number;
   readonly resolve: (outputs: readonly Tensor[]) => void;
   readonly reject: (error: Error) => void;
+  readonly ticket: InflightTicket;
   dispatchedAt: number | undefined;
   /** A result held back until the requests before it are answered (preserve_ordering). */
   held: Outcome | undefined;
@@ -100,7 +101,7 @@ export class DynamicBatcher implements Scheduler {
   /** Moving average of one execution's time in ms; undefined until the first one ends. */
   private executionMs: number | undefined;
   private executing = 0;
-  /** Requests taken and not yet answered. */
+  /** Requests taken and not yet both answered and out of any executing batch. */
   private readonly inflight = new InflightCounter();
   /** Rate-limited (--rate-limit=execution_count): an instance holds one batch at a time, so its resources are held only while it computes. */
   private readonly limited: boolean;
@@ -133,13 +134,13 @@ export class DynamicBatcher implements Scheduler {
     }
     return new Promise((resolve, reject) => {
       const enqueuedAt = this.clock.now();
-      const inflight = this.inflight;
-      inflight.enter();
+      const ticket = this.inflight.ticket();
       const pending: Pending = {
         request, normalized,
-        // settle() calls exactly one of these, exactly once.
-        resolve: (outputs) => { inflight.leave(); resolve(outputs); },
-        reject: (error) => { inflight.leave(); reject(error); },
+        // settle() calls exactly one of these, exactly once; a batch running the request holds its ticket too.
+        resolve: (outputs) => { ticket.done(); resolve(outputs); },
+        reject: (error) => { ticket.done(); reject(error); },
+        ticket,
         batchSize: normalized.batchSize,
         shapeKey: this.batching ? this.shapeKey(request) : '',
         levelIndex: policy.levelIndex,
@@ -283,6 +284,7 @@ export class DynamicBatcher implements Scheduler {
   private async run(slot: Slot, batch: Pending[], reason: BatchCloseReason | undefined): Promise<void> {
     slot.inflight++;
     this.executing += batch.length;
+    for (const pending of batch) pending.ticket.hold();
     if (reason) this.recordClose(slot, batch, reason);
     let grant: ResourceGrant | undefined;
     try {
@@ -294,6 +296,7 @@ export class DynamicBatcher implements Scheduler {
     } finally {
       grant?.release();
       this.executing -= batch.length;
+      for (const pending of batch) pending.ticket.done();
       slot.inflight--;
       this.dispatch();
       this.checkDrained();

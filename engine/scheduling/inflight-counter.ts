@@ -22,10 +22,37 @@ export class InflightCounter {
     for (const resolve of waiters) resolve();
   }
 
+  /** Counts one more item and returns its ticket, which leaves once every hold on it is done. */
+  ticket(): InflightTicket {
+    this.enter();
+    return new InflightTicket(this);
+  }
+
   /** Resolves once nothing is in flight: at once if nothing is now. */
   idle(): Promise<void> {
     if (this.current === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/**
+ * One request's place in the count. It starts with one hold (its answer) and
+ * a batch that runs it adds another, so a request answered early (cancelled
+ * while its batch executes) still counts until the batch is done with it.
+ */
+export class InflightTicket {
+  private holds = 1;
+
+  constructor(private readonly counter: InflightCounter) {}
+
+  hold(): void {
+    if (this.holds > 0) this.holds++;
+  }
+
+  /** Ends one hold; the last one leaves the count. A ticket already left ignores further calls. */
+  done(): void {
+    if (this.holds === 0) return;
+    if (--this.holds === 0) this.counter.leave();
   }
 }
 

@@ -43,7 +43,7 @@ import type { NormalizedRequest } from '../request-normalizer.ts';
 import { planBatch } from '../scheduling/batch-plan.ts';
 import type { InstanceGate, ResourceGrant } from '../scheduling/rate-limiter.ts';
 import { systemClock, type Clock } from '../scheduling/clock.ts';
-import { InflightCounter } from '../scheduling/inflight-counter.ts';
+import { InflightCounter, type InflightTicket } from '../scheduling/inflight-counter.ts';
 import type { Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import { ControlTensors, NOT_READY } from './control-tensors.ts';
@@ -65,6 +65,7 @@ interface Pending {
   readonly arrival: number;
   readonly resolve: (outputs: readonly Tensor[]) => void;
   readonly reject: (error: Error) => void;
+  readonly ticket: InflightTicket;
   dispatchedAt: number | undefined;
   settled: boolean;
   cleanup: () => void;
@@ -130,7 +131,7 @@ export class SequenceBatcher implements Scheduler {
   private readonly backlog: SequenceRun[] = [];
   private arrivals = 0;
   private executing = 0;
-  /** Requests taken and not yet answered. */
+  /** Requests taken and not yet both answered and out of any executing batch. */
   private readonly inflight = new InflightCounter();
   private stopped = false;
   private drained: (() => void) | undefined;
@@ -165,13 +166,13 @@ export class SequenceBatcher implements Scheduler {
 
     return new Promise((resolve, reject) => {
       const run = start ? this.begin(id, key) : current!;
-      const inflight = this.inflight;
-      inflight.enter();
+      const ticket = this.inflight.ticket();
       const pending: Pending = {
         request, normalized, start, end, run,
-        // settle() calls exactly one of these, exactly once.
-        resolve: (outputs) => { inflight.leave(); resolve(outputs); },
-        reject: (error) => { inflight.leave(); reject(error); },
+        // settle() calls exactly one of these, exactly once; a batch running the request holds its ticket too.
+        resolve: (outputs) => { ticket.done(); resolve(outputs); },
+        reject: (error) => { ticket.done(); reject(error); },
+        ticket,
         enqueuedAt: this.clock.now(), arrival: this.arrivals++,
         dispatchedAt: undefined, settled: false, cleanup: noop, onCancelWhileWaiting: undefined,
       };
@@ -402,6 +403,7 @@ export class SequenceBatcher implements Scheduler {
       pending.run.running++;
     }
     this.executing += live.length;
+    for (const pending of live) pending.ticket.hold();
     if (reason) this.stats.recordBatchClosed(reason);
     if (this.logger.verboseEnabled) {
       this.logger.verbose(`model '${this.config.name}': sequence batch of ${rows.length} row(s) to instance ${lane.instance.name}: ` +
@@ -424,6 +426,7 @@ export class SequenceBatcher implements Scheduler {
       grant?.release();
       this.executing -= live.length;
       for (const pending of live) {
+        pending.ticket.done();
         pending.run.running--;
         this.checkDrained(pending.run);
       }

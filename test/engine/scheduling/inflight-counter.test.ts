@@ -51,8 +51,10 @@ test('a dynamic batcher is idle once every request taken has been answered, queu
   assert.equal(h.scheduler.inflightCount(), 3);
   const idle = h.scheduler.idle();
   controller.abort(new Error('gone'));
-  assert.ok((await cancelled) instanceof Error);
-  assert.equal(h.scheduler.inflightCount(), 2);
+  assert.ok((await cancelled) instanceof Error, 'answered at once');
+  // The first two were handed to the instance (it takes two executions side by side); the cancelled one counts until its execution ends.
+  assert.equal(h.executions.length, 2);
+  assert.equal(h.scheduler.inflightCount(), 3);
   assert.equal(await hasSettled(idle), false, 'two requests are not answered yet');
   for (let i = 0; h.scheduler.inflightCount() > 0; i++) {
     await h.settle();
@@ -61,4 +63,34 @@ test('a dynamic batcher is idle once every request taken has been answered, queu
   }
   assert.deepEqual([await first, await third].map((r) => r instanceof Error), [false, false]);
   assert.equal(await hasSettled(idle), true);
+});
+
+test('a request cancelled while its batch executes is answered at once but counts until the batch is done with it', async () => {
+  const h = harness('max_batch_size: 8\n');
+  const controller = new AbortController();
+  const running = h.send(rows(1, 1, 4, undefined, controller.signal));
+  await h.settle();
+  assert.equal(h.executions.length, 1, 'it is executing');
+  const idle = h.scheduler.idle();
+  controller.abort(new Error('gone'));
+  assert.ok((await running) instanceof Error, 'answered at once');
+  assert.equal(h.scheduler.inflightCount(), 1, 'its batch still runs on the instance');
+  assert.equal(await hasSettled(idle), false, 'unload must not go ahead while the instance computes');
+  h.executions[0]!.finish();
+  await h.settle();
+  assert.equal(h.scheduler.inflightCount(), 0);
+  assert.equal(await hasSettled(idle), true);
+});
+
+test('a ticket leaves the count once, after its last hold', () => {
+  const counter = new InflightCounter();
+  const ticket = counter.ticket();
+  ticket.hold();
+  ticket.done();
+  assert.equal(counter.count, 1);
+  ticket.done();
+  assert.equal(counter.count, 0);
+  ticket.done();
+  ticket.hold();
+  assert.equal(counter.count, 0, 'a ticket that left stays out');
 });
