@@ -17,75 +17,35 @@
  */
 import { join } from 'node:path';
 import graphlib from 'graphlib';
-import type { BackendRegistry } from '../backend-registry.ts';
-import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
+import { ENSEMBLE_BACKEND, readModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
-import type { BufferPool } from '../memory/buffer-pool.ts';
-import type { RateLimiter } from '../scheduling/rate-limiter.ts';
-import type { InferFunction } from '../infer-function.ts';
-import type { InferStreamFunction } from '../response-stream.ts';
 import type { ParsedModelConfig } from '../config/parse-model-config.ts';
-import type { Logger } from '../logger.ts';
-import { confinePath } from './confined-path.ts';
 import { LoadSlots } from './load-slots.ts';
 import { isServing, modelFailure, unloadedEntry, type ModelEntry } from './model-entry.ts';
-import { readModelFolderConfig, versionFolders } from './model-folder.ts';
+import { readModelFolderConfig } from './model-folder.ts';
+import { loadPreparedModel, type ModelLoadOptions, type PreparedModel } from './model-loader.ts';
 import { parseOverrideConfig, removeOverrideFiles, writeOverrideFiles, type ModelOverride } from './model-upload.ts';
-import { ModelVersion } from './model-version.ts';
 import { pollFingerprint } from './poll-fingerprint.ts';
 import { RepositoryFolders, type FoundModel } from './repository-folders.ts';
-import { selectVersions } from './version-policy.ts';
 
 export type { ModelEntry, ModelState } from './model-entry.ts';
 export type { ModelOverride } from './model-upload.ts';
 
-export interface ModelRepositoryOptions {
+export interface ModelRepositoryOptions extends ModelLoadOptions {
   readonly paths: readonly string[];
-  /** The backends models may name; a config naming another is refused. */
-  readonly backends: BackendRegistry;
-  readonly logger: Logger;
   /** Models to load at start; undefined loads every model found (model control mode 'none'). Ensembles bring their members. */
   readonly startupModels?: readonly string[];
-  /** The server's infer(), which ensemble steps call. */
-  readonly infer?: InferFunction;
-  /** The server's inferStream(), which the steps of decoupled ensembles call. */
-  readonly inferStream?: InferStreamFunction;
-  /** The server's tensor memory, shared by every model. */
-  readonly bufferPool?: BufferPool;
-  /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
-  readonly completion?: ConfigCompletion;
-  /** The server's rate limiter, which every instance joins (--rate-limit=execution_count); absent: nothing is limited. */
-  readonly rateLimiter?: RateLimiter;
   /**
    * --model-config-name: a model folder's config is configs/<name>.pbtxt
    * (or .yaml, .yml, .json) when it has one, and its usual config otherwise.
    */
   readonly configName?: string;
-  /** --model-load-retry-count: how many more times a version whose load failed is tried; default 0. */
-  readonly loadRetryCount?: number;
   /** --model-load-thread-count: how many models load at once; default DEFAULT_MODEL_LOAD_THREAD_COUNT. */
   readonly loadThreadCount?: number;
-  /** --model-namespacing: each repository folder is a namespace, and a name may appear in several. */
-  readonly namespacing?: boolean;
 }
 
 /** tritonserver's default --model-load-thread-count. */
 export const DEFAULT_MODEL_LOAD_THREAD_COUNT = 4;
-
-/** A model folder whose config has been read, ready to load. */
-interface Prepared {
-  /** Where the repository keeps it: the name, or with namespacing the repository and the name. */
-  readonly key: string;
-  readonly name: string;
-  readonly namespace: string;
-  readonly dir: string;
-  readonly parsed: ParsedModelConfig | undefined;
-  readonly settings: ModelSettings;
-  /** The keys of the models an ensemble's steps call; empty for other models. */
-  readonly members: readonly string[];
-  readonly fingerprint: string | undefined;
-  readonly overrideDir: string | undefined;
-}
 
 /** The outcome of loading a set of models: each one asked for, with why it failed if it did. */
 export type LoadOutcome = ReadonlyMap<string, string | undefined>;
@@ -289,7 +249,7 @@ export class ModelRepository {
     names: readonly string[], overrides: ReadonlyMap<string, ModelOverride>, listMissing = false, keys?: readonly string[],
   ): Promise<LoadOutcome> {
     const results = new Map<string, string | undefined>();
-    const prepared = new Map<string, Prepared>();
+    const prepared = new Map<string, PreparedModel>();
     const serving = (key: string): boolean => isServing(this.entries.get(key));
     // The model an ensemble step names: the one in the ensemble's own repository, else the only one of that name.
     const memberKey = (member: string, namespace: string): string | undefined => {
@@ -334,7 +294,7 @@ export class ModelRepository {
         const settings = readModelSettings(name, dir, parsed, this.options.backends);
         const memberNames = settings.backend === ENSEMBLE_BACKEND ? stepModels(parsed) : [];
         const members = memberNames.map((m) => [m, memberKey(m, namespace)] as const);
-        const item: Prepared = {
+        const item: PreparedModel = {
           key, name, namespace, dir, parsed, settings, fingerprint, overrideDir,
           members: members.flatMap(([, k]) => (k === undefined ? [] : [k])),
         };
@@ -385,10 +345,10 @@ export class ModelRepository {
 
     // Each model starts loading once the models it depends on are done, whatever their outcome.
     const started = new Map<string, Promise<void>>();
-    const load = (item: Prepared): Promise<void> => {
+    const load = (item: PreparedModel): Promise<void> => {
       let run = started.get(item.key);
       if (!run) {
-        const before = item.members.map((m) => prepared.get(m)).filter((m): m is Prepared => m !== undefined).map(load);
+        const before = item.members.map((m) => prepared.get(m)).filter((m): m is PreparedModel => m !== undefined).map(load);
         run = Promise.all(before).then(async () => {
           results.set(item.key, await this.slots.run(item.key, () => this.install(item)));
         });
@@ -413,8 +373,11 @@ export class ModelRepository {
    * successor of the entry serving now, which then retires. A failed reload
    * leaves the serving entry in place. Resolves with why it failed, if so.
    */
-  private async install(item: Prepared): Promise<string | undefined> {
-    const fresh = await this.loadModel(item);
+  private async install(item: PreparedModel): Promise<string | undefined> {
+    const fresh = await loadPreparedModel(item, this.options, {
+      member: (model, version) => this.member(model, version, item.namespace),
+      closed: () => this.closed,
+    });
     const failure = modelFailure(fresh)
       ?? ([...fresh.versions.values()].some((v) => v.state === 'READY')
         ? undefined
@@ -468,65 +431,6 @@ export class ModelRepository {
     const replaced = this.entries.get(key);
     this.entries.set(key, { name, ...this.namespaceOf(namespace), dir, versions: new Map(), state: { kind: 'failed', reason: failure }, ...(fingerprint ? { fingerprint } : {}) });
     await removeOverrideFiles(replaced?.overrideDir);
-  }
-
-  private async loadModel(item: Prepared): Promise<ModelEntry> {
-    const { name, dir, parsed, settings } = item;
-    const extra = { ...this.namespaceOf(item.namespace), ...(item.fingerprint ? { fingerprint: item.fingerprint } : {}), ...(item.overrideDir ? { overrideDir: item.overrideDir } : {}) };
-    const failed = (failure: string): ModelEntry => {
-      this.options.logger.error(`failed to load '${name}': ${failure}`);
-      return { name, dir, versions: new Map(), state: { kind: 'failed', reason: failure }, ...extra };
-    };
-    const ensemble = settings.backend === ENSEMBLE_BACKEND;
-    // readModelSettings refused backends the registry lacks: only an ensemble has none.
-    const backend = this.options.backends.get(settings.backend);
-
-    let onDisk = await versionFolders(dir);
-    // An ensemble has no model file, so a pipeline (or config) without version folders serves as version 1.
-    if (onDisk.length === 0 && ensemble) onDisk = [1];
-    if (onDisk.length === 0) {
-      return failed(`no version folders in ${dir}: put the model in a numbered folder, e.g. ${join(dir, '1', settings.defaultModelFilename)}`);
-    }
-    const selected = selectVersions(settings.versionPolicy, onDisk);
-    const versions = new Map<number, ModelVersion>();
-    if (settings.versionPolicy.kind === 'specific') {
-      for (const v of settings.versionPolicy.versions) {
-        if (!onDisk.includes(v)) versions.set(v, ModelVersion.unavailable(v, `version_policy asks for version ${v} but ${join(dir, String(v))} does not exist`));
-      }
-    }
-    // With namespacing, the models this one calls (ensemble steps, script calls) are looked up in its own repository first.
-    const outer = this.options.infer;
-    const infer: InferFunction | undefined = outer && this.options.namespacing
-      ? (request) => outer({ ...request, modelNamespace: item.namespace })
-      : outer;
-    const outerStream = this.options.inferStream;
-    const inferStream: InferStreamFunction | undefined = outerStream && this.options.namespacing
-      ? (request) => outerStream({ ...request, modelNamespace: item.namespace })
-      : outerStream;
-    const loaded = await Promise.all(selected.map(async (version) => {
-      // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
-      const versionDir = await confinePath(dir, String(version));
-      if (versionDir.problem !== undefined) return ModelVersion.unavailable(version, `version folder '${version}' ${versionDir.problem}`);
-      const source = {
-        modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
-        members: (model: string, v: number) => this.member(model, v, item.namespace),
-        ...(infer ? { infer } : {}),
-        ...(inferStream ? { inferStream } : {}),
-        ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
-        ...(this.options.completion ? { completion: this.options.completion } : {}),
-        ...(this.options.rateLimiter ? { rateLimiter: this.options.rateLimiter } : {}),
-      };
-      // As Triton: a failed load is tried again at once, up to --model-load-retry-count more times.
-      const retries = this.options.loadRetryCount ?? 0;
-      let loadedVersion = await ModelVersion.load(source, this.options.logger);
-      for (let retry = 1; retry <= retries && loadedVersion.state !== 'READY' && !this.closed; retry++) {
-        this.options.logger.warn(`retrying the load of '${name}' version ${version} (retry ${retry} of ${retries})`);
-        loadedVersion = await ModelVersion.load(source, this.options.logger);
-      }
-      return loadedVersion;
-    }));
-    for (const v of loaded) versions.set(v.version, v);
-    return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), state: { kind: 'loaded' }, ...extra };
   }
 
   /** The compiled config of the member version an ensemble step calls (-1: the latest ready), or why it cannot. */
