@@ -16,8 +16,9 @@ import { SharedMemoryManager, type SharedMemoryOptions } from './memory/shared-m
 import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { checkModelName } from './repository/model-name.ts';
-import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride } from './repository/model-repository.ts';
-import { modelFailure } from './repository/model-entry.ts';
+import { ModelRepository, type LoadOutcome } from './repository/model-repository.ts';
+import { modelFailure, type ModelEntry } from './repository/model-entry.ts';
+import type { ModelOverride } from './repository/model-upload.ts';
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { classifyOutput } from './output-classification.ts';

@@ -28,9 +28,6 @@ import { parseOverrideConfig, removeOverrideFiles, writeOverrideFiles, type Mode
 import { pollFingerprint } from './poll-fingerprint.ts';
 import { RepositoryFolders, type FoundModel } from './repository-folders.ts';
 
-export type { ModelEntry, ModelState } from './model-entry.ts';
-export type { ModelOverride } from './model-upload.ts';
-
 export interface ModelRepositoryOptions extends ModelLoadOptions {
   readonly paths: readonly string[];
   /** Models to load at start; undefined loads every model found (model control mode 'none'). Ensembles bring their members. */
