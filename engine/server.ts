@@ -16,7 +16,9 @@ import { SharedMemoryManager, type SharedMemoryOptions } from './memory/shared-m
 import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
 import { checkModelName } from './repository/model-name.ts';
-import { ModelRepository, type LoadOutcome, type ModelEntry, type ModelOverride } from './repository/model-repository.ts';
+import { ModelRepository, type LoadOutcome } from './repository/model-repository.ts';
+import { modelFailure, type ModelEntry } from './repository/model-entry.ts';
+import type { ModelOverride } from './repository/model-upload.ts';
 import type { ModelVersion } from './repository/model-version.ts';
 import type { ModelStatisticsJson } from './observability/model-stats.ts';
 import { classifyOutput } from './output-classification.ts';
@@ -419,7 +421,7 @@ export class InferenceServer {
     if (this.closed || this.draining) return false;
     if (this.options.strictReadiness === false) return true;
     // A model unloaded on request no longer counts; one that a reload replaces counts through its successor.
-    return this.repository.list().every((entry) => entry.unloaded === true || (!entry.failure && entry.versions.size > 0
+    return this.repository.list().every((entry) => entry.state.kind === 'unloaded' || (entry.state.kind !== 'failed' && entry.versions.size > 0
       && [...entry.versions.values()].every((v) => v.state === 'READY')));
   }
 
@@ -465,9 +467,9 @@ export class InferenceServer {
    */
   repositoryIndex(): ModelIndexEntry[] {
     const loaded = this.repository.list().flatMap((entry) => entry.versions.size === 0
-      ? [{ name: entry.name, version: '', state: 'UNAVAILABLE' as const, reason: entry.failure ?? 'no versions' }]
+      ? [{ name: entry.name, version: '', state: 'UNAVAILABLE' as const, reason: modelFailure(entry) ?? 'no versions' }]
       : [...entry.versions.values()].map((v) => ({
-        name: entry.name, version: String(v.version), state: v.state, reason: v.state === 'READY' && entry.notice ? entry.notice : v.reason,
+        name: entry.name, version: String(v.version), state: v.state, reason: v.state === 'READY' && entry.state.kind === 'reload-failed' ? entry.state.reason : v.reason,
       })));
     const available = this.repository.notLoaded().map((name) => ({ name, version: '', state: 'UNAVAILABLE' as const, reason: 'not loaded' }));
     return [...loaded, ...available].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -643,7 +645,7 @@ export class InferenceServer {
       return found;
     }
     for (const candidate of entry.versions.values()) if (candidate.state === 'READY') return candidate;
-    const reason = entry.failure ?? [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
+    const reason = modelFailure(entry) ?? [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
     throw serverError('MODEL_NO_VERSIONS', { model: name, reason: reason || undefined });
   }
 }

@@ -1,9 +1,12 @@
 /**
- * The model repository on disk, in Triton's layout:
- *   <repository>/<model>/config.pbtxt (or .yaml / .json, or none)
- *   <repository>/<model>/<version>/model.onnx
- * or, for a declarative pipeline (an ensemble), <repository>/<model>/pipeline.yaml.
- * Ensembles load after the models their steps call.
+ * The model repository's manager: which models are loaded, in what order,
+ * and how one replaces another. The files are read elsewhere: the
+ * repository folders and their names (repository-folders.ts), one model's
+ * folder (model-folder.ts), a load request's own files (model-upload.ts)
+ * and what polling compares (poll-fingerprint.ts).
+ * Ensembles load after the models their steps call: a graph of which
+ * ensembles call which models gives the load order, the ensembles to reload
+ * after a member, and the dependents an unload takes along.
  * Several repository folders may be given; a model name must be unique
  * across them, unless namespacing is on (--model-namespacing): then each
  * repository is a namespace, a name may appear in several, an ensemble's
@@ -12,119 +15,37 @@
  * refused as ambiguous. A model that fails to load stays listed with its
  * reason and never stops the others.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import graphlib from 'graphlib';
-import type { BackendRegistry } from '../backend-registry.ts';
-import { ENSEMBLE_BACKEND, readModelSettings, type ConfigCompletion, type ModelSettings } from '../config/compile-model-config.ts';
+import { ENSEMBLE_BACKEND, readModelSettings } from '../config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../config/compiled-model-config.ts';
-import type { BufferPool } from '../memory/buffer-pool.ts';
-import type { RateLimiter } from '../scheduling/rate-limiter.ts';
-import type { InferFunction } from '../infer-function.ts';
-import type { InferStreamFunction } from '../response-stream.ts';
-import { PIPELINE_FILE_NAME } from '../config/pipeline-file.ts';
-import { CONFIG_FILE_EXTENSIONS, CONFIG_FILE_NAMES, parseModelConfig, type ParsedModelConfig } from '../config/parse-model-config.ts';
-import type { Logger } from '../logger.ts';
-import { serverError } from '../errors.ts';
-import { confinePath, relativePathProblem } from './confined-path.ts';
+import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import { LoadSlots } from './load-slots.ts';
-import { ModelVersion } from './model-version.ts';
-import { selectVersions } from './version-policy.ts';
+import { isServing, modelFailure, unloadedEntry, type ModelEntry } from './model-entry.ts';
+import { readModelFolderConfig } from './model-folder.ts';
+import { loadPreparedModel, type ModelLoadOptions, type PreparedModel } from './model-loader.ts';
+import { parseOverrideConfig, removeOverrideFiles, writeOverrideFiles, type ModelOverride } from './model-upload.ts';
+import { pollFingerprint } from './poll-fingerprint.ts';
+import { RepositoryFolders, type FoundModel } from './repository-folders.ts';
 
-export interface ModelEntry {
-  readonly name: string;
-  /** With namespacing, the repository folder the model came from ('' for a load request's own files). */
-  readonly namespace?: string;
-  readonly dir: string;
-  /** Versions selected by the policy, highest first. */
-  readonly versions: ReadonlyMap<number, ModelVersion>;
-  /** Why the model as a whole could not load (bad config, no versions), if so. */
-  readonly failure: string | undefined;
-  /** Unloaded on request: listed, but no longer counted for the server's readiness. */
-  readonly unloaded?: boolean;
-  /**
-   * A later load of this model (a reload, or an edit found by polling) failed,
-   * and this entry still serves: why the new one was refused.
-   */
-  readonly notice?: string;
-  /** What the model folder held when it was read; polling compares it. */
-  readonly fingerprint?: string;
-  /** A temporary folder holding the files a load request sent; removed when the entry is replaced. */
-  readonly overrideDir?: string;
-}
-
-export interface ModelRepositoryOptions {
+export interface ModelRepositoryOptions extends ModelLoadOptions {
   readonly paths: readonly string[];
-  /** The backends models may name; a config naming another is refused. */
-  readonly backends: BackendRegistry;
-  readonly logger: Logger;
   /** Models to load at start; undefined loads every model found (model control mode 'none'). Ensembles bring their members. */
   readonly startupModels?: readonly string[];
-  /** The server's infer(), which ensemble steps call. */
-  readonly infer?: InferFunction;
-  /** The server's inferStream(), which the steps of decoupled ensembles call. */
-  readonly inferStream?: InferStreamFunction;
-  /** The server's tensor memory, shared by every model. */
-  readonly bufferPool?: BufferPool;
-  /** How far configs are completed from their models; default DEFAULT_CONFIG_COMPLETION. */
-  readonly completion?: ConfigCompletion;
-  /** The server's rate limiter, which every instance joins (--rate-limit=execution_count); absent: nothing is limited. */
-  readonly rateLimiter?: RateLimiter;
   /**
    * --model-config-name: a model folder's config is configs/<name>.pbtxt
    * (or .yaml, .yml, .json) when it has one, and its usual config otherwise.
    */
   readonly configName?: string;
-  /** --model-load-retry-count: how many more times a version whose load failed is tried; default 0. */
-  readonly loadRetryCount?: number;
   /** --model-load-thread-count: how many models load at once; default DEFAULT_MODEL_LOAD_THREAD_COUNT. */
   readonly loadThreadCount?: number;
-  /** --model-namespacing: each repository folder is a namespace, and a name may appear in several. */
-  readonly namespacing?: boolean;
 }
 
 /** tritonserver's default --model-load-thread-count. */
 export const DEFAULT_MODEL_LOAD_THREAD_COUNT = 4;
-/** The folder of a model that holds its named configs (--model-config-name), as in Triton. */
-export const CUSTOM_CONFIG_FOLDER = 'configs';
-
-/** What a load request brings instead of the repository's files (Triton's load parameters). */
-export interface ModelOverride {
-  /** The model config as JSON text (parameters.config). */
-  readonly config?: string;
-  /**
-   * Files by path relative to the model folder, e.g. '1/model.onnx'
-   * (parameters 'file:1/model.onnx'). With files, the repository's folder
-   * for the model is not read at all.
-   */
-  readonly files?: ReadonlyMap<string, Uint8Array>;
-}
-
-/** A model folder whose config has been read, ready to load. */
-interface Prepared {
-  /** Where the repository keeps it: the name, or with namespacing the repository and the name. */
-  readonly key: string;
-  readonly name: string;
-  readonly namespace: string;
-  readonly dir: string;
-  readonly parsed: ParsedModelConfig | undefined;
-  readonly settings: ModelSettings;
-  /** The keys of the models an ensemble's steps call; empty for other models. */
-  readonly members: readonly string[];
-  readonly fingerprint: string | undefined;
-  readonly overrideDir: string | undefined;
-}
 
 /** The outcome of loading a set of models: each one asked for, with why it failed if it did. */
 export type LoadOutcome = ReadonlyMap<string, string | undefined>;
-
-/** A model folder a scan found. */
-interface Found {
-  readonly path: string;
-  readonly name: string;
-}
 
 export class ModelRepository {
   /** By key: the model name, or with namespacing its repository and name (see keyOf). */
@@ -134,16 +55,18 @@ export class ModelRepository {
   /** Edges from each member model to the ensembles that call it, by key: load order and unload dependents come from it. */
   private readonly dependencies = new graphlib.Graph({ directed: true });
   /** Model folders found by the last scan, by key, with the repository each is in. */
-  private found = new Map<string, Found>();
+  private found = new Map<string, FoundModel>();
   /** Versions replaced by a reload, still finishing their requests. */
   private readonly retiring = new Set<Promise<void>>();
   /** Model control operations run one at a time, in the order asked. */
   private control: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly slots: LoadSlots;
+  private readonly folders: RepositoryFolders;
 
   private constructor(private readonly options: ModelRepositoryOptions) {
     this.slots = new LoadSlots(options.loadThreadCount ?? DEFAULT_MODEL_LOAD_THREAD_COUNT);
+    this.folders = new RepositoryFolders(options.paths, options.namespacing === true);
   }
 
   /** A repository that has read nothing yet; load() reads and loads the models. */
@@ -162,13 +85,13 @@ export class ModelRepository {
    * several and none in `namespace` is ambiguous, and refused.
    */
   get(name: string, namespace?: string): ModelEntry | undefined {
-    const key = this.resolve(name, namespace, this.entries);
+    const key = this.folders.resolve(name, namespace, this.entries);
     return key === undefined ? undefined : this.entries.get(key);
   }
 
   /** Whether any model of this name is known (with namespacing, in any repository). */
   has(name: string): boolean {
-    return this.keysNamed(name, this.entries).length > 0;
+    return this.folders.keysNamed(name, this.entries).length > 0;
   }
 
   /** Model folders seen by the last scan that are not loaded, sorted (the index lists them as loadable). */
@@ -178,7 +101,7 @@ export class ModelRepository {
 
   /** Ensembles that call `name` (any model of that name), directly or through other ensembles. */
   dependentsOf(name: string): string[] {
-    const keys = this.keysNamed(name, this.entries);
+    const keys = this.folders.keysNamed(name, this.entries);
     const dependents = keys.flatMap((key) => this.dependentsOfKey(key));
     return [...new Set(dependents.map((key) => this.entries.get(key)?.name ?? key))];
   }
@@ -193,26 +116,6 @@ export class ModelRepository {
     return this.options.namespacing ? { namespace } : {};
   }
 
-  /** The key of a model: its name, or with namespacing its repository folder and name. */
-  private keyOf(namespace: string, name: string): string {
-    return this.options.namespacing ? `${namespace}\0${name}` : name;
-  }
-
-  /** Keys in `map` whose model is called `name`. */
-  private keysNamed(name: string, map: ReadonlyMap<string, ModelEntry | Found>): string[] {
-    if (!this.options.namespacing) return map.has(name) ? [name] : [];
-    return [...map].filter(([, value]) => value.name === name).map(([key]) => key);
-  }
-
-  /** See get(): the key `name` means in `map`, undefined if none; throws if ambiguous. */
-  private resolve(name: string, namespace: string | undefined, map: ReadonlyMap<string, ModelEntry | Found>): string | undefined {
-    if (!this.options.namespacing) return map.has(name) ? name : undefined;
-    if (namespace !== undefined && map.has(this.keyOf(namespace, name))) return this.keyOf(namespace, name);
-    const keys = this.keysNamed(name, map);
-    if (keys.length > 1) throw serverError('MODEL_AMBIGUOUS', { model: name, count: keys.length });
-    return keys[0];
-  }
-
   /**
    * Unloads every version of a model, letting the requests it already took
    * finish. With `dependents`, the ensembles that call it go too, naming it
@@ -222,7 +125,7 @@ export class ModelRepository {
   unload(name: string, options: { dependents?: boolean } = {}): Promise<void> {
     return this.serialized(async () => {
       // With namespacing, an unload reaches every model of that name, as a load does.
-      const keys = this.keysNamed(name, this.entries);
+      const keys = this.folders.keysNamed(name, this.entries);
       if (keys.length === 0) return;
       const dependents = options.dependents ? [...new Set(keys.flatMap((key) => this.dependentsOfKey(key)))].filter((d) => !keys.includes(d)) : [];
       await Promise.all([
@@ -238,7 +141,7 @@ export class ModelRepository {
     this.closed = true;
     await Promise.all(this.list().flatMap((entry) => [...entry.versions.values()].map((v) => v.unload())));
     await Promise.all(this.retiring);
-    for (const entry of this.entries.values()) if (entry.overrideDir) await rm(entry.overrideDir, { recursive: true, force: true });
+    for (const entry of this.entries.values()) await removeOverrideFiles(entry.overrideDir);
   }
 
   /**
@@ -285,16 +188,16 @@ export class ModelRepository {
           changed.push(key);
           continue;
         }
-        if (entry.unloaded) {
+        if (entry.state.kind === 'unloaded') {
           changed.push(key);
           continue;
         }
         if (entry.overrideDir) continue;
-        const now = await fingerprintOf(join(found.path, found.name)).catch(() => undefined);
+        const now = await pollFingerprint(join(found.path, found.name)).catch(() => undefined);
         if (now !== entry.fingerprint) changed.push(key);
       }
       for (const [key, entry] of [...this.entries]) {
-        if (this.found.has(key) || entry.overrideDir || entry.unloaded) continue;
+        if (this.found.has(key) || entry.overrideDir || entry.state.kind === 'unloaded') continue;
         this.options.logger.info(`model '${entry.name}' is no longer in the repository: unloading it`);
         await this.retireEntry(key, entry, 'removed from the model repository', true);
       }
@@ -323,33 +226,12 @@ export class ModelRepository {
     return run;
   }
 
-  /**
-   * Lists the model folders of every repository. Without namespacing, a
-   * name in two repositories is a failure of its own, as in Triton.
-   */
+  /** Lists the model folders of every repository; a name refused as a duplicate is listed as failed. */
   private async scan(): Promise<void> {
-    const found = new Map<string, Found>();
-    const duplicates = new Map<string, string>();
-    for (const path of this.options.paths) {
-      const dirents = await readdir(path, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-        throw new Error(`model repository '${path}' cannot be read: ${err.code === 'ENOENT' ? 'no such folder' : err.message}`);
-      });
-      for (const dirent of dirents) {
-        if (!dirent.isDirectory() || dirent.name.startsWith('.')) continue;
-        const key = this.keyOf(path, dirent.name);
-        const previous = found.get(key);
-        if (previous) {
-          duplicates.set(key, `model '${dirent.name}' is not unique across all model repositories: it appears in ${previous.path} and ${path} ` +
-            '(model appears in two or more repositories; start with --model-namespacing=true to serve each)');
-          continue;
-        }
-        found.set(key, { path, name: dirent.name });
-      }
-    }
+    const { found, duplicates } = await this.folders.scan();
     for (const [key, failure] of duplicates) {
-      found.delete(key);
       const entry = this.entries.get(key);
-      if (!entry?.versions.size && entry?.failure !== failure) await this.fail(key, key, '', '', failure, undefined);
+      if (!entry?.versions.size && (entry === undefined || modelFailure(entry) !== failure)) await this.fail(key, key, '', '', failure, undefined);
     }
     this.found = found;
   }
@@ -364,17 +246,14 @@ export class ModelRepository {
     names: readonly string[], overrides: ReadonlyMap<string, ModelOverride>, listMissing = false, keys?: readonly string[],
   ): Promise<LoadOutcome> {
     const results = new Map<string, string | undefined>();
-    const prepared = new Map<string, Prepared>();
-    const serving = (key: string): boolean => {
-      const entry = this.entries.get(key);
-      return entry !== undefined && !entry.unloaded && [...entry.versions.values()].some((v) => v.state === 'READY');
-    };
+    const prepared = new Map<string, PreparedModel>();
+    const serving = (key: string): boolean => isServing(this.entries.get(key));
     // The model an ensemble step names: the one in the ensemble's own repository, else the only one of that name.
     const memberKey = (member: string, namespace: string): string | undefined => {
       if (!this.options.namespacing) return member;
-      const preferred = this.keyOf(namespace, member);
+      const preferred = this.folders.keyOf(namespace, member);
       if (this.found.has(preferred) || this.entries.has(preferred)) return preferred;
-      const candidates = new Set([...this.keysNamed(member, this.found), ...this.keysNamed(member, this.entries)]);
+      const candidates = new Set([...this.folders.keysNamed(member, this.found), ...this.folders.keysNamed(member, this.entries)]);
       return candidates.size === 1 ? [...candidates][0] : undefined;
     };
     const prepare = async (key: string, name: string, forced: boolean): Promise<void> => {
@@ -407,32 +286,32 @@ export class ModelRepository {
           overrideDir = await writeOverrideFiles(name, override.files);
           dir = overrideDir;
         }
-        const fingerprint = overrideDir ? undefined : await fingerprintOf(dir);
-        const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readConfig(dir, this.options.configName);
+        const fingerprint = overrideDir ? undefined : await pollFingerprint(dir);
+        const parsed = override?.config !== undefined ? parseOverrideConfig(name, override.config) : await readModelFolderConfig(dir, this.options.configName);
         const settings = readModelSettings(name, dir, parsed, this.options.backends);
         const memberNames = settings.backend === ENSEMBLE_BACKEND ? stepModels(parsed) : [];
         const members = memberNames.map((m) => [m, memberKey(m, namespace)] as const);
-        const item: Prepared = {
+        const item: PreparedModel = {
           key, name, namespace, dir, parsed, settings, fingerprint, overrideDir,
           members: members.flatMap(([, k]) => (k === undefined ? [] : [k])),
         };
         prepared.set(key, item);
         await Promise.all(members.map(([m, k]) => (k === undefined ? undefined : prepare(k, m, false))));
       } catch (err) {
-        if (overrideDir) await rm(overrideDir, { recursive: true, force: true });
+        await removeOverrideFiles(overrideDir);
         const failure = err instanceof Error ? err.message : String(err);
         results.set(key, failure);
-        const fingerprint = overrideDir ? undefined : await fingerprintOf(dir).catch(() => undefined);
+        const fingerprint = overrideDir ? undefined : await pollFingerprint(dir).catch(() => undefined);
         if (serving(key)) this.keepServing(key, failure, fingerprint);
         else await this.fail(key, name, namespace, dir, failure, fingerprint);
       }
     };
     const asked = keys ?? names.flatMap((name) => {
-      if (overrides.get(name)?.files) return [this.keyOf('', name)];
-      const named = this.keysNamed(name, this.found);
-      return named.length > 0 ? named : [this.keyOf('', name)];
+      if (overrides.get(name)?.files) return [this.folders.keyOf('', name)];
+      const named = this.folders.keysNamed(name, this.found);
+      return named.length > 0 ? named : [this.folders.keyOf('', name)];
     });
-    const nameOf = (key: string): string => this.found.get(key)?.name ?? this.entries.get(key)?.name ?? key.slice(key.indexOf('\0') + 1);
+    const nameOf = (key: string): string => this.found.get(key)?.name ?? this.entries.get(key)?.name ?? this.folders.nameOfKey(key);
     await Promise.all(asked.map((key) => prepare(key, nameOf(key), true)));
     // Loaded ensembles that call a model loaded now compile again against its new config.
     for (const key of [...prepared.keys()]) {
@@ -455,7 +334,7 @@ export class ModelRepository {
         prepared.delete(key);
         const failure = `ensembles call each other in a cycle (${cycle.map(nameOf).sort().join(' -> ')}); an ensemble cannot depend on itself`;
         results.set(key, failure);
-        if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
+        await removeOverrideFiles(item.overrideDir);
         if (serving(key)) this.keepServing(key, failure, item.fingerprint);
         else await this.fail(key, item.name, item.namespace, item.dir, failure, item.fingerprint);
       }
@@ -463,10 +342,10 @@ export class ModelRepository {
 
     // Each model starts loading once the models it depends on are done, whatever their outcome.
     const started = new Map<string, Promise<void>>();
-    const load = (item: Prepared): Promise<void> => {
+    const load = (item: PreparedModel): Promise<void> => {
       let run = started.get(item.key);
       if (!run) {
-        const before = item.members.map((m) => prepared.get(m)).filter((m): m is Prepared => m !== undefined).map(load);
+        const before = item.members.map((m) => prepared.get(m)).filter((m): m is PreparedModel => m !== undefined).map(load);
         run = Promise.all(before).then(async () => {
           results.set(item.key, await this.slots.run(item.key, () => this.install(item)));
         });
@@ -491,17 +370,19 @@ export class ModelRepository {
    * successor of the entry serving now, which then retires. A failed reload
    * leaves the serving entry in place. Resolves with why it failed, if so.
    */
-  private async install(item: Prepared): Promise<string | undefined> {
-    const fresh = await this.loadModel(item);
-    const failure = fresh.failure
+  private async install(item: PreparedModel): Promise<string | undefined> {
+    const fresh = await loadPreparedModel(item, this.options, {
+      member: (model, version) => this.member(model, version, item.namespace),
+      closed: () => this.closed,
+    });
+    const failure = modelFailure(fresh)
       ?? ([...fresh.versions.values()].some((v) => v.state === 'READY')
         ? undefined
         : [...fresh.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; '));
     const previous = this.entries.get(item.key);
-    const previousServes = previous !== undefined && !previous.unloaded && [...previous.versions.values()].some((v) => v.state === 'READY');
-    if (failure !== undefined && previousServes) {
+    if (failure !== undefined && isServing(previous)) {
       await Promise.all([...fresh.versions.values()].map((v) => v.unload()));
-      if (item.overrideDir) await rm(item.overrideDir, { recursive: true, force: true });
+      await removeOverrideFiles(item.overrideDir);
       this.keepServing(item.key, failure, item.fingerprint);
       return failure;
     }
@@ -524,11 +405,9 @@ export class ModelRepository {
    * the index as unloaded (an unload); otherwise it was replaced.
    */
   private async retireEntry(key: string, entry: ModelEntry, reason: string, keepListed: boolean): Promise<void> {
-    if (keepListed) this.entries.set(key, { ...entry, unloaded: true, notice: undefined });
+    if (keepListed) this.entries.set(key, unloadedEntry(entry));
     await Promise.all([...entry.versions.values()].map((v) => v.retire(reason)));
-    if (entry.overrideDir && this.entries.get(key)?.overrideDir !== entry.overrideDir) {
-      await rm(entry.overrideDir, { recursive: true, force: true });
-    }
+    if (this.entries.get(key)?.overrideDir !== entry.overrideDir) await removeOverrideFiles(entry.overrideDir);
   }
 
   /**
@@ -539,74 +418,16 @@ export class ModelRepository {
   private keepServing(key: string, failure: string, fingerprint: string | undefined): void {
     const entry = this.entries.get(key)!;
     this.options.logger.error(`failed to reload '${entry.name}', the loaded version keeps serving: ${failure}`);
-    this.entries.set(key, { ...entry, notice: `a new load failed and the previous one keeps serving: ${failure}`, ...(fingerprint ? { fingerprint } : {}) });
+    const reason = `a new load failed and the previous one keeps serving: ${failure}`;
+    this.entries.set(key, { ...entry, state: { kind: 'reload-failed', reason }, ...(fingerprint ? { fingerprint } : {}) });
   }
 
   /** Lists the model as failed, in place of any entry that serves nothing; that entry's uploaded files go with it. */
   private async fail(key: string, name: string, namespace: string, dir: string, failure: string, fingerprint: string | undefined): Promise<void> {
     this.options.logger.error(`failed to load '${name}': ${failure}`);
     const replaced = this.entries.get(key);
-    this.entries.set(key, { name, ...this.namespaceOf(namespace), dir, versions: new Map(), failure, ...(fingerprint ? { fingerprint } : {}) });
-    if (replaced?.overrideDir) await rm(replaced.overrideDir, { recursive: true, force: true });
-  }
-
-  private async loadModel(item: Prepared): Promise<ModelEntry> {
-    const { name, dir, parsed, settings } = item;
-    const extra = { ...this.namespaceOf(item.namespace), ...(item.fingerprint ? { fingerprint: item.fingerprint } : {}), ...(item.overrideDir ? { overrideDir: item.overrideDir } : {}) };
-    const failed = (failure: string): ModelEntry => {
-      this.options.logger.error(`failed to load '${name}': ${failure}`);
-      return { name, dir, versions: new Map(), failure, ...extra };
-    };
-    const ensemble = settings.backend === ENSEMBLE_BACKEND;
-    // readModelSettings refused backends the registry lacks: only an ensemble has none.
-    const backend = this.options.backends.get(settings.backend);
-
-    let onDisk = await versionFolders(dir);
-    // An ensemble has no model file, so a pipeline (or config) without version folders serves as version 1.
-    if (onDisk.length === 0 && ensemble) onDisk = [1];
-    if (onDisk.length === 0) {
-      return failed(`no version folders in ${dir}: put the model in a numbered folder, e.g. ${join(dir, '1', settings.defaultModelFilename)}`);
-    }
-    const selected = selectVersions(settings.versionPolicy, onDisk);
-    const versions = new Map<number, ModelVersion>();
-    if (settings.versionPolicy.kind === 'specific') {
-      for (const v of settings.versionPolicy.versions) {
-        if (!onDisk.includes(v)) versions.set(v, ModelVersion.unavailable(v, `version_policy asks for version ${v} but ${join(dir, String(v))} does not exist`));
-      }
-    }
-    // With namespacing, the models this one calls (ensemble steps, script calls) are looked up in its own repository first.
-    const outer = this.options.infer;
-    const infer: InferFunction | undefined = outer && this.options.namespacing
-      ? (request) => outer({ ...request, modelNamespace: item.namespace })
-      : outer;
-    const outerStream = this.options.inferStream;
-    const inferStream: InferStreamFunction | undefined = outerStream && this.options.namespacing
-      ? (request) => outerStream({ ...request, modelNamespace: item.namespace })
-      : outerStream;
-    const loaded = await Promise.all(selected.map(async (version) => {
-      // A version folder may be a symbolic link, but only to somewhere inside the model's folder.
-      const versionDir = await confinePath(dir, String(version));
-      if (versionDir.problem !== undefined) return ModelVersion.unavailable(version, `version folder '${version}' ${versionDir.problem}`);
-      const source = {
-        modelName: name, modelDir: dir, version, versionDir: versionDir.path, parsed, settings, backend,
-        members: (model: string, v: number) => this.member(model, v, item.namespace),
-        ...(infer ? { infer } : {}),
-        ...(inferStream ? { inferStream } : {}),
-        ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
-        ...(this.options.completion ? { completion: this.options.completion } : {}),
-        ...(this.options.rateLimiter ? { rateLimiter: this.options.rateLimiter } : {}),
-      };
-      // As Triton: a failed load is tried again at once, up to --model-load-retry-count more times.
-      const retries = this.options.loadRetryCount ?? 0;
-      let loadedVersion = await ModelVersion.load(source, this.options.logger);
-      for (let retry = 1; retry <= retries && loadedVersion.state !== 'READY' && !this.closed; retry++) {
-        this.options.logger.warn(`retrying the load of '${name}' version ${version} (retry ${retry} of ${retries})`);
-        loadedVersion = await ModelVersion.load(source, this.options.logger);
-      }
-      return loadedVersion;
-    }));
-    for (const v of loaded) versions.set(v.version, v);
-    return { name, dir, versions: new Map([...versions].sort(([a], [b]) => b - a)), failure: undefined, ...extra };
+    this.entries.set(key, { name, ...this.namespaceOf(namespace), dir, versions: new Map(), state: { kind: 'failed', reason: failure }, ...(fingerprint ? { fingerprint } : {}) });
+    await removeOverrideFiles(replaced?.overrideDir);
   }
 
   /** The compiled config of the member version an ensemble step calls (-1: the latest ready), or why it cannot. */
@@ -618,8 +439,9 @@ export class ModelRepository {
       return { problem: `it is ambiguous: ${(err as Error).message}` };
     }
     if (!entry) return { problem: `there is no model '${model}' in ${this.options.paths.join(', ')}` };
-    if (entry.failure) return { problem: `it failed to load: ${entry.failure}` };
-    if (entry.unloaded) return { problem: 'it is unloaded' };
+    const failure = modelFailure(entry);
+    if (failure) return { problem: `it failed to load: ${failure}` };
+    if (entry.state.kind === 'unloaded') return { problem: 'it is unloaded' };
     if (version === -1) {
       for (const v of entry.versions.values()) if (v.state === 'READY') return { config: v.config! };
       const reasons = [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
@@ -632,135 +454,8 @@ export class ModelRepository {
   }
 }
 
-/** The label config errors of a load request's parameters.config carry, in place of a file name. */
-function overrideConfigLabel(name: string): string {
-  return `parameters.config of the load request for '${name}'`;
-}
-
-/** A load request's config: JSON text in Triton's ModelConfig form. */
-function parseOverrideConfig(name: string, text: string): ParsedModelConfig {
-  const label = overrideConfigLabel(name);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${label}: not valid JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${label}: must be a JSON object holding the model config`);
-  return parseModelConfig(label, text);
-}
-
-/**
- * Writes a load request's files into a fresh temporary model folder. Each
- * path stays inside it: no absolute paths, no '..', no empty parts.
- */
-async function writeOverrideFiles(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<string> {
-  for (const path of files.keys()) {
-    const problem = relativePathProblem(path) ?? (path.split('/').some((p) => p === '' || p === '.') ? "has an empty or '.' part" : undefined);
-    if (problem !== undefined) {
-      throw new Error(`file override 'file:${path}' ${problem}: a path relative to the model folder is expected, such as 'file:1/model.onnx'`);
-    }
-  }
-  const dir = await mkdtemp(join(tmpdir(), `switchyard-${name}-`));
-  for (const [path, bytes] of files) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), bytes);
-  }
-  return dir;
-}
-
-/**
- * A digest of a model folder: every file's path, size and modification
- * time. Polling reloads a model when it changes; reading contents would
- * cost too much for large models.
- */
-async function fingerprintOf(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  const walk = async (relative: string): Promise<void> => {
-    const dirents = await readdir(join(dir, relative), { withFileTypes: true });
-    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const dirent of dirents) {
-      const path = relative ? `${relative}/${dirent.name}` : dirent.name;
-      const info = await stat(join(dir, path)).catch(() => undefined);
-      if (!info) continue;
-      // A linked folder is walked only if it stays inside the model folder: a link to '/' must not walk the host.
-      const inside = !dirent.isSymbolicLink() || (await confinePath(dir, path)).problem === undefined;
-      if (info.isDirectory() && inside) {
-        hash.update(`d ${path}\n`);
-        await walk(path);
-      } else {
-        hash.update(`f ${path} ${info.size} ${info.mtimeMs}\n`);
-      }
-    }
-  };
-  await walk('');
-  return hash.digest('hex');
-}
-
 /** The models an ensemble config's steps name, read before anything is compiled. */
 function stepModels(parsed: ParsedModelConfig | undefined): string[] {
   const scheduling = parsed?.config['ensemble_scheduling'] as { step?: Array<{ model_name?: string }> } | undefined;
   return [...new Set((scheduling?.step ?? []).map((s) => s.model_name ?? '').filter((n) => n !== ''))];
-}
-
-/**
- * The model's named config, configs/<configName>.<pbtxt|yaml|yml|json>,
- * when --model-config-name is given and the folder has one.
- */
-async function readNamedConfig(dir: string, configName: string): Promise<ParsedModelConfig | undefined> {
-  const found: Array<[string, string]> = [];
-  for (const extension of CONFIG_FILE_EXTENSIONS) {
-    const relative = `${CUSTOM_CONFIG_FOLDER}/${configName}${extension}`;
-    const confined = await confinePath(dir, relative);
-    if (confined.problem !== undefined) throw new Error(`${join(dir, relative)} ${confined.problem}; a model's config must be a file in its folder`);
-    const text = await readFile(confined.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
-      throw err;
-    });
-    if (text !== undefined) found.push([join(dir, relative), text]);
-  }
-  if (found.length > 1) {
-    throw new Error(`${dir} has ${found.map(([file]) => basename(file)).join(' and ')} in ${CUSTOM_CONFIG_FOLDER}/ for --model-config-name=${configName}; keep one`);
-  }
-  const [file, text] = found[0] ?? [];
-  return file === undefined ? undefined : parseModelConfig(file, text!);
-}
-
-async function readConfig(dir: string, configName: string | undefined): Promise<ParsedModelConfig | undefined> {
-  if (configName !== undefined) {
-    const named = await readNamedConfig(dir, configName);
-    if (named) return named;
-  }
-  const texts: Array<[string, string]> = [];
-  for (const fileName of CONFIG_FILE_NAMES) {
-    const file = join(dir, fileName);
-    const confined = await confinePath(dir, fileName);
-    if (confined.problem !== undefined) throw new Error(`${file} ${confined.problem}; a model's config must be a file in its folder`);
-    const text = await readFile(confined.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
-    if (text !== undefined) texts.push([file, text]);
-  }
-  const pipeline = texts.find(([file]) => basename(file) === PIPELINE_FILE_NAME);
-  if (pipeline && texts.length > 1) {
-    const other = texts.find((t) => t !== pipeline)![0];
-    throw new Error(`${dir} has both ${basename(other)} and ${PIPELINE_FILE_NAME}; a model folder holds one config: ` +
-      `keep the pipeline (it compiles to an ensemble config) or the ${basename(other)}`);
-  }
-  const [file, text] = texts[0] ?? [];
-  return file === undefined ? undefined : parseModelConfig(file, text!);
-}
-
-/** Numbered subfolders, as numbers. Other names are ignored, as Triton does. */
-async function versionFolders(dir: string): Promise<number[]> {
-  const dirents = await readdir(dir, { withFileTypes: true });
-  const versions: number[] = [];
-  for (const dirent of dirents) {
-    if (!/^[0-9]+$/.test(dirent.name)) continue;
-    const isDir = dirent.isDirectory() || (dirent.isSymbolicLink() && (await stat(join(dir, dirent.name))).isDirectory());
-    const version = Number(dirent.name);
-    if (isDir && version > 0) versions.push(version);
-  }
-  return versions;
 }
