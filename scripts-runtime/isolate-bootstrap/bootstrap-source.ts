@@ -19,8 +19,11 @@ let source: Promise<string> | undefined;
 
 /** The closure body for evalClosure: `$0` infer, `$1` log, `$2` the model's factory, `$3` respond, `$4` the settings. */
 export function isolateBootstrapSource(): Promise<string> {
-  source ??= readFile(BOOTSTRAP_MODULE, 'utf8').then(bootstrapFromModule);
-  source.catch(() => { source = undefined; });
+  if (!source) {
+    source = readFile(BOOTSTRAP_MODULE, 'utf8').then(bootstrapFromModule);
+    // A failure is not kept: the next isolate tries again.
+    source.catch(() => { source = undefined; });
+  }
   return source;
 }
 
