@@ -10,7 +10,7 @@
  *   }
  *
  * These declarations describe what the runtime (scripts-runtime/
- * isolate-bootstrap.ts and host-bridge.ts) hands over and checks; they add
+ * isolate-bootstrap/bootstrap.ts and host-bridge.ts) hands over and checks; they add
  * no checks of their own. docs/scripts.md is the guide.
  */
 

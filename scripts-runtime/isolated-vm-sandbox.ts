@@ -1,7 +1,7 @@
 /**
  * ScriptSandbox on isolated-vm: one V8 isolate per model instance, with its
  * own heap limit, and nothing in it but the standard JavaScript built-ins,
- * the author's code and the bootstrap (isolate-bootstrap.ts). Every call
+ * the author's code and the bootstrap (isolate-bootstrap/bootstrap.ts). Every call
  * into it is async, so the event loop never waits on a script.
  *
  * Time: isolated-vm's own timeout stops synchronous code only; a script
@@ -22,7 +22,7 @@ import type ivm from 'isolated-vm-types';
 import { transferList } from '../engine/memory/owned-buffer.ts';
 import { isolatedVm } from './isolated-vm-line.ts';
 import type { CompiledScript } from './compile.ts';
-import { ISOLATE_BOOTSTRAP, type BootstrapSettings } from './isolate-bootstrap.ts';
+import { isolateBootstrapSource, type BootstrapSettings } from './isolate-bootstrap/bootstrap-source.ts';
 import {
   SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
   type ScriptResponse, type ScriptSandbox,
@@ -70,7 +70,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         maxTransferBytes: limits.maxTransferMb * 1024 * 1024, logLineMaxChars: limits.logLineMaxChars,
         logLinesPerExecute: limits.logLinesPerExecute, allowWebAssembly: limits.allowWebAssembly,
       };
-      const api = await context.evalClosure(ISOLATE_BOOTSTRAP, [infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto()], {
+      const api = await context.evalClosure(await isolateBootstrapSource(), [infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto()], {
         result: { reference: true },
       }) as ivm.Reference;
       const entry = {

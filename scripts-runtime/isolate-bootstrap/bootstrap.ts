@@ -1,0 +1,462 @@
+/**
+ * The JavaScript that runs first in every script isolate. This file is never imported: bootstrap-source.ts reads it as
+ * text, strips its types with esbuild, and hands the isolate a closure body that declares isolateBootstrap() and
+ * returns isolateBootstrap($0, $1, $2, $3, $4). So it may import types only, and its code may use nothing but the
+ * standard built-ins an isolate has (tsconfig.json beside it checks it against those alone).
+ *
+ * The arguments: the host's infer Reference (called with the request and the number of the execute making it), its
+ * log Reference, the model's compiled code as a function of (module, exports), the host's respond Reference (decoupled
+ * models), and the BootstrapSettings (limits) as a plain copy. It keeps those handles in its own scope, so the author's
+ * code only ever sees plain functions (ctx.infer, ctx.log, request.send), and returns to the host the entry points it
+ * calls: load, execute, executeDecoupled, cancel, finalize.
+ *
+ * It runs before the author's module does, and the author's code can replace any built-in afterwards
+ * (Array.prototype.map, Promise.prototype.then, JSON.stringify, Symbol.iterator, Object.prototype setters ...).
+ * So the bootstrap captures the intrinsics it needs first and uses only those: no method lookups on values,
+ * no array iteration or spread, objects it hands to isolated-vm without a prototype. What the author can still
+ * break is only their own request, and the host's watchdog bounds that in time.
+ *
+ * Every value leaving the isolate (execute()'s answer, a ctx.infer request, a send()) is first copied by
+ * copyOut(): plain data only, each occurrence of a string or buffer counted again, no deeper than MAX_DEPTH, and
+ * at most `maxTransferBytes` in all, so the host never copies more than the limit. Entry points never throw across
+ * the boundary: they answer { ok: true, value } or { ok: false, message, code }, with the message cut to
+ * MAX_ERROR_CHARS.
+ *
+ * A decoupled request's send() hands its response to the host and waits for the host's answer (applySyncPromise):
+ * true when taken, false once nobody wants more. The host holds the answer back while the stream's buffer is full,
+ * which is how send() waits for a slow reader.
+ *
+ * The types below are erased and change nothing at run time; the code keeps the exact shape the hardening relies on
+ * (`{ __proto__: null, ... }` literals, captured intrinsics, no helpers).
+ */
+
+/** The limits the bootstrap enforces inside the isolate, handed in as a plain copy. */
+export interface BootstrapSettings {
+  /** The most one value leaving the isolate may hold (execute()'s answer, a ctx.infer request, one send()). */
+  readonly maxTransferBytes: number;
+  readonly logLineMaxChars: number;
+  readonly logLinesPerExecute: number;
+  readonly allowWebAssembly: boolean;
+}
+
+/** What load() gets from the host: the instance's identity and its ctx.infer limit. */
+export interface BootstrapIdentity {
+  readonly name: string;
+  readonly version: string;
+  readonly instance: string;
+  readonly config: unknown;
+  readonly inferLimit: InferLimit;
+}
+
+/** What an entry point resolves to: never a throw across the boundary. */
+export type BootstrapOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: true } | BootstrapFailure;
+export interface BootstrapFailure { readonly ok: false; readonly message: string; readonly code: string | undefined }
+
+/** The entry points the host reaches through References. */
+export interface BootstrapEntryPoints {
+  load(identity: BootstrapIdentity): Promise<BootstrapOutcome<undefined>>;
+  execute(requests: readonly unknown[], batch: number): Promise<BootstrapOutcome<unknown>>;
+  executeDecoupled(requests: readonly Record<string, unknown>[], batch: number): Promise<BootstrapOutcome<undefined>>;
+  cancel(batch: number, index: number): void;
+  finalize(): Promise<BootstrapOutcome<undefined>>;
+}
+
+/** A host function as the isolate holds it: an isolated-vm Reference, with the calls the bootstrap makes. */
+interface HostReference {
+  apply(receiver: undefined, args: unknown[], options: object): Promise<unknown>;
+  applyIgnored(receiver: undefined, args: unknown[], options: object): void;
+  applySyncPromise(receiver: undefined, args: unknown[], options: object): unknown;
+}
+
+/** The host's answer to a ctx.infer call, its tensors already moved into this isolate. */
+interface InferAnswer {
+  readonly outputs?: unknown;
+  readonly parameters?: unknown;
+  readonly error?: string;
+  readonly code?: string;
+}
+
+interface InferLimit { readonly max: number; readonly code: string; readonly message: string }
+
+/** The author's module as the compiled code fills it in. */
+interface AuthorModule { exports: { default?: unknown } }
+
+/** An instance of the author's model class; execute() is checked at load. */
+interface AuthorModel {
+  execute(requests: readonly unknown[], ctx: ModelContext): unknown;
+  initialize?(ctx: ModelContext): unknown;
+  finalize?(): unknown;
+}
+
+type LogLevel = 'info' | 'warn' | 'error';
+type LogFunction = (...parts: unknown[]) => void;
+interface ModelContext {
+  readonly infer: (request: unknown) => Promise<unknown>;
+  readonly log: Readonly<Record<LogLevel, LogFunction>>;
+}
+
+/** One decoupled batch still running. */
+interface DecoupledState {
+  readonly count: number;
+  closed: boolean;
+  readonly cancelled: Flags;
+  readonly final: Flags;
+}
+type Flags = Record<number, boolean>;
+
+/** An object made without a prototype, `{ __proto__: null, ... }`: no setter on Object.prototype meets its writes. */
+type Bare<T> = T & { __proto__?: null };
+
+/** A method taken off its prototype, called with its receiver first. */
+type Uncurried<F> = F extends (...args: infer A) => infer R ? (self: unknown, ...args: A) => R : never;
+
+function isolateBootstrap(
+  hostInfer: HostReference, hostLog: HostReference, factory: (module: AuthorModule, exports: AuthorModule['exports']) => void,
+  hostRespond: HostReference, settings: BootstrapSettings,
+): BootstrapEntryPoints {
+  // Intrinsics, captured before the author's code runs. uncurry(f)(self, ...args) is f.call(self, ...args)
+  // without looking anything up at call time.
+  const uncurry = Function.prototype.bind.bind(Function.prototype.call) as <F>(method: F) => Uncurried<F>;
+  const ArrayIsArray = Array.isArray;
+  const ArrayBufferIsView = ArrayBuffer.isView;
+  const ObjectKeys = Object.keys;
+  const ObjectFreeze = Object.freeze;
+  const ObjectGetPrototypeOf = Object.getPrototypeOf;
+  const ObjectSetPrototypeOf = Object.setPrototypeOf;
+  const ArrayConstructor = Array;
+  const ReflectDefineProperty = Reflect.defineProperty;
+  const getOwnDescriptor = Object.getOwnPropertyDescriptor;
+  const JSONStringify = JSON.stringify;
+  const StringOf = String;
+  const ErrorConstructor = Error;
+  const BigIntOf = BigInt;
+  const StringSlice = uncurry(String.prototype.slice);
+  const BigIntToString = uncurry(BigInt.prototype.toString);
+  const TypedArrayPrototype: object = ObjectGetPrototypeOf(Uint8Array.prototype);
+  const typedArrayBuffer = uncurry(getOwnDescriptor(TypedArrayPrototype, 'buffer')!.get as () => ArrayBufferLike);
+  const isTypedArray = (value: unknown): boolean => { try { typedArrayBuffer(value); return true; } catch { return false; } };
+  const dataViewBuffer = uncurry(getOwnDescriptor(DataView.prototype, 'buffer')!.get as () => ArrayBufferLike);
+  const arrayBufferByteLength = uncurry(getOwnDescriptor(ArrayBuffer.prototype, 'byteLength')!.get as () => number);
+
+  const MAX_DEPTH = 64;
+  const MAX_ERROR_CHARS = 4096;
+  const MAX_CODE_CHARS = 128;
+  const BIG = BigIntOf(2) ** BigIntOf(64);
+
+  if (settings.allowWebAssembly !== true) delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
+  // ctx.infer calls in flight, by batch (0: initialize), and how many one may have; the host sets the limit at load.
+  const callsInFlight: Bare<Partial<Record<number, number>>> = { __proto__: null };
+  let inferLimit: Bare<InferLimit> = { __proto__: null, max: 0, code: '', message: '' };
+
+  function fail(message: string, code?: string): Error {
+    const error = new ErrorConstructor(message);
+    if (code !== undefined) ReflectDefineProperty(error, 'code', { __proto__: null, value: code, writable: true, configurable: true } as PropertyDescriptor);
+    return error;
+  }
+
+  function cut(text: string, max: number): string {
+    return text.length <= max ? text : StringSlice(text, 0, max) + '... [' + (text.length - max) + ' more characters cut]';
+  }
+
+  // What the host gets for anything the author's code threw: a message and a code, both bounded, never the value.
+  function errorOf(err: unknown): Bare<BootstrapFailure> {
+    let message: unknown;
+    let code: string | undefined;
+    try {
+      if (err !== null && (typeof err === 'object' || typeof err === 'function')) {
+        const m = (err as { message?: unknown }).message;
+        message = typeof m === 'string' ? m : StringOf(err);
+        const c = (err as { code?: unknown }).code;
+        if (typeof c === 'string') code = cut(c, MAX_CODE_CHARS);
+      } else {
+        message = StringOf(err);
+      }
+    } catch {
+      message = 'a thrown value that cannot be shown as text';
+    }
+    return { __proto__: null, ok: false, message: cut(typeof message === 'string' ? message : 'a thrown value that cannot be shown as text', MAX_ERROR_CHARS), code };
+  }
+
+  // ---- Values leaving the isolate: a bounded, plain copy made of the bootstrap's own objects.
+  const limitMb = settings.maxTransferBytes / 1048576;
+  const arrayBufferMaxByteLength = (() => {
+    const getter = getOwnDescriptor(ArrayBuffer.prototype, 'maxByteLength');
+    return getter && getter.get ? uncurry(getter.get as () => number) : arrayBufferByteLength;
+  })();
+  let budget = 0;
+  // Why a value is not plain data, and where (filled in as the walk unwinds).
+  const notPlainData = ObjectFreeze({ __proto__: null });
+  let notPlainWhat = '';
+  let notPlainAt = '';
+
+  function charge(bytes: number): void {
+    budget -= bytes;
+    if (budget < 0) throw notPlainData;
+  }
+  function notPlain(what: string): typeof notPlainData {
+    notPlainWhat = what;
+    notPlainAt = '';
+    return notPlainData;
+  }
+  // The memory under a typed array or DataView: the host copies the whole buffer, as large as it may grow.
+  function bufferBytes(view: ArrayBufferView): number {
+    let buffer;
+    try { buffer = isTypedArray(view) ? typedArrayBuffer(view) : dataViewBuffer(view); } catch { throw notPlain('a view it cannot read'); }
+    try { return arrayBufferMaxByteLength(buffer); } catch { throw notPlain('shared memory'); }
+  }
+  // One element of an array (key a number) or property of an object; on failure, prepends where it was.
+  function element(value: unknown, depth: number, key: number | string): unknown {
+    // Strings, the bulk of BYTES data, skip the call.
+    if (typeof value === 'string') {
+      budget -= 16 + value.length * 2;
+      if (budget < 0) throw notPlainData;
+      return value;
+    }
+    try {
+      return plain(value, depth);
+    } catch (err) {
+      if (err === notPlainData && budget >= 0) notPlainAt = (typeof key === 'number' ? '[' + key + ']' : '.' + key) + notPlainAt;
+      throw err;
+    }
+  }
+  function plain(value: unknown, depth: number): unknown {
+    switch (typeof value) {
+      case 'string': charge(16 + value.length * 2); return value;
+      case 'number': case 'boolean': case 'undefined': charge(8); return value;
+      case 'bigint': charge(value < BIG && value > -BIG ? 16 : 16 + BigIntToString(value, 16).length); return value;
+      case 'object': break;
+      default: throw notPlain('a ' + typeof value);
+    }
+    if (value === null) { charge(8); return null; }
+    if (depth >= MAX_DEPTH) throw notPlain('values nested deeper than ' + MAX_DEPTH + ' levels');
+    if (ArrayBufferIsView(value)) { charge(64 + bufferBytes(value)); return value; }
+    if (ArrayIsArray(value)) {
+      const length: unknown = value.length;
+      if (typeof length !== 'number' || !(length >= 0)) throw notPlain('an array without a length');
+      charge(16 + length * 8);
+      // No prototype: assigning an index can meet no setter the script put on Array.prototype or Object.prototype.
+      const items: unknown[] = new ArrayConstructor(length);
+      ObjectSetPrototypeOf(items, null);
+      for (let i = 0; i < length; i++) items[i] = element(value[i], depth + 1, i);
+      return items;
+    }
+    const keys = ObjectKeys(value);
+    const count = keys.length;
+    charge(16 + count * 8);
+    const copy: Bare<Record<string, unknown>> = { __proto__: null };
+    for (let i = 0; i < count; i++) {
+      const key = keys[i]!;
+      charge(16 + key.length * 2);
+      copy[key] = element((value as Record<string, unknown>)[key], depth + 1, key);
+    }
+    return copy;
+  }
+  // A copy of the value that the host may take in full; 'what' names it in errors.
+  function copyOut(value: unknown, what: string): unknown {
+    budget = settings.maxTransferBytes;
+    try {
+      return plain(value, 0);
+    } catch (err) {
+      if (err !== notPlainData) throw err;
+      if (budget < 0) {
+        throw fail(what + ' holds more than the transfer limit of ' + limitMb + ' MB (parameters.max_transfer_mb): every value leaving the isolate ' +
+          'is counted in full, each time it is referenced, and a larger one is refused rather than copied', 'TRANSFER_LIMIT');
+      }
+      throw fail(what + ' holds ' + notPlainWhat + ' at ' + (notPlainAt === '' ? 'its top' : cut(notPlainAt, 200)) + ', which could not be cloned: ' +
+        'only plain data (objects, arrays, strings, numbers, booleans, bigints, typed arrays) can leave the isolate');
+    }
+  }
+
+  // ---- ctx.infer: the host answers with a plain value whose tensor buffers move into this isolate.
+  const inferOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
+
+  // Refused here past the limit, before the request is copied out: a flood of calls never reaches the host.
+  async function infer(request: unknown, batch: number): Promise<unknown> {
+    if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
+    const inFlight = callsInFlight[batch] || 0;
+    if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
+    const copy = copyOut(request, 'the ctx.infer request');
+    callsInFlight[batch] = inFlight + 1;
+    let answer: InferAnswer;
+    try {
+      answer = await hostInfer.apply(undefined, [copy, batch], inferOptions) as InferAnswer;
+    } finally {
+      if (--callsInFlight[batch]! === 0) delete callsInFlight[batch];
+    }
+    if (answer.error !== undefined) throw fail(answer.error, answer.code);
+    return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
+  }
+
+  // ---- ctx.log: each line cut to logLineMaxChars, at most logLinesPerExecute per execute(); the rest are counted.
+  const logOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+  let logLines = 0;
+  let logDropped = 0;
+
+  function shown(part: unknown): string {
+    if (typeof part === 'string') return part;
+    try { return StringOf(JSONStringify(part)); } catch { try { return StringOf(part); } catch { return '[a value that cannot be shown]'; } }
+  }
+  function logAt(level: LogLevel): LogFunction {
+    return function log(...parts) {
+      if (logLines >= settings.logLinesPerExecute) { logDropped++; return; }
+      logLines++;
+      const max = settings.logLineMaxChars;
+      let text = '';
+      let whole = true;
+      for (let i = 0; i < parts.length; i++) {
+        if (text.length >= max) { whole = false; break; }
+        const piece = shown(parts[i]);
+        if (i > 0) text += ' ';
+        // Sliced before it is joined: the line never holds more than the cap.
+        text += piece.length > max ? StringSlice(piece, 0, max) : piece;
+        if (piece.length > max) whole = false;
+      }
+      if (text.length > max) { text = StringSlice(text, 0, max); whole = false; }
+      if (!whole) text += '... [cut: ctx.log keeps ' + max + ' characters of a line (parameters.log_line_max_chars)]';
+      hostLog.applyIgnored(undefined, [level, text], logOptions);
+    };
+  }
+  const logFunctions = ObjectFreeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
+
+  function startLogBudget(): void {
+    logLines = 0;
+    logDropped = 0;
+  }
+  function reportDroppedLines(): void {
+    if (logDropped === 0) return;
+    hostLog.applyIgnored(undefined, ['warn', logDropped + ' more log line(s) dropped: ctx.log keeps at most ' + settings.logLinesPerExecute +
+      ' lines per execute() (parameters.log_lines_per_execute)'], logOptions);
+    logDropped = 0;
+  }
+
+  // ---- Decoupled requests: send() and isCancelled(), bound to their batch and position.
+  const respondOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+  // Decoupled batches still running, by the host's batch number.
+  const running: Bare<Partial<Record<number, DecoupledState>>> = { __proto__: null };
+
+  function attachSender(request: object, batch: number, index: number, state: DecoupledState): void {
+    const where = state.count > 1 ? ' (request ' + (index + 1) + ' of ' + state.count + ')' : '';
+    function send(response: unknown, options?: unknown): boolean {
+      if (options !== undefined && (typeof options !== 'object' || options === null || ArrayIsArray(options))) {
+        throw fail('send(response, options)' + where + ': options is { final?: boolean }');
+      }
+      const final = options !== undefined && (options as { final?: unknown }).final === true;
+      if (state.closed) {
+        throw fail('send()' + where + ' after execute() returned: a decoupled model sends every response before its execute() resolves, so await the work that sends them');
+      }
+      if (state.final[index]) throw fail('send()' + where + ' after the final response of this request');
+      if (response !== undefined && response !== null && (typeof response !== 'object' || ArrayIsArray(response))) {
+        throw fail('send()' + where + ' takes a response object ({ outputs } or { error }), got ' + (ArrayIsArray(response) ? 'an array' : typeof response));
+      }
+      if ((response === undefined || response === null) && !final) {
+        throw fail('send()' + where + ' needs a response ({ outputs } or { error }), or send(undefined, { final: true }) to close the request without one');
+      }
+      if (state.cancelled[index]) {
+        if (final) state.final[index] = true;
+        return false;
+      }
+      let copy = null;
+      if (response !== undefined && response !== null) {
+        try {
+          copy = copyOut(response, 'the response');
+        } catch (err) {
+          throw fail('send()' + where + ': the response cannot leave the isolate (' + (err as Error).message + '); a response is plain data: ' +
+            '{ outputs: { NAME: { datatype?, shape, data } } } or { error: \'...\' }', (err as { code?: string }).code);
+        }
+      }
+      if (final) state.final[index] = true;
+      // Blocks until the host has taken it, and while the request's stream has no room.
+      const taken = hostRespond.applySyncPromise(undefined, [batch, index, copy, final], respondOptions) === true;
+      if (!taken) state.cancelled[index] = true;
+      return taken;
+    }
+    function isCancelled(): boolean {
+      return state.cancelled[index]!;
+    }
+    ReflectDefineProperty(request, 'send', { __proto__: null, value: send, writable: true, configurable: true } as PropertyDescriptor);
+    ReflectDefineProperty(request, 'isCancelled', { __proto__: null, value: isCancelled, writable: true, configurable: true } as PropertyDescriptor);
+  }
+
+  function flags(count: number): Flags {
+    const list: Bare<Flags> = { __proto__: null };
+    for (let i = 0; i < count; i++) list[i] = false;
+    return list;
+  }
+
+  let model: AuthorModel | undefined;
+  let identityOf: Bare<Omit<BootstrapIdentity, 'inferLimit'>>;
+
+  // The ctx of one execute() (0: initialize()): its ctx.infer calls are that execute's, for their limit, chain and cancellation.
+  function contextFor(batch: number): ModelContext {
+    return ObjectFreeze({ ...identityOf, infer: (request: unknown) => infer(request, batch), log: logFunctions });
+  }
+
+  return ObjectFreeze({
+    __proto__: null,
+    async load(identity) {
+      startLogBudget();
+      try {
+        const module: AuthorModule = { exports: {} };
+        factory(module, module.exports);
+        const Model = module.exports && module.exports.default;
+        if (typeof Model !== 'function') {
+          throw fail('model.ts must export a class as its default export: export default class { async execute(requests, ctx) { ... } }');
+        }
+        inferLimit = identity.inferLimit;
+        identityOf = { __proto__: null, name: identity.name, version: identity.version, instance: identity.instance, config: identity.config };
+        model = new (Model as new () => AuthorModel)();
+        if (typeof model.execute !== 'function') throw fail('the default export of model.ts has no execute(requests, ctx) method');
+        if (typeof model.initialize === 'function') await model.initialize(contextFor(0));
+        return { __proto__: null, ok: true };
+      } catch (err) {
+        return errorOf(err);
+      } finally {
+        reportDroppedLines();
+      }
+    },
+    async execute(requests, batch) {
+      startLogBudget();
+      try {
+        const responses = await model!.execute(requests, contextFor(batch));
+        if (!ArrayIsArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
+        if (responses.length !== requests.length) {
+          throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
+        }
+        return { __proto__: null, ok: true, value: copyOut(responses, 'execute()\'s answer') };
+      } catch (err) {
+        return errorOf(err);
+      } finally {
+        reportDroppedLines();
+      }
+    },
+    async executeDecoupled(requests, batch) {
+      startLogBudget();
+      const count = requests.length;
+      const state: Bare<DecoupledState> = { __proto__: null, count, closed: false, cancelled: flags(count), final: flags(count) };
+      running[batch] = state;
+      try {
+        for (let i = 0; i < count; i++) attachSender(requests[i]!, batch, i, state);
+        await model!.execute(requests, contextFor(batch));
+        return { __proto__: null, ok: true };
+      } catch (err) {
+        return errorOf(err);
+      } finally {
+        state.closed = true;
+        delete running[batch];
+        reportDroppedLines();
+      }
+    },
+    cancel(batch, index) {
+      const state = running[batch];
+      if (state !== undefined) state.cancelled[index] = true;
+    },
+    async finalize() {
+      try {
+        if (model && typeof model.finalize === 'function') await model.finalize();
+        return { __proto__: null, ok: true };
+      } catch (err) {
+        return errorOf(err);
+      }
+    },
+  } satisfies Bare<BootstrapEntryPoints>);
+}
