@@ -19,13 +19,6 @@ export interface InferenceRequest {
   /** Fires when the client goes away or its deadline passes. */
   readonly signal?: AbortSignal;
   /**
-   * The caller takes ownership of outputs whose memory came from the
-   * server's buffer pool (they keep `pooled: true`) and will release or pass
-   * them on. Ensemble steps do; every other caller gets plain tensors, so
-   * reusing an output as an input never moves memory out from under it.
-   */
-  readonly ownsPooledOutputs?: boolean;
-  /**
    * The calls up the stack of this request, outermost first: an ensemble
    * adds its name, a script batch calling ctx.infer adds
    * `<model>@<instance>#<n>` (see callFrameModel). The server refuses a call

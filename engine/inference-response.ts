@@ -1,5 +1,6 @@
 /** The engine's answer to one InferenceRequest, and the pieces a decoupled model answers in. */
 import type { SwitchyardError } from './errors.ts';
+import type { BufferLease } from './memory/buffer-lease.ts';
 import type { ParameterValue } from './inference-request.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -9,6 +10,14 @@ export interface InferenceResponse {
   readonly id?: string;
   readonly outputs: readonly Tensor[];
   readonly parameters?: Readonly<Record<string, ParameterValue>>;
+  /**
+   * The outputs' pooled memory, when some of it came from the server's
+   * BufferPool: whoever holds the response ends the lease once, after
+   * encoding it to the wire (release), when dropping it (release), or when
+   * handing the memory on (take, keep). The outputs themselves are plain
+   * tensors; none carries `pooled`. Absent: nothing to give back.
+   */
+  readonly lease?: BufferLease;
 }
 
 /**

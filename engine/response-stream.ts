@@ -124,6 +124,8 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
       },
       return: async (): Promise<IteratorResult<StreamedResponse>> => {
         this.abandoned = true;
+        // Responses nobody will read are dropped: their pooled memory goes back.
+        for (const entry of this.buffered) entry.item.response?.lease?.release();
         this.buffered.length = 0;
         this.bufferedBytes = 0;
         this.settleWaiting(false);

@@ -12,6 +12,7 @@ import { callFrameModel, type InferenceRequest } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
+import { BufferLease, unmarked } from './memory/buffer-lease.ts';
 import { SharedMemoryManager, type SharedMemoryOptions } from './memory/shared-memory-manager.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import type { ModelVersionState } from './repository/model-lifecycle.ts';
@@ -155,12 +156,6 @@ export interface ModelStatisticsResponse {
   readonly model_stats: ModelStatisticsJson[];
 }
 
-/** The tensor without the pooled flag: the memory stays where it is and nobody may recycle it. */
-function withoutOwnership(tensor: Tensor): Tensor {
-  if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;
-  return { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: tensor.raw };
-}
-
 /** The request with its inputs in the shapes the model takes (see tensor-reshape.ts); itself when no input is reshaped. */
 function withModelShapes(config: CompiledModelConfig, request: InferenceRequest): InferenceRequest {
   const inputs = inputsForModel(config, request.inputs);
@@ -295,14 +290,22 @@ export class InferenceServer {
     const answered = outputsForClient(config, this.cache && config.responseCache
       ? await this.inferCached(this.cache, version, forModel, normalized, received)
       : await version.scheduler!.enqueue(forModel, normalized));
-    const classified = request.classification ? this.classified(answered, request.classification, config) : answered;
-    const outputs = request.ownsPooledOutputs ? classified : classified.map(withoutOwnership);
+    // From here the response's lease, not the tensors' `pooled` marks, answers for the pooled memory.
+    const lease = BufferLease.ofTensors(this.bufferPool, answered);
+    let outputs: Tensor[];
+    try {
+      outputs = (request.classification ? this.classified(answered, request.classification, config) : answered).map(unmarked);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
     return {
       modelName: config.name,
       modelVersion: String(version.version),
       ...(request.id ? { id: request.id } : {}),
       outputs,
       ...(parameters ? { parameters } : {}),
+      ...(lease.ended ? {} : { lease }),
     };
   }
 
@@ -338,7 +341,7 @@ export class InferenceServer {
     const lookupEnd = performance.now();
     if (cached) {
       // Pooled inputs were handed over with the request (an ensemble step's); with no backend to take them, they go back here.
-      this.releaseOutputs(request.inputs);
+      BufferLease.ofTensors(this.bufferPool, request.inputs).release();
       version.stats.recordCacheHit((lookupEnd - received) * 1e6, (lookupStart - received) * 1e6, (lookupEnd - lookupStart) * 1e6);
       return cached;
     }
@@ -561,17 +564,6 @@ export class InferenceServer {
   /** Resolves once every request taken, in all models, has answered: at once if none is running. */
   idle(): Promise<void> {
     return this.active.idle();
-  }
-
-  /**
-   * Gives the pooled memory of outputs back, once a caller that asked for
-   * ownership (ownsPooledOutputs) is done with them, e.g. after encoding a
-   * response into its own body. Other tensors are left alone.
-   */
-  releaseOutputs(outputs: readonly Tensor[]): void {
-    for (const tensor of outputs) {
-      if (tensor.datatype !== 'BYTES' && tensor.pooled === true) this.bufferPool.release(tensor.raw.buffer as ArrayBuffer);
-    }
   }
 
   /** Tensor memory handed out and reused since the server started. */

@@ -30,9 +30,14 @@ export interface FixedTensor {
   readonly raw: Uint8Array;
   /**
    * Set when `raw` is the only view on its buffer and the buffer came from
-   * the server's BufferPool. Whoever receives such a tensor in a request
-   * owns the buffer: it may move it to a worker instead of copying, and
-   * releases it to the pool when done. Tensors from clients never carry it.
+   * the server's BufferPool: a hand-off inside the engine. A backend marks
+   * the outputs it wrote into pool buffers; an ensemble (or the script
+   * bridge) marks a step input whose buffer it took from a response's lease.
+   * Whoever receives such a tensor in a request owns the buffer: it may move
+   * it to a worker instead of copying, and releases it to the pool when
+   * done. InferenceServer.infer() turns the marks of its answer into the
+   * response's lease (engine/memory/buffer-lease.ts) and returns unmarked
+   * tensors; tensors from clients never carry it.
    */
   readonly pooled?: boolean;
 }

@@ -9,6 +9,7 @@ import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
+import { markedIfOwned } from '../engine/memory/buffer-lease.ts';
 import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import { serverError } from '../engine/errors.ts';
 import type { InferFunction } from '../engine/infer-function.ts';
@@ -51,6 +52,8 @@ export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: B
   // A pooled buffer is a whole size class: move it only when the tensor fills most of it, else copy and give it back.
   const moveWhole = owned && (!pool || raw.byteLength * 2 > raw.buffer.byteLength);
   const buffer = moveWhole ? raw.buffer as ArrayBuffer : ownedCopy(raw).buffer as ArrayBuffer;
+  // Moved into the isolate, the buffer never comes back: the pool forgets it. Copied, it goes back now.
+  if (owned && moveWhole) pool?.disown(raw.buffer as ArrayBuffer);
   if (owned && !moveWhole) pool!.release(raw.buffer as ArrayBuffer);
   transfer.push(buffer);
   return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };
@@ -146,8 +149,10 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
         calls.begin(request.modelName);
         const response = await options.infer(request).finally(() => calls!.finish());
         const transfer: ArrayBuffer[] = [];
+        // The answer's pooled buffers are the bridge's now: each moves into the isolate or is copied and given back.
+        const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
         return {
-          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(t, transfer, options.bufferPool)])),
+          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(markedIfOwned(t, owned), transfer, options.bufferPool)])),
           ...(response.parameters ? { parameters: response.parameters } : {}),
         };
       } catch (err) {
@@ -194,6 +199,5 @@ function inferRequest(call: unknown, calls: ExecuteCalls): InferenceRequest {
     ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
     callChain: calls.chain,
     signal: calls.signal,
-    ownsPooledOutputs: true,
   };
 }

@@ -113,7 +113,6 @@ function expected(mode: Mode): readonly Float32Array[] {
 const requestTo = (server: InferenceServer, model: string) => () => server.infer({
   modelName: model,
   inputs: INPUTS.map((name, i): FixedTensor => ({ name, datatype: 'FP32', shape: [1, SIZE], raw: RAW[i]! })),
-  ownsPooledOutputs: true,
 });
 
 /** One request; the outputs go back to the pool as a careful in-process caller would give them. */
@@ -121,7 +120,7 @@ function call(server: InferenceServer, model: string): () => Promise<string | un
   const send = requestTo(server, model);
   return async () => {
     const response = await send();
-    server.releaseOutputs(response.outputs);
+    response.lease?.release();
     return response.outputs.length === OUTPUTS.length ? undefined : `${model} answered ${response.outputs.length} outputs`;
   };
 }
@@ -137,7 +136,7 @@ async function checkAnswer(server: InferenceServer, mode: Mode, model: string): 
       throw new Error(`${model} (${mode}) answered ${name} = [${[...got].join(', ')}], expected [${[...want[i]!].join(', ')}]`);
     }
   });
-  server.releaseOutputs(response.outputs);
+  response.lease?.release();
 }
 
 // ---------------------------------------------------------------- cells

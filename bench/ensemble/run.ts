@@ -34,6 +34,8 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { InferenceServer } from '../../engine/server.ts';
 import type { FixedTensor, Tensor } from '../../engine/tensor.ts';
+import type { InferenceResponse } from '../../engine/inference-response.ts';
+import { markedIfOwned } from '../../engine/memory/buffer-lease.ts';
 import type { LoadResult } from '../load-generator.ts';
 import { nowMs } from '../latencies.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
@@ -159,25 +161,25 @@ function httpModes(port: number): { ensemble: Request; chain: Request; close(): 
  */
 function engineModes(server: InferenceServer): { ensemble: Request; chain: Request } {
   const input = (name: string): FixedTensor => ({ name, datatype: 'FP32', shape: SHAPE, raw: REQUEST_BYTES });
-  const finish = (output: FixedTensor, inspect: ((output: Uint8Array) => void) | undefined): undefined => {
+  const finish = (output: FixedTensor, response: InferenceResponse, inspect: ((output: Uint8Array) => void) | undefined): undefined => {
     inspect?.(output.raw);
-    server.releaseOutputs([output]);
+    response.lease?.release();
     return undefined;
   };
   return {
     ensemble: async (_worker, inspect) => {
-      const response = await server.infer({ modelName: ENSEMBLE, inputs: [input(ENSEMBLE_INPUT)], ownsPooledOutputs: true });
-      return finish(fixedOutput(response.outputs), inspect);
+      const response = await server.infer({ modelName: ENSEMBLE, inputs: [input(ENSEMBLE_INPUT)] });
+      return finish(fixedOutput(response.outputs), response, inspect);
     },
     chain: async (_worker, inspect) => {
       let tensor: FixedTensor = input(STEPS[0]!.input);
-      for (let i = 0; i < STEPS.length; i++) {
-        const response = await server.infer({ modelName: STEPS[i]!.model, inputs: [tensor], ownsPooledOutputs: true });
+      for (let i = 0; ; i++) {
+        const response = await server.infer({ modelName: STEPS[i]!.model, inputs: [tensor] });
         const output = fixedOutput(response.outputs);
-        // The spread keeps `pooled`: the next step receives the buffer and owns it.
-        tensor = i + 1 < STEPS.length ? { ...output, name: STEPS[i + 1]!.input } : output;
+        if (i + 1 === STEPS.length) return finish(output, response, inspect);
+        // The lease's buffers go on with the tensor, marked pooled: the next step receives the memory and owns it.
+        tensor = markedIfOwned({ ...output, name: STEPS[i + 1]!.input }, new Set(response.lease?.take() ?? [])) as FixedTensor;
       }
-      return finish(tensor, inspect);
     },
   };
 }

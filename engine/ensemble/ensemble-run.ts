@@ -16,6 +16,7 @@
 import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import { markedIfOwned } from '../memory/buffer-lease.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { Tensor } from '../tensor.ts';
@@ -124,13 +125,17 @@ export class EnsembleRun {
       outputs,
       ...(this.parameters ? { parameters: this.parameters } : {}),
       signal: this.controller.signal,
-      ownsPooledOutputs: true,
       callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
     }).then((response) => {
       limiter?.release();
-      if (this.failed) return;
+      if (this.failed) {
+        response.lease?.release();
+        return;
+      }
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
-      this.stepDone(step, response.outputs);
+      // The run owns the step's pooled outputs now: it hands each on to the step reading it last, or releases it (readDone).
+      const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
+      this.stepDone(step, owned.size === 0 ? response.outputs : response.outputs.map((t) => markedIfOwned(t, owned)));
     }, (err: unknown) => {
       limiter?.release();
       if (this.failed) return;

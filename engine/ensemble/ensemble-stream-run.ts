@@ -151,6 +151,8 @@ export class EnsembleStreamRun {
       if (this.failed) return;
       if (item.error) throw item.error;
       if (!item.response) continue;
+      // The step's outputs stay in this run's scopes (and may go out in a response) for as long as it lasts: the memory stays with them.
+      item.response.lease?.keep();
       const target: Scope = step.decoupled ? { values: new Map(), parent: scope, launched: new Set(), emitted: false } : scope;
       for (const link of step.outputs) {
         const tensor = item.response.outputs.find((t) => t.name === link.member);

@@ -37,6 +37,14 @@ export interface BufferPoolStats {
   readonly foreignBytes: number;
   /** Bytes copied from request tensors into staging buffers, where they could not be moved. */
   readonly copiedBytes: number;
+  /**
+   * Buffers acquired and not yet given back (released or disowned). Steady
+   * at its starting value between requests: a count that only grows is
+   * memory some path never returned.
+   */
+  readonly outstanding: number;
+  /** Buffers whose holder kept them for good (see disown): they left the pool. */
+  readonly disowned: number;
 }
 
 export class BufferPool {
@@ -48,6 +56,8 @@ export class BufferPool {
   private reusedBytes = 0;
   private foreignBytes = 0;
   private copiedBytes = 0;
+  private outstanding = 0;
+  private disowned = 0;
 
   constructor(options: BufferPoolOptions = {}) {
     this.enabled = options.enabled ?? true;
@@ -57,6 +67,7 @@ export class BufferPool {
   acquire(byteLength: number): ArrayBuffer {
     const size = this.enabled ? sizeClass(byteLength) : byteLength;
     const buffer = this.free.get(size)?.pop();
+    this.outstanding++;
     if (buffer) {
       this.reused++;
       this.reusedBytes += size;
@@ -69,17 +80,35 @@ export class BufferPool {
 
   /**
    * Takes a buffer back. A detached one (it was moved to a worker that then
-   * died) reads as 0 bytes and is dropped, so callers may release whatever they acquired.
+   * died) reads as 0 bytes and is dropped, so callers may release whatever
+   * they acquired. A buffer of no size class, or one back already, is ignored
+   * (and not counted as returned).
    */
   release(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (!this.enabled || size === 0 || size !== sizeClass(size)) return;
+    if (!this.enabled || size === 0) {
+      this.outstanding--;
+      return;
+    }
+    // Not one of ours (no size class), or back already: nothing was lent.
+    if (size !== sizeClass(size) || this.free.get(size)?.includes(buffer)) return;
+    this.outstanding--;
     // Whoever releases holds the last view, so a buffer a worker moved back is ours to move again.
     adoptOwned(buffer);
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     const keep = Math.max(2, Math.min(KEEP_PER_CLASS, Math.floor(KEEP_BYTES_PER_CLASS / size)));
-    if (list.length < keep && !list.includes(buffer)) list.push(buffer);
+    if (list.length < keep) list.push(buffer);
+  }
+
+  /**
+   * A buffer acquired from the pool that its holder keeps for good (moved
+   * into a script's isolate, held by a decoupled ensemble): it stops being
+   * counted as lent and is never seen again.
+   */
+  disown(_buffer: ArrayBuffer): void {
+    this.outstanding--;
+    this.disowned++;
   }
 
   /** Counts tensor memory that some runtime allocated instead of the pool. */
@@ -95,7 +124,7 @@ export class BufferPool {
   stats(): BufferPoolStats {
     return {
       allocated: this.allocated, allocatedBytes: this.allocatedBytes, reused: this.reused, reusedBytes: this.reusedBytes,
-      foreignBytes: this.foreignBytes, copiedBytes: this.copiedBytes,
+      foreignBytes: this.foreignBytes, copiedBytes: this.copiedBytes, outstanding: this.outstanding, disowned: this.disowned,
     };
   }
 }

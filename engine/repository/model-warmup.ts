@@ -12,6 +12,7 @@ import type { SwitchyardError } from '../errors.ts';
 import type { ModelResponse } from '../inference-response.ts';
 import type { Logger } from '../logger.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import { BufferLease } from '../memory/buffer-lease.ts';
 import { ownedCopy } from '../memory/owned-buffer.ts';
 import { ControlTensors } from '../sequence/control-tensors.ts';
 import { ImplicitState } from '../sequence/implicit-state.ts';
@@ -86,8 +87,5 @@ function tensorOf(input: WarmupInputSpec, batched: boolean): Tensor {
 }
 
 function releasePooled(outputs: readonly Tensor[], bufferPool: BufferPool | undefined): void {
-  if (!bufferPool) return;
-  for (const tensor of outputs) {
-    if (tensor.datatype !== 'BYTES' && tensor.pooled === true) bufferPool.release(tensor.raw.buffer as ArrayBuffer);
-  }
+  BufferLease.ofTensors(bufferPool, outputs).release();
 }

@@ -76,8 +76,11 @@ type Message = Record<string, unknown>;
 type UnaryHandler = (request: Message, call: grpc.ServerUnaryCall<Buffer, Message>) => Message | Promise<Message>;
 
 /** A request's place in a stream's reply order: its reply once known, null when it has none to wait for (decoupled). */
+/** A reply as grpc-js writes it: a message, or one encoded already. */
+type Reply = Message | Buffer;
+
 interface StreamSlot {
-  reply?: Message | null;
+  reply?: Reply | null;
 }
 
 /** A catalogue error as a gRPC status; details travel in HTTP/2 trailers, so they are bounded once more here. */
@@ -122,11 +125,14 @@ function decodeMessage(type: protobuf.Type, bytes: Buffer, maxFields: number): M
   }
 }
 
-function serializer(type: protobuf.Type): (value: Message) => Buffer {
-  return (value) => {
-    const bytes = type.encode(value).finish();
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  };
+function serializer(type: protobuf.Type): (value: Message | Buffer) => Buffer {
+  // A reply encoded already (an inference response, whose pooled memory went back once encoded) goes out as it is.
+  return (value) => (Buffer.isBuffer(value) ? value : encoded(type, value));
+}
+
+function encoded(type: protobuf.Type, value: Message): Buffer {
+  const bytes = type.encode(value).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** grpc-js method definitions straight from the reflected service, with deserialisation left to the handler. */
@@ -227,6 +233,8 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   const { maxBytesElements, maxRequestFields, headerForward } = limits;
   const handle = (method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> => unary(service, method, handler, maxRequestFields);
   const compactRequestType = grpcRequestType();
+  const inferResponseType = service.methods['ModelInfer']!.resolvedResponseType!;
+  const streamResponseType = service.methods['ModelStreamInfer']!.resolvedResponseType!;
 
   /**
    * A ModelInferRequest decoded by protobufjs without its inputs' contents,
@@ -254,7 +262,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   }
 
   /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
-  async function infer(bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata): Promise<Message> {
+  async function infer(bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata): Promise<Buffer> {
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
@@ -264,8 +272,13 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     try {
       const request = withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata);
       const response = await server.infer(request);
-      await lease?.writeOutputs(response.outputs);
-      return encodeModelInferResponse(response, lease?.outputNames);
+      try {
+        await lease?.writeOutputs(response.outputs);
+        // Encoded here, not when grpc-js writes it: the wire bytes are a copy, so the outputs' pooled memory goes back now.
+        return encoded(inferResponseType, encodeModelInferResponse(response, lease?.outputNames));
+      } finally {
+        response.lease?.release();
+      }
     } catch (err) {
       throw asSwitchyardError(err, decoded.request.modelName);
     } finally {
@@ -278,7 +291,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     return lease ? { ...request, inputs: await lease.readInputs(request.modelName, request.inputs, maxBytesElements) } : request;
   }
 
-  const modelInfer: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
+  const modelInfer: grpc.handleUnaryCall<Buffer, Reply> = (call, callback) => {
     const { signal, dispose } = callSignal(call);
     infer(call.request, signal, call.metadata).then(
       (response) => {
@@ -301,7 +314,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
    * up; each carries triton_final_response.
    */
   async function streamRequest(
-    bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata, slot: StreamSlot, flush: () => void, write: (m: Message) => Promise<void>,
+    bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata, slot: StreamSlot, flush: () => void, write: (m: Reply) => Promise<void>,
   ): Promise<void> {
     const message = decodeInferMessage(bytes);
     checkModelName(message.model_name ?? '', "field 'model_name'");
@@ -318,15 +331,25 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       }
       const shared = lease?.outputNames;
       // Each response's shared memory outputs are written before it is sent; a failed write fails that response only.
-      const encode = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Message | undefined> => {
+      const encodeItem = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Buffer | undefined> => {
         if (lease && item.response) {
           try {
             await lease.writeOutputs(item.response.outputs);
           } catch (err) {
-            return encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, wantsEmptyFinal);
+            const failed = encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, wantsEmptyFinal);
+            return failed && encoded(streamResponseType, failed);
           }
         }
-        return encodeStreamResponse(item, message, wantsEmptyFinal, shared);
+        const reply = encodeStreamResponse(item, message, wantsEmptyFinal, shared);
+        return reply && encoded(streamResponseType, reply);
+      };
+      // Every response read from the stream is encoded to bytes, and its pooled memory given back, whether or not it goes out.
+      const encode = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Buffer | undefined> => {
+        try {
+          return await encodeItem(item, wantsEmptyFinal);
+        } finally {
+          item.response?.lease?.release();
+        }
       };
       if (!responses.decoupled) {
         for await (const item of responses) slot.reply = (await encode(item, false)) ?? null;
@@ -350,7 +373,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
    * open. When the client half-closes, the call ends once every request has
    * answered.
    */
-  const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Message> = (call) => {
+  const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Reply> = (call) => {
     const { signal, dispose } = callSignal(call);
     // Every request on the stream shares this signal, and each queued one listens to it.
     setMaxListeners(0, signal);
@@ -369,7 +392,7 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
       for (const event of WRITABLE_EVENTS) call.on(event, done);
     });
     /** Writes a reply; resolves once the call's buffer has room again (or the call is gone). */
-    const write = async (reply: Message): Promise<void> => {
+    const write = async (reply: Reply): Promise<void> => {
       if (call.cancelled || call.write(reply)) return;
       await writable();
     };

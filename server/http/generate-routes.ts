@@ -52,7 +52,7 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const target = { model, ...(version ? { version } : {}) };
     const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);
     try {
-      return await server.inferStream({ ...decoded.request, signal, ownsPooledOutputs: true });
+      return await server.inferStream({ ...decoded.request, signal });
     } catch (err) {
       throw explainMissingInputs(asSwitchyardError(err, model), decoded, inputs);
     }
@@ -63,7 +63,7 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     try {
       return await codec.run({ kind: 'generate-response', response: plainResponse(response) }, jsonOutputBytes(response.outputs));
     } finally {
-      server.releaseOutputs(response.outputs);
+      response.lease?.release();
     }
   };
 

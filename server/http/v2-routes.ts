@@ -111,7 +111,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       let encoded;
       try {
         const request = lease ? { ...received, inputs: await lease.readInputs(model, received.inputs, bytesElements) } : received;
-        const response = await server.infer({ ...request, ownsPooledOutputs: true });
+        const response = await server.infer(request);
         try {
           await lease?.writeOutputs(response.outputs);
           const shared = lease?.outputNames ?? new Set<string>();
@@ -121,8 +121,8 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
             ...(shared.size > 0 ? { sharedMemoryOutputs: [...shared] } : {}),
           }, jsonOutputBytes(response.outputs.filter((t) => !shared.has(t.name) && !decoded.binaryOutput(t.name))));
         } finally {
-          // The body holds copies of the outputs, so their pooled memory can serve the next request.
-          server.releaseOutputs(response.outputs);
+          // The body holds copies of the outputs (or the encoding failed): their pooled memory can serve the next request.
+          response.lease?.release();
         }
       } finally {
         await lease?.release();

@@ -210,7 +210,7 @@ describe('ONNX Runtime instance tensor memory', () => {
     // Per run: the test's input, then two staging copies.
     assert.deepEqual(allocated, [3, 6, 9]);
     assert.deepEqual(pool.stats(), {
-      allocated: 9, allocatedBytes: 9 * ROW * 4, reused: 0, reusedBytes: 0, foreignBytes: 3 * ROW * 4, copiedBytes: 3 * 2 * ROW * 4,
+      allocated: 9, allocatedBytes: 9 * ROW * 4, reused: 0, reusedBytes: 0, foreignBytes: 3 * ROW * 4, copiedBytes: 3 * 2 * ROW * 4, outstanding: 0, disowned: 0,
     });
   });
 

@@ -236,14 +236,14 @@ describe('buffer reuse across ensemble requests', () => {
   });
 
   /** Pool counters after each of `n` sequential chain requests, following a warm-up. */
-  /** Pool counters after each request; `giveBack` asks for the answer's memory and releases it, as the HTTP frontend does. */
+  /** Pool counters after each request; `giveBack` releases the answer's lease, as the HTTP frontend does after encoding. */
   async function countersPerRequest(bufferPooling: boolean, n: number, giveBack = false): Promise<Array<{ allocated: number; allocatedBytes: number }>> {
     const server = await startEngine(root, { bufferPooling });
     try {
       const send = async (): Promise<InferenceResponse> => {
-        const response = await server.infer({ modelName: 'chain', inputs: chainInputs(), ownsPooledOutputs: giveBack });
+        const response = await server.infer({ modelName: 'chain', inputs: chainInputs() });
         assert.deepEqual(outputsByName(response.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
-        if (giveBack) server.releaseOutputs(response.outputs);
+        if (giveBack) response.lease?.release();
         return response;
       };
       for (let i = 0; i < 5; i++) await send();

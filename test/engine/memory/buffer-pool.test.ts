@@ -14,7 +14,7 @@ test('released buffers are handed out again for the same class', () => {
   pool.release(a);
   assert.equal(pool.acquire(6000), a);
   assert.notEqual(pool.acquire(6000), a);
-  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 16_384, reused: 1, reusedBytes: 8192, foreignBytes: 0, copiedBytes: 0 });
+  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 16_384, reused: 1, reusedBytes: 8192, foreignBytes: 0, copiedBytes: 0, outstanding: 2, disowned: 0 });
 });
 
 test('a detached buffer (lost with a dead worker) and foreign sizes are dropped; each class keeps a bounded number', () => {
@@ -47,7 +47,7 @@ test('a disabled pool allocates exactly what is asked, every time, and keeps not
   pool.release(a);
   const b = pool.acquire(100);
   assert.notEqual(b, a);
-  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 200, reused: 0, reusedBytes: 0, foreignBytes: 0, copiedBytes: 0 });
+  assert.deepEqual(pool.stats(), { allocated: 2, allocatedBytes: 200, reused: 0, reusedBytes: 0, foreignBytes: 0, copiedBytes: 0, outstanding: 1, disowned: 0 });
 });
 
 test('foreign and copied bytes are counted as reported', () => {
@@ -57,4 +57,20 @@ test('foreign and copied bytes are counted as reported', () => {
   pool.noteCopy(128);
   const { foreignBytes, copiedBytes } = pool.stats();
   assert.deepEqual({ foreignBytes, copiedBytes }, { foreignBytes: 100, copiedBytes: 128 });
+});
+
+test('outstanding counts buffers lent and not yet given back; foreign and repeated releases do not count', () => {
+  const pool = new BufferPool();
+  const a = pool.acquire(10);
+  const b = pool.acquire(10);
+  const c = pool.acquire(10);
+  assert.equal(pool.stats().outstanding, 3);
+  pool.release(a);
+  pool.release(a);
+  pool.release(new ArrayBuffer(5000));
+  assert.equal(pool.stats().outstanding, 2);
+  structuredClone(b, { transfer: [b] });
+  pool.release(b);
+  pool.disown(c);
+  assert.deepEqual([pool.stats().outstanding, pool.stats().disowned], [0, 1]);
 });
