@@ -3,7 +3,7 @@
  * next call as soon as the previous one settles. The HTTP load generator
  * runs on it; the ensemble benchmark calls it directly because its modes are
  * not one fixed HTTP request (a client chaining three requests, and
- * server.infer called in-process). A call counts only if it both starts and
+ * engine.infer called in-process). A call counts only if it both starts and
  * finishes inside the measured window.
  */
 import { LatencyRecorder, nowMs } from './latencies.ts';

@@ -31,23 +31,23 @@ export interface StartedServer {
 export async function startSwitchyardHttp(repository: string, startupModels?: readonly string[]): Promise<StartedServer> {
   const { silentLogger } = await import('../engine/logger.ts');
   const { createEngine, startFrontends } = await import('../server/composition-root.ts');
-  const server = await createEngine({
+  const engine = await createEngine({
     modelRepositories: [repository], logger: silentLogger, ...(startupModels ? { startupModels } : {}),
   });
-  const failures = server.loadFailures();
+  const failures = engine.loadFailures();
   if (failures.length > 0) {
-    await server.close();
+    await engine.close();
     throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
   }
-  const frontends = await startFrontends(server, { http: { port: 0, host: '127.0.0.1' } }).catch(async (err: unknown) => {
-    await server.close();
+  const frontends = await startFrontends(engine, { http: { port: 0, host: '127.0.0.1' } }).catch(async (err: unknown) => {
+    await engine.close();
     throw err;
   });
   return {
     port: frontends.httpPort!,
     async close() {
       await frontends.close();
-      await server.close();
+      await engine.close();
     },
   };
 }

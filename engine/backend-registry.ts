@@ -2,7 +2,7 @@
  * The backends a server runs with, by `backend` name and by `platform`.
  * The engine never builds a backend: whoever composes the server (see
  * server/composition-root.ts) creates one registry and passes it to
- * InferenceServer.create, so a third-party backend is one more object in it.
+ * InferenceEngine.create, so a third-party backend is one more object in it.
  */
 import type { Backend } from './backend.ts';
 import type { BackendCatalog } from './config/backend-catalog.ts';

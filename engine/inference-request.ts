@@ -36,7 +36,7 @@ export interface InferenceRequest {
    * Where a decoupled model's responses go, one call each, the last with
    * `final`; it answers false once nobody wants more (the stream was
    * cancelled or already ended), and a promise while the stream is full
-   * (see ResponseTaken). InferenceServer.inferStream sets it;
+   * (see ResponseTaken). InferenceEngine.inferStream sets it;
    * callers use inferStream rather than setting it themselves.
    */
   readonly onResponse?: (response: ModelResponse) => ResponseTaken;

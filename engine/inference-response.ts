@@ -47,7 +47,7 @@ export interface ModelResponse {
 export type ResponseTaken = boolean | Promise<boolean>;
 
 /**
- * One item of InferenceServer.inferStream: a response, an error response,
+ * One item of InferenceEngine.inferStream: a response, an error response,
  * or (neither set) an empty final. Exactly one item per request has `final`,
  * and it is the last.
  */

@@ -1,5 +1,5 @@
 /**
- * The responses of one request as InferenceServer.inferStream hands them
+ * The responses of one request as InferenceEngine.inferStream hands them
  * out: an async iterable, fed by a decoupled model's responses as it sends
  * them, or holding the single answer of any other model. Items wait in a
  * buffer until read. The stream ends after the item marked `final`; a

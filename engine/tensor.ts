@@ -35,7 +35,7 @@ export interface FixedTensor {
    * bridge) marks a step input whose buffer it took from a response's lease.
    * Whoever receives such a tensor in a request owns the buffer: it may move
    * it to a worker instead of copying, and releases it to the pool when
-   * done. InferenceServer.infer() turns the marks of its answer into the
+   * done. InferenceEngine.infer() turns the marks of its answer into the
    * response's lease (engine/memory/buffer-lease.ts) and returns unmarked
    * tensors; tensors from clients never carry it.
    */

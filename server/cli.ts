@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { BackendRegistry } from '../engine/backend-registry.ts';
 import { createLogger } from '../engine/logger.ts';
-import type { InferenceServer, ModelIndexEntry } from '../engine/server.ts';
+import type { InferenceEngine, ModelIndexEntry } from '../engine/inference-engine.ts';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { CLI_FLAG_NAMES, CliError, parseCliOptions, type CliOptions } from './cli-options.ts';
 import { createEngine, FrontendStartError, startFrontends, type Frontends } from './composition-root.ts';
 import type { MetricsServer } from './metrics/metrics-server.ts';
 
 export interface RunningServer {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   readonly http: FastifyInstance | undefined;
   /** The port HTTP listens on (useful with --http-port=0). */
   readonly httpPort: number | undefined;
@@ -64,7 +64,7 @@ export async function startServer(options: CliOptions, backends?: BackendRegistr
   });
   const accepted = acceptedFlagsLine(options);
   if (accepted) logger.info(accepted);
-  const server = await createEngine({
+  const engine = await createEngine({
     modelRepositories: options.modelRepositories,
     strictReadiness: options.strictReadiness,
     id: options.id,
@@ -83,16 +83,16 @@ export async function startServer(options: CliOptions, backends?: BackendRegistr
     modelNamespacing: options.modelNamespacing,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
-  const index = server.repositoryIndex();
+  const index = engine.repositoryIndex();
   process.stderr.write(`${modelTable(index)}\n`);
-  const failures = server.loadFailures();
+  const failures = engine.loadFailures();
   if (failures.length > 0 && options.exitOnError) {
-    await server.close();
+    await engine.close();
     throw new CliError('creating server: Internal - failed to load all models (start with --exit-on-error=false to serve the others)');
   }
   let frontends: Frontends;
   try {
-    frontends = await startFrontends(server, {
+    frontends = await startFrontends(engine, {
       ...(options.allowHttp ? {
         http: {
           port: options.httpPort, host: options.httpAddress,
@@ -113,22 +113,22 @@ export async function startServer(options: CliOptions, backends?: BackendRegistr
       ...(options.allowMetrics ? { metrics: { ...options.metrics, port: options.metricsPort, address: options.metricsAddress } } : {}),
     });
   } catch (err) {
-    await server.close();
+    await engine.close();
     throw err instanceof FrontendStartError ? new CliError(err.message) : err;
   }
   const { http, httpPort, grpc, grpcPort, metrics } = frontends;
   return {
-    server, http, httpPort, grpc, grpcPort, metrics, metricsPort: metrics?.port,
+    engine, http, httpPort, grpc, grpcPort, metrics, metricsPort: metrics?.port,
     async close() {
       await frontends.close();
-      await server.close();
+      await engine.close();
     },
     async shutdown() {
-      const left = await server.drain(options.exitTimeoutSecs * 1000);
+      const left = await engine.drain(options.exitTimeoutSecs * 1000);
       if (left > 0) logger.warn(`exit timeout of ${options.exitTimeoutSecs} s passed with ${left} request(s) still running; they are cancelled`);
       else logger.info('every in-flight request has finished');
       await frontends.close(0);
-      await server.close();
+      await engine.close();
     },
   };
 }
@@ -158,13 +158,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      running.server.logger.warn(`${signal} again: exiting now`);
+      running.engine.logger.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
     stopping = true;
-    running.server.logger.info(`${signal}: no longer ready, draining in-flight requests before exit`);
+    running.engine.logger.info(`${signal}: no longer ready, draining in-flight requests before exit`);
     running.shutdown().then(() => process.exit(0), (err: unknown) => {
-      running.server.logger.error(`shutdown failed: ${(err as Error).message}`);
+      running.engine.logger.error(`shutdown failed: ${(err as Error).message}`);
       process.exit(1);
     });
   };

@@ -10,12 +10,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { defaultBackends, type DefaultBackendSettings } from '../backends/default-backends.ts';
 import type { BackendRegistry } from '../engine/backend-registry.ts';
-import { InferenceServer, type InferenceServerOptions } from '../engine/server.ts';
+import { InferenceEngine, type InferenceEngineOptions } from '../engine/inference-engine.ts';
 import { closeGrpc, createGrpcServer, listenGrpc, type GrpcServerOptions } from './grpc/grpc-server.ts';
 import { createHttpServer, type HttpServerOptions } from './http/http-server.ts';
 import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './metrics/metrics-server.ts';
 
-export interface EngineOptions extends Omit<InferenceServerOptions, 'backends'> {
+export interface EngineOptions extends Omit<InferenceEngineOptions, 'backends'> {
   /** The backends models may name. Default: defaultBackends(backendSettings). */
   readonly backends?: BackendRegistry;
   /** Settings for the default backends; give them to defaultBackends() instead when passing `backends`. */
@@ -23,10 +23,10 @@ export interface EngineOptions extends Omit<InferenceServerOptions, 'backends'> 
 }
 
 /** The engine over its backends: the default ones unless `backends` says otherwise. */
-export function createEngine(options: EngineOptions): Promise<InferenceServer> {
+export function createEngine(options: EngineOptions): Promise<InferenceEngine> {
   const { backends, backendSettings, ...rest } = options;
   if (backends && backendSettings) throw new Error('backendSettings configure the default backends: pass them to defaultBackends() when giving backends');
-  return InferenceServer.create({ ...rest, backends: backends ?? defaultBackends(backendSettings) });
+  return InferenceEngine.create({ ...rest, backends: backends ?? defaultBackends(backendSettings) });
 }
 
 /** Where a frontend listens; port 0 picks a free one. */
@@ -61,8 +61,8 @@ export interface Frontends {
 /** A frontend could not listen; the ones started before it are closed again, the engine is left open. */
 export class FrontendStartError extends Error {}
 
-/** Starts the frontends asked for over `server`, each logging where it listens. */
-export async function startFrontends(server: InferenceServer, options: FrontendOptions): Promise<Frontends> {
+/** Starts the frontends asked for over `engine`, each logging where it listens. */
+export async function startFrontends(engine: InferenceEngine, options: FrontendOptions): Promise<Frontends> {
   let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
   let grpc: GrpcServer | undefined;
@@ -77,7 +77,7 @@ export async function startFrontends(server: InferenceServer, options: FrontendO
   };
   if (options.http) {
     const { port, host } = options.http;
-    http = await createHttpServer(server, options.http);
+    http = await createHttpServer(engine, options.http);
     try {
       await http.listen({ port, host });
     } catch (err) {
@@ -85,26 +85,26 @@ export async function startFrontends(server: InferenceServer, options: FrontendO
     }
     const address = http.server.address();
     httpPort = typeof address === 'object' && address ? address.port : port;
-    server.logger.info(`Started HTTPService at ${host}:${httpPort}`);
+    engine.logger.info(`Started HTTPService at ${host}:${httpPort}`);
   }
   if (options.grpc) {
     const { port, host } = options.grpc;
-    grpc = createGrpcServer(server, options.grpc);
+    grpc = createGrpcServer(engine, options.grpc);
     try {
       grpcPort = await listenGrpc(grpc, host, port);
     } catch (err) {
       return failed('gRPC', `${host}:${port}`, err);
     }
-    server.logger.info(`Started GRPCInferenceService at ${host}:${grpcPort}`);
+    engine.logger.info(`Started GRPCInferenceService at ${host}:${grpcPort}`);
   }
   if (options.metrics) {
     const host = options.metrics.address ?? '0.0.0.0';
     try {
-      metrics = await startMetricsServer(server, options.metrics);
+      metrics = await startMetricsServer(engine, options.metrics);
     } catch (err) {
       return failed('metrics', `${host}:${options.metrics.port ?? DEFAULT_METRICS_PORT}`, err);
     }
-    server.logger.info(`Started Metrics Service at ${host}:${metrics.port}`);
+    engine.logger.info(`Started Metrics Service at ${host}:${metrics.port}`);
   }
   return { http, httpPort, grpc, grpcPort, metrics, close };
 }

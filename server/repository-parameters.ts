@@ -7,7 +7,7 @@
  * refused naming the parameter, so a typo never passes silently.
  */
 import { serverError } from '../engine/errors.ts';
-import type { LoadModelOptions, UnloadModelOptions } from '../engine/server.ts';
+import type { LoadModelOptions, UnloadModelOptions } from '../engine/inference-engine.ts';
 
 /** One parameter value as either frontend decoded it. */
 export type RepositoryParameter =

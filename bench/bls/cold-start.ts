@@ -2,9 +2,9 @@
  * Cold start of a TypeScript model: from asking for it to its first answer.
  *
  * Whole path, per repetition: a fresh repository holding only one echo
- * script, InferenceServer.create on it (read the repository, compile the
+ * script, InferenceEngine.create on it (read the repository, compile the
  * config, transpile model.ts, start the isolate, run initialize), then the
- * first server.infer. Measured twice:
+ * first engine.infer. Measured twice:
  *   new source     the script differs every repetition (a comment), so
  *                  esbuild transpiles it every time: a model never seen
  *   cached source  the same text every time, so the transpile cache answers:
@@ -59,7 +59,7 @@ async function timed(reps: number, one: (rep: number) => Promise<number>): Promi
 }
 
 /**
- * InferenceServer.create on a one-script repository, then the first request.
+ * InferenceEngine.create on a one-script repository, then the first request.
  * Returns the two parts; the repository is built before and removed after,
  * outside the timing, and so is the server's close.
  */
@@ -71,12 +71,12 @@ async function serverColdStart(source: string): Promise<{ createMs: number; firs
   await writeScriptModel(root, COLD_MODEL, scriptConfig(COLD_MODEL, 1, false), source);
   try {
     const t0 = nowMs();
-    const server = await createEngine({ modelRepositories: [root], logger: silentLogger });
+    const engine = await createEngine({ modelRepositories: [root], logger: silentLogger });
     const t1 = nowMs();
     try {
-      const failures = server.loadFailures();
+      const failures = engine.loadFailures();
       if (failures.length > 0) throw new Error(`${COLD_MODEL} failed to load: ${JSON.stringify(failures)}`);
-      const response = await server.infer({
+      const response = await engine.infer({
         modelName: COLD_MODEL,
         inputs: INPUTS.map((name) => ({ name, datatype: 'FP32' as const, shape: [1, SIZE], raw: INPUT_BYTES })),
       });
@@ -84,7 +84,7 @@ async function serverColdStart(source: string): Promise<{ createMs: number; firs
       if (response.outputs.length !== 2) throw new Error(`${COLD_MODEL} answered ${response.outputs.length} outputs, expected 2`);
       return { createMs: t1 - t0, firstInferMs: t2 - t1 };
     } finally {
-      await server.close();
+      await engine.close();
     }
   } finally {
     await removeRepository(root);
@@ -107,9 +107,9 @@ export async function measureColdStart(reps: number): Promise<ColdStartRow[]> {
       return createMs + firstInferMs;
     });
     const kind = cached ? 'cached source' : 'new source';
-    rows.push({ stage: `load + first answer, ${kind}`, what: 'InferenceServer.create + first server.infer', ...whole });
-    rows.push({ stage: '  of which create', what: 'InferenceServer.create', ...parts.create.result() });
-    rows.push({ stage: '  of which first infer', what: 'first server.infer', ...parts.infer.result() });
+    rows.push({ stage: `load + first answer, ${kind}`, what: 'InferenceEngine.create + first engine.infer', ...whole });
+    rows.push({ stage: '  of which create', what: 'InferenceEngine.create', ...parts.create.result() });
+    rows.push({ stage: '  of which first infer', what: 'first engine.infer', ...parts.infer.result() });
   }
 
   rows.push({

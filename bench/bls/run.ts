@@ -4,11 +4,11 @@
  * only: the question is the isolate bridge, not HTTP.
  *
  * Latency: closed-loop load of batch-1 requests on one in-process
- * InferenceServer, three modes (see bls-repository.ts):
+ * InferenceEngine, three modes (see bls-repository.ts):
  *
- *   direct       server.infer to add_sub (small ONNX model, no batching)
- *   script-only  server.infer to an echo script: no ctx.infer
- *   bls          server.infer to a script whose execute() makes one
+ *   direct       engine.infer to add_sub (small ONNX model, no batching)
+ *   script-only  engine.infer to an echo script: no ctx.infer
+ *   bls          engine.infer to a script whose execute() makes one
  *                ctx.infer to add_sub and returns its outputs
  *
  * so that bls - direct is what wrapping the model in a script costs, and
@@ -35,7 +35,7 @@
  * It never asserts: it prints tables and whether each target is met.
  */
 import { cpus } from 'node:os';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { FixedTensor, Tensor } from '../../engine/tensor.ts';
 import type { LoadResult } from '../load-generator.ts';
 import { nowMs } from '../latencies.ts';
@@ -110,14 +110,14 @@ function expected(mode: Mode): readonly Float32Array[] {
   return mode === 'script-only' ? [A, B] : [A.map((a, i) => a + B[i]!), A.map((a, i) => a - B[i]!)];
 }
 
-const requestTo = (server: InferenceServer, model: string) => () => server.infer({
+const requestTo = (engine: InferenceEngine, model: string) => () => engine.infer({
   modelName: model,
   inputs: INPUTS.map((name, i): FixedTensor => ({ name, datatype: 'FP32', shape: [1, SIZE], raw: RAW[i]! })),
 });
 
 /** One request; the outputs go back to the pool as a careful in-process caller would give them. */
-function call(server: InferenceServer, model: string): () => Promise<string | undefined> {
-  const send = requestTo(server, model);
+function call(engine: InferenceEngine, model: string): () => Promise<string | undefined> {
+  const send = requestTo(engine, model);
   return async () => {
     const response = await send();
     response.lease?.release();
@@ -125,8 +125,8 @@ function call(server: InferenceServer, model: string): () => Promise<string | un
   };
 }
 
-async function checkAnswer(server: InferenceServer, mode: Mode, model: string): Promise<void> {
-  const response = await requestTo(server, model)();
+async function checkAnswer(engine: InferenceEngine, mode: Mode, model: string): Promise<void> {
+  const response = await requestTo(engine, model)();
   const want = expected(mode);
   OUTPUTS.forEach((name, i) => {
     const output = response.outputs.find((t: Tensor) => t.name === name);
@@ -160,21 +160,21 @@ const cpuMicros = (): number => {
   return usage.user + usage.system;
 };
 
-async function runCell(server: InferenceServer, mode: Mode, model: string, variant: ScriptVariant | undefined,
+async function runCell(engine: InferenceEngine, mode: Mode, model: string, variant: ScriptVariant | undefined,
   concurrency: number, options: Options): Promise<Cell> {
   const warmupMs = options.warmup * 1000;
   const durationMs = options.seconds * 1000;
   const boundary = (): { wallMs: number; cpu: number } => ({ wallMs: nowMs(), cpu: cpuMicros() });
   const atStart = sleep(warmupMs).then(boundary);
   const atEnd = sleep(warmupMs + durationMs).then(boundary);
-  const one = call(server, model);
+  const one = call(engine, model);
   let calls = 0;
-  const poolBefore = server.bufferPoolStats();
+  const poolBefore = engine.bufferPoolStats();
   const load = await runCallLoop({ concurrency, warmupMs, durationMs }, () => {
     calls++;
     return one();
   });
-  const poolAfter = server.bufferPoolStats();
+  const poolAfter = engine.bufferPoolStats();
   const [start, end] = await Promise.all([atStart, atEnd]);
   const allocated = poolAfter.allocatedBytes + poolAfter.foreignBytes - poolBefore.allocatedBytes - poolBefore.foreignBytes;
   const cell: Cell = {
@@ -251,16 +251,16 @@ function printColdStart(rows: readonly ColdStartRow[], reps: number): void {
 
 // ---------------------------------------------------------------- main
 
-async function startEngine(root: string, bufferPooling: boolean): Promise<InferenceServer> {
+async function startEngine(root: string, bufferPooling: boolean): Promise<InferenceEngine> {
   const { silentLogger } = await import('../../engine/logger.ts');
   const { createEngine } = await import('../../server/composition-root.ts');
-  const server = await createEngine({ modelRepositories: [root], logger: silentLogger, bufferPooling });
-  const failures = server.loadFailures();
+  const engine = await createEngine({ modelRepositories: [root], logger: silentLogger, bufferPooling });
+  const failures = engine.loadFailures();
   if (failures.length > 0) {
-    await server.close();
+    await engine.close();
     throw new Error(`models failed to load in-process: ${JSON.stringify(failures)}`);
   }
-  return server;
+  return engine;
 }
 
 async function runLatency(options: Options): Promise<void> {
@@ -268,17 +268,17 @@ async function runLatency(options: Options): Promise<void> {
   const variants = scriptVariants(options.scriptInstances);
   const root = await buildLatencyRepository(variants);
   try {
-    const server = await startEngine(root, options.bufferPooling);
+    const engine = await startEngine(root, options.bufferPooling);
     try {
-      await checkAnswer(server, 'direct', TARGET);
+      await checkAnswer(engine, 'direct', TARGET);
       for (const variant of variants) {
-        await checkAnswer(server, 'bls', blsModel(variant));
-        await checkAnswer(server, 'script-only', echoModel(variant));
+        await checkAnswer(engine, 'bls', blsModel(variant));
+        await checkAnswer(engine, 'script-only', echoModel(variant));
       }
       const cells: Cell[] = [];
       const run = async (mode: Mode, model: string, variant: ScriptVariant | undefined, c: number): Promise<void> => {
         if (cells.at(-1)?.variant) await sleep(options.settleSeconds * 1000);
-        cells.push(await runCell(server, mode, model, variant, c, options));
+        cells.push(await runCell(engine, mode, model, variant, c, options));
       };
       for (const c of options.concurrencies) {
         await run('direct', TARGET, undefined, c);
@@ -293,7 +293,7 @@ async function runLatency(options: Options): Promise<void> {
       const errors = cells.filter((c) => c.load.errors > 0).map((c) => `c=${c.concurrency} ${c.model}: ${c.load.errors} errors (${c.load.firstError})`);
       if (errors.length > 0) console.log(`\nErrors (not counted in req/s):\n  ${errors.join('\n  ')}`);
     } finally {
-      await server.close();
+      await engine.close();
     }
   } finally {
     await removeRepository(root);

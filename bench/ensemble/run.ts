@@ -7,8 +7,8 @@
  *              against a Switchyard server child
  *   (b)        the client chains the three members over HTTP: three POSTs per
  *              request, each carrying the previous answer's bytes, same child
- *   (a-engine) the ensemble in-process: one server.infer per request
- *   (c)        the three members in-process: three server.infer in sequence
+ *   (a-engine) the ensemble in-process: one engine.infer per request
+ *   (c)        the three members in-process: three engine.infer in sequence
  *   floor      three onnxruntime-node sessions back to back in this thread
  *
  * at each client concurrency (default 1 and 8). It prints the table, the
@@ -32,7 +32,7 @@
  */
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { FixedTensor, Tensor } from '../../engine/tensor.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import { markedIfOwned } from '../../engine/memory/buffer-lease.ts';
@@ -159,7 +159,7 @@ function httpModes(port: number): { ensemble: Request; chain: Request; close(): 
  * an ensemble), and the final output goes back to the pool once read, as
  * the HTTP frontend does after encoding.
  */
-function engineModes(server: InferenceServer): { ensemble: Request; chain: Request } {
+function engineModes(engine: InferenceEngine): { ensemble: Request; chain: Request } {
   const input = (name: string): FixedTensor => ({ name, datatype: 'FP32', shape: SHAPE, raw: REQUEST_BYTES });
   const finish = (output: FixedTensor, response: InferenceResponse, inspect: ((output: Uint8Array) => void) | undefined): undefined => {
     inspect?.(output.raw);
@@ -168,13 +168,13 @@ function engineModes(server: InferenceServer): { ensemble: Request; chain: Reque
   };
   return {
     ensemble: async (_worker, inspect) => {
-      const response = await server.infer({ modelName: ENSEMBLE, inputs: [input(ENSEMBLE_INPUT)] });
+      const response = await engine.infer({ modelName: ENSEMBLE, inputs: [input(ENSEMBLE_INPUT)] });
       return finish(fixedOutput(response.outputs), response, inspect);
     },
     chain: async (_worker, inspect) => {
       let tensor: FixedTensor = input(STEPS[0]!.input);
       for (let i = 0; ; i++) {
-        const response = await server.infer({ modelName: STEPS[i]!.model, inputs: [tensor] });
+        const response = await engine.infer({ modelName: STEPS[i]!.model, inputs: [tensor] });
         const output = fixedOutput(response.outputs);
         if (i + 1 === STEPS.length) return finish(output, response, inspect);
         // The lease's buffers go on with the tensor, marked pooled: the next step receives the memory and owns it.
@@ -252,14 +252,14 @@ interface AllocationRow {
 }
 
 /** Sequential requests after as many of warm-up; the server's buffer pool counters before and after. */
-async function measureAllocation(server: InferenceServer, pooling: boolean, mode: string, request: Request, n: number): Promise<AllocationRow> {
+async function measureAllocation(engine: InferenceEngine, pooling: boolean, mode: string, request: Request, n: number): Promise<AllocationRow> {
   for (let i = 0; i < n; i++) await request(0);
-  const before = server.bufferPoolStats();
+  const before = engine.bufferPoolStats();
   for (let i = 0; i < n; i++) {
     const error = await request(0);
     if (error !== undefined) throw new Error(`${mode}: ${error}`);
   }
-  const after = server.bufferPoolStats();
+  const after = engine.bufferPoolStats();
   return {
     mode, pooling,
     allocatedPerRequest: (after.allocatedBytes + after.foreignBytes - before.allocatedBytes - before.foreignBytes) / n,
@@ -322,16 +322,16 @@ function printAllocation(rows: readonly AllocationRow[], n: number): void {
 
 // ---------------------------------------------------------------- main
 
-async function startEngine(repository: PipelineRepository, bufferPooling: boolean): Promise<InferenceServer> {
+async function startEngine(repository: PipelineRepository, bufferPooling: boolean): Promise<InferenceEngine> {
   const { silentLogger } = await import('../../engine/logger.ts');
   const { createEngine } = await import('../../server/composition-root.ts');
-  const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger, bufferPooling });
-  const failures = server.loadFailures();
+  const engine = await createEngine({ modelRepositories: [repository.root], logger: silentLogger, bufferPooling });
+  const failures = engine.loadFailures();
   if (failures.length > 0) {
-    await server.close();
+    await engine.close();
     throw new Error(`model failed to load in-process: ${JSON.stringify(failures)}`);
   }
-  return server;
+  return engine;
 }
 
 async function main(): Promise<void> {
@@ -372,8 +372,8 @@ async function main(): Promise<void> {
     const modes: readonly (Omit<CellSpec, 'concurrency'>)[] = [
       { mode: '(a)', path: `1 POST ${ENSEMBLE}`, request: http.ensemble, child },
       { mode: '(b)', path: '3 POSTs, client chains', request: http.chain, child },
-      { mode: '(a-engine)', path: `1 server.infer ${ENSEMBLE}`, request: inProcess.ensemble, child: undefined },
-      { mode: '(c)', path: '3 server.infer in sequence', request: inProcess.chain, child: undefined },
+      { mode: '(a-engine)', path: `1 engine.infer ${ENSEMBLE}`, request: inProcess.ensemble, child: undefined },
+      { mode: '(c)', path: '3 engine.infer in sequence', request: inProcess.chain, child: undefined },
       { mode: 'floor', path: '3 session.run, this thread', request: floorRequest, child: undefined },
     ];
     const cells: Cell[] = [];

@@ -103,7 +103,7 @@ export async function measureIdleMemory(init: IdleMemoryInit): Promise<IdleMemor
   const values = new Float32Array(STATE_WIDTH).map((_, j) => (j % 7) - 3);
   const input: FixedTensor = { name: 'INPUT', datatype: 'FP32', shape: [1, STATE_WIDTH], raw: bytesOf(values) };
   const step = async (id: number, flags: { start?: boolean; end?: boolean }, times: number): Promise<void> => {
-    const response = await server.infer({
+    const response = await engine.infer({
       modelName: MODEL, inputs: [input], parameters: { sequence_id: id, sequence_start: flags.start ?? false, sequence_end: flags.end ?? false },
     });
     const output = response.outputs.find((t) => t.name === 'OUTPUT');
@@ -120,10 +120,10 @@ export async function measureIdleMemory(init: IdleMemoryInit): Promise<IdleMemor
     }
   };
 
-  const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
+  const engine = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
   let result: Omit<IdleMemoryResult, 'parts'>;
   try {
-    if (server.loadFailures().length > 0) throw new Error(`model failed to load: ${JSON.stringify(server.loadFailures())}`);
+    if (engine.loadFailures().length > 0) throw new Error(`model failed to load: ${JSON.stringify(engine.loadFailures())}`);
     // Warm-up: sequences opened and ended, so code is compiled and pool buffers exist before the baseline.
     await open(1, 4 * init.wave);
     await Promise.all(Array.from({ length: 4 * init.wave }, (_, i) => step(1 + i, { end: true }, 2)));
@@ -144,7 +144,7 @@ export async function measureIdleMemory(init: IdleMemoryInit): Promise<IdleMemor
       heapBefore: m0.heapUsed, heapAfter: m2.heapUsed, openSeconds, stillOpen, sampled: SAMPLE,
     };
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(repository.root);
   }
   return { ...result, parts: await measureParts(n) };

@@ -3,7 +3,7 @@
  * a stateful ONNX model (implicit state: a running sum over FP32 [256],
  * plus an MLP 256 -> 2048 -> 2048 -> 16 over it; see
  * state-mlp-repository.ts), every step's answer checked, through
- * `server.infer` in this process, served three ways:
+ * `engine.infer` in this process, served three ways:
  *
  *   (a) oldest: max_batch_size 32, oldest { max_candidate_sequences,
  *       preferred_batch_size [32], max_queue_delay_microseconds }
@@ -36,7 +36,7 @@
 import { fork } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { ModelStatisticsJson } from '../../engine/observability/model-stats.ts';
 import { envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { measureIdleMemory, type IdleMemoryInit, type IdleMemoryResult, type MemoryDelta } from './idle-memory.ts';
@@ -126,27 +126,27 @@ interface WayResult {
   readonly closeReasons: string;
 }
 
-function modelStats(server: InferenceServer, model: string): ModelStatisticsJson {
-  return server.modelStatistics(model).model_stats[0]!;
+function modelStats(engine: InferenceEngine, model: string): ModelStatisticsJson {
+  return engine.modelStatistics(model).model_stats[0]!;
 }
 
 const computeNs = (stats: ModelStatisticsJson): number =>
   stats.batch_stats.reduce((sum, b) => sum + b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns, 0);
 
-async function runWay(server: InferenceServer, way: Way, workload: SequenceWorkload, options: Options): Promise<WayResult> {
+async function runWay(engine: InferenceEngine, way: Way, workload: SequenceWorkload, options: Options): Promise<WayResult> {
   const model = way.serving.name;
   let warmupErrors = 0;
   let firstWarmupError: string | undefined;
   for (let round = 0; round < options.warmupRounds; round++) {
-    const warm = await runRounds(server, model, workload, { minSeconds: 0, idBase: round * workload.sequences });
+    const warm = await runRounds(engine, model, workload, { minSeconds: 0, idBase: round * workload.sequences });
     warmupErrors += warm.errors;
     firstWarmupError ??= warm.firstError;
   }
-  const before = modelStats(server, model);
+  const before = modelStats(engine, model);
   const cpuBefore = process.cpuUsage();
-  const measured = await runRounds(server, model, workload, { minSeconds: options.seconds, idBase: options.warmupRounds * workload.sequences });
+  const measured = await runRounds(engine, model, workload, { minSeconds: options.seconds, idBase: options.warmupRounds * workload.sequences });
   const cpu = process.cpuUsage(cpuBefore);
-  const after = modelStats(server, model);
+  const after = modelStats(engine, model);
   const result = measured.firstError === undefined && firstWarmupError !== undefined ? { ...measured, firstError: `(warm-up) ${firstWarmupError}` } : measured;
   const reasons = Object.entries(after.batch_close_reasons)
     .map(([reason, count]) => [reason, count - before.batch_close_reasons[reason as keyof typeof before.batch_close_reasons]] as const)
@@ -169,7 +169,7 @@ const fmtRatio = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-'
 const fmtBytes = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
 
 function printWays(cells: readonly WayResult[], floor: readonly FloorResult[], options: Options): void {
-  console.log(`\nSteps of ${options.sequences} concurrent sequences x ${options.steps} steps, measured rounds (latency in ms, one step from server.infer `
+  console.log(`\nSteps of ${options.sequences} concurrent sequences x ${options.steps} steps, measured rounds (latency in ms, one step from engine.infer `
     + 'to its checked answer, a START step\'s wait for a free slot included; p99 2-20: steps 2 to 20 only; rows/exec: requests per model execution, direct\'s filler rows not counted; busy: the instance\'s compute time '
     + '(input, infer, output) over the wall time; CPU: this process, all threads, per step; wrong: wrong or failed steps, warm-up included)\n');
   console.log(table(['way', 'scheduling', 'rounds', 'steps/s', 'p50', 'p99', 'p99 2-20', 'rows/exec', 'busy', 'CPU us/step', 'wrong', 'batch close reasons'], cells.map((c) => [
@@ -258,13 +258,13 @@ async function measureWays(selected: readonly Way[], options: Options): Promise<
   try {
     const workload = await SequenceWorkload.create(options.sequences, options.steps, repository.modelPath);
     const cells: WayResult[] = [];
-    const server = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
+    const engine = await createEngine({ modelRepositories: [repository.root], logger: silentLogger });
     try {
-      if (server.loadFailures().length > 0) throw new Error(`models failed to load: ${JSON.stringify(server.loadFailures())}`);
+      if (engine.loadFailures().length > 0) throw new Error(`models failed to load: ${JSON.stringify(engine.loadFailures())}`);
       console.log('\nways:');
-      for (const way of selected) cells.push(await runWay(server, way, workload, options));
+      for (const way of selected) cells.push(await runWay(engine, way, workload, options));
     } finally {
-      await server.close();
+      await engine.close();
     }
     const floor = options.floorSeconds > 0 ? await measureSessionFloor(repository.modelPath, [1, options.maxBatchSize], options.floorSeconds) : [];
     return [cells, floor];
@@ -275,7 +275,7 @@ async function measureWays(selected: readonly Way[], options: Options): Promise<
 
 async function main(): Promise<void> {
   const options = readOptions();
-  console.log(`Switchyard sequence batching benchmark: node ${process.version}, ${cpus().length} CPUs, in-process server.infer`);
+  console.log(`Switchyard sequence batching benchmark: node ${process.version}, ${cpus().length} CPUs, in-process engine.infer`);
   console.log(`model: state MLP, running sum over FP32 [${STATE_WIDTH}] in implicit state (${STATE_BYTES} B per sequence), `
     + `MLP ${[STATE_WIDTH, ...HIDDEN, FEATURES].join(' -> ')} over it; 1 CPU instance, 1 intra-op thread`);
   console.log(`load: ${options.sequences} concurrent sequences x ${options.steps} steps per round, START on the first, END on the last, `

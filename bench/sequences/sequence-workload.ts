@@ -9,9 +9,9 @@
  *
  * A round runs every sequence once, all at the same time, each step sent as
  * soon as the previous step's answer is checked (START on the first step,
- * END on the last), through `server.infer` in this process.
+ * END on the last), through `engine.infer` in this process.
  */
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { bytesOf, typedView, type FixedTensor, type Tensor } from '../../engine/tensor.ts';
 import { seededRandom } from '../../generator/onnx-builder.ts';
 import { LatencyRecorder, nowMs, type LatencySummary } from '../latencies.ts';
@@ -122,7 +122,7 @@ export interface RoundsResult {
 }
 
 /** Runs whole rounds of the workload on `model`, one after another. */
-export async function runRounds(server: InferenceServer, model: string, workload: SequenceWorkload, spec: RoundsSpec): Promise<RoundsResult> {
+export async function runRounds(engine: InferenceEngine, model: string, workload: SequenceWorkload, spec: RoundsSpec): Promise<RoundsResult> {
   const latencies = new LatencyRecorder();
   const continuing = new LatencyRecorder();
   let errors = 0;
@@ -135,7 +135,7 @@ export async function runRounds(server: InferenceServer, model: string, workload
       const t0 = nowMs();
       let problem: string | undefined;
       try {
-        const response = await server.infer({
+        const response = await engine.infer({
           modelName: model,
           inputs: [workload.input(s, k)],
           parameters: { sequence_id: id, sequence_start: k === 0, sequence_end: k === workload.steps - 1 },

@@ -50,7 +50,7 @@ class SumModel implements BackendModel {
   async finalize(): Promise<void> {}
 }
 
-/** The backend: one object, handed to the server in its BackendRegistry. */
+/** The backend: one object, handed to the engine in its BackendRegistry. */
 export const sumBackend: Backend = {
   name: 'sum',
   // Each version folder must exist, but holds no file this backend reads.

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics for one InferenceServer, under tritonserver's names and
+ * Prometheus metrics for one InferenceEngine, under tritonserver's names and
  * labels (`model`, `version`) so that Triton dashboards and alerts work
  * unchanged, plus Switchyard's own `switchyard_*` series.
  *
@@ -10,7 +10,7 @@
  * latency summaries (when asked for) and the ensemble step histogram.
  */
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
-import type { InferenceServer } from '../server.ts';
+import type { InferenceEngine } from '../inference-engine.ts';
 import type { ModelVersion } from '../repository/model-version.ts';
 import { renderBatchSizeHistogram } from './batch-size-histogram.ts';
 import { HostUsage } from './host-usage.ts';
@@ -96,7 +96,7 @@ export class ServerMetrics {
   private readonly lastHeap = new Map<string, number>();
   private closed = false;
 
-  private constructor(private readonly server: InferenceServer, options: MetricsOptions) {
+  private constructor(private readonly engine: InferenceEngine, options: MetricsOptions) {
     this.options = compileMetricsOptions(options);
     const registry = this.registry;
     const views = (): readonly VersionView[] => this.views();
@@ -243,13 +243,13 @@ export class ServerMetrics {
   }
 
   /**
-   * Metrics for `server`: starts sampling the host and listening to its
+   * Metrics for `engine`: starts sampling the host and listening to its
    * versions, including ones it loads later. close() stops both.
    */
-  static create(server: InferenceServer, options: MetricsOptions = {}): ServerMetrics {
-    const metrics = new ServerMetrics(server, options);
+  static create(engine: InferenceEngine, options: MetricsOptions = {}): ServerMetrics {
+    const metrics = new ServerMetrics(engine, options);
     if (metrics.options.cpuMetrics) metrics.host = HostUsage.start(metrics.options.intervalMs);
-    metrics.unwatch = server.watchVersions((version) => metrics.attach(version));
+    metrics.unwatch = engine.watchVersions((version) => metrics.attach(version));
     return metrics;
   }
 
@@ -273,7 +273,7 @@ export class ServerMetrics {
     }
   }
 
-  /** Stops listening to the server and sampling the host. */
+  /** Stops listening to the engine and sampling the host. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -289,7 +289,7 @@ export class ServerMetrics {
 
   /** The READY versions now, with one stats snapshot each; drops what it listened to on versions no longer there. */
   private readViews(): VersionView[] {
-    const views = this.server.readyVersions().map((version) => {
+    const views = this.engine.readyVersions().map((version) => {
       const model = version.config!.name;
       const labels = { model, version: String(version.version) };
       return { version, labels, stats: version.stats.snapshot(model, labels.version) };

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, boundedMessage, serverError, type SwitchyardError } from '../../engine/errors.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { InferenceRequest } from '../../engine/inference-request.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
@@ -229,7 +229,7 @@ function logSettingsMessage(settings: LogSettings): Message {
   return { settings: message };
 }
 
-function inferenceHandlers(server: InferenceServer, service: protobuf.Service, limits: DecodeLimits): grpc.UntypedServiceImplementation {
+function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, limits: DecodeLimits): grpc.UntypedServiceImplementation {
   const { maxBytesElements, maxRequestFields, headerForward } = limits;
   const handle = (method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> => unary(service, method, handler, maxRequestFields);
   const compactRequestType = grpcRequestType();
@@ -266,12 +266,12 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
-    server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
+    engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
-    const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
+    const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
       const request = withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata);
-      const response = await server.infer(request);
+      const response = await engine.infer(request);
       try {
         await lease?.writeOutputs(response.outputs);
         // Encoded here, not when grpc-js writes it: the wire bytes are a copy, so the outputs' pooled memory goes back now.
@@ -318,14 +318,14 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   ): Promise<void> {
     const message = decodeInferMessage(bytes);
     checkModelName(message.model_name ?? '', "field 'model_name'");
-    server.assertModelReady(message.model_name ?? '', message.model_version || undefined);
+    engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const emptyFinal = enablesEmptyFinalResponse(message);
     const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
-    const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
+    const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
       let responses: ResponseStream;
       try {
-        responses = await server.inferStream(withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata));
+        responses = await engine.inferStream(withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata));
       } catch (err) {
         throw asSwitchyardError(err, decoded.request.modelName);
       }
@@ -428,60 +428,60 @@ function inferenceHandlers(server: InferenceServer, service: protobuf.Service, l
   };
 
   return {
-    ServerLive: handle('ServerLive', () => ({ live: server.isLive() })),
-    ServerReady: handle('ServerReady', () => ({ ready: server.isReady() })),
-    ModelReady: handle('ModelReady', (req) => ({ ready: server.isModelReady(modelName(req, 'name'), str(req['version']) || undefined) })),
-    ServerMetadata: handle('ServerMetadata', () => ({ ...server.serverMetadata() })),
-    ModelMetadata: handle('ModelMetadata', (req) => ({ ...server.modelMetadata(modelName(req, 'name'), str(req['version']) || undefined) })),
+    ServerLive: handle('ServerLive', () => ({ live: engine.isLive() })),
+    ServerReady: handle('ServerReady', () => ({ ready: engine.isReady() })),
+    ModelReady: handle('ModelReady', (req) => ({ ready: engine.isModelReady(modelName(req, 'name'), str(req['version']) || undefined) })),
+    ServerMetadata: handle('ServerMetadata', () => ({ ...engine.serverMetadata() })),
+    ModelMetadata: handle('ModelMetadata', (req) => ({ ...engine.modelMetadata(modelName(req, 'name'), str(req['version']) || undefined) })),
     ModelInfer: modelInfer,
     ModelStreamInfer: modelStreamInfer,
     ModelConfig: handle('ModelConfig', (req) => {
-      const json = server.modelConfig(modelName(req, 'name'), str(req['version']) || undefined);
+      const json = engine.modelConfig(modelName(req, 'name'), str(req['version']) || undefined);
       return { config: modelConfigType().fromObject(json) };
     }),
     ModelStatistics: handle('ModelStatistics', (req) => {
-      const json = server.modelStatistics(modelName(req, 'name') || undefined, str(req['version']) || undefined);
+      const json = engine.modelStatistics(modelName(req, 'name') || undefined, str(req['version']) || undefined);
       return statisticsResponseType.fromObject(json) as unknown as Message;
     }),
     RepositoryIndex: handle('RepositoryIndex', (req) => {
       refuseRepositoryName(req);
       const readyOnly = req['ready'] === true;
-      return { models: server.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
+      return { models: engine.repositoryIndex().filter((e) => !readyOnly || e.state === 'READY') };
     }),
     RepositoryModelLoad: handle('RepositoryModelLoad', async (req) => {
       refuseRepositoryName(req);
-      await server.loadModel(modelName(req, 'model_name'), loadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
+      await engine.loadModel(modelName(req, 'model_name'), loadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
     RepositoryModelUnload: handle('RepositoryModelUnload', async (req) => {
       refuseRepositoryName(req);
-      await server.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
+      await engine.unloadModel(modelName(req, 'model_name'), unloadOptionsFromParameters(parametersFromGrpc(req['parameters'])));
       return {};
     }),
     SystemSharedMemoryStatus: handle('SystemSharedMemoryStatus', (req) => ({
-      regions: Object.fromEntries(server.sharedMemory.status(str(req['name']) || undefined).map((region) => [region.name, region])),
+      regions: Object.fromEntries(engine.sharedMemory.status(str(req['name']) || undefined).map((region) => [region.name, region])),
     })),
     SystemSharedMemoryRegister: handle('SystemSharedMemoryRegister', async (req) => {
       // Triton refuses a disabled extension before it looks at the request.
-      if (!server.sharedMemory.allowClient) throw serverError('CLIENT_SHM_DISABLED', {});
-      await server.sharedMemory.register(str(req['name']), str(req['key']), uint64(req['offset'], 'offset'), uint64(req['byte_size'], 'byte_size'));
+      if (!engine.sharedMemory.allowClient) throw serverError('CLIENT_SHM_DISABLED', {});
+      await engine.sharedMemory.register(str(req['name']), str(req['key']), uint64(req['offset'], 'offset'), uint64(req['byte_size'], 'byte_size'));
       return {};
     }),
     SystemSharedMemoryUnregister: handle('SystemSharedMemoryUnregister', async (req) => {
-      await server.sharedMemory.unregister(str(req['name']) || undefined);
+      await engine.sharedMemory.unregister(str(req['name']) || undefined);
       return {};
     }),
     CudaSharedMemoryStatus: handle('CudaSharedMemoryStatus', (req) => ({
-      regions: Object.fromEntries(server.sharedMemory.cudaStatus(str(req['name']) || undefined).map((region) => [region.name, region])),
+      regions: Object.fromEntries(engine.sharedMemory.cudaStatus(str(req['name']) || undefined).map((region) => [region.name, region])),
     })),
-    CudaSharedMemoryRegister: handle('CudaSharedMemoryRegister', (req) => server.sharedMemory.cudaRegister(str(req['name']))),
+    CudaSharedMemoryRegister: handle('CudaSharedMemoryRegister', (req) => engine.sharedMemory.cudaRegister(str(req['name']))),
     CudaSharedMemoryUnregister: handle('CudaSharedMemoryUnregister', () => {
-      server.sharedMemory.cudaUnregister();
+      engine.sharedMemory.cudaUnregister();
       return {};
     }),
     TraceSetting: handle('TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
     LogSettings: handle('LogSettings', (req) => {
-      const logger = server.logger instanceof ServerLogger ? server.logger : undefined;
+      const logger = engine.logger instanceof ServerLogger ? engine.logger : undefined;
       if (!logger) throw serverError('NOT_IMPLEMENTED', { feature: 'changing log settings', detail: 'this server was started with a fixed logger that has no run-time settings' });
       return logSettingsMessage(logger.update(logSettingValues(req['settings'])));
     }),
@@ -497,10 +497,10 @@ function refuseRepositoryName(req: Message): void {
 const SERVING = 1;
 const NOT_SERVING = 2;
 
-function healthHandlers(server: InferenceServer, service: protobuf.Service, maxFields: number): grpc.UntypedServiceImplementation {
+function healthHandlers(engine: InferenceEngine, service: protobuf.Service, maxFields: number): grpc.UntypedServiceImplementation {
   return {
     // Like Triton, the answer is the server's readiness whatever service is named; Watch is not served.
-    Check: unary(service, 'Check', () => ({ status: server.isReady() ? SERVING : NOT_SERVING }), maxFields),
+    Check: unary(service, 'Check', () => ({ status: engine.isReady() ? SERVING : NOT_SERVING }), maxFields),
   };
 }
 
@@ -542,7 +542,7 @@ function restrict(
 }
 
 /** A grpc-js server with both services, not yet bound to a port. */
-export function createGrpcServer(server: InferenceServer, options: GrpcServerOptions = {}): grpc.Server {
+export function createGrpcServer(engine: InferenceEngine, options: GrpcServerOptions = {}): grpc.Server {
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE,
     'grpc.max_send_message_length': -1,
@@ -559,9 +559,9 @@ export function createGrpcServer(server: InferenceServer, options: GrpcServerOpt
     maxRequestFields: options.maxRequestFields ?? DEFAULT_GRPC_MAX_REQUEST_FIELDS,
     headerForward: options.headerForwardPattern !== undefined ? HeaderForwardPattern.compile(options.headerForwardPattern) : undefined,
   };
-  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(server, inference, limits), options.restrictedApis));
+  grpcServer.addService(serviceDefinition(inference), restrict(inference, inferenceHandlers(engine, inference, limits), options.restrictedApis));
   const health = grpcService(HEALTH_SERVICE);
-  grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(server, health, limits.maxRequestFields), options.restrictedApis));
+  grpcServer.addService(serviceDefinition(health), restrict(health, healthHandlers(engine, health, limits.maxRequestFields), options.restrictedApis));
   return grpcServer;
 }
 

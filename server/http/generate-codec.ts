@@ -14,7 +14,7 @@ import { didYouMean } from '../../engine/config/did-you-mean.ts';
 import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { InferenceRequest, ParameterValue } from '../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
-import type { TensorMetadata } from '../../engine/server.ts';
+import type { TensorMetadata } from '../../engine/inference-engine.ts';
 import { isDataType, type Tensor } from '../../engine/tensor.ts';
 import { parseJsonExact, quotedJson, showJson } from './exact-json.ts';
 import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.ts';

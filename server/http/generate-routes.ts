@@ -2,7 +2,7 @@
  * Triton's generate extension as a fastify plugin:
  *   POST /v2/models/{m}[/versions/{v}]/generate         one JSON object
  *   POST /v2/models/{m}[/versions/{v}]/generate_stream  server-sent events
- * Both run the request through InferenceServer.inferStream, so they serve
+ * Both run the request through InferenceEngine.inferStream, so they serve
  * decoupled models and all others alike. A request refused before it runs
  * gets a JSON error with its status; once it runs, generate_stream reports
  * an error response as an event {"error": "..."} (with the error's status
@@ -15,7 +15,7 @@ import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { asSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { explainMissingInputs } from './generate-codec.ts';
 import { requestCompression } from './request-decompression.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
@@ -24,7 +24,7 @@ import { SseWriter } from './sse-writer.ts';
 import { disconnectSignal, sendError } from './v2-routes.ts';
 
 export interface GenerateRoutesOptions {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   /** Where JSON bodies and responses are decoded and encoded (see json-codec-pool.ts). */
   readonly codec: JsonCodecPool;
   /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
@@ -38,12 +38,12 @@ interface ModelParams {
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
 
-export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS }) => {
+export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { engine, codec, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS }) => {
   /** Decodes the body and starts the request; throws what the client should get as a JSON error. */
   const start = async (req: ModelRequest, signal: AbortSignal): Promise<ResponseStream> => {
     const { model, version } = req.params;
-    server.assertModelReady(model, version);
-    const inputs = server.modelMetadata(model, version).inputs;
+    engine.assertModelReady(model, version);
+    const inputs = engine.modelMetadata(model, version).inputs;
     // Triton reads generate bodies as sent: any encoding but identity is refused once the model is known.
     if (requestCompression(req.headers['content-encoding']) !== 'none') {
       throw serverError('BAD_REQUEST', { detail: "Unsupported content-encoding, only 'identity' is supported." });
@@ -52,7 +52,7 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const target = { model, ...(version ? { version } : {}) };
     const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);
     try {
-      return await server.inferStream({ ...decoded.request, signal });
+      return await engine.inferStream({ ...decoded.request, signal });
     } catch (err) {
       throw explainMissingInputs(asSwitchyardError(err, model), decoded, inputs);
     }

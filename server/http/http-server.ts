@@ -11,7 +11,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { isSwitchyardError, quoted, serverError } from '../../engine/errors.ts';
 import { ServerLogger } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { HeaderForwardPattern } from '../header-forwarding.ts';
 import { httpApiCategory, isApiCategory, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { generateRoutes } from './generate-routes.ts';
@@ -91,7 +91,7 @@ function headerValues(req: FastifyRequest, name: string): string[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
-export async function createHttpServer(server: InferenceServer, options: HttpServerOptions = {}): Promise<FastifyInstance> {
+export async function createHttpServer(engine: InferenceEngine, options: HttpServerOptions = {}): Promise<FastifyInstance> {
   const bodyLimit = options.maxInputSize ?? DEFAULT_MAX_INPUT_SIZE;
   const requestTimeout = options.requestTimeoutMs ?? DEFAULT_HTTP_REQUEST_TIMEOUT_MS;
   const headersTimeout = Math.min(options.headerTimeoutMs ?? DEFAULT_HTTP_HEADER_TIMEOUT_MS, requestTimeout);
@@ -110,7 +110,7 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
   };
   // Fastify logs through the engine's pino logger, and /v2/logging changes its settings; with a
   // plain Logger (tests, embedders) fastify stays silent and /v2/logging answers 501.
-  const logger = server.logger instanceof ServerLogger ? server.logger : undefined;
+  const logger = engine.logger instanceof ServerLogger ? engine.logger : undefined;
   const app = (logger
     ? Fastify({ ...limits, loggerInstance: logger.pino, logController: new VerboseRequestLog(logger) })
     : Fastify({ ...limits, logger: false })) as unknown as FastifyInstance;
@@ -148,12 +148,12 @@ export async function createHttpServer(server: InferenceServer, options: HttpSer
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return reply.code(status).type('application/json').send(errorBody(err.message));
   });
-  const codec = new JsonCodecPool(options.jsonCodec, server.logger);
+  const codec = new JsonCodecPool(options.jsonCodec, engine.logger);
   app.addHook('onClose', () => codec.close());
   const bytesLimit = options.maxBytesElements !== undefined ? { maxBytesElements: options.maxBytesElements } : {};
   const forward = options.headerForwardPattern !== undefined ? { headerForward: HeaderForwardPattern.compile(options.headerForwardPattern) } : {};
-  await app.register(v2Routes, { server, codec, maxInputSize: bodyLimit, ...bytesLimit, ...forward });
-  await app.register(generateRoutes, { server, codec, ...bytesLimit });
+  await app.register(v2Routes, { engine, codec, maxInputSize: bodyLimit, ...bytesLimit, ...forward });
+  await app.register(generateRoutes, { engine, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
   return app;
 }

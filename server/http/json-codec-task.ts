@@ -8,7 +8,7 @@
  */
 import { asSwitchyardError, isSwitchyardError, serverError } from '../../engine/errors.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
-import type { TensorMetadata } from '../../engine/server.ts';
+import type { TensorMetadata } from '../../engine/inference-engine.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { decodeGenerateBody, encodeGenerateResponse, type DecodedGenerate } from './generate-codec.ts';
 import { decodeInferBody, encodeInferResponse, type EncodedInfer, type InferBody } from './infer-codec.ts';

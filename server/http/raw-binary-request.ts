@@ -10,7 +10,7 @@
 import { bytesTensor, checkBytesElementLimit } from '../../engine/bytes-tensor.ts';
 import { quoted, serverError } from '../../engine/errors.ts';
 import type { InferenceRequest } from '../../engine/inference-request.ts';
-import type { TensorMetadata } from '../../engine/server.ts';
+import type { TensorMetadata } from '../../engine/inference-engine.ts';
 import { elementByteSize, isDataType, type Tensor } from '../../engine/tensor.ts';
 import type { InferBody } from './infer-codec.ts';
 

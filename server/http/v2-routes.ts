@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { asSwitchyardError, boundedMessage, serverError } from '../../engine/errors.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
 import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
@@ -18,7 +18,7 @@ import {
 } from '../repository-parameters.ts';
 
 export interface V2RoutesOptions {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   /** Where JSON bodies and responses are decoded and encoded: in this thread when small, in a codec process when large. */
   readonly codec: JsonCodecPool;
   /** Elements one BYTES input may hold; default DEFAULT_MAX_BYTES_ELEMENTS. */
@@ -57,9 +57,9 @@ export function disconnectSignal(reply: FastifyReply): AbortSignal {
 }
 
 /** What a raw binary request's deduction reads from the model's config. */
-function rawRequestModel(server: InferenceServer, model: string, version?: string): RawRequestModel {
-  const maxBatchSize = server.modelConfig(model, version)['max_batch_size'];
-  return { inputs: server.modelMetadata(model, version).inputs, maxBatchSize: typeof maxBatchSize === 'number' ? maxBatchSize : 0 };
+function rawRequestModel(engine: InferenceEngine, model: string, version?: string): RawRequestModel {
+  const maxBatchSize = engine.modelConfig(model, version)['max_batch_size'];
+  return { inputs: engine.modelMetadata(model, version).inputs, maxBatchSize: typeof maxBatchSize === 'number' ? maxBatchSize : 0 };
 }
 
 /** The request's headers as the client wrote them: names in their own case, in order, repeats kept. */
@@ -68,12 +68,12 @@ function* rawHeaders(req: FastifyRequest): Generator<[string, string]> {
   for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, headerText(raw[i + 1]!)];
 }
 
-export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { server, codec, maxBytesElements, maxInputSize, headerForward }) => {
+export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { engine, codec, maxBytesElements, maxInputSize, headerForward }) => {
   const health = (check: () => boolean) => async (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(check() ? 200 : 400).send();
-  app.get('/v2/health/live', health(() => server.isLive()));
-  app.get('/v2/health/ready', health(() => server.isReady()));
-  app.get('/v2', async (_req, reply) => reply.type('application/json').send(JSON.stringify(server.serverMetadata())));
+  app.get('/v2/health/live', health(() => engine.isLive()));
+  app.get('/v2/health/ready', health(() => engine.isReady()));
+  app.get('/v2', async (_req, reply) => reply.type('application/json').send(JSON.stringify(engine.serverMetadata())));
 
   /** A GET that answers the engine's value as JSON, or its catalogue error. */
   const modelJson = (read: (model: string, version?: string) => unknown) => async (req: ModelRequest, reply: FastifyReply) => {
@@ -83,16 +83,16 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       return sendError(reply, err, req.params.model);
     }
   };
-  const metadata = modelJson((model, version) => server.modelMetadata(model, version));
-  const config = modelJson((model, version) => server.modelConfig(model, version));
+  const metadata = modelJson((model, version) => engine.modelMetadata(model, version));
+  const config = modelJson((model, version) => engine.modelConfig(model, version));
   const ready = async (req: ModelRequest, reply: FastifyReply) => {
-    if (server.isModelReady(req.params.model, req.params.version)) return reply.code(200).send();
+    if (engine.isModelReady(req.params.model, req.params.version)) return reply.code(200).send();
     return sendError(reply, serverError('MODEL_VERSION_NOT_READY', {}), req.params.model);
   };
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
     try {
-      server.assertModelReady(model, version);
+      engine.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const signal = disconnectSignal(reply);
       const lengthHeader = req.headers[HEADER_LENGTH_HEADER];
@@ -101,9 +101,9 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
       // Only an explicit 0 asks for a raw request; an empty body without the header is an empty JSON request.
       const decoded = decodedInfer(lengthHeader !== undefined && jsonLength === 0
-        ? decodeRawBinaryRequest(body, rawRequestModel(server, model, version), target, bytesElements)
+        ? decodeRawBinaryRequest(body, rawRequestModel(engine, model, version), target, bytesElements)
         : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
-      const lease = decoded.sharedMemory ? server.sharedMemory.lease(decoded.sharedMemory) : undefined;
+      const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
       // As in Triton, forwarded headers are added once the body is read, over any body parameter of the same name.
       const forwarded = headerForward?.parameters(rawHeaders(req));
       const parameters = forwarded ? { ...decoded.request.parameters, ...forwarded } : decoded.request.parameters;
@@ -111,7 +111,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       let encoded;
       try {
         const request = lease ? { ...received, inputs: await lease.readInputs(model, received.inputs, bytesElements) } : received;
-        const response = await server.infer(request);
+        const response = await engine.infer(request);
         try {
           await lease?.writeOutputs(response.outputs);
           const shared = lease?.outputNames ?? new Set<string>();
@@ -136,7 +136,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     }
   };
 
-  const stats = modelJson((model, version) => server.modelStatistics(model, version));
+  const stats = modelJson((model, version) => engine.modelStatistics(model, version));
   for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
     app.get(prefix, metadata);
     app.get(`${prefix}/ready`, ready);
@@ -146,7 +146,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   }
   app.get('/v2/models/stats', async (_req, reply) => {
     try {
-      return reply.type('application/json').send(JSON.stringify(server.modelStatistics()));
+      return reply.type('application/json').send(JSON.stringify(engine.modelStatistics()));
     } catch (err) {
       return sendError(reply, err);
     }
@@ -155,7 +155,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   const index = async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       const { ready } = await repositoryRequestBody(codec, req.body, { ready: 'boolean' });
-      const index = server.repositoryIndex().filter((e) => ready !== true || e.state === 'READY');
+      const index = engine.repositoryIndex().filter((e) => ready !== true || e.state === 'READY');
       return reply.type('application/json').send(JSON.stringify(index));
     } catch (err) {
       return sendError(reply, err);
@@ -174,10 +174,10 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       return sendError(reply, err, req.params.model);
     }
   };
-  sharedMemoryRoutes(app, server, codec);
+  sharedMemoryRoutes(app, engine, codec);
 
-  app.post('/v2/repository/models/:model/load', control((model, p) => server.loadModel(model, loadOptionsFromParameters(p))));
-  app.post('/v2/repository/models/:model/unload', control((model, p) => server.unloadModel(model, unloadOptionsFromParameters(p))));
+  app.post('/v2/repository/models/:model/load', control((model, p) => engine.loadModel(model, loadOptionsFromParameters(p))));
+  app.post('/v2/repository/models/:model/unload', control((model, p) => engine.unloadModel(model, unloadOptionsFromParameters(p))));
   const namedRepository = async (req: FastifyRequest, reply: FastifyReply) => sendError(reply, serverError('REPOSITORY_NAME_UNSUPPORTED', {}));
   app.post('/v2/repository/:repository/models/:model/load', namedRepository);
   app.post('/v2/repository/:repository/models/:model/unload', namedRepository);
@@ -191,8 +191,8 @@ type RegionRequest = FastifyRequest<{ Params: { region?: string } }>;
  * CUDA shared memory is answered as a CPU-only tritonserver answers it (see
  * SharedMemoryManager).
  */
-function sharedMemoryRoutes(app: FastifyInstance, server: InferenceServer, codec: JsonCodecPool): void {
-  const manager = server.sharedMemory;
+function sharedMemoryRoutes(app: FastifyInstance, engine: InferenceEngine, codec: JsonCodecPool): void {
+  const manager = engine.sharedMemory;
   const answer = (action: (req: RegionRequest) => unknown) => async (req: RegionRequest, reply: FastifyReply) => {
     try {
       const result = await action(req);

@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { MetricsOptions } from '../../engine/observability/metrics-options.ts';
 import { ServerMetrics } from '../../engine/observability/server-metrics.ts';
 
@@ -62,12 +62,12 @@ async function answer(metrics: ServerMetrics, req: IncomingMessage, res: ServerR
 }
 
 /**
- * Serves metrics for `server` over HTTP. Tests call it with `port: 0`;
+ * Serves metrics for `engine` over HTTP. Tests call it with `port: 0`;
  * the CLI with --metrics-port and --metrics-address.
  */
-export async function startMetricsServer(server: InferenceServer, options: MetricsServerOptions = {}): Promise<MetricsServer> {
+export async function startMetricsServer(engine: InferenceEngine, options: MetricsServerOptions = {}): Promise<MetricsServer> {
   const { port = DEFAULT_METRICS_PORT, address = '0.0.0.0', ...metricsOptions } = options;
-  const metrics = ServerMetrics.create(server, metricsOptions);
+  const metrics = ServerMetrics.create(engine, metricsOptions);
   const http = createServer((req, res) => {
     void answer(metrics, req, res);
   });

@@ -21,7 +21,7 @@ test('backend thread counts reach the sessions of models that do not set their o
   const tuned = await startEngine(root, { backendSettings: { onnxruntime: { intraOpThreadCount: 3, interOpThreadCount: 0 } } });
   const plain = await startEngine(root);
   try {
-    const options = (server: typeof tuned, model: string) => (server.instancesOf(model)[0] as OnnxInstance).sessionOptions;
+    const options = (engine: typeof tuned, model: string) => (engine.instancesOf(model)[0] as OnnxInstance).sessionOptions;
     assert.deepEqual([options(tuned, 'defaults').intraOpNumThreads, options(tuned, 'defaults').interOpNumThreads], [3, 0]);
     assert.deepEqual([options(tuned, 'own').intraOpNumThreads, options(tuned, 'own').interOpNumThreads], [2, 0], "the model's parameter wins");
     assert.deepEqual([options(plain, 'defaults').intraOpNumThreads, options(plain, 'defaults').interOpNumThreads], [1, 1], 'one thread each by default');

@@ -5,7 +5,7 @@ import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
 import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { batchInputTensor } from '../../engine/scheduling/batch-tensors.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { addSubModel, raggedSumModel } from '../../generator/models.ts';
@@ -142,22 +142,22 @@ describe('ragged batching through an instance and the engine', () => {
   });
 
   test('requests of different lengths are batched together and each gets its own sum', async () => {
-    let server: InferenceServer | undefined;
+    let engine: InferenceEngine | undefined;
     try {
-      server = await startEngine(root);
+      engine = await startEngine(root);
       const lengths = [3, 1, 5, 2];
-      const answers = await Promise.all(lengths.map((n, r) => server!.infer({
+      const answers = await Promise.all(lengths.map((n, r) => engine!.infer({
         modelName: 'ragged_sum',
         inputs: [fp32('INPUT', Array.from({ length: n }, (_, i) => (r + 1) * (i + 1)))],
       })));
       const sums = answers.map((a) => floats(a.outputs.find((o) => o.name === 'OUTPUT')!));
       assert.deepEqual(sums, lengths.map((n, r) => [(r + 1) * (n * (n + 1)) / 2]));
-      const [stats] = server.modelStatistics('ragged_sum').model_stats;
+      const [stats] = engine.modelStatistics('ragged_sum').model_stats;
       assert.deepEqual([stats!.inference_count, stats!.execution_count], [4, 1], 'the four requests ran as one batch');
-      const metadata = server.modelMetadata('ragged_sum');
+      const metadata = engine.modelMetadata('ragged_sum');
       assert.deepEqual(metadata.inputs.map((i) => i.name), ['INPUT'], 'INDEX is the server\'s to make, so metadata leaves it out');
     } finally {
-      await server?.close();
+      await engine?.close();
     }
   });
 });

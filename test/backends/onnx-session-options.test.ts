@@ -10,7 +10,7 @@ import type { ModelLoadContext } from '../../engine/backend.ts';
 import { sessionOptions } from '../../backends/onnxruntime/onnx-model.ts';
 import { readModelSettings } from '../../engine/config/compile-model-config.ts';
 import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../helpers/fixture-repository.ts';
@@ -49,7 +49,7 @@ test('execution accelerators: none on this build for CPU, only CUDA for GPU inst
 });
 
 let root: string;
-let server: InferenceServer;
+let engine: InferenceEngine;
 
 before(async () => {
   root = await makeRepository({
@@ -61,17 +61,17 @@ before(async () => {
     },
     fine: { config: addSubConfig('fine', 'optimization { graph { level: 2 } }\n'), versions: { 1: addSubModel() } },
   });
-  server = await startEngine(root);
+  engine = await startEngine(root);
 });
 
 after(async () => {
-  await server?.close();
+  await engine?.close();
   await removeRepository(root);
 });
 
 test('a model whose config needs a repository agent, a custom-op library or OpenVINO stays unavailable and says why; the rest serve', () => {
-  const reason = (name: string): string => server.repositoryIndex().find((e) => e.name === name)?.reason ?? '';
-  const state = (name: string): string | undefined => server.repositoryIndex().find((e) => e.name === name)?.state;
+  const reason = (name: string): string => engine.repositoryIndex().find((e) => e.name === name)?.reason ?? '';
+  const state = (name: string): string | undefined => engine.repositoryIndex().find((e) => e.name === name)?.state;
   assert.equal(state('agents'), 'UNAVAILABLE');
   assert.match(reason('agents'), /model_repository_agents\.agents: names 'checksum', but this Switchyard build runs no repository agents/);
   assert.equal(state('custom_ops'), 'UNAVAILABLE');

@@ -78,26 +78,26 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
     });
 
     test('server and model metadata are the engine\'s', async () => {
-      assert.deepEqual(await client.serverMetadata(), fixture.server.serverMetadata());
-      assert.deepEqual(await client.modelMetadata('add_sub'), fixture.server.modelMetadata('add_sub'));
-      assert.deepEqual(await client.modelMetadata('add_sub', '1'), fixture.server.modelMetadata('add_sub', '1'));
-      assert.deepEqual(await client.modelMetadata('identity'), fixture.server.modelMetadata('identity'));
+      assert.deepEqual(await client.serverMetadata(), fixture.engine.serverMetadata());
+      assert.deepEqual(await client.modelMetadata('add_sub'), fixture.engine.modelMetadata('add_sub'));
+      assert.deepEqual(await client.modelMetadata('add_sub', '1'), fixture.engine.modelMetadata('add_sub', '1'));
+      assert.deepEqual(await client.modelMetadata('identity'), fixture.engine.modelMetadata('identity'));
     });
 
     test('model config is the server\'s JSON form, keys in the same order', async () => {
       for (const model of ['add_sub', 'identity', 'heavy']) {
         const config = await client.modelConfig(model);
-        const expected = fixture.server.modelConfig(model);
+        const expected = fixture.engine.modelConfig(model);
         assert.deepEqual(config, expected, model);
         assert.equal(JSON.stringify(config), JSON.stringify(expected), `${model}: key order`);
       }
-      assert.deepEqual(await client.modelConfig('add_sub', '2'), fixture.server.modelConfig('add_sub', '2'));
+      assert.deepEqual(await client.modelConfig('add_sub', '2'), fixture.engine.modelConfig('add_sub', '2'));
     });
 
     test('repository index lists every version with its state; ready: true leaves out the failed model', async () => {
       const byName = (a: { name: string; version?: string }, b: { name: string; version?: string }) =>
         `${a.name}/${a.version}`.localeCompare(`${b.name}/${b.version}`);
-      const expected = fixture.server.repositoryIndex().map((e) => ({
+      const expected = fixture.engine.repositoryIndex().map((e) => ({
         name: e.name, ...(e.version ? { version: e.version } : {}), state: e.state, ...(e.reason ? { reason: e.reason } : {}),
       }));
       const index = await client.repositoryIndex();
@@ -111,18 +111,18 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
 
     test('statistics, load and unload pass on the server\'s answer', async () => {
       // Nothing else runs meanwhile, so the engine's statistics and the client's are the same moment's.
-      assert.deepEqual(await client.modelStatistics(), fixture.server.modelStatistics());
-      assert.deepEqual(await client.modelStatistics('add_sub'), fixture.server.modelStatistics('add_sub'));
+      assert.deepEqual(await client.modelStatistics(), fixture.engine.modelStatistics());
+      assert.deepEqual(await client.modelStatistics('add_sub'), fixture.engine.modelStatistics('add_sub'));
       const one = await client.modelStatistics('add_sub', '1');
-      assert.deepEqual(one, fixture.server.modelStatistics('add_sub', '1'));
+      assert.deepEqual(one, fixture.engine.modelStatistics('add_sub', '1'));
       assert.deepEqual(Object.keys(one.model_stats[0]!.batch_close_reasons).sort(),
         ['max_batch_size', 'preferred_batch_size', 'queue_delay', 'queue_empty', 'shape_mismatch']);
       await assertRejectsWith(client.modelStatistics('nope'), 'INVALID_ARGUMENT', "requested model 'nope' is not available");
 
-      const loadError = await fixture.server.loadModel('nope').then(() => undefined, (err: { message: string }) => err);
+      const loadError = await fixture.engine.loadModel('nope').then(() => undefined, (err: { message: string }) => err);
       assert.ok(loadError, 'loading a model that does not exist fails');
       await assert.rejects(client.loadModel('nope'), (err: InferenceServerError) => err.message === loadError.message);
-      const unloadError = await fixture.server.unloadModel('nope').then(() => undefined, (err: { message: string }) => err);
+      const unloadError = await fixture.engine.unloadModel('nope').then(() => undefined, (err: { message: string }) => err);
       if (unloadError) await assert.rejects(client.unloadModel('nope'), (err: InferenceServerError) => err.message === unloadError.message);
     });
 
@@ -247,7 +247,7 @@ export function describeTransport(label: string, optionsFor: (fixture: ClientFix
       };
       /** Resolves once the heavy model holds `count` requests (queued or with its instance). */
       const untilHeld = (count: number): Promise<true> => pollFor(`${count} requests held by 'heavy'`, 5000,
-        () => fixture.server.pendingRequestCount('heavy') === count || undefined, () => `held: ${fixture.server.pendingRequestCount('heavy')}`);
+        () => fixture.engine.pendingRequestCount('heavy') === count || undefined, () => `held: ${fixture.engine.pendingRequestCount('heavy')}`);
 
       test('an already aborted signal fails at once with CANCELLED', async () => {
         const controller = new AbortController();

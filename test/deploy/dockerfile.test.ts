@@ -84,7 +84,7 @@ test('what the Dockerfile copies from the context exists, and its .dockerignore 
     const ignoredBy = patterns.find((p) => p.test(source.replace(/\/$/, '')));
     assert.equal(ignoredBy, undefined, `COPY ${source} is excluded by deploy/Dockerfile.dockerignore (${String(ignoredBy)})`);
   }
-  for (const needed of ['bin/switchyard.mjs', 'server/cli.ts', 'engine/server.ts', 'proto/grpc_service.proto']) {
+  for (const needed of ['bin/switchyard.mjs', 'server/cli.ts', 'engine/inference-engine.ts', 'proto/grpc_service.proto']) {
     assert.ok(sources.some((s) => needed === s || needed.startsWith(`${s.replace(/\/$/, '')}/`)), `${needed} reaches the image`);
   }
 });

@@ -25,22 +25,22 @@ test('every metric the dashboard and the HPA read is exported by a real server',
   const extra = await makeRepository({
     cached_add_sub: { config: addSubConfig('cached_add_sub', 'response_cache { enable: true }\n'), versions: { 1: addSubModel() } },
   });
-  const server = await startEngine(PIPELINES, { modelRepositories: [PIPELINES, extra], responseCache: { sizeBytes: 1 << 20 } });
-  const metrics = await startMetricsServer(server, { port: 0, address: '127.0.0.1', summaryLatencies: true });
+  const engine = await startEngine(PIPELINES, { modelRepositories: [PIPELINES, extra], responseCache: { sizeBytes: 1 << 20 } });
+  const metrics = await startMetricsServer(engine, { port: 0, address: '127.0.0.1', summaryLatencies: true });
   try {
-    assert.deepEqual(server.loadFailures(), []);
+    assert.deepEqual(engine.loadFailures(), []);
     const pair = () => [int32Tensor('INPUT0', range16((i) => i)), int32Tensor('INPUT1', range16(() => 1))];
-    await server.infer({ modelName: 'add_sub', inputs: pair() });
-    await server.infer({ modelName: 'cached_add_sub', inputs: pair() });
-    await server.infer({ modelName: 'cached_add_sub', inputs: pair() });
-    await server.infer({ modelName: 'add_sub_twice', inputs: [int32Tensor('A', range16((i) => i)), int32Tensor('B', range16(() => 1))] });
+    await engine.infer({ modelName: 'add_sub', inputs: pair() });
+    await engine.infer({ modelName: 'cached_add_sub', inputs: pair() });
+    await engine.infer({ modelName: 'cached_add_sub', inputs: pair() });
+    await engine.infer({ modelName: 'add_sub_twice', inputs: [int32Tensor('A', range16((i) => i)), int32Tensor('B', range16(() => 1))] });
     const result = await scrape(metrics.url);
     const sampled = new Set(result.samples.map((s) => s.name));
     const missing = names.filter((name) => !['', '_bucket', '_sum', '_count'].some((suffix) => sampled.has(`${name}${suffix}`)));
     assert.deepEqual(missing, [], `listed in deploy/metric-names.json but not exported: ${missing.join(', ')}`);
   } finally {
     await metrics.close();
-    await server.close();
+    await engine.close();
     await removeRepository(extra);
   }
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { silentLogger } from '../../engine/logger.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { createEngine, startFrontends, type EngineOptions, type FrontendOptions, type Frontends } from '../../server/composition-root.ts';
 import type { GrpcServerOptions } from '../../server/grpc/grpc-server.ts';
 import type { HttpServerOptions } from '../../server/http/http-server.ts';
@@ -43,12 +43,12 @@ export async function removeRepository(root: string): Promise<void> {
 export type EngineFixtureOptions = Partial<EngineOptions>;
 
 /** The engine over `root`, with the default backends unless options.backends says otherwise; no frontend. */
-export async function startEngine(root: string, options: EngineFixtureOptions = {}): Promise<InferenceServer> {
+export async function startEngine(root: string, options: EngineFixtureOptions = {}): Promise<InferenceEngine> {
   return createEngine({ modelRepositories: [root], logger: silentLogger, ...options });
 }
 
 export interface HttpFixture {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   readonly app: FastifyInstance;
   /** e.g. http://127.0.0.1:40123 */
   readonly url: string;
@@ -56,12 +56,12 @@ export interface HttpFixture {
 }
 
 /** Starts the engine and the frontends asked for on loopback, as `switchyard` wires them; closes the engine if a frontend fails. */
-async function startWired(root: string, options: EngineFixtureOptions, frontends: FrontendOptions): Promise<{ server: InferenceServer; frontends: Frontends }> {
-  const server = await startEngine(root, options);
+async function startWired(root: string, options: EngineFixtureOptions, frontends: FrontendOptions): Promise<{ engine: InferenceEngine; frontends: Frontends }> {
+  const engine = await startEngine(root, options);
   try {
-    return { server, frontends: await startFrontends(server, frontends) };
+    return { engine, frontends: await startFrontends(engine, frontends) };
   } catch (err) {
-    await server.close();
+    await engine.close();
     throw err;
   }
 }
@@ -70,18 +70,18 @@ const LOOPBACK = { port: 0, host: '127.0.0.1' } as const;
 
 /** A real HTTP server on an ephemeral loopback port. */
 export async function startHttp(root: string, options: EngineFixtureOptions & HttpServerOptions = {}): Promise<HttpFixture> {
-  const { server, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK } });
+  const { engine, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK } });
   return {
-    server, app: frontends.http!, url: `http://127.0.0.1:${frontends.httpPort!}`,
+    engine, app: frontends.http!, url: `http://127.0.0.1:${frontends.httpPort!}`,
     async close() {
       await frontends.close();
-      await server.close();
+      await engine.close();
     },
   };
 }
 
 export interface GrpcFixture {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   readonly grpcServer: GrpcServer;
   /** host:port for a grpc-js client. */
   readonly address: string;
@@ -90,18 +90,18 @@ export interface GrpcFixture {
 
 /** A real gRPC frontend on a free loopback port. */
 export async function startGrpc(root: string, options: EngineFixtureOptions & GrpcServerOptions = {}): Promise<GrpcFixture> {
-  const { server, frontends } = await startWired(root, options, { grpc: { ...options, ...LOOPBACK } });
+  const { engine, frontends } = await startWired(root, options, { grpc: { ...options, ...LOOPBACK } });
   return {
-    server, grpcServer: frontends.grpc!, address: `127.0.0.1:${frontends.grpcPort!}`,
+    engine, grpcServer: frontends.grpc!, address: `127.0.0.1:${frontends.grpcPort!}`,
     async close() {
       await frontends.close(1000);
-      await server.close();
+      await engine.close();
     },
   };
 }
 
 export interface DualFixture {
-  readonly server: InferenceServer;
+  readonly engine: InferenceEngine;
   /** http://127.0.0.1:<port> */
   readonly httpUrl: string;
   /** 127.0.0.1:<port> */
@@ -111,12 +111,12 @@ export interface DualFixture {
 
 /** Both frontends over one engine, as `switchyard` runs them. */
 export async function startBoth(root: string, options: EngineFixtureOptions & HttpServerOptions & GrpcServerOptions = {}): Promise<DualFixture> {
-  const { server, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK }, grpc: { ...options, ...LOOPBACK } });
+  const { engine, frontends } = await startWired(root, options, { http: { ...options, ...LOOPBACK }, grpc: { ...options, ...LOOPBACK } });
   return {
-    server, httpUrl: `http://127.0.0.1:${frontends.httpPort!}`, grpcAddress: `127.0.0.1:${frontends.grpcPort!}`,
+    engine, httpUrl: `http://127.0.0.1:${frontends.httpPort!}`, grpcAddress: `127.0.0.1:${frontends.grpcPort!}`,
     async close() {
       await frontends.close(1000);
-      await server.close();
+      await engine.close();
     },
   };
 }

@@ -21,7 +21,7 @@ import {
   fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type DataType,
 } from '../../engine/tensor.ts';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';
-import { SERVER_VERSION } from '../../engine/server.ts';
+import { SERVER_VERSION } from '../../engine/inference-engine.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
 import { RawGrpcClient, type Message } from '../helpers/grpc-raw-client.ts';

@@ -87,18 +87,18 @@ describe('the chatbot pipeline', () => {
   });
 
   test('loads from the bundled repository: a decoupled script in front of a stateful ONNX model', () => {
-    assert.deepEqual(fixture.server.loadFailures(), []);
-    const chatbot = fixture.server.modelConfig('chatbot');
+    assert.deepEqual(fixture.engine.loadFailures(), []);
+    const chatbot = fixture.engine.modelConfig('chatbot');
     assert.equal(chatbot.backend, 'typescript');
     assert.deepEqual(chatbot['model_transaction_policy'], { decoupled: true });
-    const lm = fixture.server.modelConfig('chatbot_lm') as unknown as { sequence_batching: { state: { input_name: string }[] } };
+    const lm = fixture.engine.modelConfig('chatbot_lm') as unknown as { sequence_batching: { state: { input_name: string }[] } };
     assert.deepEqual(lm.sequence_batching.state.map((s) => s.input_name), ['PREV_IN', 'CONTEXT_IN']);
-    assert.deepEqual(fixture.server.modelMetadata('chatbot_lm').inputs.map((i) => i.name), ['TOKEN'], 'the state inputs are the server\'s, not the client\'s');
+    assert.deepEqual(fixture.engine.modelMetadata('chatbot_lm').inputs.map((i) => i.name), ['TOKEN'], 'the state inputs are the server\'s, not the client\'s');
   });
 
   test('chat_tokenizer encodes as encodeChat does, with the same vocabulary', async () => {
     for (const text of ['Tell me about the YARD!', '  many   spaces\tand\nlines  ', "it's 9 o'clock, right?", 'Ünïcödé 🚀 text', 'x']) {
-      const result = await fixture.server.infer({
+      const result = await fixture.engine.infer({
         modelName: 'chat_tokenizer',
         inputs: [bytesTensor('TEXT', [1], [text])],
       });
@@ -164,7 +164,7 @@ describe('the chatbot pipeline', () => {
     for (const { seed, turns } of conversations) alone.push(await conversation(fixture.httpUrl, turns, { sequence_id: `alone-${seed}`, seed }));
     assert.equal(new Set(alone.map((replies) => replies[0]!.text)).size, conversations.length);
 
-    const batches = (model: string): number => fixture.server.modelStatistics(model).model_stats[0]!.batch_stats
+    const batches = (model: string): number => fixture.engine.modelStatistics(model).model_stats[0]!.batch_stats
       .filter((b) => b.batch_size > 1).reduce((sum, b) => sum + b.compute_infer.count, 0);
     const before = { chatbot: batches('chatbot'), lm: batches('chatbot_lm') };
     for (let turn = 0; turn < 2; turn++) {
@@ -256,7 +256,7 @@ describe('the chatbot pipeline', () => {
   });
 
   test('a client that goes away stops the generation', async () => {
-    const steps = (): number => fixture.server.modelStatistics('chatbot_lm').model_stats[0]!.inference_stats.success.count;
+    const steps = (): number => fixture.engine.modelStatistics('chatbot_lm').model_stats[0]!.inference_stats.success.count;
     const before = steps();
     const controller = new AbortController();
     const response = await fetch(`${fixture.httpUrl}/v2/models/chatbot/generate_stream`, {

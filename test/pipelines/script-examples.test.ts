@@ -13,7 +13,7 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { Tensor as EngineTensor } from '../../engine/tensor.ts';
 import { PIPELINES_DIR } from '../../pipelines/generate.ts';
 import { compileScript } from '../../scripts-runtime/compile.ts';
@@ -71,22 +71,22 @@ function assertSameAnswers(actual: readonly Answer[], expected: readonly Answer[
 
 describe('the bundled script examples', () => {
   let http: HttpFixture;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const classify = async (model: string, texts: readonly string[]): Promise<Answer[]> =>
-    answers(await server.infer({ modelName: model, inputs: [textTensor(texts)] }));
+    answers(await engine.infer({ modelName: model, inputs: [textTensor(texts)] }));
 
   before(async () => {
     http = await startHttp(PIPELINES_DIR);
-    server = http.server;
+    engine = http.engine;
   });
   after(async () => { await http?.close(); });
 
   test('every example is ready: three TypeScript models and a pipeline', () => {
-    assert.deepEqual(server.loadFailures(), []);
+    assert.deepEqual(engine.loadFailures(), []);
     for (const name of ['text_features', 'class_labels', 'text_classifier_bls']) {
-      assert.equal(server.modelConfig(name).backend, 'typescript', name);
+      assert.equal(engine.modelConfig(name).backend, 'typescript', name);
     }
-    assert.equal(server.modelMetadata('text_classifier').platform, 'ensemble');
+    assert.equal(engine.modelMetadata('text_classifier').platform, 'ensemble');
   });
 
   test('their type-only imports of the author types leave nothing in the compiled scripts', async () => {
@@ -124,13 +124,13 @@ describe('the bundled script examples', () => {
       assertSameAnswers(concurrent.flat(), oneByOne, `${model}, ${TEXTS.length} requests at once`);
     }
     // The requests above reach text_features together, so its dynamic batcher hands execute() several at a time.
-    const batchSizes = server.modelStatistics('text_features').model_stats[0]!.batch_stats.map((b) => b.batch_size);
+    const batchSizes = engine.modelStatistics('text_features').model_stats[0]!.batch_stats.map((b) => b.batch_size);
     assert.ok(batchSizes.some((size) => size > 1), `text_features ran batches of several requests (sizes ${batchSizes.join(', ')})`);
   });
 
   test('the featurizer is deterministic, and its rows have a root mean square of 1', async () => {
     const run = async (): Promise<number[]> =>
-      floats(output(await server.infer({ modelName: 'text_features', inputs: [textTensor(TEXTS)] }), 'FEATURES'));
+      floats(output(await engine.infer({ modelName: 'text_features', inputs: [textTensor(TEXTS)] }), 'FEATURES'));
     const first = await run();
     assert.deepEqual(await run(), first);
     assert.equal(first.length, TEXTS.length * 32);
@@ -143,20 +143,20 @@ describe('the bundled script examples', () => {
   test('a wrong input gets a clear error from the pipeline and from the script', async () => {
     for (const model of ['text_classifier', 'text_classifier_bls']) {
       await assert.rejects(
-        server.infer({ modelName: model, inputs: [{ name: 'TEXT', datatype: 'FP32', shape: [1, 1], raw: new Uint8Array(4) }] }),
+        engine.infer({ modelName: model, inputs: [{ name: 'TEXT', datatype: 'FP32', shape: [1, 1], raw: new Uint8Array(4) }] }),
         (err: Error & { code?: string }) => {
           assert.equal(err.code, 'INPUT_DATATYPE');
           assert.match(err.message, new RegExp(`input 'TEXT' data-type is 'FP32', but model '${model}' expects 'BYTES'`));
           return true;
         },
       );
-      await assert.rejects(server.infer({ modelName: model, inputs: [] }), { code: 'MISSING_INPUTS' });
+      await assert.rejects(engine.infer({ modelName: model, inputs: [] }), { code: 'MISSING_INPUTS' });
     }
-    await assert.rejects(server.infer({ modelName: 'text_classifier', inputs: [textTensor(['fine', '  '])] }), (err: Error) => {
+    await assert.rejects(engine.infer({ modelName: 'text_classifier', inputs: [textTensor(['fine', '  '])] }), (err: Error) => {
       assert.match(err.message, /ensemble 'text_classifier' step 'featurize' \(model 'text_features'\) failed: .*TEXT row 1 is empty/);
       return true;
     });
-    await assert.rejects(server.infer({ modelName: 'text_classifier_bls', inputs: [textTensor([''])] }), (err: Error & { code?: string }) => {
+    await assert.rejects(engine.infer({ modelName: 'text_classifier_bls', inputs: [textTensor([''])] }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'INFERENCE_FAILED');
       assert.match(err.message, /model 'text_classifier_bls': step 'text_features' failed: .*TEXT row 0 is empty/);
       return true;
@@ -210,9 +210,9 @@ describe('the bundled script examples', () => {
 
 describe('class_labels checks its labels once, at load', () => {
   let root: string | undefined;
-  let server: InferenceServer | undefined;
+  let engine: InferenceEngine | undefined;
   after(async () => {
-    await server?.close();
+    await engine?.close();
     if (root) await removeRepository(root);
   });
 
@@ -223,8 +223,8 @@ describe('class_labels checks its labels once, at load', () => {
     root = await makeRepository({ class_labels: { config, versions: {} } });
     await mkdir(join(root, 'class_labels', '1'));
     await copyFile(join(PIPELINES_DIR, 'class_labels', '1', 'model.ts'), join(root, 'class_labels', '1', 'model.ts'));
-    server = await startEngine(root);
-    const [failure] = server.loadFailures();
+    engine = await startEngine(root);
+    const [failure] = engine.loadFailures();
     assert.equal(failure?.name, 'class_labels');
     assert.match(failure?.reason ?? '', /parameters "labels" names 2 class\(es\), but PROBABILITIES has 4/);
   });

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ParameterValue } from '../../engine/inference-request.ts';
 import type { StreamedResponse } from '../../engine/inference-response.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { DECOUPLED_POLICY } from '../helpers/decoupled-fixtures.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
@@ -146,7 +146,7 @@ const REPORT: [string, string, number[]][] = [['REPORT', 'TYPE_STRING', [-1]]];
 const TEXT = { maxBatchSize: 0, inputs: [['text_input', 'TYPE_STRING', [1]]], outputs: [['text_output', 'TYPE_STRING', [-1]]], extra: DECOUPLED_POLICY } as const;
 
 let root: string;
-let server: InferenceServer;
+let engine: InferenceEngine;
 let logger: CapturingLogger;
 
 before(async () => {
@@ -165,21 +165,21 @@ before(async () => {
     logs: { 1: LOG_SCRIPT }, poison: { 1: POISON_SCRIPT }, poison_stream: { 1: POISON_STREAM_SCRIPT },
   });
   logger = capturingLogger();
-  server = await startEngine(root, { logger });
-  assert.deepEqual(server.loadFailures(), []);
+  engine = await startEngine(root, { logger });
+  assert.deepEqual(engine.loadFailures(), []);
 });
 after(async () => {
-  await server?.close();
+  await engine?.close();
   await removeRepository(root);
 });
 
-const ask = (model: string, mode?: string): Promise<string[]> => within(TIMEOUT_MS + 10_000, `${model} ${mode}`, server.infer({
+const ask = (model: string, mode?: string): Promise<string[]> => within(TIMEOUT_MS + 10_000, `${model} ${mode}`, engine.infer({
   modelName: model, inputs: [int32x16()], ...(mode ? { parameters: { mode } } : {}),
 })).then((r) => stringsOf(outputNamed(r.outputs, 'REPORT')));
 
 async function stream(model: string, parameters: Record<string, ParameterValue>): Promise<string[]> {
   const items: StreamedResponse[] = [];
-  const responses = await server.inferStream({ modelName: model, inputs: [bytesTensor('text_input', [1], ['x'])], parameters });
+  const responses = await engine.inferStream({ modelName: model, inputs: [bytesTensor('text_input', [1], ['x'])], parameters });
   await within(TIMEOUT_MS + 10_000, `${model} stream`, (async () => { for await (const item of responses) items.push(item); })());
   return items.map((i) => (i.response ? stringsOf(i.response.outputs[0]).join() : i.error ? `error: ${i.error.message}` : 'final'));
 }

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../helpers/fixture-repository.ts';
@@ -236,7 +236,7 @@ export default class Hostile {
 
 describe('script isolation', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const problems: unknown[] = [];
   const onProblem = (err: unknown): void => { problems.push(err); };
 
@@ -252,18 +252,18 @@ describe('script isolation', () => {
       add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
     });
     await writeScripts(root, { probe: { 1: PROBE_SCRIPT }, polluter: { 1: POLLUTER_SCRIPT }, clean: { 1: CLEAN_SCRIPT }, hostile: { 1: HOSTILE_SCRIPT } });
-    server = await startEngine(root);
-    assert.deepEqual(server.loadFailures(), []);
+    engine = await startEngine(root);
+    assert.deepEqual(engine.loadFailures(), []);
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
     process.off('unhandledRejection', onProblem);
     process.off('uncaughtExceptionMonitor', onProblem);
   });
 
   const reportOf = async (model: string, parameters?: Record<string, string>): Promise<Record<string, any>> => {
-    const response = await within(5000, model, server.infer({ modelName: model, inputs: [int32x16()], ...(parameters ? { parameters } : {}) }));
+    const response = await within(5000, model, engine.infer({ modelName: model, inputs: [int32x16()], ...(parameters ? { parameters } : {}) }));
     return JSON.parse(stringsOf(outputNamed(response.outputs, 'REPORT'))[0]!) as Record<string, any>;
   };
 
@@ -364,9 +364,9 @@ describe('script isolation', () => {
   describe('prototype pollution stays in the isolate that did it', () => {
     let viaParams: string;
     before(async () => {
-      const response = await server.infer({ modelName: 'polluter', inputs: [int32x16()] });
+      const response = await engine.infer({ modelName: 'polluter', inputs: [int32x16()] });
       viaParams = stringsOf(outputNamed(response.outputs, 'REPORT'))[0]!;
-      await server.infer({ modelName: 'polluter', inputs: [int32x16()] });
+      await engine.infer({ modelName: 'polluter', inputs: [int32x16()] });
     });
 
     test('the host\'s prototypes are untouched', () => {
@@ -396,7 +396,7 @@ describe('script isolation', () => {
     });
 
     test('other models keep working', async () => {
-      const response = await server.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0'), int32x16('INPUT1')] });
+      const response = await engine.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0'), int32x16('INPUT1')] });
       assert.equal(response.outputs.length, 2);
     });
   });
@@ -415,10 +415,10 @@ describe('script isolation', () => {
     ];
     for (const [mode, expected] of cases) {
       test(`${mode}`, async () => {
-        const err = await rejection(within(3000, mode, server.infer({ modelName: 'hostile', inputs: [int32x16()], parameters: { mode } })));
+        const err = await rejection(within(3000, mode, engine.infer({ modelName: 'hostile', inputs: [int32x16()], parameters: { mode } })));
         assert.equal(err.code, 'INFERENCE_FAILED');
         assert.match(err.message, expected);
-        const next = await server.infer({ modelName: 'hostile', inputs: [int32x16()] });
+        const next = await engine.infer({ modelName: 'hostile', inputs: [int32x16()] });
         assert.deepEqual(stringsOf(outputNamed(next.outputs, 'REPORT')), ['fine'], 'the next request is answered');
       });
     }

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { addSubModel } from '../../generator/models.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { chainEnsemble } from '../helpers/ensemble-fixtures.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
@@ -68,10 +68,10 @@ describe('pooled response memory goes back on every path', () => {
    * Runs one request and checks its answer; the pool must have lent buffers
    * for it (so the path is one where pooling happens) and have every one back.
    */
-  async function balanced(server: InferenceServer, send: () => Promise<void>, lends = true): Promise<void> {
-    const before = server.bufferPoolStats();
+  async function balanced(engine: InferenceEngine, send: () => Promise<void>, lends = true): Promise<void> {
+    const before = engine.bufferPoolStats();
     await send();
-    const after = server.bufferPoolStats();
+    const after = engine.bufferPoolStats();
     if (lends) assert.ok(after.allocated + after.reused > before.allocated + before.reused, 'the request used pool buffers');
     assert.equal(after.outstanding, before.outstanding, 'every buffer lent for the request came back');
   }
@@ -84,11 +84,11 @@ describe('pooled response memory goes back on every path', () => {
   }
 
   test('HTTP JSON', async () => {
-    await balanced(fixture.server, () => httpJson(fixture.httpUrl, 'add_sub', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'add_sub', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
   });
 
   test('HTTP binary tensors in and out', async () => {
-    await balanced(fixture.server, async () => {
+    await balanced(fixture.engine, async () => {
       const header = Buffer.from(JSON.stringify({
         inputs: ['INPUT0', 'INPUT1'].map((name) => ({ name, datatype: 'INT32', shape: [1, 16], parameters: { binary_data_size: 64 } })),
         outputs: [{ name: 'OUTPUT0', parameters: { binary_data: true } }],
@@ -104,7 +104,7 @@ describe('pooled response memory goes back on every path', () => {
   });
 
   test('gRPC unary', async () => {
-    await balanced(fixture.server, async () => {
+    await balanced(fixture.engine, async () => {
       const { response, error } = await grpc.call('ModelInfer', grpcRequest('add_sub'));
       assert.equal(error, undefined);
       assert.deepEqual(int32s(response!['raw_output_contents'][0]), SUM);
@@ -112,7 +112,7 @@ describe('pooled response memory goes back on every path', () => {
   });
 
   test('gRPC stream', async () => {
-    await balanced(fixture.server, async () => {
+    await balanced(fixture.engine, async () => {
       const replies: Message[] = await grpc.streamAll([grpcRequest('add_sub'), grpcRequest('add_sub')]);
       assert.equal(replies.length, 2);
       for (const reply of replies) {
@@ -124,8 +124,8 @@ describe('pooled response memory goes back on every path', () => {
 
   test('an ensemble: its intermediate tensors and its answer', async () => {
     const twice = (v: readonly number[]): number[] => v.map((x) => 2 * x);
-    await balanced(fixture.server, () => httpJson(fixture.httpUrl, 'chain', [jsonInput('A', A), jsonInput('B', B)], { TWICE_A: twice(A), TWICE_B: twice(B) }));
-    await balanced(fixture.server, async () => {
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'chain', [jsonInput('A', A), jsonInput('B', B)], { TWICE_A: twice(A), TWICE_B: twice(B) }));
+    await balanced(fixture.engine, async () => {
       const { response, error } = await grpc.call('ModelInfer', {
         model_name: 'chain', inputs: [grpcInput('A'), grpcInput('B')], raw_input_contents: [int32Bytes(A), int32Bytes(B)],
       });
@@ -135,25 +135,25 @@ describe('pooled response memory goes back on every path', () => {
   });
 
   test("a script's ctx.infer answers", async () => {
-    await balanced(fixture.server, () => httpJson(fixture.httpUrl, 'caller', [{ name: 'X', datatype: 'INT32', shape: [1, 16], data: A }], { Y: A.map((a) => a + 1) }));
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'caller', [{ name: 'X', datatype: 'INT32', shape: [1, 16], data: A }], { Y: A.map((a) => a + 1) }));
   });
 
   test('a cached model: the miss gives its memory back, and the hit never held any', async () => {
     const send = (): Promise<void> => httpJson(fixture.httpUrl, 'cached', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM });
-    const hitsBefore = cacheHits(fixture.server);
-    await balanced(fixture.server, send);
-    await balanced(fixture.server, send, false);
-    await balanced(fixture.server, async () => {
+    const hitsBefore = cacheHits(fixture.engine);
+    await balanced(fixture.engine, send);
+    await balanced(fixture.engine, send, false);
+    await balanced(fixture.engine, async () => {
       const { response, error } = await grpc.call('ModelInfer', grpcRequest('cached'));
       assert.equal(error, undefined);
       assert.deepEqual(int32s(response!['raw_output_contents'][0]), SUM);
     }, false);
-    assert.equal(cacheHits(fixture.server) - hitsBefore, 2, 'the second and third requests were answered from the cache');
+    assert.equal(cacheHits(fixture.engine) - hitsBefore, 2, 'the second and third requests were answered from the cache');
   });
 
   test('HTTP JSON through a codec process', async () => {
     codecFixture = await startBoth(root, { jsonCodec: { minBytes: 0, processes: 1 } });
-    await balanced(codecFixture.server, () => httpJson(codecFixture.httpUrl, 'add_sub', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
+    await balanced(codecFixture.engine, () => httpJson(codecFixture.httpUrl, 'add_sub', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
   });
 });
 
@@ -163,7 +163,7 @@ const grpcRequest = (model: string): Message => ({
   model_name: model, inputs: [grpcInput('INPUT0'), grpcInput('INPUT1')], raw_input_contents: [int32Bytes(A), int32Bytes(B)],
 });
 
-function cacheHits(server: InferenceServer): number {
-  const stats = server.modelStatistics('cached').model_stats[0]!;
+function cacheHits(engine: InferenceEngine): number {
+  const stats = engine.modelStatistics('cached').model_stats[0]!;
   return Number(stats.inference_stats.cache_hit.count);
 }

@@ -152,7 +152,7 @@ describe('bad classification requests', () => {
   });
 
   test('a label file that does not exist fails that model\'s load naming label_filename, and the others serve', async () => {
-    const entry = fixture.server.repositoryIndex().find((e) => e.name === 'missing')!;
+    const entry = fixture.engine.repositoryIndex().find((e) => e.name === 'missing')!;
     assert.equal(entry.state, 'UNAVAILABLE');
     assert.match(entry.reason, /output\[0\]\.label_filename: nowhere\.txt does not exist/);
     const answer = await httpInfer('labelled', [1, 16], 1);

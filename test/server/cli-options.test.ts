@@ -692,9 +692,9 @@ test('the repository flags reach a real server: a named config and two repositor
     '--allow-metrics=false', '--log-info=false',
   ]));
   try {
-    const index = running.server.repositoryIndex().filter((e) => e.name === 'add_sub');
+    const index = running.engine.repositoryIndex().filter((e) => e.name === 'add_sub');
     assert.deepEqual(index.map((e) => e.state), ['READY', 'READY']);
-    const configs = running.server.readyVersions().map((v) => v.config!.maxBatchSize).sort();
+    const configs = running.engine.readyVersions().map((v) => v.config!.maxBatchSize).sort();
     assert.equal(configs[0], 2, "repository A's copy read configs/small.pbtxt");
     assert.notEqual(configs[1], 2, "repository B's copy has no configs/ folder and read config.pbtxt");
     const res = await fetch(`http://127.0.0.1:${running.httpPort}/v2/models/add_sub`);

@@ -69,15 +69,15 @@ describe('a custom backend registered with the default ones', () => {
 
 test('without the custom backend, its model fails to load with the config error naming the field, and the server serves the rest', async () => {
   const root = await makeRepository({ summer: { config: SUM_CONFIG, versions: { 1: null } } });
-  const server = await startEngine(root);
+  const engine = await startEngine(root);
   try {
-    const [failure] = server.loadFailures();
+    const [failure] = engine.loadFailures();
     assert.equal(failure?.name, 'summer');
     assert.match(failure!.reason, /backend: 'sum' is not a backend this server has/);
     assert.match(failure!.reason, /backend: "onnxruntime" \(or platform: "onnxruntime_onnx"\), backend: "typescript"/);
-    assert.equal(server.isLive(), true);
+    assert.equal(engine.isLive(), true);
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { closeGrpc, createGrpcServer, listenGrpc } from '../../server/grpc/grpc-server.ts';
 import { createHttpServer } from '../../server/http/http-server.ts';
 import { HeaderForwardPattern } from '../../server/header-forwarding.ts';
@@ -44,7 +44,7 @@ const PATTERNS = { plain: 'MY_HEADER|FWD', caseSensitive: '(?-i)MY_HEADER', ever
 type PatternName = keyof typeof PATTERNS;
 
 let root: string;
-let engine: InferenceServer;
+let engine: InferenceEngine;
 const http = new Map<PatternName, { app: FastifyInstance; url: string }>();
 const grpcServers = new Map<PatternName, { server: grpc.Server; client: RawGrpcClient }>();
 

@@ -97,7 +97,7 @@ describe('rate limiter over HTTP', () => {
   test('a --rate-limit-resource count below what an instance needs fails its model\'s load with Triton\'s error', async () => {
     const fixture = await serve(root, { mode: 'execution_count', resources: [{ name: 'G', count: 0 }] });
     try {
-      const index = fixture.server.repositoryIndex();
+      const index = fixture.engine.repositoryIndex();
       for (const model of ['plain', 'stateful']) {
         const entry = index.find((e) => e.name === model)!;
         assert.equal(entry.state, 'UNAVAILABLE');
@@ -119,7 +119,7 @@ describe('rate limiter over HTTP', () => {
     await writeScripts(mixed, { aglobal: { 1: TIMED_SCRIPT }, bdevice: { 1: TIMED_SCRIPT } });
     const fixture = await serve(mixed, { mode: 'execution_count' });
     try {
-      const states = new Map(fixture.server.repositoryIndex().map((e) => [e.name, e]));
+      const states = new Map(fixture.engine.repositoryIndex().map((e) => [e.name, e]));
       const failed = [...states.values()].filter((e) => e.state === 'UNAVAILABLE');
       assert.equal(failed.length, 1, JSON.stringify([...states.values()]));
       assert.match(failed[0]!.reason, /Resource "G" is present as both global and device-specific resource in the model configuration\./);

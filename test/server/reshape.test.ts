@@ -107,7 +107,7 @@ describe('reshape at inference', () => {
 });
 
 describe('reshape checked at load', () => {
-  const reason = (name: string): string => fixture.server.repositoryIndex().find((e) => e.name === name)!.reason;
+  const reason = (name: string): string => fixture.engine.repositoryIndex().find((e) => e.name === name)!.reason;
 
   test('a different element count fails with Triton\'s words', () => {
     assert.match(reason('bad_size'), /input\[0\]\.reshape\.shape: model input 'INPUT' has different size for dims and reshape: dims \[15\], reshape \[4,4\]/);

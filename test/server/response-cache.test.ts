@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StatDuration } from '../../engine/observability/model-stats.ts';
-import type { InferenceServer } from '../../engine/server.ts';
+import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import { addSubModel } from '../../generator/models.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, startEngine, startHttp, type DualFixture, type HttpFixture } from '../helpers/fixture-repository.ts';
@@ -125,7 +125,7 @@ describe('response cache', () => {
     });
     assert.ok(stats.cache_hit.ns > 0 && stats.cache_miss.ns > 0, 'lookups and the insert are timed');
     assert.ok(stats.success.ns >= stats.cache_hit.ns + stats.cache_miss.ns);
-    const cache = fixture.server.cache!.stats();
+    const cache = fixture.engine.cache!.stats();
     assert.ok(cache.entries >= 1 && cache.hits >= N - 1 && cache.bytes > 0);
   });
 
@@ -246,7 +246,7 @@ test('without --cache-config, a model with response_cache is not cached', async 
   const root = await makeRepository({ cached: { config: addSubConfig('cached', CACHED), versions: { 1: addSubModel() } } });
   const fixture = await startHttp(root);
   try {
-    assert.equal(fixture.server.cache, undefined);
+    assert.equal(fixture.engine.cache, undefined);
     for (let i = 0; i < 3; i++) assert.equal((await inferJson(fixture.url, 'cached', { inputs: addSubInputs(1) })).status, 200);
     assert.deepEqual(counts(await statsOf(fixture.url, 'cached')), {
       success: 3, fail: 0, queue: 3, compute_infer: 3, cache_hit: 0, cache_miss: 0, inference_count: 3, execution_count: 3,
@@ -268,11 +268,11 @@ test('a small cache drops the least recently used answer first; one used again s
   try {
     await send(1);
     await send(2);
-    assert.equal(fixture.server.cache!.stats().entries, 2);
+    assert.equal(fixture.engine.cache!.stats().entries, 2);
     await send(1);
     assert.equal(await executions(), 2, 'A is a hit and now the most recently used');
     await send(3);
-    const stats = fixture.server.cache!.stats();
+    const stats = fixture.engine.cache!.stats();
     assert.deepEqual([stats.entries, stats.evictions], [2, 1]);
     await send(1);
     assert.equal(await executions(), 3, 'A stayed');
@@ -286,26 +286,26 @@ test('a small cache drops the least recently used answer first; one used again s
 
 test('unloading or reloading a model drops its cached answers', async () => {
   const root = await makeRepository({ cached: { config: addSubConfig('cached', CACHED), versions: { 1: addSubModel() } } });
-  const server: InferenceServer = await startEngine(root, { responseCache: { sizeBytes: 1 << 16 }, modelControlMode: 'explicit', startupModels: ['cached'] });
+  const engine: InferenceEngine = await startEngine(root, { responseCache: { sizeBytes: 1 << 16 }, modelControlMode: 'explicit', startupModels: ['cached'] });
   const request = { modelName: 'cached', inputs: [int32x16('INPUT0'), int32x16('INPUT1', 1)] };
-  const executions = (): number => server.modelStatistics('cached').model_stats[0]!.execution_count;
+  const executions = (): number => engine.modelStatistics('cached').model_stats[0]!.execution_count;
   try {
-    const first = await server.infer(request);
-    await server.infer(request);
+    const first = await engine.infer(request);
+    await engine.infer(request);
     assert.equal(executions(), 1);
-    assert.equal(server.cache!.stats().entries, 1);
+    assert.equal(engine.cache!.stats().entries, 1);
 
-    await server.loadModel('cached');
-    assert.equal(server.cache!.stats().entries, 0, 'a reload drops the answers of the version it replaces');
-    const reloaded = await server.infer(request);
+    await engine.loadModel('cached');
+    assert.equal(engine.cache!.stats().entries, 0, 'a reload drops the answers of the version it replaces');
+    const reloaded = await engine.infer(request);
     assert.deepEqual(valuesOf(reloaded.outputs[0]), valuesOf(first.outputs[0]));
     assert.equal(executions(), 1, 'the new version ran the request itself');
 
-    await server.unloadModel('cached');
-    assert.equal(server.cache!.stats().entries, 0);
-    assert.equal(server.cache!.stats().invalidations, 2);
+    await engine.unloadModel('cached');
+    assert.equal(engine.cache!.stats().entries, 0);
+    assert.equal(engine.cache!.stats().invalidations, 2);
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });
@@ -318,7 +318,7 @@ test('switchyard --cache-config local,size=N serves models with response_cache f
   ]));
   const url = `http://127.0.0.1:${running.httpPort!}`;
   try {
-    assert.equal(running.server.cache!.capacityBytes, 65536);
+    assert.equal(running.engine.cache!.capacityBytes, 65536);
     for (let i = 0; i < 3; i++) assert.equal((await inferJson(url, 'cached', { inputs: addSubInputs(3) })).status, 200);
     const stats = await statsOf(url, 'cached');
     assert.deepEqual([stats.cache_miss.count, stats.cache_hit.count, stats.execution_count], [1, 2, 1]);
@@ -350,10 +350,10 @@ test('inside an ensemble a step model caches by its own config, and an ensemble 
     twice: { config: twiceConfig('first', 'second'), versions: {} },
     twice_cached: { config: twiceConfig('first', 'first', CACHED), versions: {} },
   });
-  const server = await startEngine(root, { responseCache: { sizeBytes: 1 << 16 } });
-  const ask = (model: string) => server.infer({ modelName: model, inputs: [int32x16('A', 3), int32x16('B', 1)] });
-  const executions = (model: string): number => server.modelStatistics(model).model_stats[0]!.execution_count;
-  const inference = (model: string) => server.modelStatistics(model).model_stats[0]!.inference_stats;
+  const engine = await startEngine(root, { responseCache: { sizeBytes: 1 << 16 } });
+  const ask = (model: string) => engine.infer({ modelName: model, inputs: [int32x16('A', 3), int32x16('B', 1)] });
+  const executions = (model: string): number => engine.modelStatistics(model).model_stats[0]!.execution_count;
+  const inference = (model: string) => engine.modelStatistics(model).model_stats[0]!.inference_stats;
   try {
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await ask('twice'));
@@ -364,9 +364,9 @@ test('inside an ensemble a step model caches by its own config, and an ensemble 
     assert.equal(executions('first'), 3);
     assert.deepEqual([executions('second'), inference('second').cache_miss.count, inference('second').cache_hit.count], [1, 1, 2]);
     // The step's pooled inputs go back to the pool on a hit, so repeated hits allocate nothing new.
-    const allocated = server.bufferPoolStats().allocated;
+    const allocated = engine.bufferPoolStats().allocated;
     for (let i = 0; i < 5; i++) await ask('twice');
-    assert.equal(server.bufferPoolStats().allocated, allocated);
+    assert.equal(engine.bufferPoolStats().allocated, allocated);
 
     const before = executions('first');
     const own = [await ask('twice_cached'), await ask('twice_cached')];
@@ -374,7 +374,7 @@ test('inside an ensemble a step model caches by its own config, and an ensemble 
     assert.deepEqual([inference('twice_cached').cache_miss.count, inference('twice_cached').cache_hit.count], [1, 1]);
     assert.equal(executions('first'), before + 2, 'the hit ran no step');
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

@@ -130,7 +130,7 @@ describe('schedule policy over HTTP and gRPC', () => {
   });
 
   test('an HTTP client that disconnects while queued leaves the queue; its request is never computed', async () => {
-    const before = fixture.server.modelStatistics('held').model_stats[0]!;
+    const before = fixture.engine.modelStatistics('held').model_stats[0]!;
     const body = httpBody(9);
     const url = new URL(fixture.httpUrl);
     const socket = net.connect({ host: url.hostname, port: Number(url.port) });
@@ -139,7 +139,7 @@ describe('schedule policy over HTTP and gRPC', () => {
     await waitFor(() => queuedCount(fixture) === 1);
     socket.destroy();
     await waitFor(() => queuedCount(fixture) === 0, HOLD_US / 2000);
-    const after = fixture.server.modelStatistics('held').model_stats[0]!;
+    const after = fixture.engine.modelStatistics('held').model_stats[0]!;
     assert.equal(after.inference_stats.fail.count - before.inference_stats.fail.count, 1, 'answered CANCELLED');
     assert.equal(after.execution_count, before.execution_count, 'nothing was computed');
   });
@@ -151,12 +151,12 @@ describe('schedule policy over HTTP and gRPC', () => {
 });
 
 function executions(fixture: DualFixture, model: string): number {
-  return fixture.server.modelStatistics(model).model_stats.reduce((n, s) => n + s.execution_count, 0);
+  return fixture.engine.modelStatistics(model).model_stats.reduce((n, s) => n + s.execution_count, 0);
 }
 
 /** Requests queued or executing for a model, read from the engine. */
 function queuedCount(fixture: DualFixture): number {
-  return fixture.server.pendingRequestCount('held');
+  return fixture.engine.pendingRequestCount('held');
 }
 
 async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import protobuf from 'protobufjs';
-import type { ModelStatisticsResponse as StatsAnswer } from '../../engine/server.ts';
+import type { ModelStatisticsResponse as StatsAnswer } from '../../engine/inference-engine.ts';
 import type { ModelStatisticsJson } from '../../engine/observability/model-stats.ts';
 import { addSubModel, mismatchModel } from '../../generator/models.ts';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';
@@ -81,7 +81,7 @@ describe('statistics extension', () => {
 
   /** The same question over the engine, HTTP and gRPC; all three must agree, and the engine's answer is returned. */
   async function statsEverywhere(model?: string, version?: string): Promise<StatsAnswer> {
-    const engine = fixture.server.modelStatistics(model, version);
+    const engine = fixture.engine.modelStatistics(model, version);
     const urlPath = model === undefined ? '/v2/models/stats' : `/v2/models/${model}${version === undefined ? '' : `/versions/${version}`}/stats`;
     const http = await httpStats(urlPath);
     assert.equal(http.status, 200, urlPath);

@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import { CHAIN_PIPELINE } from '../../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
@@ -128,7 +128,7 @@ const range16 = (f: (i: number) => number): number[] => Array.from({ length: 16 
 
 describe('ctx.infer', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     const caller = scriptConfig({ outputs: [['RESULT', 'TYPE_STRING', [1]]], executeTimeoutMs: 3000 });
@@ -166,19 +166,19 @@ describe('ctx.infer', () => {
       strict: { 1: STRICT_SCRIPT },
       ...Object.fromEntries(Array.from({ length: DEPTH_MODELS + 1 }, (_, n) => [`d${n}`, { 1: DEPTH_SCRIPT }])),
     });
-    server = await startEngine(root);
-    const failed = server.loadFailures();
+    engine = await startEngine(root);
+    const failed = engine.loadFailures();
     assert.deepEqual(failed, [], JSON.stringify(failed));
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
   });
 
   /** Runs `caller` (or another model running the caller script) with a plan, bounded so a hang fails. */
   const run = async (plan: unknown, model = 'caller'): Promise<CallerReport> => {
     const response = await within(5000, `${model} with plan ${JSON.stringify(plan)}`,
-      server.infer({ modelName: model, inputs: [int32x16()], parameters: { plan: JSON.stringify(plan) } }));
+      engine.infer({ modelName: model, inputs: [int32x16()], parameters: { plan: JSON.stringify(plan) } }));
     return JSON.parse(stringsOf(outputNamed(response.outputs, 'RESULT'))[0]!) as CallerReport;
   };
   const one = async (call: unknown): Promise<CallResult> => {
@@ -251,13 +251,13 @@ describe('ctx.infer', () => {
   });
 
   test('calls run in parallel: four concurrent calls meet at a member that fires only on a batch of four', async () => {
-    const statsBefore = server.modelStatistics('quad').model_stats[0]!.execution_count;
+    const statsBefore = engine.modelStatistics('quad').model_stats[0]!.execution_count;
     const started = performance.now();
     const report = await run({ call: { model: 'quad', inputs: { INPUT0: '$X', INPUT1: '$X' } }, parallel: 4 });
     assert.ok(performance.now() - started < 3000);
     assert.equal(report.results.length, 4);
     for (const result of report.results) assert.deepEqual(ok(result)['OUTPUT0']!.data, range16((i) => 2 * i).map(String));
-    const stats = server.modelStatistics('quad').model_stats[0]!;
+    const stats = engine.modelStatistics('quad').model_stats[0]!;
     assert.equal(stats.execution_count, statsBefore + 1, 'the four calls ran as one batch');
     assert.ok(stats.batch_stats.some((b) => b.batch_size === 4));
   });
@@ -315,7 +315,7 @@ describe('ctx.infer', () => {
     }
 
     test('an uncaught ctx.infer rejection fails the script\'s request with the member\'s message', async () => {
-      const err = await rejection(within(5000, 'strict', server.infer({ modelName: 'strict', inputs: [int32x16()] })));
+      const err = await rejection(within(5000, 'strict', engine.infer({ modelName: 'strict', inputs: [int32x16()] })));
       assert.equal(err.code, 'INFERENCE_FAILED');
       assert.equal(err.message, `inference failed in model 'strict': execute() threw: Request for unknown model: 'nope' is not found`);
     });
@@ -344,7 +344,7 @@ describe('ctx.infer', () => {
 
     test('an instance busy with other work is no cycle: the call back waits for it', async () => {
       const busy = run({ call: { model: 'slow', inputs: { INPUT0: '$X', INPUT1: '$X' } } }, 'caller3');
-      await pollFor('caller3 to call slow', 5000, () => server.pendingRequestCount('slow') >= 1, () => `${server.pendingRequestCount('slow')} pending on slow`, 1);
+      await pollFor('caller3 to call slow', 5000, () => engine.pendingRequestCount('slow') >= 1, () => `${engine.pendingRequestCount('slow')} pending on slow`, 1);
       // caller3_x waits on slow, the other instance recurses: the inner call needs an instance, and one frees up.
       const report = await within(3000, 'the recursive call', run({ call: { model: 'caller3', inputs: { X: '$X' }, parameters: { plan: JSON.stringify({}) } } }, 'caller3'));
       const inner = JSON.parse(ok(report.results[0]!)['RESULT']!.data[0]!) as CallerReport;
@@ -375,19 +375,19 @@ describe('ctx.infer', () => {
     });
 
     test('runaway self-recursion ends at the depth limit', async () => {
-      const err = await rejection(within(5000, 'recurse', server.infer({ modelName: 'recurse', inputs: [int32x16()] })));
+      const err = await rejection(within(5000, 'recurse', engine.infer({ modelName: 'recurse', inputs: [int32x16()] })));
       assert.equal(err.code, 'INFERENCE_FAILED');
       assert.match(err.message, /call to model 'recurse' is 32 calls deep, past the limit of 32/);
     });
 
     test('runaway self-recursion ends, with the cycle named, once every instance runs its limit of batches', async () => {
-      const err = await rejection(within(5000, 'recurse_tight', server.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
+      const err = await rejection(within(5000, 'recurse_tight', engine.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
       assert.equal(err.code, 'INFERENCE_FAILED');
       assert.match(err.message, /call cycle: the call 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' -> 'recurse_tight' could wait forever: all 2 instance\(s\)/);
     });
 
     test(`a chain of ${DEPTH_MODELS + 1} distinct models stops at the depth limit (CALL_DEPTH)`, async () => {
-      const response = await within(5000, 'the depth chain', server.infer({ modelName: 'd0', inputs: [int32x16()] }));
+      const response = await within(5000, 'the depth chain', engine.infer({ modelName: 'd0', inputs: [int32x16()] }));
       const failure = JSON.parse(stringsOf(outputNamed(response.outputs, 'RESULT'))[0]!) as { at: string; code: string; error: string };
       assert.equal(failure.code, 'CALL_DEPTH');
       assert.equal(failure.at, 'd31');
@@ -396,7 +396,7 @@ describe('ctx.infer', () => {
 
     test('the server keeps serving after the cycles', async () => {
       ok(await one({ model: 'add_sub', inputs: { INPUT0: '$X', INPUT1: '$X' } }));
-      const again = await rejection(within(5000, 'recurse_tight', server.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
+      const again = await rejection(within(5000, 'recurse_tight', engine.infer({ modelName: 'recurse_tight', inputs: [int32x16()] })));
       assert.match(again.message, /call cycle: /);
     });
   });

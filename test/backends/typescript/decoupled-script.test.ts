@@ -1,6 +1,6 @@
 /**
  * Decoupled TypeScript models through the engine: request.send() streams
- * responses in order through server.inferStream, the final flag lands on
+ * responses in order through engine.inferStream, the final flag lands on
  * the last one (sent by the script or by the host closing the request), a
  * request may get no response at all, error responses and checks fail one
  * response without ending the stream, a throw fails what is still open,
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ParameterValue } from '../../../engine/inference-request.ts';
 import type { StreamedResponse } from '../../../engine/inference-response.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import { makeStreamingRepository, DECOUPLED_POLICY } from '../../helpers/decoupled-fixtures.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
@@ -22,16 +22,16 @@ import {
 import { pollFor, waitForLogLine } from '../../helpers/wait.ts';
 
 let root: string;
-let server: InferenceServer;
+let engine: InferenceEngine;
 let logger: CapturingLogger;
 
 before(async () => {
   root = await makeStreamingRepository();
   logger = capturingLogger();
-  server = await startEngine(root, { logger });
+  engine = await startEngine(root, { logger });
 });
 after(async () => {
-  await server?.close();
+  await engine?.close();
   await removeRepository(root);
 });
 
@@ -41,7 +41,7 @@ const streamRequest = (parameters: Record<string, ParameterValue>, extra: { sign
 
 async function collect(parameters: Record<string, ParameterValue>, extra: { signal?: AbortSignal; id?: string } = {}): Promise<StreamedResponse[]> {
   const items: StreamedResponse[] = [];
-  const stream = await server.inferStream(streamRequest(parameters, extra));
+  const stream = await engine.inferStream(streamRequest(parameters, extra));
   assert.equal(stream.decoupled, true);
   for await (const item of stream) items.push(item);
   return items;
@@ -103,7 +103,7 @@ describe('a decoupled script streams', () => {
 describe('cancellation', () => {
   test('an abort mid-stream ends the stream, and the script sees send() answer false and stops', async () => {
     const controller = new AbortController();
-    const stream = await server.inferStream(streamRequest({ tokens: 100_000, tick: true, id: 'cancel-1' }, { signal: controller.signal }));
+    const stream = await engine.inferStream(streamRequest({ tokens: 100_000, tick: true, id: 'cancel-1' }, { signal: controller.signal }));
     const items: StreamedResponse[] = [];
     for await (const item of stream) {
       items.push(item);
@@ -119,7 +119,7 @@ describe('cancellation', () => {
   });
 
   test('a reader that stops iterating cancels the request too', async () => {
-    const stream = await server.inferStream(streamRequest({ tokens: 100_000, tick: true, id: 'cancel-2' }));
+    const stream = await engine.inferStream(streamRequest({ tokens: 100_000, tick: true, id: 'cancel-2' }));
     let seen = 0;
     for await (const item of stream) {
       assert.ok(item.response);
@@ -132,7 +132,7 @@ describe('cancellation', () => {
 
 describe('unary inference and statistics', () => {
   test('infer() on a decoupled model is refused up front, naming it and the streaming entries', async () => {
-    const error = await rejection(server.infer(streamRequest({ tokens: 1 })));
+    const error = await rejection(engine.infer(streamRequest({ tokens: 1 })));
     assert.equal(error.code, 'DECOUPLED_UNARY');
     assert.equal(error.httpStatus, 501);
     assert.equal(error.grpcCode, 12);
@@ -142,7 +142,7 @@ describe('unary inference and statistics', () => {
   });
 
   test('inferStream on a model that is not decoupled gives exactly one final response', async () => {
-    const stream = await server.inferStream({ modelName: 'shout', inputs: [bytesTensor('text_input', [1, 1], ['hi'])] });
+    const stream = await engine.inferStream({ modelName: 'shout', inputs: [bytesTensor('text_input', [1, 1], ['hi'])] });
     assert.equal(stream.decoupled, false);
     const items: StreamedResponse[] = [];
     for await (const item of stream) items.push(item);
@@ -152,25 +152,25 @@ describe('unary inference and statistics', () => {
   });
 
   test('inferStream rejects what infer() would before anything is queued', async () => {
-    assert.equal((await rejection(server.inferStream({ modelName: 'missing', inputs: [] }))).code, 'MODEL_NOT_FOUND');
-    assert.equal((await rejection(server.inferStream({ modelName: 'streamer', inputs: [] }))).code, 'MISSING_INPUTS');
+    assert.equal((await rejection(engine.inferStream({ modelName: 'missing', inputs: [] }))).code, 'MODEL_NOT_FOUND');
+    assert.equal((await rejection(engine.inferStream({ modelName: 'streamer', inputs: [] }))).code, 'MISSING_INPUTS');
   });
 
   test('response_stats count each response by its position; requests count once', async () => {
     const name = 'streamer';
-    const before = server.modelStatistics(name).model_stats[0]!;
+    const before = engine.modelStatistics(name).model_stats[0]!;
     await collect({ tokens: 2, fail_at: 1 });
     // The stream ends with the request's final response; the scheduler counts the request once execute() is over.
     await pollFor('the request to be counted', 5000,
-      () => server.modelStatistics(name).model_stats[0]!.inference_stats.success.count !== before.inference_stats.success.count);
-    const afterStats = server.modelStatistics(name).model_stats[0]!;
+      () => engine.modelStatistics(name).model_stats[0]!.inference_stats.success.count !== before.inference_stats.success.count);
+    const afterStats = engine.modelStatistics(name).model_stats[0]!;
     const count = (index: string, key: 'success' | 'fail' | 'empty_response'): number =>
       (afterStats.response_stats[index]?.[key].count ?? 0) - (before.response_stats[index]?.[key].count ?? 0);
     assert.equal(count('0', 'success'), 1);
     assert.equal(count('1', 'fail'), 1);
     assert.equal(count('2', 'empty_response'), 1);
     assert.equal(afterStats.inference_stats.success.count - before.inference_stats.success.count, 1);
-    assert.deepEqual(server.modelStatistics('shout').model_stats[0]!.response_stats, {});
+    assert.deepEqual(engine.modelStatistics('shout').model_stats[0]!.response_stats, {});
   });
 });
 
@@ -196,7 +196,7 @@ export default class {
 }
 `;
   let misuseRoot: string;
-  let engine: InferenceServer;
+  let engine: InferenceEngine;
   let log: CapturingLogger;
 
   before(async () => {

@@ -117,7 +117,7 @@ describe('ctx.infer attacks', () => {
       self2: { 1: RECURSIVE_SCRIPT }, ping_m: { 1: RECURSIVE_SCRIPT }, ping_n: { 1: RECURSIVE_SCRIPT }, namer: { 1: NAMER_SCRIPT },
     });
     http = await startHttp(root);
-    assert.deepEqual(http.server.loadFailures(), []);
+    assert.deepEqual(http.engine.loadFailures(), []);
   });
   after(async () => {
     await http?.close();
@@ -164,9 +164,9 @@ describe('ctx.infer attacks', () => {
   };
   /** Waits (bounded) until `model` holds no queued or executing request. */
   const drained = async (model: string, ms = 3000): Promise<void> => {
-    await pollFor(`'${model}' to drain`, ms, () => http.server.pendingRequestCount(model) === 0, () => `${http.server.pendingRequestCount(model)} request(s) pending`, 0);
+    await pollFor(`'${model}' to drain`, ms, () => http.engine.pendingRequestCount(model) === 0, () => `${http.engine.pendingRequestCount(model)} request(s) pending`, 0);
   };
-  const stallRuns = (): number => http.server.modelStatistics('stall').model_stats[0]!.execution_count;
+  const stallRuns = (): number => http.engine.modelStatistics('stall').model_stats[0]!.execution_count;
 
   describe('class 6: un-awaited ctx.infer floods', () => {
     test(`20,000 un-awaited calls: cut at ${MAX_IN_FLIGHT} in flight, the rest cancelled in the callee's queue, an unrelated client unharmed`, async (t) => {
@@ -177,7 +177,7 @@ describe('ctx.infer attacks', () => {
       const started = performance.now();
       const { status, body } = await within(FLOOD_TIMEOUT_MS + 3000, 'the flood', post('flood', { calls: 20_000 }));
       const tookMs = performance.now() - started;
-      const left = http.server.pendingRequestCount('stall');
+      const left = http.engine.pendingRequestCount('stall');
       assert.equal(status, 200, JSON.stringify(body));
       const report = JSON.parse(body.outputs[0].data[0]) as { codes: Record<string, number>; first: string };
       assert.deepEqual(report.codes, { INFER_CALLS_IN_FLIGHT: 20_000 - MAX_IN_FLIGHT }, 'every call past the limit was refused at once');
@@ -227,22 +227,22 @@ describe('ctx.infer attacks', () => {
     });
 
     test('a client that goes away takes the script\'s queued call with it', async () => {
-      const server = http.server;
-      const blocker = server.infer({ modelName: 'stall', inputs: [int32x16()], parameters: { spin_ms: 1500 } });
+      const engine = http.engine;
+      const blocker = engine.infer({ modelName: 'stall', inputs: [int32x16()], parameters: { spin_ms: 1500 } });
       const controller = new AbortController();
       const waiting: InferenceRequest = { modelName: 'waiter', inputs: [int32x16()], signal: controller.signal };
-      const waiter = server.infer(waiting);
-      await pollFor('the nested call to queue behind the blocker', 3000, () => server.pendingRequestCount('stall') >= 2,
-        () => `${server.pendingRequestCount('stall')} request(s) pending`, 0);
+      const waiter = engine.infer(waiting);
+      await pollFor('the nested call to queue behind the blocker', 3000, () => engine.pendingRequestCount('stall') >= 2,
+        () => `${engine.pendingRequestCount('stall')} request(s) pending`, 0);
       const runsBefore = stallRuns();
       controller.abort(new Error('the client went away'));
       const err = await rejection(waiter);
       assert.equal(err.code, 'CANCELLED');
-      assert.equal(server.pendingRequestCount('stall'), 1, 'the nested call left stall\'s queue at once; only the blocker runs');
+      assert.equal(engine.pendingRequestCount('stall'), 1, 'the nested call left stall\'s queue at once; only the blocker runs');
       assert.deepEqual(valuesOf(outputNamed((await blocker).outputs, 'Y')), x16);
       await drained('stall');
       assert.equal(stallRuns(), runsBefore + 1, 'stall never computed the cancelled call');
-      assert.deepEqual(valuesOf(outputNamed((await server.infer({ modelName: 'waiter', inputs: [int32x16()] })).outputs, 'Y')), x16);
+      assert.deepEqual(valuesOf(outputNamed((await engine.infer({ modelName: 'waiter', inputs: [int32x16()] })).outputs, 'Y')), x16);
     });
   });
 
@@ -250,7 +250,7 @@ describe('ctx.infer attacks', () => {
     const chains = async (model: string, concurrent: number, depth: number): Promise<number> => {
       const started = performance.now();
       const answers = await within(CHAIN_TIMEOUT_MS, `${concurrent} x ${model} at depth ${depth}`, Promise.all(Array.from({ length: concurrent },
-        (_, i) => http.server.infer({ modelName: model, inputs: [int32x16('X', i)], parameters: { depth } }))));
+        (_, i) => http.engine.infer({ modelName: model, inputs: [int32x16('X', i)], parameters: { depth } }))));
       answers.forEach((answer, i) => assert.deepEqual(valuesOf(outputNamed(answer.outputs, 'Y')), x16.map((v) => v + i + depth)));
       return performance.now() - started;
     };
@@ -270,7 +270,7 @@ describe('ctx.infer attacks', () => {
     test('runaway recursion from 8 concurrent requests fails fast, naming the limit it hit', async () => {
       const started = performance.now();
       const failures = await within(CHAIN_TIMEOUT_MS, 'runaway recursion', Promise.all(Array.from({ length: 8 },
-        () => rejection(http.server.infer({ modelName: 'self2', inputs: [int32x16()], parameters: { depth: 1000 } })))));
+        () => rejection(http.engine.infer({ modelName: 'self2', inputs: [int32x16()], parameters: { depth: 1000 } })))));
       const tookMs = performance.now() - started;
       for (const err of failures) {
         assert.equal(err.code, 'INFERENCE_FAILED');
@@ -293,7 +293,7 @@ describe('ctx.infer attacks', () => {
     ];
     for (const [name, expected] of names) {
       test(`ctx.infer({ model: ${JSON.stringify(name)} }) is refused by the model-name check`, async () => {
-        const response = await http.server.infer({ modelName: 'namer', inputs: [int32x16()], parameters: { target: name } });
+        const response = await http.engine.infer({ modelName: 'namer', inputs: [int32x16()], parameters: { target: name } });
         const result = JSON.parse(stringsOf(outputNamed(response.outputs, 'RESULT'))[0]!) as { code: string; message: string };
         assert.equal(result.code, 'INVALID_MODEL_NAME');
         assert.match(result.message, expected);
@@ -302,19 +302,19 @@ describe('ctx.infer attacks', () => {
     }
 
     test('ctx.infer({ model: \'\' }) is refused naming the field', async () => {
-      const response = await http.server.infer({ modelName: 'namer', inputs: [int32x16()], parameters: { target: '' } });
+      const response = await http.engine.infer({ modelName: 'namer', inputs: [int32x16()], parameters: { target: '' } });
       const result = JSON.parse(stringsOf(outputNamed(response.outputs, 'RESULT'))[0]!) as { code: string; message: string };
       assert.equal(result.message, "ctx.infer: 'model' must name a model, got ''");
     });
 
     test('every entry of the facade checks the name, not only the frontends', async () => {
-      const server = http.server;
+      const engine = http.engine;
       for (const name of ['../x', '/etc/passwd', 'a/b', 'x\0y']) {
-        assert.equal((await rejection(server.infer({ modelName: name, inputs: [] }))).code, 'INVALID_MODEL_NAME');
-        assert.equal((await rejection(server.inferStream({ modelName: name, inputs: [] }))).code, 'INVALID_MODEL_NAME');
-        assert.throws(() => server.modelMetadata(name), { code: 'INVALID_MODEL_NAME' });
-        assert.throws(() => server.modelStatistics(name), { code: 'INVALID_MODEL_NAME' });
-        assert.equal(server.isModelReady(name), false);
+        assert.equal((await rejection(engine.infer({ modelName: name, inputs: [] }))).code, 'INVALID_MODEL_NAME');
+        assert.equal((await rejection(engine.inferStream({ modelName: name, inputs: [] }))).code, 'INVALID_MODEL_NAME');
+        assert.throws(() => engine.modelMetadata(name), { code: 'INVALID_MODEL_NAME' });
+        assert.throws(() => engine.modelStatistics(name), { code: 'INVALID_MODEL_NAME' });
+        assert.equal(engine.isModelReady(name), false);
       }
       await addSubAnswers();
     });

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ParameterValue } from '../../../engine/inference-request.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
@@ -73,7 +73,7 @@ interface Report { id: string; initializeCalls: number }
 
 describe('script limits', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   let logger: CapturingLogger;
   const problems: unknown[] = [];
   const onProblem = (err: unknown): void => { problems.push(err); };
@@ -92,16 +92,16 @@ describe('script limits', () => {
     });
     await writeScripts(root, { limited: { 1: LIMITED_SCRIPT }, stuck_initialize: { 1: STUCK_INITIALIZE } });
     logger = capturingLogger();
-    server = await startEngine(root, { logger });
+    engine = await startEngine(root, { logger });
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
     process.off('unhandledRejection', onProblem);
     process.off('uncaughtExceptionMonitor', onProblem);
   });
 
-  const call = (mode?: string) => server.infer({
+  const call = (mode?: string) => engine.infer({
     modelName: 'limited', inputs: [int32x16()], ...(mode ? { parameters: { mode } as Record<string, ParameterValue> } : {}),
   });
   const report = async (): Promise<Report> => {
@@ -111,7 +111,7 @@ describe('script limits', () => {
   };
   const initializations = (): number => logger.lines.filter((l) => l.startsWith(`info 'limited' (limited_0): initialize `)).length;
   const addSub = async (): Promise<void> => {
-    const response = await server.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0'), int32x16('INPUT1', 1)] });
+    const response = await engine.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0'), int32x16('INPUT1', 1)] });
     assert.deepEqual(valuesOf(outputNamed(response.outputs, 'OUTPUT0')), Array.from({ length: 16 }, (_, i) => 2 * i + 1));
   };
 
@@ -165,13 +165,13 @@ describe('script limits', () => {
   });
 
   test('a time limit hit while ctx.infer is in flight: the call is cancelled in the member\'s queue, and the host lives', async () => {
-    const before = server.modelStatistics('slow').model_stats[0]!.inference_stats;
+    const before = engine.modelStatistics('slow').model_stats[0]!.inference_stats;
     const err = await rejection(call('slow_call'));
     assert.match(err.message, /time limit of 250 ms in execute\(\)/);
     assert.ok(logger.lines.some((l) => l.endsWith('calling slow')));
     // The abandoned call leaves the slow member's queue (it would have waited ~450 ms more) instead of running for nobody.
-    assert.equal(server.pendingRequestCount('slow'), 0);
-    const stats = server.modelStatistics('slow').model_stats[0]!.inference_stats;
+    assert.equal(engine.pendingRequestCount('slow'), 0);
+    const stats = engine.modelStatistics('slow').model_stats[0]!.inference_stats;
     assert.equal(stats.success.count, before.success.count, 'the member never computed the abandoned call');
     assert.equal(stats.fail.count, before.fail.count + 1);
     assert.ok(!logger.lines.some((l) => l.includes('slow answered')), 'the old script never resumed');
@@ -186,7 +186,7 @@ describe('script limits', () => {
   });
 
   test('initialize() that never returns fails the load with the time limit named', () => {
-    const entry = server.repositoryIndex().find((e) => e.name === 'stuck_initialize')!;
+    const entry = engine.repositoryIndex().find((e) => e.name === 'stuck_initialize')!;
     assert.equal(entry.state, 'UNAVAILABLE');
     assert.match(entry.reason, /ran past its time limit of 250 ms in initialize\(\) \(parameters\.execute_timeout_ms\)/);
   });
@@ -197,11 +197,11 @@ test('finalize() that never returns does not hold up close()', async () => {
     stuck_finalize: { config: scriptConfig({ outputs: [['Y', 'TYPE_INT32', [16]], ['ID', 'TYPE_STRING', [1]]], executeTimeoutMs: TIMEOUT_MS }), versions: {} },
   });
   await writeScripts(root, { stuck_finalize: { 1: STUCK_FINALIZE } });
-  const server = await startEngine(root);
+  const engine = await startEngine(root);
   try {
-    await server.infer({ modelName: 'stuck_finalize', inputs: [int32x16()] });
+    await engine.infer({ modelName: 'stuck_finalize', inputs: [int32x16()] });
     const started = performance.now();
-    await within(3000, 'close()', server.close());
+    await within(3000, 'close()', engine.close());
     assert.ok(performance.now() - started < TIMEOUT_MS + 1000);
   } finally {
     await removeRepository(root);

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { InferenceRequest, ParameterValue } from '../../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../../engine/inference-response.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { DATA_TYPES, type DataType, type Tensor } from '../../../engine/tensor.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import { compiledScriptCount } from '../../../scripts-runtime/compile.ts';
@@ -51,15 +51,15 @@ describe('every datatype round-trips through a script', () => {
   const inputs: IoSpec[] = DATA_TYPES.map((dt) => [dt, CONFIG_TYPE[dt], [3]]);
   const outputs: IoSpec[] = DATA_TYPES.flatMap((dt): IoSpec[] => [[`${dt}_OUT`, CONFIG_TYPE[dt], [3]], [`${dt}_CLASS`, 'TYPE_STRING', [1]]]);
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({ echo: { config: scriptConfig({ inputs, outputs }), versions: {} } });
     await writeScripts(root, { echo: { 1: ECHO_SCRIPT } });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
   });
 
@@ -74,7 +74,7 @@ describe('every datatype round-trips through a script', () => {
   for (const batch of [1, 2]) {
     test(`batch ${batch}: bytes come back exactly, and the script saw the documented typed array`, async () => {
       const sent = tensors(batch);
-      const response = await server.infer({ modelName: 'echo', inputs: sent });
+      const response = await engine.infer({ modelName: 'echo', inputs: sent });
       for (const input of sent) {
         const echoed = outputNamed(response.outputs, `${input.name}_OUT`);
         assert.equal(echoed.datatype, input.datatype, input.name);
@@ -174,12 +174,12 @@ describe('lifecycle: initialize once per instance, one isolate each, finalize at
   });
   after(() => removeRepository(root));
 
-  const report = async (server: InferenceServer, parameters?: Record<string, ParameterValue>): Promise<Report> =>
-    JSON.parse(stringsOf(outputNamed((await server.infer(request('lifecycle', parameters))).outputs, 'WHO'))[0]!) as Report;
+  const report = async (engine: InferenceEngine, parameters?: Record<string, ParameterValue>): Promise<Report> =>
+    JSON.parse(stringsOf(outputNamed((await engine.infer(request('lifecycle', parameters))).outputs, 'WHO'))[0]!) as Report;
 
   test('initialize gets ctx.config, name, version and instance, once per instance; finalize runs at close', async () => {
     const logger = capturingLogger();
-    const server = await startEngine(root, { logger });
+    const engine = await startEngine(root, { logger });
     try {
       const inits = logger.lines.filter((l) => l.includes(': initialize '));
       assert.equal(inits.length, 2, logger.lines.join('\n'));
@@ -201,7 +201,7 @@ describe('lifecycle: initialize once per instance, one isolate each, finalize at
       }
 
       for (let i = 0; i < 5; i++) {
-        const r = await report(server);
+        const r = await report(engine);
         assert.equal(r.owner, r.instance, 'the isolate globals belong to this instance alone');
         assert.equal(r.self, r.instance);
         assert.equal(r.initializeCalls, 1);
@@ -210,45 +210,45 @@ describe('lifecycle: initialize once per instance, one isolate each, finalize at
       assert.equal(logger.lines.filter((l) => l.includes(': initialize ')).length, 2, 'requests do not initialize again');
       assert.equal(logger.lines.filter((l) => l.includes('finalize')).length, 0);
     } finally {
-      await server.close();
+      await engine.close();
     }
     const finals = logger.lines.filter((l) => l.includes(': finalize '));
     assert.deepEqual(finals.sort(), [`info 'lifecycle' (lifecycle_0): finalize lifecycle_0`, `info 'lifecycle' (lifecycle_1): finalize lifecycle_1`]);
   });
 
   test('instance_group count 2 runs two isolates at once: two requests meet at a gate that needs both', async () => {
-    const server = await startEngine(root);
+    const engine = await startEngine(root);
     try {
       const started = performance.now();
-      const both = await within(2500, 'two gated requests', Promise.all([report(server, { gate: true }), report(server, { gate: true })]));
+      const both = await within(2500, 'two gated requests', Promise.all([report(engine, { gate: true }), report(engine, { gate: true })]));
       assert.ok(performance.now() - started < 2500);
       assert.deepEqual(both.map((r) => r.instance).sort(), ['lifecycle_0', 'lifecycle_1']);
       for (const r of both) assert.equal(r.owner, r.instance);
-      const gate = server.modelStatistics('gate').model_stats[0]!;
+      const gate = engine.modelStatistics('gate').model_stats[0]!;
       assert.deepEqual(gate.batch_stats.map((b) => b.batch_size), [2], 'the gate ran one batch of the two calls');
     } finally {
-      await server.close();
+      await engine.close();
     }
   });
 
   test('finalize runs when the model is unloaded', async () => {
     const logger = capturingLogger();
-    const server = await startEngine(root, { logger, modelControlMode: 'explicit' });
+    const engine = await startEngine(root, { logger, modelControlMode: 'explicit' });
     try {
-      await report(server);
-      await server.unloadModel('lifecycle');
+      await report(engine);
+      await engine.unloadModel('lifecycle');
       assert.equal(logger.lines.filter((l) => l.includes(': finalize ')).length, 2, logger.lines.join('\n'));
-      const err = await rejection(server.infer(request('lifecycle')));
+      const err = await rejection(engine.infer(request('lifecycle')));
       assert.ok(['MODEL_NO_VERSIONS', 'MODEL_VERSION_UNAVAILABLE', 'MODEL_NOT_FOUND'].includes(err.code), err.message);
     } finally {
-      await server.close();
+      await engine.close();
     }
   });
 });
 
 describe('load failures name the reason', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const ok = 'export default class { async execute(r: any[]) { return r.map(() => ({ outputs: {} })); } }';
 
   before(async () => {
@@ -274,15 +274,15 @@ describe('load failures name the reason', () => {
       init_throws: { 1: `${ok.replace('export default class {', 'export default class { async initialize() { throw new Error("cannot reach the feature store"); }')}` },
       no_datatype: { 1: ok }, no_dims: { 1: ok }, gpu: { 1: ok }, tiny_heap: { 1: ok }, bad_timeout: { 1: ok }, healthy: { 1: ok },
     });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
   });
 
   const reasonOf = (model: string): string => {
-    const entries = server.repositoryIndex().filter((e) => e.name === model);
+    const entries = engine.repositoryIndex().filter((e) => e.name === model);
     assert.equal(entries.length, 1, `${model}: ${JSON.stringify(entries)}`);
     assert.equal(entries[0]!.state, 'UNAVAILABLE', `${model} should not load`);
     return entries[0]!.reason;
@@ -308,8 +308,8 @@ describe('load failures name the reason', () => {
   }
 
   test('the other models keep serving, and a failed model answers with its reason', async () => {
-    assert.equal(server.repositoryIndex().find((e) => e.name === 'healthy')?.state, 'READY');
-    const err = await rejection(server.infer(request('init_throws')));
+    assert.equal(engine.repositoryIndex().find((e) => e.name === 'healthy')?.state, 'READY');
+    const err = await rejection(engine.infer(request('init_throws')));
     assert.match(err.message, /cannot reach the feature store/);
   });
 });
@@ -346,7 +346,7 @@ export default class Responder {
 
 describe('what execute() returns is checked', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const outputs: IoSpec[] = [['Y', 'TYPE_INT32', [16]], ['Z', 'TYPE_FP32', [2]]];
 
   before(async () => {
@@ -356,22 +356,22 @@ describe('what execute() returns is checked', () => {
       batcher: { config: scriptConfig({ outputs, extra: 'dynamic_batching { max_queue_delay_microseconds: 20000 }' }), versions: {} },
     });
     await writeScripts(root, { responder: { 1: RESPONDER_SCRIPT }, responder_batched: { 1: RESPONDER_SCRIPT }, batcher: { 1: RESPONDER_SCRIPT } });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
   after(async () => {
-    await server?.close();
+    await engine?.close();
     await removeRepository(root);
   });
 
   const failure = async (mode: string, extra: Partial<InferenceRequest> = {}): Promise<string> => {
-    const err = await rejection(server.infer(request('responder', { mode }, extra)));
+    const err = await rejection(engine.infer(request('responder', { mode }, extra)));
     assert.equal(err.code, 'INFERENCE_FAILED', err.message);
     assert.ok(err.message.startsWith(`inference failed in model 'responder': `), err.message);
     return err.message;
   };
 
   test('a good answer passes', async () => {
-    const response = await server.infer(request('responder'));
+    const response = await engine.infer(request('responder'));
     assert.deepEqual(valuesOf(outputNamed(response.outputs, 'Y')), Array(16).fill(1));
     assert.deepEqual(valuesOf(outputNamed(response.outputs, 'Z')), [0.5, 1.5]);
   });
@@ -398,13 +398,13 @@ describe('what execute() returns is checked', () => {
   }
 
   test('only requested outputs must be there: asking for Z alone passes when Y is missing', async () => {
-    const response = await server.infer(request('responder', { mode: 'missing' }, { outputs: ['Z'] }));
+    const response = await engine.infer(request('responder', { mode: 'missing' }, { outputs: ['Z'] }));
     assert.deepEqual(response.outputs.map((t) => t.name), ['Z']);
   });
 
   test('{ error } fails that request alone; the others in the same execute() call succeed', async () => {
     const modes = ['ok', 'error', 'ok'];
-    const settled = await within(2500, 'a batch of three', Promise.allSettled(modes.map((mode) => server.infer(request('responder_batched', { mode })))));
+    const settled = await within(2500, 'a batch of three', Promise.allSettled(modes.map((mode) => engine.infer(request('responder_batched', { mode })))));
     assert.equal(settled[0]!.status, 'fulfilled');
     assert.equal(settled[2]!.status, 'fulfilled');
     assert.equal(settled[1]!.status, 'rejected');
@@ -418,17 +418,17 @@ describe('what execute() returns is checked', () => {
   });
 
   test('a bad response in a batch names which request it was', async () => {
-    const settled = await within(2500, 'a batch of three', Promise.allSettled(['ok', 'shape', 'ok'].map((mode) => server.infer(request('responder_batched', { mode })))));
+    const settled = await within(2500, 'a batch of three', Promise.allSettled(['ok', 'shape', 'ok'].map((mode) => engine.infer(request('responder_batched', { mode })))));
     assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.match(((settled[1] as PromiseRejectedResult).reason as Error).message, /output 'Y' \(request 2 of 3\) has shape \[2,8\]/);
   });
 
   test('dynamic batching: concurrent requests reach execute() together, and statistics show batches > 1', async () => {
     const count = 8;
-    const responses = await Promise.all(Array.from({ length: count }, () => server.infer(request('batcher'))));
+    const responses = await Promise.all(Array.from({ length: count }, () => engine.infer(request('batcher'))));
     const sizes = responses.map((r) => valuesOf(outputNamed(r.outputs, 'Y'))[0]!);
     assert.ok(Math.max(...sizes) > 1, `execute() call sizes seen: ${sizes.join(',')}`);
-    const stats = server.modelStatistics('batcher').model_stats[0]!;
+    const stats = engine.modelStatistics('batcher').model_stats[0]!;
     assert.equal(stats.inference_count, count);
     assert.ok(stats.execution_count < count, `execution_count ${stats.execution_count}`);
     assert.ok(stats.batch_stats.some((b) => b.batch_size > 1), JSON.stringify(stats.batch_stats));
@@ -444,13 +444,13 @@ test('models and instances with the same source compile it once', async () => {
   });
   await writeScripts(root, { first: { 1: source, 2: source }, second: { 1: source } });
   const before = compiledScriptCount();
-  const server = await startEngine(root);
+  const engine = await startEngine(root);
   try {
     assert.equal(compiledScriptCount(), before + 1);
-    assert.equal(server.instancesOf('first').length, 3);
-    await server.infer(request('second'));
+    assert.equal(engine.instancesOf('first').length, 3);
+    await engine.infer(request('second'));
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { addSubModel } from '../../../generator/models.ts';
 import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../../../engine/config/compile-model-config.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 
@@ -32,50 +32,50 @@ output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] } ]
 });
 after(() => removeRepository(root));
 
-async function withServer(completion: ConfigCompletion | undefined, use: (server: InferenceServer) => void): Promise<void> {
-  const server = await startEngine(root, completion ? { configCompletion: completion } : {});
+async function withServer(completion: ConfigCompletion | undefined, use: (engine: InferenceEngine) => void): Promise<void> {
+  const engine = await startEngine(root, completion ? { configCompletion: completion } : {});
   try {
-    return use(server);
+    return use(engine);
   } finally {
-    await server.close();
+    await engine.close();
   }
 }
 
 type Tensors = Array<{ name: string; data_type: string; dims: number[] }>;
-const tensors = (server: InferenceServer, model: string): Tensors => server.modelConfig(model).input as unknown as Tensors;
+const tensors = (engine: InferenceEngine, model: string): Tensors => engine.modelConfig(model).input as unknown as Tensors;
 
-const failures = (server: InferenceServer): Record<string, string> =>
-  Object.fromEntries(server.loadFailures().map((e) => [e.name, e.reason]));
+const failures = (engine: InferenceEngine): Record<string, string> =>
+  Object.fromEntries(engine.loadFailures().map((e) => [e.name, e.reason]));
 
 test('by default a bare ONNX model is completed, batching with max_batch_size 4', async () => {
-  await withServer(undefined, (server) => {
-    assert.deepEqual(failures(server), {}, 'a partial config is completed too');
-    const config = server.modelConfig('bare');
+  await withServer(undefined, (engine) => {
+    assert.deepEqual(failures(engine), {}, 'a partial config is completed too');
+    const config = engine.modelConfig('bare');
     assert.equal(config.max_batch_size, DEFAULT_MAX_BATCH_SIZE);
-    assert.deepEqual(tensors(server, 'bare').map((t) => [t.name, t.data_type, t.dims]), [['INPUT0', 'TYPE_INT32', [16]], ['INPUT1', 'TYPE_INT32', [16]]]);
+    assert.deepEqual(tensors(engine, 'bare').map((t) => [t.name, t.data_type, t.dims]), [['INPUT0', 'TYPE_INT32', [16]], ['INPUT1', 'TYPE_INT32', [16]]]);
   });
 });
 
 test('default-max-batch-size sets the completed max_batch_size; 0 leaves the model unbatched, its batch dim in dims', async () => {
-  await withServer({ enabled: true, defaultMaxBatchSize: 2 }, (server) => {
-    assert.equal(server.modelConfig('bare').max_batch_size, 2);
-    assert.equal(server.modelConfig('whole').max_batch_size, 8, 'a written max_batch_size stays');
+  await withServer({ enabled: true, defaultMaxBatchSize: 2 }, (engine) => {
+    assert.equal(engine.modelConfig('bare').max_batch_size, 2);
+    assert.equal(engine.modelConfig('whole').max_batch_size, 8, 'a written max_batch_size stays');
   });
-  await withServer({ enabled: true, defaultMaxBatchSize: 0 }, (server) => {
-    const config = server.modelConfig('bare');
+  await withServer({ enabled: true, defaultMaxBatchSize: 0 }, (engine) => {
+    const config = engine.modelConfig('bare');
     assert.equal(config.max_batch_size ?? 0, 0);
-    assert.deepEqual(tensors(server, 'bare')[0]!.dims, [-1, 16]);
+    assert.deepEqual(tensors(engine, 'bare')[0]!.dims, [-1, 16]);
   });
 });
 
 test('with auto-complete off, a model without a whole config fails to load naming what is missing; a whole one serves', async () => {
-  await withServer({ enabled: false, defaultMaxBatchSize: DEFAULT_MAX_BATCH_SIZE }, (server) => {
-    const failed = failures(server);
+  await withServer({ enabled: false, defaultMaxBatchSize: DEFAULT_MAX_BATCH_SIZE }, (engine) => {
+    const failed = failures(engine);
     assert.deepEqual(Object.keys(failed).sort(), ['bare', 'partial', 'typeless']);
     assert.match(failed['typeless']!, /typeless\/config\.pbtxt:2: input\[1\]\.data_type: is missing and auto-complete is off/);
     assert.match(failed['bare']!, /bare\/config\.pbtxt: model configuration: is missing and auto-complete is off/);
     assert.match(failed['partial']!, /partial\/config\.pbtxt: input: is empty and auto-complete is off/);
-    assert.equal(server.isModelReady('whole'), true);
-    assert.equal(server.modelConfig('whole').max_batch_size, 8);
+    assert.equal(engine.isModelReady('whole'), true);
+    assert.equal(engine.modelConfig('whole').max_batch_size, 8);
   });
 });

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SwitchyardError } from '../../../engine/errors.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubModel, lookupModel } from '../../../generator/models.ts';
 import {
   addSubMember, chainEnsemble, forkEnsemble, int32Tensor, int64Tensor, lookupMember, outputsByName, range16, SLOW_BATCHING, until,
@@ -37,12 +37,12 @@ async function outcome(promise: Promise<unknown>, started: number): Promise<Outc
   }
 }
 
-const forkRequest = (index: number, signal?: AbortSignal): Parameters<InferenceServer['infer']>[0] =>
+const forkRequest = (index: number, signal?: AbortSignal): Parameters<InferenceEngine['infer']>[0] =>
   ({ modelName: 'fork', inputs: [int64Tensor('INDEX', [index])], ...(signal ? { signal } : {}) });
 
 describe('a failing step beside a slow one, and client cancellation', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({
@@ -50,30 +50,30 @@ describe('a failing step beside a slow one, and client cancellation', () => {
       slow_lookup: { config: lookupMember('slow_lookup', SLOW_BATCHING), versions: { 1: lookupModel(4) } },
       fork: { config: forkEnsemble('lookup', 'slow_lookup'), versions: { 1: null } },
     });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
 
   after(async () => {
-    await server?.close();
+    await engine?.close();
     if (root) await removeRepository(root);
   });
 
   test('the failing step fails the request at once, naming the step and keeping ONNX Runtime\'s message; the slow step is withdrawn', async () => {
     const started = performance.now();
-    const { error, ms } = await outcome(server.infer(forkRequest(9)), started);
+    const { error, ms } = await outcome(engine.infer(forkRequest(9)), started);
     assert.ok(error, 'the request fails');
     assert.ok(ms < PROMPT_MS, `answered in ${ms.toFixed(0)} ms, without waiting for the slow step`);
     assert.equal(error.code, 'INFERENCE_FAILED');
     assert.equal(error.status, 'INTERNAL');
     assert.match(error.message, /^ensemble 'fork' step 1 \('lookup'\) failed: inference failed in model 'lookup': .*indices element out of data bounds, idx=9/);
 
-    assert.equal(server.pendingRequestCount('slow_lookup'), 0, 'the queued slow step was cancelled');
-    assert.equal(server.pendingRequestCount('fork'), 0);
-    const slow = server.modelStatistics('slow_lookup').model_stats[0]!;
+    assert.equal(engine.pendingRequestCount('slow_lookup'), 0, 'the queued slow step was cancelled');
+    assert.equal(engine.pendingRequestCount('fork'), 0);
+    const slow = engine.modelStatistics('slow_lookup').model_stats[0]!;
     assert.equal(slow.execution_count, 0, 'the slow member never ran');
     assert.equal(slow.inference_count, 0);
     assert.equal(slow.inference_stats.success.count, 0);
-    const fork = server.modelStatistics('fork').model_stats[0]!;
+    const fork = engine.modelStatistics('fork').model_stats[0]!;
     assert.equal(fork.inference_stats.fail.count, 1);
     assert.deepEqual(fork.step_stats!.map((s) => [s.success.count, s.fail.count]), [[0, 1], [0, 0]],
       'the cancelled step is not counted as a failure of its own');
@@ -82,19 +82,19 @@ describe('a failing step beside a slow one, and client cancellation', () => {
   test('the server keeps serving: eight good requests fill the slow member\'s preferred batch and all succeed', async () => {
     const indexes = [0, 1, 2, 3, 3, 2, 1, 0];
     const started = performance.now();
-    const responses = await Promise.all(indexes.map((i) => server.infer(forkRequest(i))));
+    const responses = await Promise.all(indexes.map((i) => engine.infer(forkRequest(i))));
     assert.ok(performance.now() - started < PROMPT_MS);
     responses.forEach((response, k) => {
       assert.deepEqual(outputsByName(response.outputs), { FAST: [indexes[k]! * 10], SLOW: [indexes[k]! * 10] });
     });
-    assert.equal(server.modelStatistics('slow_lookup').model_stats[0]!.execution_count, 1, 'one batch of eight');
+    assert.equal(engine.modelStatistics('slow_lookup').model_stats[0]!.execution_count, 1, 'one batch of eight');
   });
 
   test('a client abort while a step is queued: CANCELLED, and the queued step leaves its member\'s queue', async () => {
     const controller = new AbortController();
     const started = performance.now();
-    const pending = outcome(server.infer(forkRequest(1, controller.signal)), started);
-    await until(() => server.pendingRequestCount('slow_lookup') === 1 && server.pendingRequestCount('lookup') === 0, PROMPT_MS,
+    const pending = outcome(engine.infer(forkRequest(1, controller.signal)), started);
+    await until(() => engine.pendingRequestCount('slow_lookup') === 1 && engine.pendingRequestCount('lookup') === 0, PROMPT_MS,
       'the slow step to be queued and the fast one done');
     controller.abort(new Error('the client went away'));
     const { error, ms } = await pending;
@@ -102,23 +102,23 @@ describe('a failing step beside a slow one, and client cancellation', () => {
     assert.equal(error?.code, 'CANCELLED');
     assert.equal(error.status, 'CANCELLED');
     assert.match(error.message, /^inference request for model 'fork' was cancelled: the client went away$/);
-    assert.equal(server.pendingRequestCount('slow_lookup'), 0);
-    assert.equal(server.pendingRequestCount('fork'), 0);
+    assert.equal(engine.pendingRequestCount('slow_lookup'), 0);
+    assert.equal(engine.pendingRequestCount('fork'), 0);
   });
 
   test('a signal already aborted: CANCELLED before any step is called', async () => {
-    const before = server.modelStatistics('lookup').model_stats[0]!.inference_count;
-    const { error } = await outcome(server.infer(forkRequest(1, AbortSignal.abort('gone'))), performance.now());
+    const before = engine.modelStatistics('lookup').model_stats[0]!.inference_count;
+    const { error } = await outcome(engine.infer(forkRequest(1, AbortSignal.abort('gone'))), performance.now());
     assert.equal(error?.code, 'CANCELLED');
     assert.match(error.message, /was cancelled: gone$/);
-    assert.equal(server.modelStatistics('lookup').model_stats[0]!.inference_count, before);
-    assert.equal(server.pendingRequestCount('slow_lookup'), 0);
+    assert.equal(engine.modelStatistics('lookup').model_stats[0]!.inference_count, before);
+    assert.equal(engine.pendingRequestCount('slow_lookup'), 0);
   });
 });
 
 describe('unloading a member while an ensemble request is in flight (explicit model control)', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const inputs = () => [int32Tensor('A', range16((i) => i)), int32Tensor('B', range16(() => 1))];
 
   before(async () => {
@@ -137,22 +137,22 @@ describe('unloading a member while an ensemble request is in flight (explicit mo
       then_held: { config: chainEnsemble('add_sub', 'held_add_sub'), versions: { 1: null } },
       delayed_then_tail: { config: chainEnsemble('delayed', 'tail'), versions: { 1: null } },
     });
-    server = await startEngine(root, { modelControlMode: 'explicit' });
+    engine = await startEngine(root, { modelControlMode: 'explicit' });
   });
 
   after(async () => {
-    await server?.close();
+    await engine?.close();
     if (root) await removeRepository(root);
   });
 
   const indexEntry = (name: string): { state: string; reason: string } | undefined =>
-    server.repositoryIndex().find((e) => e.name === name);
+    engine.repositoryIndex().find((e) => e.name === name);
 
   test('queued in step 2\'s member when it is unloaded: the member finishes what it took, so the request answers; the unload waits for it', async () => {
     const started = performance.now();
-    const request = outcome(server.infer({ modelName: 'then_held', inputs: inputs() }), started);
-    await until(() => server.pendingRequestCount('held_add_sub') === 1, PROMPT_MS, 'step 2 to be queued');
-    const unloaded = server.unloadModel('held_add_sub').then(() => performance.now() - started);
+    const request = outcome(engine.infer({ modelName: 'then_held', inputs: inputs() }), started);
+    await until(() => engine.pendingRequestCount('held_add_sub') === 1, PROMPT_MS, 'step 2 to be queued');
+    const unloaded = engine.unloadModel('held_add_sub').then(() => performance.now() - started);
     const { error, ms } = await request;
     assert.equal(error, undefined, error?.message);
     assert.ok(await unloaded >= ms - 1, 'the unload finished after the request it waited for');
@@ -162,7 +162,7 @@ describe('unloading a member while an ensemble request is in flight (explicit mo
     assert.equal(indexEntry('held_add_sub')?.state, 'UNAVAILABLE');
     assert.equal(indexEntry('then_held')?.state, 'READY');
     assert.equal(indexEntry('add_sub')?.state, 'READY', 'the other member stays');
-    const { error, ms } = await outcome(server.infer({ modelName: 'then_held', inputs: inputs() }), performance.now());
+    const { error, ms } = await outcome(engine.infer({ modelName: 'then_held', inputs: inputs() }), performance.now());
     assert.ok(ms < PROMPT_MS);
     assert.equal(error?.code, 'MODEL_NO_VERSIONS');
     assert.match(error.message, /^ensemble 'then_held' step 2 \('held_add_sub'\) failed: Request for unknown model: 'held_add_sub' has no available versions \(version 1: unloaded\)$/);
@@ -170,17 +170,17 @@ describe('unloading a member while an ensemble request is in flight (explicit mo
 
   test('step 2\'s member unloaded while step 1 is queued: the request fails naming step 2 and its missing model, or finishes; it never hangs', async () => {
     const started = performance.now();
-    const request = outcome(server.infer({ modelName: 'delayed_then_tail', inputs: inputs() }), started);
-    await until(() => server.pendingRequestCount('delayed') === 1, PROMPT_MS, 'step 1 to be queued');
-    const [{ error, ms }] = await Promise.all([request, server.unloadModel('tail')]);
+    const request = outcome(engine.infer({ modelName: 'delayed_then_tail', inputs: inputs() }), started);
+    await until(() => engine.pendingRequestCount('delayed') === 1, PROMPT_MS, 'step 1 to be queued');
+    const [{ error, ms }] = await Promise.all([request, engine.unloadModel('tail')]);
     assert.ok(ms < PROMPT_MS, `answered in ${ms.toFixed(0)} ms`);
     if (error) {
       assert.match(error.message, /^ensemble 'delayed_then_tail' step 2 \('tail'\) failed: Request for unknown model: 'tail' (has no available versions|version 1 is not at ready state)/);
     }
     assert.equal(indexEntry('delayed_then_tail')?.state, 'READY', 'without unload_dependents the ensemble stays loaded');
     assert.equal(indexEntry('delayed')?.state, 'READY');
-    assert.equal(server.pendingRequestCount('delayed'), 0);
-    const direct = await server.infer({ modelName: 'delayed', inputs: [int32Tensor('INPUT0', range16(() => 2)), int32Tensor('INPUT1', range16(() => 1))] });
+    assert.equal(engine.pendingRequestCount('delayed'), 0);
+    const direct = await engine.infer({ modelName: 'delayed', inputs: [int32Tensor('INPUT0', range16(() => 2)), int32Tensor('INPUT1', range16(() => 1))] });
     assert.deepEqual(outputsByName(direct.outputs), { OUTPUT0: range16(() => 3), OUTPUT1: range16(() => 1) }, 'step 1\'s member still serves');
   });
 });

@@ -13,7 +13,7 @@ import type { CompiledModelConfig } from '../../../engine/config/compiled-model-
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import { compileEnsembleConfig } from '../../../engine/ensemble/compile-ensemble-config.ts';
 import { describePlan } from '../../../engine/ensemble/ensemble-plan.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { addSubConfig } from '../../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startEngine, type FixtureModel } from '../../helpers/fixture-repository.ts';
 import { defaultBackends } from '../../../backends/default-backends.ts';
@@ -187,7 +187,7 @@ steps:
 
 describe('ensemble load-time validation', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     const models: Record<string, FixtureModel> = { ...MEMBERS, good: raw(GOOD_TRITON), good_yaml: pipeline(GOOD_YAML) };
@@ -196,17 +196,17 @@ describe('ensemble load-time validation', () => {
     // The second config file of `both_files`.
     const { writeFile } = await import('node:fs/promises');
     await writeFile(`${root}/both_files/pipeline.yaml`, GOOD_YAML);
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
 
   after(async () => {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   });
 
   for (const [name, { reason }] of Object.entries(BROKEN)) {
     test(`${name}: fails to load with a reason naming where and what`, () => {
-      const failure = server.repositoryIndex().find((e) => e.name === name);
+      const failure = engine.repositoryIndex().find((e) => e.name === name);
       assert.ok(failure, `${name} is listed`);
       assert.equal(failure.state, 'UNAVAILABLE');
       assert.match(failure.reason, reason);
@@ -215,13 +215,13 @@ describe('ensemble load-time validation', () => {
 
   test('the members and the good ensembles serve beside the broken ones', () => {
     for (const name of ['add_sub', 'add_sub_fp32', 'add_sub_small', 'lookup', 'good', 'good_yaml']) {
-      assert.ok(server.isModelReady(name), name);
+      assert.ok(engine.isModelReady(name), name);
     }
-    assert.equal(server.isReady(), false, 'strict readiness: some models failed');
+    assert.equal(engine.isReady(), false, 'strict readiness: some models failed');
   });
 
   test('an ensemble\'s config is completed from its members and printed in Triton\'s shape', () => {
-    const config = server.modelConfig('good_yaml') as Record<string, unknown>;
+    const config = engine.modelConfig('good_yaml') as Record<string, unknown>;
     assert.equal(config['platform'], 'ensemble');
     assert.deepEqual((config['input'] as Array<Record<string, unknown>>).map((t) => [t['name'], t['data_type'], t['dims']]),
       [['A', 'TYPE_INT32', [16]], ['B', 'TYPE_INT32', [16]]]);
@@ -230,7 +230,7 @@ describe('ensemble load-time validation', () => {
       ['add_sub', { INPUT0: 'A', INPUT1: 'B' }, { OUTPUT0: 'first.OUTPUT0', OUTPUT1: 'first.OUTPUT1' }],
       ['add_sub', { INPUT0: 'first.OUTPUT0', INPUT1: 'first.OUTPUT1' }, { OUTPUT0: 'TWICE_A', OUTPUT1: 'TWICE_B' }],
     ]);
-    const metadata = server.modelMetadata('good');
+    const metadata = engine.modelMetadata('good');
     assert.equal(metadata.platform, 'ensemble');
     assert.deepEqual(metadata.outputs.map((t) => [t.name, t.datatype, t.shape]), [['TWICE_A', 'INT32', [-1, 16]], ['TWICE_B', 'INT32', [-1, 16]]]);
   });

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StreamedResponse } from '../../../engine/inference-response.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { DECOUPLED_POLICY, TICK_SCRIPT } from '../../helpers/decoupled-fixtures.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 import { fixedTensor, scriptConfig, valuesOf, within, writeScripts } from '../../helpers/script-fixtures.ts';
@@ -64,8 +64,8 @@ ensemble_scheduling {
 }
 
 /** Every item of the ensemble's stream, within a time limit. */
-async function collect(server: InferenceServer, model: string, count: number): Promise<StreamedResponse[]> {
-  const stream = await server.inferStream({ modelName: model, inputs: [fixedTensor('COUNT', 'INT32', [1], Int32Array.of(count))] });
+async function collect(engine: InferenceEngine, model: string, count: number): Promise<StreamedResponse[]> {
+  const stream = await engine.inferStream({ modelName: model, inputs: [fixedTensor('COUNT', 'INT32', [1], Int32Array.of(count))] });
   return within(20_000, `the responses of ${model}`, (async () => {
     const items: StreamedResponse[] = [];
     for await (const item of stream) items.push(item);
@@ -79,7 +79,7 @@ function outputs(items: readonly StreamedResponse[], name: string): number[] {
 
 describe('decoupled ensemble under max_inflight_requests', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
   const consumerConfig = scriptConfig({ maxBatchSize: 0, inputs: [I32('X')], outputs: [I32('Y'), I32('PEAK')] });
 
   before(async () => {
@@ -97,23 +97,23 @@ describe('decoupled ensemble under max_inflight_requests', () => {
       producer: { 1: PRODUCER_SCRIPT }, tick: { 1: TICK_SCRIPT },
       consumer_limited: { 1: CONSUMER_SCRIPT }, consumer_shared: { 1: CONSUMER_SCRIPT }, consumer_free: { 1: CONSUMER_SCRIPT },
     });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
 
   after(async () => {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   });
 
   test('an ensemble with a decoupled step is decoupled: its config says so, and unary infer refuses it as Triton does', async () => {
-    const config = server.modelConfig('limited') as { model_transaction_policy?: { decoupled?: boolean } };
+    const config = engine.modelConfig('limited') as { model_transaction_policy?: { decoupled?: boolean } };
     assert.equal(config.model_transaction_policy?.decoupled, true);
-    await assert.rejects(server.infer({ modelName: 'limited', inputs: [fixedTensor('COUNT', 'INT32', [1], Int32Array.of(1))] }),
+    await assert.rejects(engine.infer({ modelName: 'limited', inputs: [fixedTensor('COUNT', 'INT32', [1], Int32Array.of(1))] }),
       { code: 'DECOUPLED_UNARY', message: /^unary inference doesn't support models with decoupled transaction policy/ });
   });
 
   test('limit 2: every response arrives, and the consumer never runs more than 2 requests at once', async () => {
-    const items = await collect(server, 'limited', 12);
+    const items = await collect(engine, 'limited', 12);
     assert.deepEqual(items.filter((i) => i.error), []);
     assert.deepEqual(outputs(items, 'Y').sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i));
     const peaks = outputs(items, 'PEAK');
@@ -124,20 +124,20 @@ describe('decoupled ensemble under max_inflight_requests', () => {
   });
 
   test('the limit is shared by concurrent requests of the ensemble', async () => {
-    const all = await Promise.all([collect(server, 'shared', 6), collect(server, 'shared', 6), collect(server, 'shared', 6)]);
+    const all = await Promise.all([collect(engine, 'shared', 6), collect(engine, 'shared', 6), collect(engine, 'shared', 6)]);
     for (const items of all) assert.deepEqual(outputs(items, 'Y').sort((a, b) => a - b), [0, 1, 2, 3, 4, 5]);
     const peaks = all.flatMap((items) => outputs(items, 'PEAK'));
     assert.ok(Math.max(...peaks) <= 2, `peaks ${peaks.join(',')}`);
   });
 
   test('limit 0 is no limit: the same producer runs more than 2 consumer requests at once', async () => {
-    const items = await collect(server, 'free', 12);
+    const items = await collect(engine, 'free', 12);
     assert.deepEqual(outputs(items, 'Y').sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i));
     assert.ok(Math.max(...outputs(items, 'PEAK')) > 2, `peaks ${outputs(items, 'PEAK').join(',')}`);
   });
 
   test('sequential requests get every slot back: ten runs in a row complete', async () => {
-    for (let i = 0; i < 10; i++) assert.equal(outputs(await collect(server, 'limited', 4), 'Y').length, 4);
+    for (let i = 0; i < 10; i++) assert.equal(outputs(await collect(engine, 'limited', 4), 'Y').length, 4);
   });
 });
 
@@ -155,13 +155,13 @@ describe('max_inflight_requests and decoupled steps are checked at load', () => 
         bad: { config: ensembleConfig('consumer', value), versions: { 1: null } },
       });
       await writeScripts(root, { producer: { 1: PRODUCER_SCRIPT }, consumer: { 1: CONSUMER_SCRIPT } });
-      const server = await startEngine(root, { strictReadiness: false });
+      const engine = await startEngine(root, { strictReadiness: false });
       try {
-        const entry = server.repositoryIndex().find((e) => e.name === 'bad')!;
+        const entry = engine.repositoryIndex().find((e) => e.name === 'bad')!;
         assert.equal(entry.state, 'UNAVAILABLE');
         assert.match(entry.reason ?? '', message);
       } finally {
-        await server.close();
+        await engine.close();
         await removeRepository(root);
       }
     });
@@ -185,12 +185,12 @@ ensemble_scheduling { step [
       },
     });
     await writeScripts(root, { producer: { 1: PRODUCER_SCRIPT }, pair: { 1: 'export default class { execute(r: any[]) { return r.map((q) => ({ outputs: { Y: { shape: [1], data: q.inputs.A.data } } })); } }\n' } });
-    const server = await startEngine(root, { strictReadiness: false });
+    const engine = await startEngine(root, { strictReadiness: false });
     try {
-      const entry = server.repositoryIndex().find((e) => e.name === 'mixed')!;
+      const entry = engine.repositoryIndex().find((e) => e.name === 'mixed')!;
       assert.match(entry.reason ?? '', /in ensemble mixed, step of model 'pair' receives inputs originated from different decoupled models/);
     } finally {
-      await server.close();
+      await engine.close();
       await removeRepository(root);
     }
   });

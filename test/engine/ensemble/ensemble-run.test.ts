@@ -14,7 +14,7 @@ import type { SwitchyardError } from '../../../engine/errors.ts';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../../engine/inference-response.ts';
 import { ModelStats } from '../../../engine/observability/model-stats.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import {
@@ -48,8 +48,8 @@ const chainInputs = (): Tensor[] => [int32Tensor('A', A), int32Tensor('B', B)];
 const diamondInputs = (): Tensor[] => [int32Tensor('X', A), int32Tensor('Y', B)];
 
 /** Success counts of an ensemble's steps, in config order. */
-function stepCounts(server: InferenceServer, ensemble: string): number[] {
-  return server.modelStatistics(ensemble).model_stats[0]!.step_stats!.map((s) => s.success.count);
+function stepCounts(engine: InferenceEngine, ensemble: string): number[] {
+  return engine.modelStatistics(ensemble).model_stats[0]!.step_stats!.map((s) => s.success.count);
 }
 
 async function rejection(promise: Promise<unknown>): Promise<SwitchyardError> {
@@ -63,7 +63,7 @@ async function rejection(promise: Promise<unknown>): Promise<SwitchyardError> {
 
 describe('ensembles through the engine', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({
@@ -79,24 +79,24 @@ describe('ensembles through the engine', () => {
       ranked_yaml: { config: RANKED_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
       outer: { config: OUTER_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
     });
-    server = await startEngine(root);
+    engine = await startEngine(root);
   });
 
   after(async () => {
-    await server?.close();
+    await engine?.close();
     if (root) await removeRepository(root);
   });
 
   test('every model loads, the ensembles after their members', () => {
-    assert.deepEqual(server.loadFailures(), []);
-    assert.deepEqual(server.repositoryIndex().map((e) => [e.name, e.state]),
+    assert.deepEqual(engine.loadFailures(), []);
+    assert.deepEqual(engine.repositoryIndex().map((e) => [e.name, e.state]),
       ['add_sub', 'chain', 'chain_yaml', 'diamond', 'outer', 'ranked', 'ranked_chain', 'ranked_yaml'].map((n) => [n, 'READY']));
   });
 
   test('a Triton ensemble and the pipeline.yaml of the same graph give the same outputs, by the ensemble\'s names', async () => {
     const answers = [];
     for (const [modelName, modelVersion] of [['chain', undefined], ['chain', '1'], ['chain_yaml', undefined], ['chain_yaml', '1']] as const) {
-      const response = await server.infer({ modelName, ...(modelVersion ? { modelVersion } : {}), inputs: chainInputs(), id: 'r-1' });
+      const response = await engine.infer({ modelName, ...(modelVersion ? { modelVersion } : {}), inputs: chainInputs(), id: 'r-1' });
       assert.equal(response.modelName, modelName);
       assert.equal(response.modelVersion, '1');
       assert.equal(response.id, 'r-1');
@@ -109,13 +109,13 @@ describe('ensembles through the engine', () => {
   test('a batch of two rows goes through the steps as one request', async () => {
     const rowsA = [...A, ...twice(A)];
     const rowsB = [...B, ...B];
-    const response = await server.infer({ modelName: 'chain', inputs: [int32Tensor('A', rowsA, 2), int32Tensor('B', rowsB, 2)] });
+    const response = await engine.infer({ modelName: 'chain', inputs: [int32Tensor('A', rowsA, 2), int32Tensor('B', rowsB, 2)] });
     assert.deepEqual(response.outputs.map((o) => o.shape), [[2, 16], [2, 16]]);
     assert.deepEqual(outputsByName(response.outputs), { TWICE_A: twice(rowsA), TWICE_B: twice(rowsB) });
   });
 
   test('a diamond (two branches that join) computes the right values', async () => {
-    const response = await server.infer({ modelName: 'diamond', inputs: diamondInputs() });
+    const response = await engine.infer({ modelName: 'diamond', inputs: diamondInputs() });
     assert.deepEqual(outputsByName(response.outputs), {
       TWICE_Y: twice(B),
       JOIN_SUM: A.map((x, i) => 4 * x + 2 * B[i]!),
@@ -124,40 +124,40 @@ describe('ensembles through the engine', () => {
   });
 
   test('asking for a subset of outputs runs only the steps that lead to them', async () => {
-    const before = stepCounts(server, 'diamond');
-    const response = await server.infer({ modelName: 'diamond', inputs: diamondInputs(), outputs: ['TWICE_Y'] });
+    const before = stepCounts(engine, 'diamond');
+    const response = await engine.infer({ modelName: 'diamond', inputs: diamondInputs(), outputs: ['TWICE_Y'] });
     assert.deepEqual(outputsByName(response.outputs), { TWICE_Y: twice(B) });
-    const grown = stepCounts(server, 'diamond').map((n, i) => n - before[i]!);
+    const grown = stepCounts(engine, 'diamond').map((n, i) => n - before[i]!);
     assert.deepEqual(grown, [1, 1, 0, 0], 'steps 3 and 4 are skipped');
   });
 
   test('switchyard_debug_tensors true: every tensor the steps write, by its ensemble name, after the outputs', async () => {
-    const triton = await server.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: true } });
+    const triton = await engine.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: true } });
     assert.deepEqual(outputsByName(triton.outputs), {
       TWICE_A: twice(A), TWICE_B: twice(B), sum: A.map((a, i) => a + B[i]!), diff: A.map((a, i) => a - B[i]!),
     });
     assert.deepEqual(triton.outputs.map((o) => o.name), ['TWICE_A', 'TWICE_B', 'sum', 'diff']);
-    const pipeline = await server.infer({ modelName: 'chain_yaml', inputs: chainInputs(), parameters: { switchyard_debug_tensors: 'true' } });
+    const pipeline = await engine.infer({ modelName: 'chain_yaml', inputs: chainInputs(), parameters: { switchyard_debug_tensors: 'true' } });
     assert.deepEqual(pipeline.outputs.map((o) => o.name), ['TWICE_A', 'TWICE_B', 'first.OUTPUT0', 'first.OUTPUT1']);
     assert.deepEqual(valuesOfAll(pipeline.outputs), valuesOfAll(triton.outputs));
   });
 
   test('switchyard_debug_tensors as a list returns only those; a step only they need runs for them', async () => {
-    const listed = await server.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: ' diff ' } });
+    const listed = await engine.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: ' diff ' } });
     assert.deepEqual(listed.outputs.map((o) => o.name), ['TWICE_A', 'TWICE_B', 'diff']);
 
-    const before = stepCounts(server, 'diamond');
-    const response = await server.infer({
+    const before = stepCounts(engine, 'diamond');
+    const response = await engine.infer({
       modelName: 'diamond', inputs: diamondInputs(), outputs: ['TWICE_Y'], parameters: { switchyard_debug_tensors: 'c,s' },
     });
     assert.deepEqual(outputsByName(response.outputs), {
       TWICE_Y: twice(B), c: A.map((x, i) => 2 * (x + B[i]!)), s: A.map((x, i) => x + B[i]!),
     });
-    assert.deepEqual(stepCounts(server, 'diamond').map((n, i) => n - before[i]!), [1, 1, 1, 0], 'step 3 runs for c; step 4 is still skipped');
+    assert.deepEqual(stepCounts(engine, 'diamond').map((n, i) => n - before[i]!), [1, 1, 1, 0], 'step 3 runs for c; step 4 is still skipped');
   });
 
   test('switchyard_debug_tensors naming an unknown tensor: BAD_REQUEST naming it', async () => {
-    const error = await rejection(server.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: 'sum,nope' } }));
+    const error = await rejection(engine.infer({ modelName: 'chain', inputs: chainInputs(), parameters: { switchyard_debug_tensors: 'sum,nope' } }));
     assert.equal(error.code, 'BAD_REQUEST');
     assert.equal(error.status, 'INVALID_ARG');
     assert.match(error.message, /'nope'/);
@@ -165,35 +165,35 @@ describe('ensembles through the engine', () => {
   });
 
   test('request parameters reach the members: a priority the member lacks fails its step with the member\'s message', async () => {
-    const error = await rejection(server.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 7 } }));
+    const error = await rejection(engine.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 7 } }));
     assert.equal(error.code, 'BAD_PRIORITY');
     assert.equal(error.status, 'INVALID_ARG');
     assert.match(error.message, /^ensemble 'ranked_chain' step 2 \('ranked'\) failed: invalid 'priority' parameter 7 for model 'ranked': the model has priority levels 1 \(highest\) to 2/);
-    const ok = await server.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 1 } });
+    const ok = await engine.infer({ modelName: 'ranked_chain', inputs: chainInputs(), parameters: { priority: 1 } });
     assert.deepEqual(outputsByName(ok.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
   });
 
   test('an ensemble as a step of another ensemble', async () => {
-    const response = await server.infer({ modelName: 'outer', inputs: chainInputs() });
+    const response = await engine.infer({ modelName: 'outer', inputs: chainInputs() });
     assert.deepEqual(outputsByName(response.outputs), {
       SUM2: A.map((a, i) => 2 * a + 2 * B[i]!), DIFF2: A.map((a, i) => 2 * a - 2 * B[i]!),
     });
-    const steps = server.modelStatistics('outer').model_stats[0]!.step_stats!;
+    const steps = engine.modelStatistics('outer').model_stats[0]!.step_stats!;
     assert.deepEqual(steps.map((s) => [s.step, s.model, s.success.count]), [["step 'inner' (model 'chain')", 'chain', 1], ["step 'add' (model 'add_sub')", 'add_sub', 1]]);
   });
 
   test('step_stats name the steps as messages do: position for Triton ensembles, step name for pipelines', () => {
-    assert.deepEqual(server.modelStatistics('chain').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
+    assert.deepEqual(engine.modelStatistics('chain').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
       [["step 1 ('add_sub')", 'add_sub'], ["step 2 ('add_sub')", 'add_sub']]);
-    assert.deepEqual(server.modelStatistics('chain_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
+    assert.deepEqual(engine.modelStatistics('chain_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.model]),
       [["step 'first' (model 'add_sub')", 'add_sub'], ["step 'second' (model 'add_sub')", 'add_sub']]);
   });
 
   test('a pipeline step failure names the step by its pipeline name', async () => {
-    const error = await rejection(server.infer({ modelName: 'ranked_yaml', inputs: chainInputs(), parameters: { priority: 3 } }));
+    const error = await rejection(engine.infer({ modelName: 'ranked_yaml', inputs: chainInputs(), parameters: { priority: 3 } }));
     assert.equal(error.code, 'BAD_PRIORITY');
     assert.match(error.message, /^ensemble 'ranked_yaml' step 'rank' \(model 'ranked'\) failed: invalid 'priority' parameter 3 for model 'ranked'/);
-    assert.deepEqual(server.modelStatistics('ranked_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.success.count, s.fail.count]),
+    assert.deepEqual(engine.modelStatistics('ranked_yaml').model_stats[0]!.step_stats!.map((s) => [s.step, s.success.count, s.fail.count]),
       [["step 'first' (model 'add_sub')", 1, 0], ["step 'rank' (model 'ranked')", 0, 1]]);
   });
 });
@@ -210,14 +210,14 @@ describe('startupModels: an ensemble brings what it calls', () => {
       chain: { config: chainEnsemble(), versions: { 1: null } },
       outer: { config: OUTER_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
     });
-    const server = await startEngine(root, { startupModels: ['outer'], modelControlMode: 'explicit' });
+    const engine = await startEngine(root, { startupModels: ['outer'], modelControlMode: 'explicit' });
     try {
-      assert.deepEqual(server.repositoryIndex().map((e) => [e.name, e.state, e.reason]),
+      assert.deepEqual(engine.repositoryIndex().map((e) => [e.name, e.state, e.reason]),
         [['add_sub', 'READY', ''], ['chain', 'READY', ''], ['outer', 'READY', ''], ['unrelated', 'UNAVAILABLE', 'not loaded']]);
-      const response = await server.infer({ modelName: 'outer', inputs: chainInputs() });
+      const response = await engine.infer({ modelName: 'outer', inputs: chainInputs() });
       assert.deepEqual(response.outputs.map((o) => o.name), ['SUM2', 'DIFF2']);
     } finally {
-      await server.close();
+      await engine.close();
       await removeRepository(root);
     }
   });
@@ -238,23 +238,23 @@ describe('buffer reuse across ensemble requests', () => {
   /** Pool counters after each of `n` sequential chain requests, following a warm-up. */
   /** Pool counters after each request; `giveBack` releases the answer's lease, as the HTTP frontend does after encoding. */
   async function countersPerRequest(bufferPooling: boolean, n: number, giveBack = false): Promise<Array<{ allocated: number; allocatedBytes: number }>> {
-    const server = await startEngine(root, { bufferPooling });
+    const engine = await startEngine(root, { bufferPooling });
     try {
       const send = async (): Promise<InferenceResponse> => {
-        const response = await server.infer({ modelName: 'chain', inputs: chainInputs() });
+        const response = await engine.infer({ modelName: 'chain', inputs: chainInputs() });
         assert.deepEqual(outputsByName(response.outputs), { TWICE_A: twice(A), TWICE_B: twice(B) });
         if (giveBack) response.lease?.release();
         return response;
       };
       for (let i = 0; i < 5; i++) await send();
-      const counters = [server.bufferPoolStats()];
+      const counters = [engine.bufferPoolStats()];
       for (let i = 0; i < n; i++) {
         await send();
-        counters.push(server.bufferPoolStats());
+        counters.push(engine.bufferPoolStats());
       }
       return counters.map((c) => ({ allocated: c.allocated, allocatedBytes: c.allocatedBytes }));
     } finally {
-      await server.close();
+      await engine.close();
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import type { ModelVersion } from '../../../engine/repository/model-version.ts';
 import { addSubModel } from '../../../generator/models.ts';
 import { addSubMember, chainEnsemble, int32Tensor, outputsByName } from '../../helpers/ensemble-fixtures.ts';
@@ -44,9 +44,9 @@ describe('model namespacing', () => {
   });
 
   test('without namespacing a name in two repositories fails, naming both, and the other models serve', async () => {
-    const server = await startEngine(repoA, { modelRepositories: [repoA, repoB] });
+    const engine = await startEngine(repoA, { modelRepositories: [repoA, repoB] });
     try {
-      const index = server.repositoryIndex();
+      const index = engine.repositoryIndex();
       const m = index.filter((e) => e.name === 'm');
       assert.equal(m.length, 1);
       assert.equal(m[0]!.state, 'UNAVAILABLE');
@@ -54,34 +54,34 @@ describe('model namespacing', () => {
       assert.equal(index.find((e) => e.name === 'only_b')!.state, 'READY');
       assert.equal(index.find((e) => e.name === 'ens_a')!.state, 'UNAVAILABLE', 'its step has no model to call');
     } finally {
-      await server.close();
+      await engine.close();
     }
   });
 
   describe('with namespacing', () => {
-    let server: InferenceServer;
+    let engine: InferenceEngine;
     let http: HttpFixture;
     const seen: ModelVersion[] = [];
     before(async () => {
-      server = await startEngine(repoA, { modelRepositories: [repoA, repoB], modelNamespacing: true, modelControlMode: 'explicit' });
-      server.watchVersions((version) => seen.push(version));
+      engine = await startEngine(repoA, { modelRepositories: [repoA, repoB], modelNamespacing: true, modelControlMode: 'explicit' });
+      engine.watchVersions((version) => seen.push(version));
       http = await startHttp(repoA, { modelRepositories: [repoA, repoB], modelNamespacing: true });
     });
     after(async () => {
-      await server.close();
+      await engine.close();
       await http.close();
     });
 
     test('both models of the same name load and are listed', () => {
-      const m = server.repositoryIndex().filter((e) => e.name === 'm');
+      const m = engine.repositoryIndex().filter((e) => e.name === 'm');
       assert.deepEqual(m.map((e) => e.state), ['READY', 'READY']);
-      assert.ok(server.repositoryIndex().every((e) => e.state === 'READY'), JSON.stringify(server.repositoryIndex()));
+      assert.ok(engine.repositoryIndex().every((e) => e.state === 'READY'), JSON.stringify(engine.repositoryIndex()));
     });
 
     test("each ensemble's steps run the model of its own repository", async () => {
       for (const [ensemble, maxBatchSize] of [['ens_a', 8], ['ens_b', 4]] as const) {
         seen.length = 0;
-        const response = await server.infer(request(ensemble));
+        const response = await engine.infer(request(ensemble));
         const outputs = outputsByName(response.outputs);
         assert.deepEqual(outputs['TWICE_A'], Array.from({ length: 16 }, (_, i) => 2 * i));
         const members = seen.filter((v) => v.config!.name === 'm');
@@ -91,18 +91,18 @@ describe('model namespacing', () => {
     });
 
     test('an ensemble whose step model is only in another repository finds it there', async () => {
-      const response = await server.infer(request('ens_only'));
+      const response = await engine.infer(request('ens_only'));
       assert.deepEqual(outputsByName(response.outputs)['TWICE_B'], Array.from({ length: 16 }, () => 2));
     });
 
     test('a request naming the shared name is refused as ambiguous; unique names serve', async () => {
-      await assert.rejects(server.infer({ modelName: 'm', inputs: [] }), (err: Error & { code?: string; httpStatus?: number }) => {
+      await assert.rejects(engine.infer({ modelName: 'm', inputs: [] }), (err: Error & { code?: string; httpStatus?: number }) => {
         assert.equal(err.code, 'MODEL_AMBIGUOUS');
         assert.equal(err.httpStatus, 400);
         assert.equal(err.message, AMBIGUOUS);
         return true;
       });
-      assert.throws(() => server.modelConfig('m'), { message: AMBIGUOUS });
+      assert.throws(() => engine.modelConfig('m'), { message: AMBIGUOUS });
       const res = await fetch(`${http.url}/v2/models/m/infer`, {
         method: 'POST', body: JSON.stringify({ inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1, 16], data: new Array(16).fill(1) }] }),
       });
@@ -113,12 +113,12 @@ describe('model namespacing', () => {
     });
 
     test('an unload by the shared name unloads every model of that name', async () => {
-      await server.unloadModel('m');
-      const m = server.repositoryIndex().filter((e) => e.name === 'm');
+      await engine.unloadModel('m');
+      const m = engine.repositoryIndex().filter((e) => e.name === 'm');
       assert.equal(m.length, 2);
       assert.ok(m.every((e) => e.state === 'UNAVAILABLE'), JSON.stringify(m));
-      await server.loadModel('m');
-      assert.deepEqual(server.repositoryIndex().filter((e) => e.name === 'm').map((e) => e.state), ['READY', 'READY'], 'a load reaches both too');
+      await engine.loadModel('m');
+      assert.deepEqual(engine.repositoryIndex().filter((e) => e.name === 'm').map((e) => e.state), ['READY', 'READY'], 'a load reaches both too');
     });
   });
 });

@@ -70,9 +70,9 @@ model_warmup [
   await writeFile(join(root, 'recorder', 'warmup', 'x.bin'), Buffer.from(Int32Array.of(7, -1, 2 ** 30, 42).buffer));
   await writeFile(join(root, 'recorder', 'warmup', 't.bin'), Buffer.from([2, 0, 0, 0, 0x68, 0x69, 3, 0, 0, 0, 0x61, 0x62, 0x63]));
   const logger = capturingLogger();
-  const server = await startEngine(root, { logger });
+  const engine = await startEngine(root, { logger });
   try {
-    assert.equal(server.isModelReady('recorder'), true);
+    assert.equal(engine.isModelReady('recorder'), true);
     const runs = executions(logger, 'recorder');
     for (const instance of ['recorder_0', 'recorder_1']) {
       const mine = runs.filter((r) => r.instance === instance);
@@ -94,11 +94,11 @@ model_warmup [
     const ready = logger.lines.findIndex((l) => l.includes("successfully loaded 'recorder'"));
     assert.ok(ready > logger.lines.lastIndexOf(warmupLines.at(-1)!), 'the version turned READY after its warmup');
 
-    const stats = server.modelStatistics('recorder').model_stats[0]!;
+    const stats = engine.modelStatistics('recorder').model_stats[0]!;
     assert.deepEqual([stats.execution_count, stats.inference_count, stats.inference_stats.success.count, stats.batch_stats.length], [0, 0, 0, 0],
       'warmup does not show in the statistics');
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });
@@ -201,20 +201,20 @@ model_warmup [ { name: "one step" batch_size: 4 inputs { key: "INPUT" value: { d
     },
   });
   const logger = capturingLogger();
-  const server = await startEngine(root, { logger });
+  const engine = await startEngine(root, { logger });
   try {
-    assert.equal(server.isModelReady('add_sub'), true, server.loadFailures().map((f) => f.reason).join('; '));
-    assert.equal(server.isModelReady('accumulator'), true, server.loadFailures().map((f) => f.reason).join('; '));
+    assert.equal(engine.isModelReady('add_sub'), true, engine.loadFailures().map((f) => f.reason).join('; '));
+    assert.equal(engine.isModelReady('accumulator'), true, engine.loadFailures().map((f) => f.reason).join('; '));
     assert.equal(logger.lines.filter((l) => /model 'add_sub' instance add_sub_\d is running warmup sample 'w'/.test(l)).length, 4);
     assert.equal(logger.lines.filter((l) => /model 'accumulator' instance \S+ is running warmup sample 'one step' for iteration 1 of 1/.test(l)).length, 1);
-    const answer = await server.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0', 1), int32x16('INPUT1')] });
+    const answer = await engine.infer({ modelName: 'add_sub', inputs: [int32x16('INPUT0', 1), int32x16('INPUT1')] });
     assert.equal(answer.outputs.length, 2);
     for (const model of ['add_sub', 'accumulator']) {
-      const stats = server.modelStatistics(model).model_stats[0]!;
+      const stats = engine.modelStatistics(model).model_stats[0]!;
       assert.equal(stats.execution_count, model === 'add_sub' ? 1 : 0, `${model}: warmup executions are not counted`);
     }
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });
@@ -232,12 +232,12 @@ model_warmup [ { name: "w" batch_size: 1 } ]
       versions: {},
     },
   });
-  const server = await startEngine(root, { strictReadiness: false });
+  const engine = await startEngine(root, { strictReadiness: false });
   try {
-    const failure = server.loadFailures().find((f) => f.name === 'pipe');
+    const failure = engine.loadFailures().find((f) => f.name === 'pipe');
     assert.match(failure?.reason ?? '', /config\.pbtxt:5: model_warmup: is set on ensemble 'pipe', which runs no model of its own\. Fix: remove it; set model_warmup in the config of the step models/);
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

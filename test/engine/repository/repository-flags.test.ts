@@ -76,13 +76,13 @@ test('--model-config-name: a named config that links out of the model folder is 
   await writeFile(join(root, 'outside.pbtxt'), config(2));
   await mkdir(join(root, 'linked', 'configs'));
   await symlink(join(root, 'outside.pbtxt'), join(root, 'linked', 'configs', 'h100.pbtxt'));
-  const server = await startEngine(root, { modelConfigName: 'h100' });
+  const engine = await startEngine(root, { modelConfigName: 'h100' });
   try {
-    const entry = server.repositoryIndex().find((e) => e.name === 'linked')!;
+    const entry = engine.repositoryIndex().find((e) => e.name === 'linked')!;
     assert.equal(entry.state, 'UNAVAILABLE');
     assert.match(entry.reason, /configs\/h100\.pbtxt .*a model's config must be a file in its folder/);
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
 import { PIPELINE_DEPTH } from '../../../engine/scheduling/dynamic-batcher.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 import { SlowBackend, testModelConfig, withTestBackends } from '../../helpers/test-backends.ts';
@@ -26,36 +26,36 @@ function request(model: string, rows: number, signal?: AbortSignal): InferenceRe
 const bufferOf = (t: Tensor | undefined): ArrayBufferLike | undefined => (t && t.datatype !== 'BYTES' ? t.raw.buffer : undefined);
 
 /** Resolves once the model holds `count` requests (queued or with an instance). */
-const untilPending = (server: InferenceServer, model: string, count: number): Promise<true> =>
-  pollFor(`${count} requests pending in '${model}'`, WAIT_MS, () => server.pendingRequestCount(model) === count || undefined,
-    () => `pending: ${server.pendingRequestCount(model)}`);
+const untilPending = (engine: InferenceEngine, model: string, count: number): Promise<true> =>
+  pollFor(`${count} requests pending in '${model}'`, WAIT_MS, () => engine.pendingRequestCount(model) === count || undefined,
+    () => `pending: ${engine.pendingRequestCount(model)}`);
 
 describe('scheduler', () => {
   const slow = new SlowBackend();
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({
       plain: { config: testModelConfig('plain', 'test_slow', 64, IO), versions: { 1: null } },
       batched: { config: testModelConfig('batched', 'test_slow', 64, IO, 'dynamic_batching { }'), versions: { 1: null } },
     });
-    server = await startEngine(root, { backends: withTestBackends(slow) });
+    engine = await startEngine(root, { backends: withTestBackends(slow) });
   });
 
   beforeEach(() => slow.close());
 
   after(async () => {
     slow.open();
-    await server?.close();
+    await engine?.close();
     if (root) await removeRepository(root);
   });
 
   test('waiting requests with compatible shapes run as one batch when dynamic_batching is on', async () => {
-    const busy = server.infer(request('batched', 64));
+    const busy = engine.infer(request('batched', 64));
     await slow.untilWaiting(1);
-    const pending = Promise.all([1, 2, 3].map((rows) => server.infer(request('batched', rows))));
-    await untilPending(server, 'batched', 4);
+    const pending = Promise.all([1, 2, 3].map((rows) => engine.infer(request('batched', rows))));
+    await untilPending(engine, 'batched', 4);
     slow.open();
     const waiting = await pending;
     await busy;
@@ -66,10 +66,10 @@ describe('scheduler', () => {
   });
 
   test('without dynamic_batching each request runs alone', async () => {
-    const busy = server.infer(request('plain', 64));
+    const busy = engine.infer(request('plain', 64));
     await slow.untilWaiting(1);
-    const pending = Promise.all([1, 2].map((rows) => server.infer(request('plain', rows))));
-    await untilPending(server, 'plain', 3);
+    const pending = Promise.all([1, 2].map((rows) => engine.infer(request('plain', rows))));
+    await untilPending(engine, 'plain', 3);
     slow.open();
     const waiting = await pending;
     await busy;
@@ -78,10 +78,10 @@ describe('scheduler', () => {
   });
 
   test('a cancelled request is answered at once, whether queued or already with an instance', async () => {
-    const busy = server.infer(request('plain', 64));
+    const busy = engine.infer(request('plain', 64));
     await slow.untilWaiting(1);
     const controller = new AbortController();
-    const queued = server.infer(request('plain', 1, controller.signal));
+    const queued = engine.infer(request('plain', 1, controller.signal));
     controller.abort(new Error('client went away'));
     await assert.rejects(queued, (err: Error & { code?: string }) => {
       assert.equal(err.code, 'CANCELLED');
@@ -93,29 +93,29 @@ describe('scheduler', () => {
     await busy;
     const aborted = new AbortController();
     aborted.abort();
-    await assert.rejects(server.infer(request('plain', 1, aborted.signal)), { code: 'CANCELLED' });
+    await assert.rejects(engine.infer(request('plain', 1, aborted.signal)), { code: 'CANCELLED' });
   });
 });
 
 test('closing the server finishes running work and refuses queued work', async () => {
   const slow = new SlowBackend();
   const root = await makeRepository({ plain: { config: testModelConfig('plain', 'test_slow', 64, IO), versions: { 1: null } } });
-  const server = await startEngine(root, { backends: withTestBackends(slow) });
+  const engine = await startEngine(root, { backends: withTestBackends(slow) });
   try {
     // A slow model's instance holds PIPELINE_DEPTH.slow requests; the one after them waits in the queue.
-    const running = Array.from({ length: PIPELINE_DEPTH.slow }, () => server.infer(request('plain', 64)));
+    const running = Array.from({ length: PIPELINE_DEPTH.slow }, () => engine.infer(request('plain', 64)));
     await slow.until(() => slow.inFlight === PIPELINE_DEPTH.slow && slow.waiting === 1, `${PIPELINE_DEPTH.slow} executions with the instance`);
-    const queued = assert.rejects(server.infer(request('plain', 1)), { code: 'SERVER_STOPPING' });
-    await untilPending(server, 'plain', PIPELINE_DEPTH.slow + 1);
-    const closing = server.close();
+    const queued = assert.rejects(engine.infer(request('plain', 1)), { code: 'SERVER_STOPPING' });
+    await untilPending(engine, 'plain', PIPELINE_DEPTH.slow + 1);
+    const closing = engine.close();
     await queued;
     slow.open();
     await closing;
     for (const response of await Promise.all(running)) assert.deepEqual(response.outputs[0]!.shape, [64, 16]);
-    await assert.rejects(server.infer(request('plain', 1)), { code: 'SERVER_EXITING', message: 'Server exiting' });
+    await assert.rejects(engine.infer(request('plain', 1)), { code: 'SERVER_EXITING', message: 'Server exiting' });
   } finally {
     slow.open();
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

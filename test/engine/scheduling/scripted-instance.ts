@@ -98,7 +98,7 @@ export interface Harness {
   readonly instances: ScriptedInstance[];
   readonly scheduler: DynamicBatcher;
   readonly config: CompiledModelConfig;
-  /** Enqueues like InferenceServer.infer does; the promise never rejects (the outcome is returned instead). */
+  /** Enqueues like InferenceEngine.infer does; the promise never rejects (the outcome is returned instead). */
   send(request: InferenceRequest): Promise<readonly Tensor[] | Error>;
   /** Every execution so far across instances, in the order they started. */
   readonly executions: Execution[];

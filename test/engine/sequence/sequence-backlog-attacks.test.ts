@@ -59,7 +59,7 @@ describe('the sequence backlog bound', () => {
       no_wait: { config: accumulatorConfig('0'), versions: { 1: stateAccumulatorModel() } },
     });
     fixture = await startBoth(root);
-    assert.deepEqual(fixture.server.loadFailures(), []);
+    assert.deepEqual(fixture.engine.loadFailures(), []);
     client = new RawGrpcClient(fixture.grpcAddress);
   });
 
@@ -114,7 +114,7 @@ describe('the sequence backlog bound', () => {
     t.diagnostic(`RSS growth: ${(growth / 1048576).toFixed(1)} MiB; held: ${(heldGrowth / 1048576).toFixed(1)} MiB`);
     assert.ok(heldGrowth < HELD_GROWTH_LIMIT, `held memory grew ${heldGrowth} bytes over ${FLOOD} refused STARTs; the bound is ${HELD_GROWTH_LIMIT}`);
     assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew ${growth} bytes over ${FLOOD} refused STARTs; the bound is ${RSS_GROWTH_LIMIT}`);
-    assert.equal(fixture.server.isModelReady('bounded'), true);
+    assert.equal(fixture.engine.isModelReady('bounded'), true);
 
     // The slot frees: the waiting sequences run in arrival order, each from a fresh state.
     const ended = await step('bounded', 1, 5, { end: true });

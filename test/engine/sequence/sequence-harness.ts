@@ -161,7 +161,7 @@ export interface Harness {
   readonly scheduler: SequenceBatcher;
   /** Every execution across instances, in the order they started. */
   readonly executions: Execution[];
-  /** Enqueues as InferenceServer.infer does; resolves with the outputs or the error, never rejects. */
+  /** Enqueues as InferenceEngine.infer does; resolves with the outputs or the error, never rejects. */
   send(value: number, parameters: Readonly<Record<string, ParameterValue>>, options?: { signal?: AbortSignal; rows?: number }): Promise<readonly Tensor[] | Error>;
   /** Lets promise callbacks run. */
   settle(): Promise<void>;

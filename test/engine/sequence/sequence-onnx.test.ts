@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { InferenceRequest, ParameterValue } from '../../../engine/inference-request.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { bytesOf, typedView, type Tensor } from '../../../engine/tensor.ts';
 import { stateAccumulatorControlsModel, stateAccumulatorModel } from '../../../generator/models.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
@@ -43,7 +43,7 @@ function valueOf(outputs: readonly Tensor[], name: string): string {
 
 describe('sequence models on ONNX Runtime', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({
@@ -64,24 +64,24 @@ sequence_batching {
     });
     await mkdir(join(root, 'seeded', 'initial_state'));
     await writeFile(join(root, 'seeded', 'initial_state', 'hundred.bin'), Buffer.from(Float32Array.of(100).buffer));
-    server = await startEngine(root);
-    assert.deepEqual(server.loadFailures(), []);
+    engine = await startEngine(root);
+    assert.deepEqual(engine.loadFailures(), []);
   });
 
   after(async () => {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   });
 
   test('metadata lists neither control nor state tensors', () => {
-    const metadata = server.modelMetadata('controls');
+    const metadata = engine.modelMetadata('controls');
     assert.deepEqual(metadata.inputs.map((t) => t.name), ['INPUT']);
     assert.deepEqual(metadata.outputs.map((t) => t.name), ['OUTPUT', 'START_OUT', 'END_OUT', 'READY_OUT', 'CORRID_OUT']);
   });
 
   test('each row of a real batch gets its own controls and state; a partial batch runs with not-ready fillers between', async () => {
     const ids = [1n, 2n, (1n << 64n) - 2n, (1n << 64n) - 1n];
-    const firsts = await Promise.all(ids.map((id, i) => server.infer(request('controls', 10 * (i + 1), { sequence_id: id, sequence_start: true }))));
+    const firsts = await Promise.all(ids.map((id, i) => engine.infer(request('controls', 10 * (i + 1), { sequence_id: id, sequence_start: true }))));
     assert.deepEqual(firsts.map((r) => ['OUTPUT', 'START_OUT', 'END_OUT', 'READY_OUT', 'CORRID_OUT'].map((n) => valueOf(r.outputs, n))), [
       ['10', '1', '0', '1', '1'],
       ['20', '1', '0', '1', '2'],
@@ -89,23 +89,23 @@ sequence_batching {
       ['40', '1', '0', '1', '18446744073709551615'],
     ]);
     // Slots 0 and 2 send; slot 1 is a filler, slot 3 is left out. Each after the 50 ms delay, since 2 of 4 slots is under 1.0.
-    const seconds = await Promise.all([0, 2].map((i) => server.infer(request('controls', 1, { sequence_id: ids[i]!, sequence_end: true }))));
+    const seconds = await Promise.all([0, 2].map((i) => engine.infer(request('controls', 1, { sequence_id: ids[i]!, sequence_end: true }))));
     assert.deepEqual(seconds.map((r) => ['OUTPUT', 'START_OUT', 'END_OUT', 'READY_OUT', 'CORRID_OUT'].map((n) => valueOf(r.outputs, n))), [
       ['11', '0', '1', '1', '1'],
       ['31', '0', '1', '1', '18446744073709551614'],
     ]);
-    const lasts = await Promise.all([1, 3].map((i) => server.infer(request('controls', 5, { sequence_id: ids[i]!, sequence_end: true }))));
+    const lasts = await Promise.all([1, 3].map((i) => engine.infer(request('controls', 5, { sequence_id: ids[i]!, sequence_end: true }))));
     assert.deepEqual(lasts.map((r) => valueOf(r.outputs, 'OUTPUT')), ['25', '45']);
-    const stats = server.modelStatistics('controls').model_stats[0]!;
+    const stats = engine.modelStatistics('controls').model_stats[0]!;
     assert.equal(stats.inference_count, 8);
     assert.deepEqual(stats.batch_stats.map((s) => [s.batch_size, s.compute_infer.count]), [[2, 2], [4, 1]]);
-    await assert.rejects(server.infer(request('controls', 1, { sequence_id: 1n })), {
+    await assert.rejects(engine.infer(request('controls', 1, { sequence_id: 1n })), {
       message: "inference request for sequence 1 to model 'controls' must specify the START flag on the first request of the sequence",
     });
   });
 
   test('string correlation IDs reach a TYPE_STRING CORRID control; the oldest strategy carries each state', async () => {
-    const step = (id: string, value: number, flags: Record<string, boolean> = {}) => server.infer(request('named', value, { sequence_id: id, ...flags }));
+    const step = (id: string, value: number, flags: Record<string, boolean> = {}) => engine.infer(request('named', value, { sequence_id: id, ...flags }));
     const [a1, b1] = await Promise.all([step('alpha', 1, { sequence_start: true }), step('beta', 100, { sequence_start: true })]);
     const [a2, b2] = await Promise.all([step('alpha', 2), step('beta', 200, { sequence_end: true })]);
     const a3 = await step('alpha', 3, { sequence_end: true });
@@ -114,8 +114,8 @@ sequence_batching {
   });
 
   test('a sequence starts from initial_state read from the model\'s initial_state folder', async () => {
-    const first = await server.infer(request('seeded', 1, { sequence_id: 'x', sequence_start: true }));
-    const second = await server.infer(request('seeded', 2, { sequence_id: 'x', sequence_end: true }));
+    const first = await engine.infer(request('seeded', 1, { sequence_id: 'x', sequence_start: true }));
+    const second = await engine.infer(request('seeded', 2, { sequence_id: 'x', sequence_end: true }));
     assert.deepEqual([valueOf(first.outputs, 'OUTPUT'), valueOf(second.outputs, 'OUTPUT')], ['101', '103']);
     assert.deepEqual(first.outputs.map((t) => t.name), ['OUTPUT']);
   });
@@ -125,23 +125,23 @@ test('unloading a model lets its live sequence\'s queued requests finish in orde
   const root = await makeRepository({
     acc: { config: `max_batch_size: 4\nsequence_batching {\n  ${STATE}\n}`, versions: { 1: stateAccumulatorModel() } },
   });
-  const server = await startEngine(root, { modelControlMode: 'explicit' });
+  const engine = await startEngine(root, { modelControlMode: 'explicit' });
   try {
-    const first = await server.infer(request('acc', 1, { sequence_id: 77, sequence_start: true }));
+    const first = await engine.infer(request('acc', 1, { sequence_id: 77, sequence_start: true }));
     assert.equal(valueOf(first.outputs, 'OUTPUT'), '1');
     // Pipelined: one request of the sequence runs at a time, so most of these are still queued when the unload starts.
-    const rest = Array.from({ length: 40 }, () => server.infer(request('acc', 1, { sequence_id: 77 })).then(
+    const rest = Array.from({ length: 40 }, () => engine.infer(request('acc', 1, { sequence_id: 77 })).then(
       (r) => Number(valueOf(r.outputs, 'OUTPUT')), (err: Error & { status?: string }) => err));
-    const queued = server.pendingRequestCount('acc');
-    await server.unloadModel('acc');
+    const queued = engine.pendingRequestCount('acc');
+    await engine.unloadModel('acc');
     const outcomes = await Promise.all(rest);
     assert.ok(queued > 1, `${queued} requests were queued when the unload started`);
     assert.deepEqual(outcomes, outcomes.map((_, i) => i + 2), 'every request the model took ran, in order: the running sum goes on');
-    await assert.rejects(server.infer(request('acc', 1, { sequence_id: 77 })), {
+    await assert.rejects(engine.infer(request('acc', 1, { sequence_id: 77 })), {
       message: "Request for unknown model: 'acc' has no available versions (version 1: unloaded)",
     });
   } finally {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   }
 });

@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { InferenceRequest, ParameterValue } from '../../../engine/inference-request.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { bytesOf, typedView, type Tensor } from '../../../engine/tensor.ts';
 import { stateAccumulatorModel } from '../../../generator/models.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
@@ -53,7 +53,7 @@ const outputOf = (outputs: readonly Tensor[]): number => {
 
 describe('sequences through ensembles and scripts', () => {
   let root: string;
-  let server: InferenceServer;
+  let engine: InferenceEngine;
 
   before(async () => {
     root = await makeRepository({
@@ -69,12 +69,12 @@ describe('sequences through ensembles and scripts', () => {
       await mkdir(join(root, model, '1'), { recursive: true });
       await writeFile(join(root, model, '1', 'model.ts'), code);
     }
-    server = await startEngine(root);
-    assert.deepEqual(server.loadFailures(), []);
+    engine = await startEngine(root);
+    assert.deepEqual(engine.loadFailures(), []);
   });
 
   after(async () => {
-    await server.close();
+    await engine.close();
     await removeRepository(root);
   });
 
@@ -86,7 +86,7 @@ describe('sequences through ensembles and scripts', () => {
       await Promise.all(steps.map(async ([values, id, slot]) => {
         if (i >= values.length) return;
         const parameters = { sequence_id: id, ...(i === 0 ? { sequence_start: true } : {}), ...(i === values.length - 1 ? { sequence_end: true } : {}) };
-        out[slot].push(outputOf((await server.infer(request(model, values[i]!, parameters))).outputs));
+        out[slot].push(outputOf((await engine.infer(request(model, values[i]!, parameters))).outputs));
       }));
     }
     return out;
@@ -98,7 +98,7 @@ describe('sequences through ensembles and scripts', () => {
     const a = [1, 2, 3, 4];
     const b = [10, 20, 30];
     assert.deepEqual(await twoSequences('acc_pipeline', a, b), [running(a), running(b)]);
-    const err = await server.infer(request('acc_pipeline', 1, { sequence_id: 'never-started' })).catch((e: Error) => e);
+    const err = await engine.infer(request('acc_pipeline', 1, { sequence_id: 'never-started' })).catch((e: Error) => e);
     assert.match((err as Error).message, /ensemble 'acc_pipeline' step 'total' \(model 'acc'\) failed: .*must specify the START flag on the first request of the sequence/);
   });
 
@@ -113,7 +113,7 @@ describe('sequences through ensembles and scripts', () => {
     const b = [3, 3, 3, 3];
     assert.deepEqual(await twoSequences('own_state', a, b), [running(a), running(b)]);
     // The sequence batcher refuses a non-start request for an ended sequence before the script sees it.
-    const err = await server.infer(request('own_state', 1, { sequence_id: 101 })).catch((e: Error) => e);
+    const err = await engine.infer(request('own_state', 1, { sequence_id: 101 })).catch((e: Error) => e);
     assert.match((err as Error).message, /must specify the START flag on the first request of the sequence/);
   });
 });

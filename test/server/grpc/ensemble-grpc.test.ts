@@ -178,7 +178,7 @@ describe('ensembles over gRPC', () => {
     // The decoded message agrees with the engine.
     const { response } = await client.call('ModelStatistics', { name: 'chain' });
     const decoded = (response!['model_stats'] as Message[])[0]!['step_stats'] as Message[];
-    const engine = fixture.server.modelStatistics('chain').model_stats[0]!.step_stats!;
+    const engine = fixture.engine.modelStatistics('chain').model_stats[0]!.step_stats!;
     assert.deepEqual(decoded.map((s) => [s['step'], s['model'], num(s['success']['count']), num(s['fail']['count'])]),
       engine.map((s) => [s.step, s.model, s.success.count, s.fail.count]));
   });

@@ -51,7 +51,7 @@ describe('gRPC endpoints', () => {
     const { response } = await client.call('ServerMetadata', {});
     assert.equal(response!['name'], 'switchyard');
     assert.match(response!['version'], /^\d+\.\d+\.\d+$/);
-    assert.deepEqual(response!['extensions'], fixture.server.serverMetadata().extensions);
+    assert.deepEqual(response!['extensions'], fixture.engine.serverMetadata().extensions);
   });
 
   test('ModelMetadata matches the engine, with the batch dimension as -1', async () => {
@@ -72,7 +72,7 @@ describe('gRPC endpoints', () => {
     const fromGrpc = modelConfigType().toObject(response!['config'], {
       enums: String, longs: Number, defaults: true, arrays: true, objects: true,
     }) as Record<string, unknown>;
-    const json = fixture.server.modelConfig('add_sub', '1');
+    const json = fixture.engine.modelConfig('add_sub', '1');
     assert.equal(fromGrpc['name'], 'add_sub');
     assert.equal(fromGrpc['max_batch_size'], json['max_batch_size']);
     const io = (list: unknown): unknown[] => (list as { name: string; data_type: string; dims: number[] }[]).map((t) => [t.name, t.data_type, t.dims]);

@@ -205,7 +205,7 @@ describe('gRPC ModelInfer', () => {
 
   test('a deadline that passes while the request waits in the queue reaches the engine as an abort', async () => {
     const signals: AbortSignal[] = [];
-    const engine = fixture.server;
+    const engine = fixture.engine;
     const original = engine.infer.bind(engine);
     engine.infer = (request) => {
       if (request.signal) signals.push(request.signal);
@@ -259,7 +259,7 @@ describe('gRPC ModelStreamInfer', () => {
 
   test('a quick request behind a slow one still comes back second', async () => {
     slowBackend.close();
-    const quickDone = (): number => fixture.server.modelStatistics('add_sub').model_stats[0]!.inference_stats.success.count;
+    const quickDone = (): number => fixture.engine.modelStatistics('add_sub').model_stats[0]!.inference_stats.success.count;
     const quickBefore = quickDone();
     const receiving = streamAll([
       {

@@ -77,7 +77,7 @@ describe('batch faults over HTTP', () => {
   });
 
   test('killing the worker under load fails the requests it held; the rest and later ones succeed', async () => {
-    const instance = http.server.instancesOf('heavy')[0] as OnnxInstance;
+    const instance = http.engine.instancesOf('heavy')[0] as OnnxInstance;
     const load = Array.from({ length: 24 }, () => heavy(http.url, 16));
     await until(() => instance.runsInFlight > 0, 30_000, 'a run to reach the worker');
     await instance.terminateWorker();

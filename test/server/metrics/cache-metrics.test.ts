@@ -24,7 +24,7 @@ before(async () => {
     uncached: { config: addSubConfig('uncached'), versions: { 1: addSubModel() } },
   });
   fixture = await startHttp(root, { responseCache: { sizeBytes: 1 << 20 } });
-  metrics = await startMetricsServer(fixture.server, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false, summaryLatencies: true });
+  metrics = await startMetricsServer(fixture.engine, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false, summaryLatencies: true });
 });
 
 after(async () => {
@@ -51,7 +51,7 @@ test('hits and misses of the response cache, as the statistics count them, and o
   await send('uncached', 1);
 
   const after = await scrape(metrics.url);
-  const stats = fixture.server.modelStatistics('cached', '1').model_stats[0]!.inference_stats;
+  const stats = fixture.engine.modelStatistics('cached', '1').model_stats[0]!.inference_stats;
   assert.equal(stats.cache_hit.count, 3);
   assert.equal(stats.cache_miss.count, 2);
   assert.equal(valueOf(after, 'nv_cache_num_hits_per_model', m('cached')), 3);

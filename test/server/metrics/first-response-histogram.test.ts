@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { startMetricsServer, type MetricsServer } from '../../../server/metrics/metrics-server.ts';
 import { makeStreamingRepository } from '../../helpers/decoupled-fixtures.ts';
 import { removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
@@ -15,34 +15,34 @@ import { bytesTensor, within } from '../../helpers/script-fixtures.ts';
 
 const NAME = 'nv_inference_first_response_histogram_ms';
 let root: string;
-let server: InferenceServer;
+let engine: InferenceEngine;
 let histograms: MetricsServer;
 let plain: MetricsServer;
 
 before(async () => {
   root = await makeStreamingRepository();
-  server = await startEngine(root);
+  engine = await startEngine(root);
   const quiet = { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false } as const;
-  histograms = await startMetricsServer(server, { ...quiet, histogramLatencies: true });
-  plain = await startMetricsServer(server, quiet);
+  histograms = await startMetricsServer(engine, { ...quiet, histogramLatencies: true });
+  plain = await startMetricsServer(engine, quiet);
 });
 
 after(async () => {
   await histograms?.close();
   await plain?.close();
-  await server?.close();
+  await engine?.close();
   await removeRepository(root);
 });
 
 test('one observation per request, first responses of a decoupled model included, with tritonserver\'s buckets', async () => {
   const started = performance.now();
   for (let i = 0; i < 3; i++) {
-    const stream = await server.inferStream({ modelName: 'streamer', inputs: [bytesTensor('text_input', [1], ['tok'])], parameters: { tokens: 4 } });
+    const stream = await engine.inferStream({ modelName: 'streamer', inputs: [bytesTensor('text_input', [1], ['tok'])], parameters: { tokens: 4 } });
     let responses = 0;
     await within(10_000, 'stream', (async () => { for await (const item of stream) if (item.response) responses++; })());
     assert.equal(responses, 4);
   }
-  for (let i = 0; i < 2; i++) await server.infer({ modelName: 'shout', inputs: [bytesTensor('text_input', [1, 1], ['hi'])] });
+  for (let i = 0; i < 2; i++) await engine.infer({ modelName: 'shout', inputs: [bytesTensor('text_input', [1, 1], ['hi'])] });
   const elapsedMs = performance.now() - started;
 
   const metrics = await scrape(histograms.url);
@@ -55,7 +55,7 @@ test('one observation per request, first responses of a decoupled model included
   assert.equal(valueOf(metrics, `${NAME}_bucket`, { ...shout, le: '+Inf' }), 2);
   // Each first response came within the time the requests took; a non-decoupled answer's time is its request's total.
   const shoutSum = valueOf(metrics, `${NAME}_sum`, shout);
-  const stats = server.modelStatistics('shout', '1').model_stats[0]!.inference_stats.success;
+  const stats = engine.modelStatistics('shout', '1').model_stats[0]!.inference_stats.success;
   assert.ok(Math.abs(shoutSum - stats.ns / 1e6) < 0.01, `${shoutSum} vs ${stats.ns / 1e6}`);
   const streamerSum = valueOf(metrics, `${NAME}_sum`, streamer);
   assert.ok(streamerSum > 0 && streamerSum <= elapsedMs, `${streamerSum} within ${elapsedMs}`);

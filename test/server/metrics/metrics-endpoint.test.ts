@@ -45,8 +45,8 @@ describe('metrics endpoint', () => {
       mismatch: { config: MISMATCH_CONFIG, versions: { 1: mismatchModel() } },
     });
     fixture = await startHttp(root, { modelControlMode: 'explicit' });
-    plain = await startMetricsServer(fixture.server, { port: 0, address: '127.0.0.1', intervalMs: 50 });
-    withSummaries = await startMetricsServer(fixture.server, {
+    plain = await startMetricsServer(fixture.engine, { port: 0, address: '127.0.0.1', intervalMs: 50 });
+    withSummaries = await startMetricsServer(fixture.engine, {
       port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false, counterLatencies: false,
       summaryLatencies: true, summaryQuantiles: [{ quantile: 0.5, error: 0.05 }, { quantile: 0.99, error: 0.001 }],
     });
@@ -63,7 +63,7 @@ describe('metrics endpoint', () => {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs }),
   });
 
-  const stats = (model: string): ModelStatisticsJson => fixture.server.modelStatistics(model, '1').model_stats[0]!;
+  const stats = (model: string): ModelStatisticsJson => fixture.engine.modelStatistics(model, '1').model_stats[0]!;
   const m = (model: string, extra: Record<string, string> = {}): Record<string, string> => ({ model, version: '1', ...extra });
 
   test('before any traffic: every version is listed with zeros, its load time, and each failure reason', async () => {
@@ -136,7 +136,7 @@ describe('metrics endpoint', () => {
 
   test('a full queue: the refused requests count as REJECTED, and the one queued is pending until it runs', async () => {
     const first = infer('guarded', addSubInputs(1));
-    await until(() => fixture.server.pendingRequestCount('guarded') === 1, 5000, 'the first request to queue');
+    await until(() => fixture.engine.pendingRequestCount('guarded') === 1, 5000, 'the first request to queue');
     const refused = await Promise.all([infer('guarded', addSubInputs(1)), infer('guarded', addSubInputs(1))]);
     assert.deepEqual(refused.map((r) => r.status), [503, 503]);
     const during = await scrape(plain.url);
@@ -172,11 +172,11 @@ describe('metrics endpoint', () => {
 
   test('a request cancelled while queued counts as CANCELED and stops being pending', async () => {
     const controller = new AbortController();
-    const pending = fixture.server.infer({
+    const pending = fixture.engine.infer({
       modelName: 'held', inputs: [int32Tensor('INPUT0', range16((i) => i)), int32Tensor('INPUT1', range16((i) => i))], signal: controller.signal,
     });
     const settled = pending.then(() => 'answered', (err: { code?: string }) => err.code);
-    await until(() => fixture.server.pendingRequestCount('held') === 1, 5000, 'the request to queue');
+    await until(() => fixture.engine.pendingRequestCount('held') === 1, 5000, 'the request to queue');
     assert.equal(valueOf(await scrape(plain.url), 'nv_inference_pending_request_count', m('held')), 1);
     controller.abort();
     assert.equal(await settled, 'CANCELLED');
@@ -254,7 +254,7 @@ describe('metrics endpoint', () => {
   });
 
   test('an unloaded model drops out of every series', async () => {
-    await fixture.server.unloadModel('mismatch');
+    await fixture.engine.unloadModel('mismatch');
     const after = await scrape(withSummaries.url);
     assert.equal(after.samples.filter((s) => s.labels['model'] === 'mismatch').length, 0);
     assert.ok(valueOf(after, 'nv_inference_request_success', m('counted')) === 5);

@@ -59,7 +59,7 @@ describe('switchyard series', () => {
     await writeFile(join(root, 'chain_yaml', 'pipeline.yaml'), CHAIN_PIPELINE);
     await writeScripts(root, { copy: { 1: COPY_SCRIPT } });
     fixture = await startHttp(root);
-    metrics = await startMetricsServer(fixture.server, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false });
+    metrics = await startMetricsServer(fixture.engine, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false });
   });
 
   after(async () => {
@@ -68,7 +68,7 @@ describe('switchyard series', () => {
     if (root) await removeRepository(root);
   });
 
-  const stats = (model: string): ModelStatisticsJson => fixture.server.modelStatistics(model, '1').model_stats[0]!;
+  const stats = (model: string): ModelStatisticsJson => fixture.engine.modelStatistics(model, '1').model_stats[0]!;
 
   /** One request of sequence `id` to the accumulator over HTTP. */
   async function step(id: number, value: number, flags: { start?: boolean; end?: boolean } = {}): Promise<void> {
@@ -103,7 +103,7 @@ describe('switchyard series', () => {
   });
 
   test('ensemble step durations: one histogram per step, counted and summed as step_stats has them', async () => {
-    const request = (model: string) => fixture.server.infer({
+    const request = (model: string) => fixture.engine.infer({
       modelName: model, inputs: [int32Tensor('A', range16((i) => i)), int32Tensor('B', range16((i) => 2 * i))],
     });
     for (let i = 0; i < 3; i++) await request('chain');
@@ -137,7 +137,7 @@ describe('switchyard series', () => {
   });
 
   test('a failing ensemble step: BACKEND for the ensemble and the member that failed, CANCELED for the sibling it withdrew', async () => {
-    await assert.rejects(fixture.server.infer({ modelName: 'fork', inputs: [int64Tensor('INDEX', [9])] }), /step 1 \('lookup'\) failed/);
+    await assert.rejects(fixture.engine.infer({ modelName: 'fork', inputs: [int64Tensor('INDEX', [9])] }), /step 1 \('lookup'\) failed/);
     const scraped = await scrape(metrics.url);
     const failures = (model: string): Record<string, number> => Object.fromEntries(['REJECTED', 'CANCELED', 'BACKEND', 'OTHER']
       .map((reason) => [reason, valueOf(scraped, 'nv_inference_request_failure', m(model, { reason }))]));
@@ -151,12 +151,12 @@ describe('switchyard series', () => {
 
   test('switchyard_script_isolate_heap_bytes: one sample per isolate of a TypeScript model, each a plausible heap size', async () => {
     for (let i = 0; i < 4; i++) {
-      await fixture.server.infer({ modelName: 'copy', inputs: [int32Tensor('X', range16((k) => k + i))] });
+      await fixture.engine.infer({ modelName: 'copy', inputs: [int32Tensor('X', range16((k) => k + i))] });
     }
     const scraped: Scrape = await scrape(metrics.url);
     const heaps = samplesOf(scraped, 'switchyard_script_isolate_heap_bytes');
     assert.deepEqual(heaps.map((s) => [s.labels['model'], s.labels['version'], s.labels['model_instance']]).sort(),
-      fixture.server.instancesOf('copy').map((instance) => ['copy', '1', instance.name]).sort());
+      fixture.engine.instancesOf('copy').map((instance) => ['copy', '1', instance.name]).sort());
     assert.equal(heaps.length, 2);
     for (const heap of heaps) assert.ok(heap.value > 64 * 1024 && heap.value < 128 * 1024 * 1024, `heap ${heap.value}`);
     assert.equal(scraped.types.get('switchyard_script_isolate_heap_bytes'), 'gauge');

@@ -189,8 +189,8 @@ describe('paths named by a load request or planted in the repository stay in the
         assert.ok(message.length < 2000, `${attack.title}: the message is bounded (${message.length} chars)`);
       }
       // Nothing the attacks named was loaded, and the model that serves still answers.
-      assert.equal(fixture.server.isModelReady('seeded'), false);
-      assert.equal(fixture.server.isModelReady('uploaded'), false);
+      assert.equal(fixture.engine.isModelReady('seeded'), false);
+      assert.equal(fixture.engine.isModelReady('uploaded'), false);
       assert.deepEqual(await inferAddSub(), Array.from({ length: 16 }, (_, i) => 2 * i));
       const growth = process.memoryUsage().rss - rssBefore;
       t.diagnostic(`RSS growth: ${(growth / 1048576).toFixed(1)} MiB`);

@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { addSubModel } from '../../../generator/models.ts';
 import { createLogger, type ServerLogger } from '../../../engine/logger.ts';
-import type { InferenceServer } from '../../../engine/server.ts';
+import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { parseCliOptions } from '../../../server/cli-options.ts';
 import { closeGrpc, createGrpcServer, listenGrpc } from '../../../server/grpc/grpc-server.ts';
 import { createHttpServer } from '../../../server/http/http-server.ts';
@@ -38,7 +38,7 @@ const INFER_MESSAGE: Message = {
 };
 
 interface Fixture {
-  readonly engine: InferenceServer;
+  readonly engine: InferenceEngine;
   readonly app: FastifyInstance;
   readonly url: string;
   readonly grpcAddress: string;

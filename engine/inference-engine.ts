@@ -1,5 +1,5 @@
 /**
- * InferenceServer: the single facade every frontend, ensemble step and
+ * InferenceEngine: the single facade every frontend, ensemble step and
  * script calls. It owns the model repository and knows nothing of HTTP or
  * gRPC.
  */
@@ -34,7 +34,7 @@ import type { Tensor } from './tensor.ts';
 /** The lookup errors that statistics answer with Triton's STATS_NOT_AVAILABLE instead. */
 const STATS_UNAVAILABLE: ReadonlySet<string> = new Set(['MODEL_NOT_FOUND', 'MODEL_VERSION_UNAVAILABLE', 'MODEL_NO_VERSIONS']);
 
-export interface InferenceServerOptions {
+export interface InferenceEngineOptions {
   /** Repository folders to serve. Required. */
   readonly modelRepositories: readonly string[];
   /**
@@ -183,7 +183,7 @@ function requestSource(request: InferenceRequest): string {
   return caller === undefined ? 'the request' : `a call from '${callFrameModel(caller)}'`;
 }
 
-export class InferenceServer {
+export class InferenceEngine {
   private closed = false;
   /** Set once shutdown began: readiness is false and new requests from clients are refused. */
   private draining = false;
@@ -199,7 +199,7 @@ export class InferenceServer {
 
   private constructor(
     private readonly repository: ModelRepository,
-    private readonly options: InferenceServerOptions,
+    private readonly options: InferenceEngineOptions,
     readonly logger: Logger,
     private readonly bufferPool: BufferPool,
     /** The response cache, when the server runs with one (options.responseCache); its stats() feed the nv_cache_* metrics. */
@@ -208,15 +208,15 @@ export class InferenceServer {
     readonly sharedMemory: SharedMemoryManager,
   ) {}
 
-  static async create(options: InferenceServerOptions): Promise<InferenceServer> {
+  static async create(options: InferenceEngineOptions): Promise<InferenceEngine> {
     const logger = options.logger ?? createLogger();
     const bufferPool = new BufferPool({ enabled: options.bufferPooling !== false });
     const rateLimiter = options.rateLimiter ? RateLimiter.create(options.rateLimiter) : undefined;
     // Ensemble steps and scripts call back into the server, even while the repository
     // loads: a script's initialize() may call a model that is already loaded.
-    let server: InferenceServer | undefined;
-    const infer = (request: InferenceRequest): Promise<InferenceResponse> => server!.infer(request);
-    const inferStream = (request: InferenceRequest): Promise<ResponseStream> => server!.inferStream(request);
+    let engine: InferenceEngine | undefined;
+    const infer = (request: InferenceRequest): Promise<InferenceResponse> => engine!.infer(request);
+    const inferStream = (request: InferenceRequest): Promise<ResponseStream> => engine!.inferStream(request);
     const repository = ModelRepository.open({
       paths: options.modelRepositories, backends: options.backends, logger, startupModels: options.startupModels, infer, inferStream, bufferPool,
       ...(options.configCompletion ? { completion: options.configCompletion } : {}),
@@ -227,12 +227,12 @@ export class InferenceServer {
       ...(options.modelNamespacing ? { namespacing: true } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
-    server = new InferenceServer(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory));
+    engine = new InferenceEngine(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory));
     await repository.load();
-    server.warnUncached(repository.list().map((entry) => entry.name));
+    engine.warnUncached(repository.list().map((entry) => entry.name));
     const pollSecs = options.repositoryPollSecs ?? DEFAULT_POLL_SECS;
-    if (options.modelControlMode === 'poll' && pollSecs > 0) server.startPolling(pollSecs * 1000);
-    return server;
+    if (options.modelControlMode === 'poll' && pollSecs > 0) engine.startPolling(pollSecs * 1000);
+    return engine;
   }
 
   private startPolling(intervalMs: number): void {
