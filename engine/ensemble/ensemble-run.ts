@@ -66,10 +66,7 @@ export class EnsembleRun {
       for (const tensor of reads) this.readsLeft.set(tensor, (this.readsLeft.get(tensor) ?? 0) + 1);
       this.waiting.set(index, new Set([...reads].filter((t) => plan.producer.has(t))));
     }
-    const own = context.ownParameters;
-    this.parameters = request.parameters && Object.keys(request.parameters).some((k) => own.includes(k))
-      ? Object.fromEntries(Object.entries(request.parameters).filter(([k]) => !own.includes(k)))
-      : request.parameters;
+    this.parameters = stepParameters(request.parameters, context.ownParameters);
   }
 
   /** Resolves with every wanted tensor by its ensemble name, or rejects with the first failure. */
@@ -78,14 +75,7 @@ export class EnsembleRun {
       this.resolve = resolve;
       this.reject = reject;
     });
-    const signal = this.request.signal;
-    if (signal?.aborted) {
-      this.cancel();
-      return done;
-    }
-    const onAbort = (): void => this.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    void done.finally(() => signal?.removeEventListener('abort', onAbort)).catch(() => {});
+    if (!cancelOnAbort(this.request.signal, done, () => this.cancel())) return done;
     if (this.needed.size === 0) this.resolve(this.values);
     for (const index of this.context.plan.order) {
       if (this.needed.has(index) && this.waiting.get(index)!.size === 0) this.launch(this.context.plan.steps[index]!);
@@ -204,4 +194,29 @@ export class EnsembleRun {
       reason: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined,
     }));
   }
+}
+
+/** The request's parameters as its steps get them: without the ones the ensemble itself consumes. */
+export function stepParameters(
+  parameters: InferenceRequest['parameters'], own: readonly string[],
+): InferenceRequest['parameters'] {
+  return parameters && Object.keys(parameters).some((k) => own.includes(k))
+    ? Object.fromEntries(Object.entries(parameters).filter(([k]) => !own.includes(k)))
+    : parameters;
+}
+
+/**
+ * Cancels a run when its request's signal aborts, until `done` settles.
+ * Answers false when the signal had already aborted (the run is cancelled
+ * now and must not start).
+ */
+export function cancelOnAbort(signal: AbortSignal | undefined, done: Promise<unknown>, cancel: () => void): boolean {
+  if (signal?.aborted) {
+    cancel();
+    return false;
+  }
+  if (!signal) return true;
+  signal.addEventListener('abort', cancel, { once: true });
+  void done.finally(() => signal.removeEventListener('abort', cancel)).catch(() => {});
+  return true;
 }

@@ -26,7 +26,7 @@ import type { ResponseTaken } from '../inference-response.ts';
 import type { InferStreamFunction } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
 import { stepsNeeded, type PlannedStep } from './ensemble-plan.ts';
-import { renamed, type EnsembleRunContext } from './ensemble-run.ts';
+import { cancelOnAbort, renamed, stepParameters, type EnsembleRunContext } from './ensemble-run.ts';
 
 /** Tensors of one response of a decoupled step (or of the request, at the root), and the steps run on them. */
 interface Scope {
@@ -59,10 +59,7 @@ export class EnsembleStreamRun {
     this.needed = stepsNeeded(context.plan, wanted);
     // Every step request of the run listens on this signal, and a decoupled step can start any number of them.
     setMaxListeners(0, this.controller.signal);
-    const own = context.ownParameters;
-    this.parameters = request.parameters && Object.keys(request.parameters).some((k) => own.includes(k))
-      ? Object.fromEntries(Object.entries(request.parameters).filter(([k]) => !own.includes(k)))
-      : request.parameters;
+    this.parameters = stepParameters(request.parameters, context.ownParameters);
   }
 
   /** Resolves once every step request has finished and every response was sent; rejects with the first failure. */
@@ -71,14 +68,7 @@ export class EnsembleStreamRun {
       this.resolve = resolve;
       this.reject = reject;
     });
-    const signal = this.request.signal;
-    if (signal?.aborted) {
-      this.cancel();
-      return done;
-    }
-    const onAbort = (): void => this.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    void done.finally(() => signal?.removeEventListener('abort', onAbort)).catch(() => {});
+    if (!cancelOnAbort(this.request.signal, done, () => this.cancel())) return done;
     const root: Scope = { values: new Map(this.request.inputs.map((t) => [t.name, t])), parent: undefined, launched: new Set(), emitted: false };
     // Counted as pending itself, so the run cannot end while the first steps are still being started.
     this.pending++;
