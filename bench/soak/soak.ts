@@ -60,6 +60,12 @@ export interface SoakOptions {
    * soak.
    */
   readonly attackers: number;
+  /**
+   * When set, the window closes as soon as every attack class has been sent
+   * this many times (or at durationSeconds, whichever comes first). For the
+   * short test run; the soak itself runs its whole window.
+   */
+  readonly attackRounds?: number;
   /** Progress lines (to stderr in run.ts); none when absent. */
   readonly progress?: (line: string) => void;
 }
@@ -266,6 +272,9 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
     windowEnd = windowStart + options.durationSeconds * 1000;
     const base = n;
     let stopped = false;
+    // Resolves when the attackers have sent their rounds (options.attackRounds): the window ends there.
+    let closeWindow = (): void => {};
+    const windowClosed = new Promise<void>((resolve) => { closeWindow = resolve; });
     const sample = (): number | undefined => {
       const kib = server.rssKiB();
       if (kib !== undefined) samples.push({ t: Math.round((nowMs() - loadStart)) / 1000, kib });
@@ -294,14 +303,24 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
       let cpuStart: number | undefined;
       let clientCpuStart = process.cpuUsage();
       let sinceProgress = 0;
+      const plannedEnd = windowEnd;
+      let closedEarly = false;
+      void windowClosed.then(() => { closedEarly = true; });
+      // A sleep that the window's early close cuts short, timer and all.
+      const untilClosedOr = (ms: number): Promise<void> => new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        void windowClosed.then(() => { clearTimeout(timer); resolve(); });
+      });
       for (const at of times) {
-        await sleep(Math.max(0, at - nowMs()));
+        if (!closedEarly) await untilClosedOr(Math.max(0, at - nowMs()));
+        // Closed early, the samples planned inside the window are skipped and the end one is taken now.
+        if (closedEarly && at > windowStart && at !== plannedEnd) continue;
         const kib = sample();
         if (at === windowStart) {
           startKiB = kib;
           cpuStart = server.cpuSeconds();
           clientCpuStart = process.cpuUsage();
-        } else if (at === windowEnd) {
+        } else if (at === plannedEnd) {
           endKiB = kib;
         } else if (at > windowStart && options.durationSeconds >= 60 && (sinceProgress += every) >= 60_000) {
           sinceProgress = 0;
@@ -319,7 +338,8 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
     // Attackers: each sends one attack at a time, every attack in turn from its own offset, for the whole load.
     const target = options.attackers > 0 ? attackTarget(server.httpPort, server.grpcPort) : undefined;
     const attacker = async (i: number): Promise<void> => {
-      for (let op = i; !stopped && nowMs() < windowEnd; op += options.attackers) {
+      const last = options.attackRounds === undefined ? Infinity : options.attackRounds * ATTACKS.length;
+      for (let op = i; !stopped && nowMs() < windowEnd && op < last; op += options.attackers) {
         const attack = ATTACKS[op % ATTACKS.length]!;
         const tally = attackTallies.get(attack)!;
         const t0 = nowMs();
@@ -335,9 +355,16 @@ async function drive(options: SoakOptions, kinds: readonly Kind[], server: Serve
       }
     };
 
+    const attackers = Promise.all(Array.from({ length: options.attackers }, (_, i) => attacker(i)));
+    if (options.attackRounds !== undefined) {
+      void attackers.then(() => {
+        windowEnd = Math.min(windowEnd, nowMs());
+        closeWindow();
+      });
+    }
     const workers = Promise.all([
       ...Array.from({ length: options.concurrency }, (_, i) => worker(i)),
-      ...Array.from({ length: options.attackers }, (_, i) => attacker(i)),
+      attackers,
     ]).finally(() => target?.close());
     await sampler;
     // Drain: every worker finishes its operation in flight (a sequence runs to its END); requests time out after requestTimeoutMs.

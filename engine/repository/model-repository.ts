@@ -301,7 +301,8 @@ export class ModelRepository {
         await removeOverrideFiles(overrideDir);
         const failure = err instanceof Error ? err.message : String(err);
         results.set(key, failure);
-        const fingerprint = overrideDir ? undefined : await pollFingerprint(dir).catch(() => undefined);
+        // A load request's files have no folder in the repository to watch (and dir is '' when writing them failed).
+        const fingerprint = override?.files ? undefined : await pollFingerprint(dir).catch(() => undefined);
         if (serving(key)) this.keepServing(key, failure, fingerprint);
         else await this.fail(key, name, namespace, dir, failure, fingerprint);
       }
