@@ -18,9 +18,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
-import type { ModelSignature, SignatureTensor } from '../../engine/config/model-signature.ts';
+import { signatureFromConfig, type ModelSignature } from '../../engine/config/model-signature.ts';
 import { silentLogger } from '../../engine/logger.ts';
-import { fromConfigDataType } from '../../engine/tensor.ts';
 import { compileScript, type CompiledScript } from '../../scripts-runtime/compile.ts';
 import type { SandboxLimits } from '../../scripts-runtime/sandbox.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../../engine/backend.ts';
@@ -41,8 +40,6 @@ export const DEFAULT_MAX_CONCURRENT_EXECUTES = 16;
 /** isolated-vm refuses smaller heaps. */
 const MIN_MEMORY_LIMIT_MB = 8;
 
-type Obj = Record<string, unknown>;
-
 export class ScriptModel implements BackendModel {
   private readonly instances: ScriptInstance[] = [];
 
@@ -61,7 +58,7 @@ export class ScriptModel implements BackendModel {
         : `cannot read ${file} (${err.code ?? 'error'})`);
     });
     const script = await compileScript(`${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`, source);
-    return new ScriptModel(context, script, limitsOf(context), signatureOf(context));
+    return new ScriptModel(context, script, limitsOf(context), signatureFromConfig(context.config, 'TypeScript', `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`));
   }
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
@@ -124,24 +121,3 @@ function limitsOf(context: ModelLoadContext): ScriptLimits {
   };
 }
 
-/** The config's own inputs and outputs, as a model file's signature would give them. */
-function signatureOf(context: ModelLoadContext): ModelSignature {
-  const config = context.config ?? {};
-  const maxBatchSize = Number(config['max_batch_size'] ?? 0);
-  const read = (kind: 'input' | 'output'): SignatureTensor[] => {
-    const list = Array.isArray(config[kind]) ? config[kind] as Obj[] : [];
-    return list.map((t, i) => {
-      const typeName = String(t['data_type'] ?? '');
-      const datatype = fromConfigDataType(typeName);
-      const dims = Array.isArray(t['dims']) ? (t['dims'] as unknown[]).map(Number) : [];
-      if (!datatype || dims.length === 0) {
-        throw new Error(`${kind}[${i}] ('${String(t['name'] ?? '')}') needs data_type and dims: a TypeScript model has no model file to complete them from`);
-      }
-      return { name: String(t['name'] ?? ''), datatype, modelType: typeName, shape: maxBatchSize > 0 ? [-1, ...dims] : dims };
-    });
-  };
-  const inputs = read('input');
-  const outputs = read('output');
-  if (outputs.length === 0) throw new Error('the config declares no output: a TypeScript model lists its inputs and outputs with data_type and dims');
-  return { file: `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`, inputs, outputs };
-}

@@ -67,7 +67,7 @@ output [ { name: "FROM_B" data_type: TYPE_INT32 dims: [ 1 ] } ]`, 'parameters { 
 
   test('a config without dims cannot stand for a signature: the load fails saying so', () => {
     const failure = engine.loadFailures().find((f) => f.name === 'no_dims');
-    assert.match(failure?.reason ?? '', /output\[0\] needs data_type and dims: a test_echo model has no model file/);
+    assert.match(failure?.reason ?? '', /output\[0\] \('Y'\) needs data_type and dims: a test_echo model has no model file/);
   });
 
   test('slow: executions wait at the gate until released; requests that queued meanwhile run as one batch, in one buffer', async () => {

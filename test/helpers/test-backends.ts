@@ -26,11 +26,11 @@ import type {
 import { BackendRegistry } from '../../engine/backend-registry.ts';
 import { bytesStrings } from '../../engine/bytes-tensor.ts';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
-import type { ModelSignature, SignatureTensor } from '../../engine/config/model-signature.ts';
+import { signatureFromConfig } from '../../engine/config/model-signature.ts';
 import { serverError } from '../../engine/errors.ts';
 import type { ParameterValue } from '../../engine/inference-request.ts';
 import { concatBatch, splitBatch } from '../../engine/scheduling/batch-tensors.ts';
-import { fromConfigDataType, typedView, type Tensor } from '../../engine/tensor.ts';
+import { typedView, type Tensor } from '../../engine/tensor.ts';
 import { defaultBackends } from '../../backends/default-backends.ts';
 
 /** What a test waits for at most, unless it says otherwise. */
@@ -51,27 +51,7 @@ export interface ExecutionRecord {
   readonly concurrency: number;
 }
 
-type Obj = Record<string, unknown>;
 
-/** The config's inputs and outputs as a model file's signature would give them. */
-function signatureOf(context: ModelLoadContext, backend: string): ModelSignature {
-  const config = context.config ?? {};
-  const maxBatchSize = Number(config['max_batch_size'] ?? 0);
-  const read = (kind: 'input' | 'output'): SignatureTensor[] => {
-    const list = Array.isArray(config[kind]) ? config[kind] as Obj[] : [];
-    return list.map((t, i) => {
-      const typeName = String(t['data_type'] ?? '');
-      const datatype = fromConfigDataType(typeName);
-      const dims = Array.isArray(t['dims']) ? (t['dims'] as unknown[]).map(Number) : [];
-      if (!datatype || dims.length === 0) throw new Error(`${kind}[${i}] needs data_type and dims: a ${backend} model has no model file`);
-      return { name: String(t['name'] ?? ''), datatype, modelType: typeName, shape: maxBatchSize > 0 ? [-1, ...dims] : dims };
-    });
-  };
-  const inputs = read('input');
-  const outputs = read('output');
-  if (outputs.length === 0) throw new Error(`a ${backend} model declares its outputs in its config`);
-  return { file: `${context.modelName}/${context.version} (${backend}: no model file)`, inputs, outputs };
-}
 
 function tagOf(request: ExecuteRequest): number | string | undefined {
   const first = request.inputs[0];
@@ -108,7 +88,7 @@ abstract class InMemoryBackend implements Backend {
   }
 
   async loadModel(context: ModelLoadContext): Promise<BackendModel> {
-    const signature = signatureOf(context, this.name);
+    const signature = signatureFromConfig(context.config, this.name, `${context.modelName}/${context.version} (${this.name}: no model file)`);
     const sources = new Map(signature.outputs.map((output, i) => {
       const named = context.settings.parameters.get(`echo_${output.name}`);
       const source = named ?? signature.inputs[i]?.name;
