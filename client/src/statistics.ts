@@ -79,6 +79,8 @@ export interface EnsembleStepStatistics {
   model: string;
   success: StatisticDuration;
   fail: StatisticDuration;
+  /** Requests for which the step did not run (a condition failed, or a tensor it needs was not there); 0 from older servers. */
+  skipped: number;
 }
 
 export interface ModelStatisticsResponse {
@@ -138,7 +140,10 @@ function modelStatistics(v: unknown): ModelStatistics {
     batch_close_reasons: Object.fromEntries(Object.entries(object(e['batch_close_reasons'])).map(([k, n]) => [k, count(n)])),
     step_stats: list(e['step_stats']).map((s) => {
       const step = object(s);
-      return { step: text(step['step']), model: text(step['model']), success: duration(step['success']), fail: duration(step['fail']) };
+      return {
+        step: text(step['step']), model: text(step['model']), success: duration(step['success']), fail: duration(step['fail']),
+        skipped: count(step['skipped']),
+      };
     }),
   };
 }

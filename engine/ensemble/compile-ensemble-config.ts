@@ -14,6 +14,7 @@ import type { ParsedModelConfig } from '../config/parse-model-config.ts';
 import { fromConfigDataType, toConfigDataType } from '../tensor.ts';
 import { buildEnsemble, type DeclaredTensor, type EnsembleStepSource, type MemberLookup } from './ensemble-graph.ts';
 import { tritonLayout } from './ensemble-layout.ts';
+import { readEnsembleExtensions } from './ensemble-extensions.ts';
 import { asArray, asObj, type Obj } from '../config/config-values.ts';
 
 
@@ -69,15 +70,20 @@ export function compileEnsembleConfig(
       fail(`ensemble_scheduling.step[${i}].model_version`, `is ${step.modelVersion}`, 'use -1 for the latest ready version, or a version number');
     }
   });
+  const layout = parsed?.ensembleLayout ?? tritonLayout(raw, ctx.sourceMap);
+  const parameters = Object.fromEntries(Object.entries(asObj(raw['parameters']) ?? {}).map(([k, v]) => [k, String(asObj(v)?.['string_value'] ?? '')]));
+  const extensions = readEnsembleExtensions(modelName, parameters, steps.map((s) => s.modelName), layout,
+    (at, problem, fix) => { throw new ModelConfigError({ file: ctx.file, line: at.line, field: at.field, problem, fix }); });
   const built = buildEnsemble({
     name: modelName,
     file: ctx.file,
-    layout: parsed?.ensembleLayout ?? tritonLayout(raw, ctx.sourceMap),
+    layout,
     maxBatchSize,
     inputs: declared(ctx, raw, 'input'),
     outputs: declared(ctx, raw, 'output'),
     steps,
     maxInflightRequests,
+    extensions,
   }, lookup);
 
   raw['name'] = modelName;

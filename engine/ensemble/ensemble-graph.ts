@@ -13,6 +13,10 @@
  *   - datatype or shape mismatches between the writer and the reader;
  *   - a step that reads tensors coming from different decoupled steps (or
  *     from a decoupled step and from outside it), in Triton's words.
+ *   - Switchyard's conditional steps (ensemble-conditions.ts): conditions
+ *     on tensors no step writes, of the wrong type, or that can never hold;
+ *     tensors written by steps that could both run; output defaults of the
+ *     wrong type.
  * An ensemble with a decoupled step is decoupled itself.
  * The ensemble's own inputs and outputs may leave out datatype and dims;
  * they are completed from the members that read or write them.
@@ -24,6 +28,10 @@ import { didYouMean } from '../config/did-you-mean.ts';
 import { formatShape, type DataType } from '../tensor.ts';
 import type { EnsembleLayout, FieldAt } from './ensemble-layout.ts';
 import type { EnsemblePlan, PlannedStep, TensorLink } from './ensemble-plan.ts';
+import { checkConditionalGraph, checkConditionTypes, resolveConditions, type ConditionGraph, type ConditionTensor } from './ensemble-conditions.ts';
+import { hasExtensions, NO_EXTENSIONS, type EnsembleExtensions } from './ensemble-extensions.ts';
+import { conditionKindOf, describeLiteral, literalKind } from './step-condition.ts';
+import type { OutputDefault } from './output-default.ts';
 
 /** The compiled config of the ready member version a step calls, or why there is none. */
 export type MemberLookup = (model: string, version: number) => { readonly config: CompiledModelConfig } | { readonly problem: string };
@@ -56,6 +64,8 @@ export interface EnsembleSource {
   readonly steps: readonly EnsembleStepSource[];
   /** ensemble_scheduling.max_inflight_requests; 0 for no limit. */
   readonly maxInflightRequests: number;
+  /** Switchyard's conditional steps and output defaults; none when absent. */
+  readonly extensions?: EnsembleExtensions;
 }
 
 export interface BuiltEnsemble {
@@ -112,8 +122,11 @@ class EnsembleGraphBuilder {
     });
     const ensembleInputs = new Map(source.inputs.map((t) => [t.name, t]));
 
-    // Who writes each tensor.
+    // Who writes each tensor. Several writers (a join) are allowed only when at most one of them runs for a request.
+    const extensions = source.extensions ?? NO_EXTENSIONS;
+    const conditional = hasExtensions(extensions);
     const producer = new Map<string, number>();
+    const writers = new Map<string, number[]>();
     source.steps.forEach((step, i) => {
       for (const [memberOutput, tensor] of Object.entries(step.outputMap)) {
         const at = layout.stepOutput(i, memberOutput);
@@ -122,11 +135,14 @@ class EnsembleGraphBuilder {
             `give the step's output another tensor name`);
         }
         const earlier = producer.get(tensor);
-        if (earlier !== undefined) {
+        if (earlier !== undefined && !conditional) {
           this.fail(at, `${this.step(i)} writes tensor '${tensor}' (from output '${memberOutput}'), which ${this.labels[earlier]} writes too: a tensor is written once`,
-            'give one of the two outputs another tensor name');
+            'give one of the two outputs another tensor name (or, with Switchyard\'s switch, put the two steps in different cases)');
         }
-        producer.set(tensor, i);
+        if (earlier === undefined) producer.set(tensor, i);
+        const list = writers.get(tensor) ?? [];
+        if (!list.includes(i)) list.push(i);
+        writers.set(tensor, list);
       }
     });
 
@@ -144,6 +160,21 @@ class EnsembleGraphBuilder {
         const list = consumers.get(tensor) ?? [];
         if (!list.includes(i)) list.push(i);
         consumers.set(tensor, list);
+      }
+    });
+
+    const graph: ConditionGraph = {
+      ensemble: this.ensemble, labels: this.labels, layout, fail: (at, problem, fix) => this.fail(at, problem, fix),
+      writers, inputs: new Set(ensembleInputs.keys()),
+    };
+    const located = conditional ? resolveConditions(graph, extensions, source.steps.length) : [];
+    // A condition reads its tensor as a step input does: for load order, readiness and memory.
+    located.forEach((conditions, i) => {
+      for (const { condition } of conditions) {
+        if (condition.operand.kind !== 'tensor') continue;
+        const list = consumers.get(condition.operand.tensor) ?? [];
+        if (!list.includes(i)) list.push(i);
+        consumers.set(condition.operand.tensor, list);
       }
     });
 
@@ -165,11 +196,42 @@ class EnsembleGraphBuilder {
       this.fail({ field: 'output', line: undefined }, `${this.ensemble} has no outputs`, 'declare the tensors the ensemble returns');
     }
 
-    const order = this.order(producer);
+    const conditionReads = located.map((conditions) => conditions.flatMap(({ condition: c }) => (c.operand.kind === 'tensor' ? [c.operand.tensor] : [])));
+    const order = this.order(writers, conditionReads);
     const decoupled = this.checkDecoupledFlow(order, producer);
+    if (decoupled && conditional) {
+      const key = [...extensions.when.values()][0]?.at ?? extensions.switches[0]?.at ?? [...extensions.defaults.values()][0]!.at;
+      const step = this.members.findIndex((m) => m.config.decoupled === true);
+      this.fail(key, `${this.ensemble} has conditional steps or output defaults, and ${this.labels[step]} is decoupled: conditions in a decoupled ensemble are not supported`,
+        'route before the decoupled model in an ensemble of its own, or remove the condition');
+    }
     const inputs = source.inputs.map((t) => this.completeInput(t, consumers.get(t.name)!));
     const outputs = source.outputs.map((t) => this.completeOutput(t, producer.get(t.name)!));
     this.checkLinks(new Map(inputs.map((t) => [t.name, t])));
+
+    // Per step, the tensors it cannot run without: those feeding a required member input, and its condition tensors.
+    const needs = source.steps.map((step, i) => new Set([
+      ...Object.entries(step.inputMap).filter(([member]) => !this.members[i]!.config.inputByName.get(member)!.optional).map(([, t]) => t),
+      ...(conditionReads[i] ?? []),
+    ]));
+    const inputSpecs = new Map(inputs.map((t) => [t.name, t]));
+    const tensorOf = (name: string): ConditionTensor => {
+      const input = inputSpecs.get(name);
+      if (input) return { datatype: input.datatype, dims: input.dims, what: `ensemble input '${name}'` };
+      const writer = producer.get(name)!;
+      const member = Object.entries(source.steps[writer]!.outputMap).find(([, t]) => t === name)![0];
+      const side = this.memberSide(writer, 'output', member);
+      return { datatype: side.datatype, dims: this.members[writer]!.config.maxBatchSize > 0 ? side.shape.slice(1) : side.shape, what: side.what };
+    };
+    if (conditional) {
+      checkConditionTypes(graph, located, tensorOf);
+      const kind = (name: string): 'BOOL' | 'number' | undefined => conditionKindOf(tensorOf(name).datatype);
+      checkConditionalGraph(graph, located, order, needs.map((n) => [...n]), kind);
+    }
+    const outputDefaults = this.outputDefaults(extensions, new Map(outputs.map((t) => [t.name, t])));
+    const optionalNeeded = inputs.some((t) => t.optional && needs.some((n) => n.has(t.name)));
+    const planConditional = conditional || optionalNeeded;
+    const joins = new Map([...writers].filter(([, list]) => list.length > 1));
 
     const steps: PlannedStep[] = source.steps.map((step, i) => ({
       index: i,
@@ -179,6 +241,8 @@ class EnsembleGraphBuilder {
       inputs: links(step.inputMap),
       outputs: links(step.outputMap),
       decoupled: this.members[i]!.config.decoupled === true,
+      ...(located[i]?.length ? { conditions: located[i]!.map((l) => l.condition) } : {}),
+      needs: needs[i]!,
     }));
     const read = new Set([...consumers.keys(), ...source.outputs.map((o) => o.name)]);
     const warnings = steps.filter((s) => !s.outputs.some((o) => read.has(o.tensor)))
@@ -190,13 +254,43 @@ class EnsembleGraphBuilder {
       outputs: source.outputs.map((t) => t.name),
       producer,
       consumers,
-      written: order.flatMap((i) => steps[i]!.outputs.map((o) => o.tensor)),
+      written: [...new Set(order.flatMap((i) => steps[i]!.outputs.map((o) => o.tensor)))],
       order,
       members: [...new Set(source.steps.map((s) => s.modelName))],
       decoupled,
       maxInflightRequests: source.maxInflightRequests,
+      ...(planConditional ? { conditional: true } : {}),
+      ...(joins.size > 0 ? { joins } : {}),
+      ...(outputDefaults.size > 0 ? { outputDefaults } : {}),
     };
     return { plan, inputs, outputs, warnings };
+  }
+
+  /** switchyard.output.<NAME>.default: an output the ensemble has, with fixed dims, and a value of its datatype's kind. */
+  private outputDefaults(extensions: EnsembleExtensions, outputs: ReadonlyMap<string, TensorSpec>): Map<string, OutputDefault> {
+    const defaults = new Map<string, OutputDefault>();
+    for (const [name, { value, at }] of extensions.defaults) {
+      const spec = outputs.get(name);
+      if (!spec) {
+        const guess = didYouMean(name, [...outputs.keys()]);
+        this.fail(at, `${this.ensemble} has a default for output '${name}', which it does not have`, guess ? `did you mean '${guess}'?` : `use one of its outputs: ${[...outputs.keys()].join(', ')}`);
+      }
+      const kind = spec.datatype === 'BYTES' ? 'string' : conditionKindOf(spec.datatype);
+      if (!kind) this.fail(at, `${this.ensemble} output '${name}' is ${spec.datatype}, which a default cannot fill`, 'give defaults to BOOL, numeric or BYTES outputs');
+      if (literalKind(value) !== kind) {
+        this.fail(at, `${this.ensemble} output '${name}' is ${spec.datatype}, but its default ${describeLiteral(value)} is a ${literalKind(value) === 'BOOL' ? 'boolean' : literalKind(value)}`,
+          kind === 'BOOL' ? 'use true or false' : kind === 'number' ? 'use a number' : 'use text in quotes');
+      }
+      if (typeof value === 'number' && /INT/.test(spec.datatype) && !Number.isInteger(value)) {
+        this.fail(at, `${this.ensemble} output '${name}' is ${spec.datatype}, but its default ${value} is not a whole number`, 'use a whole number');
+      }
+      if (spec.dims.some((d) => d < 0)) {
+        this.fail(at, `${this.ensemble} output '${name}' has a variable size (dims [${spec.dims.join(',')}]), so a default cannot know its shape`,
+          'give the output fixed dims, or leave out the default (the output is then absent when no step writes it)');
+      }
+      defaults.set(name, { value, datatype: spec.datatype, dims: [...spec.dims], batched: this.source.maxBatchSize > 0 });
+    }
+    return defaults;
   }
 
   private resolveMember(step: EnsembleStepSource, i: number): Member {
@@ -278,13 +372,12 @@ class EnsembleGraphBuilder {
   }
 
   /** Topological order of the steps, or the cycle that prevents one. */
-  private order(producer: ReadonlyMap<string, number>): number[] {
+  private order(writers: ReadonlyMap<string, readonly number[]>, conditionReads: readonly (readonly string[])[]): number[] {
     const graph = new graphlib.Graph({ directed: true });
     this.source.steps.forEach((_, i) => graph.setNode(String(i)));
     this.source.steps.forEach((step, i) => {
-      for (const tensor of Object.values(step.inputMap)) {
-        const from = producer.get(tensor);
-        if (from !== undefined) graph.setEdge(String(from), String(i), tensor);
+      for (const tensor of [...Object.values(step.inputMap), ...(conditionReads[i] ?? [])]) {
+        for (const from of writers.get(tensor) ?? []) graph.setEdge(String(from), String(i), tensor);
       }
     });
     const cycle = graphlib.alg.findCycles(graph)[0];
@@ -325,10 +418,18 @@ class EnsembleGraphBuilder {
   }
 
   private completeInput(declared: DeclaredTensor, readers: readonly number[]): TensorSpec {
-    const first = readers[0]!;
+    const at = this.source.layout.ensembleInput(declared.name);
+    const first = readers.find((i) => Object.values(this.source.steps[i]!.inputMap).includes(declared.name));
+    if (first === undefined) {
+      // Only conditions read it: nothing to complete it from.
+      if (!declared.datatype || !declared.dims) {
+        this.fail(at, `${this.ensemble} input '${declared.name}' is read only by conditions, so its datatype and dims cannot be completed from a step`,
+          'declare its data_type and dims');
+      }
+      return tensorSpec(declared.name, declared.datatype, declared.dims, declared.optional);
+    }
     const link = Object.entries(this.source.steps[first]!.inputMap).find(([, t]) => t === declared.name)![0];
     const side = this.memberSide(first, 'input', link);
-    const at = this.source.layout.ensembleInput(declared.name);
     const dims = declared.dims ?? this.ensembleDims(side, at, declared.name);
     return tensorSpec(declared.name, declared.datatype ?? side.datatype, dims, declared.optional);
   }
@@ -342,11 +443,16 @@ class EnsembleGraphBuilder {
     return spec;
   }
 
-  /** Every link: the writer's (or ensemble input's) datatype and shape against the reader's. */
+  /** Every link: the writer's (or ensemble input's) datatype and shape against the reader's; the writers of a join against each other. */
   private checkLinks(inputs: ReadonlyMap<string, TensorSpec>): void {
     const writers = new Map<string, Side>();
     this.source.steps.forEach((step, i) => {
-      for (const [memberOutput, tensor] of Object.entries(step.outputMap)) writers.set(tensor, this.memberSide(i, 'output', memberOutput));
+      for (const [memberOutput, tensor] of Object.entries(step.outputMap)) {
+        const side = this.memberSide(i, 'output', memberOutput);
+        const first = writers.get(tensor);
+        if (first) this.compare(this.source.layout.stepOutput(i, memberOutput), tensor, first, side);
+        else writers.set(tensor, side);
+      }
     });
     for (const [name, spec] of inputs) {
       writers.set(name, { datatype: spec.datatype, shape: this.ensembleShape(spec.dims), what: `ensemble input '${name}'` });

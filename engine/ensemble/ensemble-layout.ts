@@ -23,6 +23,8 @@ export interface EnsembleLayout {
   /** The ensemble's own input or output declaration for the tensor. */
   ensembleInput(name: string): FieldAt;
   ensembleOutput(name: string): FieldAt;
+  /** A Switchyard extension (ensemble-extensions.ts), by its parameter key. */
+  extension(key: string): FieldAt;
 }
 
 type Obj = Record<string, unknown>;
@@ -48,5 +50,9 @@ export function tritonLayout(config: Obj, sourceMap: ConfigSourceMap): EnsembleL
     stepOutput: (step, memberOutput) => mapEntry(step, 'output_map', memberOutput),
     ensembleInput: (name) => declared('input', name),
     ensembleOutput: (name) => declared('output', name),
+    extension: (key) => {
+      const written = sourceMap.scalars().find(([path, value]) => /^parameters\[\d+\]\.key$/.test(path) && value === key);
+      return { field: `parameters["${key}"]`, line: written ? written[2] : sourceMap.lineOf(`parameters.${key}`) };
+    },
   };
 }

@@ -5,6 +5,8 @@
  * A Triton ensemble and a pipeline.yaml that describe the same graph give
  * plans that differ only in step names and source locations.
  */
+import type { OutputDefault } from './output-default.ts';
+import type { StepCondition } from './step-condition.ts';
 
 export interface TensorLink {
   /** The member model's input or output name. */
@@ -24,6 +26,14 @@ export interface PlannedStep {
   readonly outputs: readonly TensorLink[];
   /** The member may send any number of responses per request (model_transaction_policy.decoupled). */
   readonly decoupled: boolean;
+  /** Switchyard's `when` and `switch`: the step runs only when every one holds. Absent: it always runs. */
+  readonly conditions?: readonly StepCondition[];
+  /**
+   * Tensors the step cannot run without (it is skipped when one is not
+   * there): those feeding a required member input, and condition tensors.
+   * Set when the plan is conditional.
+   */
+  readonly needs?: ReadonlySet<string>;
 }
 
 export interface EnsemblePlan {
@@ -50,20 +60,43 @@ export interface EnsemblePlan {
    * 0 for no limit.
    */
   readonly maxInflightRequests: number;
+  /**
+   * Steps may be skipped for a request: a step has conditions, an ensemble
+   * input is optional, or a tensor has several writers. False or absent:
+   * every needed step runs.
+   */
+  readonly conditional?: boolean;
+  /** Tensors written by several steps (a join), at most one of which runs per request; `producer` holds the first. */
+  readonly joins?: ReadonlyMap<string, readonly number[]>;
+  /** Outputs sent with this value (filling the output's shape) when no step wrote them. */
+  readonly outputDefaults?: ReadonlyMap<string, OutputDefault>;
 }
 
 /**
  * The steps that must run to produce `tensors`: their writers, and the
- * writers of what those read, transitively. Anything else is skipped.
+ * writers of what those read (inputs and condition tensors), transitively.
+ * Anything else is skipped. A step in `skipped` (its conditions already
+ * failed) is needed, to be counted as skipped, but what it reads is not.
  */
-export function stepsNeeded(plan: EnsemblePlan, tensors: Iterable<string>): Set<number> {
+export function stepsNeeded(plan: EnsemblePlan, tensors: Iterable<string>, skipped?: ReadonlySet<number>): Set<number> {
   const needed = new Set<number>();
   const pending = [...tensors];
-  for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
-    const step = plan.producer.get(tensor);
-    if (step === undefined || needed.has(step)) continue;
+  const add = (step: number): void => {
+    if (needed.has(step)) return;
     needed.add(step);
-    for (const input of plan.steps[step]!.inputs) pending.push(input.tensor);
+    if (skipped?.has(step)) return;
+    const planned = plan.steps[step]!;
+    for (const input of planned.inputs) pending.push(input.tensor);
+    for (const c of planned.conditions ?? []) if (c.operand.kind === 'tensor') pending.push(c.operand.tensor);
+  };
+  for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
+    const joined = plan.joins?.get(tensor);
+    if (joined) {
+      for (const step of joined) add(step);
+      continue;
+    }
+    const step = plan.producer.get(tensor);
+    if (step !== undefined) add(step);
   }
   return needed;
 }

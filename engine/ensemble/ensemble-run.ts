@@ -8,6 +8,16 @@
  * The first step to fail fails the run with a message naming the ensemble
  * and the step (`ensemble 'e' step 'classify' (model 'm') failed: ...`), and cancels every other step still queued or running.
  *
+ * Conditional steps (Switchyard's `when` and `switch`): a step whose
+ * parameter conditions fail is skipped before anything runs; one whose
+ * tensor conditions fail, or that lacks a tensor it needs (its writer was
+ * skipped, or an optional ensemble input was not sent), is skipped once
+ * the tensors it waits for are settled. A skipped step writes nothing, so
+ * the steps that need its outputs are skipped in turn. A member that does
+ * not produce an output it declares leaves that tensor unset, as in
+ * Triton: a step that needs it fails naming both steps, an ensemble output
+ * is left out of the answer.
+ *
  * Tensor memory: an intermediate tensor whose buffer came from the pool is
  * handed to its last reader to own (an ONNX instance then moves it to its
  * worker instead of copying); otherwise it returns to the pool once its
@@ -21,6 +31,7 @@ import type { ModelStats } from '../observability/model-stats.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { Tensor } from '../tensor.ts';
 import { stepsNeeded, type EnsemblePlan, type PlannedStep } from './ensemble-plan.ts';
+import { conditionHolds, tensorConditionValue } from './step-condition.ts';
 import type { StepInflightLimiter } from './step-inflight-limiter.ts';
 
 export interface EnsembleRunContext {
@@ -53,18 +64,30 @@ export class EnsembleRun {
   private readonly parameters: Readonly<Record<string, ParameterValue>> | undefined;
   private finished = 0;
   private failed = false;
+  /** Steps whose parameter conditions failed: skipped before anything runs. */
+  private readonly skippedUpFront: ReadonlySet<number> | undefined;
+  /** Tensors a member did not produce although it declares them, by the step that ran it (Triton leaves them unset). */
+  private unset: Map<string, PlannedStep> | undefined;
+  /** Joined tensors: how many of their needed writers have yet to finish or skip. */
+  private joinWritersLeft: Map<string, number> | undefined;
   private resolve!: (values: ReadonlyMap<string, Tensor>) => void;
   private reject!: (error: SwitchyardError) => void;
 
   constructor(private readonly context: EnsembleRunContext, private readonly request: InferenceRequest, wanted: readonly string[]) {
     const { plan } = context;
     this.keep = new Set(wanted);
-    this.needed = stepsNeeded(plan, wanted);
+    this.skippedUpFront = plan.conditional ? skippedByParameters(plan, request) : undefined;
+    this.needed = stepsNeeded(plan, wanted, this.skippedUpFront);
     for (const input of request.inputs) this.values.set(input.name, input);
     for (const index of this.needed) {
-      const reads = new Set(plan.steps[index]!.inputs.map((l) => l.tensor));
+      if (this.skippedUpFront?.has(index)) continue;
+      const reads = readsOf(plan.steps[index]!);
       for (const tensor of reads) this.readsLeft.set(tensor, (this.readsLeft.get(tensor) ?? 0) + 1);
       this.waiting.set(index, new Set([...reads].filter((t) => plan.producer.has(t))));
+    }
+    if (plan.joins) {
+      this.joinWritersLeft = new Map();
+      for (const [tensor, writers] of plan.joins) this.joinWritersLeft.set(tensor, writers.filter((w) => this.needed.has(w)).length);
     }
     this.parameters = stepParameters(request.parameters, context.ownParameters);
   }
@@ -77,10 +100,76 @@ export class EnsembleRun {
     });
     if (!cancelOnAbort(this.request.signal, done, () => this.cancel())) return done;
     if (this.needed.size === 0) this.resolve(this.values);
-    for (const index of this.context.plan.order) {
-      if (this.needed.has(index) && this.waiting.get(index)!.size === 0) this.launch(this.context.plan.steps[index]!);
+    const { plan } = this.context;
+    if (!this.skippedUpFront) {
+      for (const index of plan.order) {
+        if (this.needed.has(index) && this.waiting.get(index)!.size === 0) this.launch(plan.steps[index]!);
+      }
+      return done;
     }
+    // Settling a skipped step can make others ready, so the first ones are picked before any is settled.
+    const first = plan.order.filter((i) => this.needed.has(i) && !this.skippedUpFront!.has(i) && this.waiting.get(i)!.size === 0);
+    for (const index of plan.order) if (this.skippedUpFront.has(index) && this.needed.has(index)) this.skip(plan.steps[index]!, false);
+    for (const index of first) this.dispatch(plan.steps[index]!);
     return done;
+  }
+
+  /**
+   * A step whose tensors are all settled: runs it, skips it (a tensor it
+   * needs is not there, or a condition on a tensor fails), or fails the run
+   * (a member did not produce a tensor it needs, or a condition tensor is
+   * not one value).
+   */
+  private dispatch(step: PlannedStep): void {
+    if (this.failed) return;
+    if (!this.context.plan.conditional && !this.unset) {
+      this.launch(step);
+      return;
+    }
+    for (const tensor of step.needs ?? []) {
+      if (this.values.has(tensor)) continue;
+      const writer = this.unset?.get(tensor);
+      if (writer) {
+        const link = step.inputs.find((l) => l.tensor === tensor);
+        const output = writer.outputs.find((l) => l.tensor === tensor)?.member ?? tensor;
+        this.fail(serverError('BAD_REQUEST', {
+          detail: `ensemble '${this.context.plan.ensemble}' ${step.label} cannot run: ${writer.label} did not output tensor '${tensor}' ` +
+            `(its output '${output}'), which ${link ? `input '${link.member}' of model '${step.modelName}' requires` : 'a condition of the step reads'}`,
+        }));
+        return;
+      }
+      this.skip(step, true);
+      return;
+    }
+    for (const condition of step.conditions ?? []) {
+      if (condition.operand.kind !== 'tensor') continue;
+      let holds: boolean;
+      try {
+        const value = tensorConditionValue(this.values.get(condition.operand.tensor)!, this.context.plan.ensemble, condition.operand.tensor);
+        holds = conditionHolds(condition, value, this.context.plan.ensemble, step.label);
+      } catch (err) {
+        const error = asSwitchyardError(err, step.modelName);
+        this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' ${step.label}: ${error.message}`));
+        return;
+      }
+      if (!holds) {
+        this.skip(step, true);
+        return;
+      }
+    }
+    // Tensors only the step's conditions read are done with once it is decided.
+    const inputs = new Set(step.inputs.map((l) => l.tensor));
+    for (const condition of step.conditions ?? []) {
+      if (condition.operand.kind === 'tensor' && !inputs.has(condition.operand.tensor)) this.readDone(condition.operand.tensor);
+    }
+    this.launch(step);
+  }
+
+  /** The step does not run for this request: counted, and its outputs settle as not there. */
+  private skip(step: PlannedStep, registered: boolean): void {
+    this.context.stats.recordStepSkipped(step.index);
+    if (registered) for (const tensor of readsOf(step)) this.readDone(tensor);
+    this.settle(step, [], true);
   }
 
   /** Starts the step, once its limiter (max_inflight_requests) has room for it. */
@@ -148,24 +237,44 @@ export class EnsembleRun {
   }
 
   private stepDone(step: PlannedStep, produced: readonly Tensor[]): void {
-    const { plan } = this.context;
     for (const tensor of new Set(step.inputs.map((l) => l.tensor))) this.readDone(tensor);
+    this.settle(step, produced, false);
+  }
+
+  /**
+   * The step's outputs are settled: each is there, or not (the step was
+   * skipped, or its member did not produce it). Readers waiting on them
+   * become ready.
+   */
+  private settle(step: PlannedStep, produced: readonly Tensor[], skipped: boolean): void {
+    const { plan } = this.context;
     const ready: number[] = [];
-    for (const link of step.outputs) {
-      const tensor = produced.find((t) => t.name === link.member);
-      if (!tensor) continue;
-      this.values.set(link.tensor, tensor);
-      for (const reader of plan.consumers.get(link.tensor) ?? []) {
+    const settled = (name: string): void => {
+      for (const reader of plan.consumers.get(name) ?? []) {
         const waiting = this.waiting.get(reader);
-        if (waiting?.delete(link.tensor) && waiting.size === 0) ready.push(reader);
+        if (waiting?.delete(name) && waiting.size === 0) ready.push(reader);
       }
+    };
+    for (const link of step.outputs) {
+      const tensor = skipped ? undefined : produced.find((t) => t.name === link.member);
+      const writersLeft = this.joinWritersLeft?.get(link.tensor);
+      if (writersLeft !== undefined) {
+        this.joinWritersLeft!.set(link.tensor, writersLeft - 1);
+        if (tensor) this.values.set(link.tensor, tensor);
+        // A joined tensor settles with the writer that ran, or once every writer is done without it.
+        if (tensor || (writersLeft === 1 && !this.values.has(link.tensor))) settled(link.tensor);
+        continue;
+      }
+      if (tensor) this.values.set(link.tensor, tensor);
+      else if (!skipped) (this.unset ??= new Map()).set(link.tensor, step);
+      settled(link.tensor);
     }
     this.finished++;
     if (this.finished === this.needed.size) {
       this.resolve(this.values);
       return;
     }
-    for (const index of ready) this.launch(plan.steps[index]!);
+    for (const index of ready) this.dispatch(plan.steps[index]!);
   }
 
   /** A reader finished with the tensor; after the last one, its pooled buffer goes back. */
@@ -194,6 +303,25 @@ export class EnsembleRun {
       reason: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined,
     }));
   }
+}
+
+/** What a step reads: its input tensors and the tensors its conditions read. */
+function readsOf(step: PlannedStep): Set<string> {
+  const reads = new Set(step.inputs.map((l) => l.tensor));
+  for (const c of step.conditions ?? []) if (c.operand.kind === 'tensor') reads.add(c.operand.tensor);
+  return reads;
+}
+
+/** Steps with a condition on a request parameter that fails for this request. */
+function skippedByParameters(plan: EnsemblePlan, request: InferenceRequest): Set<number> {
+  const skipped = new Set<number>();
+  for (const step of plan.steps) {
+    for (const condition of step.conditions ?? []) {
+      if (condition.operand.kind !== 'parameter') continue;
+      if (!conditionHolds(condition, request.parameters?.[condition.operand.name], plan.ensemble, step.label)) skipped.add(step.index);
+    }
+  }
+  return skipped;
 }
 
 /** The request's parameters as its steps get them: without the ones the ensemble itself consumes. */

@@ -28,6 +28,7 @@ import type { EnsemblePlan } from './ensemble-plan.ts';
 import { EnsembleRun, renamed, type EnsembleRunContext } from './ensemble-run.ts';
 import { EnsembleStreamRun } from './ensemble-stream-run.ts';
 import { StepInflightLimiter } from './step-inflight-limiter.ts';
+import { defaultOutputTensor } from './output-default.ts';
 
 export const DEBUG_TENSORS_PARAMETER = 'switchyard_debug_tensors';
 
@@ -69,10 +70,13 @@ export class EnsembleScheduler implements Scheduler {
       const ns = (performance.now() - started) * 1e6;
       this.stats.recordExecution(normalized.batchSize, NO_TIME);
       this.stats.recordSuccess(ns, 0, NO_TIME);
-      // A debug tensor can be an optional input the request left out; it is simply absent.
+      // A debug tensor can be an optional input the request left out; it is simply absent. So is an output no step
+      // wrote (its writers were skipped, or its member did not produce it), unless the ensemble gives it a default.
       return wanted.flatMap((name) => {
         const tensor = values.get(name);
-        return tensor ? [renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true)] : [];
+        if (tensor) return [renamed(tensor, name, tensor.datatype !== 'BYTES' && tensor.pooled === true)];
+        const fallback = this.plan.outputDefaults?.get(name);
+        return fallback ? [defaultOutputTensor(name, fallback, normalized.batchSize)] : [];
       });
     } catch (err) {
       this.stats.recordFailure((performance.now() - started) * 1e6, failureReason(err));

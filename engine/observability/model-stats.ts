@@ -106,6 +106,8 @@ export interface StepStatisticsJson {
   readonly model: string;
   readonly success: StatDuration;
   readonly fail: StatDuration;
+  /** Requests for which the step did not run: a condition failed, or a tensor it needs was not there. */
+  readonly skipped: number;
 }
 
 /** One entry of `model_stats`, as Triton's statistics extension prints it, plus `batch_close_reasons` (and `step_stats` for ensembles). */
@@ -147,7 +149,7 @@ export class ModelStats {
 
   private readonly responses = new Map<number, Record<keyof ResponseStatisticsJson, StatDuration>>();
 
-  private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration }> | undefined;
+  private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration; skipped: number }> | undefined;
 
   private readonly failureReasons: Record<FailureReason, number> =
     Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
@@ -169,7 +171,7 @@ export class ModelStats {
 
   /** Makes this an ensemble's statistics, with one entry per step. */
   trackSteps(steps: ReadonlyArray<{ readonly step: string; readonly model: string }>): void {
-    this.steps = steps.map((s) => ({ step: s.step, model: s.model, success: zero(), fail: zero() }));
+    this.steps = steps.map((s) => ({ step: s.step, model: s.model, success: zero(), fail: zero(), skipped: 0 }));
   }
 
   /** One call of an ensemble step to its model, from the step's start to its answer. */
@@ -177,6 +179,12 @@ export class ModelStats {
     const entry = this.steps?.[index];
     if (entry) add(ok ? entry.success : entry.fail, ns);
     for (const o of this.observers) o.step?.(index, ok, ns);
+  }
+
+  /** An ensemble step that did not run for a request (its condition failed, or a tensor it needs was not there). */
+  recordStepSkipped(index: number): void {
+    const entry = this.steps?.[index];
+    if (entry) entry.skipped++;
   }
 
   /** A batch was formed and sent; counted whatever its outcome. */
@@ -289,7 +297,7 @@ export class ModelStats {
       })),
       memory_usage: [],
       batch_close_reasons: { ...this.closeReasons },
-      step_stats: (this.steps ?? []).map((s) => ({ step: s.step, model: s.model, success: copy(s.success), fail: copy(s.fail) })),
+      step_stats: (this.steps ?? []).map((s) => ({ step: s.step, model: s.model, success: copy(s.success), fail: copy(s.fail), skipped: s.skipped })),
     };
   }
 }
