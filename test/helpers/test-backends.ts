@@ -15,7 +15,10 @@
  * data_type and dims; with max_batch_size > 0 a batch dimension is put in
  * front), so a version folder holds no file. An output takes the input at
  * its position in the config, or the one the config parameter
- * `echo_<OUTPUT>` names. Instances run their executions one after another,
+ * `echo_<OUTPUT>` names; with the parameter `echo_omit_missing: "true"` an
+ * output whose input the request left out is left out of the answer (a
+ * member that does not produce an output it declares), else the request
+ * fails. Instances run their executions one after another,
  * as the backend contract asks; batched requests are joined into one tensor
  * per input and cut back apart (engine/scheduling/batch-tensors.ts), as the
  * ONNX instance does, so every answer of one batch views one buffer.
@@ -97,7 +100,10 @@ abstract class InMemoryBackend implements Backend {
       }
       return [output.name, source] as const;
     }));
-    const model: LoadedModel = { backend: this, context, sources, batching: Number(context.config?.['max_batch_size'] ?? 0) > 0 };
+    const model: LoadedModel = {
+      backend: this, context, sources, batching: Number(context.config?.['max_batch_size'] ?? 0) > 0,
+      omitMissing: context.settings.parameters.get('echo_omit_missing') === 'true',
+    };
     return {
       signature,
       createInstance: async (_config: CompiledModelConfig, group: InstanceGroupSpec, index: number): Promise<BackendInstance> =>
@@ -165,6 +171,8 @@ interface LoadedModel {
   /** Output name -> the input it echoes. */
   readonly sources: ReadonlyMap<string, string>;
   readonly batching: boolean;
+  /** Leave out an output whose input is absent, instead of failing the request. */
+  readonly omitMissing: boolean;
 }
 
 /** Outputs are inputs renamed; a batch is joined per input and cut back apart. */
@@ -180,6 +188,9 @@ function echo(model: LoadedModel, requests: readonly ExecuteRequest[]): ExecuteR
   }
   return requests.map((request, index): ExecuteResult => {
     const missing = request.outputs.find((name) => !cut.has(name));
+    if (missing !== undefined && model.omitMissing) {
+      return { ok: true, outputs: request.outputs.filter((name) => cut.has(name)).map((name) => cut.get(name)![index]!) };
+    }
     if (missing !== undefined) {
       const detail = `${model.backend.name}: no input '${model.sources.get(missing)}' to echo as '${missing}'`;
       return { ok: false, error: serverError('INFERENCE_FAILED', { model: model.context.modelName, detail }) };
