@@ -4,12 +4,14 @@
  * ONNX members (lookup: INDEX INT64 [b,1] -> VALUE FP32 [b,1]; add_sub:
  * INT32 [b,16]): every broken ensemble fails with the file, the line, the
  * field, the step and a fix, while the good ones serve. Also: a pipeline's
- * conditions compile to the same parameters a config.pbtxt would carry.
+ * conditions compile to the same parameters a config.pbtxt would carry, and
+ * a conditional run gives its pooled buffers back whether or not it skips.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { addSubModel, lookupModel } from '../../../generator/models.ts';
 import type { InferenceEngine } from '../../../engine/inference-engine.ts';
+import type { Tensor } from '../../../engine/tensor.ts';
 import { addSubMember, lookupMember } from '../../helpers/ensemble-fixtures.ts';
 import { makeRepository, removeRepository, startEngine, type FixtureModel } from '../../helpers/fixture-repository.ts';
 
@@ -191,5 +193,36 @@ describe('conditional ensembles: load-time checks', () => {
     for (const name of ['add_sub', 'lookup', 'good_yaml', 'good_join']) assert.ok(engine.isModelReady(name), name);
     const config = engine.modelConfig('good_yaml') as { parameters: Record<string, { string_value: string }> };
     assert.deepEqual(config.parameters, { 'switchyard.step.1.when': { string_value: 'VALUE > 15' } });
+  });
+});
+
+describe('conditional ensembles: buffer reuse', () => {
+  test('skipping and running the conditional step in turn allocates nothing after warm-up when answers are given back', async () => {
+    const root = await makeRepository({
+      add_sub: { config: addSubMember('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
+      lookup: { config: lookupMember('lookup'), versions: { 1: lookupModel(4) } },
+      scored: scored('    when: score.VALUE > 15\n'),
+    });
+    const engine = await startEngine(root);
+    try {
+      const row = (name: string): Tensor => ({ name, datatype: 'INT32', shape: [1, 16], raw: new Uint8Array(64) });
+      const send = async (index: number): Promise<string[]> => {
+        const response = await engine.infer({
+          modelName: 'scored',
+          inputs: [{ name: 'INDEX', datatype: 'INT64', shape: [1, 1], raw: new Uint8Array(BigInt64Array.of(BigInt(index)).buffer) }, row('A'), row('B')],
+        });
+        response.lease?.release();
+        return response.outputs.map((o) => o.name);
+      };
+      for (let i = 0; i < 6; i++) await send(i % 4);
+      const allocated = engine.bufferPoolStats().allocated;
+      for (let i = 0; i < 40; i++) assert.deepEqual(await send(i % 4), i % 4 >= 2 ? ['VALUE', 'SUM'] : ['VALUE']);
+      assert.equal(engine.bufferPoolStats().allocated, allocated);
+      const steps = engine.modelStatistics('scored').model_stats[0]!.step_stats;
+      assert.deepEqual(steps.map((s) => [s.success.count, s.skipped]), [[46, 0], [22, 24]]);
+    } finally {
+      await engine.close();
+      await removeRepository(root);
+    }
   });
 });
