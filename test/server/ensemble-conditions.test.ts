@@ -193,7 +193,7 @@ for (const protocol of ['http', 'grpc'] as const) {
       const on = await grown('when_parameter', () => client.infer('when_parameter', [int32('A', A), int32('B', B)], { parameters: { double: true } }));
       assert.deepEqual(values(on.result), { SUM: A.map((a, i) => a + B[i]!), TWICE_A: A.map((a) => 2 * a) });
       assert.deepEqual([on.ran, on.skipped], [[1, 1], [0, 0]]);
-      for (const parameters of [{ double: false }, {}]) {
+      for (const parameters of [{ double: false }, {}] as Array<Record<string, boolean>>) {
         const off = await grown('when_parameter', () => client.infer('when_parameter', [int32('A', A), int32('B', B)], { parameters }));
         assert.deepEqual(off.result.outputs.map((o) => o.name), ['SUM']);
         assert.deepEqual([off.ran, off.skipped], [[1, 0], [0, 1]]);
