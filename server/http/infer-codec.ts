@@ -329,10 +329,19 @@ export function encodeInferResponse(
   const params = Object.entries(response.parameters ?? {});
   const parameters = params.length === 0 ? '' : `"parameters":{${params.map(([k, v]) => `${JSON.stringify(k)}:${showJson(v)}`).join(',')}},`;
   const json = `{${id}"model_name":${JSON.stringify(response.modelName)},"model_version":"${response.modelVersion}",${parameters}"outputs":[${outputs.join(',')}]}`;
-  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
-  const header = Buffer.from(json, 'utf8');
-  return {
-    body: Buffer.concat([header, ...chunks]),
-    headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH_HEADER]: String(header.byteLength) },
-  };
+  if (chunks.length === 0) return { body: json, headers: JSON_HEADERS };
+  // The JSON and the tensors written once into one buffer, not encoded apart and then concatenated.
+  const headerBytes = Buffer.byteLength(json);
+  let total = headerBytes;
+  for (const chunk of chunks) total += chunk.byteLength;
+  const body = Buffer.allocUnsafe(total);
+  body.write(json, 0, 'utf8');
+  let at = headerBytes;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { body, headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH_HEADER]: String(headerBytes) } };
 }
+
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
