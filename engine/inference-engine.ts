@@ -277,18 +277,24 @@ export class InferenceEngine {
 
   private async inferOnce(request: InferenceRequest): Promise<InferenceResponse> {
     checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
-    const received = performance.now();
-    for (const watch of this.versionWatchers) watch(version);
+    let entry = this.repository.get(request.modelName, request.modelNamespace);
+    if (!entry) {
+      await this.repository.loaded(request.modelName);
+      entry = this.repository.get(request.modelName, request.modelNamespace);
+    }
+    const version = readyVersionOf(entry, request.modelName, request.modelVersion);
     const config = version.config!;
+    const cache = this.cache && config.responseCache ? this.cache : undefined;
+    // Read only for the cache's statistics: most requests skip the clock here.
+    const received = cache ? performance.now() : 0;
+    for (const watch of this.versionWatchers) watch(version);
     if (request.callChain) assertCallDepth(config.name, request.callChain);
     if (config.decoupled) throw serverError('DECOUPLED_UNARY', { model: config.name });
     const normalized = normalizeRequest(config, request);
     const parameters = version.scheduler!.responseParameters?.(request);
     const forModel = withModelShapes(config, request);
-    const answered = outputsForClient(config, this.cache && config.responseCache
-      ? await this.inferCached(this.cache, version, forModel, normalized, received)
+    const answered = outputsForClient(config, cache
+      ? await this.inferCached(cache, version, forModel, normalized, received)
       : await version.scheduler!.enqueue(forModel, normalized));
     // From here the response's lease, not the tensors' `pooled` marks, answers for the pooled memory.
     const lease = BufferLease.ofTensors(this.bufferPool, answered);
@@ -625,19 +631,23 @@ export class InferenceEngine {
 
   private readyVersion(name: string, version: string | undefined, namespace?: string): ModelVersion {
     checkModelName(name);
-    const entry: ModelEntry | undefined = this.repository.get(name, namespace);
-    if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
-    if (version) {
-      if (!/^[0-9]+$/.test(version) || Number(version) < 1) throw serverError('BAD_VERSION', { model: name, version });
-      const found = entry.versions.get(Number(version));
-      if (!found) throw serverError('MODEL_NOT_FOUND', { model: name, version });
-      if (found.state !== 'READY') {
-        throw serverError('MODEL_VERSION_UNAVAILABLE', { model: name, version, state: found.state, reason: found.reason || undefined });
-      }
-      return found;
-    }
-    for (const candidate of entry.versions.values()) if (candidate.state === 'READY') return candidate;
-    const reason = modelFailure(entry) ?? [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
-    throw serverError('MODEL_NO_VERSIONS', { model: name, reason: reason || undefined });
+    return readyVersionOf(this.repository.get(name, namespace), name, version);
   }
+}
+
+/** The version of `entry` a request for `version` (or, with none, for the model) goes to, or the catalogue error why none can take it. */
+function readyVersionOf(entry: ModelEntry | undefined, name: string, version: string | undefined): ModelVersion {
+  if (!entry) throw serverError('MODEL_NOT_FOUND', { model: name });
+  if (version) {
+    if (!/^[0-9]+$/.test(version) || Number(version) < 1) throw serverError('BAD_VERSION', { model: name, version });
+    const found = entry.versions.get(Number(version));
+    if (!found) throw serverError('MODEL_NOT_FOUND', { model: name, version });
+    if (found.state !== 'READY') {
+      throw serverError('MODEL_VERSION_UNAVAILABLE', { model: name, version, state: found.state, reason: found.reason || undefined });
+    }
+    return found;
+  }
+  for (const candidate of entry.versions.values()) if (candidate.state === 'READY') return candidate;
+  const reason = modelFailure(entry) ?? [...entry.versions.values()].map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ');
+  throw serverError('MODEL_NO_VERSIONS', { model: name, reason: reason || undefined });
 }

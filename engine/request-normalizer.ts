@@ -19,9 +19,21 @@ export interface NormalizedRequest {
 const BATCH_NOTE = 'NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be prepended to each input shape. ' +
   'If you want to specify the full shape including the batch dim in your input dims config, try setting max_batch_size to zero.';
 
+/** Each config's output names, in config order: what a request that lists no outputs gets, built once per config. */
+const allOutputs = new WeakMap<CompiledModelConfig, readonly string[]>();
+
+function configOutputs(config: CompiledModelConfig): readonly string[] {
+  let names = allOutputs.get(config);
+  if (!names) {
+    names = Object.freeze(config.outputs.map((o) => o.name));
+    allOutputs.set(config, names);
+  }
+  return names;
+}
+
 export function normalizeRequest(config: CompiledModelConfig, request: InferenceRequest): NormalizedRequest {
   const model = config.name;
-  const outputs = request.outputs && request.outputs.length > 0 ? request.outputs : config.outputs.map((o) => o.name);
+  const outputs = request.outputs && request.outputs.length > 0 ? request.outputs : configOutputs(config);
   for (const output of outputs) {
     if (!config.outputByName.has(output)) throw serverError('UNKNOWN_OUTPUT', { model, output });
   }
@@ -37,8 +49,9 @@ export function normalizeRequest(config: CompiledModelConfig, request: Inference
     if (seen.has(input.name)) throw serverError('DUPLICATE_INPUT', { model, input: input.name });
     seen.add(input.name);
   }
-  const missing = config.inputs.filter((spec) => !spec.optional && !seen.has(spec.name)).map((s) => s.name);
-  if (missing.length > 0) {
+  let missing: string[] | undefined;
+  for (const spec of config.inputs) if (!spec.optional && !seen.has(spec.name)) (missing ??= []).push(spec.name);
+  if (missing) {
     throw serverError('MISSING_INPUTS', {
       model, expected: config.inputs.length, got: request.inputs.map((t) => t.name), missing,
     });
@@ -76,10 +89,8 @@ function checkInput(config: CompiledModelConfig, spec: TensorSpec, input: Tensor
     throw serverError('INPUT_DATATYPE', { model, input: input.name, got: input.datatype, expected: spec.datatype });
   }
   const batched = config.maxBatchSize > 0;
-  const expected = batched ? [-1, ...spec.dims] : spec.dims;
-  const matches = expected.length === input.shape.length
-    && expected.every((dim, i) => (i === 0 && batched) || dim === -1 || dim === input.shape[i]);
-  if (!matches) {
+  if (!shapeMatches(spec.dims, batched, input.shape)) {
+    const expected = batched ? [-1, ...spec.dims] : spec.dims;
     throw serverError('INPUT_SHAPE', {
       model, input: input.name, expected: formatShape(expected), got: formatShape(input.shape), hint: batched ? BATCH_NOTE : undefined,
     });
@@ -103,4 +114,15 @@ function checkInput(config: CompiledModelConfig, spec: TensorSpec, input: Tensor
   if (input.raw.byteLength !== bytes) {
     throw serverError('INPUT_BYTE_SIZE', { model, input: input.name, expected: bytes, got: input.raw.byteLength });
   }
+}
+
+/** Whether `shape` fits the config's dims (after a batch dim of any size when `batched`); -1 takes any size. */
+function shapeMatches(dims: readonly number[], batched: boolean, shape: readonly number[]): boolean {
+  const skip = batched ? 1 : 0;
+  if (shape.length !== dims.length + skip) return false;
+  for (let i = 0; i < dims.length; i++) {
+    const dim = dims[i]!;
+    if (dim !== -1 && dim !== shape[i + skip]) return false;
+  }
+  return true;
 }

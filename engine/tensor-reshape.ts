@@ -10,7 +10,12 @@
 import type { CompiledModelConfig, TensorSpec } from './config/compiled-model-config.ts';
 import type { Tensor } from './tensor.ts';
 
-const sameDims = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+function sameDims(a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** `actual` (a shape matching the `from` pattern) in the `to` pattern; unchanged when it does not match `from`. */
 export function reshapeDims(from: readonly number[], to: readonly number[], actual: readonly number[]): readonly number[] {
@@ -26,17 +31,19 @@ function reshaped(tensor: Tensor, from: readonly number[], to: readonly number[]
   return { ...tensor, shape };
 }
 
+/** The tensors with each one whose spec reshapes it reshaped; the same array, not a copy, when none is (the usual case). */
 function reshapeAll(
   tensors: readonly Tensor[], specs: ReadonlyMap<string, TensorSpec>, batched: boolean, direction: 'in' | 'out',
 ): readonly Tensor[] {
-  let changed = false;
-  const out = tensors.map((tensor) => {
+  let out: Tensor[] | undefined;
+  for (let i = 0; i < tensors.length; i++) {
+    const tensor = tensors[i]!;
     const spec = specs.get(tensor.name);
-    if (!spec || sameDims(spec.dims, spec.modelDims)) return tensor;
-    changed = true;
-    return direction === 'in' ? reshaped(tensor, spec.dims, spec.modelDims, batched) : reshaped(tensor, spec.modelDims, spec.dims, batched);
-  });
-  return changed ? out : tensors;
+    if (!spec || sameDims(spec.dims, spec.modelDims)) continue;
+    out ??= tensors.slice();
+    out[i] = direction === 'in' ? reshaped(tensor, spec.dims, spec.modelDims, batched) : reshaped(tensor, spec.modelDims, spec.dims, batched);
+  }
+  return out ?? tensors;
 }
 
 /** Request inputs in the shapes the model takes. */

@@ -15,6 +15,7 @@
  *   BENCH_SECONDS       measured seconds per cell (default 5)
  *   BENCH_WARMUP        warmup seconds per cell before measuring (default 1)
  *   BENCH_CONCURRENCY   comma-separated client concurrencies (default 1,32)
+ *   BENCH_MODES         comma-separated body modes, json and/or binary (default json,binary)
  *   BENCH_DYNAMIC_BATCHING  set to 1 to give the model `dynamic_batching { }`
  *                       (default: no batching, each request runs alone)
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
@@ -38,6 +39,7 @@ const INFER_PATH = `/v2/models/${MODEL}/infer`;
 const HEADER_LENGTH = 'inference-header-content-length';
 
 type Mode = 'json' | 'binary';
+const ALL_MODES: readonly Mode[] = ['json', 'binary'];
 
 /** A response captured from Switchyard, replayed byte for byte by the bare route. */
 interface CannedResponse {
@@ -160,6 +162,8 @@ interface Measured {
   readonly load: LoadResult;
   /** Server CPU per completed request, microseconds (all its threads). */
   readonly serverCpuPerRequest: number;
+  /** The part of it on the server's main thread (the event loop: HTTP, codec, engine), microseconds. */
+  readonly mainThreadCpuPerRequest: number;
   /** Load generator CPU over the whole cell, as a share of one core. */
   readonly loadgenCpuShare: number;
   /** CPU the other, idle server used meanwhile, milliseconds. */
@@ -168,7 +172,7 @@ interface Measured {
 
 async function measure(target: Child, idle: Child, payload: Payload, expectBodyBytes: number,
   concurrency: number, warmupMs: number, durationMs: number): Promise<Measured> {
-  const [server0, idle0] = await Promise.all([target.cpuMicros(), idle.cpuMicros()]);
+  const [server0, idle0, main0] = await Promise.all([target.cpuMicros(), idle.cpuMicros(), target.mainThreadCpuMicros()]);
   const self0 = process.cpuUsage();
   const wall0 = process.hrtime.bigint();
   const load = await runClosedLoop({
@@ -177,15 +181,26 @@ async function measure(target: Child, idle: Child, payload: Payload, expectBodyB
   });
   const wallMicros = Number(process.hrtime.bigint() - wall0) / 1000;
   const self = process.cpuUsage(self0);
-  const [server1, idle1] = await Promise.all([target.cpuMicros(), idle.cpuMicros()]);
+  const [server1, idle1, main1] = await Promise.all([target.cpuMicros(), idle.cpuMicros(), target.mainThreadCpuMicros()]);
   // Server CPU is over warmup + window + drain; spread it over every request of the cell, estimated from the rate.
   const cellRequests = load.requestsPerSecond * (wallMicros / 1e6);
   return {
     load,
     serverCpuPerRequest: cellRequests > 0 ? (server1 - server0) / cellRequests : Number.NaN,
+    mainThreadCpuPerRequest: cellRequests > 0 ? (main1 - main0) / cellRequests : Number.NaN,
     loadgenCpuShare: (self.user + self.system) / wallMicros,
     idleServerCpuMs: (idle1 - idle0) / 1000,
   };
+}
+
+/** BENCH_MODES: which body modes to measure (both are still captured for the bare route). */
+function envModes(): Mode[] {
+  const raw = process.env['BENCH_MODES'] ?? 'json,binary';
+  const modes = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (modes.length === 0 || modes.some((m) => !ALL_MODES.includes(m as Mode))) {
+    throw new Error(`BENCH_MODES must list json and/or binary, comma-separated, got '${raw}'`);
+  }
+  return [...new Set(modes)] as Mode[];
 }
 
 async function main(): Promise<void> {
@@ -193,7 +208,7 @@ async function main(): Promise<void> {
   const warmup = envNumber('BENCH_WARMUP', 1);
   const concurrencies = envIntegers('BENCH_CONCURRENCY', '1,32');
   const switchyardArgs = envNodeArgs('BENCH_SWITCHYARD_NODE_ARGS');
-  const modes: Mode[] = ['json', 'binary'];
+  const modes = envModes();
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const repository = await buildAddSubRepository(MODEL, 'FP32', SIZE, DYNAMIC_BATCHING);
@@ -204,12 +219,12 @@ async function main(): Promise<void> {
     children.push(switchyard);
     const payloads = requestPayloads();
     const canned = {} as Record<Mode, CannedResponse>;
-    for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
+    for (const mode of ALL_MODES) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
     const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
     children.push(bare);
 
     const expectBytes = {} as Record<Mode, number>;
-    for (const mode of modes) {
+    for (const mode of ALL_MODES) {
       const fromBare = await postOnce(bare.port, INFER_PATH, payloads[mode]);
       expectBytes[mode] = Buffer.from(canned[mode].body, 'base64').byteLength;
       if (fromBare.status !== 200 || fromBare.body.byteLength !== expectBytes[mode]) {
@@ -252,14 +267,15 @@ async function main(): Promise<void> {
         (r.sy.load.requestsPerSecond / r.bare.load.requestsPerSecond).toFixed(2), verdict(r),
       ]),
     ));
-    console.log('\nCPU per cell. us/req: server CPU (all threads) per request. loadgen: load generator CPU as a share of one core.');
+    console.log('\nCPU per cell. us/req: server CPU (all threads) per request; main: the part on its main thread (the event loop).');
+    console.log('loadgen: load generator CPU as a share of one core.');
     console.log('idle server ms: CPU the unloaded server used meanwhile (bare during the Switchyard cell / Switchyard during the bare cell).\n');
     console.log(table(
-      ['mode', 'c', 'switchyard us/req', 'loadgen', 'bare us/req', 'loadgen', 'idle server ms'],
+      ['mode', 'c', 'switchyard us/req', 'main', 'loadgen', 'bare us/req', 'main', 'loadgen', 'idle server ms'],
       results.map((r) => [
         r.mode, String(r.concurrency),
-        r.sy.serverCpuPerRequest.toFixed(0), `${Math.round(r.sy.loadgenCpuShare * 100)}%`,
-        r.bare.serverCpuPerRequest.toFixed(0), `${Math.round(r.bare.loadgenCpuShare * 100)}%`,
+        r.sy.serverCpuPerRequest.toFixed(0), r.sy.mainThreadCpuPerRequest.toFixed(0), `${Math.round(r.sy.loadgenCpuShare * 100)}%`,
+        r.bare.serverCpuPerRequest.toFixed(0), r.bare.mainThreadCpuPerRequest.toFixed(0), `${Math.round(r.bare.loadgenCpuShare * 100)}%`,
         `${r.sy.idleServerCpuMs.toFixed(0)} / ${r.bare.idleServerCpuMs.toFixed(0)}`,
       ]),
     ));

@@ -18,15 +18,6 @@ import { flattenData, tensorDataJson, tensorFromJson } from './json-tensor-data.
 
 export const HEADER_LENGTH_HEADER = 'inference-header-content-length';
 
-export interface DecodedInfer {
-  /** The request; inputs in shared memory are left out until read (see sharedMemory). */
-  readonly request: InferenceRequest;
-  /** Whether each output goes back as binary data. */
-  readonly binaryOutput: (name: string) => boolean;
-  /** The tensors in system shared memory, when the request places any there. */
-  readonly sharedMemory?: SharedMemoryPlan;
-}
-
 export interface EncodedInfer {
   readonly body: string | Buffer;
   readonly headers: Readonly<Record<string, string>>;
@@ -85,8 +76,28 @@ function parseParameters(value: unknown, field: string): Record<string, Paramete
   return value as Record<string, ParameterValue>;
 }
 
+/**
+ * The dims when each is a safe non-negative integer and their product, times
+ * the largest element size, is still a safe integer: then no overflow check
+ * can fail, and the exact (bigint) path below is skipped. `+ 0` turns a -0
+ * into 0, as that path does.
+ */
+function smallShape(value: readonly unknown[]): number[] | undefined {
+  const dims: number[] = [];
+  let bytes = 16;
+  for (const d of value) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) return undefined;
+    bytes *= d;
+    if (bytes > Number.MAX_SAFE_INTEGER) return undefined;
+    dims.push(d + 0);
+  }
+  return dims;
+}
+
 function parseShape(value: unknown, field: string, input: string, datatype: DataType): number[] {
   if (!Array.isArray(value)) throw unparsable(field, `input '${quoted(input)}': expected an array of dimension sizes`);
+  const small = smallShape(value);
+  if (small) return small;
   // Integers past 2^53 arrive as bigints (parseJsonExact), so an overflowing product is judged exactly, as Triton judges it.
   const dims = value.map((d, i) => {
     const integer = typeof d === 'bigint' || (typeof d === 'number' && Number.isInteger(d));
@@ -110,15 +121,6 @@ export interface InferBody {
   readonly binaryDefault: boolean;
   readonly binaryByOutput: ReadonlyMap<string, boolean>;
   readonly sharedMemory?: SharedMemoryPlan;
-}
-
-/** The request with the client's signal, and the binary-output choice as a function. */
-export function decodedInfer({ request, binaryDefault, binaryByOutput, sharedMemory }: InferBody, signal?: AbortSignal): DecodedInfer {
-  return {
-    request: signal ? { ...request, signal } : request,
-    binaryOutput: (name) => binaryByOutput.get(name) ?? binaryDefault,
-    ...(sharedMemory ? { sharedMemory } : {}),
-  };
 }
 
 /** A non-negative whole number of bytes, as Triton's JSON parameters take offsets and sizes. */
@@ -200,8 +202,9 @@ export function decodeInferBody(
     const binarySize = inputParameters['binary_data_size'];
     const hasData = raw['data'] !== undefined;
     const shmRef = sharedMemoryRef(inputParameters, `${field}.parameters`, name);
-    const set = [...(hasData ? ['data'] : []), ...(binarySize !== undefined ? ['binary_data_size'] : []), ...(shmRef ? ['shared_memory_region'] : [])];
-    if (set.length !== 1) throw contentChoiceError(name, set);
+    if (Number(hasData) + Number(binarySize !== undefined) + Number(shmRef !== undefined) !== 1) {
+      throw contentChoiceError(name, [...(hasData ? ['data'] : []), ...(binarySize !== undefined ? ['binary_data_size'] : []), ...(shmRef ? ['shared_memory_region'] : [])]);
+    }
     if (shmRef) {
       sharedMemoryInputs.push({ index, name, datatype, shape, ref: shmRef });
       return undefined;
@@ -326,10 +329,19 @@ export function encodeInferResponse(
   const params = Object.entries(response.parameters ?? {});
   const parameters = params.length === 0 ? '' : `"parameters":{${params.map(([k, v]) => `${JSON.stringify(k)}:${showJson(v)}`).join(',')}},`;
   const json = `{${id}"model_name":${JSON.stringify(response.modelName)},"model_version":"${response.modelVersion}",${parameters}"outputs":[${outputs.join(',')}]}`;
-  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
-  const header = Buffer.from(json, 'utf8');
-  return {
-    body: Buffer.concat([header, ...chunks]),
-    headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH_HEADER]: String(header.byteLength) },
-  };
+  if (chunks.length === 0) return { body: json, headers: JSON_HEADERS };
+  // The JSON and the tensors written once into one buffer, not encoded apart and then concatenated.
+  const headerBytes = Buffer.byteLength(json);
+  let total = headerBytes;
+  for (const chunk of chunks) total += chunk.byteLength;
+  const body = Buffer.allocUnsafe(total);
+  body.write(json, 0, 'utf8');
+  let at = headerBytes;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { body, headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH_HEADER]: String(headerBytes) } };
 }
+
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });

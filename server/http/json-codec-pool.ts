@@ -108,13 +108,22 @@ export class JsonCodecPool {
   }
 
   /**
+   * Whether a task whose JSON is `bytes` long runs in the calling thread.
+   * A caller that checks first may call runJsonCodecTask itself and skip the
+   * promise (and the microtask) run() wraps every answer in.
+   */
+  inThread(bytes: number): boolean {
+    return bytes < this.minBytes;
+  }
+
+  /**
    * Runs `task`, whose JSON is `bytes` long: in this thread below
    * `minBytes`, else in a codec process. Rejects with what the client
    * should get: the task's own error, 413 when it needed more heap than a
    * process has, 503 when the queue is full.
    */
   run<T extends JsonCodecTask>(task: T, bytes: number): Promise<JsonCodecResult<T>> {
-    if (bytes < this.minBytes) {
+    if (this.inThread(bytes)) {
       try {
         return Promise.resolve(runJsonCodecTask(task));
       } catch (err) {

@@ -69,6 +69,18 @@ export function jsonOutputBytes(outputs: readonly Tensor[]): number {
   return outputs.reduce((n, t) => n + t.raw.byteLength, 0);
 }
 
+/**
+ * An infer response encoded as it goes on the wire. JSON as bytes, not
+ * text: they cross from a codec process as a view, the socket takes them as
+ * they are, and fastify sends the Content-Type as it was set.
+ */
+export function inferResponseBytes(
+  response: InferenceResponse, binaryOutput: (name: string) => boolean, inSharedMemory?: (name: string) => boolean,
+): EncodedInfer {
+  const encoded = encodeInferResponse(response, binaryOutput, inSharedMemory);
+  return typeof encoded.body === 'string' ? { ...encoded, body: Buffer.from(encoded.body, 'utf8') } : encoded;
+}
+
 /** Runs one task where it is called. Throws what the client should get. */
 export function runJsonCodecTask<T extends JsonCodecTask>(task: T): JsonCodecResult<T> {
   return run(task) as JsonCodecResult<T>;
@@ -85,9 +97,7 @@ function run(task: JsonCodecTask): JsonCodecResults[JsonCodecTask['kind']] {
     case 'infer-response': {
       const binary = new Set(task.binaryOutputs);
       const shared = new Set(task.sharedMemoryOutputs);
-      const encoded = encodeInferResponse(task.response, (name) => binary.has(name), (name) => shared.has(name));
-      // Bytes, not text: they cross from a codec process as a view, and the socket takes them as they are.
-      return typeof encoded.body === 'string' ? { ...encoded, body: Buffer.from(encoded.body, 'utf8') } : encoded;
+      return inferResponseBytes(task.response, (name) => binary.has(name), (name) => shared.has(name));
     }
     case 'generate-response':
       return encodeGenerateResponse(task.response);

@@ -70,10 +70,11 @@ export function tensorFromJson(name: string, datatype: Tensor['datatype'], shape
       typed[i] = v ? 1 : 0;
     });
   } else if (datatype === 'FP32' || datatype === 'FP64') {
-    values.forEach((v, i) => {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
       if (typeof v !== 'number' && typeof v !== 'bigint') throw bad(name, i, v, 'a number');
       typed[i] = Number(v);
-    });
+    }
   } else if (datatype === 'FP16' || datatype === 'BF16') {
     const toBits = datatype === 'FP16' ? toHalfBits : toBfloat16Bits;
     values.forEach((v, i) => {
@@ -115,8 +116,12 @@ export function tensorDataJson(tensor: Tensor): string {
       return `[${Array.from(view as Uint16Array, (v) => finite(fromBits(v))).join(',')}]`;
     }
     case 'FP32':
-    case 'FP64':
-      return `[${Array.from(view as Float32Array, finite).join(',')}]`;
+    case 'FP64': {
+      const floats = view as Float32Array | Float64Array;
+      // A typed array's join writes each number as String() does; only NaN and the infinities need the slow path.
+      for (let i = 0; i < floats.length; i++) if (!Number.isFinite(floats[i])) return `[${Array.from(floats, finite).join(',')}]`;
+      return `[${floats.join(',')}]`;
+    }
     default:
       return `[${view.join(',')}]`;
   }

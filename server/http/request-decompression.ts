@@ -18,6 +18,7 @@ export const SUPPORTED_CONTENT_ENCODINGS = 'gzip, deflate';
 
 /** The request's compression: 'none', one to inflate, or undefined for an encoding this server cannot decode. */
 export function requestCompression(header: string | string[] | undefined): 'none' | 'gzip' | 'deflate' | undefined {
+  if (header === undefined) return 'none';
   const value = (Array.isArray(header) ? header.join(',') : header ?? '').trim().toLowerCase();
   if (value === '' || value === 'identity') return 'none';
   return value === 'gzip' || value === 'deflate' ? value : undefined;
@@ -64,15 +65,23 @@ export function inflatedBody(raw: Readable, encoding: 'gzip' | 'deflate', limit:
   return out;
 }
 
-/** A route's preParsing hook: infer bodies inflated within `limit`, unknown encodings refused. */
+/**
+ * A route's preParsing hook: infer bodies inflated within `limit`, unknown
+ * encodings refused. Callback style, not async: it runs on every infer
+ * request, and an async hook costs a promise and a microtask each time.
+ */
 export function decompressRequest(limit: number) {
-  return async (req: FastifyRequest, reply: FastifyReply, payload: Readable): Promise<Readable> => {
+  return (req: FastifyRequest, reply: FastifyReply, payload: Readable, done: (err: Error | null, body?: Readable) => void): void => {
     const compression = requestCompression(req.headers['content-encoding']);
-    if (compression === 'none') return payload;
+    if (compression === 'none') {
+      done(null, payload);
+      return;
+    }
     if (compression === undefined) {
       reply.header('accept-encoding', SUPPORTED_CONTENT_ENCODINGS);
-      throw serverError('BAD_REQUEST', { detail: 'Unsupported compression type' });
+      done(serverError('BAD_REQUEST', { detail: 'Unsupported compression type' }));
+      return;
     }
-    return inflatedBody(payload, compression, limit);
+    done(null, inflatedBody(payload, compression, limit));
   };
 }

@@ -2,17 +2,22 @@
  * The KServe v2 / Triton HTTP routes as a fastify plugin. Each handler
  * decodes, calls the engine facade, and encodes; nothing else.
  */
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { asSwitchyardError, boundedMessage, serverError } from '../../engine/errors.ts';
 import type { InferenceEngine } from '../../engine/inference-engine.ts';
+import type { InferenceRequest } from '../../engine/inference-request.ts';
+import type { InferenceResponse } from '../../engine/inference-response.ts';
+import type { SharedMemoryLease } from '../../engine/memory/shared-memory-lease.ts';
+import type { Tensor } from '../../engine/tensor.ts';
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../../engine/bytes-tensor.ts';
-import { decodedInfer, HEADER_LENGTH_HEADER, headerLength } from './infer-codec.ts';
+import { HEADER_LENGTH_HEADER, headerLength, type EncodedInfer, type InferBody } from './infer-codec.ts';
 import type { JsonCodecPool } from './json-codec-pool.ts';
 import { decodeRawBinaryRequest, type RawRequestModel } from './raw-binary-request.ts';
 import { headerText, type HeaderForwardPattern } from '../header-forwarding.ts';
 import { decompressRequest } from './request-decompression.ts';
 import { compressedBody, responseCompression } from './response-compression.ts';
-import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
+import { inferResponseBytes, jsonOutputBytes, plainResponse, runJsonCodecTask } from './json-codec-task.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -51,9 +56,38 @@ export function errorBody(message: string): string {
 export function disconnectSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
+    if (!reply.raw.writableFinished) controller.abort(clientGone());
   });
   return controller.signal;
+}
+
+const clientGone = (): Error => new Error('the client closed the connection');
+
+/** One signal per keep-alive connection, made by its first infer request (see connectionSignal). */
+const connectionSignals = new WeakMap<Socket, AbortSignal>();
+
+/**
+ * An AbortSignal that fires when the client's connection closes: one per
+ * connection, shared by the infer requests it carries one after another.
+ * For a request still running it fires exactly when disconnectSignal
+ * would (a reply closes unfinished only with its connection), and it costs
+ * one WeakMap lookup instead of an AbortController and a listener per
+ * request. Only for answers that end with the request (infer): whoever
+ * listens on it removes the listener when the request settles (the
+ * schedulers, ensembles and script calls all do), so listeners do not pile
+ * up on a long-lived connection.
+ */
+export function connectionSignal(reply: FastifyReply): AbortSignal {
+  const socket = reply.raw.socket;
+  if (!socket || socket.destroyed) return disconnectSignal(reply);
+  let signal = connectionSignals.get(socket);
+  if (!signal) {
+    const controller = new AbortController();
+    socket.once('close', () => controller.abort(clientGone()));
+    signal = controller.signal;
+    connectionSignals.set(socket, signal);
+  }
+  return signal;
 }
 
 /** What a raw binary request's deduction reads from the model's config. */
@@ -66,6 +100,45 @@ function rawRequestModel(engine: InferenceEngine, model: string, version?: strin
 function* rawHeaders(req: FastifyRequest): Generator<[string, string]> {
   const raw = req.raw.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, headerText(raw[i + 1]!)];
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** Whether an output goes back as binary data: its own binary_data when the request lists it, else binary_data_output. */
+function binaryOutput(decoded: InferBody, name: string): boolean {
+  return decoded.binaryByOutput.get(name) ?? decoded.binaryDefault;
+}
+
+/** Bytes of tensor data the JSON part of the response will hold: how the codec pool sizes the encoding. */
+function jsonDataBytes(outputs: readonly Tensor[], decoded: InferBody): number {
+  let bytes = 0;
+  for (const tensor of outputs) if (!binaryOutput(decoded, tensor.name)) bytes += tensor.raw.byteLength;
+  return bytes;
+}
+
+/**
+ * The response body when no output goes to shared memory: encoded here and
+ * now when small (no copy of the response for a codec process, no promise),
+ * else in a codec process.
+ */
+function encodeResponse(codec: JsonCodecPool, response: InferenceResponse, decoded: InferBody): EncodedInfer | Promise<EncodedInfer> {
+  const bytes = jsonDataBytes(response.outputs, decoded);
+  if (codec.inThread(bytes)) return inferResponseBytes(response, (name) => binaryOutput(decoded, name));
+  const binaryOutputs = response.outputs.filter((t) => binaryOutput(decoded, t.name)).map((t) => t.name);
+  return codec.run({ kind: 'infer-response', response: plainResponse(response), binaryOutputs }, bytes);
+}
+
+/** The response body once the outputs the request placed in shared memory are written there; those go back without data. */
+async function encodeWithSharedMemory(
+  codec: JsonCodecPool, response: InferenceResponse, decoded: InferBody, lease: SharedMemoryLease,
+): Promise<EncodedInfer> {
+  await lease.writeOutputs(response.outputs);
+  const shared = lease.outputNames;
+  const binaryOutputs = response.outputs.filter((t) => !shared.has(t.name) && binaryOutput(decoded, t.name));
+  return codec.run({
+    kind: 'infer-response', response: plainResponse(response, shared), binaryOutputs: binaryOutputs.map((t) => t.name),
+    ...(shared.size > 0 ? { sharedMemoryOutputs: [...shared] } : {}),
+  }, jsonOutputBytes(response.outputs.filter((t) => !shared.has(t.name) && !binaryOutput(decoded, t.name))));
 }
 
 export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: FastifyInstance, { engine, codec, maxBytesElements, maxInputSize, headerForward }) => {
@@ -89,45 +162,47 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
     if (engine.isModelReady(req.params.model, req.params.version)) return reply.code(200).send();
     return sendError(reply, serverError('MODEL_VERSION_NOT_READY', {}), req.params.model);
   };
+  const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
     try {
       engine.assertModelReady(model, version);
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const signal = disconnectSignal(reply);
+      const body = Buffer.isBuffer(req.body) ? req.body : EMPTY_BODY;
+      const signal = connectionSignal(reply);
       const lengthHeader = req.headers[HEADER_LENGTH_HEADER];
       const jsonLength = headerLength(lengthHeader, body.byteLength);
-      const target = { model, ...(version ? { version } : {}) };
-      const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
+      const target = version ? { model, version } : { model };
+      let decoded: InferBody;
       // Only an explicit 0 asks for a raw request; an empty body without the header is an empty JSON request.
-      const decoded = decodedInfer(lengthHeader !== undefined && jsonLength === 0
-        ? decodeRawBinaryRequest(body, rawRequestModel(engine, model, version), target, bytesElements)
-        : await codec.run({ kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements }, jsonLength), signal);
+      if (lengthHeader !== undefined && jsonLength === 0) {
+        decoded = decodeRawBinaryRequest(body, rawRequestModel(engine, model, version), target, bytesElements);
+      } else {
+        const task = { kind: 'infer-request', body, headerLength: lengthHeader, target, maxBytesElements: bytesElements } as const;
+        // Small bodies are decoded here and now: no promise, no microtask (see JsonCodecPool.inThread).
+        decoded = codec.inThread(jsonLength) ? runJsonCodecTask(task) : await codec.run(task, jsonLength);
+      }
       const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
       // As in Triton, forwarded headers are added once the body is read, over any body parameter of the same name.
       const forwarded = headerForward?.parameters(rawHeaders(req));
-      const parameters = forwarded ? { ...decoded.request.parameters, ...forwarded } : decoded.request.parameters;
-      const received = { ...decoded.request, ...(parameters ? { parameters } : {}) };
-      let encoded;
+      const received: InferenceRequest = forwarded
+        ? { ...decoded.request, parameters: { ...decoded.request.parameters, ...forwarded }, signal }
+        : { ...decoded.request, signal };
+      let encoded: EncodedInfer;
       try {
         const request = lease ? { ...received, inputs: await lease.readInputs(model, received.inputs, bytesElements) } : received;
         const response = await engine.infer(request);
         try {
-          await lease?.writeOutputs(response.outputs);
-          const shared = lease?.outputNames ?? new Set<string>();
-          const binaryOutputs = response.outputs.filter((t) => !shared.has(t.name) && decoded.binaryOutput(t.name));
-          encoded = await codec.run({
-            kind: 'infer-response', response: plainResponse(response, shared), binaryOutputs: binaryOutputs.map((t) => t.name),
-            ...(shared.size > 0 ? { sharedMemoryOutputs: [...shared] } : {}),
-          }, jsonOutputBytes(response.outputs.filter((t) => !shared.has(t.name) && !decoded.binaryOutput(t.name))));
+          encoded = lease ? await encodeWithSharedMemory(codec, response, decoded, lease) : await encodeResponse(codec, response, decoded);
         } finally {
           // The body holds copies of the outputs (or the encoding failed): their pooled memory can serve the next request.
           response.lease?.release();
         }
       } finally {
-        await lease?.release();
+        if (lease) await lease.release();
       }
-      const pending = compressedBody(encoded.body, responseCompression(req.headers['accept-encoding']));
+      const coding = responseCompression(req.headers['accept-encoding']);
+      if (coding === 'identity') return reply.headers(encoded.headers).send(encoded.body);
+      const pending = compressedBody(encoded.body, coding);
       // Awaited only when large: a small reply is sent in the turn its result arrives (see SYNC_COMPRESSION_MAX_BYTES).
       const compressed = pending instanceof Promise ? await pending : pending;
       return reply.headers({ ...encoded.headers, ...compressed.headers }).send(compressed.body);
