@@ -190,18 +190,21 @@ function parameterEntry(key: string, value: ParameterMessage): ParameterEntry {
  * triton_final_response) takes the place of a parameter of that name, or
  * comes last, as an object spread puts it.
  */
-function parameterEntries(parameters: Readonly<Record<string, ParameterValue>> | undefined, final: boolean | undefined): ParameterEntry[] {
+/** triton_final_response's entries, the same for every stream response. */
+const FINAL_ENTRIES = [parameterEntry(FINAL_RESPONSE_PARAMETER, { bool_param: false }), parameterEntry(FINAL_RESPONSE_PARAMETER, { bool_param: true })] as const;
+const FINAL_ONLY = [[FINAL_ENTRIES[0]], [FINAL_ENTRIES[1]]] as const;
+
+function parameterEntries(parameters: Readonly<Record<string, ParameterValue>> | undefined, final: boolean | undefined): readonly ParameterEntry[] {
+  if (parameters === undefined) return final === undefined ? [] : FINAL_ONLY[final ? 1 : 0];
   const entries: ParameterEntry[] = [];
   let finalWritten = false;
-  if (parameters) {
-    for (const key of Object.keys(parameters)) {
-      if (final !== undefined && key === FINAL_RESPONSE_PARAMETER) {
-        entries.push(parameterEntry(key, { bool_param: final }));
-        finalWritten = true;
-      } else entries.push(parameterEntry(key, parameterMessage(parameters[key]!)));
-    }
+  for (const key of Object.keys(parameters)) {
+    if (final !== undefined && key === FINAL_RESPONSE_PARAMETER) {
+      entries.push(FINAL_ENTRIES[final ? 1 : 0]);
+      finalWritten = true;
+    } else entries.push(parameterEntry(key, parameterMessage(parameters[key]!)));
   }
-  if (final !== undefined && !finalWritten) entries.push(parameterEntry(FINAL_RESPONSE_PARAMETER, { bool_param: final }));
+  if (final !== undefined && !finalWritten) entries.push(FINAL_ENTRIES[final ? 1 : 0]);
   return entries;
 }
 
@@ -213,7 +216,7 @@ interface Measured {
   readonly idLength: number;
   readonly parameters: readonly ParameterEntry[];
   /** Per output: name length, datatype length, packed shape length, message length. */
-  readonly outputLengths: Uint32Array;
+  readonly outputLengths: readonly number[];
   readonly raw: readonly Uint8Array[];
   readonly size: number;
 }
@@ -227,7 +230,7 @@ function measure(response: InferenceResponse, inSharedMemory: ReadonlySet<string
   const parameters = parameterEntries(response.parameters, final);
   for (const entry of parameters) size += 1 + varint32Size(entry.entryLength) + entry.entryLength;
   const outputs = response.outputs;
-  const outputLengths = new Uint32Array(outputs.length * 4);
+  const outputLengths: number[] = [];
   const raw: Uint8Array[] = [];
   for (let i = 0; i < outputs.length; i++) {
     const tensor = outputs[i]!;
@@ -240,7 +243,7 @@ function measure(response: InferenceResponse, inSharedMemory: ReadonlySet<string
     }
     const messageLength = optionalStringField(outputNameLength) + optionalStringField(datatypeLength)
       + (tensor.shape.length > 0 ? 1 + varint32Size(shapeLength) + shapeLength : 0);
-    outputLengths.set([outputNameLength, datatypeLength, shapeLength, messageLength], i * 4);
+    outputLengths.push(outputNameLength, datatypeLength, shapeLength, messageLength);
     size += 1 + varint32Size(messageLength) + messageLength;
     // An output in shared memory keeps its (empty) entry, so entries still line up with outputs, as in Triton.
     const data = inSharedMemory.has(tensor.name) ? EMPTY : tensor.raw;
