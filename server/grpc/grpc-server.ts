@@ -17,7 +17,7 @@ import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { HeaderForwardPattern, headerText } from '../header-forwarding.ts';
-import { inputContents, peekRequestId } from './infer-request-wire.ts';
+import { inputContents, peekRequestId, plainInferRequest } from './infer-request-wire.ts';
 import { checkFieldBudget, DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './message-field-budget.ts';
 import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
@@ -239,8 +239,11 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
   /**
    * A ModelInferRequest decoded by protobufjs without its inputs' contents,
    * which are attached as where they lie on the wire, for the codec to read.
+   * The common plain request is read in one pass instead (plainInferRequest).
    */
   function decodeInferMessage(bytes: Buffer): ModelInferRequestMessage {
+    const plain = plainInferRequest(bytes, maxRequestFields);
+    if (plain) return plain;
     const message = decodeMessage(compactRequestType, bytes, maxRequestFields) as ModelInferRequestMessage;
     for (const [index, contents] of inputContents(bytes)) {
       const input = message.inputs?.[index] as { contents?: unknown } | undefined;
