@@ -1,17 +1,19 @@
 /**
  * The one-model repository both overhead benchmarks serve: add_sub with two
  * [size] inputs, max_batch_size 8, one CPU instance, and dynamic batching
- * only when asked for. Written to a temporary folder.
+ * only when asked for. Written to a temporary folder. With `echoBackend`
+ * (a test backend's name) the same signature is served by that in-memory
+ * backend instead, with no model file.
  */
 import type { DataType } from '../engine/tensor.ts';
 
-export async function buildAddSubRepository(model: string, datatype: DataType, size: number, dynamicBatching: boolean): Promise<string> {
+export async function buildAddSubRepository(model: string, datatype: DataType, size: number, dynamicBatching: boolean, echoBackend?: string): Promise<string> {
   const { makeRepository } = await import('../test/helpers/fixture-repository.ts');
   const { addSubModel } = await import('../generator/models.ts');
   const tensor = (name: string): string => `  { name: "${name}" data_type: TYPE_${datatype} dims: [ ${size} ] }`;
   const config = [
     `name: "${model}"`,
-    'platform: "onnxruntime_onnx"',
+    echoBackend ? `backend: "${echoBackend}"` : 'platform: "onnxruntime_onnx"',
     'max_batch_size: 8',
     `input [\n${tensor('INPUT0')},\n${tensor('INPUT1')}\n]`,
     `output [\n${tensor('OUTPUT0')},\n${tensor('OUTPUT1')}\n]`,
@@ -19,5 +21,5 @@ export async function buildAddSubRepository(model: string, datatype: DataType, s
     ...(dynamicBatching ? ['dynamic_batching { }'] : []),
     '',
   ].join('\n');
-  return makeRepository({ [model]: { config, versions: { 1: addSubModel(datatype, size) } } });
+  return makeRepository({ [model]: { config, versions: { 1: echoBackend ? null : addSubModel(datatype, size) } } });
 }

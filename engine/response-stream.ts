@@ -98,6 +98,17 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
     return stream;
   }
 
+  /**
+   * The answer of a stream that is not decoupled, which holds it from the
+   * start: read as iterating would read it, without the wait for a turn.
+   */
+  takeAnswer(): StreamedResponse {
+    const entry = this.decoupled ? undefined : this.buffered.shift();
+    if (!entry) throw new Error('takeAnswer() reads the one answer of a stream that is not decoupled, once');
+    this.bufferedBytes -= entry.bytes;
+    return entry.item;
+  }
+
   /** The request finished: its responses have gone already, and one left open gets an empty final. */
   close(): void {
     if (this.open) this.push({ final: true });

@@ -19,6 +19,10 @@
  *   BENCH_STREAMS       comma-separated ModelStreamInfer stream counts (default 1,4)
  *   BENCH_STREAM_WINDOW messages in flight per stream (default 32)
  *   BENCH_DYNAMIC_BATCHING  set to 1 to give the model `dynamic_batching { }`
+ *   BENCH_MODEL         `onnx` (default): add_sub on ONNX Runtime; `echo`: the same
+ *                       signature on the in-memory echo backend of the tests
+ *                       (OUTPUTn = INPUTn), so the figures are the frontend's and
+ *                       the engine's own, without the ONNX worker round trip
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
  *                       e.g. "--cpu-prof --cpu-prof-dir=.bench-out"
  *
@@ -37,6 +41,13 @@ import { buildAddSubRepository } from '../add-sub-repository.ts';
 
 const TARGET_RATIO = 0.6;
 const DYNAMIC_BATCHING = process.env['BENCH_DYNAMIC_BATCHING'] === '1';
+const ECHO_MODEL = benchModel() === 'echo';
+
+function benchModel(): 'onnx' | 'echo' {
+  const value = process.env['BENCH_MODEL'] ?? 'onnx';
+  if (value !== 'onnx' && value !== 'echo') throw new Error(`BENCH_MODEL must be 'onnx' or 'echo', not '${value}'`);
+  return value;
+}
 const MODEL = 'add_sub';
 const SIZE = 16;
 const SERVICE = 'inference.GRPCInferenceService';
@@ -51,6 +62,7 @@ interface CannedReplies {
 
 interface ChildInit {
   readonly repository?: string;
+  readonly echo?: boolean;
   readonly canned?: CannedReplies;
 }
 
@@ -61,15 +73,16 @@ const identity = (bytes: Buffer): Buffer => bytes;
 // ---------------------------------------------------------------- children
 
 /** Switchyard as `switchyard --model-repository=... --grpc-port=0 --allow-http=false --metrics-port=0` starts it (metrics on, on a free port). */
-async function startSwitchyard(repository: string): Promise<StartedServer> {
+async function startSwitchyard(repository: string, echo: boolean): Promise<StartedServer> {
   const { parseCliOptions } = await import('../../server/cli-options.ts');
   const { startServer } = await import('../../server/cli.ts');
+  const { EchoBackend, withTestBackends } = await import('../../test/helpers/test-backends.ts');
   const running = await startServer(parseCliOptions([
     `--model-repository=${repository}`,
     '--grpc-address=127.0.0.1', '--grpc-port=0',
     '--allow-http=false',
     '--metrics-address=127.0.0.1', '--metrics-port=0',
-  ]));
+  ]), echo ? withTestBackends(new EchoBackend()) : undefined);
   return { port: running.grpcPort!, close: () => running.close() };
 }
 
@@ -175,8 +188,8 @@ function checkInferResponse(response: Record<string, unknown>, where: string): v
   // Copy first: protobufjs hands out Buffers that are views into a larger pool.
   const int32 = (b: Uint8Array): number[] => Array.from(new Int32Array(new Uint8Array(b).buffer));
   const byName = new Map(outputs.map((o, i) => [o.name, int32(raw[i]!)]));
-  const want0 = Array.from(INPUT0, (v, i) => v + INPUT1[i]!);
-  const want1 = Array.from(INPUT0, (v, i) => v - INPUT1[i]!);
+  const want0 = ECHO_MODEL ? Array.from(INPUT0) : Array.from(INPUT0, (v, i) => v + INPUT1[i]!);
+  const want1 = ECHO_MODEL ? Array.from(INPUT1) : Array.from(INPUT0, (v, i) => v - INPUT1[i]!);
   if (JSON.stringify(byName.get('OUTPUT0')) !== JSON.stringify(want0) || JSON.stringify(byName.get('OUTPUT1')) !== JSON.stringify(want1)) {
     throw new Error(`${where}: wrong outputs ${JSON.stringify(Object.fromEntries(byName))}`);
   }
@@ -243,11 +256,11 @@ async function main(): Promise<void> {
   const timing = { warmupMs: warmup * 1000, durationMs: seconds * 1000 };
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const repository = await buildAddSubRepository(MODEL, 'INT32', SIZE, DYNAMIC_BATCHING);
+  const repository = await buildAddSubRepository(MODEL, 'INT32', SIZE, DYNAMIC_BATCHING, ECHO_MODEL ? 'test_echo' : undefined);
   const children: Child[] = [];
   try {
     const script = fileURLToPath(import.meta.url);
-    const switchyard: Child = await ServerChild.start<ChildInit>(script, 'switchyard', { repository }, switchyardArgs);
+    const switchyard: Child = await ServerChild.start<ChildInit>(script, 'switchyard', { repository, echo: ECHO_MODEL }, switchyardArgs);
     children.push(switchyard);
     const request = encodedRequest();
     const captured = await captureReplies(`127.0.0.1:${switchyard.port}`, request);
@@ -259,7 +272,7 @@ async function main(): Promise<void> {
 
     console.log(`\nSwitchyard gRPC overhead benchmark: node ${process.version}, ${cpus().length} CPUs, `
       + `${warmup} s warmup + ${seconds} s measured per cell, grpc-js client on one channel`);
-    console.log(`model ${MODEL}: add/sub INT32 [1,${SIZE}], max_batch_size 8, ${DYNAMIC_BATCHING ? 'dynamic_batching { }' : 'no dynamic batching'}, 1 CPU instance`);
+    console.log(`model ${MODEL}: ${ECHO_MODEL ? 'in-memory echo (BENCH_MODEL=echo)' : 'add/sub'} INT32 [1,${SIZE}], max_batch_size 8, ${DYNAMIC_BATCHING ? 'dynamic_batching { }' : 'no dynamic batching'}, 1 CPU instance`);
     console.log(`  ModelInferRequest ${request.byteLength} B (raw_input_contents), ModelInferResponse ${captured.unary.byteLength} B, `
       + `ModelStreamInferResponse ${captured.stream.byteLength} B`);
     console.log('Each cell runs Switchyard, then the bare server, back to back; the idle server is not loaded meanwhile.\n');
@@ -322,7 +335,7 @@ async function main(): Promise<void> {
 }
 
 const role = childRole();
-if (role === 'switchyard') await serveAsChild<ChildInit>((init) => startSwitchyard(init.repository!));
+if (role === 'switchyard') await serveAsChild<ChildInit>((init) => startSwitchyard(init.repository!, init.echo === true));
 else if (role === 'bare') await serveAsChild<ChildInit>((init) => startBare(init.canned!));
 else if (role !== undefined) throw new Error(`unknown child role '${role}'`);
 else await main();

@@ -17,14 +17,15 @@ import { checkModelName } from '../../engine/repository/model-name.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { HeaderForwardPattern, headerText } from '../header-forwarding.ts';
-import { inputContents, peekRequestId } from './infer-request-wire.ts';
+import { inputContents, peekRequestId, plainInferRequest } from './infer-request-wire.ts';
 import { checkFieldBudget, DEFAULT_GRPC_MAX_REQUEST_FIELDS } from './message-field-budget.ts';
 import { grpcRequestType, grpcService, grpcType, HEALTH_SERVICE, INFERENCE_SERVICE } from './grpc-schema.ts';
 import type { ResponseStream } from '../../engine/response-stream.ts';
 import { loadOptionsFromParameters, parametersFromGrpc, unloadOptionsFromParameters } from '../repository-parameters.ts';
 import {
-  decodeModelInferRequest, enablesEmptyFinalResponse, encodeModelInferResponse, encodeStreamResponse, type DecodedModelInfer, type ModelInferRequestMessage,
+  decodeModelInferRequest, enablesEmptyFinalResponse, encodeStreamResponse, type DecodedModelInfer, type ModelInferRequestMessage,
 } from './infer-codec.ts';
+import { modelInferResponseBytes, streamInferResponseBytes } from './infer-response-wire.ts';
 import type { StreamedResponse } from '../../engine/inference-response.ts';
 import type { SharedMemoryLease } from '../../engine/memory/shared-memory-lease.ts';
 
@@ -75,10 +76,10 @@ interface DecodeLimits {
 type Message = Record<string, unknown>;
 type UnaryHandler = (request: Message, call: grpc.ServerUnaryCall<Buffer, Message>) => Message | Promise<Message>;
 
-/** A request's place in a stream's reply order: its reply once known, null when it has none to wait for (decoupled). */
 /** A reply as grpc-js writes it: a message, or one encoded already. */
 type Reply = Message | Buffer;
 
+/** A request's place in a stream's reply order: its reply once known, null when it has none to wait for (decoupled). */
 interface StreamSlot {
   reply?: Reply | null;
 }
@@ -233,14 +234,16 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
   const { maxBytesElements, maxRequestFields, headerForward } = limits;
   const handle = (method: string, handler: UnaryHandler): grpc.handleUnaryCall<Buffer, Message> => unary(service, method, handler, maxRequestFields);
   const compactRequestType = grpcRequestType();
-  const inferResponseType = service.methods['ModelInfer']!.resolvedResponseType!;
   const streamResponseType = service.methods['ModelStreamInfer']!.resolvedResponseType!;
 
   /**
    * A ModelInferRequest decoded by protobufjs without its inputs' contents,
    * which are attached as where they lie on the wire, for the codec to read.
+   * The common plain request is read in one pass instead (plainInferRequest).
    */
   function decodeInferMessage(bytes: Buffer): ModelInferRequestMessage {
+    const plain = plainInferRequest(bytes, maxRequestFields);
+    if (plain) return plain;
     const message = decodeMessage(compactRequestType, bytes, maxRequestFields) as ModelInferRequestMessage;
     for (const [index, contents] of inputContents(bytes)) {
       const input = message.inputs?.[index] as { contents?: unknown } | undefined;
@@ -275,7 +278,7 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
       try {
         await lease?.writeOutputs(response.outputs);
         // Encoded here, not when grpc-js writes it: the wire bytes are a copy, so the outputs' pooled memory goes back now.
-        return encoded(inferResponseType, encodeModelInferResponse(response, lease?.outputNames));
+        return modelInferResponseBytes(response, lease?.outputNames);
       } finally {
         response.lease?.release();
       }
@@ -305,65 +308,104 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
     );
   };
 
+  /** One streamed item as a ModelStreamInferResponse's bytes, or undefined when there is nothing to write. */
+  function streamReply(item: StreamedResponse, message: ModelInferRequestMessage, emptyFinal: boolean, shared: ReadonlySet<string> | undefined): Buffer | undefined {
+    if (item.response) return streamInferResponseBytes(item.response, item.final, shared);
+    const reply = encodeStreamResponse(item, message, emptyFinal);
+    return reply && encoded(streamResponseType, reply);
+  }
+
+  /**
+   * Every response read from the stream is encoded to bytes, and its pooled
+   * memory given back, whether or not it goes out. With shared memory, its
+   * outputs there are written before it is sent; a failed write fails that
+   * response only.
+   */
+  async function streamReplyOf(
+    item: StreamedResponse, message: ModelInferRequestMessage, emptyFinal: boolean, lease: SharedMemoryLease | undefined,
+  ): Promise<Buffer | undefined> {
+    try {
+      if (lease && item.response) {
+        try {
+          await lease.writeOutputs(item.response.outputs);
+        } catch (err) {
+          const failed = encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, emptyFinal);
+          return failed && encoded(streamResponseType, failed);
+        }
+      }
+      return streamReply(item, message, emptyFinal, lease?.outputNames);
+    } finally {
+      item.response?.lease?.release();
+    }
+  }
+
+  /** The part of a ModelStreamInfer call its requests share: where replies go, in what order, and when the call ends. */
+  interface StreamCall {
+    readonly signal: AbortSignal;
+    readonly metadata: grpc.Metadata;
+    /** Writes a reply at once; resolves once the call's buffer has room again (or the call is gone). */
+    write(reply: Reply): Promise<void>;
+    /** Writes every reply whose turn has come, and ends the call once the client half-closed and all have answered. */
+    flush(): void;
+    /** A request finished: its reply (or its giving up of its slot) is final. */
+    settled(): void;
+  }
+
   /**
    * One request of a stream: decoded, started through inferStream, and
    * answered in ModelStreamInferResponse messages. A model that answers once
    * per request fills its slot, so that those replies go out in request
    * order, as Triton writes them. A decoupled model's responses go out as it
    * sends them (out of request order, as in Triton), after its slot is given
-   * up; each carries triton_final_response.
+   * up; each carries triton_final_response. A failed request is reported in
+   * `error_message`, with its id. Never rejects.
    */
-  async function streamRequest(
-    bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata, slot: StreamSlot, flush: () => void, write: (m: Reply) => Promise<void>,
-  ): Promise<void> {
-    const message = decodeInferMessage(bytes);
-    checkModelName(message.model_name ?? '', "field 'model_name'");
-    engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
-    const emptyFinal = enablesEmptyFinalResponse(message);
-    const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
-    const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
+  async function streamRequest(bytes: Buffer, stream: StreamCall, slot: StreamSlot): Promise<void> {
     try {
-      let responses: ResponseStream;
+      const message = decodeInferMessage(bytes);
+      checkModelName(message.model_name ?? '', "field 'model_name'");
+      engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
+      const emptyFinal = enablesEmptyFinalResponse(message);
+      const decoded = await decodeModelInferRequest(message, { signal: stream.signal, maxBytesElements });
+      const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
       try {
-        responses = await engine.inferStream(withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata));
-      } catch (err) {
-        throw asSwitchyardError(err, decoded.request.modelName);
-      }
-      const shared = lease?.outputNames;
-      // Each response's shared memory outputs are written before it is sent; a failed write fails that response only.
-      const encodeItem = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Buffer | undefined> => {
-        if (lease && item.response) {
-          try {
-            await lease.writeOutputs(item.response.outputs);
-          } catch (err) {
-            const failed = encodeStreamResponse({ ...item, response: undefined, error: asSwitchyardError(err) }, message, wantsEmptyFinal);
-            return failed && encoded(streamResponseType, failed);
-          }
-        }
-        const reply = encodeStreamResponse(item, message, wantsEmptyFinal, shared);
-        return reply && encoded(streamResponseType, reply);
-      };
-      // Every response read from the stream is encoded to bytes, and its pooled memory given back, whether or not it goes out.
-      const encode = async (item: StreamedResponse, wantsEmptyFinal: boolean): Promise<Buffer | undefined> => {
+        let responses: ResponseStream;
         try {
-          return await encodeItem(item, wantsEmptyFinal);
-        } finally {
-          item.response?.lease?.release();
+          const request = lease ? await withSharedMemoryInputs(decoded, lease) : decoded.request;
+          responses = await engine.inferStream(withForwardedMetadata(request, stream.metadata));
+        } catch (err) {
+          throw asSwitchyardError(err, decoded.request.modelName);
         }
-      };
-      if (!responses.decoupled) {
-        for await (const item of responses) slot.reply = (await encode(item, false)) ?? null;
-        return;
+        if (!responses.decoupled) {
+          // Its one answer is there already: encoded now, without iterating.
+          const item = responses.takeAnswer();
+          if (lease) slot.reply = (await streamReplyOf(item, message, false, lease)) ?? null;
+          else {
+            try {
+              slot.reply = streamReply(item, message, false, undefined) ?? null;
+            } finally {
+              item.response?.lease?.release();
+            }
+          }
+          return;
+        }
+        slot.reply = null;
+        stream.flush();
+        // The next response is read only once the call can take more: a client that does not read holds the model back.
+        for await (const item of responses) {
+          const reply = await streamReplyOf(item, message, emptyFinal, lease);
+          if (reply) await stream.write(reply);
+        }
+      } finally {
+        if (lease) await lease.release();
       }
-      slot.reply = null;
-      flush();
-      // The next response is read only once the call can take more: a client that does not read holds the model back.
-      for await (const item of responses) {
-        const reply = await encode(item, emptyFinal);
-        if (reply) await write(reply);
-      }
+    } catch (err) {
+      const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekRequestId(bytes) } };
+      // A decoupled request gave up its slot when it started; its failure goes out at once.
+      if (slot.reply === null) void stream.write(reply);
+      else slot.reply = reply;
     } finally {
-      await lease?.release();
+      stream.settled();
     }
   }
 
@@ -391,38 +433,38 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
       };
       for (const event of WRITABLE_EVENTS) call.on(event, done);
     });
-    /** Writes a reply; resolves once the call's buffer has room again (or the call is gone). */
-    const write = async (reply: Reply): Promise<void> => {
-      if (call.cancelled || call.write(reply)) return;
-      await writable();
-    };
-    const flush = (): void => {
-      while (ordered.length > 0 && ordered[0]!.reply !== undefined) {
-        const reply = ordered.shift()!.reply;
-        if (reply) void write(reply);
-      }
-      if (ended && ordered.length === 0 && running === 0) {
-        dispose();
-        call.end();
-      }
+    const stream: StreamCall = {
+      signal,
+      metadata: call.metadata,
+      write: async (reply) => {
+        if (call.cancelled || call.write(reply)) return;
+        await writable();
+      },
+      flush: () => {
+        // Ordered replies are not held back for room: they are written as their turn comes.
+        while (ordered.length > 0 && ordered[0]!.reply !== undefined) {
+          const reply = ordered.shift()!.reply;
+          if (reply && !call.cancelled) call.write(reply);
+        }
+        if (ended && ordered.length === 0 && running === 0) {
+          dispose();
+          call.end();
+        }
+      },
+      settled: () => {
+        running--;
+        stream.flush();
+      },
     };
     call.on('data', (bytes: Buffer) => {
       const slot: StreamSlot = {};
       ordered.push(slot);
       running++;
-      streamRequest(bytes, signal, call.metadata, slot, flush, write).catch((err: unknown) => {
-        const reply = { error_message: boundedMessage(asSwitchyardError(err).message), infer_response: { id: peekRequestId(bytes) } };
-        // A decoupled request gave up its slot when it started; its failure goes out at once.
-        if (slot.reply === null) void write(reply);
-        else slot.reply = reply;
-      }).finally(() => {
-        running--;
-        flush();
-      });
+      void streamRequest(bytes, stream, slot);
     });
     call.on('end', () => {
       ended = true;
-      flush();
+      stream.flush();
     });
     call.on('error', () => dispose());
   };

@@ -165,8 +165,31 @@ export function parameterMessage(value: ParameterValue): ParameterMessage {
   return Number.isInteger(value) ? { int64_param: value } : { double_param: value };
 }
 
+/** Below this many elements no datatype's byte size can pass INT64_MAX, nor a count pass what a Number holds exactly. */
+const SMALL_COUNT = 2 ** 49;
+
+/**
+ * The shape of inputs[index] when every dim is below 2^31 and their count
+ * below SMALL_COUNT, read without bigints: such a shape has nothing for
+ * shapeOf to refuse. Undefined for any other shape.
+ */
+function smallShape(dims: readonly Int64[]): number[] | undefined {
+  const shape: number[] = [];
+  let count = 1;
+  for (const dim of dims) {
+    const value = typeof dim === 'number' ? dim : dim.high === 0 ? dim.low : -1;
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0x7fffffff)) return undefined;
+    count *= value;
+    if (count >= SMALL_COUNT) return undefined;
+    shape.push(value);
+  }
+  return shape;
+}
+
 /** The shape of inputs[index]; a negative dim is refused in the words the HTTP codec uses for the same field. */
 function shapeOf(name: string, index: number, datatype: DataType, dims: readonly Int64[]): number[] {
+  const small = smallShape(dims);
+  if (small) return small;
   const big = dims.map((dim, i) => {
     const value = toBigInt(dim, false);
     if (value < 0n) throw serverError('UNPARSABLE_FIELD', { field: 'shape', detail: negativeDimDetail(quoted(name), i, String(value)) });
@@ -343,16 +366,18 @@ export async function decodeModelInferRequest(message: ModelInferRequestMessage,
     return name;
   });
 
-  const slice = new LoopSlice(signal);
+  // Only typed contents are read in slices; raw data needs none.
+  let slice: LoopSlice | undefined;
   const tensors: Tensor[] = [];
   let rawIndex = 0;
   for (const [index, { name, datatype, shape, count, inSharedMemory }] of headers.entries()) {
     if (inSharedMemory) continue;
     const contents = inputs[index]!.contents;
-    const counted = contents ? await countContents(contents, name, maxBytesElements, slice) : NO_CONTENTS;
+    if (contents) slice ??= new LoopSlice(signal);
+    const counted = contents ? await countContents(contents, name, maxBytesElements, slice!) : NO_CONTENTS;
     const data = raw.length > 0 ? raw[rawIndex++] : undefined;
     if (data === undefined) {
-      tensors.push(await fromContents(model, name, datatype, shape, count, contents, counted, slice));
+      tensors.push(await fromContents(model, name, datatype, shape, count, contents, counted, slice ??= new LoopSlice(signal)));
       continue;
     }
     const [filled] = counted.elements.keys();
