@@ -15,6 +15,7 @@
  *   BENCH_SECONDS       measured seconds per cell (default 5)
  *   BENCH_WARMUP        warmup seconds per cell before measuring (default 1)
  *   BENCH_CONCURRENCY   comma-separated client concurrencies (default 1,32)
+ *   BENCH_MODES         comma-separated request forms, json and/or binary (default json,binary)
  *   BENCH_DYNAMIC_BATCHING  set to 1 to give the model `dynamic_batching { }`
  *                       (default: no batching, each request runs alone)
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
@@ -193,7 +194,10 @@ async function main(): Promise<void> {
   const warmup = envNumber('BENCH_WARMUP', 1);
   const concurrencies = envIntegers('BENCH_CONCURRENCY', '1,32');
   const switchyardArgs = envNodeArgs('BENCH_SWITCHYARD_NODE_ARGS');
-  const modes: Mode[] = ['json', 'binary'];
+  const modes = (process.env['BENCH_MODES'] ?? 'json,binary').split(',').map((m) => m.trim()) as Mode[];
+  if (modes.length === 0 || modes.some((m) => m !== 'json' && m !== 'binary')) {
+    throw new Error(`BENCH_MODES must list json and/or binary, comma-separated, got '${process.env['BENCH_MODES']}'`);
+  }
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   const repository = await buildAddSubRepository(MODEL, 'FP32', SIZE, DYNAMIC_BATCHING);
@@ -204,7 +208,8 @@ async function main(): Promise<void> {
     children.push(switchyard);
     const payloads = requestPayloads();
     const canned = {} as Record<Mode, CannedResponse>;
-    for (const mode of modes) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
+    // The bare route answers both forms, whichever are measured.
+    for (const mode of ['json', 'binary'] as const) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
     const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
     children.push(bare);
 
