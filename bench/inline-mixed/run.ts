@@ -13,7 +13,7 @@
  * Environment:
  *   BENCH_SECONDS        measured seconds per cell (default 5)
  *   BENCH_WARMUP         seconds of load before measuring each cell (default 1)
- *   BENCH_LIGHT_CONCURRENCY  closed-loop clients on add_sub (default 16)
+ *   BENCH_LIGHT_CONCURRENCY  closed-loop clients on add_sub, comma-separated (default 1,16)
  *   BENCH_HEAVY_CONCURRENCY  closed-loop clients on the MLP in the mixed cells (default 2)
  *
  * It never asserts: it prints a table.
@@ -21,7 +21,7 @@
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runClosedLoop, type LoadResult } from '../load-generator.ts';
-import { envNumber, fmtMs, fmtRate, table } from '../report.ts';
+import { envIntegers, envNumber, fmtMs, fmtRate, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, startSwitchyardHttp, type LoopDelay } from '../server-child.ts';
 
 const LIGHT = 'add_sub_fp32';
@@ -68,6 +68,7 @@ const HEAVY_BODY = jsonBody([{ name: 'INPUT', data: Array.from({ length: MLP_SIZ
 
 interface Cell {
   readonly thread: Thread;
+  readonly lightC: number;
   readonly mixed: boolean;
   readonly light: LoadResult;
   readonly heavy: LoadResult | undefined;
@@ -92,17 +93,17 @@ async function measureCell(server: ServerChild<ChildInit>, thread: Thread, mixed
   const seconds = (performance.now() - wall0) / 1000;
   const requests = (light.requestsPerSecond + (heavy?.requestsPerSecond ?? 0)) * seconds;
   for (const r of [light, heavy]) if (r && r.errors > 0) throw new Error(`${r.errors} errors, first: ${r.firstError}`);
-  return { thread, mixed, light, heavy, cpuPerRequest: cpu / requests, delay };
+  return { thread, lightC, mixed, light, heavy, cpuPerRequest: cpu / requests, delay };
 }
 
 async function main(): Promise<void> {
   const seconds = envNumber('BENCH_SECONDS', 5);
   const warmup = envNumber('BENCH_WARMUP', 1);
-  const lightC = Math.round(envNumber('BENCH_LIGHT_CONCURRENCY', 16));
+  const lightCs = envIntegers('BENCH_LIGHT_CONCURRENCY', '1,16');
   const heavyC = Math.round(envNumber('BENCH_HEAVY_CONCURRENCY', 2));
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
   console.log(`Light models inline under mixed load: node ${process.version}, ${cpus().length} CPUs, ${warmup} s warmup + ${seconds} s measured per cell`);
-  console.log(`light: ${LIGHT} (add/sub FP32 [1,${SIZE}], JSON), c=${lightC}; heavy: ${HEAVY} (MLP ${MLP_SIZES.join(' -> ')} FP32, JSON, `
+  console.log(`light: ${LIGHT} (add/sub FP32 [1,${SIZE}], JSON), c=${lightCs.join(' and ')}; heavy: ${HEAVY} (MLP ${MLP_SIZES.join(' -> ')} FP32, JSON, `
     + `execution_thread auto, stays on its worker), c=${heavyC} in the mixed cells; each model 1 CPU instance, no batching`);
   console.log('event-loop delay: perf_hooks.monitorEventLoopDelay (resolution 1 ms) in the server process, over the measured window\n');
   const cells: Cell[] = [];
@@ -110,11 +111,13 @@ async function main(): Promise<void> {
     const repository = await buildRepository(thread);
     const server = await ServerChild.start<ChildInit>(fileURLToPath(import.meta.url), 'switchyard', { repository });
     try {
-      for (const mixed of [false, true]) {
-        const cell = await measureCell(server, thread, mixed, lightC, heavyC, warmup * 1000, seconds * 1000);
-        cells.push(cell);
-        console.log(`  add_sub ${thread}${mixed ? ' + mlp' : ''}: ${fmtRate(cell.light.requestsPerSecond)} req/s, `
-          + `loop delay p99 ${cell.delay.p99Ms.toFixed(2)} ms`);
+      for (const lightC of lightCs) {
+        for (const mixed of [false, true]) {
+          const cell = await measureCell(server, thread, mixed, lightC, heavyC, warmup * 1000, seconds * 1000);
+          cells.push(cell);
+          console.log(`  add_sub c=${lightC} ${thread}${mixed ? ' + mlp' : ''}: ${fmtRate(cell.light.requestsPerSecond)} req/s, `
+            + `loop delay p99 ${cell.delay.p99Ms.toFixed(2)} ms`);
+        }
       }
     } finally {
       await server.stop();
@@ -123,9 +126,9 @@ async function main(): Promise<void> {
   }
   console.log();
   console.log(table(
-    ['add_sub runs on', 'load', 'add_sub req/s', 'p50', 'p99', 'mlp req/s', 'p99', 'server us/req', 'loop delay p50', 'p99', 'max'],
+    ['add_sub runs on', 'load', 'c', 'add_sub req/s', 'p50', 'p99', 'mlp req/s', 'p99', 'server us/req', 'loop delay p50', 'p99', 'max'],
     cells.map((c) => [
-      c.thread === 'auto' ? 'inline (auto)' : 'worker', c.mixed ? 'add_sub + mlp' : 'add_sub alone',
+      c.thread === 'auto' ? 'inline (auto)' : 'worker', c.mixed ? 'add_sub + mlp' : 'add_sub alone', String(c.lightC),
       fmtRate(c.light.requestsPerSecond), fmtMs(c.light.p50), fmtMs(c.light.p99),
       c.heavy ? fmtRate(c.heavy.requestsPerSecond) : '-', c.heavy ? fmtMs(c.heavy.p99) : '-',
       c.cpuPerRequest.toFixed(0), fmtMs(c.delay.p50Ms), fmtMs(c.delay.p99Ms), fmtMs(c.delay.maxMs),
