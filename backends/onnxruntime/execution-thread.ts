@@ -7,7 +7,7 @@
  *
  * The model config's `parameters` choose (a Switchyard extension):
  * - `execution_thread`: `auto` (default) measures runs on the worker and goes
- *   inline while recent runs compute under `inline_max_run_us`; `inline`
+ *   inline while the median of recent runs computes under `inline_max_run_us`; `inline`
  *   always runs inline; `worker` never does. GPU instances always use the worker.
  * - `inline_max_run_us`: auto's threshold, 1 to 10000 µs (default 150).
  */
@@ -22,13 +22,13 @@ export const MAX_INLINE_MAX_RUN_US = 10_000;
 export const INLINE_SAMPLE_RUNS = 16;
 /** After each return to the worker, auto measures twice as many runs before going inline again, up to this many. */
 export const MAX_INLINE_SAMPLE_RUNS = 4096;
-/** A single inline run over this many times the threshold (and at least 1 ms) sends the model back to the worker at once. */
+/** An inline run over this many times the threshold (and at least 1 ms) is long; MAX_LONG_RUNS of them send the model back to the worker. */
 const HARD_FACTOR = 4;
 const MIN_HARD_LIMIT_NS = 1_000_000;
 
 export interface ExecutionThreadSettings {
   readonly mode: ExecutionThreadMode;
-  /** Auto mode runs inline while the recent mean compute per run stays at or under this. */
+  /** Auto mode runs inline while the median compute of recent runs stays at or under this. */
   readonly inlineMaxRunNs: number;
 }
 
@@ -53,12 +53,15 @@ export function readExecutionThread(parameters: ReadonlyMap<string, string>, gro
 /**
  * Auto mode's choice, from measured compute per run (session.run alone, as
  * the statistics' compute_infer counts it). A pure state machine: the
- * instance records each run's time and asks where the next one goes.
+ * instance records each run's time and asks where the next one goes. Run
+ * times are wall clock, so on a busy machine a run the OS preempted reads
+ * long; the median of the last runs and a count of long runs, not one
+ * reading, decide.
  */
 export class ExecutionThreadPolicy {
   private inline: boolean;
-  /** Mean compute per run, smoothed over about the last 8 runs, since the last switch. */
-  private meanNs = 0;
+  /** The last WINDOW run times since the last switch, oldest first. */
+  private recent: number[] = [];
   private samples = 0;
   private required = INLINE_SAMPLE_RUNS;
   private switches = 0;
@@ -85,11 +88,13 @@ export class ExecutionThreadPolicy {
   record(where: 'inline' | 'worker', inferNs: number): void {
     if (this.settings.mode !== 'auto' || where !== this.thread) return;
     this.samples += 1;
-    this.meanNs = this.samples === 1 ? inferNs : this.meanNs + (inferNs - this.meanNs) / 8;
+    this.recent.push(inferNs);
+    if (this.recent.length > WINDOW) this.recent.shift();
+    const light = (): boolean => median(this.recent) <= this.settings.inlineMaxRunNs;
+    const long = (): number => this.recent.filter((ns) => ns > this.hardLimitNs).length;
     if (!this.inline) {
-      if (inferNs > this.hardLimitNs) this.samples = 0;
-      else if (this.samples >= this.required && this.meanNs <= this.settings.inlineMaxRunNs) this.move(true);
-    } else if (inferNs > this.hardLimitNs || (this.samples >= 4 && this.meanNs > this.settings.inlineMaxRunNs)) {
+      if (this.samples >= this.required && light() && long() === 0) this.move(true);
+    } else if (long() >= MAX_LONG_RUNS || (this.recent.length >= WINDOW / 2 && !light())) {
       this.required = Math.min(this.required * 2, MAX_INLINE_SAMPLE_RUNS);
       this.move(false);
     }
@@ -104,7 +109,17 @@ export class ExecutionThreadPolicy {
   private move(inline: boolean): void {
     this.inline = inline;
     this.samples = 0;
-    this.meanNs = 0;
+    this.recent = [];
     this.switches += 1;
   }
+}
+
+/** Run times the policy looks at: the last this many since the last switch. */
+const WINDOW = 16;
+/** Inline runs over the hard limit among the last WINDOW that send the model back to the worker. */
+export const MAX_LONG_RUNS = 4;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
