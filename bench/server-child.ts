@@ -7,16 +7,26 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 type ToChild<Init> =
   | { kind: 'init'; init: Init }
   | { kind: 'cpu'; id: number }
   | { kind: 'thread-cpu'; id: number }
+  | { kind: 'loopDelay'; id: number }
   | { kind: 'stop' };
+
+/** The child's event-loop delay since the previous query (or since it was ready), milliseconds. */
+export interface LoopDelay {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
 
 type FromChild =
   | { kind: 'ready'; port: number }
   | { kind: 'cpu'; id: number; micros: number }
+  | { kind: 'loopDelay'; id: number; delay: LoopDelay }
   | { kind: 'failed'; message: string };
 
 /**
@@ -84,12 +94,18 @@ export async function serveAsChild<Init>(start: (init: Init) => Promise<StartedS
     send({ kind: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
     process.exit(1);
   }
+  // perf_hooks' own sampler: how late a 1 ms timer fires on the server's event loop.
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   process.on('message', (m: ToChild<Init>) => {
     if (m.kind === 'cpu') {
       const usage = process.cpuUsage();
       send({ kind: 'cpu', id: m.id, micros: usage.user + usage.system });
     } else if (m.kind === 'thread-cpu') {
       send({ kind: 'cpu', id: m.id, micros: mainThreadCpuMicros() });
+    } else if (m.kind === 'loopDelay') {
+      send({ kind: 'loopDelay', id: m.id, delay: { p50Ms: delay.percentile(50) / 1e6, p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } });
+      delay.reset();
     } else if (m.kind === 'stop') {
       void server.close().finally(() => process.exit(0));
     }
@@ -102,12 +118,12 @@ export async function serveAsChild<Init>(start: (init: Init) => Promise<StartedS
 /** The parent side: one forked server. */
 export class ServerChild<Init> {
   private nextId = 1;
-  private readonly waiting = new Map<number, (micros: number) => void>();
+  private readonly waiting = new Map<number, (answer: number | LoopDelay) => void>();
 
   private constructor(readonly role: string, private readonly process: ChildProcess, readonly port: number) {
     process.on('message', (m: FromChild) => {
-      if (m.kind !== 'cpu') return;
-      this.waiting.get(m.id)?.(m.micros);
+      if (m.kind !== 'cpu' && m.kind !== 'loopDelay') return;
+      this.waiting.get(m.id)?.(m.kind === 'cpu' ? m.micros : m.delay);
       this.waiting.delete(m.id);
     });
   }
@@ -149,8 +165,17 @@ export class ServerChild<Init> {
   private ask(kind: 'cpu' | 'thread-cpu'): Promise<number> {
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
+      this.waiting.set(id, (answer) => resolve(answer as number));
       this.process.send({ kind, id } satisfies ToChild<never>);
+    });
+  }
+
+  /** The child's event-loop delay since the previous call (or since it was ready); starts the next window. */
+  loopDelay(): Promise<LoopDelay> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, (answer) => resolve(answer as LoopDelay));
+      this.process.send({ kind: 'loopDelay', id } satisfies ToChild<never>);
     });
   }
 

@@ -8,6 +8,11 @@
  * written by ONNX Runtime into pool buffers that the caller then owns.
  * A worker that dies is replaced from the same WorkerInit; the runs it held
  * fail, later ones wait for the new worker.
+ *
+ * A light model may also run inline, on the event loop, in a second session
+ * of the same model (execution-thread.ts says when, inline-budget.ts how
+ * long the event loop may be held). Both paths build the same wire run and
+ * read the same answer, so pool buffers, batching and timing are handled alike.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -23,6 +28,9 @@ import { sizeClass, type BufferPool, type BufferPoolStats } from '../../engine/m
 import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
 import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
+import { ExecutionThreadPolicy, type ExecutionThreadSettings } from './execution-thread.ts';
+import { eventLoopBudget, type InlineBudget } from './inline-budget.ts';
+import { InlineSession } from './inline-session.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerData, WorkerInit } from './worker-protocol.ts';
 
 const WORKER_URL = new URL('./onnx-worker.mjs', import.meta.url);
@@ -31,6 +39,19 @@ const RESTART_INTERVAL_MS = 1000;
 /** How long a worker given up on may take to finish its native run and exit by itself before it is terminated. */
 const STOP_GRACE_MS = 10_000;
 const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+/**
+ * Auto mode opens an inline session only for a model file up to this size:
+ * the session loads on the event loop, which a large file would hold for long.
+ */
+export const INLINE_MAX_MODEL_BYTES = 32 * 1024 * 1024;
+/** The instance's threading when its model's parameters say nothing; tests and tools that open instances directly get the worker only. */
+const WORKER_ONLY: InstanceThreading = { mode: 'worker', inlineMaxRunNs: 0, modelBytes: 0 };
+
+/** The execution_thread settings, with what decides whether an inline session may open. */
+export interface InstanceThreading extends ExecutionThreadSettings {
+  /** Size of the model file, bytes. */
+  readonly modelBytes: number;
+}
 
 interface Pending {
   /** Gets the worker's answer, success or a failed run alike. */
@@ -72,6 +93,14 @@ export class OnnxInstance implements BackendInstance {
   private ragged: ReadonlySet<string> = new Set();
   private batchInputs: readonly BatchInputSpec[] = [];
   private preallocatable: ReadonlyMap<string, PreallocatedOutput> = new Map();
+  private readonly policy: ExecutionThreadPolicy;
+  /** The session on the event-loop thread, once open. */
+  private inline: InlineSession | undefined;
+  /** Set while the inline session opens (auto mode opens it when runs turn out light). */
+  private openingInline: Promise<void> | undefined;
+  /** Why this instance never runs inline, when it cannot. */
+  private readonly inlineRefusal: string | undefined;
+  private readonly runs = { inline: 0, worker: 0 };
 
   private constructor(
     readonly name: string,
@@ -82,22 +111,39 @@ export class OnnxInstance implements BackendInstance {
     private readonly pool: BufferPool,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly threading: InstanceThreading,
+    private readonly budget: InlineBudget,
   ) {
     this.attach(worker);
+    this.policy = new ExecutionThreadPolicy(threading);
+    this.inlineRefusal = inlineRefusal(init, signature, threading);
   }
 
   /**
    * Starts the worker and waits until its session is open.
    * @param clock what the restart interval is read from. Default: the monotonic system clock.
+   * @param threading where runs go (execution_thread). Default: always the worker.
+   * @param budget how long inline runs may hold the event loop. Default: the process's one budget.
    */
   static async create(
     name: string, modelName: string, init: WorkerInit, pool: BufferPool, logger: Logger = silentLogger, clock: Clock = systemClock,
+    threading: InstanceThreading = WORKER_ONLY, budget: InlineBudget = eventLoopBudget,
   ): Promise<OnnxInstance> {
     const { worker, ready } = await startWorker(init);
     const toSignature = (entries: readonly SignatureEntry[]): SignatureTensor[] =>
       entries.map((e) => ({ name: e.name, datatype: fromOrtType(e.type), modelType: e.type, shape: e.shape }));
     const signature = { inputs: toSignature(ready.inputs), outputs: toSignature(ready.outputs) };
-    return new OnnxInstance(name, modelName, init, worker, signature, pool, logger, clock);
+    const instance = new OnnxInstance(name, modelName, init, worker, signature, pool, logger, clock, threading, budget);
+    if (threading.mode === 'inline') {
+      try {
+        if (instance.inlineRefusal) throw new Error(`parameters 'execution_thread' is 'inline' but ${instance.inlineRefusal}; use auto or worker`);
+        instance.inline = await InlineSession.create(init);
+      } catch (err) {
+        await instance.finalize();
+        throw err;
+      }
+    }
+    return instance;
   }
 
   /**
@@ -132,6 +178,16 @@ export class OnnxInstance implements BackendInstance {
     return this.pending.size;
   }
 
+  /** Where the next run goes, as far as the measured run times say (auto mode) or the config does. */
+  get executionThread(): 'inline' | 'worker' {
+    return this.policy.thread;
+  }
+
+  /** Runs executed inline and on the worker so far. */
+  get runCounts(): { readonly inline: number; readonly worker: number } {
+    return { ...this.runs };
+  }
+
   async execute(requests: readonly ExecuteRequest[]): Promise<ExecuteOutcome> {
     if (requests.length === 0) return { results: [], timing: NO_TIME };
     if (requests.length > 1 && !this.batching) {
@@ -158,7 +214,22 @@ export class OnnxInstance implements BackendInstance {
 
     let answer: WireResult;
     try {
-      answer = await this.run(run, buffers);
+      let thread = this.threadNow();
+      while (thread === 'wait') {
+        await this.budget.yield();
+        thread = this.threadNow();
+      }
+      if (thread === 'inline') {
+        const result = this.inline!.run({ ...run, id: 0 });
+        answer = result instanceof Promise ? await result : result;
+        this.budget.charge(answer.timing.inputNs + answer.timing.inferNs + answer.timing.outputNs);
+        this.runs.inline += 1;
+        this.policy.record('inline', answer.timing.inferNs);
+      } else {
+        answer = await this.run(run, buffers);
+        this.runs.worker += 1;
+        this.policy.record('worker', answer.timing.inferNs);
+      }
     } catch (err) {
       // No answer: buffers that reached the dead worker are gone (detached), the rest go back.
       for (const buffer of buffers) this.pool.release(buffer);
@@ -261,6 +332,41 @@ export class OnnxInstance implements BackendInstance {
       const data = this.pool.acquire(byteLength);
       buffers.push(data);
       return [{ name, type: plan.type, dims, data, byteLength }];
+    });
+  }
+
+  /**
+   * Where a run asked for now goes. Inline only while no worker run is
+   * outstanding, so an instance's runs keep their order across a switch; and
+   * only while the event loop's budget has room: 'wait' means yield to the
+   * event loop, then ask again. Synchronous, so a worker run is queued in the
+   * same tick as execute() is called.
+   */
+  private threadNow(): 'inline' | 'worker' | 'wait' {
+    if (this.policy.thread !== 'inline' || this.closing || this.pending.size > 0) return 'worker';
+    if (!this.inline) {
+      this.openInline();
+      return 'worker';
+    }
+    return this.budget.hasRoom ? 'inline' : 'wait';
+  }
+
+  /** Auto mode found the model light: open its inline session, in the background (runs use the worker meanwhile). */
+  private openInline(): void {
+    if (this.openingInline) return;
+    if (this.inlineRefusal) {
+      this.policy.giveUpInline();
+      return;
+    }
+    this.openingInline = InlineSession.create(this.init).then((session) => {
+      if (this.closing) return session.close();
+      this.inline = session;
+      this.logger.info(`'${this.modelName}': instance ${this.name} runs inline (recent runs computed under ` +
+        `${this.threading.inlineMaxRunNs / 1000} µs)`);
+    }, (err: unknown) => {
+      this.policy.giveUpInline();
+      this.logger.warn(`'${this.modelName}': instance ${this.name} stays on its worker: the inline session did not open ` +
+        `(${err instanceof Error ? err.message.trim() : String(err)})`);
     });
   }
 
@@ -393,6 +499,9 @@ export class OnnxInstance implements BackendInstance {
 
   finalize(): Promise<void> {
     this.closing ??= (async () => {
+      await this.openingInline;
+      await this.inline?.close();
+      this.inline = undefined;
       await this.starting;
       const worker = this.worker;
       if (worker) {
@@ -498,4 +607,16 @@ function preallocation(spec: TensorSpec, batching: boolean, model: SignatureTens
   const modelDims = batching ? model.shape.slice(1) : model.shape;
   if (modelDims.length !== spec.dims.length || modelDims.some((d, i) => d >= 0 && d !== spec.dims[i])) return undefined;
   return { type, dims: spec.dims, elementBytes };
+}
+
+/** Why an instance cannot run inline, or undefined when it can. */
+function inlineRefusal(init: WorkerInit, signature: InstanceSignature, threading: InstanceThreading): string | undefined {
+  if (init.options.executionProvider !== 'cpu') return 'its instance runs on the CUDA execution provider';
+  // The worker thread deletes Float16Array (see onnx-worker.mjs); the event loop cannot, so float16 stays there.
+  const float16 = [...signature.inputs, ...signature.outputs].some((t) => t.modelType === 'float16');
+  if (float16 && 'Float16Array' in globalThis) return 'the model has float16 tensors, which this Node passes as Float16Array that the binding cannot read';
+  if (threading.mode === 'auto' && threading.modelBytes > INLINE_MAX_MODEL_BYTES) {
+    return `the model file is larger than ${INLINE_MAX_MODEL_BYTES / 1024 / 1024} MiB and would load on the event loop`;
+  }
+  return undefined;
 }

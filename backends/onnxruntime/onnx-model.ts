@@ -13,6 +13,7 @@ import { OnnxInstance } from './onnx-instance.ts';
 import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
 import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
 import type { WorkerSessionOptions } from './worker-protocol.ts';
+import { readExecutionThread } from './execution-thread.ts';
 
 const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 
@@ -24,6 +25,7 @@ export class OnnxModel implements BackendModel {
     private readonly context: ModelLoadContext,
     private readonly defaults: OnnxBackendSettings,
     private readonly modelPath: string,
+    private readonly modelBytes: number,
     private readonly pool: BufferPool,
     readonly signature: ModelSignature,
     first: OnnxInstance,
@@ -41,14 +43,14 @@ export class OnnxModel implements BackendModel {
     // Every instance shares one pool, so memory released by one run serves the next on any instance.
     const pool = context.bufferPool ?? new BufferPool();
     const firstGroup = context.settings.instanceGroups[0]!;
-    const first = await startInstance(context, defaults, modelPath, pool, firstGroup, 0, clock);
+    const first = await startInstance(context, defaults, modelPath, found.size, pool, firstGroup, 0, clock);
     const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
-    return new OnnxModel(context, defaults, modelPath, pool, { file, ...first.signature }, first, clock);
+    return new OnnxModel(context, defaults, modelPath, found.size, pool, { file, ...first.signature }, first, clock);
   }
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
     const reuse = this.spare && group === this.context.settings.instanceGroups[0] && indexInGroup === 0;
-    const instance = reuse ? this.spare! : await startInstance(this.context, this.defaults, this.modelPath, this.pool, group, indexInGroup, this.clock);
+    const instance = reuse ? this.spare! : await startInstance(this.context, this.defaults, this.modelPath, this.modelBytes, this.pool, group, indexInGroup, this.clock);
     if (reuse) this.spare = undefined;
     instance.configure(config);
     this.instances.push(instance);
@@ -132,13 +134,16 @@ function checkAccelerators(config: Obj | undefined, group: InstanceGroupSpec): v
 }
 
 async function startInstance(
-  context: ModelLoadContext, defaults: OnnxBackendSettings, modelPath: string, pool: BufferPool, group: InstanceGroupSpec, index: number, clock: Clock,
+  context: ModelLoadContext, defaults: OnnxBackendSettings, modelPath: string, modelBytes: number,
+  pool: BufferPool, group: InstanceGroupSpec, index: number, clock: Clock,
 ): Promise<OnnxInstance> {
   const options = sessionOptions(context, defaults, group);
+  const threading = { ...readExecutionThread(context.settings.parameters, group), modelBytes };
   try {
-    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger, clock);
+    return await OnnxInstance.create(`${group.name}_${index}`, context.modelName, { modelPath, options }, pool, context.logger, clock, threading);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
+    if (detail.startsWith('parameters ')) throw err;
     if (options.executionProvider === 'cuda') {
       throw new Error(`instance_group '${group.name}' has kind KIND_GPU, which needs ONNX Runtime's CUDA execution provider, ` +
         `and it could not start here (${detail.trim()}). onnxruntime-node only carries its CUDA libraries when installed on a CUDA machine ` +

@@ -219,6 +219,7 @@ async function main(): Promise<void> {
     children.push(switchyard);
     const payloads = requestPayloads();
     const canned = {} as Record<Mode, CannedResponse>;
+    // The bare route answers both forms, whichever are measured.
     for (const mode of ALL_MODES) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
     const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
     children.push(bare);

@@ -37,6 +37,7 @@ export default class Caller {
 }
 `;
 
+const INLINE = 'parameters { key: "execution_thread" value: { string_value: "inline" } }\n';
 const jsonInput = (name: string, data: readonly number[]) => ({ name, datatype: 'INT32', shape: [1, 16], data });
 const int32s = (bytes: Uint8Array): number[] => [...new Int32Array(Uint8Array.from(bytes).buffer)];
 
@@ -52,8 +53,11 @@ describe('pooled response memory goes back on every path', () => {
       cached: { config: addSubConfig('cached', 'response_cache { enable: true }\n'), versions: { 1: addSubModel('INT32', 16) } },
       chain: { config: chainEnsemble(), versions: { 1: null } },
       caller: { config: scriptConfig(), versions: {} },
+      add_sub_inline: { config: addSubConfig('add_sub_inline', INLINE), versions: { 1: addSubModel('INT32', 16) } },
+      caller_inline: { config: scriptConfig(), versions: {} },
     });
     await writeScript(root, 'caller', 1, CALLER);
+    await writeScript(root, 'caller_inline', 1, CALLER.replace("model: 'add_sub'", "model: 'add_sub_inline'"));
     fixture = await startBoth(root, { responseCache: { sizeBytes: 1 << 20 } });
     grpc = new RawGrpcClient(fixture.grpcAddress);
   });
@@ -149,6 +153,20 @@ describe('pooled response memory goes back on every path', () => {
       assert.deepEqual(int32s(response!['raw_output_contents'][0]), SUM);
     }, false);
     assert.equal(cacheHits(fixture.engine) - hitsBefore, 2, 'the second and third requests were answered from the cache');
+  });
+
+  test('a model run inline on the event loop (execution_thread: inline): HTTP, gRPC, gRPC stream and ctx.infer', async () => {
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'add_sub_inline', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
+    await balanced(fixture.engine, async () => {
+      const { response, error } = await grpc.call('ModelInfer', grpcRequest('add_sub_inline'));
+      assert.equal(error, undefined);
+      assert.deepEqual(int32s(response!['raw_output_contents'][0]), SUM);
+    });
+    await balanced(fixture.engine, async () => {
+      const replies: Message[] = await grpc.streamAll([grpcRequest('add_sub_inline'), grpcRequest('add_sub_inline')]);
+      assert.deepEqual(replies.map((r) => int32s(r['infer_response']['raw_output_contents'][0])), [SUM, SUM]);
+    });
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'caller_inline', [{ name: 'X', datatype: 'INT32', shape: [1, 16], data: A }], { Y: A.map((a) => a + 1) }));
   });
 
   test('HTTP JSON through a codec process', async () => {

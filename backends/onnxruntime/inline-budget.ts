@@ -1,0 +1,40 @@
+/**
+ * How long inline ONNX runs may hold the event loop in one stretch. Every
+ * instance in the process charges the one budget (there is one event loop);
+ * once a macrotask's inline work passes it, the next inline run first waits
+ * for setImmediate, so I/O and timers get their turn in between.
+ */
+
+/** Inline compute allowed between two yields to the event loop: 1 ms. */
+export const INLINE_TICK_BUDGET_NS = 1_000_000;
+
+export class InlineBudget {
+  private spentNs = 0;
+  private resetQueued = false;
+
+  constructor(readonly budgetNs: number) {}
+
+  /** Whether an inline run may start now, without yielding first. */
+  get hasRoom(): boolean {
+    return this.spentNs < this.budgetNs;
+  }
+
+  /** Counts a finished inline run; the count starts again at the next check phase. */
+  charge(ns: number): void {
+    this.spentNs += ns;
+    if (this.resetQueued) return;
+    this.resetQueued = true;
+    setImmediate(() => {
+      this.spentNs = 0;
+      this.resetQueued = false;
+    });
+  }
+
+  /** Resolves after the event loop has had its turn (queued behind the budget's reset). */
+  yield(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The event loop's one budget. */
+export const eventLoopBudget = new InlineBudget(INLINE_TICK_BUDGET_NS);
