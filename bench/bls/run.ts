@@ -168,17 +168,23 @@ async function runCell(engine: InferenceEngine, mode: Mode, model: string, varia
   const warmupMs = options.warmup * 1000;
   const durationMs = options.seconds * 1000;
   const boundary = (): { wallMs: number; cpu: number } => ({ wallMs: nowMs(), cpu: cpuMicros() });
-  const atStart = sleep(warmupMs).then(boundary);
-  const atEnd = sleep(warmupMs + durationMs).then(boundary);
+  // Taken as calls start, not on timers: a script that runs inline answers in microtasks only, and timers would wait.
+  const windowStart = nowMs() + warmupMs;
+  let start: { wallMs: number; cpu: number } | undefined;
+  let end: { wallMs: number; cpu: number } | undefined;
   const one = call(engine, model);
   let calls = 0;
   const poolBefore = engine.bufferPoolStats();
   const load = await runCallLoop({ concurrency, warmupMs, durationMs }, () => {
     calls++;
+    const now = nowMs();
+    if (start === undefined && now >= windowStart) start = boundary();
+    if (end === undefined && now >= windowStart + durationMs) end = boundary();
     return one();
   });
   const poolAfter = engine.bufferPoolStats();
-  const [start, end] = await Promise.all([atStart, atEnd]);
+  start ??= boundary();
+  end ??= boundary();
   const allocated = poolAfter.allocatedBytes + poolAfter.foreignBytes - poolBefore.allocatedBytes - poolBefore.foreignBytes;
   const cell: Cell = {
     mode, model, variant, concurrency, load,

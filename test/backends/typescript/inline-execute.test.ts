@@ -11,7 +11,7 @@ import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 import { int32x16, rejection, scriptConfig, valuesOf, within, writeScripts } from '../../helpers/script-fixtures.ts';
 
-/** Y = X, after a busy wait of `busy` ms (parameter), before or after a ctx.infer to `echo`, or an endless await. */
+/** Y = X, after a busy wait of `busy` ms (parameter), before or after a ctx.infer to `echo`; or an endless await, or endless calls. */
 const BUSY_SCRIPT = `
 const spin = (ms: number) => { const end = Date.now() + ms; while (Date.now() < end) { /* busy */ } };
 export default class {
@@ -21,6 +21,7 @@ export default class {
       const where = String(r.parameters.where ?? 'before');
       if (where === 'before') spin(busy);
       if (where === 'never') await new Promise(() => {});
+      if (where === 'loop') for (;;) await ctx.infer({ model: 'echo', inputs: { X: r.inputs.X } });
       const answer = await ctx.infer({ model: 'echo', inputs: { X: r.inputs.X } });
       if (where === 'after') spin(busy);
       return { outputs: { Y: answer.outputs.Y } };
@@ -38,7 +39,8 @@ describe('inline executes (parameters.inline_slice_ms)', () => {
   before(async () => {
     root = await makeRepository({
       busy: { config: scriptConfig({ executeTimeoutMs: 400, parameters: { inline_slice_ms: 100 } }), versions: {} },
-      echo: { config: scriptConfig(), versions: {} },
+      // Inline too: a call and its answer then involve no thread at all.
+      echo: { config: scriptConfig({ parameters: { inline_slice_ms: 100 } }), versions: {} },
     });
     await writeScripts(root, { busy: { 1: BUSY_SCRIPT }, echo: { 1: ECHO } });
     engine = await startEngine(root);
@@ -66,6 +68,20 @@ describe('inline executes (parameters.inline_slice_ms)', () => {
   test('execute_timeout_ms still bounds the whole execute(), awaits included', async () => {
     const err = await rejection(within(5000, 'busy', engine.infer(request({ where: 'never' }))));
     assert.match(err.message, /ran past its time limit of 400 ms in execute\(\) \(parameters\.execute_timeout_ms\)/);
+    const response = await within(5000, 'busy', engine.infer(request({ busy: 1 })));
+    assert.deepEqual(valuesOf(response.outputs[0]), valuesOf(int32x16('X', 5)));
+  });
+
+  test('endless calls between inline scripts still let the event loop turn: the watchdog ends them', async () => {
+    let turns = 0;
+    const ticker = setInterval(() => { turns++; }, 10);
+    try {
+      const err = await rejection(within(5000, 'busy', engine.infer(request({ where: 'loop' }))));
+      assert.match(err.message, /ran past its time limit of 400 ms in execute\(\)/);
+    } finally {
+      clearInterval(ticker);
+    }
+    assert.ok(turns >= 5, `the event loop ran ${turns} timer turns in 400 ms`);
     const response = await within(5000, 'busy', engine.infer(request({ busy: 1 })));
     assert.deepEqual(valuesOf(response.outputs[0]), valuesOf(int32x16('X', 5)));
   });
