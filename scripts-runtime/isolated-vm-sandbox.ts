@@ -12,12 +12,15 @@
  * armed until due even after the call returned, which slows every later call. A disposed sandbox stays dead; the instance
  * that owns it makes a new one.
  *
+ * Inline executes (limits.inlineSliceMs > 0, parameters.inline_slice_ms): execute() runs on the host's own thread
+ * (applySync), and so does each continuation after a ctx.infer answer, so a call pays no hand-off to the isolate's
+ * thread and back. Each such synchronous slice holds the event loop, at most inlineSliceMs: isolated-vm's timeout
+ * stops a slice past it, and the isolate is disposed as for any limit. The watchdog still bounds the whole execute().
+ *
  * The bootstrap's entry points answer an Outcome, { ok, value } or { ok: false, message, code }, never a throw:
  * what the script threw reaches the host as a bounded message and code, not as a copy of the thrown value.
  */
 
-/** What every bootstrap entry point resolves to. */
-type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
 import type ivm from 'isolated-vm-types';
 import { transferList } from '../engine/memory/owned-buffer.ts';
 import { isolatedVm } from './isolated-vm-line.ts';
@@ -28,14 +31,26 @@ import {
   type ScriptResponse, type ScriptSandbox,
 } from './sandbox.ts';
 
+/** What every bootstrap entry point resolves to. */
+type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
+
+/** An inline execute waiting for its outcome, which the isolate hands over through the settled Reference. */
+interface InlineExecute {
+  readonly resolve: (outcome: Outcome<ScriptResponse[]>) => void;
+  readonly reject: (failure: SandboxFailure) => void;
+}
+
 export class IsolatedVmSandbox implements ScriptSandbox {
   private ended: SandboxFailure | undefined;
   private closing: Promise<void> | undefined;
+  /** Inline executes running now, by batch. */
+  private readonly inline = new Map<number, InlineExecute>();
 
   private constructor(
     private readonly isolate: ivm.Isolate,
     private readonly entry: {
-      readonly execute: ivm.Reference; readonly executeDecoupled: ivm.Reference; readonly cancel: ivm.Reference; readonly finalize: ivm.Reference;
+      readonly execute: ivm.Reference; readonly executeInline: ivm.Reference; readonly answer: ivm.Reference;
+      readonly executeDecoupled: ivm.Reference; readonly cancel: ivm.Reference; readonly finalize: ivm.Reference;
     },
     private readonly limits: SandboxLimits,
     private readonly what: string,
@@ -45,6 +60,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
   static async create(script: CompiledScript, identity: SandboxIdentity, limits: SandboxLimits, bridge: HostBridge): Promise<IsolatedVmSandbox> {
     const isolate = new isolatedVm.Isolate({ memoryLimit: limits.memoryLimitMb });
     const what = `script '${identity.name}' (${identity.instance})`;
+    let made: IsolatedVmSandbox | undefined;
     try {
       const context = await isolate.createContext();
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
@@ -60,27 +76,43 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         }
         // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
         if (isolate.isDisposed) return undefined as never;
-        return new isolatedVm.ExternalCopy(answer, { transferList: transferableBuffers(answer) }).copyInto({ release: true, transferIn: true });
+        return intoIsolate(answer, transferableBuffers(answer));
       });
       const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
       const respond = new isolatedVm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
         await bridge.respond?.(batch, index, response, final) ?? false);
+      // Inline ctx.infer: called synchronously from inside the isolate's slice. The engine takes it on the next turn of
+      // the event loop, never in a microtask: calls between inline scripts would otherwise chain slices without end,
+      // and starve every timer (the watchdog's included) and all I/O.
+      const inferInline = new isolatedVm.Reference((call: unknown, batch: number, ticket: number): void => {
+        setImmediate(() => {
+          bridge.infer(call, batch)
+            .catch((err: unknown): ScriptInferAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
+            .then((answer) => made?.answerInline(ticket, answer), () => {});
+        });
+      });
+      const settled = new isolatedVm.Reference((batch: number, outcome: Outcome<ScriptResponse[]>): void => made?.settleInline(batch, outcome));
       const settings: BootstrapSettings = {
         maxTransferBytes: limits.maxTransferMb * 1024 * 1024, logLineMaxChars: limits.logLineMaxChars,
         logLinesPerExecute: limits.logLinesPerExecute, allowWebAssembly: limits.allowWebAssembly,
       };
-      const api = await context.evalClosure(await isolateBootstrapSource(), [infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto()], {
+      const api = await context.evalClosure(await isolateBootstrapSource(), [
+        infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto(), inferInline, settled,
+      ], {
         result: { reference: true },
       }) as ivm.Reference;
       const entry = {
         load: await api.get('load', { reference: true }) as ivm.Reference,
         execute: await api.get('execute', { reference: true }) as ivm.Reference,
+        executeInline: await api.get('executeInline', { reference: true }) as ivm.Reference,
+        answer: await api.get('answer', { reference: true }) as ivm.Reference,
         executeDecoupled: await api.get('executeDecoupled', { reference: true }) as ivm.Reference,
         cancel: await api.get('cancel', { reference: true }) as ivm.Reference,
         finalize: await api.get('finalize', { reference: true }) as ivm.Reference,
       };
       const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
+      made = sandbox;
       await sandbox.guarded('initialize', () => entry.load.apply(undefined, [identity], {
         arguments: { copy: true }, result: { promise: true, copy: true },
       }) as Promise<Outcome<undefined>>);
@@ -110,7 +142,13 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async execute(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<readonly ScriptResponse[]> {
     if (this.ended) throw this.ended;
-    const argument = new isolatedVm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
+    const argument = intoIsolate(requests, transferList(transfer));
+    if (this.limits.inlineSliceMs > 0) {
+      return await this.guarded('execute', () => new Promise<Outcome<ScriptResponse[]>>((resolve, reject) => {
+        this.inline.set(batch, { resolve, reject });
+        this.slice(() => this.entry.executeInline.applySync(undefined, [argument, batch], { timeout: this.limits.inlineSliceMs }));
+      }));
+    }
     return await this.guarded('execute', () => this.entry.execute.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     }) as Promise<Outcome<ScriptResponse[]>>);
@@ -118,7 +156,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   async executeDecoupled(requests: readonly ScriptRequest[], transfer: readonly ArrayBuffer[], batch: number): Promise<void> {
     if (this.ended) throw this.ended;
-    const argument = new isolatedVm.ExternalCopy(requests, { transferList: transferList(transfer) }).copyInto({ release: true, transferIn: true });
+    const argument = intoIsolate(requests, transferList(transfer));
     await this.guarded('execute', () => this.entry.executeDecoupled.apply(undefined, [argument, batch], {
       result: { promise: true, copy: true },
     }) as Promise<Outcome<undefined>>);
@@ -140,9 +178,48 @@ export class IsolatedVmSandbox implements ScriptSandbox {
           result: { promise: true, copy: true },
         }) as Promise<Outcome<undefined>>).catch(() => {});
       }
-      if (!this.isolate.isDisposed) this.isolate.dispose();
+      this.disposeIsolate();
     })();
     return this.closing;
+  }
+
+  /** An inline ctx.infer answered: its continuation runs now, as one more slice of the execute that made it. */
+  private answerInline(ticket: number, answer: ScriptInferAnswer): void {
+    if (!this.alive) return;
+    const copy = intoIsolate(answer, transferableBuffers(answer));
+    this.slice(() => this.entry.answer.applySync(undefined, [ticket, copy], { timeout: this.limits.inlineSliceMs }));
+  }
+
+  /** An inline execute's outcome, handed over from inside a slice. */
+  private settleInline(batch: number, outcome: Outcome<ScriptResponse[]>): void {
+    const waiting = this.inline.get(batch);
+    this.inline.delete(batch);
+    waiting?.resolve(outcome);
+  }
+
+  /** Runs one synchronous slice of an inline execute; a slice that fails (past its time, out of memory) ends the sandbox. */
+  private slice(run: () => unknown): void {
+    try {
+      run();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.ended ??= /Script execution timed out/.test(message)
+        ? new SandboxFailure('timeout', `${this.what} held the event loop past parameters.inline_slice_ms (${this.limits.inlineSliceMs} ms) ` +
+          'in one synchronous part of execute(); its isolate was disposed and a new one is starting')
+        : /memory limit/i.test(message)
+          ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in execute() ` +
+            `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
+          : new SandboxFailure('crashed', `${this.what} stopped in execute(): ${message}; a new isolate is starting`);
+      this.disposeIsolate();
+    }
+  }
+
+  /** Frees the isolate; inline executes still waiting fail with why it ended. */
+  private disposeIsolate(): void {
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+    const failure = this.ended ?? new SandboxFailure('crashed', `${this.what} was disposed`);
+    for (const waiting of this.inline.values()) waiting.reject(failure);
+    this.inline.clear();
   }
 
   /**
@@ -157,7 +234,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       `in ${stage}() (parameters.execute_timeout_ms); its isolate was disposed and a new one is starting`);
     const timer = setTimeout(() => {
       this.ended ??= timeout();
-      if (!this.isolate.isDisposed) this.isolate.dispose();
+      this.disposeIsolate();
     }, this.limits.executeTimeoutMs);
     let outcome: Outcome<T>;
     try {
@@ -172,7 +249,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
           : new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`));
       this.ended ??= failure;
-      if (!this.isolate.isDisposed) this.isolate.dispose();
+      this.disposeIsolate();
       throw failure;
     } finally {
       clearTimeout(timer);
@@ -184,6 +261,22 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       : outcome.message;
     throw Object.assign(new Error(message), outcome.code === undefined ? {} : { code: outcome.code });
   }
+}
+
+/**
+ * Below this many bytes of buffers, a value going into the isolate is copied rather than its buffers moved: isolated-vm
+ * moves a buffer at a higher fixed cost than it copies a small one (two 64-byte tensors: 19 µs moved, 14.5 µs copied).
+ * Either way the host gives the buffers up: they are its own copies, or pooled buffers the pool has forgotten.
+ */
+const COPY_BELOW_BYTES = 64 * 1024;
+
+/** `value` as an argument for the isolate, its `buffers` (each the host's own, and given up) copied when small, else moved. */
+function intoIsolate(value: unknown, buffers: readonly ArrayBuffer[]): ivm.Copy<never> {
+  let bytes = 0;
+  for (const buffer of buffers) bytes += buffer.byteLength;
+  return (bytes < COPY_BELOW_BYTES
+    ? new isolatedVm.ExternalCopy(value).copyInto({ release: true })
+    : new isolatedVm.ExternalCopy(value, { transferList: [...buffers] }).copyInto({ release: true, transferIn: true })) as ivm.Copy<never>;
 }
 
 /** The buffers of our own under an answer's output tensors: they move into the isolate rather than being copied. */

@@ -70,6 +70,11 @@ export interface SandboxLimits {
   readonly logLinesPerExecute: number;
   /** WebAssembly's memory lives outside the isolate's heap limit, so it is there only when a model asks. */
   readonly allowWebAssembly: boolean;
+  /**
+   * 0: execute() runs on the isolate's own thread. Above 0: it runs on the host's thread, in synchronous slices
+   * (up to each ctx.infer, and on from each answer) of at most this many ms each; a longer slice ends the sandbox.
+   */
+  readonly inlineSliceMs: number;
 }
 
 /**

@@ -15,6 +15,9 @@
  *   allow_webassembly          'true' keeps WebAssembly, whose memory the heap limit does not bound (default false)
  *   max_infer_calls_in_flight  ctx.infer calls one execute() may have unanswered (default 64)
  *   max_concurrent_executes    batches one instance runs at once, all but one waiting on ctx.infer (default 16)
+ *   inline_slice_ms            above 0, execute() runs on the event loop's thread rather than the isolate's, no
+ *                              thread hand-off per call or per ctx.infer answer, each synchronous part of it at
+ *                              most this long (default 0: off; not for decoupled models)
  */
 import { readFile } from 'node:fs/promises';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
@@ -34,9 +37,12 @@ export const DEFAULT_LOG_LINES_PER_EXECUTE = 1000;
 export const DEFAULT_SCRIPT_LIMITS: SandboxLimits = {
   memoryLimitMb: DEFAULT_MEMORY_LIMIT_MB, executeTimeoutMs: DEFAULT_EXECUTE_TIMEOUT_MS, maxTransferMb: DEFAULT_MEMORY_LIMIT_MB,
   logLineMaxChars: DEFAULT_LOG_LINE_MAX_CHARS, logLinesPerExecute: DEFAULT_LOG_LINES_PER_EXECUTE, allowWebAssembly: false,
+  inlineSliceMs: 0,
 };
 export const DEFAULT_MAX_INFER_CALLS_IN_FLIGHT = 64;
 export const DEFAULT_MAX_CONCURRENT_EXECUTES = 16;
+/** The longest an inline execute may hold the event loop in one slice (parameters.inline_slice_ms). */
+export const MAX_INLINE_SLICE_MS = 1000;
 /** isolated-vm refuses smaller heaps. */
 const MIN_MEMORY_LIMIT_MB = 8;
 
@@ -63,6 +69,9 @@ export class ScriptModel implements BackendModel {
 
   async createInstance(config: CompiledModelConfig, group: InstanceGroupSpec, indexInGroup: number): Promise<BackendInstance> {
     if (!this.context.infer) throw new Error('TypeScript models need the server\'s infer entry for ctx.infer');
+    if (config.decoupled && this.limits.sandbox.inlineSliceMs > 0) {
+      throw new Error('parameters \'inline_slice_ms\' does not apply to a decoupled model: its send() waits for the host, which an inline execute cannot');
+    }
     const instance = await ScriptInstance.create({
       name: `${group.name}_${indexInGroup}`,
       version: this.context.version,
@@ -107,6 +116,10 @@ function limitsOf(context: ModelLoadContext): ScriptLimits {
     throw new Error(`parameters '${key}' is '${text}': use 'true' or 'false'`);
   };
   const memoryLimitMb = number('memory_limit_mb', DEFAULT_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB);
+  const inlineSliceMs = number('inline_slice_ms', 0, 0);
+  if (inlineSliceMs > MAX_INLINE_SLICE_MS) {
+    throw new Error(`parameters 'inline_slice_ms' is '${inlineSliceMs}': at most ${MAX_INLINE_SLICE_MS}, since each slice holds the event loop`);
+  }
   return {
     sandbox: {
       memoryLimitMb,
@@ -115,6 +128,7 @@ function limitsOf(context: ModelLoadContext): ScriptLimits {
       logLineMaxChars: number('log_line_max_chars', DEFAULT_LOG_LINE_MAX_CHARS, 1),
       logLinesPerExecute: number('log_lines_per_execute', DEFAULT_LOG_LINES_PER_EXECUTE, 0),
       allowWebAssembly: flag('allow_webassembly'),
+      inlineSliceMs,
     },
     maxConcurrentExecutes: number('max_concurrent_executes', DEFAULT_MAX_CONCURRENT_EXECUTES, 1),
     maxInferCallsInFlight: number('max_infer_calls_in_flight', DEFAULT_MAX_INFER_CALLS_IN_FLIGHT, 1),

@@ -30,13 +30,20 @@ export interface ScriptVariant {
   readonly label: string;
   readonly instances: number;
   readonly dynamicBatching: boolean;
+  /** parameters.inline_slice_ms, when the variant runs its executes on the event loop's thread. */
+  readonly inlineSliceMs?: number;
 }
 
-export function scriptVariants(instances: number): readonly ScriptVariant[] {
+export function scriptVariants(instances: number, inlineSliceMs: number): readonly ScriptVariant[] {
   return [
     { key: 'single', label: '1 instance', instances: 1, dynamicBatching: false },
     { key: 'instances', label: `${instances} instances`, instances, dynamicBatching: false },
     { key: 'batched', label: '1 instance, dynamic_batching', instances: 1, dynamicBatching: true },
+    { key: 'inline', label: `1 instance, inline_slice_ms ${inlineSliceMs}`, instances: 1, dynamicBatching: false, inlineSliceMs },
+    {
+      key: 'inline_batched', label: `1 instance, dynamic_batching, inline_slice_ms ${inlineSliceMs}`, instances: 1, dynamicBatching: true,
+      inlineSliceMs,
+    },
   ];
 }
 
@@ -75,7 +82,7 @@ function tensors(kind: 'input' | 'output', names: readonly string[]): string {
   return `${kind} [\n${names.map((n) => `  { name: "${n}" data_type: TYPE_FP32 dims: [ ${SIZE} ] }`).join(',\n')}\n]`;
 }
 
-function config(name: string, head: string, instances: number, dynamicBatching: boolean): string {
+function config(name: string, head: string, instances: number, dynamicBatching: boolean, inlineSliceMs?: number): string {
   return [
     `name: "${name}"`,
     head,
@@ -84,12 +91,13 @@ function config(name: string, head: string, instances: number, dynamicBatching: 
     tensors('output', OUTPUTS),
     `instance_group [ { count: ${instances}, kind: KIND_CPU } ]`,
     ...(dynamicBatching ? ['dynamic_batching { }'] : []),
+    ...(inlineSliceMs ? [`parameters { key: "inline_slice_ms" value: { string_value: "${inlineSliceMs}" } }`] : []),
     '',
   ].join('\n');
 }
 
-export const scriptConfig = (name: string, instances: number, dynamicBatching: boolean): string =>
-  config(name, 'backend: "typescript"', instances, dynamicBatching);
+export const scriptConfig = (name: string, instances: number, dynamicBatching: boolean, inlineSliceMs?: number): string =>
+  config(name, 'backend: "typescript"', instances, dynamicBatching, inlineSliceMs);
 
 /** Writes a TypeScript model's config and its version 1 model.ts into a repository. */
 export async function writeScriptModel(root: string, name: string, configText: string, source: string): Promise<void> {
@@ -105,8 +113,8 @@ export async function buildLatencyRepository(variants: readonly ScriptVariant[])
     [TARGET]: { config: config(TARGET, 'platform: "onnxruntime_onnx"', 1, false), versions: { 1: addSubModel('FP32', SIZE) } },
   });
   for (const variant of variants) {
-    await writeScriptModel(root, blsModel(variant), scriptConfig(blsModel(variant), variant.instances, variant.dynamicBatching), BLS_SOURCE);
-    await writeScriptModel(root, echoModel(variant), scriptConfig(echoModel(variant), variant.instances, variant.dynamicBatching), ECHO_SOURCE);
+    await writeScriptModel(root, blsModel(variant), scriptConfig(blsModel(variant), variant.instances, variant.dynamicBatching, variant.inlineSliceMs), BLS_SOURCE);
+    await writeScriptModel(root, echoModel(variant), scriptConfig(echoModel(variant), variant.instances, variant.dynamicBatching, variant.inlineSliceMs), ECHO_SOURCE);
   }
   return root;
 }

@@ -31,6 +31,7 @@
  *   BENCH_COLD_STARTS       repetitions of each cold-start measurement (default 40; 0 for none)
  *   BENCH_BUFFER_POOLING    0 runs the latency server with bufferPooling off (default on)
  *   BENCH_SETTLE            idle seconds after each script cell (default 0), see SETTLE_NOTE
+ *   BENCH_INLINE_SLICE_MS   parameters.inline_slice_ms of the inline variants (default 50)
  *
  * It never asserts: it prints tables and whether each target is met.
  */
@@ -72,6 +73,7 @@ interface Options {
   readonly coldStarts: number;
   readonly bufferPooling: boolean;
   readonly settleSeconds: number;
+  readonly inlineSliceMs: number;
 }
 
 /** A number >= 0 from the environment, or the fallback when unset. */
@@ -94,6 +96,7 @@ function readOptions(): Options {
     coldStarts,
     bufferPooling: process.env['BENCH_BUFFER_POOLING'] !== '0',
     settleSeconds: nonNegative('BENCH_SETTLE', 0),
+    inlineSliceMs: Math.round(envNumber('BENCH_INLINE_SLICE_MS', 50)),
   };
 }
 
@@ -165,17 +168,23 @@ async function runCell(engine: InferenceEngine, mode: Mode, model: string, varia
   const warmupMs = options.warmup * 1000;
   const durationMs = options.seconds * 1000;
   const boundary = (): { wallMs: number; cpu: number } => ({ wallMs: nowMs(), cpu: cpuMicros() });
-  const atStart = sleep(warmupMs).then(boundary);
-  const atEnd = sleep(warmupMs + durationMs).then(boundary);
+  // Taken as calls start, not on timers: a script that runs inline answers in microtasks only, and timers would wait.
+  const windowStart = nowMs() + warmupMs;
+  let start: { wallMs: number; cpu: number } | undefined;
+  let end: { wallMs: number; cpu: number } | undefined;
   const one = call(engine, model);
   let calls = 0;
   const poolBefore = engine.bufferPoolStats();
   const load = await runCallLoop({ concurrency, warmupMs, durationMs }, () => {
     calls++;
+    const now = nowMs();
+    if (start === undefined && now >= windowStart) start = boundary();
+    if (end === undefined && now >= windowStart + durationMs) end = boundary();
     return one();
   });
   const poolAfter = engine.bufferPoolStats();
-  const [start, end] = await Promise.all([atStart, atEnd]);
+  start ??= boundary();
+  end ??= boundary();
   const allocated = poolAfter.allocatedBytes + poolAfter.foreignBytes - poolBefore.allocatedBytes - poolBefore.foreignBytes;
   const cell: Cell = {
     mode, model, variant, concurrency, load,
@@ -265,7 +274,7 @@ async function startEngine(root: string, bufferPooling: boolean): Promise<Infere
 
 async function runLatency(options: Options): Promise<void> {
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
-  const variants = scriptVariants(options.scriptInstances);
+  const variants = scriptVariants(options.scriptInstances, options.inlineSliceMs);
   const root = await buildLatencyRepository(variants);
   try {
     const engine = await startEngine(root, options.bufferPooling);
@@ -282,8 +291,8 @@ async function runLatency(options: Options): Promise<void> {
       };
       for (const c of options.concurrencies) {
         await run('direct', TARGET, undefined, c);
-        // One request at a time gives every variant the same schedule: only the first is run at c=1.
-        for (const variant of c === 1 ? variants.slice(0, 1) : variants) {
+        // One request at a time gives every variant the same schedule: only the first, and the first inline one, run at c=1.
+        for (const variant of c === 1 ? variants.filter((v, i) => i === 0 || v.key === 'inline') : variants) {
           await run('script-only', echoModel(variant), variant, c);
           await run('bls', blsModel(variant), variant, c);
         }

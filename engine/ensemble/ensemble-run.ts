@@ -43,7 +43,20 @@ export interface EnsembleRunContext {
   readonly ownParameters: readonly string[];
   /** One per step, shared by every run of the ensemble (max_inflight_requests); absent when there is no limit. */
   readonly limiters?: readonly StepInflightLimiter[];
+  /**
+   * Each step (in plan order) reads what the one before it wrote, so a run has at most one step in flight: no
+   * failure ever has a sibling to cancel, and the steps can carry the request's own signal (see isChain).
+   */
+  readonly chain?: boolean;
 }
+
+/** Whether every step, in plan order, reads a tensor the step before it writes: then steps run one at a time. */
+export function isChain(plan: EnsemblePlan): boolean {
+  return plan.order.every((index, k) => k === 0 || plan.steps[index]!.inputs.some((l) => plan.producer.get(l.tensor) === plan.order[k - 1]));
+}
+
+/** What a step waiting for its limiter listens to when nothing can cancel it. */
+const NEVER_ABORTED = new AbortController().signal;
 
 /** The tensor under another name; `owned` says whether the receiver gets its buffer. */
 export function renamed(tensor: Tensor, name: string, owned = false): Tensor {
@@ -60,7 +73,14 @@ export class EnsembleRun {
   /** How many needed steps have yet to finish reading each tensor. */
   private readonly readsLeft = new Map<string, number>();
   private readonly keep: ReadonlySet<string>;
-  private readonly controller = new AbortController();
+  /**
+   * Cancels the steps in flight when the run fails or its client goes away. A chain has no sibling to cancel, so its
+   * steps carry the request's own signal and no controller is made (an AbortController and a listener per step
+   * cost more than the rest of the step's bookkeeping).
+   */
+  private readonly controller: AbortController | undefined;
+  private readonly stepSignal: AbortSignal | undefined;
+  private readonly callChain: readonly string[];
   private readonly parameters: Readonly<Record<string, ParameterValue>> | undefined;
   private finished = 0;
   private failed = false;
@@ -90,6 +110,9 @@ export class EnsembleRun {
       for (const [tensor, writers] of plan.joins) this.joinWritersLeft.set(tensor, writers.filter((w) => this.needed.has(w)).length);
     }
     this.parameters = stepParameters(request.parameters, context.ownParameters);
+    this.controller = context.chain ? undefined : new AbortController();
+    this.stepSignal = this.controller?.signal ?? request.signal;
+    this.callChain = [...(request.callChain ?? []), plan.ensemble];
   }
 
   /** Resolves with every wanted tensor by its ensemble name, or rejects with the first failure. */
@@ -175,7 +198,7 @@ export class EnsembleRun {
   /** Starts the step, once its limiter (max_inflight_requests) has room for it. */
   private launch(step: PlannedStep): void {
     const limiter = this.context.limiters?.[step.index];
-    const waiting = limiter?.acquire(this.context.plan.ensemble, this.controller.signal);
+    const waiting = limiter?.acquire(this.context.plan.ensemble, this.stepSignal ?? NEVER_ABORTED);
     if (!waiting) {
       this.send(step, limiter);
       return;
@@ -203,8 +226,8 @@ export class EnsembleRun {
       inputs,
       outputs,
       ...(this.parameters ? { parameters: this.parameters } : {}),
-      signal: this.controller.signal,
-      callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
+      ...(this.stepSignal ? { signal: this.stepSignal } : {}),
+      callChain: this.callChain,
     }).then((response) => {
       limiter?.release();
       if (this.failed) {
@@ -291,7 +314,7 @@ export class EnsembleRun {
 
   private fail(error: SwitchyardError): void {
     this.failed = true;
-    this.controller.abort(error);
+    this.controller?.abort(error);
     this.reject(error);
   }
 

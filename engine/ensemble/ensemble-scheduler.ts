@@ -25,7 +25,7 @@ import type { Scheduler, SchedulerContext } from '../scheduling/scheduler.ts';
 import type { Tensor } from '../tensor.ts';
 import type { ComputeTiming } from '../backend.ts';
 import type { EnsemblePlan } from './ensemble-plan.ts';
-import { EnsembleRun, renamed, type EnsembleRunContext } from './ensemble-run.ts';
+import { EnsembleRun, isChain, renamed, type EnsembleRunContext } from './ensemble-run.ts';
 import { EnsembleStreamRun } from './ensemble-stream-run.ts';
 import { StepInflightLimiter } from './step-inflight-limiter.ts';
 import { defaultOutputTensor } from './output-default.ts';
@@ -47,7 +47,7 @@ export class EnsembleScheduler implements Scheduler {
     const limit = plan.maxInflightRequests;
     if (limit > 0) context.logger.info(`Ensemble model '${plan.ensemble}' configured with max_inflight_requests: ${limit}`);
     this.run = {
-      plan, infer, stats: context.stats, pool: context.bufferPool, ownParameters: [DEBUG_TENSORS_PARAMETER],
+      plan, infer, stats: context.stats, pool: context.bufferPool, ownParameters: [DEBUG_TENSORS_PARAMETER], chain: isChain(plan),
       ...(limit > 0 ? { limiters: plan.steps.map(() => new StepInflightLimiter(limit)) } : {}),
     };
     this.inferStream = context.inferStream;

@@ -1,7 +1,7 @@
 /**
  * The text of the isolate bootstrap, made from bootstrap.ts: the file is read and its types stripped by esbuild
  * (a transform of this one file: no bundling, no helpers, no renaming, no minification, nothing lowered), then
- * wrapped into the closure body that isolated-vm's evalClosure runs with the host's handles as `$0` to `$4`.
+ * wrapped into the closure body that isolated-vm's evalClosure runs with the host's handles as `$0` to `$6`.
  * Made once per process, on the first isolate, and kept.
  */
 import { readFile } from 'node:fs/promises';
@@ -17,7 +17,8 @@ export const BOOTSTRAP_FUNCTION = 'isolateBootstrap';
 
 let source: Promise<string> | undefined;
 
-/** The closure body for evalClosure: `$0` infer, `$1` log, `$2` the model's factory, `$3` respond, `$4` the settings. */
+/** The closure body for evalClosure: `$0` infer, `$1` log, `$2` the model's factory, `$3` respond, `$4` the settings,
+ * `$5` inferInline, `$6` settled (inline executes). */
 export function isolateBootstrapSource(): Promise<string> {
   if (!source) {
     source = readFile(BOOTSTRAP_MODULE, 'utf8').then(bootstrapFromModule);
@@ -38,5 +39,5 @@ export async function bootstrapFromModule(text: string): Promise<string> {
     legalComments: 'none',
     logLevel: 'silent',
   });
-  return `'use strict';\n${result.code}\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4);\n`;
+  return `'use strict';\n${result.code}\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4, $5, $6);\n`;
 }

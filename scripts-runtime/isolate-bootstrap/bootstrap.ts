@@ -1,14 +1,21 @@
 /**
  * The JavaScript that runs first in every script isolate. This file is never imported: bootstrap-source.ts reads it as
  * text, strips its types with esbuild, and hands the isolate a closure body that declares isolateBootstrap() and
- * returns isolateBootstrap($0, $1, $2, $3, $4). So it may import types only, and its code may use nothing but the
+ * returns isolateBootstrap($0, $1, $2, $3, $4, $5, $6). So it may import types only, and its code may use nothing but the
  * standard built-ins an isolate has (tsconfig.json beside it checks it against those alone).
  *
  * The arguments: the host's infer Reference (called with the request and the number of the execute making it), its
  * log Reference, the model's compiled code as a function of (module, exports), the host's respond Reference (decoupled
- * models), and the BootstrapSettings (limits) as a plain copy. It keeps those handles in its own scope, so the author's
+ * models), the BootstrapSettings (limits) as a plain copy, and the two host References of inline executes (inferInline,
+ * settled; see below). It keeps those handles in its own scope, so the author's
  * code only ever sees plain functions (ctx.infer, ctx.log, request.send), and returns to the host the entry points it
- * calls: load, execute, executeDecoupled, cancel, finalize.
+ * calls: load, execute, executeInline, answer, executeDecoupled, cancel, finalize.
+ *
+ * Inline executes (parameters.inline_slice_ms): the host runs executeInline() with applySync, so the script runs on the
+ * host's thread rather than the isolate's own, and no thread hand-off is paid. Nothing in it waits across the boundary:
+ * its ctx.infer hands the request over with a synchronous call (inferInline, with a ticket) and waits on a promise that
+ * the host settles later through answer(ticket, ...), again with applySync; the execute's outcome goes back the same
+ * way (settled). Every such call is one bounded synchronous slice; the host bounds each with isolated-vm's timeout.
  *
  * It runs before the author's module does, and the author's code can replace any built-in afterwards
  * (Array.prototype.map, Promise.prototype.then, JSON.stringify, Symbol.iterator, Object.prototype setters ...).
@@ -56,6 +63,10 @@ export interface BootstrapFailure { readonly ok: false; readonly message: string
 export interface BootstrapEntryPoints {
   load(identity: BootstrapIdentity): Promise<BootstrapOutcome<undefined>>;
   execute(requests: readonly unknown[], batch: number): Promise<BootstrapOutcome<unknown>>;
+  /** execute() for the host's thread: returns at once; the outcome goes to the host's settled(batch, outcome). */
+  executeInline(requests: readonly unknown[], batch: number): void;
+  /** The host's answer to the inline ctx.infer call holding `ticket`. */
+  answer(ticket: number, answer: InferAnswer): void;
   executeDecoupled(requests: readonly Record<string, unknown>[], batch: number): Promise<BootstrapOutcome<undefined>>;
   cancel(batch: number, index: number): void;
   finalize(): Promise<BootstrapOutcome<undefined>>;
@@ -66,6 +77,7 @@ interface HostReference {
   apply(receiver: undefined, args: unknown[], options: object): Promise<unknown>;
   applyIgnored(receiver: undefined, args: unknown[], options: object): void;
   applySyncPromise(receiver: undefined, args: unknown[], options: object): unknown;
+  applySync(receiver: undefined, args: unknown[], options: object): unknown;
 }
 
 /** The host's answer to a ctx.infer call, its tensors already moved into this isolate. */
@@ -112,7 +124,7 @@ type Uncurried<F> = F extends (...args: infer A) => infer R ? (self: unknown, ..
 
 function isolateBootstrap(
   hostInfer: HostReference, hostLog: HostReference, factory: (module: AuthorModule, exports: AuthorModule['exports']) => void,
-  hostRespond: HostReference, settings: BootstrapSettings,
+  hostRespond: HostReference, settings: BootstrapSettings, hostInferInline: HostReference, hostSettled: HostReference,
 ): BootstrapEntryPoints {
   // Intrinsics, captured before the author's code runs. uncurry(f)(self, ...args) is f.call(self, ...args)
   // without looking anything up at call time.
@@ -130,6 +142,7 @@ function isolateBootstrap(
   const StringOf = String;
   const ErrorConstructor = Error;
   const BigIntOf = BigInt;
+  const PromiseConstructor = Promise;
   const StringSlice = uncurry(String.prototype.slice);
   const BigIntToString = uncurry(BigInt.prototype.toString);
   const TypedArrayPrototype: object = ObjectGetPrototypeOf(Uint8Array.prototype);
@@ -287,6 +300,32 @@ function isolateBootstrap(
     return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
   }
 
+  // ---- Inline ctx.infer: handed over synchronously with a ticket; the host's answer(ticket, ...) settles it.
+  const inferInlineOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+  const settledOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+  const tickets: Bare<Partial<Record<number, (answer: InferAnswer) => void>>> = { __proto__: null };
+  let lastTicket = 0;
+
+  async function inferInline(request: unknown, batch: number): Promise<unknown> {
+    if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
+    const inFlight = callsInFlight[batch] || 0;
+    if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
+    const copy = copyOut(request, 'the ctx.infer request');
+    const ticket = ++lastTicket;
+    const answered = new PromiseConstructor<InferAnswer>((resolve) => { tickets[ticket] = resolve; });
+    callsInFlight[batch] = inFlight + 1;
+    let answer: InferAnswer;
+    try {
+      hostInferInline.applySync(undefined, [copy, batch, ticket], inferInlineOptions);
+      answer = await answered;
+    } finally {
+      delete tickets[ticket];
+      if (--callsInFlight[batch]! === 0) delete callsInFlight[batch];
+    }
+    if (answer.error !== undefined) throw fail(answer.error, answer.code);
+    return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
+  }
+
   // ---- ctx.log: each line cut to logLineMaxChars, at most logLinesPerExecute per execute(); the rest are counted.
   const logOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
   let logLines = 0;
@@ -387,8 +426,34 @@ function isolateBootstrap(
   let identityOf: Bare<Omit<BootstrapIdentity, 'inferLimit'>>;
 
   // The ctx of one execute() (0: initialize()): its ctx.infer calls are that execute's, for their limit, chain and cancellation.
-  function contextFor(batch: number): ModelContext {
-    return ObjectFreeze({ ...identityOf, infer: (request: unknown) => infer(request, batch), log: logFunctions });
+  function contextFor(batch: number, inline = false): ModelContext {
+    const call = inline ? inferInline : infer;
+    return ObjectFreeze({ ...identityOf, infer: (request: unknown) => call(request, batch), log: logFunctions });
+  }
+
+  async function executeOutcome(requests: readonly unknown[], batch: number, inline: boolean): Promise<Bare<BootstrapOutcome<unknown>>> {
+    startLogBudget();
+    try {
+      const responses = await model!.execute(requests, contextFor(batch, inline));
+      if (!ArrayIsArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
+      if (responses.length !== requests.length) {
+        throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
+      }
+      return { __proto__: null, ok: true, value: copyOut(responses, 'execute()\'s answer') };
+    } catch (err) {
+      return errorOf(err);
+    } finally {
+      reportDroppedLines();
+    }
+  }
+
+  async function settleInline(requests: readonly unknown[], batch: number): Promise<void> {
+    const outcome = await executeOutcome(requests, batch, true);
+    try {
+      hostSettled.applySync(undefined, [batch, outcome], settledOptions);
+    } catch {
+      // The host is stopping this isolate (a limit): nobody waits on the outcome any more.
+    }
   }
 
   return ObjectFreeze({
@@ -414,20 +479,15 @@ function isolateBootstrap(
         reportDroppedLines();
       }
     },
-    async execute(requests, batch) {
-      startLogBudget();
-      try {
-        const responses = await model!.execute(requests, contextFor(batch));
-        if (!ArrayIsArray(responses)) throw fail('execute() must return an array with one response per request, got ' + (responses === null ? 'null' : typeof responses));
-        if (responses.length !== requests.length) {
-          throw fail('execute() returned ' + responses.length + ' response(s) for ' + requests.length + ' request(s); return one per request, in order');
-        }
-        return { __proto__: null, ok: true, value: copyOut(responses, 'execute()\'s answer') };
-      } catch (err) {
-        return errorOf(err);
-      } finally {
-        reportDroppedLines();
-      }
+    execute(requests, batch) {
+      return executeOutcome(requests, batch, false);
+    },
+    executeInline(requests, batch) {
+      void settleInline(requests, batch);
+    },
+    answer(ticket, answer) {
+      const resolve = tickets[ticket];
+      if (resolve !== undefined) resolve(answer);
     },
     async executeDecoupled(requests, batch) {
       startLogBudget();

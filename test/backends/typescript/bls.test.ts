@@ -126,12 +126,14 @@ interface CallerReport { instance: string; results: CallResult[] }
 const int32 = (values: number[], shape = [1, values.length]) => ({ datatype: 'INT32', shape, data: values, as: 'Int32Array' });
 const range16 = (f: (i: number) => number): number[] => Array.from({ length: 16 }, (_, i) => f(i));
 
-describe('ctx.infer', () => {
+// Every case runs twice: with executes on the isolate's own thread, and inline on the event loop (parameters.inline_slice_ms).
+for (const inlineSliceMs of [0, 1000]) describe(inlineSliceMs === 0 ? 'ctx.infer' : `ctx.infer, inline executes (inline_slice_ms ${inlineSliceMs})`, () => {
   let root: string;
   let engine: InferenceEngine;
 
   before(async () => {
-    const caller = scriptConfig({ outputs: [['RESULT', 'TYPE_STRING', [1]]], executeTimeoutMs: 3000 });
+    const parameters: Record<string, number> = inlineSliceMs === 0 ? {} : { inline_slice_ms: inlineSliceMs };
+    const caller = scriptConfig({ outputs: [['RESULT', 'TYPE_STRING', [1]]], executeTimeoutMs: 3000, parameters });
     const models: Record<string, FixtureModel> = {
       add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
       ranked: { config: addSubConfig('ranked', 'dynamic_batching { priority_levels: 2 default_priority_level: 1 }'), versions: { 1: addSubModel() } },
@@ -139,8 +141,8 @@ describe('ctx.infer', () => {
       quad: { config: addSubConfig('quad', 'dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 10000000 }'), versions: { 1: addSubModel() } },
       twice: { config: CHAIN_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
       via_ens: { config: VIA_ENSEMBLE_PIPELINE, configFile: 'pipeline.yaml', versions: {} },
-      tagged: { config: scriptConfig({ extra: 'version_policy: { all: { } }' }), versions: {} },
-      echo_params: { config: scriptConfig({ outputs: [['PARAMS', 'TYPE_STRING', [1]]] }), versions: {} },
+      tagged: { config: scriptConfig({ extra: 'version_policy: { all: { } }', parameters }), versions: {} },
+      echo_params: { config: scriptConfig({ outputs: [['PARAMS', 'TYPE_STRING', [1]]], parameters }), versions: {} },
       caller: { config: caller, versions: {} },
       caller2: { config: `${caller}\ninstance_group [ { count: 2 } ]`, versions: {} },
       recurse: { config: `${caller}\ninstance_group [ { count: 3 } ]`, versions: {} },

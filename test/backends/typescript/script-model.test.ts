@@ -264,6 +264,9 @@ describe('load failures name the reason', () => {
       gpu: { config: scriptConfig({ extra: 'instance_group [ { count: 1 kind: KIND_GPU } ]' }), versions: {} },
       tiny_heap: { config: scriptConfig({ memoryLimitMb: 4 }), versions: {} },
       bad_timeout: { config: scriptConfig({ extra: 'parameters { key: "execute_timeout_ms" value: { string_value: "soon" } }' }), versions: {} },
+      bad_inline: { config: scriptConfig({ parameters: { inline_slice_ms: 'fast' } }), versions: {} },
+      long_inline: { config: scriptConfig({ parameters: { inline_slice_ms: 5000 } }), versions: {} },
+      decoupled_inline: { config: scriptConfig({ parameters: { inline_slice_ms: 20 }, extra: 'model_transaction_policy { decoupled: true }' }), versions: {} },
       healthy: { config: scriptConfig(), versions: {} },
     });
     await writeScripts(root, {
@@ -273,6 +276,7 @@ describe('load failures name the reason', () => {
       no_execute: { 1: 'export default class { async run(r: any[]) { return r; } }' },
       init_throws: { 1: `${ok.replace('export default class {', 'export default class { async initialize() { throw new Error("cannot reach the feature store"); }')}` },
       no_datatype: { 1: ok }, no_dims: { 1: ok }, gpu: { 1: ok }, tiny_heap: { 1: ok }, bad_timeout: { 1: ok }, healthy: { 1: ok },
+      bad_inline: { 1: ok }, long_inline: { 1: ok }, decoupled_inline: { 1: ok },
     });
     engine = await startEngine(root);
   });
@@ -300,6 +304,9 @@ describe('load failures name the reason', () => {
     ['gpu', /KIND_GPU, but TypeScript models run in CPU isolates/],
     ['tiny_heap', /memory_limit_mb.*'4'.*at least 8/],
     ['bad_timeout', /execute_timeout_ms.*'soon'/],
+    ['bad_inline', /inline_slice_ms.*'fast'/],
+    ['long_inline', /inline_slice_ms.*'5000'.*at most 1000/],
+    ['decoupled_inline', /inline_slice_ms.*does not apply to a decoupled model/],
   ];
   for (const [model, reason] of cases) {
     test(`${model}: ${reason.source}`, () => {

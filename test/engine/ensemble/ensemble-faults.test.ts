@@ -116,6 +116,45 @@ describe('a failing step beside a slow one, and client cancellation', () => {
   });
 });
 
+// A chain (each step reads the one before) has at most one step in flight, so its steps carry the request's own signal.
+describe('client cancellation in a chain', () => {
+  let root: string;
+  let engine: InferenceEngine;
+
+  before(async () => {
+    root = await makeRepository({
+      add_sub: { config: addSubMember('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
+      slow_add_sub: { config: addSubMember('slow_add_sub', SLOW_BATCHING), versions: { 1: addSubModel('INT32', 16) } },
+      then_slow: { config: chainEnsemble('add_sub', 'slow_add_sub'), versions: { 1: null } },
+    });
+    engine = await startEngine(root);
+  });
+
+  after(async () => {
+    await engine?.close();
+    if (root) await removeRepository(root);
+  });
+
+  test('a client abort while the second step is queued: CANCELLED, the step leaves its member\'s queue, no step counts a failure', async () => {
+    const controller = new AbortController();
+    const started = performance.now();
+    const inputs = [int32Tensor('A', range16((i) => i)), int32Tensor('B', range16(() => 1))];
+    const pending = outcome(engine.infer({ modelName: 'then_slow', inputs, signal: controller.signal }), started);
+    await until(() => engine.pendingRequestCount('slow_add_sub') === 1, PROMPT_MS, 'the second step to be queued');
+    controller.abort(new Error('the client went away'));
+    const { error, ms } = await pending;
+    assert.ok(ms < PROMPT_MS, `answered in ${ms.toFixed(0)} ms`);
+    assert.equal(error?.code, 'CANCELLED');
+    assert.match(error.message, /^inference request for model 'then_slow' was cancelled: the client went away$/);
+    assert.equal(engine.pendingRequestCount('slow_add_sub'), 0);
+    assert.equal(engine.pendingRequestCount('then_slow'), 0);
+    const stats = engine.modelStatistics('then_slow').model_stats[0]!;
+    assert.equal(stats.inference_stats.fail.count, 1);
+    assert.deepEqual(stats.step_stats!.map((s) => [s.success.count, s.fail.count]), [[1, 0], [0, 0]]);
+    assert.equal(engine.modelStatistics('slow_add_sub').model_stats[0]!.execution_count, 0, 'the slow member never ran');
+  });
+});
+
 describe('unloading a member while an ensemble request is in flight (explicit model control)', () => {
   let root: string;
   let engine: InferenceEngine;
