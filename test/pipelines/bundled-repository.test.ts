@@ -23,7 +23,7 @@ const values = (t: Tensor | undefined): number[] => {
 test('every bundled model is ready, ensembles included', () => {
   assert.deepEqual(engine.loadFailures(), []);
   assert.ok(engine.isReady());
-  for (const name of ['scored_features', 'add_sub_twice']) assert.equal(engine.modelMetadata(name).platform, 'ensemble');
+  for (const name of ['scored_features', 'add_sub_twice', 'text_classifier', 'text_router']) assert.equal(engine.modelMetadata(name).platform, 'ensemble');
 });
 
 test('scored_features: the pipeline matches its steps called one by one, and a subset skips the outlier step', async () => {
