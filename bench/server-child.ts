@@ -16,7 +16,7 @@ type ToChild<Init> =
   | { kind: 'loopDelay'; id: number }
   | { kind: 'stop' };
 
-/** The child's event-loop delay since the previous query (or since it was ready), milliseconds. */
+/** The child's event-loop delay since the previous query, milliseconds (zeros for the first, which starts the sampler). */
 export interface LoopDelay {
   readonly p50Ms: number;
   readonly p99Ms: number;
@@ -94,9 +94,9 @@ export async function serveAsChild<Init>(start: (init: Init) => Promise<StartedS
     send({ kind: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
     process.exit(1);
   }
-  // perf_hooks' own sampler: how late a 1 ms timer fires on the server's event loop.
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
+  // perf_hooks' own sampler (how late a 1 ms timer fires on the event loop), started by the first
+  // loopDelay query: it wakes the loop every millisecond, which a server nobody asks should not pay.
+  let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
   process.on('message', (m: ToChild<Init>) => {
     if (m.kind === 'cpu') {
       const usage = process.cpuUsage();
@@ -104,6 +104,12 @@ export async function serveAsChild<Init>(start: (init: Init) => Promise<StartedS
     } else if (m.kind === 'thread-cpu') {
       send({ kind: 'cpu', id: m.id, micros: mainThreadCpuMicros() });
     } else if (m.kind === 'loopDelay') {
+      if (!delay) {
+        delay = monitorEventLoopDelay({ resolution: 1 });
+        delay.enable();
+        send({ kind: 'loopDelay', id: m.id, delay: { p50Ms: 0, p99Ms: 0, maxMs: 0 } });
+        return;
+      }
       send({ kind: 'loopDelay', id: m.id, delay: { p50Ms: delay.percentile(50) / 1e6, p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } });
       delay.reset();
     } else if (m.kind === 'stop') {
@@ -170,7 +176,10 @@ export class ServerChild<Init> {
     });
   }
 
-  /** The child's event-loop delay since the previous call (or since it was ready); starts the next window. */
+  /**
+   * The child's event-loop delay since the previous call; starts the next
+   * window. The first call only starts the sampler and answers zeros.
+   */
   loopDelay(): Promise<LoopDelay> {
     const id = this.nextId++;
     return new Promise((resolve) => {
