@@ -2,21 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import type { BackendModel, ExecuteRequest } from '../../engine/backend.ts';
-import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
-import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
-import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
 import { BufferPool, sizeClass } from '../../engine/memory/buffer-pool.ts';
 import type { FixedTensor, Tensor } from '../../engine/tensor.ts';
 import { addSubModel, identityModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
+import { openOnnxInstance } from '../helpers/onnx-fixtures.ts';
 import { bytesElementAt, bytesTensor } from '../../engine/bytes-tensor.ts';
-import { defaultBackends } from '../../backends/default-backends.ts';
 
 /** The backends `switchyard` serves with, which configs are read against. */
-const BACKENDS = defaultBackends();
-
 interface Opened {
   readonly model: BackendModel;
   readonly config: CompiledModelConfig;
@@ -54,13 +49,7 @@ describe('ONNX Runtime instance tensor memory', () => {
   const opened: Opened[] = [];
 
   async function open(model: string, configText: string, bufferPool?: BufferPool): Promise<Opened> {
-    const dir = `${root}/${model}`;
-    const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
-    const settings = readModelSettings(model, dir, parsed, BACKENDS);
-    const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, bufferPool });
-    const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
-    const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0) as OnnxInstance;
-    const result = { model: backendModel, config, instance };
+    const result = await openOnnxInstance(root, model, configText, bufferPool);
     opened.push(result);
     return result;
   }

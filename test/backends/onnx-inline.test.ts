@@ -6,33 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import { ExecutionThreadPolicy, INLINE_SAMPLE_RUNS, MAX_LONG_RUNS, readExecutionThread } from '../../backends/onnxruntime/execution-thread.ts';
 import type { BackendModel, ExecuteRequest, ExecuteResult } from '../../engine/backend.ts';
-import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
 import type { InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
-import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
 import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { addSubModel, identityModel, lookupModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
-import { defaultBackends } from '../../backends/default-backends.ts';
+import { openOnnxInstance } from '../helpers/onnx-fixtures.ts';
 import { bytesTensorFromWire } from '../../engine/bytes-tensor.ts';
-
-const BACKENDS = defaultBackends();
 
 const param = (key: string, value: string): string => `parameters { key: "${key}" value: { string_value: "${value}" } }\n`;
 
-async function open(root: string, model: string, configText: string, bufferPool?: BufferPool): Promise<{ model: BackendModel; instance: OnnxInstance }> {
-  const dir = `${root}/${model}`;
-  const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
-  const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, bufferPool });
-  const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
-  const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
-  return { model: backendModel, instance: instance as OnnxInstance };
-}
+const open = openOnnxInstance;
 
 const int32 = (name: string, rows: number, fill: (i: number) => number): Tensor => {
   const data = new Int32Array(rows * 16).map((_, i) => fill(i));

@@ -1,34 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { OnnxBackend } from '../../backends/onnxruntime/onnx-backend.ts';
 import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import type { BackendInstance, BackendModel } from '../../engine/backend.ts';
-import { compileModelConfig, readModelSettings } from '../../engine/config/compile-model-config.ts';
-import { parseModelConfig } from '../../engine/config/parse-model-config.ts';
 import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { addSubModel, mlpModel } from '../../generator/models.ts';
 import { makeRepository, removeRepository } from '../helpers/fixture-repository.ts';
-import { defaultBackends } from '../../backends/default-backends.ts';
+import { openOnnxInstance } from '../helpers/onnx-fixtures.ts';
 
 /** The backends `switchyard` serves with, which configs are read against. */
-const BACKENDS = defaultBackends();
-
 const int32 = (name: string, rows: number, fill: (i: number) => number): Tensor => {
   const data = new Int32Array(rows * 16).map((_, i) => fill(i));
   return { name, datatype: 'INT32', shape: [rows, 16], raw: new Uint8Array(data.buffer) };
 };
 const values = (t: Tensor): number[] => (t.datatype === 'INT32' ? [...new Int32Array(t.raw.slice().buffer)] : []);
 
-async function open(root: string, model: string, configText: string, bufferPool?: BufferPool): Promise<{ model: BackendModel; instance: BackendInstance }> {
-  const dir = `${root}/${model}`;
-  const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
-  const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, bufferPool });
-  const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
-  const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
-  return { model: backendModel, instance };
-}
+const open = openOnnxInstance;
 
 describe('ONNX Runtime instance', () => {
   let root: string;
