@@ -27,7 +27,11 @@ export class BufferLease {
   static ofTensors(pool: BufferPool | undefined, tensors: readonly Tensor[]): BufferLease {
     if (!pool) return NO_LEASE;
     const buffers = pooledBuffers(tensors);
-    return buffers.length === 0 ? NO_LEASE : new BufferLease(pool, buffers);
+    if (buffers.length === 0) return NO_LEASE;
+    const lease = new BufferLease(pool, NO_BUFFERS);
+    // Each buffer once already, in an array of its own: the lease holds it as it is.
+    lease.buffers = buffers;
+    return lease;
   }
 
   /** How many buffers the lease still holds: 0 once it ended. */
@@ -70,6 +74,8 @@ function distinct(buffers: readonly ArrayBuffer[]): ArrayBuffer[] {
   for (const buffer of buffers) if (!out.includes(buffer)) out.push(buffer);
   return out;
 }
+
+const NO_BUFFERS: readonly ArrayBuffer[] = Object.freeze([]);
 
 /** Every lease on nothing: it holds no buffer, so whatever ends it does nothing. */
 const NO_LEASE = new BufferLease(undefined, []);

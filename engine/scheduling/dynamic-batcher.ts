@@ -307,8 +307,10 @@ export class DynamicBatcher implements Scheduler {
    * forever, so it fails now, naming the limit. Requests from clients wait on.
    */
   private failCallsThatCouldDeadlock(): void {
-    const states = this.slots.map((slot) => slot.instance.reentrancy?.());
-    if (states.length === 0 || !states.every((state) => state?.saturated === true)) return;
+    if (this.slots.length === 0) return;
+    // Most instances are not re-entrant: the first answers, with nothing allocated.
+    for (const slot of this.slots) if (slot.instance.reentrancy?.().saturated !== true) return;
+    const states = this.slots.map((slot) => slot.instance.reentrancy!());
     const calls = [...this.queue].filter((pending) => (pending.request.callChain?.length ?? 0) > 0);
     for (const pending of calls) {
       this.queue.remove(pending);

@@ -112,14 +112,18 @@ describe('pooled response memory goes back on every path', () => {
 
   test('steady binary HTTP traffic on an inline model reuses pool buffers: none is allocated after the warm-up', async () => {
     const burst = (): Promise<unknown> => Promise.all(Array.from({ length: 32 }, () => httpBinary('add_sub_inline')));
-    // The warm-up: the first bursts fill the pool with as many buffers as requests hold at once.
-    for (let i = 0; i < 3; i++) await burst();
-    const warm = fixture.engine.bufferPoolStats();
-    for (let i = 0; i < 5; i++) await burst();
-    const after = fixture.engine.bufferPoolStats();
-    assert.equal(after.allocated, warm.allocated, 'no buffer was allocated once the pool was warm');
-    assert.ok(after.reused - warm.reused >= 5 * 32 * 3, 'each request took its input copies and its output from the pool');
-    assert.equal(after.outstanding, warm.outstanding, 'every buffer lent came back');
+    // The pool allocates only when more buffers are lent at once than ever before (each of the 32 requests holds
+    // at most 3), so it warms up within a few rounds; a pool that dropped what it was given back never would.
+    let quiet: { reused: number; outstanding: number } | undefined;
+    for (let round = 0; round < 20 && !quiet; round++) {
+      const before = fixture.engine.bufferPoolStats();
+      for (let i = 0; i < 3; i++) await burst();
+      const after = fixture.engine.bufferPoolStats();
+      if (after.allocated === before.allocated) quiet = { reused: after.reused - before.reused, outstanding: after.outstanding - before.outstanding };
+    }
+    assert.ok(quiet, 'three bursts in a row allocated no pool buffer, once the pool was warm');
+    assert.ok(quiet.reused >= 3 * 32 * 3, 'each request took its input copies and its output from the pool');
+    assert.equal(quiet.outstanding, 0, 'every buffer lent came back');
   });
 
   test('gRPC unary', async () => {
