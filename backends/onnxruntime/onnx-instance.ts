@@ -193,22 +193,19 @@ export class OnnxInstance implements BackendInstance {
     if (requests.length > 1 && !this.batching) {
       throw new Error(`instance ${this.name} does not batch but was given ${requests.length} requests`);
     }
-    const failAll = (err: unknown, timing: ComputeTiming): ExecuteOutcome => {
-      const error = asSwitchyardError(err, this.modelName);
-      return { results: requests.map(() => ({ ok: false, error })), timing };
-    };
-    const wanted = [...new Set(requests.flatMap((r) => r.outputs))];
+    const wanted = wantedOutputs(requests);
     const joinStart = performance.now();
     // Every buffer that goes to the worker with this run; all of them come from the pool or were owned by a request.
     const buffers: ArrayBuffer[] = [];
-    let run: Omit<WireRun, 'id'>;
+    let run: WireRun;
     try {
       const inputs = this.joinInputs(requests, buffers);
       const outputBuffers = requests.length === 1 ? this.preallocate(wanted, requests[0]!.batchSize, buffers) : [];
-      run = { inputs, outputs: wanted, outputBuffers };
+      // Id 0 inline; post() gives a worker run its own.
+      run = { id: 0, inputs, outputs: wanted, outputBuffers };
     } catch (err) {
       for (const buffer of buffers) this.pool.release(buffer);
-      return failAll(err, { ...NO_TIME, inputNs: nsSince(joinStart) });
+      return this.failAll(requests, err, { ...NO_TIME, inputNs: nsSince(joinStart) });
     }
     const joinNs = nsSince(joinStart);
 
@@ -220,7 +217,7 @@ export class OnnxInstance implements BackendInstance {
         thread = this.threadNow();
       }
       if (thread === 'inline') {
-        const result = this.inline!.run({ ...run, id: 0 });
+        const result = this.inline!.run(run);
         answer = result instanceof Promise ? await result : result;
         this.budget.charge(answer.timing.inputNs + answer.timing.inferNs + answer.timing.outputNs);
         this.runs.inline += 1;
@@ -233,30 +230,53 @@ export class OnnxInstance implements BackendInstance {
     } catch (err) {
       // No answer: buffers that reached the dead worker are gone (detached), the rest go back.
       for (const buffer of buffers) this.pool.release(buffer);
-      return failAll(err, { ...NO_TIME, inputNs: joinNs });
+      return this.failAll(requests, err, { ...NO_TIME, inputNs: joinNs });
     }
     for (const buffer of answer.inputBuffers) this.pool.release(buffer);
     const timing = { inputNs: joinNs + answer.timing.inputNs, inferNs: answer.timing.inferNs, outputNs: answer.timing.outputNs };
     if ('error' in answer) {
       for (const buffer of answer.outputBuffers) this.pool.release(buffer);
-      return failAll(new Error(answer.error), timing);
+      return this.failAll(requests, new Error(answer.error), timing);
     }
 
     const cutStart = performance.now();
+    const results = requests.length === 1 ? this.loneResult(requests[0]!, answer.outputs) : this.splitResults(requests, answer.outputs);
+    return { results, timing: { inputNs: timing.inputNs, inferNs: timing.inferNs, outputNs: timing.outputNs + nsSince(cutStart) } };
+  }
+
+  /** Every request fails with the same error. */
+  private failAll(requests: readonly ExecuteRequest[], err: unknown, timing: ComputeTiming): ExecuteOutcome {
+    const error = asSwitchyardError(err, this.modelName);
+    return { results: requests.map(() => ({ ok: false, error })), timing };
+  }
+
+  /** An output the run answered with, as a tensor, its memory accounted for. */
+  private received(output: WireTensor, lone: boolean): Tensor {
+    // The worker moved its output buffers to us: nothing else views them.
+    if (output.data instanceof ArrayBuffer) adoptOwned(output.data);
+    if (!output.preallocated && output.type !== 'string') this.pool.noteForeign(output.byteLength);
+    // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
+    return fromWire(output, lone && output.preallocated === true);
+  }
+
+  /** A lone request's answer: its outputs as the run gave them, nothing to cut. */
+  private loneResult(request: ExecuteRequest, outputs: readonly WireTensor[]): ExecuteResult[] {
+    const tensors = outputs.map((o) => this.received(o, true));
+    const named = request.outputs.map((name) => tensors.find((t) => t.name === name)!);
+    return [{ ok: true, outputs: named }];
+  }
+
+  /** A batch's answers: each output cut back into one piece per request. */
+  private splitResults(requests: readonly ExecuteRequest[], outputs: readonly WireTensor[]): ExecuteResult[] {
     const batchSizes = requests.map((r) => r.batchSize);
-    const split = new Map(answer.outputs.map((o) => {
-      // The worker moved its output buffers to us: nothing else views them.
-      if (o.data instanceof ArrayBuffer) adoptOwned(o.data);
-      if (!o.preallocated && o.type !== 'string') this.pool.noteForeign(o.byteLength);
-      // Only a lone request's preallocated output is a whole pool buffer; a batch's are views of one buffer.
-      const tensor = fromWire(o, requests.length === 1 && o.preallocated === true);
+    const split = new Map(outputs.map((o) => {
+      const tensor = this.received(o, false);
       return [o.name, this.batching ? splitBatch(tensor, batchSizes) : [tensor]] as const;
     }));
-    const results = requests.map((request, index): ExecuteResult => ({
+    return requests.map((request, index): ExecuteResult => ({
       ok: true,
       outputs: request.outputs.map((name) => split.get(name)![index]!),
     }));
-    return { results, timing: { ...timing, outputNs: timing.outputNs + nsSince(cutStart) } };
   }
 
   /**
@@ -272,25 +292,41 @@ export class OnnxInstance implements BackendInstance {
       buffers.push(buffer);
       return buffer;
     };
-    const handedOver = new Set<ArrayBuffer>();
+    // Pooled tensors the requests handed over; most requests (a client's) have none.
+    let handedOver: Set<ArrayBuffer> | undefined;
     for (const request of requests) {
-      for (const t of request.inputs) if (t.datatype !== 'BYTES' && t.pooled && t.raw.buffer instanceof ArrayBuffer) handedOver.add(t.raw.buffer);
+      for (const t of request.inputs) {
+        if (t.datatype !== 'BYTES' && t.pooled && t.raw.buffer instanceof ArrayBuffer) (handedOver ??= new Set()).add(t.raw.buffer);
+      }
     }
     try {
+      const lone = requests.length === 1;
       const first = requests[0]!;
-      const inputs = first.inputs.map((tensor) => {
+      const inputs: WireTensor[] = [];
+      for (const tensor of first.inputs) {
         const flatten = this.ragged.has(tensor.name);
-        if (requests.length === 1 && this.movable(tensor, buffers)) {
+        if (lone && this.movable(tensor, buffers)) {
           const buffer = tensor.raw.buffer as ArrayBuffer;
-          handedOver.delete(buffer);
+          handedOver?.delete(buffer);
           buffers.push(buffer);
-          return toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName, allocate);
+          inputs.push(toWire(flatten ? { ...tensor, shape: [checkedProduct(tensor.shape)] } : tensor, this.modelName, allocate));
+          continue;
+        }
+        if (lone && !flatten && tensor.datatype !== 'BYTES' && tensor.shape.length > 0) {
+          // A lone request's tensor copied into a pool buffer as it is: what concatBatch would make of one part.
+          const data = allocate(tensor.raw.byteLength);
+          new Uint8Array(data, 0, tensor.raw.byteLength).set(tensor.raw);
+          this.pool.noteCopy(tensor.raw.byteLength);
+          const type = toOrtType(tensor.datatype);
+          if (!type) throw serverError('UNSUPPORTED_DATATYPE', { model: this.modelName, tensor: tensor.name, datatype: tensor.datatype });
+          inputs.push({ name: tensor.name, type, dims: tensor.shape, data, byteLength: tensor.raw.byteLength });
+          continue;
         }
         const parts = requests.map((r) => r.inputs.find((t) => t.name === tensor.name) ?? tensor);
         const joined = concatBatch(parts, { allocate, flatten });
         if (joined.datatype !== 'BYTES') this.pool.noteCopy(joined.raw.byteLength);
-        return toWire(joined, this.modelName, allocate);
-      });
+        inputs.push(toWire(joined, this.modelName, allocate));
+      }
       for (const spec of this.batchInputs) {
         const counts = requests.map((r) => {
           const source = r.inputs.find((t) => t.name === spec.sourceInput);
@@ -302,7 +338,7 @@ export class OnnxInstance implements BackendInstance {
       }
       return inputs;
     } finally {
-      for (const buffer of handedOver) this.pool.release(buffer);
+      if (handedOver) for (const buffer of handedOver) this.pool.release(buffer);
     }
   }
 
@@ -322,17 +358,19 @@ export class OnnxInstance implements BackendInstance {
    * back to the pool, while a batch's are cut into views of one buffer that never does.
    */
   private preallocate(outputs: readonly string[], batchSize: number, buffers: ArrayBuffer[]): WireTensor[] {
-    if (!this.pool.enabled) return [];
-    return outputs.flatMap((name) => {
+    const preallocated: WireTensor[] = [];
+    if (!this.pool.enabled) return preallocated;
+    for (const name of outputs) {
       const plan = this.preallocatable.get(name);
-      if (!plan) return [];
+      if (!plan) continue;
       const dims = this.batching ? [batchSize, ...plan.dims] : plan.dims;
       const byteLength = checkedProduct(dims) * plan.elementBytes;
-      if (byteLength === 0) return [];
+      if (byteLength === 0) continue;
       const data = this.pool.acquire(byteLength);
       buffers.push(data);
-      return [{ name, type: plan.type, dims, data, byteLength }];
-    });
+      preallocated.push({ name, type: plan.type, dims, data, byteLength });
+    }
+    return preallocated;
   }
 
   /**
@@ -568,6 +606,17 @@ async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: E
 }
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
+
+/** The outputs a run computes: every one its requests want, each once (a lone request's own list when it names each once). */
+function wantedOutputs(requests: readonly ExecuteRequest[]): readonly string[] {
+  if (requests.length === 1) {
+    const outputs = requests[0]!.outputs;
+    let distinct = true;
+    for (let i = 1; i < outputs.length && distinct; i++) distinct = outputs.indexOf(outputs[i]!) === i;
+    if (distinct) return outputs;
+  }
+  return [...new Set(requests.flatMap((r) => r.outputs))];
+}
 
 function toWire(tensor: Tensor, model: string, allocate: (byteLength: number) => ArrayBuffer): WireTensor {
   const type = toOrtType(tensor.datatype);

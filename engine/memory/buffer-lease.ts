@@ -20,12 +20,18 @@ export class BufferLease {
   private buffers: ArrayBuffer[] | undefined;
 
   constructor(private readonly pool: BufferPool | undefined, buffers: readonly ArrayBuffer[]) {
-    this.buffers = pool && buffers.length > 0 ? [...new Set(buffers)] : undefined;
+    this.buffers = pool && buffers.length > 0 ? distinct(buffers) : undefined;
   }
 
-  /** A lease on the pool buffers of the tensors marked `pooled` (each buffer once). */
+  /** A lease on the pool buffers of the tensors marked `pooled` (each buffer once); an ended one, shared, when there are none. */
   static ofTensors(pool: BufferPool | undefined, tensors: readonly Tensor[]): BufferLease {
-    return new BufferLease(pool, pooledBuffers(tensors));
+    if (!pool) return NO_LEASE;
+    const buffers = pooledBuffers(tensors);
+    if (buffers.length === 0) return NO_LEASE;
+    const lease = new BufferLease(pool, NO_BUFFERS);
+    // Each buffer once already, in an array of its own: the lease holds it as it is.
+    lease.buffers = buffers;
+    return lease;
   }
 
   /** How many buffers the lease still holds: 0 once it ended. */
@@ -62,13 +68,27 @@ export class BufferLease {
   }
 }
 
+/** The buffers, each once, in a new array. */
+function distinct(buffers: readonly ArrayBuffer[]): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (const buffer of buffers) if (!out.includes(buffer)) out.push(buffer);
+  return out;
+}
+
+const NO_BUFFERS: readonly ArrayBuffer[] = Object.freeze([]);
+
+/** Every lease on nothing: it holds no buffer, so whatever ends it does nothing. */
+const NO_LEASE = new BufferLease(undefined, []);
+
 /** The pool buffers behind tensors marked `pooled`, each once. */
 export function pooledBuffers(tensors: readonly Tensor[]): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
+  const buffers: ArrayBuffer[] = [];
   for (const tensor of tensors) {
-    if (tensor.datatype !== 'BYTES' && tensor.pooled === true && tensor.raw.buffer instanceof ArrayBuffer) buffers.add(tensor.raw.buffer);
+    if (tensor.datatype !== 'BYTES' && tensor.pooled === true && tensor.raw.buffer instanceof ArrayBuffer && !buffers.includes(tensor.raw.buffer)) {
+      buffers.push(tensor.raw.buffer);
+    }
   }
-  return [...buffers];
+  return buffers;
 }
 
 /** The tensor without its `pooled` mark: the memory stays where it is, and the lease (not the tensor) answers for it. */

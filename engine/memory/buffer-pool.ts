@@ -4,17 +4,33 @@
  * passes between steps. A buffer is acquired, moved around (to a worker and
  * back, from one step to the next) and released by whoever holds it last, so
  * steady traffic of one shape allocates nothing per request.
- * Buffers come in power-of-two size classes from 4 KiB; a few of each class
- * are kept, fewer of the big ones, so the pool's memory stays bounded.
+ * Buffers come in power-of-two size classes from 4 KiB. Each class keeps a
+ * bounded number of free buffers (keepCount): enough small ones for every
+ * request in flight at a few dozen concurrent clients (each holds its
+ * outputs until they are encoded), few of the big ones, so the pool's
+ * memory stays bounded.
  */
 
 import { adoptOwned, allocateOwned } from './owned-buffer.ts';
 
 const SMALLEST = 4096;
-/** At most this many free buffers of one class... */
+/** A class keeps this many free buffers, or more of a small class (KEEP_SMALL_BYTES_PER_CLASS)... */
 const KEEP_PER_CLASS = 8;
+/**
+ * ...as many as fit in this many bytes: 256 buffers of 4 KiB, 16 of 64 KiB.
+ * Concurrent requests each hold their response's buffers until they are
+ * encoded, so a class that kept only KEEP_PER_CLASS would drop most of them
+ * at 32 clients and allocate afresh on the next burst.
+ */
+const KEEP_SMALL_BYTES_PER_CLASS = 1024 * 1024;
 /** ...and no more than this many bytes of one class, though always at least two buffers. */
 const KEEP_BYTES_PER_CLASS = 64 * 1024 * 1024;
+
+/** How many free buffers of a size class the pool keeps. */
+export function keepCount(size: number): number {
+  const wanted = Math.max(KEEP_PER_CLASS, Math.floor(KEEP_SMALL_BYTES_PER_CLASS / size));
+  return Math.max(2, Math.min(wanted, Math.floor(KEEP_BYTES_PER_CLASS / size)));
+}
 
 export interface BufferPoolOptions {
   /**
@@ -50,6 +66,8 @@ export interface BufferPoolStats {
 export class BufferPool {
   readonly enabled: boolean;
   private readonly free = new Map<number, ArrayBuffer[]>();
+  /** Every buffer in `free`, to tell a second release of one from a first in constant time. */
+  private readonly freeSet = new Set<ArrayBuffer>();
   private allocated = 0;
   private allocatedBytes = 0;
   private reused = 0;
@@ -69,6 +87,7 @@ export class BufferPool {
     const buffer = this.free.get(size)?.pop();
     this.outstanding++;
     if (buffer) {
+      this.freeSet.delete(buffer);
       this.reused++;
       this.reusedBytes += size;
       return buffer;
@@ -91,14 +110,15 @@ export class BufferPool {
       return;
     }
     // Not one of ours (no size class), or back already: nothing was lent.
-    if (size !== sizeClass(size) || this.free.get(size)?.includes(buffer)) return;
+    if (size !== sizeClass(size) || this.freeSet.has(buffer)) return;
     this.outstanding--;
-    // Whoever releases holds the last view, so a buffer a worker moved back is ours to move again.
-    adoptOwned(buffer);
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    const keep = Math.max(2, Math.min(KEEP_PER_CLASS, Math.floor(KEEP_BYTES_PER_CLASS / size)));
-    if (list.length < keep) list.push(buffer);
+    if (list.length >= keepCount(size)) return;
+    // Whoever releases holds the last view, so a buffer a worker moved back is ours to move again.
+    adoptOwned(buffer);
+    list.push(buffer);
+    this.freeSet.add(buffer);
   }
 
   /**

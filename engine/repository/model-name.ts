@@ -23,6 +23,17 @@ function unsafeBecause(name: string): string | undefined {
  * message: "field 'model_name'", "the URL path".
  */
 export function checkModelName(name: string, source = 'the request'): void {
+  if (checkedSafe.has(name)) return;
   const reason = unsafeBecause(name);
   if (reason) throw serverError('INVALID_MODEL_NAME', { name, source, reason });
+  // Bounded: a flood of distinct names only costs the check again.
+  if (checkedSafe.size >= CHECKED_SAFE_MAX) checkedSafe.clear();
+  checkedSafe.add(name);
 }
+
+/**
+ * Names found safe, so that the names of served models (checked by the
+ * frontend, then by every entry point a request passes) cost one lookup.
+ */
+const checkedSafe = new Set<string>();
+const CHECKED_SAFE_MAX = 1024;

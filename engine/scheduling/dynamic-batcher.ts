@@ -14,7 +14,7 @@
  *
  * Either way no request waits while an instance that could take it is idle.
  */
-import type { BackendInstance, ComputeTiming, ExecuteRequest, ExecuteResult } from '../backend.ts';
+import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, serverError } from '../errors.ts';
 import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
@@ -29,7 +29,7 @@ import { PriorityQueue } from './priority-queue.ts';
 import type { InstanceGate, ResourceGrant } from './rate-limiter.ts';
 import { requestPolicy, type RequestPolicy } from './queue-policy.ts';
 import type { Scheduler, SchedulerContext } from './scheduler.ts';
-import { abortReason, noop, settle, type Outcome } from './request-settlement.ts';
+import { abortReason, settle, type Outcome, type Settleable } from './request-settlement.ts';
 
 /**
  * Unbatched requests an instance may hold at once (running plus waiting in its
@@ -67,25 +67,67 @@ interface Slot {
 }
 
 
-interface Pending {
-  readonly request: InferenceRequest;
-  readonly normalized: NormalizedRequest;
-  readonly batchSize: number;
-  readonly shapeKey: string;
-  readonly levelIndex: number;
-  readonly enqueuedAt: number;
-  readonly deadline: number | undefined;
-  readonly timeoutUs: number;
-  readonly resolve: (outputs: readonly Tensor[]) => void;
-  readonly reject: (error: Error) => void;
-  readonly ticket: InflightTicket;
-  dispatchedAt: number | undefined;
+const NO_TIMING: ComputeTiming = Object.freeze({ inputNs: 0, inferNs: 0, outputNs: 0 });
+
+/** What the instance is given of a queued request: only the fields the request has. */
+function executeRequest(pending: Pending): ExecuteRequest {
+  const request = pending.request;
+  const out: { -readonly [K in keyof ExecuteRequest]: ExecuteRequest[K] } = { inputs: request.inputs, outputs: pending.normalized.outputs, batchSize: pending.batchSize };
+  if (request.parameters) out.parameters = request.parameters;
+  if (request.callChain) out.callChain = request.callChain;
+  if (request.onResponse) out.send = request.onResponse;
+  if (request.signal) out.signal = request.signal;
+  return out;
+}
+
+/** The options every queued request's abort listener is added with. */
+const ONCE: AddEventListenerOptions = Object.freeze({ once: true });
+
+/**
+ * A queued request. It is its own abort listener (handleEvent), and its
+ * answer goes straight to the promise enqueue() returned: queuing one
+ * allocates no closure.
+ */
+class Pending implements Settleable {
+  dispatchedAt: number | undefined = undefined;
   /** A result held back until the requests before it are answered (preserve_ordering). */
-  held: Outcome | undefined;
-  settled: boolean;
-  cleanup: () => void;
+  held: Outcome | undefined = undefined;
+  settled = false;
   /** Set while its batch waits for the rate limiter: called when it is cancelled there. */
-  onCancelWhileWaiting: (() => void) | undefined;
+  onCancelWhileWaiting: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly request: InferenceRequest,
+    readonly normalized: NormalizedRequest,
+    readonly batchSize: number,
+    readonly shapeKey: string,
+    readonly levelIndex: number,
+    readonly enqueuedAt: number,
+    readonly deadline: number | undefined,
+    readonly timeoutUs: number,
+    /** Settled through settle() only, exactly once; the batcher ends the ticket's answer hold then. */
+    readonly resolve: (outputs: readonly Tensor[]) => void,
+    readonly reject: (error: Error) => void,
+    /** A batch running the request holds it too. */
+    readonly ticket: InflightTicket,
+    /** What the batcher does when the request's signal fires. */
+    private readonly onAbort: (pending: Pending) => void,
+  ) {}
+
+  /** Listens to the request's signal, when it has one. */
+  listen(): void {
+    this.request.signal?.addEventListener('abort', this, ONCE);
+  }
+
+  /** The signal fired: cancelled while queued, it leaves the queue; while executing, it is answered now and its result dropped. */
+  handleEvent(): void {
+    this.onAbort(this);
+  }
+
+  /** Detaches the abort listener (settle() calls it). */
+  cleanup(): void {
+    this.request.signal?.removeEventListener('abort', this);
+  }
 }
 
 export class DynamicBatcher implements Scheduler {
@@ -106,6 +148,8 @@ export class DynamicBatcher implements Scheduler {
   /** Rate-limited (--rate-limit=execution_count): an instance holds one batch at a time, so its resources are held only while it computes. */
   private readonly limited: boolean;
   private timer: { handle: unknown; at: number } | undefined;
+  /** cancel(), bound once for every request's Pending. */
+  private readonly onAbort = (pending: Pending): void => this.cancel(pending);
   private stopped = false;
   private drained: (() => void) | undefined;
 
@@ -134,42 +178,36 @@ export class DynamicBatcher implements Scheduler {
     }
     return new Promise((resolve, reject) => {
       const enqueuedAt = this.clock.now();
-      const ticket = this.inflight.ticket();
-      const pending: Pending = {
-        request, normalized,
-        // settle() calls exactly one of these, exactly once; a batch running the request holds its ticket too.
-        resolve: (outputs) => { ticket.done(); resolve(outputs); },
-        reject: (error) => { ticket.done(); reject(error); },
-        ticket,
-        batchSize: normalized.batchSize,
-        shapeKey: this.batching ? this.shapeKey(request) : '',
-        levelIndex: policy.levelIndex,
-        enqueuedAt,
-        deadline: policy.timeoutUs > 0 ? enqueuedAt + policy.timeoutUs / 1000 : undefined,
-        timeoutUs: policy.timeoutUs,
-        dispatchedAt: undefined, held: undefined, settled: false, cleanup: noop, onCancelWhileWaiting: undefined,
-      };
+      const pending = new Pending(
+        request, normalized, normalized.batchSize, this.batching ? this.shapeKey(request) : '', policy.levelIndex, enqueuedAt,
+        policy.timeoutUs > 0 ? enqueuedAt + policy.timeoutUs / 1000 : undefined, policy.timeoutUs, resolve, reject,
+        this.inflight.ticket(), this.onAbort,
+      );
       if (!this.queue.push(pending)) {
         this.fail(pending, serverError('QUEUE_FULL', {
           model, max: policy.policy.maxQueueSize, level: this.batching?.priorityLevels ? policy.levelIndex + 1 : undefined,
         }), 'REJECTED');
         return;
       }
-      const signal = request.signal;
-      if (signal) {
-        // Cancelled while queued: it leaves the queue. Cancelled while executing: answered now, its result dropped.
-        const onAbort = (): void => {
-          this.queue.remove(pending);
-          this.fail(pending, serverError('CANCELLED', { model, reason: abortReason(signal) }), 'CANCELED');
-          pending.onCancelWhileWaiting?.();
-          this.checkDrained();
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        pending.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
+      pending.listen();
       this.order?.push(pending);
       this.dispatch();
     });
+  }
+
+  /** A queued or executing request's signal fired. */
+  private cancel(pending: Pending): void {
+    this.queue.remove(pending);
+    this.fail(pending, serverError('CANCELLED', { model: this.config.name, reason: abortReason(pending.request.signal!) }), 'CANCELED');
+    pending.onCancelWhileWaiting?.();
+    this.checkDrained();
+  }
+
+  /** Settles a request once (settle()), ending its ticket's answer hold first; a batch running it may hold the ticket on. */
+  private answer(pending: Pending, outcome: Outcome): void {
+    if (pending.settled) return;
+    pending.ticket.done();
+    settle(pending, outcome);
   }
 
   inflightCount(): number {
@@ -269,8 +307,10 @@ export class DynamicBatcher implements Scheduler {
    * forever, so it fails now, naming the limit. Requests from clients wait on.
    */
   private failCallsThatCouldDeadlock(): void {
-    const states = this.slots.map((slot) => slot.instance.reentrancy?.());
-    if (states.length === 0 || !states.every((state) => state?.saturated === true)) return;
+    if (this.slots.length === 0) return;
+    // Most instances are not re-entrant: the first answers, with nothing allocated.
+    for (const slot of this.slots) if (slot.instance.reentrancy?.().saturated !== true) return;
+    const states = this.slots.map((slot) => slot.instance.reentrancy!());
     const calls = [...this.queue].filter((pending) => (pending.request.callChain?.length ?? 0) > 0);
     for (const pending of calls) {
       this.queue.remove(pending);
@@ -292,7 +332,16 @@ export class DynamicBatcher implements Scheduler {
         grant = await this.waitForResources(slot.gate, batch);
         if (!grant) return;
       }
-      await this.execute(slot.instance, batch);
+      const live = this.dispatched(batch);
+      if (live.length === 0) return;
+      let outcome: ExecuteOutcome;
+      try {
+        outcome = await slot.instance.execute(live.map(executeRequest));
+      } catch (err) {
+        const error = asSwitchyardError(err, this.config.name);
+        outcome = { results: live.map(() => ({ ok: false, error })), timing: NO_TIMING };
+      }
+      this.executed(live, outcome.results, outcome.timing);
     } finally {
       grant?.release();
       this.executing -= batch.length;
@@ -334,32 +383,28 @@ export class DynamicBatcher implements Scheduler {
       `to instance ${slot.instance.name}, ${this.queue.size} still queued${slot.gate ? ', once the rate limiter grants its resources' : ''}`);
   }
 
-  private async execute(instance: BackendInstance, batch: readonly Pending[]): Promise<void> {
+  /** The requests of a batch still to be computed (those cancelled since they were queued are not), marked dispatched now. */
+  private dispatched(batch: readonly Pending[]): Pending[] {
     const now = this.clock.now();
-    for (const pending of batch) pending.dispatchedAt = now;
-    // Requests cancelled since they were queued are not computed.
-    const live = batch.filter((p) => !p.settled);
-    if (live.length === 0) return;
-    const requests: ExecuteRequest[] = live.map((p) => ({
-      inputs: p.request.inputs, outputs: p.normalized.outputs, batchSize: p.batchSize,
-      ...(p.request.parameters ? { parameters: p.request.parameters } : {}),
-      ...(p.request.callChain ? { callChain: p.request.callChain } : {}),
-      ...(p.request.onResponse ? { send: p.request.onResponse } : {}),
-      ...(p.request.signal ? { signal: p.request.signal } : {}),
-    }));
-    let results: readonly ExecuteResult[];
-    let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
-    try {
-      ({ results, timing } = await instance.execute(requests));
-    } catch (err) {
-      const error = asSwitchyardError(err, this.config.name);
-      results = live.map(() => ({ ok: false, error }));
+    const live: Pending[] = [];
+    for (const pending of batch) {
+      pending.dispatchedAt = now;
+      if (!pending.settled) live.push(pending);
     }
+    return live;
+  }
+
+  /** Records an execution and answers each of its requests. */
+  private executed(live: readonly Pending[], results: readonly ExecuteResult[], timing: ComputeTiming): void {
     const tookMs = (timing.inputNs + timing.inferNs + timing.outputNs) / 1e6;
     if (tookMs > 0) this.executionMs = this.executionMs === undefined ? tookMs : 0.8 * this.executionMs + 0.2 * tookMs;
-    const okRows = results.reduce((n, r, i) => n + (r.ok ? live[i]!.batchSize : 0), 0);
+    let okRows = 0;
+    for (let i = 0; i < results.length; i++) if (results[i]!.ok) okRows += live[i]!.batchSize;
     if (okRows > 0) this.stats.recordExecution(okRows, timing);
-    results.forEach((result, i) => this.complete(live[i]!, result.ok ? result.outputs : result.error, timing));
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]!;
+      this.complete(live[i]!, result.ok ? result.outputs : result.error, timing);
+    }
   }
 
   /** Records and delivers an execution's outcome for one request, in arrival order under preserve_ordering. */
@@ -369,7 +414,7 @@ export class DynamicBatcher implements Scheduler {
     if (outcome instanceof Error) this.stats.recordFailure(totalNs, 'BACKEND');
     else this.stats.recordSuccess(totalNs, ((pending.dispatchedAt ?? pending.enqueuedAt) - pending.enqueuedAt) * 1e6, timing);
     if (!this.order) {
-      settle(pending, outcome);
+      this.answer(pending, outcome);
       return;
     }
     pending.held = outcome;
@@ -383,7 +428,7 @@ export class DynamicBatcher implements Scheduler {
       const head = order[0]!;
       if (!head.settled && head.held === undefined) break;
       order.shift();
-      if (!head.settled) settle(head, head.held!);
+      if (!head.settled) this.answer(head, head.held!);
     }
   }
 
@@ -391,7 +436,7 @@ export class DynamicBatcher implements Scheduler {
   private fail(pending: Pending, error: Error, reason: FailureReason): void {
     if (pending.settled) return;
     this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6, reason);
-    settle(pending, error);
+    this.answer(pending, error);
     // A failure is answered at once; it may unblock results held behind it.
     if (this.order) this.releaseInOrder();
   }

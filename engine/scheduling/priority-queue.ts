@@ -46,15 +46,16 @@ export class PriorityQueue<T extends Queued> {
   /** Removes an entry wherever it is; false if it was not queued. */
   remove(entry: T): boolean {
     const level = this.levels[entry.levelIndex]!;
-    for (const list of [level.waiting, level.delayed]) {
-      const index = list.indexOf(entry);
-      if (index >= 0) {
-        list.splice(index, 1);
-        this.count--;
-        return true;
-      }
-    }
-    return false;
+    return this.removeFrom(level.waiting, entry) || this.removeFrom(level.delayed, entry);
+  }
+
+  private removeFrom(list: T[], entry: T): boolean {
+    const index = list.indexOf(entry);
+    if (index < 0) return false;
+    if (index === 0) list.shift();
+    else list.splice(index, 1);
+    this.count--;
+    return true;
   }
 
   /** Entries in batch-forming order. Do not change the queue while iterating. */
@@ -81,7 +82,7 @@ export class PriorityQueue<T extends Queued> {
   expire(now: number): T[] {
     const rejected: T[] = [];
     for (const level of this.levels) {
-      if (!level.waiting.some((e) => e.deadline !== undefined && e.deadline <= now)) continue;
+      if (!anyDue(level.waiting, now)) continue;
       const keep: T[] = [];
       for (const entry of level.waiting) {
         if (entry.deadline === undefined || entry.deadline > now) keep.push(entry);
@@ -117,4 +118,10 @@ export class PriorityQueue<T extends Queued> {
     this.count = 0;
     return all;
   }
+}
+
+/** Whether an entry's deadline has come by `now`. */
+function anyDue(entries: readonly Queued[], now: number): boolean {
+  for (const entry of entries) if (entry.deadline !== undefined && entry.deadline <= now) return true;
+  return false;
 }

@@ -15,10 +15,14 @@ export interface RequestPolicy {
   readonly timeoutUs: number;
 }
 
+/** Every request's policy without dynamic_batching. */
+const UNBATCHED: RequestPolicy = Object.freeze({ levelIndex: 0, policy: NO_QUEUE_POLICY, timeoutUs: 0 });
+const NO_PARAMETERS: Readonly<Record<string, ParameterValue>> = Object.freeze({});
+
 /** Parses `priority` and `timeout`. Without dynamic_batching both are ignored, as Triton ignores them. */
 export function requestPolicy(model: string, spec: DynamicBatchingSpec | undefined, request: InferenceRequest): RequestPolicy {
-  if (!spec) return { levelIndex: 0, policy: NO_QUEUE_POLICY, timeoutUs: 0 };
-  const parameters = request.parameters ?? {};
+  if (!spec) return UNBATCHED;
+  const parameters = request.parameters ?? NO_PARAMETERS;
   let levelIndex = 0;
   const priority = nonNegativeInteger(model, 'priority', parameters['priority']);
   if (spec.priorityLevels > 0) {

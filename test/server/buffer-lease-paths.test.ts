@@ -91,20 +91,39 @@ describe('pooled response memory goes back on every path', () => {
     await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'add_sub', [jsonInput('INPUT0', A), jsonInput('INPUT1', B)], { OUTPUT0: SUM }));
   });
 
-  test('HTTP binary tensors in and out', async () => {
-    await balanced(fixture.engine, async () => {
-      const header = Buffer.from(JSON.stringify({
-        inputs: ['INPUT0', 'INPUT1'].map((name) => ({ name, datatype: 'INT32', shape: [1, 16], parameters: { binary_data_size: 64 } })),
-        outputs: [{ name: 'OUTPUT0', parameters: { binary_data: true } }],
-      }));
-      const body = Buffer.concat([header, Buffer.from(Int32Array.from(A).buffer), Buffer.from(Int32Array.from(B).buffer)]);
-      const res = await rawHttp(fixture.httpUrl, '/v2/models/add_sub/infer', {
-        method: 'POST', body, headers: { 'inference-header-content-length': String(header.byteLength), 'content-type': 'application/octet-stream' },
-      });
-      assert.equal(res.status, 200, res.body);
-      const jsonLength = Number(res.headers['inference-header-content-length']);
-      assert.deepEqual(int32s(res.raw.subarray(jsonLength)), SUM);
+  /** One request with binary tensors in and out, and its answer checked. */
+  async function httpBinary(model: string): Promise<void> {
+    const header = Buffer.from(JSON.stringify({
+      inputs: ['INPUT0', 'INPUT1'].map((name) => ({ name, datatype: 'INT32', shape: [1, 16], parameters: { binary_data_size: 64 } })),
+      outputs: [{ name: 'OUTPUT0', parameters: { binary_data: true } }],
+    }));
+    const body = Buffer.concat([header, Buffer.from(Int32Array.from(A).buffer), Buffer.from(Int32Array.from(B).buffer)]);
+    const res = await rawHttp(fixture.httpUrl, `/v2/models/${model}/infer`, {
+      method: 'POST', body, headers: { 'inference-header-content-length': String(header.byteLength), 'content-type': 'application/octet-stream' },
     });
+    assert.equal(res.status, 200, res.body);
+    const jsonLength = Number(res.headers['inference-header-content-length']);
+    assert.deepEqual(int32s(res.raw.subarray(jsonLength)), SUM);
+  }
+
+  test('HTTP binary tensors in and out', async () => {
+    await balanced(fixture.engine, () => httpBinary('add_sub'));
+  });
+
+  test('steady binary HTTP traffic on an inline model reuses pool buffers: none is allocated after the warm-up', async () => {
+    const burst = (): Promise<unknown> => Promise.all(Array.from({ length: 32 }, () => httpBinary('add_sub_inline')));
+    // The pool allocates only when more buffers are lent at once than ever before (each of the 32 requests holds
+    // at most 3), so it warms up within a few rounds; a pool that dropped what it was given back never would.
+    let quiet: { reused: number; outstanding: number } | undefined;
+    for (let round = 0; round < 20 && !quiet; round++) {
+      const before = fixture.engine.bufferPoolStats();
+      for (let i = 0; i < 3; i++) await burst();
+      const after = fixture.engine.bufferPoolStats();
+      if (after.allocated === before.allocated) quiet = { reused: after.reused - before.reused, outstanding: after.outstanding - before.outstanding };
+    }
+    assert.ok(quiet, 'three bursts in a row allocated no pool buffer, once the pool was warm');
+    assert.ok(quiet.reused >= 3 * 32 * 3, 'each request took its input copies and its output from the pool');
+    assert.equal(quiet.outstanding, 0, 'every buffer lent came back');
   });
 
   test('gRPC unary', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BufferPool, sizeClass } from '../../../engine/memory/buffer-pool.ts';
+import { BufferPool, keepCount, sizeClass } from '../../../engine/memory/buffer-pool.ts';
 
 test('size classes are powers of two from 4 KiB', () => {
   assert.deepEqual([0, 1, 4096, 4097, 8192, 100_000].map(sizeClass), [4096, 4096, 4096, 8192, 8192, 131_072]);
@@ -24,10 +24,20 @@ test('a detached buffer (lost with a dead worker) and foreign sizes are dropped;
   assert.equal(moved.byteLength, 0);
   pool.release(moved);
   pool.release(new ArrayBuffer(5000));
-  const many = Array.from({ length: 20 }, () => pool.acquire(100));
+  const keep = keepCount(4096);
+  const many = Array.from({ length: keep + 12 }, () => pool.acquire(100));
   for (const b of many) pool.release(b);
-  const again = Array.from({ length: 20 }, () => pool.acquire(100));
-  assert.equal(again.filter((b) => many.includes(b)).length, 8);
+  const again = Array.from({ length: keep + 12 }, () => pool.acquire(100));
+  assert.equal(again.filter((b) => many.includes(b)).length, keep);
+  assert.equal(pool.stats().outstanding, keep + 12);
+});
+
+test('a small class keeps enough buffers for dozens of requests in flight; bigger ones keep fewer, a huge one two', () => {
+  assert.equal(keepCount(4096), 256);
+  assert.equal(keepCount(65_536), 16);
+  assert.equal(keepCount(1024 * 1024), 8);
+  assert.equal(keepCount(16 * 1024 * 1024), 4);
+  assert.equal(keepCount(128 * 1024 * 1024), 2);
 });
 
 test('a buffer released twice is kept once', () => {
