@@ -44,6 +44,14 @@ const NO_TIME: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
  * the session loads on the event loop, which a large file would hold for long.
  */
 export const INLINE_MAX_MODEL_BYTES = 32 * 1024 * 1024;
+/**
+ * The most input tensor bytes an inline run may carry. A model runs inline
+ * because its measured runs were light, but a variable-size input can make
+ * one run far heavier than those: a larger run goes to the worker (and the
+ * runs after it follow it there until it is answered, so they keep their
+ * order), and the event loop is never held for a run that size.
+ */
+export const INLINE_MAX_INPUT_BYTES = 256 * 1024;
 /** The instance's threading when its model's parameters say nothing; tests and tools that open instances directly get the worker only. */
 const WORKER_ONLY: InstanceThreading = { mode: 'worker', inlineMaxRunNs: 0, modelBytes: 0 };
 
@@ -211,7 +219,8 @@ export class OnnxInstance implements BackendInstance {
 
     let answer: WireResult;
     try {
-      let thread = this.threadNow();
+      const oversize = runInputBytes(run) > INLINE_MAX_INPUT_BYTES;
+      let thread = oversize ? 'worker' : this.threadNow();
       while (thread === 'wait') {
         await this.budget.yield();
         thread = this.threadNow();
@@ -225,7 +234,8 @@ export class OnnxInstance implements BackendInstance {
       } else {
         answer = await this.run(run, buffers);
         this.runs.worker += 1;
-        this.policy.record('worker', answer.timing.inferNs);
+        // A run sent to the worker for its size says nothing about the model's usual runs.
+        if (!oversize) this.policy.record('worker', answer.timing.inferNs);
       }
     } catch (err) {
       // No answer: buffers that reached the dead worker are gone (detached), the rest go back.
@@ -603,6 +613,13 @@ async function startWorker(init: WorkerInit): Promise<{ worker: Worker; ready: E
     throw err;
   });
   return { worker, ready };
+}
+
+/** Bytes of tensor data a run's inputs carry. */
+function runInputBytes(run: WireRun): number {
+  let bytes = 0;
+  for (const input of run.inputs) bytes += input.byteLength;
+  return bytes;
 }
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);

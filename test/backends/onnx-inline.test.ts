@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
+import { INLINE_MAX_INPUT_BYTES, type OnnxInstance } from '../../backends/onnxruntime/onnx-instance.ts';
 import { ExecutionThreadPolicy, INLINE_SAMPLE_RUNS, MAX_LONG_RUNS, readExecutionThread } from '../../backends/onnxruntime/execution-thread.ts';
 import type { BackendModel, ExecuteRequest, ExecuteResult } from '../../engine/backend.ts';
 import type { InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
@@ -120,6 +120,28 @@ describe('ONNX Runtime instance, inline on the event loop', () => {
     assert.deepEqual(answerOf(bad.results), answerOf(onWorker[0].results), 'the same error as on the worker');
     // The worker holds the three runs' buffers at once, inline runs one after another: only what is still lent must agree.
     assert.equal(pool.stats().outstanding, workerPool.stats().outstanding, 'the answers hold as many pool buffers on both paths');
+  });
+
+  test('a run carrying more than INLINE_MAX_INPUT_BYTES goes to the worker, and the runs queued behind it follow it there', async () => {
+    const instance = await openTracked('identity', 'max_batch_size: 4\n' + param('execution_thread', 'inline'));
+    const request = (n: number): ExecuteRequest => ({
+      inputs: [fp32('IN_FP32', Array.from({ length: n }, (_, i) => i / 4)), bytesTensor('IN_BYTES', ['a']), { ...int32('IN_INT64', 1, () => 0), datatype: 'INT64', shape: [1, 8] }],
+      outputs: ['OUT_FP32'],
+      batchSize: 1,
+    });
+    const small = 16;
+    const large = INLINE_MAX_INPUT_BYTES / 4 + 1;
+    const echoed = (n: number): unknown => [[['OUT_FP32', 'FP32', [1, n], [...new Uint8Array(Float32Array.from({ length: n }, (_, i) => i / 4).buffer)]]]];
+    assert.deepEqual(answerOf((await instance.execute([request(small)])).results), echoed(small));
+    assert.deepEqual(instance.runCounts, { inline: 1, worker: 0 });
+    // Asked in one tick: the large run is on the worker when the small one is asked, so the small one waits behind it.
+    const [big, after] = await Promise.all([instance.execute([request(large)]), instance.execute([request(small)])]);
+    assert.deepEqual(answerOf(big.results), echoed(large));
+    assert.deepEqual(answerOf(after.results), echoed(small));
+    assert.deepEqual(instance.runCounts, { inline: 1, worker: 2 });
+    assert.equal(instance.executionThread, 'inline', 'the model itself stays inline');
+    assert.deepEqual(answerOf((await instance.execute([request(small)])).results), echoed(small));
+    assert.deepEqual(instance.runCounts, { inline: 2, worker: 2 });
   });
 
   test('auto mode goes inline once measured runs are light, and a heavy model never runs inline', async () => {
