@@ -142,6 +142,10 @@ describe('ONNX Runtime instance, inline on the event loop', () => {
     assert.equal(instance.executionThread, 'inline', 'the model itself stays inline');
     assert.deepEqual(answerOf((await instance.execute([request(small)])).results), echoed(small));
     assert.deepEqual(instance.runCounts, { inline: 2, worker: 2 });
+    // At the bound, inline: the FP32 input fills what the BYTES (4 + 1) and INT64 (64) inputs leave of it.
+    const atBound = Math.floor((INLINE_MAX_INPUT_BYTES - 5 - 64) / 4);
+    assert.deepEqual(answerOf((await instance.execute([request(atBound)])).results), echoed(atBound));
+    assert.deepEqual(instance.runCounts, { inline: 3, worker: 2 });
   });
 
   test('auto mode goes inline once measured runs are light, and a heavy model never runs inline', async () => {

@@ -38,11 +38,12 @@ function assertSameAnswer(actual: Answer, expected: Answer, what: string): void 
 
 describe('the bundled text_router pipeline', () => {
   let fixture: DualFixture;
-  const clients = new Map<'http' | 'grpc', InferenceClient>();
+  const clients = new Map<'http' | 'http-json' | 'grpc', InferenceClient>();
 
   before(async () => {
     fixture = await startBoth(PIPELINES_DIR);
     clients.set('http', new InferenceClient({ url: fixture.httpUrl }));
+    clients.set('http-json', new InferenceClient({ url: fixture.httpUrl, binary: false }));
     clients.set('grpc', new InferenceClient({ url: `grpc://${fixture.grpcAddress}` }));
   });
   after(async () => {
@@ -88,7 +89,8 @@ describe('the bundled text_router pipeline', () => {
     }
   });
 
-  for (const protocol of ['http', 'grpc'] as const) {
+  // HTTP with the binary tensor extension (the client's default), pure JSON HTTP, and gRPC.
+  for (const protocol of ['http', 'http-json', 'grpc'] as const) {
     describe(`over ${protocol}`, () => {
       const client = (): InferenceClient => clients.get(protocol)!;
       const alone = async (model: string, texts: readonly string[]): Promise<InferResult> => client().infer(model, [text(texts)]);

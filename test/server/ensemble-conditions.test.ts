@@ -133,7 +133,8 @@ const int32 = (name: string, values: readonly number[]) => tensor(name, 'INT32',
 const index = (value: number) => tensor('INDEX', 'INT64', [1, 1], [BigInt(value)]);
 const values = (result: InferResult): Record<string, number[]> => Object.fromEntries(result.outputs.map((o) => [o.name, o.numbers()]));
 
-for (const protocol of ['http', 'grpc'] as const) {
+// HTTP with the binary tensor extension (the client's default), pure JSON HTTP, and gRPC.
+for (const protocol of ['http', 'http-json', 'grpc'] as const) {
   describe(`conditional ensembles over ${protocol}`, () => {
     let root: string;
     let fixture: DualFixture;
@@ -164,7 +165,7 @@ for (const protocol of ['http', 'grpc'] as const) {
         partial_ensemble: { config: PARTIAL_ENSEMBLE, versions: { 1: null } },
       });
       fixture = await startBoth(root, { backends: withTestBackends(new EchoBackend()) });
-      client = new InferenceClient({ url: protocol === 'http' ? fixture.httpUrl : `grpc://${fixture.grpcAddress}` });
+      client = new InferenceClient(protocol === 'grpc' ? { url: `grpc://${fixture.grpcAddress}` } : { url: fixture.httpUrl, binary: protocol === 'http' });
     });
 
     after(async () => {
