@@ -13,7 +13,7 @@ import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ParameterValue } from './inference-request.ts';
 import type { ModelResponse, ResponseTaken } from './inference-response.ts';
 import type { Logger } from './logger.ts';
-import type { InferFunction } from './infer-function.ts';
+import type { InferFunction, StreamingInferFunction } from './infer-function.ts';
 import type { BufferPool } from './memory/buffer-pool.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -31,6 +31,8 @@ export interface ModelLoadContext {
   readonly config?: ModelConfigObject;
   /** The server's infer(), for backends whose models call other models (scripts' ctx.infer). */
   readonly infer?: InferFunction;
+  /** The server's inferStream(), for backends whose models read other models' streams (scripts' ctx.inferStream). */
+  readonly inferStream?: StreamingInferFunction;
 }
 
 /**

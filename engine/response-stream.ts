@@ -7,7 +7,8 @@
  * reader never sees the iteration throw.
  *
  * A reader that stops early (break, return) abandons the stream: later
- * responses are refused, which tells the model that nobody listens any more.
+ * responses are refused, which tells the model that nobody listens any more,
+ * and response_stats counts one 'cancel' for it.
  *
  * The buffer is bounded (StreamBufferLimits): once it holds maxResponses
  * items or maxBytes of tensor data, accept() still takes the response but
@@ -134,6 +135,8 @@ export class ResponseStream implements AsyncIterable<StreamedResponse> {
         return { value: entry.item, done: false };
       },
       return: async (): Promise<IteratorResult<StreamedResponse>> => {
+        // A reader that stops before the end cancels the request: its one 'cancel' in response_stats.
+        if (this.decoupled && this.open) this.options.stats?.recordResponse(this.sent, 'cancel', 0, 0);
         this.abandoned = true;
         // Responses nobody will read are dropped: their pooled memory goes back.
         for (const entry of this.buffered) entry.item.response?.lease?.release();

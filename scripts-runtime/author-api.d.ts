@@ -228,6 +228,43 @@ export interface ModelContext {
    * The type argument names the outputs expected; it is not checked.
    */
   infer<Outputs extends NamedTensors<Outputs> = TensorMap>(call: InferCall): Promise<InferResult<Outputs>>;
+  /**
+   * Runs a request on any loaded model and reads its responses as they
+   * come: every response of a decoupled model, or the one answer of any
+   * other. The call starts at once; what goes wrong before the first
+   * response (an unknown model, a bad input) rejects the first next().
+   *
+   * Read it with `for await`. The callee is held back while the script does
+   * not read: it waits in its own send() once the stream buffer (the
+   * server's --stream-buffer-* flags, 16 responses by default) is full.
+   * An error response rejects next() with an InferError and ends the
+   * stream. Leaving the loop early (break, return, a throw), calling
+   * return() or cancel(), or the execute() ending cancel the callee: its
+   * send() answers false from then on. An open stream counts as one call
+   * of parameters.max_infer_calls_in_flight until it ends; a call past the
+   * limit throws at once with INFER_CALLS_IN_FLIGHT.
+   */
+  inferStream<Outputs extends NamedTensors<Outputs> = TensorMap>(call: InferCall): InferStream<Outputs>;
+}
+
+/**
+ * One response read from ctx.inferStream. `final` is true on a response the
+ * callee flagged as its last (`send(response, { final: true })`); a callee
+ * that closes its request without one ends the stream after a response
+ * with `final` false. A script forwarding the stream can pass it on.
+ */
+export interface StreamedResult<Outputs extends NamedTensors<Outputs> = TensorMap> extends InferResult<Outputs> {
+  readonly final: boolean;
+}
+
+/** What ctx.inferStream returns: an async iterator of the callee's responses, and its own async iterable. */
+export interface InferStream<Outputs extends NamedTensors<Outputs> = TensorMap> extends AsyncIterableIterator<StreamedResult<Outputs>> {
+  /** The next response, or done after the last. One at a time: await each before asking for the next. */
+  next(): Promise<IteratorResult<StreamedResult<Outputs>, undefined>>;
+  /** Ends the stream and cancels the callee if it has not finished; `for await` calls it when the loop ends early. */
+  return(): Promise<IteratorResult<StreamedResult<Outputs>, undefined>>;
+  /** The same as return(), for code that is not iterating. */
+  cancel(): Promise<void>;
 }
 
 /**

@@ -12,10 +12,12 @@ import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import { markedIfOwned } from '../engine/memory/buffer-lease.ts';
 import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import { serverError } from '../engine/errors.ts';
-import type { InferFunction } from '../engine/infer-function.ts';
+import type { InferFunction, StreamingInferFunction } from '../engine/infer-function.ts';
+import type { InferenceResponse } from '../engine/inference-response.ts';
 import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { ExecuteCalls } from './execute-calls.ts';
-import type { HostBridge, ScriptInferAnswer, ScriptTensor } from './sandbox.ts';
+import type { HostBridge, ScriptInferAnswer, ScriptStreamOperation, ScriptTensor } from './sandbox.ts';
+import { ScriptStreams, type ScriptStreamAnswer } from './script-streams.ts';
 
 type TypedArrayClass =
   | Uint8ArrayConstructor | Int8ArrayConstructor | Uint16ArrayConstructor | Int16ArrayConstructor
@@ -124,6 +126,8 @@ export interface BridgeOptions {
   readonly modelName: string;
   readonly instance: string;
   readonly infer: InferFunction;
+  /** The server's inferStream(), for ctx.inferStream; without it ctx.inferStream is refused. */
+  readonly inferStream?: StreamingInferFunction;
   readonly logger: Logger;
   /**
    * The calls of the execute() numbered `batch` (0: initialize(), or the ctx it was given): their chain, limit
@@ -136,28 +140,45 @@ export interface BridgeOptions {
   readonly respond?: HostBridge['respond'];
 }
 
-/** The bridge one script instance gets: ctx.infer into the server's facade, and ctx.log. */
+/** The bridge one script instance gets: ctx.infer and ctx.inferStream into the server's facade, and ctx.log. */
 export function createHostBridge(options: BridgeOptions): HostBridge {
   const prefix = `'${options.modelName}' (${options.instance})`;
+  // The answer's pooled buffers are the bridge's now: each moves into the isolate or is copied and given back.
+  const toScript = (response: InferenceResponse): ScriptInferAnswer => {
+    const transfer: ArrayBuffer[] = [];
+    const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
+    return {
+      outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(markedIfOwned(t, owned), transfer, options.bufferPool)])),
+      ...(response.parameters ? { parameters: response.parameters } : {}),
+    };
+  };
+  const streams = options.inferStream ? new ScriptStreams(options.inferStream, toScript) : undefined;
+  const callsFor = (batch: number): ExecuteCalls => {
+    const calls = options.callsOf(batch);
+    if (!calls) throw serverError('INFER_AFTER_EXECUTE', { model: options.modelName });
+    return calls;
+  };
   return {
     async infer(call: unknown, batch: number): Promise<ScriptInferAnswer> {
-      let calls: ExecuteCalls | undefined;
       try {
-        calls = options.callsOf(batch);
-        if (!calls) throw serverError('INFER_AFTER_EXECUTE', { model: options.modelName });
+        const calls = callsFor(batch);
         const request = inferRequest(call, calls);
         calls.begin(request.modelName);
-        const response = await options.infer(request).finally(() => calls!.finish());
-        const transfer: ArrayBuffer[] = [];
-        // The answer's pooled buffers are the bridge's now: each moves into the isolate or is copied and given back.
-        const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
-        return {
-          outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(markedIfOwned(t, owned), transfer, options.bufferPool)])),
-          ...(response.parameters ? { parameters: response.parameters } : {}),
-        };
+        return toScript(await options.infer(request).finally(() => calls.finish()));
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        return { error: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) };
+        return errorAnswer(err);
+      }
+    },
+    async stream(operation: ScriptStreamOperation, batch: number): Promise<ScriptStreamAnswer> {
+      try {
+        if (!streams) throw new ScriptValueError('ctx.inferStream is not available to this model');
+        if (operation.kind === 'open') {
+          const calls = callsFor(batch);
+          return await streams.open(inferRequest(operation.call, calls, 'ctx.inferStream'), calls);
+        }
+        return operation.kind === 'next' ? await streams.next(operation.stream) : streams.close(operation.stream);
+      } catch (err) {
+        return errorAnswer(err);
       }
     },
     log(level, text) {
@@ -167,34 +188,40 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
   };
 }
 
-/** A ctx.infer call as an engine request, every field checked, carrying its execute's chain and signal. */
-function inferRequest(call: unknown, calls: ExecuteCalls): InferenceRequest {
-  if (!isObject(call)) throw new ScriptValueError('ctx.infer takes { model, inputs, outputs?, parameters?, version? }');
+/** What the script's call rejects with: the message and, where the error has one, its catalogue code. */
+function errorAnswer(err: unknown): { readonly error: string; readonly code?: string } {
+  const code = (err as { code?: unknown }).code;
+  return { error: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) };
+}
+
+/** A ctx.infer (or ctx.inferStream) call as an engine request, every field checked, carrying its execute's chain and signal. */
+function inferRequest(call: unknown, calls: ExecuteCalls, api = 'ctx.infer'): InferenceRequest {
+  if (!isObject(call)) throw new ScriptValueError(`${api} takes { model, inputs, outputs?, parameters?, version? }`);
   const model = call['model'];
-  if (typeof model !== 'string' || model === '') throw new ScriptValueError(`ctx.infer: 'model' must name a model, got ${describe(model)}`);
+  if (typeof model !== 'string' || model === '') throw new ScriptValueError(`${api}: 'model' must name a model, got ${describe(model)}`);
   const version = call['version'];
   if (version !== undefined && !(typeof version === 'string' || (typeof version === 'number' && Number.isInteger(version)))) {
-    throw new ScriptValueError(`ctx.infer to '${model}': 'version' must be a version number, got ${describe(version)}`);
+    throw new ScriptValueError(`${api} to '${model}': 'version' must be a version number, got ${describe(version)}`);
   }
   const inputs = call['inputs'];
-  if (!isObject(inputs)) throw new ScriptValueError(`ctx.infer to '${model}': 'inputs' must map input names to tensors`);
+  if (!isObject(inputs)) throw new ScriptValueError(`${api} to '${model}': 'inputs' must map input names to tensors`);
   const outputs = call['outputs'];
   if (outputs !== undefined && !(Array.isArray(outputs) && outputs.every((o) => typeof o === 'string'))) {
-    throw new ScriptValueError(`ctx.infer to '${model}': 'outputs' must be an array of output names`);
+    throw new ScriptValueError(`${api} to '${model}': 'outputs' must be an array of output names`);
   }
   const parameters = call['parameters'];
   if (parameters !== undefined && !isObject(parameters)) {
-    throw new ScriptValueError(`ctx.infer to '${model}': 'parameters' must map names to values`);
+    throw new ScriptValueError(`${api} to '${model}': 'parameters' must map names to values`);
   }
   for (const [key, value] of Object.entries(parameters ?? {})) {
     if (!['string', 'number', 'boolean', 'bigint'].includes(typeof value)) {
-      throw new ScriptValueError(`ctx.infer to '${model}': parameter '${key}' is ${describe(value)}; parameters are strings, numbers or booleans`);
+      throw new ScriptValueError(`${api} to '${model}': parameter '${key}' is ${describe(value)}; parameters are strings, numbers or booleans`);
     }
   }
   return {
     modelName: model,
     ...(version !== undefined ? { modelVersion: String(version) } : {}),
-    inputs: Object.entries(inputs).map(([name, value]) => fromScriptTensor(name, value, `ctx.infer to '${model}': input '${name}'`)),
+    inputs: Object.entries(inputs).map(([name, value]) => fromScriptTensor(name, value, `${api} to '${model}': input '${name}'`)),
     ...(outputs ? { outputs: outputs as string[] } : {}),
     ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
     callChain: calls.chain,

@@ -28,8 +28,9 @@ import type { CompiledScript } from './compile.ts';
 import { isolateBootstrapSource, type BootstrapSettings } from './isolate-bootstrap/bootstrap-source.ts';
 import {
   SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
-  type ScriptResponse, type ScriptSandbox,
+  type ScriptResponse, type ScriptSandbox, type ScriptStreamOperation,
 } from './sandbox.ts';
+import type { ScriptStreamAnswer } from './script-streams.ts';
 
 /** What every bootstrap entry point resolves to. */
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string; readonly code?: string };
@@ -78,6 +79,13 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         if (isolate.isDisposed) return undefined as never;
         return intoIsolate(answer, transferableBuffers(answer));
       });
+      // ctx.inferStream's steps (open, next, close), answered like ctx.infer.
+      const stream = new isolatedVm.Reference(async (operation: ScriptStreamOperation, batch: number): Promise<ivm.Copy<ScriptStreamAnswer>> => {
+        const answer = await bridge.stream(operation, batch)
+          .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }));
+        if (isolate.isDisposed) return undefined as never;
+        return intoIsolate(answer, transferableBuffers(answer));
+      });
       const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
       const respond = new isolatedVm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
@@ -92,13 +100,20 @@ export class IsolatedVmSandbox implements ScriptSandbox {
             .then((answer) => made?.answerInline(ticket, answer), () => {});
         });
       });
+      const streamInline = new isolatedVm.Reference((operation: ScriptStreamOperation, batch: number, ticket: number): void => {
+        setImmediate(() => {
+          bridge.stream(operation, batch)
+            .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
+            .then((answer) => made?.answerInline(ticket, answer), () => {});
+        });
+      });
       const settled = new isolatedVm.Reference((batch: number, outcome: Outcome<ScriptResponse[]>): void => made?.settleInline(batch, outcome));
       const settings: BootstrapSettings = {
         maxTransferBytes: limits.maxTransferMb * 1024 * 1024, logLineMaxChars: limits.logLineMaxChars,
         logLinesPerExecute: limits.logLinesPerExecute, allowWebAssembly: limits.allowWebAssembly,
       };
       const api = await context.evalClosure(await isolateBootstrapSource(), [
-        infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto(), inferInline, settled,
+        infer, log, factory.derefInto(), respond, new isolatedVm.ExternalCopy(settings).copyInto(), inferInline, settled, stream, streamInline,
       ], {
         result: { reference: true },
       }) as ivm.Reference;
@@ -183,8 +198,8 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     return this.closing;
   }
 
-  /** An inline ctx.infer answered: its continuation runs now, as one more slice of the execute that made it. */
-  private answerInline(ticket: number, answer: ScriptInferAnswer): void {
+  /** An inline ctx.infer (or ctx.inferStream step) answered: its continuation runs now, as one more slice of the execute that made it. */
+  private answerInline(ticket: number, answer: ScriptInferAnswer | ScriptStreamAnswer): void {
     if (!this.alive) return;
     const copy = intoIsolate(answer, transferableBuffers(answer));
     this.slice(() => this.entry.answer.applySync(undefined, [ticket, copy], { timeout: this.limits.inlineSliceMs }));
@@ -280,7 +295,7 @@ function intoIsolate(value: unknown, buffers: readonly ArrayBuffer[]): ivm.Copy<
 }
 
 /** The buffers of our own under an answer's output tensors: they move into the isolate rather than being copied. */
-function transferableBuffers(answer: ScriptInferAnswer): ArrayBuffer[] {
+function transferableBuffers(answer: ScriptInferAnswer | ScriptStreamAnswer): ArrayBuffer[] {
   if (!('outputs' in answer)) return [];
   return transferList(Object.values(answer.outputs).flatMap((tensor) => (ArrayBuffer.isView(tensor.data) ? [tensor.data.buffer] : [])));
 }

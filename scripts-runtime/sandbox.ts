@@ -6,6 +6,7 @@
  * { datatype, shape, data } with typed arrays (string[] for BYTES).
  */
 import type { ParameterValue } from '../engine/inference-request.ts';
+import type { ScriptStreamAnswer } from './script-streams.ts';
 
 export interface ScriptTensor {
   readonly datatype: string;
@@ -29,10 +30,21 @@ export type ScriptInferAnswer =
   | { readonly outputs: Readonly<Record<string, ScriptTensor>>; readonly parameters?: Readonly<Record<string, ParameterValue>> }
   | { readonly error: string; readonly code?: string };
 
+/**
+ * One step of a ctx.inferStream call, as the bootstrap hands it over: start
+ * the call, read the stream's next response, or close it early.
+ */
+export type ScriptStreamOperation =
+  | { readonly kind: 'open'; readonly call: ScriptInferCall }
+  | { readonly kind: 'next'; readonly stream: number }
+  | { readonly kind: 'close'; readonly stream: number };
+
 /** The only host functions a script can reach. */
 export interface HostBridge {
   /** A ctx.infer call by the execute() numbered `batch` (0: initialize(), or the ctx it was given). */
   infer(call: ScriptInferCall, batch: number): Promise<ScriptInferAnswer>;
+  /** A step of a ctx.inferStream call by the execute() numbered `batch` (see ScriptStreams). Never rejects. */
+  stream(operation: ScriptStreamOperation, batch: number): Promise<ScriptStreamAnswer>;
   log(level: 'info' | 'warn' | 'error', text: string): void;
   /**
    * Decoupled models: request `index` of batch `batch` sent a response

@@ -16,7 +16,7 @@ import type { CompiledModelConfig } from '../../engine/config/compiled-model-con
 import { serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
 import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
-import type { InferFunction } from '../../engine/infer-function.ts';
+import type { InferFunction, StreamingInferFunction } from '../../engine/infer-function.ts';
 import type { CompiledScript } from '../../scripts-runtime/compile.ts';
 import { ExecuteCalls } from '../../scripts-runtime/execute-calls.ts';
 import { createHostBridge, fromScriptTensor, toScriptTensor } from '../../scripts-runtime/host-bridge.ts';
@@ -36,6 +36,8 @@ export interface ScriptInstanceOptions {
   /** ctx.infer calls one execute() may have in flight (parameters.max_infer_calls_in_flight). */
   readonly maxInferCallsInFlight: number;
   readonly infer: InferFunction;
+  /** The server's inferStream(), for ctx.inferStream. */
+  readonly inferStream?: StreamingInferFunction;
   readonly logger: Logger;
   readonly bufferPool?: BufferPool;
 }
@@ -78,6 +80,7 @@ export class ScriptInstance implements BackendInstance {
     const initialize = new ExecuteCalls(config.name, [], max, []);
     const bridge = createHostBridge({
       modelName: config.name, instance: name, infer: this.options.infer, logger: this.options.logger,
+      ...(this.options.inferStream ? { inferStream: this.options.inferStream } : {}),
       callsOf: (batch) => (batch === 0 && initialize.open ? initialize : this.callsOf(batch)),
       ...(this.options.bufferPool ? { bufferPool: this.options.bufferPool } : {}),
       ...(config.decoupled ? { respond: (...sent) => this.deliver(...sent) } : {}),

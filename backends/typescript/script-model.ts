@@ -81,6 +81,7 @@ export class ScriptModel implements BackendModel {
       maxConcurrentExecutes: this.limits.maxConcurrentExecutes,
       maxInferCallsInFlight: this.limits.maxInferCallsInFlight,
       infer: this.context.infer,
+      ...(this.context.inferStream ? { inferStream: this.context.inferStream } : {}),
       logger: this.context.logger ?? silentLogger,
       ...(this.context.bufferPool ? { bufferPool: this.context.bufferPool } : {}),
     });

@@ -138,6 +138,7 @@ export async function measureColdStart(reps: number): Promise<ColdStartRow[]> {
   const limits = DEFAULT_SCRIPT_LIMITS;
   const bridge = {
     infer: async () => ({ error: 'no ctx.infer in the cold-start bench' }),
+    stream: async () => ({ error: 'no ctx.inferStream in the cold-start bench' }),
     log: () => {},
   };
   const firstExecute = new Series();

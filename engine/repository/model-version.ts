@@ -104,6 +104,7 @@ export class ModelVersion {
           ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
           ...(source.parsed ? { config: source.parsed.config } : {}),
           ...(source.infer ? { infer: source.infer } : {}),
+          ...(source.inferStream ? { inferStream: source.inferStream } : {}),
         });
         config = compileModelConfig(source.modelName, source.modelDir, source.parsed, source.settings, model.signature, source.completion);
         for (const group of config.instanceGroups) {

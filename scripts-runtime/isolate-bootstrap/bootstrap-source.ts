@@ -1,7 +1,7 @@
 /**
  * The text of the isolate bootstrap, made from bootstrap.ts: the file is read and its types stripped by esbuild
  * (a transform of this one file: no bundling, no helpers, no renaming, no minification, nothing lowered), then
- * wrapped into the closure body that isolated-vm's evalClosure runs with the host's handles as `$0` to `$6`.
+ * wrapped into the closure body that isolated-vm's evalClosure runs with the host's handles as `$0` to `$8`.
  * Made once per process, on the first isolate, and kept.
  */
 import { readFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ export const BOOTSTRAP_FUNCTION = 'isolateBootstrap';
 let source: Promise<string> | undefined;
 
 /** The closure body for evalClosure: `$0` infer, `$1` log, `$2` the model's factory, `$3` respond, `$4` the settings,
- * `$5` inferInline, `$6` settled (inline executes). */
+ * `$5` inferInline, `$6` settled (inline executes), `$7` stream and `$8` streamInline (ctx.inferStream). */
 export function isolateBootstrapSource(): Promise<string> {
   if (!source) {
     source = readFile(BOOTSTRAP_MODULE, 'utf8').then(bootstrapFromModule);
@@ -39,5 +39,5 @@ export async function bootstrapFromModule(text: string): Promise<string> {
     legalComments: 'none',
     logLevel: 'silent',
   });
-  return `'use strict';\n${result.code}\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4, $5, $6);\n`;
+  return `'use strict';\n${result.code}\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4, $5, $6, $7, $8);\n`;
 }

@@ -88,6 +88,24 @@ interface InferAnswer {
   readonly code?: string;
 }
 
+/**
+ * The host's answer to a step of ctx.inferStream: the stream's id (open), one response (next; `final` on the last),
+ * the end (`done`), or an error.
+ */
+interface StreamAnswer extends InferAnswer {
+  readonly stream?: number;
+  readonly final?: boolean;
+  readonly done?: boolean;
+}
+
+/** What ctx.inferStream returns: an async iterator of responses that is its own iterable, and can be cancelled. */
+interface ResponseIterator {
+  next(): Promise<IteratorResult<unknown, undefined>>;
+  return(): Promise<IteratorResult<unknown, undefined>>;
+  cancel(): Promise<void>;
+  [Symbol.asyncIterator](): ResponseIterator;
+}
+
 interface InferLimit { readonly max: number; readonly code: string; readonly message: string }
 
 /** The author's module as the compiled code fills it in. */
@@ -104,6 +122,7 @@ type LogLevel = 'info' | 'warn' | 'error';
 type LogFunction = (...parts: unknown[]) => void;
 interface ModelContext {
   readonly infer: (request: unknown) => Promise<unknown>;
+  readonly inferStream: (request: unknown) => ResponseIterator;
   readonly log: Readonly<Record<LogLevel, LogFunction>>;
 }
 
@@ -125,6 +144,7 @@ type Uncurried<F> = F extends (...args: infer A) => infer R ? (self: unknown, ..
 function isolateBootstrap(
   hostInfer: HostReference, hostLog: HostReference, factory: (module: AuthorModule, exports: AuthorModule['exports']) => void,
   hostRespond: HostReference, settings: BootstrapSettings, hostInferInline: HostReference, hostSettled: HostReference,
+  hostStream: HostReference, hostStreamInline: HostReference,
 ): BootstrapEntryPoints {
   // Intrinsics, captured before the author's code runs. uncurry(f)(self, ...args) is f.call(self, ...args)
   // without looking anything up at call time.
@@ -143,6 +163,8 @@ function isolateBootstrap(
   const ErrorConstructor = Error;
   const BigIntOf = BigInt;
   const PromiseConstructor = Promise;
+  const PromiseThen = uncurry(Promise.prototype.then);
+  const AsyncIteratorSymbol: typeof Symbol.asyncIterator = Symbol.asyncIterator;
   const StringSlice = uncurry(String.prototype.slice);
   const BigIntToString = uncurry(BigInt.prototype.toString);
   const TypedArrayPrototype: object = ObjectGetPrototypeOf(Uint8Array.prototype);
@@ -160,6 +182,14 @@ function isolateBootstrap(
   // ctx.infer calls in flight, by batch (0: initialize), and how many one may have; the host sets the limit at load.
   const callsInFlight: Bare<Partial<Record<number, number>>> = { __proto__: null };
   let inferLimit: Bare<InferLimit> = { __proto__: null, max: 0, code: '', message: '' };
+
+  // One call (or open stream) of execute `batch` answered or ended.
+  function releaseCall(batch: number): void {
+    const count = callsInFlight[batch];
+    if (count === undefined) return;
+    if (count <= 1) delete callsInFlight[batch];
+    else callsInFlight[batch] = count - 1;
+  }
 
   function fail(message: string, code?: string): Error {
     const error = new ErrorConstructor(message);
@@ -294,7 +324,7 @@ function isolateBootstrap(
     try {
       answer = await hostInfer.apply(undefined, [copy, batch], inferOptions) as InferAnswer;
     } finally {
-      if (--callsInFlight[batch]! === 0) delete callsInFlight[batch];
+      releaseCall(batch);
     }
     if (answer.error !== undefined) throw fail(answer.error, answer.code);
     return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
@@ -320,10 +350,102 @@ function isolateBootstrap(
       answer = await answered;
     } finally {
       delete tickets[ticket];
-      if (--callsInFlight[batch]! === 0) delete callsInFlight[batch];
+      releaseCall(batch);
     }
     if (answer.error !== undefined) throw fail(answer.error, answer.code);
     return { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}) };
+  }
+
+  // ---- ctx.inferStream: the host holds the stream; each step (open, next, close) is one call, inline or not.
+  const streamOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
+
+  async function streamStep(operation: object, batch: number, inline: boolean): Promise<StreamAnswer> {
+    if (!inline) return await hostStream.apply(undefined, [operation, batch], streamOptions) as StreamAnswer;
+    const ticket = ++lastTicket;
+    const answered = new PromiseConstructor<InferAnswer>((resolve) => { tickets[ticket] = resolve; });
+    try {
+      hostStreamInline.applySync(undefined, [operation, batch, ticket], inferInlineOptions);
+      return await answered as StreamAnswer;
+    } finally {
+      delete tickets[ticket];
+    }
+  }
+
+  // Starts the call at once, as ctx.infer does; what goes wrong on the way surfaces at the first next().
+  function inferStream(request: unknown, batch: number, inline: boolean): ResponseIterator {
+    if (typeof request !== 'object' || request === null) throw fail('ctx.inferStream takes a request object: { model, inputs, outputs?, parameters?, version? }');
+    const inFlight = callsInFlight[batch] || 0;
+    if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
+    const copy = copyOut(request, 'the ctx.inferStream request');
+    callsInFlight[batch] = inFlight + 1;
+    let ended = false;
+    let reading = false;
+    let id: number | undefined;
+    let openFailure: Error | undefined;
+    function end(): void {
+      if (ended) return;
+      ended = true;
+      releaseCall(batch);
+    }
+    const opened = PromiseThen(streamStep({ __proto__: null, kind: 'open', call: copy }, batch, inline), (answer: StreamAnswer) => {
+      if (answer.error !== undefined) {
+        openFailure = fail(answer.error, answer.code);
+        end();
+      } else {
+        id = answer.stream;
+        // Closed before it opened: the host closes it now.
+        if (ended) void streamStep({ __proto__: null, kind: 'close', stream: id }, batch, inline);
+      }
+    }, (err: unknown) => {
+      openFailure = fail(errorOf(err).message);
+      end();
+    }) as Promise<void>;
+    const doneResult = (): IteratorResult<unknown, undefined> => ({ value: undefined, done: true });
+    async function close(): Promise<void> {
+      if (ended) return;
+      end();
+      await opened;
+      if (id !== undefined) await streamStep({ __proto__: null, kind: 'close', stream: id }, batch, inline);
+    }
+    const iterator: ResponseIterator = {
+      async next() {
+        if (reading) throw fail('ctx.inferStream: next() was called again before the previous next() settled; await each one (for await does)');
+        reading = true;
+        try {
+          await opened;
+          if (openFailure !== undefined) {
+            const failure = openFailure;
+            openFailure = undefined;
+            throw failure;
+          }
+          if (ended) return doneResult();
+          const answer = await streamStep({ __proto__: null, kind: 'next', stream: id }, batch, inline);
+          if (answer.error !== undefined) {
+            end();
+            throw fail(answer.error, answer.code);
+          }
+          if (answer.done === true) {
+            end();
+            return doneResult();
+          }
+          // The last response: the host has ended the stream, and the next next() answers done without asking.
+          const final = answer.final === true;
+          if (final) end();
+          return { value: { outputs: answer.outputs, ...(answer.parameters ? { parameters: answer.parameters } : {}), final }, done: false };
+        } finally {
+          reading = false;
+        }
+      },
+      async return() {
+        await close();
+        return doneResult();
+      },
+      cancel: close,
+      [AsyncIteratorSymbol]() {
+        return iterator;
+      },
+    };
+    return ObjectFreeze(iterator);
   }
 
   // ---- ctx.log: each line cut to logLineMaxChars, at most logLinesPerExecute per execute(); the rest are counted.
@@ -428,7 +550,10 @@ function isolateBootstrap(
   // The ctx of one execute() (0: initialize()): its ctx.infer calls are that execute's, for their limit, chain and cancellation.
   function contextFor(batch: number, inline = false): ModelContext {
     const call = inline ? inferInline : infer;
-    return ObjectFreeze({ ...identityOf, infer: (request: unknown) => call(request, batch), log: logFunctions });
+    return ObjectFreeze({
+      ...identityOf, infer: (request: unknown) => call(request, batch), inferStream: (request: unknown) => inferStream(request, batch, inline),
+      log: logFunctions,
+    });
   }
 
   async function executeOutcome(requests: readonly unknown[], batch: number, inline: boolean): Promise<Bare<BootstrapOutcome<unknown>>> {
@@ -443,6 +568,8 @@ function isolateBootstrap(
     } catch (err) {
       return errorOf(err);
     } finally {
+      // Streams it left open are the host's to cancel; none of its calls counts any more.
+      delete callsInFlight[batch];
       reportDroppedLines();
     }
   }
@@ -503,6 +630,7 @@ function isolateBootstrap(
       } finally {
         state.closed = true;
         delete running[batch];
+        delete callsInFlight[batch];
         reportDroppedLines();
       }
     },

@@ -10,50 +10,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CHAT_VOCABULARY, encodeChat } from '../../generator/char-language-model.ts';
-import type { ParameterValue } from '../../engine/inference-request.ts';
 import type { FixedTensor } from '../../engine/tensor.ts';
 import { CHATBOT_CORPUS, PIPELINES_DIR } from '../../pipelines/generate.ts';
 import { startBoth, startHttp, type DualFixture } from '../helpers/fixture-repository.ts';
-import { RawGrpcClient, strings, type Message } from '../helpers/grpc-raw-client.ts';
+import { chat, grpcChunks, streamOverGrpc, type Parameters, type Reply } from '../helpers/generate-stream.ts';
+import { RawGrpcClient } from '../helpers/grpc-raw-client.ts';
 import { within } from '../helpers/script-fixtures.ts';
 import { bytesTensor } from '../../engine/bytes-tensor.ts';
-
-type Parameters = Record<string, ParameterValue>;
-
-interface Reply {
-  readonly status: number;
-  /** Each event's text_output, in order. */
-  readonly chunks: readonly string[];
-  /** The chunks joined: the whole reply. */
-  readonly text: string;
-  /** The error of an error event, if there was one. */
-  readonly error: string | undefined;
-}
-
-/** The data of each event of an SSE body, parsed; every event must be exactly `data: <json>\n\n`. */
-function events(body: string): Record<string, unknown>[] {
-  if (body === '') return [];
-  assert.ok(body.endsWith('\n\n'), `the body ends with a blank line: ${JSON.stringify(body)}`);
-  return body.slice(0, -2).split('\n\n').map((chunk) => {
-    assert.ok(chunk.startsWith('data: ') && !chunk.includes('\n'), `one data line per event: ${JSON.stringify(chunk)}`);
-    return JSON.parse(chunk.slice('data: '.length)) as Record<string, unknown>;
-  });
-}
-
-/** One turn over POST /v2/models/chatbot/generate_stream, as the README's curl sends it. */
-async function chat(url: string, text: string, parameters: Parameters, init: RequestInit = {}): Promise<Reply> {
-  const response = await fetch(`${url}/v2/models/chatbot/generate_stream`, {
-    method: 'POST', body: JSON.stringify({ text_input: text, parameters }), ...init,
-  });
-  const received = events(await response.text());
-  const error = received.find((e) => 'error' in e)?.['error'] as string | undefined;
-  const chunks = received.filter((e) => !('error' in e)).map((e) => {
-    assert.equal(e['model_name'], 'chatbot');
-    assert.equal(typeof e['text_output'], 'string');
-    return e['text_output'] as string;
-  });
-  return { status: response.status, chunks, text: chunks.join(''), error };
-}
 
 /** A conversation's turns, one after another. */
 async function conversation(url: string, turns: readonly string[], parameters: Parameters): Promise<Reply[]> {
@@ -182,23 +145,14 @@ describe('the chatbot pipeline', () => {
     const [first] = await conversation(fixture.httpUrl, ['hello'], { sequence_id: 602, seed: 'g' });
     assert.deepEqual(first!.chunks, overHttp[0]!.chunks);
 
-    const received: Message[] = [];
-    const stream = grpc.stream();
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: Message) => received.push(m));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write({
+    const received = await streamOverGrpc(grpc, {
       model_name: 'chatbot', id: 'turn-2',
       inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('tell me about the tracks')] } }],
       parameters: { sequence_id: { uint64_param: 602 }, seed: { string_param: 'g' } },
     });
-    stream.end();
-    await within(15_000, 'the gRPC stream', done);
 
     assert.ok(received.every((m) => !m['error_message']), JSON.stringify(received.find((m) => m['error_message'])));
-    const chunks = received.map((m) => strings(m['infer_response']['raw_output_contents'][0]).join(''));
+    const chunks = grpcChunks(received);
     assert.deepEqual(chunks, overHttp[1]!.chunks);
     const finals = received.map((m) => m['infer_response']['parameters']['triton_final_response']['bool_param'] === true);
     assert.deepEqual(finals, chunks.map((_, i) => i === chunks.length - 1), 'the last word is flagged final');
@@ -211,16 +165,8 @@ describe('the chatbot pipeline', () => {
     assert.deepEqual(missing.chunks, []);
     assert.match(missing.error ?? '', /the chatbot needs a conversation id: set the request parameter sequence_id .* every turn of the conversation/);
 
-    const received: Message[] = [];
-    const stream = grpc.stream();
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (m: Message) => received.push(m));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write({ model_name: 'chatbot', id: 'no-id', inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('hello')] } }] });
-    stream.end();
-    await within(15_000, 'the gRPC stream', done);
+    const received = await streamOverGrpc(grpc,
+      { model_name: 'chatbot', id: 'no-id', inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('hello')] } }] });
     assert.equal(received.length, 1);
     assert.match(received[0]!['error_message'], /needs a conversation id: set the request parameter sequence_id/);
 
@@ -258,9 +204,10 @@ describe('the chatbot pipeline', () => {
   test('a client that goes away stops the generation', async () => {
     const steps = (): number => fixture.engine.modelStatistics('chatbot_lm').model_stats[0]!.inference_stats.success.count;
     const before = steps();
+    // At temperature 0 this turn's reply runs on to max_tokens (1000 characters, most of a second): it is still going when cancelled.
     const controller = new AbortController();
     const response = await fetch(`${fixture.httpUrl}/v2/models/chatbot/generate_stream`, {
-      method: 'POST', body: JSON.stringify({ text_input: 'tell me everything', parameters: { sequence_id: 'gone', max_tokens: 1000 } }),
+      method: 'POST', body: JSON.stringify({ text_input: 'tell me everything', parameters: { sequence_id: 'gone', max_tokens: 1000, temperature: 0 } }),
       signal: controller.signal,
     });
     const reader = response.body!.getReader();

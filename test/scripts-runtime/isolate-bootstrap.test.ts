@@ -33,14 +33,14 @@ async function typecheck(...args: string[]): Promise<{ code: number; output: str
 }
 
 describe('isolate bootstrap: made from bootstrap.ts', () => {
-  test('the text is the module with its types stripped, wrapped into the closure that calls it with $0 to $6', async () => {
+  test('the text is the module with its types stripped, wrapped into the closure that calls it with $0 to $8', async () => {
     const module = await readFile(BOOTSTRAP_MODULE, 'utf8');
     const text = await isolateBootstrapSource();
     assert.equal(text, await bootstrapFromModule(module));
-    assert.ok(text.startsWith(`'use strict';\nfunction ${BOOTSTRAP_FUNCTION}(hostInfer, hostLog, factory, hostRespond, settings, hostInferInline, hostSettled) {\n`), text.slice(0, 200));
-    assert.ok(text.endsWith(`\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4, $5, $6);\n`));
+    assert.ok(text.startsWith(`'use strict';\nfunction ${BOOTSTRAP_FUNCTION}(hostInfer, hostLog, factory, hostRespond, settings, hostInferInline, hostSettled, hostStream, hostStreamInline) {\n`), text.slice(0, 200));
+    assert.ok(text.endsWith(`\nreturn ${BOOTSTRAP_FUNCTION}($0, $1, $2, $3, $4, $5, $6, $7, $8);\n`));
     // Types are gone (it parses as a plain JavaScript closure body, not run here); the module's own code is there, word for word.
-    assert.doesNotThrow(() => new Function('$0', '$1', '$2', '$3', '$4', '$5', '$6', text));
+    assert.doesNotThrow(() => new Function('$0', '$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', text));
     assert.doesNotMatch(text, /\b(interface|satisfies)\b/);
     assert.ok(text.includes('const uncurry = Function.prototype.bind.bind(Function.prototype.call);'));
     // The text follows the module: a change to the module is a change to the text.
@@ -73,7 +73,7 @@ describe('isolate bootstrap: made from bootstrap.ts', () => {
       name: 'probe', version: '1', instance: 'probe_0', config: {}, inferLimit: { max: 1, code: 'LIMIT', message: 'limit' },
     }, {
       memoryLimitMb: 16, executeTimeoutMs: 5000, maxTransferMb: 1, logLineMaxChars: 100, logLinesPerExecute: 10, allowWebAssembly: false, inlineSliceMs: 0,
-    }, { infer: async () => ({ error: 'no models here' }), log: () => {} });
+    }, { infer: async () => ({ error: 'no models here' }), stream: async () => ({ error: 'no models here' }), log: () => {} });
     try {
       const [response] = await sandbox.execute([{ inputs: {}, parameters: {} }], [], 1) as { outputs: { TEXT: { data: string[] } } }[];
       const logText = response!.outputs.TEXT.data[0]!;
