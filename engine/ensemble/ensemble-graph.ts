@@ -11,8 +11,9 @@
  *   - an ensemble input no step reads, an output no step writes;
  *   - a cycle;
  *   - datatype or shape mismatches between the writer and the reader;
- *   - a step that reads tensors coming from different decoupled steps (or
- *     from a decoupled step and from outside it), in Triton's words.
+ *   - a step that reads the outputs of two decoupled steps neither of which
+ *     follows the other, in Triton's words (tensors from before a decoupled
+ *     step may be read after it, which Triton refuses).
  *   - Switchyard's conditional steps (ensemble-conditions.ts): conditions
  *     on tensors no step writes, of the wrong type, or that can never hold;
  *     tensors written by steps that could both run; output defaults of the
@@ -27,7 +28,7 @@ import type { CompiledModelConfig, TensorSpec } from '../config/compiled-model-c
 import { didYouMean } from '../config/did-you-mean.ts';
 import { formatShape, type DataType } from '../tensor.ts';
 import type { EnsembleLayout, FieldAt } from './ensemble-layout.ts';
-import type { EnsemblePlan, PlannedStep, TensorLink } from './ensemble-plan.ts';
+import { streamWithin, type EnsemblePlan, type PlannedStep, type StreamLayout, type TensorLink } from './ensemble-plan.ts';
 import { checkConditionalGraph, checkConditionTypes, resolveConditions, type ConditionGraph, type ConditionTensor } from './ensemble-conditions.ts';
 import { hasExtensions, NO_EXTENSIONS, type EnsembleExtensions } from './ensemble-extensions.ts';
 import { conditionKindOf, describeLiteral, literalKind } from './step-condition.ts';
@@ -198,7 +199,8 @@ class EnsembleGraphBuilder {
 
     const conditionReads = located.map((conditions) => conditions.flatMap(({ condition: c }) => (c.operand.kind === 'tensor' ? [c.operand.tensor] : [])));
     const order = this.order(writers, conditionReads);
-    const decoupled = this.checkDecoupledFlow(order, producer);
+    const streams = this.checkDecoupledFlow(order, producer);
+    const decoupled = streams !== undefined;
     if (decoupled && conditional) {
       const key = [...extensions.when.values()][0]?.at ?? extensions.switches[0]?.at ?? [...extensions.defaults.values()][0]!.at;
       const step = this.members.findIndex((m) => m.config.decoupled === true);
@@ -262,6 +264,7 @@ class EnsembleGraphBuilder {
       ...(planConditional ? { conditional: true } : {}),
       ...(joins.size > 0 ? { joins } : {}),
       ...(outputDefaults.size > 0 ? { outputDefaults } : {}),
+      ...(streams ? { streams } : {}),
     };
     return { plan, inputs, outputs, warnings };
   }
@@ -347,28 +350,41 @@ class EnsembleGraphBuilder {
    * Which responses each tensor comes with, as Triton labels them: ensemble
    * inputs and what is computed from them alone have label 0, and every
    * decoupled step starts a label of its own, since each of its responses
-   * runs the steps after it once more. A step whose inputs carry different
-   * labels could not tell which responses belong together, and is refused.
-   * Answers whether any step is decoupled.
+   * runs the steps after it once more. A label's parent is the label its
+   * decoupled step read from. A step may read tensors of one label and of
+   * that label's ancestors: each response of the deepest one runs the step
+   * once, with the ancestors' tensors as they were for that response (the
+   * request's inputs are the same for all; Triton refuses this, #7275). A
+   * step whose inputs carry labels that are not on one line of descent
+   * (two decoupled steps side by side) could not tell which responses
+   * belong together, and is refused in Triton's words.
+   * Answers the streams when any step is decoupled, else undefined.
    */
-  private checkDecoupledFlow(order: readonly number[], producer: ReadonlyMap<string, number>): boolean {
-    const labelOf = new Map<string, number>();
-    let labels = 0;
+  private checkDecoupledFlow(order: readonly number[], producer: ReadonlyMap<string, number>): StreamLayout | undefined {
+    const tensor = new Map<string, number>();
+    const parent: number[] = [-1];
+    const step: number[] = [];
+    const layout: StreamLayout = { tensor, step, parent };
     for (const i of order) {
-      const step = this.source.steps[i]!;
-      const reads = [...new Set(Object.values(step.inputMap))].map((t) => {
-        const from = producer.get(t);
-        return from === undefined ? 0 : labelOf.get(t)!;
-      });
-      if (reads.some((l) => l !== reads[0])) {
+      const source = this.source.steps[i]!;
+      const reads = [...new Set(Object.values(source.inputMap))].map((t) => (producer.get(t) === undefined ? 0 : tensor.get(t)!));
+      const deepest = reads.find((l) => reads.every((other) => streamWithin(layout, l, other)));
+      if (deepest === undefined) {
         this.fail(this.source.layout.step(i),
-          `in ensemble ${this.source.name}, step of model '${step.modelName}' receives inputs originated from different decoupled models`,
-          'feed the step only tensors that come from the same decoupled step (and from the steps after it), or only tensors that no decoupled step produces');
+          `in ensemble ${this.source.name}, step of model '${source.modelName}' receives inputs originated from different decoupled models`,
+          'feed the step tensors of one decoupled step (and of the steps after it), with any tensors computed before that step; ' +
+          'never the outputs of two decoupled steps that do not follow one another');
       }
-      const label = this.members[i]!.config.decoupled === true ? ++labels : reads[0] ?? 0;
-      for (const tensor of Object.values(step.outputMap)) labelOf.set(tensor, label);
+      step[i] = deepest ?? 0;
+      let written = step[i]!;
+      if (this.members[i]!.config.decoupled === true) {
+        parent.push(written);
+        written = parent.length - 1;
+      }
+      for (const t of Object.values(source.outputMap)) tensor.set(t, written);
     }
-    return labels > 0;
+    for (const name of this.source.inputs.map((t) => t.name)) tensor.set(name, 0);
+    return parent.length > 1 ? layout : undefined;
   }
 
   /** Topological order of the steps, or the cycle that prevents one. */

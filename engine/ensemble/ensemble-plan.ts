@@ -70,6 +70,28 @@ export interface EnsemblePlan {
   readonly joins?: ReadonlyMap<string, readonly number[]>;
   /** Outputs sent with this value (filling the output's shape) when no step wrote them. */
   readonly outputDefaults?: ReadonlyMap<string, OutputDefault>;
+  /** Decoupled ensembles: which stream each tensor and step belongs to (see StreamLayout). */
+  readonly streams?: StreamLayout;
+}
+
+/**
+ * The streams of a decoupled ensemble, numbered as Triton labels them: 0 is
+ * the request's own, and each decoupled step starts one more, below the
+ * stream it reads from.
+ */
+export interface StreamLayout {
+  /** Each tensor's stream; ensemble inputs are in stream 0. */
+  readonly tensor: ReadonlyMap<string, number>;
+  /** Each step's stream: the deepest one it reads from, whose every response runs it once. */
+  readonly step: readonly number[];
+  /** Each stream's parent; stream 0 has -1. */
+  readonly parent: readonly number[];
+}
+
+/** Whether stream `stream` is `ancestor` or lies below it. */
+export function streamWithin(layout: StreamLayout, stream: number, ancestor: number): boolean {
+  for (let s = stream; s >= 0; s = layout.parent[s]!) if (s === ancestor) return true;
+  return false;
 }
 
 /**

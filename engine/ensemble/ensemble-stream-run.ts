@@ -8,8 +8,14 @@
  *
  * Tensors live in scopes: the request's own inputs in the root scope, and
  * the tensors of each response of a decoupled step in a new scope below the
- * one the step read from. The load-time check (ensemble-graph.ts) makes sure
- * a step reads all its inputs from one scope.
+ * one the step read from. A step runs in the scope that holds at least one
+ * of its inputs itself, reading the rest from the scopes above it: so it
+ * runs once per response of the deepest decoupled step it reads from, with
+ * the request's tensors (and those of the responses above) broadcast to
+ * each. The load-time check (ensemble-graph.ts) makes sure a step's inputs
+ * lie on one line of scopes. A response scope whose step still waits on a
+ * tensor from above (a slow step that does not follow the decoupled one) is
+ * looked at again each time a scope above it gets tensors.
  *
  * Backpressure: a decoupled step's responses are read one at a time, and the
  * next is read only once the steps that the last one started have a slot
@@ -25,13 +31,15 @@ import type { InferenceRequest } from '../inference-request.ts';
 import type { ResponseTaken } from '../inference-response.ts';
 import type { InferStreamFunction } from '../response-stream.ts';
 import type { Tensor } from '../tensor.ts';
-import { stepsNeeded, type PlannedStep } from './ensemble-plan.ts';
+import { stepsNeeded, streamWithin, type PlannedStep } from './ensemble-plan.ts';
 import { cancelOnAbort, renamed, stepParameters, type EnsembleRunContext } from './ensemble-run.ts';
 
 /** Tensors of one response of a decoupled step (or of the request, at the root), and the steps run on them. */
 interface Scope {
   readonly values: Map<string, Tensor>;
   readonly parent: Scope | undefined;
+  /** Which of the plan's streams its tensors belong to (StreamLayout): 0 at the root. */
+  readonly stream: number;
   readonly launched: Set<number>;
   emitted: boolean;
 }
@@ -45,6 +53,8 @@ export class EnsembleStreamRun {
   private readonly parameters: InferenceRequest['parameters'];
   /** Step requests started (or waiting for a slot) and not yet finished. */
   private pending = 0;
+  /** Response scopes with a step or the response still waiting on a tensor that a scope above them has not yet got. */
+  private readonly waiting = new Set<Scope>();
   private failed = false;
   private resolve!: () => void;
   private reject!: (error: SwitchyardError) => void;
@@ -69,7 +79,7 @@ export class EnsembleStreamRun {
       this.reject = reject;
     });
     if (!cancelOnAbort(this.request.signal, done, () => this.cancel())) return done;
-    const root: Scope = { values: new Map(this.request.inputs.map((t) => [t.name, t])), parent: undefined, launched: new Set(), emitted: false };
+    const root: Scope = { values: new Map(this.request.inputs.map((t) => [t.name, t])), parent: undefined, stream: 0, launched: new Set(), emitted: false };
     // Counted as pending itself, so the run cannot end while the first steps are still being started.
     this.pending++;
     this.advance(root).then(() => this.stepFinished(), (err: unknown) => this.fail(asSwitchyardError(err, this.context.plan.ensemble)));
@@ -109,15 +119,52 @@ export class EnsembleStreamRun {
       const taken = await this.sendResponse(this.wanted.map((name) => renamed(lookup(scope, name)!, name)));
       if (!taken) this.cancel();
     }
+    this.noteWaiting(scope);
   }
 
   /**
-   * Whether every tensor the step reads is in this scope itself (an ensemble
-   * input the request left out only counts at the root): a step runs once per
-   * scope it reads from, never again for the scopes below.
+   * Whether the step runs in this scope now: each tensor it reads is here or
+   * in a scope above (an ensemble input the request left out counts as
+   * there), and at least one is here itself, the root excepted. So a step
+   * runs once per scope of the deepest stream it reads, never again for the
+   * scopes below.
    */
   private readyIn(step: PlannedStep, scope: Scope): boolean {
-    return step.inputs.every((l) => scope.values.has(l.tensor) || (scope.parent === undefined && !this.context.plan.producer.has(l.tensor)));
+    let own = scope.parent === undefined;
+    for (const link of step.inputs) {
+      if (scope.values.has(link.tensor)) own = true;
+      else if (!lookup(scope, link.tensor) && this.context.plan.producer.has(link.tensor)) return false;
+    }
+    return own;
+  }
+
+  /**
+   * Keeps a response scope that still waits on tensors from above among
+   * those looked at again when they come: a step of its stream not yet run,
+   * or its response, when every wanted output belongs to its stream or one
+   * above (else a scope below it answers instead).
+   */
+  private noteWaiting(scope: Scope): void {
+    const layout = this.context.plan.streams;
+    if (scope.parent === undefined || !layout) return;
+    const { plan } = this.context;
+    const stepWaits = plan.order.some((i) => this.needed.has(i) && !scope.launched.has(i) && layout.step[i] === scope.stream);
+    const responseWaits = !scope.emitted && this.wanted.length > 0
+      && this.wanted.every((name) => streamWithin(layout, scope.stream, layout.tensor.get(name) ?? 0));
+    if (stepWaits || responseWaits) this.waiting.add(scope);
+    else this.waiting.delete(scope);
+  }
+
+  /** The stream a decoupled step's responses open. */
+  private streamOf(step: PlannedStep): number {
+    return this.context.plan.streams?.tensor.get(step.outputs[0]?.tensor ?? '') ?? 0;
+  }
+
+  /** `scope` got tensors: the scopes below it that wait on tensors from above are looked at again. */
+  private async advanceBelow(scope: Scope): Promise<void> {
+    for (const below of [...this.waiting]) {
+      if (below !== scope && descendsFrom(below, scope)) await this.advance(below);
+    }
   }
 
   /** Runs one step request to its end: each response of a decoupled member opens a scope of its own. */
@@ -128,7 +175,7 @@ export class EnsembleStreamRun {
       ...(step.modelVersion ? { modelVersion: step.modelVersion } : {}),
       ...(this.request.id ? { id: this.request.id } : {}),
       inputs: step.inputs.flatMap((l) => {
-        const tensor = scope.values.get(l.tensor);
+        const tensor = lookup(scope, l.tensor);
         return tensor ? [renamed(tensor, l.member)] : [];
       }),
       outputs: step.outputs.map((l) => l.member),
@@ -143,12 +190,15 @@ export class EnsembleStreamRun {
       if (!item.response) continue;
       // The step's outputs stay in this run's scopes (and may go out in a response) for as long as it lasts: the memory stays with them.
       item.response.lease?.keep();
-      const target: Scope = step.decoupled ? { values: new Map(), parent: scope, launched: new Set(), emitted: false } : scope;
+      const target: Scope = step.decoupled
+        ? { values: new Map(), parent: scope, stream: this.streamOf(step), launched: new Set(), emitted: false }
+        : scope;
       for (const link of step.outputs) {
         const tensor = item.response.outputs.find((t) => t.name === link.member);
         if (tensor) target.values.set(link.tensor, renamed(tensor, link.tensor));
       }
       await this.advance(target);
+      if (this.waiting.size > 0) await this.advanceBelow(target);
     }
     this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
   }
@@ -179,6 +229,12 @@ export class EnsembleStreamRun {
       reason: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined,
     }));
   }
+}
+
+/** Whether `scope` lies below `above`. */
+function descendsFrom(scope: Scope, above: Scope): boolean {
+  for (let s = scope.parent; s; s = s.parent) if (s === above) return true;
+  return false;
 }
 
 /** The tensor by its ensemble name, in the scope or the scopes above it. */

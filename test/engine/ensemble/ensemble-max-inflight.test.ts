@@ -5,7 +5,7 @@
  * consumer counts how many of its requests run at once, and answers the
  * highest count it has seen (PEAK), so the bound is observed by the member
  * itself. Also: the config field's errors, in protobuf's words as Triton
- * prints them, and Triton's refusal of a step fed by two decoupled sources.
+ * prints them, and a step fed by the ensemble input and a decoupled output loading.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -167,7 +167,7 @@ describe('max_inflight_requests and decoupled steps are checked at load', () => 
     });
   }
 
-  test('a step reading the ensemble input and a decoupled output is refused in Triton\'s words', async () => {
+  test('a step reading the ensemble input and a decoupled output, which Triton refuses, loads (see ensemble-stream-broadcast.test.ts)', async () => {
     const root = await makeRepository({
       producer: { config: scriptConfig({ maxBatchSize: 0, inputs: [I32('COUNT')], outputs: [I32('VALUE')], extra: DECOUPLED_POLICY }), versions: {} },
       pair: { config: scriptConfig({ maxBatchSize: 0, inputs: [I32('A'), I32('B')], outputs: [I32('Y')] }), versions: {} },
@@ -188,7 +188,7 @@ ensemble_scheduling { step [
     const engine = await startEngine(root, { strictReadiness: false });
     try {
       const entry = engine.repositoryIndex().find((e) => e.name === 'mixed')!;
-      assert.match(entry.reason ?? '', /in ensemble mixed, step of model 'pair' receives inputs originated from different decoupled models/);
+      assert.equal(entry.state, 'READY', entry.reason);
     } finally {
       await engine.close();
       await removeRepository(root);
