@@ -11,7 +11,8 @@
  * once, in turn, so a slow spell of a shared machine falls on all of them;
  * the tables give each figure's median over the rounds.
  *
- *   npm run bench:router
+ *   npm run bench:router      (this case alone)
+ *   npm run bench:ensemble    (the chain cases, then this one)
  *
  * It prints req/s, p50, p99 and the process's CPU per request, the ratio
  * router-short / cheap-alone (p50 and CPU; target <= 1.10: the skipped
@@ -28,6 +29,7 @@
  * It never asserts: it prints tables and whether the target is met.
  */
 import { cpus } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { InferenceResponse } from '../../engine/inference-response.ts';
 import { bytesStrings, bytesTensor } from '../../engine/bytes-tensor.ts';
@@ -150,7 +152,8 @@ async function runCell(engine: InferenceEngine, mode: Mode, concurrency: number,
   return cell;
 }
 
-async function main(): Promise<void> {
+/** Runs the conditional case and prints its tables; `npm run bench:ensemble` runs it after the chain cases. */
+export async function runRouterBench(): Promise<void> {
   const seconds = envNumber('BENCH_SECONDS', 2);
   const warmup = envNumber('BENCH_WARMUP', 0.5);
   const rounds = Math.round(envNumber('BENCH_ROUNDS', 3));
@@ -217,4 +220,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run on its own (npm run bench:router), not when bench/ensemble/run.ts imports it.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await runRouterBench();

@@ -27,6 +27,7 @@
  *   BENCH_CONCURRENCY      client concurrencies, comma-separated (default 1,8; 'none' for no cells)
  *   BENCH_ALLOC_REQUESTS   ensemble requests per memory measurement, after as many again of warm-up (default 2000)
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the server child
+ *   BENCH_CONDITIONAL      0 skips the conditional case (router.ts), which otherwise runs last with its own defaults
  *
  * It never asserts: it prints tables and whether each target is met.
  */
@@ -42,6 +43,7 @@ import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../r
 import { childRole, serveAsChild, ServerChild, startSwitchyardHttp, type StartedServer } from '../server-child.ts';
 import { runCallLoop } from '../call-loop.ts';
 import { DirectChain } from './direct-chain.ts';
+import { runRouterBench } from './router.ts';
 import { InferConnection, requestHead, type InferAnswer } from './infer-connection.ts';
 import {
   buildPipelineRepository, ENSEMBLE, ENSEMBLE_INPUT, ENSEMBLE_OUTPUT, HIDDEN, MAX_BATCH_SIZE, STEPS, WIDTH, type PipelineRepository,
@@ -407,6 +409,10 @@ async function main(): Promise<void> {
     if (errors.length > 0) console.log(`\nErrors (not counted in req/s):\n  ${errors.join('\n  ')}`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+  if (process.env['BENCH_CONDITIONAL'] !== '0') {
+    console.log('\n---------------------------------------------------------------- conditional case (bench:router)\n');
+    await runRouterBench();
   }
 }
 
