@@ -100,7 +100,9 @@ export class ExecuteCalls {
 
   private abandon(): void {
     this.gone = `every client of the calling execute() of '${this.model}' went away`;
-    this.close(this.gone);
+    // The owner hears first (a decoupled script's requests are marked cancelled in its isolate), then the calls fail
+    // CANCELLED: a script that sees a call fail so finds isCancelled() already true.
     this.listeners.gone?.();
+    this.close(this.gone);
   }
 }

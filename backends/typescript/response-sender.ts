@@ -94,7 +94,8 @@ export class ResponseSender {
     this.releaseWaiting();
   }
 
-  private cancel(): void {
+  /** The request is cancelled (its client went away): the script is told, and a send() waiting for room answers false. */
+  cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
     this.releaseWaiting();

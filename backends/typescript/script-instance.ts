@@ -127,7 +127,11 @@ export class ScriptInstance implements BackendInstance {
         this.pump();
         this.roomListener();
       },
-      gone: () => leave(),
+      gone: () => {
+        leave();
+        // Before its calls fail CANCELLED, the running script hears that its requests are cancelled.
+        for (const sender of this.decoupled.get(batch) ?? []) sender.cancel();
+      },
     });
     const run = await new Promise<boolean>((start) => {
       const entry: Waiting = { batch, calls, start };
