@@ -23,6 +23,7 @@
 
 import type ivm from 'isolated-vm-types';
 import { transferList } from '../engine/memory/owned-buffer.ts';
+import { eventLoopBudget } from '../engine/scheduling/inline-budget.ts';
 import { isolatedVm } from './isolated-vm-line.ts';
 import type { CompiledScript } from './compile.ts';
 import { isolateBootstrapSource, type BootstrapSettings } from './isolate-bootstrap/bootstrap-source.ts';
@@ -90,18 +91,19 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
       const respond = new isolatedVm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
         await bridge.respond?.(batch, index, response, final) ?? false);
-      // Inline ctx.infer: called synchronously from inside the isolate's slice. The engine takes it on the next turn of
-      // the event loop, never in a microtask: calls between inline scripts would otherwise chain slices without end,
-      // and starve every timer (the watchdog's included) and all I/O.
+      // Inline ctx.infer: called synchronously from inside the isolate's slice. The engine takes it once the slice has
+      // returned: in a microtask while the event loop's inline budget has room, else on the next turn of the loop. Calls
+      // between inline scripts would otherwise chain slices without end, and starve every timer (the watchdog's
+      // included) and all I/O; the budget bounds the chain to about a millisecond.
       const inferInline = new isolatedVm.Reference((call: unknown, batch: number, ticket: number): void => {
-        setImmediate(() => {
+        afterSlice(() => {
           bridge.infer(call, batch)
             .catch((err: unknown): ScriptInferAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
             .then((answer) => made?.answerInline(ticket, answer), () => {});
         });
       });
       const streamInline = new isolatedVm.Reference((operation: ScriptStreamOperation, batch: number, ticket: number): void => {
-        setImmediate(() => {
+        afterSlice(() => {
           bridge.stream(operation, batch)
             .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
             .then((answer) => made?.answerInline(ticket, answer), () => {});
@@ -214,8 +216,10 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   /** Runs one synchronous slice of an inline execute; a slice that fails (past its time, out of memory) ends the sandbox. */
   private slice(run: () => unknown): void {
+    const start = performance.now();
     try {
       run();
+      eventLoopBudget.charge((performance.now() - start) * 1e6);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.ended ??= /Script execution timed out/.test(message)
@@ -276,6 +280,12 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       : outcome.message;
     throw Object.assign(new Error(message), outcome.code === undefined ? {} : { code: outcome.code });
   }
+}
+
+/** Runs `work` once the current slice has returned: in a microtask while the event loop's inline budget has room, else after setImmediate. */
+function afterSlice(work: () => void): void {
+  if (eventLoopBudget.hasRoom) queueMicrotask(work);
+  else setImmediate(work);
 }
 
 /**

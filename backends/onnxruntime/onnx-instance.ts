@@ -10,7 +10,7 @@
  * fail, later ones wait for the new worker.
  *
  * A light model may also run inline, on the event loop, in a second session
- * of the same model (execution-thread.ts says when, inline-budget.ts how
+ * of the same model (execution-thread.ts says when, engine/scheduling/inline-budget.ts how
  * long the event loop may be held). Both paths build the same wire run and
  * read the same answer, so pool buffers, batching and timing are handled alike.
  */
@@ -29,7 +29,7 @@ import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
 import { adoptOwned, isMovable, transferList } from '../../engine/memory/owned-buffer.ts';
 import { fromOrtType, toOrtType, type OrtType } from './ort-types.ts';
 import { ExecutionThreadPolicy, type ExecutionThreadSettings } from './execution-thread.ts';
-import { eventLoopBudget, type InlineBudget } from './inline-budget.ts';
+import { eventLoopBudget, type InlineBudget } from '../../engine/scheduling/inline-budget.ts';
 import { InlineSession } from './inline-session.ts';
 import type { FromWorker, SignatureEntry, ToWorker, WireResult, WireRun, WireTensor, WorkerData, WorkerInit } from './worker-protocol.ts';
 

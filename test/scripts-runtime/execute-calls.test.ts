@@ -52,13 +52,28 @@ describe('ExecuteCalls', () => {
     const clients = [new AbortController(), new AbortController()];
     let gone = 0;
     const calls = new ExecuteCalls('m', [], LIMIT, clients.map((c) => c.signal), { gone: () => { gone++; } });
+    calls.begin('t'); // a call in flight, listening on the signal
     clients[0]!.abort();
     assert.equal(calls.signal.aborted, false, 'one request of the batch still wants its answer');
     clients[1]!.abort();
     assert.equal(calls.signal.aborted, true);
     assert.equal(gone, 1);
     assert.match(calls.cancelled!, /every client of the calling execute\(\) of 'm' went away/);
+    calls.finish();
     assert.throws(() => calls.begin('t'), { code: 'CANCELLED', message: /inference request for model 't' was cancelled/ });
+  });
+
+  test('an execute that ends with no call in flight leaves its signal alone; one taken afterwards is already aborted', () => {
+    const calls = new ExecuteCalls('m', [], LIMIT, []);
+    const early = calls.signal;
+    calls.close('execute() returned');
+    assert.equal(early.aborted, false, 'nothing listens: no abort, no Error made');
+    assert.equal(calls.open, false);
+    const late = new ExecuteCalls('m', [], LIMIT, []);
+    late.close('execute() returned');
+    assert.equal(late.signal.aborted, true);
+    assert.match(String((late.signal.reason as Error).message), /execute\(\) returned/);
+    assert.throws(() => late.begin('t'), { code: 'INFER_AFTER_EXECUTE' });
   });
 
   test('a request without a signal keeps the calls alive; a batch whose clients all left already starts cancelled', () => {

@@ -1,8 +1,11 @@
 /**
- * How long inline ONNX runs may hold the event loop in one stretch. Every
- * instance in the process charges the one budget (there is one event loop);
- * once a macrotask's inline work passes it, the next inline run first waits
- * for setImmediate, so I/O and timers get their turn in between.
+ * How long inline work may hold the event loop in one stretch: ONNX runs on
+ * the event loop (execution_thread) and the synchronous slices of inline
+ * script executes (inline_slice_ms). Everything in the process charges the
+ * one budget (there is one event loop); once a macrotask's inline work
+ * passes it, the next inline run (or the next inline ctx.infer a script
+ * hands over) first waits for setImmediate, so I/O and timers get their
+ * turn in between.
  */
 
 /** Inline compute allowed between two yields to the event loop: 1 ms. */
