@@ -47,11 +47,6 @@ export class ScriptStreams {
     private readonly toScript: (response: NonNullable<StreamedResponse['response']>) => ScriptInferAnswer,
   ) {}
 
-  /** How many streams are open now (for tests and the instance's statistics). */
-  get openCount(): number {
-    return this.streams.size;
-  }
-
   /**
    * Starts `request` (already checked, carrying `calls`' chain) on the
    * server's inferStream. Its place among the execute's calls is taken
