@@ -27,6 +27,8 @@ import { inputsForModel, outputsForClient } from './tensor-reshape.ts';
 import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
+import { Tracer } from './observability/trace/tracer.ts';
+import { DEFAULT_TRACE_VALUES, type TraceStartup } from './observability/trace/trace-settings.ts';
 import { idleWithin, InflightCounter } from './scheduling/inflight-counter.ts';
 import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
 import type { Tensor } from './tensor.ts';
@@ -104,6 +106,13 @@ export interface InferenceEngineOptions {
   readonly modelLoadThreadCount?: number;
   /** --model-namespacing: each repository folder is a namespace; a model name may appear in several. */
   readonly modelNamespacing?: boolean;
+  /**
+   * Triton's trace extension (--trace-config): the mode, the global settings
+   * and the mode's own settings. Default: triton mode, level OFF, rate 1000,
+   * count -1, no file; the settings can then be changed at run time, as in
+   * Triton, but nothing is traced without a file.
+   */
+  readonly trace?: TraceStartup;
 }
 
 export type ModelControlMode = 'none' | 'explicit' | 'poll';
@@ -148,7 +157,7 @@ export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions this build implements, in Triton's order; frontends list exactly these. */
 export const EXTENSIONS: readonly string[] = [
   'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
-  'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'logging',
+  'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'trace', 'logging',
 ];
 
 /** The statistics extension's answer: one entry per model version, in Triton's JSON shape. */
@@ -208,6 +217,8 @@ export class InferenceEngine {
     readonly cache: ResponseCache | undefined,
     /** Registered system shared memory regions, one namespace for every frontend; closed with the server. */
     readonly sharedMemory: SharedMemoryManager,
+    /** The trace extension: its settings, and which requests frontends trace (sample()). */
+    readonly tracer: Tracer,
   ) {}
 
   static async create(options: InferenceEngineOptions): Promise<InferenceEngine> {
@@ -229,7 +240,8 @@ export class InferenceEngine {
       ...(options.modelNamespacing ? { namespacing: true } : {}),
     });
     const cache = options.responseCache ? new ResponseCache(options.responseCache) : undefined;
-    engine = new InferenceEngine(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory));
+    const tracer = new Tracer(options.trace ?? { mode: 'triton', values: DEFAULT_TRACE_VALUES, modeSettings: [] }, logger);
+    engine = new InferenceEngine(repository, options, logger, bufferPool, cache, new SharedMemoryManager(options.sharedMemory), tracer);
     await repository.load();
     engine.warnUncached(repository.list().map((entry) => entry.name));
     const pollSecs = options.repositoryPollSecs ?? DEFAULT_POLL_SECS;
@@ -625,6 +637,7 @@ export class InferenceEngine {
     this.closed = true;
     clearInterval(this.pollTimer);
     await Promise.all([this.repository.close(), this.sharedMemory.close()]);
+    await this.tracer.close();
   }
 
   private readyVersion(name: string, version: string | undefined, namespace?: string): ModelVersion {

@@ -305,7 +305,7 @@ const CASES: readonly ParityCase[] = [
   { title: 'model ready (unknown version)', op: 'modelReady', model: 'add_sub', version: '9', expect: { ok: true, value: { ready: false } } },
   { title: 'server metadata', op: 'serverMetadata', expect: { ok: true, value: { name: 'switchyard', version: SERVER_VERSION, extensions: [
     'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
-    'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'logging',
+    'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'trace', 'logging',
   ] } } },
   { title: 'model metadata (known)', op: 'modelMetadata', model: 'add_sub', expect: { ok: true, value: {
     name: 'add_sub', versions: ['1'], platform: 'onnxruntime_onnx',

@@ -77,7 +77,7 @@ describe('v2 endpoints', () => {
     assert.match(body['version'] as string, /^\d+\.\d+\.\d+/);
     assert.deepEqual(body['extensions'], [
       'classification', 'sequence', 'model_repository', 'model_repository(unload_dependents)', 'schedule_policy', 'model_configuration',
-      'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'logging',
+      'system_shared_memory', 'binary_tensor_data', 'parameters', 'statistics', 'trace', 'logging',
     ]);
   });
 

@@ -1,0 +1,110 @@
+/**
+ * One traced request, and the traces of the requests it makes (ensemble
+ * steps, a script's ctx.infer calls), in Triton's trace-file form: each
+ * trace has an id from one process-wide counter, a header object
+ * `{"id","model_name","model_version"[,"request_id"][,"parent_id"]}`, one
+ * object per timestamp `{"id","timestamps":[{"name","ns"}]}`, and, at the
+ * TENSORS level, one object per tensor summary. A request and the traces it
+ * started form one group, written out together once every one of them is
+ * released.
+ *
+ * Timestamps are nanoseconds of the process's monotonic clock
+ * (performance.now()), so they order events and measure spans; they are not
+ * wall-clock times.
+ */
+import type { Tensor } from '../../tensor.ts';
+import { tensorSummary } from './tensor-summary.ts';
+
+/** The timestamps Triton's trace file names, core's and the frontends'. */
+export type TraceActivity =
+  | 'HTTP_RECV_START' | 'HTTP_RECV_END' | 'HTTP_SEND_START' | 'HTTP_SEND_END'
+  | 'GRPC_WAITREAD_START' | 'GRPC_WAITREAD_END' | 'GRPC_SEND_START' | 'GRPC_SEND_END'
+  | 'REQUEST_START' | 'QUEUE_START' | 'COMPUTE_START' | 'COMPUTE_INPUT_END' | 'COMPUTE_OUTPUT_START' | 'COMPUTE_END'
+  | 'REQUEST_END' | 'INFER_RESPONSE_COMPLETE';
+
+/** Where a tensor summary was taken, in Triton's activity names. */
+export type TensorActivity = 'TENSOR_QUEUE_INPUT' | 'TENSOR_BACKEND_OUTPUT';
+
+/** The monotonic clock traces are stamped with, in nanoseconds. */
+export const traceNow = (): number => Math.round(performance.now() * 1e6);
+
+/** What a finished group goes to. */
+export interface TraceSink {
+  /** A group of traces, as the comma-joined objects of the trace file. */
+  written(group: string): void;
+}
+
+let lastId = 0;
+
+/** The group a top-level request's traces share, until every one of them is released. */
+class TraceGroup {
+  readonly objects: string[] = [];
+  open = 0;
+  constructor(readonly sink: TraceSink) {}
+}
+
+export class RequestTrace {
+  readonly id = ++lastId;
+  private released = false;
+
+  private constructor(
+    private readonly group: TraceGroup,
+    readonly parentId: number,
+    /** Whether timestamps are recorded (TIMESTAMPS level). */
+    readonly timestamps: boolean,
+    /** Whether tensor summaries are recorded (TENSORS level). */
+    readonly tensors: boolean,
+  ) {
+    group.open += 1;
+  }
+
+  /** A top-level request's trace; its group goes to `sink` once it and its children are released. */
+  static start(sink: TraceSink, timestamps: boolean, tensors: boolean): RequestTrace {
+    return new RequestTrace(new TraceGroup(sink), 0, timestamps, tensors);
+  }
+
+  /** The trace of a request this one makes (an ensemble step, a script's call): same group, this one its parent. */
+  child(): RequestTrace {
+    return new RequestTrace(this.group, this.id, this.timestamps, this.tensors);
+  }
+
+  /** Whether this trace belongs to a request made by another (it has a parent). */
+  get nested(): boolean {
+    return this.parentId !== 0;
+  }
+
+  /** The header Triton writes at REQUEST_START: which model and version, the request's id, the parent. */
+  begin(model: string, version: string, requestId: string | undefined, ns = traceNow()): void {
+    if (!this.timestamps) return;
+    this.group.objects.push(`{"id":${this.id},"model_name":${JSON.stringify(model)},"model_version":${Number(version) || 0}` +
+      `${requestId ? `,"request_id":${JSON.stringify(requestId)}` : ''}${this.parentId !== 0 ? `,"parent_id":${this.parentId}` : ''}}`);
+    this.mark('REQUEST_START', ns);
+  }
+
+  mark(activity: TraceActivity, ns = traceNow()): void {
+    if (!this.timestamps || this.released) return;
+    this.group.objects.push(`{"id":${this.id},"timestamps":[{"name":"${activity}","ns":${ns}}]}`);
+  }
+
+  /** The four compute timestamps of one execution: its start, and its input, infer and output durations. */
+  compute(startNs: number, inputNs: number, inferNs: number, outputNs: number): void {
+    this.mark('COMPUTE_START', startNs);
+    this.mark('COMPUTE_INPUT_END', startNs + inputNs);
+    this.mark('COMPUTE_OUTPUT_START', startNs + inputNs + inferNs);
+    this.mark('COMPUTE_END', startNs + inputNs + inferNs + outputNs);
+  }
+
+  /** A tensor summary (TENSORS level): name, datatype, shape and its first elements. */
+  tensor(activity: TensorActivity, tensor: Tensor): void {
+    if (!this.tensors || this.released) return;
+    this.group.objects.push(`{"id":${this.id},"activity":"${activity}","tensor":${JSON.stringify(tensorSummary(tensor))}}`);
+  }
+
+  /** The request is done with its trace; the group is written once all of its traces are. Safe to call twice. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.group.open -= 1;
+    if (this.group.open === 0 && this.group.objects.length > 0) this.group.sink.written(this.group.objects.join(','));
+  }
+}
