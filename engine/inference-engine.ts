@@ -28,6 +28,7 @@ import type { CompiledModelConfig } from './config/compiled-model-config.ts';
 import { normalizeRequest, type NormalizedRequest } from './request-normalizer.ts';
 import { ResponseStream, type StreamBufferLimits } from './response-stream.ts';
 import { Tracer } from './observability/trace/tracer.ts';
+import type { RequestTrace } from './observability/trace/request-trace.ts';
 import { DEFAULT_TRACE_VALUES, type TraceStartup } from './observability/trace/trace-settings.ts';
 import { idleWithin, InflightCounter } from './scheduling/inflight-counter.ts';
 import { RateLimiter, type RateLimiterOptions } from './scheduling/rate-limiter.ts';
@@ -277,6 +278,8 @@ export class InferenceEngine {
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
     this.assertTakingRequests(request);
     this.active.enter();
+    const trace = request.trace;
+    let traced = false;
     // One async frame per request: the lookup, checks, scheduling and answer are all here.
     try {
       checkModelName(request.modelName, requestSource(request));
@@ -287,6 +290,10 @@ export class InferenceEngine {
       }
       const version = readyVersionOf(entry, request.modelName, request.modelVersion);
       const config = version.config!;
+      if (trace) {
+        trace.begin(config.name, String(version.version), request.id);
+        traced = true;
+      }
       const cache = this.cache && config.responseCache ? this.cache : undefined;
       // Read only for the cache's statistics: most requests skip the clock here.
       const received = cache ? performance.now() : 0;
@@ -314,8 +321,10 @@ export class InferenceEngine {
         : { modelName: config.name, modelVersion: String(version.version), outputs };
       if (parameters) response.parameters = parameters;
       if (!lease.ended) response.lease = lease;
+      if (trace) for (const tensor of outputs) trace.tensor('TENSOR_BACKEND_OUTPUT', tensor);
       return response;
     } finally {
+      if (trace) endTrace(trace, traced);
       this.active.leave();
     }
   }
@@ -420,10 +429,15 @@ export class InferenceEngine {
       return counts ? this.classified(shaped, counts, config) : shaped;
     };
     const accept = (response: ModelResponse): ResponseTaken => stream.accept(response.outputs ? { ...response, outputs: forClient(response.outputs) } : response);
+    const trace = request.trace;
+    trace?.begin(config.name, String(version.version), request.id);
     version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
       () => stream.close(),
       (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
-    ).finally(() => this.active.leave());
+    ).finally(() => {
+      if (trace) endTrace(trace, true);
+      this.active.leave();
+    });
     return stream;
   }
 
@@ -644,6 +658,12 @@ export class InferenceEngine {
     checkModelName(name);
     return readyVersionOf(this.repository.get(name, namespace), name, version);
   }
+}
+
+/** A request's end, on its trace: REQUEST_END once it began; a step's trace (made by the engine's caller, not a frontend) is released. */
+function endTrace(trace: RequestTrace, begun: boolean): void {
+  if (begun) trace.mark('REQUEST_END');
+  if (trace.nested) trace.release();
 }
 
 /** The version of `entry` a request for `version` (or, with none, for the model) goes to, or the catalogue error why none can take it. */

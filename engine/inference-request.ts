@@ -1,4 +1,5 @@
 /** A request as the engine takes it, whichever frontend (or script, or ensemble step) sent it. */
+import type { RequestTrace } from './observability/trace/request-trace.ts';
 import type { ModelResponse, ResponseTaken } from './inference-response.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -40,6 +41,12 @@ export interface InferenceRequest {
    * callers use inferStream rather than setting it themselves.
    */
   readonly onResponse?: (response: ModelResponse) => ResponseTaken;
+  /**
+   * This request's trace, when the trace extension sampled it (a frontend
+   * did), or the trace of a request made on its behalf (an ensemble step).
+   * The engine stamps its timestamps; whoever made the trace releases it.
+   */
+  readonly trace?: RequestTrace;
 }
 
 /** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */

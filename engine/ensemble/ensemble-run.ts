@@ -228,6 +228,7 @@ export class EnsembleRun {
       ...(this.parameters ? { parameters: this.parameters } : {}),
       ...(this.stepSignal ? { signal: this.stepSignal } : {}),
       callChain: this.callChain,
+      ...(this.request.trace ? { trace: this.request.trace.child() } : {}),
     }).then((response) => {
       limiter?.release();
       if (this.failed) {

@@ -59,6 +59,7 @@ export class EnsembleScheduler implements Scheduler {
     const debug = debugTensors(this.plan, request.parameters?.[DEBUG_TENSORS_PARAMETER]);
     const wanted = [...normalized.outputs, ...debug.filter((t) => !normalized.outputs.includes(t))];
     const started = performance.now();
+    request.trace?.mark('QUEUE_START');
     this.inflight.enter();
     try {
       if (this.plan.decoupled) {

@@ -21,6 +21,7 @@ import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
+import { traceNow, type RequestTrace } from '../observability/trace/request-trace.ts';
 import type { Tensor } from '../tensor.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -178,6 +179,7 @@ export class DynamicBatcher implements Scheduler {
     }
     return new Promise((resolve, reject) => {
       const enqueuedAt = this.clock.now();
+      if (request.trace) traceQueued(request.trace, request);
       const pending = new Pending(
         request, normalized, normalized.batchSize, this.batching ? this.shapeKey(request) : '', policy.levelIndex, enqueuedAt,
         policy.timeoutUs > 0 ? enqueuedAt + policy.timeoutUs / 1000 : undefined, policy.timeoutUs, resolve, reject,
@@ -335,12 +337,14 @@ export class DynamicBatcher implements Scheduler {
       const live = this.dispatched(batch);
       if (live.length === 0) return;
       let outcome: ExecuteOutcome;
+      const computeStart = live.some((p) => p.request.trace) ? traceNow() : 0;
       try {
         outcome = await slot.instance.execute(live.map(executeRequest));
       } catch (err) {
         const error = asSwitchyardError(err, this.config.name);
         outcome = { results: live.map(() => ({ ok: false, error })), timing: NO_TIMING };
       }
+      if (computeStart > 0) traceComputed(live, outcome.timing, computeStart);
       this.executed(live, outcome.results, outcome.timing);
     } finally {
       grant?.release();
@@ -457,4 +461,15 @@ export class DynamicBatcher implements Scheduler {
       this.drained = undefined;
     }
   }
+}
+
+/** QUEUE_START, and the inputs as queued (TENSORS level), on a traced request's trace. */
+function traceQueued(trace: RequestTrace, request: InferenceRequest): void {
+  trace.mark('QUEUE_START');
+  for (const tensor of request.inputs) trace.tensor('TENSOR_QUEUE_INPUT', tensor);
+}
+
+/** The four compute timestamps of one execution on each traced request of its batch. */
+function traceComputed(live: readonly Pending[], timing: ComputeTiming, startNs: number): void {
+  for (const pending of live) pending.request.trace?.compute(startNs, timing.inputNs, timing.inferNs, timing.outputNs);
 }

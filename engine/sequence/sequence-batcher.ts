@@ -52,6 +52,7 @@ import { planDirectBatch, type SlotHead } from './direct-batch-plan.ts';
 import { ImplicitState, type StateTensors } from './implicit-state.ts';
 import { SequenceActor, type SequenceEnd } from './sequence-machine.ts';
 import { abortReason, noop, settle, type Outcome } from '../scheduling/request-settlement.ts';
+import { traceNow } from '../observability/trace/request-trace.ts';
 
 
 interface Pending {
@@ -163,6 +164,7 @@ export class SequenceBatcher implements Scheduler {
       return Promise.reject(err);
     }
     const { id, key, start, end, current } = admitted;
+    request.trace?.mark('QUEUE_START');
 
     return new Promise((resolve, reject) => {
       const run = start ? this.begin(id, key) : current!;
@@ -473,12 +475,14 @@ export class SequenceBatcher implements Scheduler {
     const batch = requests.map((r) => r ?? this.filler(template));
     let results: readonly ExecuteResult[];
     let timing: ComputeTiming = { inputNs: 0, inferNs: 0, outputNs: 0 };
+    const computeStart = rows.some((p) => p?.request.trace) ? traceNow() : 0;
     try {
       ({ results, timing } = await lane.instance.execute(batch));
     } catch (err) {
       const error = asSwitchyardError(err, this.config.name);
       results = batch.map(() => ({ ok: false, error }));
     }
+    if (computeStart > 0) for (const pending of rows) pending?.request.trace?.compute(computeStart, timing.inputNs, timing.inferNs, timing.outputNs);
     let okRows = 0;
     rows.forEach((pending, i) => {
       if (!pending) return;

@@ -28,6 +28,7 @@ import {
 import { modelInferResponseBytes, streamInferResponseBytes } from './infer-response-wire.ts';
 import type { StreamedResponse } from '../../engine/inference-response.ts';
 import type { SharedMemoryLease } from '../../engine/memory/shared-memory-lease.ts';
+import { traceNow, type RequestTrace } from '../../engine/observability/trace/request-trace.ts';
 
 /** Triton's limit (INT32_MAX) rather than grpc-js's 4 MiB, so Triton clients' large requests fit. */
 export const DEFAULT_GRPC_MAX_MESSAGE_SIZE = 2147483647;
@@ -264,21 +265,36 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
     return Object.keys(forwarded).length === 0 ? request : { ...request, parameters: { ...request.parameters, ...forwarded } };
   }
 
-  /** One ModelInferRequest through the engine; shared by the unary and the streaming RPC. */
-  async function infer(bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata): Promise<Buffer> {
+  /**
+   * One ModelInferRequest through the engine. When the trace extension
+   * samples it, its trace goes in `traced`, stamped up to GRPC_SEND_START;
+   * the caller stamps GRPC_SEND_END once the reply is handed over, and
+   * releases it.
+   */
+  async function infer(bytes: Buffer, signal: AbortSignal, metadata: grpc.Metadata, traced: { trace?: RequestTrace }): Promise<Buffer> {
+    const arrived = traceNow();
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
+    const trace = engine.tracer.sample(message.model_name ?? '');
+    if (trace) {
+      traced.trace = trace;
+      trace.mark('GRPC_WAITREAD_START', arrived);
+      trace.mark('GRPC_WAITREAD_END', arrived);
+    }
     engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
     const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
     try {
-      const request = withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata);
+      const decodedRequest = withForwardedMetadata(await withSharedMemoryInputs(decoded, lease), metadata);
+      const request = trace ? { ...decodedRequest, trace } : decodedRequest;
       const response = await engine.infer(request);
       try {
         await lease?.writeOutputs(response.outputs);
         // Encoded here, not when grpc-js writes it: the wire bytes are a copy, so the outputs' pooled memory goes back now.
-        return modelInferResponseBytes(response, lease?.outputNames);
+        const reply = modelInferResponseBytes(response, lease?.outputNames);
+        trace?.mark('GRPC_SEND_START');
+        return reply;
       } finally {
         response.lease?.release();
       }
@@ -296,14 +312,18 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
 
   const modelInfer: grpc.handleUnaryCall<Buffer, Reply> = (call, callback) => {
     const { signal, dispose } = callSignal(call);
-    infer(call.request, signal, call.metadata).then(
+    const traced: { trace?: RequestTrace } = {};
+    infer(call.request, signal, call.metadata, traced).then(
       (response) => {
         dispose();
         callback(null, response);
+        endGrpcTrace(traced.trace);
       },
       (err: unknown) => {
         dispose();
+        traced.trace?.mark('GRPC_SEND_START');
         callback(grpcError(asSwitchyardError(err)), null);
+        endGrpcTrace(traced.trace);
       },
     );
   };
@@ -629,4 +649,11 @@ export function closeGrpc(grpcServer: grpc.Server, graceMs = 5000): Promise<void
       resolve();
     });
   });
+}
+
+/** A traced unary call's reply was handed to grpc-js: GRPC_SEND_END, and the trace is done. */
+function endGrpcTrace(trace: RequestTrace | undefined): void {
+  if (!trace) return;
+  trace.mark('GRPC_SEND_END');
+  trace.release();
 }

@@ -18,6 +18,7 @@ import { headerText, type HeaderForwardPattern } from '../header-forwarding.ts';
 import { decompressRequest } from './request-decompression.ts';
 import { compressedBody, responseCompression } from './response-compression.ts';
 import { inferResponseBytes, jsonOutputBytes, plainResponse, runJsonCodecTask } from './json-codec-task.ts';
+import { traceNow, type RequestTrace } from '../../engine/observability/trace/request-trace.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -165,6 +166,8 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
+    const trace = engine.tracer.sample(model);
+    if (trace) startHttpTrace(trace, reply);
     try {
       engine.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : EMPTY_BODY;
@@ -185,8 +188,8 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
       // As in Triton, forwarded headers are added once the body is read, over any body parameter of the same name.
       const forwarded = headerForward?.parameters(rawHeaders(req));
       const received: InferenceRequest = forwarded
-        ? { ...decoded.request, parameters: { ...decoded.request.parameters, ...forwarded }, signal }
-        : { ...decoded.request, signal };
+        ? { ...decoded.request, parameters: { ...decoded.request.parameters, ...forwarded }, signal, ...(trace ? { trace } : {}) }
+        : trace ? { ...decoded.request, signal, trace } : { ...decoded.request, signal };
       let encoded: EncodedInfer;
       try {
         const request = lease ? { ...received, inputs: await lease.readInputs(model, received.inputs, bytesElements) } : received;
@@ -201,12 +204,14 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
         if (lease) await lease.release();
       }
       const coding = responseCompression(req.headers['accept-encoding']);
+      trace?.mark('HTTP_SEND_START');
       if (coding === 'identity') return reply.headers(encoded.headers).send(encoded.body);
       const pending = compressedBody(encoded.body, coding);
       // Awaited only when large: a small reply is sent in the turn its result arrives (see SYNC_COMPRESSION_MAX_BYTES).
       const compressed = pending instanceof Promise ? await pending : pending;
       return reply.headers({ ...encoded.headers, ...compressed.headers }).send(compressed.body);
     } catch (err) {
+      trace?.mark('HTTP_SEND_START');
       return sendError(reply, err, model);
     }
   };
@@ -325,4 +330,24 @@ async function repositoryRequestBody(
     if (!ok) throw serverError('BAD_REQUEST', { detail: `Invalid value for '${key}': expected a boolean` });
   }
   return record;
+}
+
+/**
+ * A traced request's receive timestamps, and its send end once the response
+ * is written (or the connection closes first), when the trace is released.
+ * The handler starts once the body is read, which is when both receive
+ * stamps are taken: they fall together.
+ */
+function startHttpTrace(trace: RequestTrace, reply: FastifyReply): void {
+  const now = traceNow();
+  trace.mark('HTTP_RECV_START', now);
+  trace.mark('HTTP_RECV_END', now);
+  const done = (): void => {
+    reply.raw.off('finish', done);
+    reply.raw.off('close', done);
+    trace.mark('HTTP_SEND_END');
+    trace.release();
+  };
+  reply.raw.on('finish', done);
+  reply.raw.on('close', done);
 }

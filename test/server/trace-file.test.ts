@@ -1,0 +1,162 @@
+/**
+ * The trace extension's triton mode, end to end: requests over HTTP and
+ * gRPC to a two-step ensemble of add_sub, traced at rate 1, and the trace
+ * file read back after the server stops. The ensemble's trace and its two
+ * steps' traces (parent_id) share the request id; each trace's timestamps
+ * come in order (receive, request start, queue, compute, request end,
+ * send); the steps run inside the ensemble's span. Also: the rate (every
+ * N-th request), trace_count running out, log_frequency's indexed files,
+ * and TENSORS summaries.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { TraceValues } from '../../engine/observability/trace/trace-settings.ts';
+import { addSubModel } from '../../generator/models.ts';
+import { InferenceClient, tensor } from '../../client/index.ts';
+import { chainEnsemble, range16 } from '../helpers/ensemble-fixtures.ts';
+import { addSubConfig } from '../helpers/fixture-configs.ts';
+import { makeRepository, removeRepository, startBoth } from '../helpers/fixture-repository.ts';
+
+type TraceObject = Record<string, unknown> & { id: number };
+
+interface Trace {
+  readonly id: number;
+  readonly model?: string;
+  readonly version?: number;
+  readonly requestId?: string;
+  readonly parentId?: number;
+  readonly stamps: { name: string; ns: number }[];
+  readonly tensors: { activity: string; tensor: Record<string, string> }[];
+}
+
+/** The traces in trace objects, merged by id (as Triton's trace_summary.py reads them). */
+function tracesOf(objects: readonly TraceObject[]): Map<number, Trace> {
+  const traces = new Map<number, Trace>();
+  for (const object of objects) {
+    let trace = traces.get(object.id);
+    if (!trace) {
+      trace = { id: object.id, stamps: [], tensors: [] };
+      traces.set(object.id, trace);
+    }
+    if (typeof object['model_name'] === 'string') {
+      Object.assign(trace, {
+        model: object['model_name'], version: object['model_version'],
+        ...(object['request_id'] !== undefined ? { requestId: object['request_id'] } : {}),
+        ...(object['parent_id'] !== undefined ? { parentId: object['parent_id'] } : {}),
+      });
+    }
+    for (const stamp of (object['timestamps'] as { name: string; ns: number }[] | undefined) ?? []) trace.stamps.push(stamp);
+    if (object['activity']) trace.tensors.push({ activity: object['activity'] as string, tensor: object['tensor'] as Record<string, string> });
+  }
+  return traces;
+}
+
+const names = (trace: Trace): string[] => trace.stamps.map((s) => s.name);
+const at = (trace: Trace, name: string): number => trace.stamps.find((s) => s.name === name)!.ns;
+
+function assertOrdered(trace: Trace): void {
+  for (let i = 1; i < trace.stamps.length; i++) {
+    assert.ok(trace.stamps[i]!.ns >= trace.stamps[i - 1]!.ns, `trace ${trace.id} (${trace.model}): ${names(trace).join(' ')} in time order`);
+  }
+}
+
+async function withServer(values: Partial<TraceValues>, run: (client: { http: InferenceClient; grpc: InferenceClient }, dir: string) => Promise<void>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-trace-'));
+  const root = await makeRepository({
+    add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
+    chain: { config: chainEnsemble(), versions: { 1: null } },
+  });
+  const file = join(dir, 'trace.json');
+  const fixture = await startBoth(root, {
+    trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file, ...values }, modeSettings: [] },
+  });
+  const http = new InferenceClient({ url: fixture.httpUrl });
+  const grpc = new InferenceClient({ url: fixture.grpcAddress, protocol: 'grpc' });
+  try {
+    assert.deepEqual(fixture.engine.loadFailures(), []);
+    await run({ http, grpc }, dir);
+  } finally {
+    grpc.close();
+    await fixture.close();
+    await removeRepository(root);
+  }
+  return dir;
+}
+
+const inputs = () => [tensor('A', 'INT32', [1, 16], range16((i) => i)), tensor('B', 'INT32', [1, 16], range16(() => 1))];
+
+describe('triton-mode trace file', () => {
+  test('an ensemble request over HTTP and one over gRPC: parent and step traces, each in time order, steps inside the parent', async () => {
+    const dir = await withServer({}, async ({ http, grpc }) => {
+      await http.infer('chain', inputs(), { id: 'over-http' });
+      await grpc.infer('chain', inputs(), { id: 'over-grpc' });
+    });
+    try {
+      const text = await readFile(join(dir, 'trace.json'), 'utf8');
+      const traces = tracesOf(JSON.parse(text) as TraceObject[]);
+      assert.equal(traces.size, 6, 'two requests, each an ensemble trace and two step traces');
+      for (const [requestId, front] of [['over-http', 'HTTP'], ['over-grpc', 'GRPC']] as const) {
+        const parent = [...traces.values()].find((t) => t.requestId === requestId && t.parentId === undefined)!;
+        assert.equal(parent.model, 'chain');
+        assert.equal(parent.version, 1);
+        const recv = front === 'HTTP' ? ['HTTP_RECV_START', 'HTTP_RECV_END'] : ['GRPC_WAITREAD_START', 'GRPC_WAITREAD_END'];
+        const send = front === 'HTTP' ? ['HTTP_SEND_START', 'HTTP_SEND_END'] : ['GRPC_SEND_START', 'GRPC_SEND_END'];
+        assert.deepEqual(names(parent), [...recv, 'REQUEST_START', 'QUEUE_START', 'REQUEST_END', ...send]);
+        assertOrdered(parent);
+        const steps = [...traces.values()].filter((t) => t.parentId === parent.id);
+        assert.equal(steps.length, 2);
+        for (const step of steps) {
+          assert.equal(step.model, 'add_sub');
+          assert.equal(step.requestId, requestId, 'a step repeats its parent\'s request id');
+          assert.deepEqual(names(step), [
+            'REQUEST_START', 'QUEUE_START', 'COMPUTE_START', 'COMPUTE_INPUT_END', 'COMPUTE_OUTPUT_START', 'COMPUTE_END', 'REQUEST_END',
+          ]);
+          assertOrdered(step);
+          assert.ok(at(step, 'REQUEST_START') >= at(parent, 'QUEUE_START') && at(step, 'REQUEST_END') <= at(parent, 'REQUEST_END'),
+            'the step ran inside the ensemble\'s request');
+        }
+        const [first, second] = steps.sort((a, b) => at(a, 'REQUEST_START') - at(b, 'REQUEST_START'));
+        assert.ok(at(second!, 'REQUEST_START') >= at(first!, 'REQUEST_END'), 'the second step starts after the first ends');
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('rate 3 traces every third request; log_frequency 2 writes each two traces to the next indexed file', async () => {
+    const dir = await withServer({ rate: 3, logFrequency: 2 }, async ({ http }) => {
+      for (let i = 0; i < 9; i++) await http.infer('add_sub', [tensor('INPUT0', 'INT32', [1, 16], range16((j) => j)), tensor('INPUT1', 'INT32', [1, 16], range16(() => i))], { id: `r${i}` });
+    });
+    try {
+      const files = (await readdir(dir)).sort();
+      assert.deepEqual(files, ['trace.json.0', 'trace.json.1'], 'three traces: two in .0, the last one written at shutdown to .1');
+      const first = tracesOf(JSON.parse(await readFile(join(dir, 'trace.json.0'), 'utf8')) as TraceObject[]);
+      const second = tracesOf(JSON.parse(await readFile(join(dir, 'trace.json.1'), 'utf8')) as TraceObject[]);
+      assert.deepEqual([...first.values()].map((t) => t.requestId), ['r2', 'r5']);
+      assert.deepEqual([...second.values()].map((t) => t.requestId), ['r8']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('trace_count 2: two traces, written to an indexed file once taken; TENSORS adds input and output summaries', async () => {
+    const dir = await withServer({ count: 2, level: ['TIMESTAMPS', 'TENSORS'] }, async ({ http }) => {
+      for (let i = 0; i < 4; i++) await http.infer('add_sub', [tensor('INPUT0', 'INT32', [1, 16], range16((j) => j)), tensor('INPUT1', 'INT32', [1, 16], range16(() => 1))], { id: `c${i}` });
+    });
+    try {
+      assert.deepEqual((await readdir(dir)).sort(), ['trace.json.0']);
+      const traces = tracesOf(JSON.parse(await readFile(join(dir, 'trace.json.0'), 'utf8')) as TraceObject[]);
+      assert.deepEqual([...traces.values()].map((t) => t.requestId), ['c0', 'c1']);
+      const trace = [...traces.values()][0]!;
+      const input = trace.tensors.find((t) => t.activity === 'TENSOR_QUEUE_INPUT' && t.tensor['name'] === 'INPUT0')!;
+      assert.deepEqual(input.tensor, { name: 'INPUT0', data: range16((j) => j).join(','), shape: '1,16', dtype: 'INT32' });
+      const output = trace.tensors.find((t) => t.activity === 'TENSOR_BACKEND_OUTPUT' && t.tensor['name'] === 'OUTPUT0')!;
+      assert.equal(output.tensor['data'], range16((j) => j + 1).join(','));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
