@@ -16,6 +16,7 @@ import type { Logger } from './logger.ts';
 import type { InferFunction, StreamingInferFunction } from './infer-function.ts';
 import type { BufferPool } from './memory/buffer-pool.ts';
 import type { Tensor } from './tensor.ts';
+import type { RequestTrace } from './observability/trace/request-trace.ts';
 
 export interface ModelLoadContext {
   readonly modelName: string;
@@ -74,6 +75,8 @@ export interface ExecuteRequest {
   readonly send?: (response: ModelResponse) => ResponseTaken;
   /** Fires when the client goes away or its deadline passes (see InferenceRequest.signal). */
   readonly signal?: AbortSignal;
+  /** The request's trace, when it is traced: backends whose models call others (scripts) hang those calls' traces under it. */
+  readonly trace?: RequestTrace;
 }
 
 /** A request's result; for a decoupled model `outputs` is empty, its responses having gone through `send`. */

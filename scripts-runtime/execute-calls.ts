@@ -9,6 +9,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { serverError, type SwitchyardError } from '../engine/errors.ts';
+import type { RequestTrace } from '../engine/observability/trace/request-trace.ts';
 
 export class ExecuteCalls {
   private inFlight = 0;
@@ -32,6 +33,8 @@ export class ExecuteCalls {
     private readonly limit: number,
     signals: readonly (AbortSignal | undefined)[],
     private readonly listeners: { readonly parked?: () => void; readonly gone?: () => void } = {},
+    /** The trace of the batch's traced request (the first, when several are), which the calls' traces hang under. */
+    readonly trace?: RequestTrace,
   ) {
     this.followClients(signals);
   }

@@ -226,5 +226,6 @@ function inferRequest(call: unknown, calls: ExecuteCalls, api = 'ctx.infer'): In
     ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
     callChain: calls.chain,
     signal: calls.signal,
+    ...(calls.trace ? { trace: calls.trace.child() } : {}),
   };
 }

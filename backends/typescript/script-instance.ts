@@ -132,7 +132,7 @@ export class ScriptInstance implements BackendInstance {
         // Before its calls fail CANCELLED, the running script hears that its requests are cancelled.
         for (const sender of this.decoupled.get(batch) ?? []) sender.cancel();
       },
-    });
+    }, requests.find((r) => r.trace)?.trace);
     const run = await new Promise<boolean>((start) => {
       const entry: Waiting = { batch, calls, start };
       // Every client went away while the batch waited: it leaves without touching the isolate.

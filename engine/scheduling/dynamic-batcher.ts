@@ -78,6 +78,7 @@ function executeRequest(pending: Pending): ExecuteRequest {
   if (request.callChain) out.callChain = request.callChain;
   if (request.onResponse) out.send = request.onResponse;
   if (request.signal) out.signal = request.signal;
+  if (request.trace) out.trace = request.trace;
   return out;
 }
 

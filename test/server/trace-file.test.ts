@@ -19,6 +19,7 @@ import { InferenceClient, tensor } from '../../client/index.ts';
 import { chainEnsemble, range16 } from '../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth } from '../helpers/fixture-repository.ts';
+import { scriptConfig, writeScripts } from '../helpers/script-fixtures.ts';
 
 type TraceObject = Record<string, unknown> & { id: number };
 
@@ -63,12 +64,25 @@ function assertOrdered(trace: Trace): void {
   }
 }
 
+/** Y = add_sub(X, X).OUTPUT0, through ctx.infer. */
+const BLS_SCRIPT = `export default class {
+  async execute(requests: any[], ctx: any) {
+    return Promise.all(requests.map(async (r) => {
+      const answer = await ctx.infer({ model: 'add_sub', inputs: { INPUT0: r.inputs.X, INPUT1: r.inputs.X } });
+      return { outputs: { Y: answer.outputs.OUTPUT0 } };
+    }));
+  }
+}
+`;
+
 async function withServer(values: Partial<TraceValues>, run: (client: { http: InferenceClient; grpc: InferenceClient }, dir: string) => Promise<void>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-trace-'));
   const root = await makeRepository({
     add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
     chain: { config: chainEnsemble(), versions: { 1: null } },
+    bls: { config: scriptConfig(), versions: {} },
   });
+  await writeScripts(root, { bls: { 1: BLS_SCRIPT } });
   const file = join(dir, 'trace.json');
   const fixture = await startBoth(root, {
     trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file, ...values }, modeSettings: [] },
@@ -155,6 +169,24 @@ describe('triton-mode trace file', () => {
       assert.deepEqual(input.tensor, { name: 'INPUT0', data: range16((j) => j).join(','), shape: '1,16', dtype: 'INT32' });
       const output = trace.tensors.find((t) => t.activity === 'TENSOR_BACKEND_OUTPUT' && t.tensor['name'] === 'OUTPUT0')!;
       assert.equal(output.tensor['data'], range16((j) => j + 1).join(','));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a script\'s ctx.infer is traced under the script\'s request, across the isolate', async () => {
+    const dir = await withServer({}, async ({ http }) => {
+      await http.infer('bls', [tensor('X', 'INT32', [1, 16], range16((j) => j))], { id: 'script' });
+    });
+    try {
+      const traces = [...tracesOf(JSON.parse(await readFile(join(dir, 'trace.json'), 'utf8')) as TraceObject[]).values()];
+      const script = traces.find((t) => t.model === 'bls')!;
+      const call = traces.find((t) => t.model === 'add_sub')!;
+      assert.equal(call.parentId, script.id);
+      assert.equal(call.requestId, undefined, 'a script\'s call carries no request id of its own');
+      assertOrdered(call);
+      assert.ok(at(call, 'REQUEST_START') >= at(script, 'COMPUTE_START') && at(call, 'REQUEST_END') <= at(script, 'COMPUTE_END'),
+        'the call ran while the script computed');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
