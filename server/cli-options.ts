@@ -1,11 +1,10 @@
 /**
  * tritonserver's command-line flags, parsed into readonly options. Every
  * flag of tritonserver's command_line_parser.cc is known: a flag with no
- * meaning on this build (GPU pools, thread counts, backend folders) or whose
- * feature is still to come is accepted, its value checked, and listed in
- * acceptedWithoutEffect / acceptedNotYet so the server can say so once at
- * start. A value that would promise a missing feature (--grpc-use-ssl=true)
- * is refused. Pure: no I/O, so every rule is unit-tested.
+ * meaning on this build (GPU pools, thread counts, backend folders) is
+ * accepted, its value checked, and listed in acceptedWithoutEffect so the
+ * server can say so once at start. A value that would promise a missing
+ * feature (--grpc-use-ssl=true) is refused. Pure: no I/O, so every rule is unit-tested.
  */
 import { DEFAULT_MAX_BYTES_ELEMENTS } from '../engine/bytes-tensor.ts';
 import { DEFAULT_MAX_BATCH_SIZE, type ConfigCompletion } from '../engine/config/compile-model-config.ts';
@@ -30,7 +29,9 @@ import { LOG_FORMATS, type LogFormat } from '../engine/logger.ts';
 import { DEFAULT_STREAM_BUFFER, type StreamBufferLimits } from '../engine/response-stream.ts';
 import { DEFAULT_METRICS_INTERVAL_MS, parseMetricsSetting, type MetricsOptions } from '../engine/observability/metrics-options.ts';
 import type { RateLimiterOptions, RateLimitResourceSetting } from '../engine/scheduling/rate-limiter.ts';
+import type { TraceStartup } from '../engine/observability/trace/trace-settings.ts';
 import { HeaderForwardPattern } from './header-forwarding.ts';
+import { readTraceOptions, TraceOptionError, type TraceFlags, type TraceOptions } from './trace-options.ts';
 import { API_CATEGORIES, isApiCategory, type ApiCategory, type ApiRestriction, type RestrictedApis } from './restricted-apis.ts';
 
 export interface CliOptions {
@@ -107,10 +108,12 @@ export interface CliOptions {
   readonly modelNamespacing: boolean;
   /** --help: print the flags and exit. */
   readonly help: boolean;
+  /** --trace-config and the deprecated --trace-* flags: the trace extension's mode and startup settings. */
+  readonly trace: TraceStartup;
+  /** Warnings to log once each at start, in tritonserver's words where it has them (deprecated trace flags, overrides). */
+  readonly warnings: readonly string[];
   /** Flags given that have no meaning on this build, as written (e.g. --backend-directory). */
   readonly acceptedWithoutEffect: readonly string[];
-  /** Flags given whose feature this build does not have yet; accepted so a tritonserver start line runs. */
-  readonly acceptedNotYet: readonly string[];
 }
 
 /** Most retries of a failed model load (--model-load-retry-count): each may take as long as a load. */
@@ -127,8 +130,8 @@ type Kind = 'string' | 'int' | 'bool';
 interface FlagSpec {
   readonly kind: Kind | 'float';
   readonly repeatable?: boolean;
-  /** 'none': means nothing on this build; 'later': a feature still to come. Either way accepted and listed at start. */
-  readonly effect?: 'none' | 'later';
+  /** 'none': means nothing on this build; accepted and listed at start. */
+  readonly effect?: 'none';
   /** Values this build cannot honour though the flag works otherwise: accepted, and listed at start as without effect. */
   readonly noEffectWhen?: (value: string) => boolean;
   /** Checks a value's form; returns the problem, or undefined when fine. */
@@ -248,13 +251,13 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'grpc-server-cert': { kind: 'string', effect: 'none' },
   'grpc-server-key': { kind: 'string', effect: 'none' },
   'grpc-root-cert': { kind: 'string', effect: 'none' },
-  // The trace extension is still to come: accepted so a Triton start line runs, and listed at start.
-  'trace-config': { kind: 'string', repeatable: true, effect: 'later', check: (v) => (v.includes('=') ? undefined : "expected [<mode>,]<setting>=<value>") },
-  'trace-file': { kind: 'string', effect: 'later' },
-  'trace-level': { kind: 'string', repeatable: true, effect: 'later', check: (v) => oneOf(v.toLowerCase(), ['false', 'off', 'true', 'on', 'min', 'max', 'timestamps', 'tensors']) },
-  'trace-rate': { kind: 'int', effect: 'later' },
-  'trace-count': { kind: 'int', effect: 'later' },
-  'trace-log-frequency': { kind: 'int', effect: 'later' },
+  // The trace flags, values read in trace-options.ts with tritonserver's texts; all but --trace-config are deprecated there.
+  'trace-config': { kind: 'string', repeatable: true },
+  'trace-file': { kind: 'string' },
+  'trace-level': { kind: 'string', repeatable: true },
+  'trace-rate': { kind: 'string' },
+  'trace-count': { kind: 'string' },
+  'trace-log-frequency': { kind: 'string' },
   // Frontends and transports this build does not have: off is fine, on is refused rather than silently missing.
   'grpc-use-ssl': { kind: 'bool', notYet: 'gRPC over TLS is not part of this build yet; put a TLS-terminating proxy in front', acceptWhen: (v) => !parseBool(v) },
   'grpc-use-ssl-mutual': { kind: 'bool', notYet: 'gRPC over mutual TLS is not part of this build yet; put a TLS-terminating proxy in front', acceptWhen: (v) => !parseBool(v) },
@@ -464,9 +467,13 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     values.has('strict-model-config') ? bool('strict-model-config', false) : undefined,
     values.get('backend-config') ?? [],
   );
-  const givenWith = (effect: 'none' | 'later'): string[] => [...values.entries()]
-    .filter(([n, given]) => FLAGS[n]!.effect === effect || (effect === 'none' && given.some((v) => FLAGS[n]!.noEffectWhen?.(v))))
+  const withoutEffect = [...values.entries()]
+    .filter(([n, given]) => FLAGS[n]!.effect === 'none' || given.some((v) => FLAGS[n]!.noEffectWhen?.(v)))
     .map(([n]) => `--${n}`);
+  const trace = traceOptions({
+    config: values.get('trace-config') ?? [], level: values.get('trace-level') ?? [],
+    file: one('trace-file'), rate: one('trace-rate'), count: one('trace-count'), logFrequency: one('trace-log-frequency'),
+  });
   return {
     modelRepositories,
     httpPort: int('http-port', 8000, 0, 65535),
@@ -547,13 +554,24 @@ export function parseCliOptions(argv: readonly string[], defaultRepository?: str
     modelLoadThreadCount: int('model-load-thread-count', DEFAULT_MODEL_LOAD_THREAD_COUNT, 1, MAX_MODEL_LOAD_THREAD_COUNT),
     modelNamespacing: bool('model-namespacing', false),
     help: bool('help', false),
+    trace: trace.startup,
+    warnings: trace.warnings,
     acceptedWithoutEffect: [
-      ...givenWith('none'), ...completion.withoutEffect,
+      ...withoutEffect, ...completion.withoutEffect,
       // tritonserver ignores pool sizes when nothing is limited.
       ...((one('rate-limit') ?? 'off').toLowerCase() === 'off' && values.has('rate-limit-resource') ? ['--rate-limit-resource (with --rate-limit=off)'] : []),
     ],
-    acceptedNotYet: givenWith('later'),
   };
+}
+
+/** The trace flags read together (their precedence spans flags); a bad one becomes a CliError. */
+function traceOptions(flags: TraceFlags): TraceOptions {
+  try {
+    return readTraceOptions(flags);
+  } catch (err) {
+    if (err instanceof TraceOptionError) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 /**

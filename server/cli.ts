@@ -44,12 +44,8 @@ function modelTable(index: readonly ModelIndexEntry[]): string {
 }
 
 /** The one start-up line naming the tritonserver flags given that change nothing here; undefined when there are none. */
-export function acceptedFlagsLine(options: Pick<CliOptions, 'acceptedWithoutEffect' | 'acceptedNotYet'>): string | undefined {
-  const parts = [
-    ...(options.acceptedWithoutEffect.length > 0 ? [`accepted without effect on this build: ${options.acceptedWithoutEffect.join(', ')}`] : []),
-    ...(options.acceptedNotYet.length > 0 ? [`accepted, not implemented yet: ${options.acceptedNotYet.join(', ')}`] : []),
-  ];
-  return parts.length > 0 ? parts.join('; ') : undefined;
+export function acceptedFlagsLine(options: Pick<CliOptions, 'acceptedWithoutEffect'>): string | undefined {
+  return options.acceptedWithoutEffect.length > 0 ? `accepted without effect on this build: ${options.acceptedWithoutEffect.join(', ')}` : undefined;
 }
 
 /**
@@ -64,6 +60,7 @@ export async function startServer(options: CliOptions, backends?: BackendRegistr
   });
   const accepted = acceptedFlagsLine(options);
   if (accepted) logger.info(accepted);
+  for (const warning of options.warnings) logger.warn(warning);
   const engine = await createEngine({
     modelRepositories: options.modelRepositories,
     strictReadiness: options.strictReadiness,
@@ -81,6 +78,7 @@ export async function startServer(options: CliOptions, backends?: BackendRegistr
     modelLoadRetryCount: options.modelLoadRetryCount,
     modelLoadThreadCount: options.modelLoadThreadCount,
     modelNamespacing: options.modelNamespacing,
+    trace: options.trace,
     ...(options.modelControlMode === 'explicit' && !options.loadModels.includes('*') ? { startupModels: options.loadModels } : {}),
   });
   const index = engine.repositoryIndex();

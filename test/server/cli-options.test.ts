@@ -100,7 +100,7 @@ test('flags whose value would promise a missing feature are refused with a reaso
   for (const [flag, message] of refused) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: Error) => err instanceof CliError && message.test(err.message), flag);
     const off = parseCliOptions(['--model-repository=/m', `${flag.split('=')[0]}=false`]);
-    assert.deepEqual([off.acceptedWithoutEffect, off.acceptedNotYet], [[], []], `${flag}=false changes nothing and is not listed`);
+    assert.deepEqual(off.acceptedWithoutEffect, [], `${flag}=false changes nothing and is not listed`);
   }
 });
 
@@ -158,7 +158,7 @@ test('every tritonserver flag is known and parses with a value of its kind', () 
     ['--backend-directory', '--pinned-memory-pool-byte-size']);
 });
 
-test('accepted flags are listed once, as given: without effect on this build, or not implemented yet', () => {
+test('accepted flags are listed once, as given, when they have no effect on this build', () => {
   const options = parseCliOptions([
     '--model-repository=/m', '--backend-directory=/opt/tritonserver/backends', '--pinned-memory-pool-byte-size=268435456',
     '--cuda-memory-pool-byte-size=0:67108864', '--cuda-memory-pool-byte-size=1:67108864', '--cache-directory=/opt/tritonserver/caches',
@@ -169,13 +169,11 @@ test('accepted flags are listed once, as given: without effect on this build, or
     '--backend-directory', '--pinned-memory-pool-byte-size', '--cuda-memory-pool-byte-size', '--cache-directory',
     '--grpc-infer-response-compression-level', '--backend-config=python,shm-default-byte-size=1048576',
   ]);
-  assert.deepEqual(options.acceptedNotYet, ['--trace-level', '--trace-rate']);
   assert.equal(acceptedFlagsLine(options),
     'accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, '
-    + '--cache-directory, --grpc-infer-response-compression-level, --backend-config=python,shm-default-byte-size=1048576; '
-    + 'accepted, not implemented yet: --trace-level, --trace-rate');
+    + '--cache-directory, --grpc-infer-response-compression-level, --backend-config=python,shm-default-byte-size=1048576');
   assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--http-port=1'])), undefined, 'no line when nothing is accepted without effect');
-  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--trace-rate=10'])), 'accepted, not implemented yet: --trace-rate');
+  assert.equal(acceptedFlagsLine(parseCliOptions(['--model-repository=/m', '--trace-rate=10'])), undefined, 'the trace flags have their effect');
 });
 
 test('auto-complete and default-max-batch-size: tritonserver\'s flags and precedence', () => {
@@ -205,7 +203,7 @@ test('repository flags: --model-config-name, --model-load-retry-count, --model-l
   const set = parse('--model-config-name=h100', '--model-load-retry-count=100', '--model-load-thread-count=256', '--model-namespacing=true');
   assert.deepEqual([set.modelConfigName, set.modelLoadRetryCount, set.modelLoadThreadCount, set.modelNamespacing], ['h100', 100, 256, true]);
   assert.equal(parse('--model-load-thread-count=1').modelLoadThreadCount, 1);
-  assert.deepEqual([set.acceptedWithoutEffect, set.acceptedNotYet], [[], []], 'all four have their effect');
+  assert.deepEqual(set.acceptedWithoutEffect, [], 'all four have their effect');
   for (const [flag, message] of [
     ['--model-config-name=', /--model-config-name=: empty argument/],
     ['--model-config-name=h 100', /should not contain a space character/],
@@ -267,8 +265,8 @@ test('malformed values of tritonserver\'s flags are refused naming the flag; typ
     ['--rate-limit=sometimes', /--rate-limit=sometimes: expected execution_count, off/],
     ['--rate-limit-resource=R1', /--rate-limit-resource=R1: expected '<resource_name>:<count>:<device>' or '<resource_name>:<count>'/],
     ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression/],
-    ['--trace-level=everything', /--trace-level=everything: expected/],
-    ['--trace-config=rate', /expected \[<mode>,\]<setting>=<value>/],
+    ['--trace-level=everything', /^--trace-level=everything: invalid value for trace level option: everything$/],
+    ['--trace-config=rate', /^--trace-config option format is '<trace mode>,<setting>=<value>'. Got rate$/],
     ['--backend-directory', /--backend-directory needs a value/],
   ];
   for (const [flag, message] of cases) {
@@ -290,7 +288,6 @@ test('rate limiter flags: off by default, the mode in any case, resources per de
     ],
   });
   assert.deepEqual(on.acceptedWithoutEffect, []);
-  assert.deepEqual(on.acceptedNotYet, []);
   // With the limiter off, tritonserver ignores pool sizes: said once at start.
   assert.deepEqual(parseCliOptions(['--model-repository=/m', '--rate-limit-resource=R1:1']).acceptedWithoutEffect, ['--rate-limit-resource (with --rate-limit=off)']);
   assert.equal(parseCliOptions(['--model-repository=/m', '--rate-limit=Off']).rateLimiter.mode, 'off');
@@ -635,7 +632,7 @@ test('a representative tritonserver start line starts the real CLI, says once wh
     });
     const lines = output.split('\n').filter((l) => l.includes('accepted without effect on this build'));
     assert.equal(lines.length, 1, output);
-    assert.match(lines[0]!, /accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, --http-thread-count; accepted, not implemented yet: --trace-config$/);
+    assert.match(lines[0]!, /accepted without effect on this build: --backend-directory, --pinned-memory-pool-byte-size, --cuda-memory-pool-byte-size, --http-thread-count$/);
     assert.match(output, /\| add_sub +\| 1 +\| READY/);
     const port = /Started HTTPService at [^\s:]+:(\d+)/.exec(output)![1];
     const data = Array.from({ length: 16 }, (_, i) => i);
@@ -671,7 +668,7 @@ test('--allow-client-shm is off unless set, as in tritonserver since 2.69; --max
   for (const on of ['--allow-client-shm=true', '--allow-client-shm', '--allow-client-shm=1']) {
     const options = parseCliOptions(['--model-repository=/m', on]);
     assert.equal(options.sharedMemory.allowClient, true, on);
-    assert.deepEqual([options.acceptedWithoutEffect, options.acceptedNotYet], [[], []], `${on} is implemented, not listed as accepted`);
+    assert.deepEqual(options.acceptedWithoutEffect, [], `${on} is implemented, not listed as accepted`);
   }
   assert.equal(parseCliOptions(['--model-repository=/m', '--allow-client-shm=false']).sharedMemory.allowClient, false);
   assert.equal(parseCliOptions(['--model-repository=/m', '--max-shm-regions=1']).sharedMemory.maxRegions, 1);
@@ -712,7 +709,7 @@ test('header forward patterns: Triton\'s regular expression rules, refused at st
   assert.deepEqual([defaults.httpHeaderForwardPattern, defaults.grpcHeaderForwardPattern], [undefined, undefined]);
   const given = parseCliOptions(['--model-repository=/m', '--http-header-forward-pattern=(?-i)^X-', '--grpc-header-forward-pattern=']);
   assert.deepEqual([given.httpHeaderForwardPattern, given.grpcHeaderForwardPattern], ['(?-i)^X-', '']);
-  assert.deepEqual([given.acceptedWithoutEffect, given.acceptedNotYet], [[], []], 'both work: neither is listed');
+  assert.deepEqual(given.acceptedWithoutEffect, [], 'both work: neither is listed');
   for (const [flag, reason] of [
     ['--http-header-forward-pattern=(', /--http-header-forward-pattern=\(: not a regular expression: .*\(JavaScript syntax; a leading \(\?-i\) makes it case-sensitive\)/],
     ['--grpc-header-forward-pattern=(?s)x', /--grpc-header-forward-pattern=\(\?s\)x: not a regular expression: .*Invalid group/],
@@ -750,8 +747,81 @@ test('response compression level and port reuse: the value this build does is si
     [['--reuse-http-port', '--reuse-grpc-port=true'], ['--reuse-http-port', '--reuse-grpc-port']],
   ] as const) {
     const options = parseCliOptions(['--model-repository=/m', ...flags]);
-    assert.deepEqual([options.acceptedWithoutEffect, options.acceptedNotYet], [listed, []], flags.join(' '));
+    assert.deepEqual(options.acceptedWithoutEffect, listed, flags.join(' '));
   }
   assert.throws(() => parseCliOptions(['--model-repository=/m', '--grpc-infer-response-compression-level=max']),
     (err: unknown) => err instanceof CliError && /expected none, low, medium, high/.test(err.message));
+});
+
+test('trace flags reach the options: --trace-config in both forms, the deprecated flags with their warnings, defaults without any', () => {
+  const none = parseCliOptions(['--model-repository=/m']);
+  assert.deepEqual(none.trace, { mode: 'triton', values: { level: [], rate: 1000, count: -1, logFrequency: 0, file: '' }, modeSettings: [] });
+  assert.deepEqual(none.warnings, []);
+  const given = parseCliOptions([
+    '--model-repository=/m', '--trace-config', 'triton,file=/tmp/trace.json', '--trace-config=level=TIMESTAMPS', '--trace-config', 'rate=1',
+    '--trace-count', '5',
+  ]);
+  assert.deepEqual(given.trace.values, { level: ['TIMESTAMPS'], rate: 1, count: 5, logFrequency: 0, file: '/tmp/trace.json' });
+  assert.deepEqual(given.warnings, [
+    "Warning: '--trace-count' has been deprecated and will be removed in future releases. Please use '--trace-config count=<count value> instead.",
+  ]);
+  assert.deepEqual(given.acceptedWithoutEffect, [], 'the trace flags have their effect: not listed at start');
+  for (const [flag, message] of [
+    ['--trace-config=rate=abc', '--trace-config=rate=abc: Invalid option value. Got abc'],
+    ['--trace-config=level=loud', '--trace-config=level=loud: invalid value for trace level option: loud'],
+    ['--trace-config=mode=jaeger', '--trace-config=mode=jaeger: invalid value for trace mode option: jaeger. Available options are "triton" and "opentelemetry"'],
+    ['--trace-rate=often', '--trace-rate=often: Invalid option value. Got often'],
+  ] as const) {
+    assert.throws(() => parseCliOptions(['--model-repository=/m', flag]), (err: unknown) => err instanceof CliError && err.message === message, flag);
+  }
+  assert.throws(() => parseCliOptions(['--model-repository=/m', '--trace-rate=1', '--trace-rate=2']), /--trace-rate is given more than once/);
+});
+
+test('a Triton trace start line starts the engine with those settings; a level with no file still starts', async () => {
+  const root = await makeRepository({});
+  const common = [`--model-repository=${root}`, '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false', '--allow-metrics=false', '--log-info=false'];
+  const file = join(root, 'trace.json');
+  const running = await startServer(parseCliOptions([
+    ...common, '--trace-config', `triton,file=${file}`, '--trace-config', 'level=TIMESTAMPS', '--trace-config', 'rate=1',
+  ]));
+  try {
+    assert.deepEqual(running.engine.tracer.settings.view(),
+      { trace_level: ['TIMESTAMPS'], trace_rate: '1', trace_count: '-1', log_frequency: '0', trace_file: file, trace_mode: 'triton' });
+  } finally {
+    await running.close();
+  }
+  const noFile = await startServer(parseCliOptions([...common, '--trace-config=level=TIMESTAMPS']));
+  try {
+    assert.deepEqual(noFile.engine.tracer.settings.view(),
+      { trace_level: ['TIMESTAMPS'], trace_rate: '1000', trace_count: '-1', log_frequency: '0', trace_file: '', trace_mode: 'triton' });
+    assert.equal(noFile.engine.tracer.sample('any'), undefined, 'nothing is traced without a file');
+  } finally {
+    await noFile.close();
+    await removeRepository(root);
+  }
+});
+
+test('the real CLI: trace warnings once each at start in opentelemetry mode, and a bad trace value exits 1 with its message', async () => {
+  const root = await makeRepository({});
+  try {
+    const started = await runCli([
+      `--model-repository=${root}`, '--http-port=0', '--http-address=127.0.0.1', '--allow-grpc=false', '--allow-metrics=false',
+      '--trace-config', 'mode=opentelemetry', '--trace-config', 'opentelemetry,url=localhost:4318/v1/traces', '--trace-file=/tmp/ignored.json',
+      '--trace-rate=5', '--trace-config=rate=2',
+    ], /Started HTTPService/);
+    for (const text of [
+      "Warning: '--trace-file' has been deprecated", "Warning: '--trace-rate' has been deprecated",
+      "Warning: Overriding deprecated '--trace-rate' in favor of provided rate value in --trace-config!",
+      "Warning: '--trace-file' is deprecated and will be ignored with opentelemetry tracing mode.",
+      'this build does not export OpenTelemetry spans yet, so nothing is traced',
+    ]) {
+      assert.equal(started.output.split(text).length - 1, 1, `${text} once in:\n${tail(started.output)}`);
+    }
+    assert.doesNotMatch(started.output, /not implemented yet/);
+    const bad = await runCli([`--model-repository=${root}`, '--trace-config', 'mode=opentelemetry', '--trace-config=opentelemetry,bsp_max_queue_size=bad_value']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.output, /^error: --trace-config=opentelemetry,bsp_max_queue_size=bad_value: Invalid option value\. Got bad_value$/m);
+  } finally {
+    await removeRepository(root);
+  }
 });
