@@ -230,6 +230,8 @@ export const CATALOGUE = {
   TRACE_SETTING_TYPE: entry<{ expected: 'string' | 'array' }>('INTERNAL',
     (p) => `attempt to access JSON non-${p.expected} as ${p.expected}`),
   TRACE_VALUE_COUNT: entry<{ key: string }>('INVALID_ARG', (p) => `expect only 1 value for '${p.key}'`),
+  /** Triton's words for a model in the repository that is not ready, as its trace setting endpoints say it (space before the colon). */
+  TRACE_MODEL_NOT_READY: entry<{ model: string }>('INVALID_ARG', (p) => `Request for unknown model : ${p.model}`),
   LOG_SETTING: entry<{ setting: string; detail: string }>('INVALID_ARG',
     (p) => `invalid log setting '${p.setting}': ${p.detail}`),
   LOG_FILE_FIXED: entry<Record<string, never>>('UNSUPPORTED',

@@ -14,7 +14,9 @@ import type { InferenceEngine } from '../../engine/inference-engine.ts';
 import type { InferenceRequest } from '../../engine/inference-request.ts';
 import { ServerLogger, type LogSettings, type LogSettingValue } from '../../engine/logger.ts';
 import { checkModelName } from '../../engine/repository/model-name.ts';
+import type { TraceSettingChange, TraceSettings, TraceSettingsView } from '../../engine/observability/trace/trace-settings.ts';
 import { GRPC_METHOD_CATEGORIES, restrictionFailure, type RestrictedApis } from '../restricted-apis.ts';
+import { checkTraceModel, traceSettingChanges } from '../trace-setting-request.ts';
 import { modelConfigType } from '../../engine/config/model-config-schema.ts';
 import { HeaderForwardPattern, headerText } from '../header-forwarding.ts';
 import { inputContents, peekRequestId, plainInferRequest } from './infer-request-wire.ts';
@@ -169,12 +171,6 @@ function unary(service: protobuf.Service, method: string, handler: UnaryHandler,
   };
 }
 
-function notSupported(feature: string, detail: string): UnaryHandler {
-  return () => {
-    throw serverError('NOT_IMPLEMENTED', { feature, detail });
-  };
-}
-
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
 /** A uint64 field (a number, or a Long from protobufjs) as a number; past 2^53 it cannot name a place in a file. */
@@ -228,6 +224,28 @@ function logSettingsMessage(settings: LogSettings): Message {
   for (const [name, value] of Object.entries(settings)) {
     message[name] = typeof value === 'boolean' ? { bool_param: value } : typeof value === 'number' ? { uint32_param: value } : { string_param: value };
   }
+  return { settings: message };
+}
+
+/**
+ * A TraceSetting request's changes: an empty value list hands the key back
+ * to the level above; rate, count and log_frequency take one value each.
+ */
+function traceSettingValues(settings: TraceSettings, requested: Readonly<Record<string, Message>>): Map<string, TraceSettingChange> {
+  return traceSettingChanges(settings, 'grpc', (key) => {
+    if (!Object.hasOwn(requested, key)) return undefined;
+    const values = (requested[key]!['value'] ?? []) as string[];
+    // trace_file is refused whatever its values; the settings say so.
+    if (key === 'trace_file' || values.length === 0) return null;
+    if (key !== 'trace_level' && values.length > 1) throw serverError('TRACE_VALUE_COUNT', { key });
+    return values;
+  });
+}
+
+/** Settings in TraceSettingResponse form: every value a list. */
+function traceSettingsMessage(view: TraceSettingsView): Message {
+  const message: Record<string, Message> = {};
+  for (const [name, value] of Object.entries(view)) message[name] = { value: typeof value === 'string' ? [value] : [...value] };
   return { settings: message };
 }
 
@@ -541,7 +559,16 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
       engine.sharedMemory.cudaUnregister();
       return {};
     }),
-    TraceSetting: handle('TraceSetting', notSupported('the trace extension', 'request tracing is not part of this build')),
+    TraceSetting: handle('TraceSetting', (req) => {
+      const model = modelName(req, 'model_name') || undefined;
+      // As Triton, the model is checked first; an empty settings map only reads.
+      if (model !== undefined) checkTraceModel(engine, model);
+      const settings = engine.tracer.settings;
+      const requested = (req['settings'] ?? {}) as Record<string, Message>;
+      return traceSettingsMessage(Object.keys(requested).length === 0
+        ? settings.view(model)
+        : settings.update(model, traceSettingValues(settings, requested), 'grpc'));
+    }),
     LogSettings: handle('LogSettings', (req) => {
       const logger = engine.logger instanceof ServerLogger ? engine.logger : undefined;
       if (!logger) throw serverError('NOT_IMPLEMENTED', { feature: 'changing log settings', detail: 'this server was started with a fixed logger that has no run-time settings' });

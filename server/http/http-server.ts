@@ -17,6 +17,7 @@ import { httpApiCategory, isApiCategory, restrictionFailure, type RestrictedApis
 import { generateRoutes } from './generate-routes.ts';
 import { JsonCodecPool, type JsonCodecPoolOptions } from './json-codec-pool.ts';
 import { loggingRoutes } from './logging-routes.ts';
+import { traceRoutes } from './trace-routes.ts';
 import { VerboseRequestLog } from './request-log.ts';
 import { errorBody, sendError, v2Routes } from './v2-routes.ts';
 
@@ -160,5 +161,6 @@ export async function createHttpServer(engine: InferenceEngine, options: HttpSer
   await app.register(v2Routes, { engine, codec, maxInputSize: bodyLimit, ...bytesLimit, ...forward });
   await app.register(generateRoutes, { engine, codec, ...bytesLimit });
   await app.register(loggingRoutes, { logger });
+  await app.register(traceRoutes, { engine });
   return app;
 }

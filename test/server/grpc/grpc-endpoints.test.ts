@@ -128,11 +128,11 @@ describe('gRPC endpoints', () => {
     }
   });
 
-  test('later-issue RPCs, and shared memory registration without --allow-client-shm, answer UNIMPLEMENTED with a reason', async () => {
+  test('shared memory registration without --allow-client-shm, and a trace_file change, answer UNIMPLEMENTED with a reason', async () => {
     for (const [rpc, request, words] of [
       ['SystemSharedMemoryRegister', { name: 'r', key: '/k', byte_size: 4 }, /^Client shared memory is disabled/],
       ['CudaSharedMemoryRegister', { name: 'r' }, /^Client shared memory is disabled/],
-      ['TraceSetting', {}, /trac/],
+      ['TraceSetting', { settings: { trace_file: { value: ['x.log'] } } }, /^trace file location can not be updated through network protocol$/],
     ] as const) {
       const { error } = await client.call(rpc, request);
       assert.equal(error?.code, 12, rpc);

@@ -185,7 +185,7 @@ describe('restricting inference, model config, model repository and logging', ()
     ]);
   });
 
-  test('HTTP: health, metadata and statistics stay open', async () => {
+  test('HTTP: health, metadata, statistics and trace stay open', async () => {
     await checkHttpOpen(fixture, [
       ['GET', '/v2/health/live', undefined, 200],
       ['GET', '/v2/health/ready', undefined, 200],
@@ -194,6 +194,8 @@ describe('restricting inference, model config, model repository and logging', ()
       ['GET', '/v2/models/add_sub', undefined, 200],
       ['GET', '/v2/models/add_sub/stats', undefined, 200],
       ['GET', '/v2/models/stats', undefined, 200],
+      ['GET', '/v2/trace/setting', undefined, 200],
+      ['POST', '/v2/models/add_sub/trace/setting', '{"trace_count":"-1"}', 200],
     ]);
   });
 
@@ -246,7 +248,7 @@ describe('restricting inference, model config, model repository and logging', ()
     await checkGrpcOpen(client, [
       ['ServerLive', {}, 0], ['ServerReady', {}, 0], ['ModelReady', { name: 'add_sub' }, 0], ['Check', {}, 0],
       ['ServerMetadata', {}, 0], ['ModelMetadata', { name: 'add_sub' }, 0], ['ModelStatistics', {}, 0],
-      ['SystemSharedMemoryStatus', {}, 0], ['TraceSetting', {}, grpc.status.UNIMPLEMENTED],
+      ['SystemSharedMemoryStatus', {}, 0], ['TraceSetting', {}, 0], ['TraceSetting', { model_name: 'add_sub' }, 0],
     ]);
   });
 });
@@ -281,6 +283,10 @@ describe('restricting health, metadata, statistics, shared memory and trace', ()
       ['GET', '/v2/models/stats', undefined, 200],
       ['GET', '/v2/models/add_sub/stats', undefined, 200],
       ['GET', '/v2/models/add_sub/versions/1/stats', undefined, 200],
+      ['GET', '/v2/trace/setting', undefined, 200],
+      ['POST', '/v2/trace/setting', '{"trace_count":"-1"}', 200],
+      ['GET', '/v2/models/add_sub/trace/setting', undefined, 200],
+      ['POST', '/v2/models/add_sub/trace/setting', '{"trace_rate":"5"}', 200],
     ]);
   });
 
@@ -294,13 +300,22 @@ describe('restricting health, metadata, statistics, shared memory and trace', ()
     ]);
   });
 
+  test('a refused trace setting change never runs, over either protocol', async () => {
+    const before = fixture.engine.tracer.settings.view('add_sub');
+    const res = await rawHttp(fixture.url, '/v2/models/add_sub/trace/setting', { method: 'POST', body: '{"trace_rate":"77"}' });
+    assert.equal(res.status, 403);
+    const { error } = await client.call('TraceSetting', { model_name: 'add_sub', settings: { trace_rate: { value: ['77'] } } });
+    assert.equal(error?.code, grpc.status.PERMISSION_DENIED);
+    assert.deepEqual(fixture.engine.tracer.settings.view('add_sub'), before);
+  });
+
   test('gRPC: each RPC of these categories needs ops-key, the grpc.health.v1 Check included', async () => {
     await checkGrpcRestricted(client, ...OPS, ['admin-key', 'x'], [
       ['ServerLive', {}, 0], ['ServerReady', {}, 0], ['ModelReady', { name: 'add_sub' }, 0], ['Check', {}, 0],
       ['ServerMetadata', {}, 0], ['ModelMetadata', { name: 'add_sub' }, 0],
       ['ModelStatistics', {}, 0], ['ModelStatistics', { name: 'add_sub' }, 0],
       ['SystemSharedMemoryStatus', {}, 0], ['CudaSharedMemoryRegister', { name: 'r' }, grpc.status.UNIMPLEMENTED],
-      ['TraceSetting', {}, grpc.status.UNIMPLEMENTED],
+      ['TraceSetting', {}, 0], ['TraceSetting', { model_name: 'add_sub', settings: { trace_rate: { value: ['5'] } } }, 0],
     ]);
   });
 
