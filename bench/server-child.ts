@@ -58,6 +58,7 @@ export async function startSwitchyardHttp(repository: string, startupModels?: re
   const { createEngine, startFrontends } = await import('../server/composition-root.ts');
   const engine = await createEngine({
     modelRepositories: [repository], logger: silentLogger, ...(startupModels ? { startupModels } : {}),
+    ...(await benchTrace()),
   });
   const failures = engine.loadFailures();
   if (failures.length > 0) {
@@ -75,6 +76,20 @@ export async function startSwitchyardHttp(repository: string, startupModels?: re
       await engine.close();
     },
   };
+}
+
+/**
+ * BENCH_TRACE_RATE=N: the server traces every N-th request (triton mode, TIMESTAMPS) into a file in a temporary
+ * folder, for what tracing costs; unset, nothing is traced.
+ */
+async function benchTrace(): Promise<{ trace?: import('../engine/observability/trace/trace-settings.ts').TraceStartup }> {
+  const rate = Number(process.env['BENCH_TRACE_RATE'] ?? 0);
+  if (!(rate > 0)) return {};
+  const { mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const file = join(await mkdtemp(join(tmpdir(), 'switchyard-bench-trace-')), 'trace.json');
+  return { trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate, count: -1, logFrequency: 100, file }, modeSettings: [] } };
 }
 
 export function childRole(): string | undefined {
