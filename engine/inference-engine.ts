@@ -323,6 +323,9 @@ export class InferenceEngine {
       if (!lease.ended) response.lease = lease;
       if (trace) for (const tensor of outputs) trace.tensor('TENSOR_BACKEND_OUTPUT', tensor);
       return response;
+    } catch (err) {
+      trace?.fail(err instanceof Error ? err.message : String(err));
+      throw err;
     } finally {
       if (trace) endTrace(trace, traced);
       this.active.leave();

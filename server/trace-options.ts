@@ -39,9 +39,6 @@ export const OPENTELEMETRY_BSP_DEFAULTS: ReadonlyArray<readonly [key: string, va
   ['bsp_max_export_batch_size', '512'], ['bsp_schedule_delay', '5000'], ['bsp_max_queue_size', '2048'],
 ];
 
-/** Logged once at start in opentelemetry mode: the settings are taken and shown, but no span leaves this build yet. */
-export const OPENTELEMETRY_NOT_EXPORTED =
-  'trace mode opentelemetry: this build does not export OpenTelemetry spans yet, so nothing is traced; the settings are accepted and shown by the trace setting APIs';
 
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
@@ -153,7 +150,6 @@ export function readTraceOptions(flags: TraceFlags): TraceOptions {
       }
     }
     modeSettings.push(...bsp);
-    warnings.push(OPENTELEMETRY_NOT_EXPORTED);
   }
 
   const level: TraceLevelName[] = off ? [] : (['TIMESTAMPS', 'TENSORS'] as const).filter((l) => levels.has(l));

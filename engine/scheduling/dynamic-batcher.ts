@@ -472,5 +472,8 @@ function traceQueued(trace: RequestTrace, request: InferenceRequest): void {
 
 /** The four compute timestamps of one execution on each traced request of its batch. */
 function traceComputed(live: readonly Pending[], timing: ComputeTiming, startNs: number): void {
-  for (const pending of live) pending.request.trace?.compute(startNs, timing.inputNs, timing.inferNs, timing.outputNs);
+  let batchSize = 0;
+  for (const pending of live) batchSize += pending.batchSize;
+  const endNs = traceNow();
+  for (const pending of live) pending.request.trace?.compute(startNs, endNs, timing.inputNs, timing.outputNs, batchSize);
 }

@@ -482,7 +482,10 @@ export class SequenceBatcher implements Scheduler {
       const error = asSwitchyardError(err, this.config.name);
       results = batch.map(() => ({ ok: false, error }));
     }
-    if (computeStart > 0) for (const pending of rows) pending?.request.trace?.compute(computeStart, timing.inputNs, timing.inferNs, timing.outputNs);
+    if (computeStart > 0) {
+      const computeEnd = traceNow();
+      for (const pending of rows) pending?.request.trace?.compute(computeStart, computeEnd, timing.inputNs, timing.outputNs, rows.length);
+    }
     let okRows = 0;
     rows.forEach((pending, i) => {
       if (!pending) return;

@@ -294,7 +294,11 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
-    const trace = engine.tracer.sample(message.model_name ?? '');
+    const traceparent = metadata.get('traceparent')[0];
+    const tracestate = metadata.get('tracestate')[0];
+    const trace = engine.tracer.sample(message.model_name ?? '', traceparent === undefined ? undefined : {
+      traceparent: String(traceparent), ...(tracestate !== undefined ? { tracestate: String(tracestate) } : {}),
+    });
     if (trace) {
       traced.trace = trace;
       trace.mark('GRPC_WAITREAD_START', arrived);

@@ -166,7 +166,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
-    const trace = engine.tracer.sample(model);
+    const trace = engine.tracer.sample(model, traceContext(req.headers));
     if (trace) startHttpTrace(trace, reply);
     try {
       engine.assertModelReady(model, version);
@@ -350,4 +350,15 @@ function startHttpTrace(trace: RequestTrace, reply: FastifyReply): void {
   };
   reply.raw.on('finish', done);
   reply.raw.on('close', done);
+}
+
+/** A client's W3C trace context headers, for the opentelemetry trace mode. */
+function traceContext(headers: FastifyRequest['headers']): { traceparent?: string; tracestate?: string } | undefined {
+  const traceparent = headers['traceparent'];
+  if (traceparent === undefined) return undefined;
+  const tracestate = headers['tracestate'];
+  return {
+    traceparent: Array.isArray(traceparent) ? traceparent[0]! : traceparent,
+    ...(tracestate !== undefined ? { tracestate: Array.isArray(tracestate) ? tracestate.join(',') : tracestate } : {}),
+  };
 }

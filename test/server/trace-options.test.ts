@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OPENTELEMETRY_NOT_EXPORTED, readTraceOptions, TraceOptionError, type TraceFlags } from '../../server/trace-options.ts';
+import { readTraceOptions, TraceOptionError, type TraceFlags } from '../../server/trace-options.ts';
 
 const read = (config: string[], rest: Partial<TraceFlags> = {}) => readTraceOptions({ config, level: [], ...rest });
 const values = (...config: string[]) => read(config).startup.values;
@@ -64,7 +64,7 @@ test('opentelemetry mode: its keys in order, the batch span processor defaults a
     values: { level: ['TIMESTAMPS'], rate: 0, count: -1, logFrequency: 0, file: '' },
     modeSettings: [['url', 'localhost:10000/v1/traces'], ['bsp_max_export_batch_size', '512'], ['bsp_schedule_delay', '5000'], ['bsp_max_queue_size', '2048']],
   });
-  assert.deepEqual(options.warnings, [OPENTELEMETRY_NOT_EXPORTED]);
+  assert.deepEqual(options.warnings, []);
   const given = read(['mode=opentelemetry', 'opentelemetry,bsp_schedule_delay=0100', 'opentelemetry,resource=service.name=triton',
     'opentelemetry,resource=a=b', 'opentelemetry,bsp_max_queue_size=4294967295', 'opentelemetry,bsp_max_export_batch_size=1']).startup.modeSettings;
   assert.deepEqual(given, [
@@ -103,7 +103,6 @@ test('--trace-config wins over a deprecated flag, with the override warning once
   assert.deepEqual(otel.warnings.slice(2), [
     "Warning: '--trace-file' is deprecated and will be ignored with opentelemetry tracing mode.",
     "Warning: '--trace-log-frequency' is deprecated and will be ignored with opentelemetry tracing mode.",
-    OPENTELEMETRY_NOT_EXPORTED,
   ]);
 });
 

@@ -1,6 +1,10 @@
 /**
  * One traced request, and the traces of the requests it makes (ensemble
- * steps, a script's ctx.infer calls), in Triton's trace-file form: each
+ * steps, a script's ctx.infer calls). RequestTrace is what the frontends,
+ * the engine and the schedulers stamp; FileTrace writes it in Triton's
+ * trace-file form (OtelTrace, in otel-trace.ts, as OpenTelemetry spans).
+ *
+ * The trace-file form: each
  * trace has an id from one process-wide counter, a header object
  * `{"id","model_name","model_version"[,"request_id"][,"parent_id"]}`, one
  * object per timestamp `{"id","timestamps":[{"name","ns"}]}`, and, at the
@@ -28,6 +32,16 @@ export type TensorActivity = 'TENSOR_QUEUE_INPUT' | 'TENSOR_BACKEND_OUTPUT';
 /** The monotonic clock traces are stamped with, in nanoseconds. */
 export const traceNow = (): number => Math.round(performance.now() * 1e6);
 
+/**
+ * Where an execution's input ended and its output began: its start plus the
+ * backend's input time, its end less the output time, kept in order within
+ * the execution (a backend's durations need not add up to its wall time).
+ */
+export function computeStamps(startNs: number, endNs: number, inputNs: number, outputNs: number): { inputEnd: number; outputStart: number } {
+  const inputEnd = Math.min(startNs + inputNs, endNs);
+  return { inputEnd, outputStart: Math.max(inputEnd, endNs - outputNs) };
+}
+
 /** What a finished group goes to. */
 export interface TraceSink {
   /** A group of traces, as the comma-joined objects of the trace file. */
@@ -36,6 +50,33 @@ export interface TraceSink {
 
 let lastId = 0;
 
+/** The next trace id: one counter for the process, every mode and every child. */
+export const nextTraceId = (): number => ++lastId;
+
+/** What the frontends, the engine and the schedulers record on a traced request. */
+export interface RequestTrace {
+  /** This trace's id; a step's or call's trace names its parent's. */
+  readonly id: number;
+  /** Whether this trace belongs to a request made by another (it has a parent): the engine releases those. */
+  readonly nested: boolean;
+  /** REQUEST_START, with which model and version and the request's id. */
+  begin(model: string, version: string, requestId: string | undefined, ns?: number): void;
+  mark(activity: TraceActivity, ns?: number): void;
+  /**
+   * The four compute timestamps of one execution, from when it started and
+   * ended and the backend's input and output durations; and its batch size.
+   */
+  compute(startNs: number, endNs: number, inputNs: number, outputNs: number, batchSize?: number): void;
+  /** The request failed with this message. */
+  fail(message: string): void;
+  /** A tensor summary (TENSORS level). */
+  tensor(activity: TensorActivity, tensor: Tensor): void;
+  /** The trace of a request this one makes (an ensemble step, a script's call). */
+  child(): RequestTrace;
+  /** Whoever made the trace is done with it. Safe to call twice. */
+  release(): void;
+}
+
 /** The group a top-level request's traces share, until every one of them is released. */
 class TraceGroup {
   readonly objects: string[] = [];
@@ -43,8 +84,8 @@ class TraceGroup {
   constructor(readonly sink: TraceSink) {}
 }
 
-export class RequestTrace {
-  readonly id = ++lastId;
+export class FileTrace implements RequestTrace {
+  readonly id = nextTraceId();
   private released = false;
 
   private constructor(
@@ -59,13 +100,13 @@ export class RequestTrace {
   }
 
   /** A top-level request's trace; its group goes to `sink` once it and its children are released. */
-  static start(sink: TraceSink, timestamps: boolean, tensors: boolean): RequestTrace {
-    return new RequestTrace(new TraceGroup(sink), 0, timestamps, tensors);
+  static start(sink: TraceSink, timestamps: boolean, tensors: boolean): FileTrace {
+    return new FileTrace(new TraceGroup(sink), 0, timestamps, tensors);
   }
 
   /** The trace of a request this one makes (an ensemble step, a script's call): same group, this one its parent. */
-  child(): RequestTrace {
-    return new RequestTrace(this.group, this.id, this.timestamps, this.tensors);
+  child(): FileTrace {
+    return new FileTrace(this.group, this.id, this.timestamps, this.tensors);
   }
 
   /** Whether this trace belongs to a request made by another (it has a parent). */
@@ -86,13 +127,16 @@ export class RequestTrace {
     this.group.objects.push(`{"id":${this.id},"timestamps":[{"name":"${activity}","ns":${ns}}]}`);
   }
 
-  /** The four compute timestamps of one execution: its start, and its input, infer and output durations. */
-  compute(startNs: number, inputNs: number, inferNs: number, outputNs: number): void {
+  compute(startNs: number, endNs: number, inputNs: number, outputNs: number): void {
+    const stamps = computeStamps(startNs, endNs, inputNs, outputNs);
     this.mark('COMPUTE_START', startNs);
-    this.mark('COMPUTE_INPUT_END', startNs + inputNs);
-    this.mark('COMPUTE_OUTPUT_START', startNs + inputNs + inferNs);
-    this.mark('COMPUTE_END', startNs + inputNs + inferNs + outputNs);
+    this.mark('COMPUTE_INPUT_END', stamps.inputEnd);
+    this.mark('COMPUTE_OUTPUT_START', stamps.outputStart);
+    this.mark('COMPUTE_END', endNs);
   }
+
+  /** The file form has no place for a failure: the trace simply ends. */
+  fail(_message: string): void {}
 
   /** A tensor summary (TENSORS level): name, datatype, shape and its first elements. */
   tensor(activity: TensorActivity, tensor: Tensor): void {

@@ -16,12 +16,15 @@
  * Writes are appended in order on one promise chain; the event loop never
  * waits on the disk.
  *
- * The opentelemetry mode is accepted (settings, command line) but exports
- * nothing yet: sample() answers undefined in it.
+ * In opentelemetry mode nothing is written: a sampled request is a tree of
+ * spans (otel-trace.ts) exported over OTLP. A request carrying a client's
+ * W3C trace context is always traced there, whatever the rate and count,
+ * as Triton does; with rate 0 only those are.
  */
 import { appendFile, writeFile } from 'node:fs/promises';
 import type { Logger } from '../../logger.ts';
-import { RequestTrace } from './request-trace.ts';
+import { OtelExport, OtelTrace, remoteContext, type OtelExportSettings } from './otel-trace.ts';
+import { FileTrace, type RequestTrace } from './request-trace.ts';
 import { TraceSettings, type TraceLevelSetting, type TraceStartup } from './trace-settings.ts';
 
 /** The traces one setting collected and has not written yet. */
@@ -42,9 +45,12 @@ export class Tracer {
   private readonly retired = new Set<TraceLevelSetting>();
   private writes: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The exporter, in opentelemetry mode. */
+  private readonly otel: OtelExport | undefined;
 
   constructor(startup: TraceStartup, private readonly logger: Logger) {
     this.settings = new TraceSettings(startup);
+    if (startup.mode === 'opentelemetry') this.otel = OtelExport.create(otelSettings(startup));
     this.settings.onReplaced = (old) => {
       this.flush(old, false);
       if ((this.collected.get(old)?.inFlight ?? 0) > 0) this.retired.add(old);
@@ -54,15 +60,22 @@ export class Tracer {
   /**
    * The trace for a request to `model`, when the model's setting samples
    * this one; undefined otherwise (most requests), or after close().
+   * `propagated` is the client's W3C trace context (opentelemetry mode).
    */
-  sample(model: string): RequestTrace | undefined {
-    if (this.closed || this.settings.mode !== 'triton') return undefined;
+  sample(model: string, propagated?: { readonly traceparent?: string | undefined; readonly tracestate?: string | undefined }): RequestTrace | undefined {
+    if (this.closed) return undefined;
     const setting = this.settings.settingFor(model);
+    if (this.otel) {
+      const remote = propagated?.traceparent !== undefined && setting.values.level.length > 0
+        ? remoteContext(propagated.traceparent, propagated.tracestate) : undefined;
+      const sampled = setting.sample('opentelemetry');
+      return sampled || remote ? OtelTrace.start(this.otel.tracer, remote) : undefined;
+    }
     if (!setting.sample('triton')) return undefined;
     const level = setting.values.level;
     const entry = this.entryOf(setting);
     entry.inFlight += 1;
-    return RequestTrace.start({ written: (group) => this.written(setting, group) }, level.includes('TIMESTAMPS'), level.includes('TENSORS'));
+    return FileTrace.start({ written: (group) => this.written(setting, group) }, level.includes('TIMESTAMPS'), level.includes('TENSORS'));
   }
 
   /** Writes what every setting still holds and closes `<trace_file>`; later requests are not traced. */
@@ -72,6 +85,9 @@ export class Tracer {
     for (const setting of [...this.settings.all(), ...this.retired]) this.flush(setting, false);
     for (const file of this.opened) this.append(() => appendFile(file, ']'));
     await this.writes;
+    await this.otel?.close().catch((err: unknown) => {
+      this.logger.warn(`OpenTelemetry export at shutdown: ${err instanceof Error ? err.message : String(err)}`);
+    });
   }
 
   private entryOf(setting: TraceLevelSetting): Collected {
@@ -120,4 +136,20 @@ export class Tracer {
       this.logger.error(`trace file: ${err instanceof Error ? err.message : String(err)}; the traces of this write are lost`);
     });
   }
+}
+
+/** The exporter's settings from the mode's own command-line settings (--trace-config opentelemetry,<key>=<value>). */
+function otelSettings(startup: TraceStartup): OtelExportSettings {
+  const get = (key: string): string | undefined => startup.modeSettings.find(([k]) => k === key)?.[1];
+  const number = (key: string, fallback: number): number => {
+    const value = Number(get(key));
+    return Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  return {
+    url: get('url'),
+    resource: startup.modeSettings.filter(([k]) => k === 'resource').map(([, v]) => v),
+    maxQueueSize: Math.max(1, number('bsp_max_queue_size', 2048)),
+    scheduledDelayMillis: number('bsp_schedule_delay', 5000),
+    maxExportBatchSize: Math.max(1, number('bsp_max_export_batch_size', 512)),
+  };
 }
