@@ -65,7 +65,7 @@ export async function startSwitchyardHttp(repository: string, startupModels?: re
     await engine.close();
     throw new Error(`model failed to load: ${JSON.stringify(failures)}`);
   }
-  const frontends = await startFrontends(engine, { http: { port: 0, host: '127.0.0.1' } }).catch(async (err: unknown) => {
+  const frontends = await startFrontends(engine, { http: { port: 0, host: '127.0.0.1' }, ...benchMetrics() }).catch(async (err: unknown) => {
     await engine.close();
     throw err;
   });
@@ -90,6 +90,17 @@ async function benchTrace(): Promise<{ trace?: import('../engine/observability/t
   const { join } = await import('node:path');
   const file = join(await mkdtemp(join(tmpdir(), 'switchyard-bench-trace-')), 'trace.json');
   return { trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate, count: -1, logFrequency: 100, file }, modeSettings: [] } };
+}
+
+/**
+ * BENCH_METRICS_HISTOGRAMS=1 or 0: the server also serves its metrics endpoint (loopback, an ephemeral port), with
+ * --metrics-config histogram_latencies on or off, for what the latency histograms cost; unset, no endpoint.
+ */
+function benchMetrics(): { metrics?: import('../server/metrics/metrics-server.ts').MetricsServerOptions } {
+  const setting = process.env['BENCH_METRICS_HISTOGRAMS'];
+  if (setting === undefined || setting === '') return {};
+  if (setting !== '0' && setting !== '1') throw new Error(`BENCH_METRICS_HISTOGRAMS=${setting}: expected 1 (histograms on) or 0 (off)`);
+  return { metrics: { port: 0, address: '127.0.0.1', histogramLatencies: setting === '1' } };
 }
 
 export function childRole(): string | undefined {

@@ -7,7 +7,8 @@
  * ModelStats and scheduler: there is no second set of books, and a version
  * that is unloaded drops out of the next scrape. Only what needs every
  * event rather than the sums listens on ModelStats as requests run: the
- * latency summaries (when asked for) and the ensemble step histogram.
+ * latency summaries and histograms (when asked for) and the ensemble step
+ * histogram.
  */
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { InferenceEngine } from '../inference-engine.ts';
@@ -68,6 +69,13 @@ interface LatencySummaries {
   readonly computeOutput: Summary<ModelLabel>;
 }
 
+/** Switchyard's per-request latency histograms (histogram_latencies), in milliseconds, observed from ModelStats as requests succeed. */
+interface LatencyHistograms {
+  readonly request: Histogram<ModelLabel>;
+  readonly queue: Histogram<ModelLabel>;
+  readonly compute: Histogram<ModelLabel>;
+}
+
 /** What this registry listens to on one version's stats. */
 interface Attachment {
   readonly stats: ModelStats;
@@ -84,6 +92,7 @@ export class ServerMetrics {
   private host: HostUsage | undefined;
   private readonly summaries: LatencySummaries | undefined;
   private readonly firstResponse: Histogram<ModelLabel> | undefined;
+  private readonly histograms: LatencyHistograms | undefined;
   private readonly stepDuration: Histogram<ModelLabel | 'step' | 'step_model'>;
   /** By `model\0version`: the stats object listened to for that label set. */
   private readonly attached = new Map<string, Attachment>();
@@ -203,6 +212,16 @@ export class ServerMetrics {
         buckets: [...FIRST_RESPONSE_BUCKETS_MS],
         help: 'Time from a request\'s arrival to its first response, in milliseconds.',
       });
+      const buckets = [...this.options.histogramBuckets];
+      const histogram = (name: string, help: string): Histogram<ModelLabel> => new Histogram({
+        name, help, labelNames: MODEL_LABELS, registers: [registry], buckets,
+      });
+      this.histograms = {
+        request: histogram('switchyard_request_duration_ms', 'How long each successful request took in the server, from arrival to answer, in milliseconds.'),
+        queue: histogram('switchyard_queue_duration_ms', 'How long each successful request waited in the queue before its execution, in milliseconds.'),
+        compute: histogram('switchyard_compute_duration_ms',
+          'Compute time (input preparation, model run, output preparation) of the execution each successful request was part of, in milliseconds; answers from the response cache are not observed.'),
+      };
     }
 
     const closeReasons: Counter<ModelLabel | 'reason'> = new Counter({
@@ -313,29 +332,43 @@ export class ServerMetrics {
     if (previous) this.detach(key, previous);
     const steps = config.scheduling.kind === 'ensemble' ? config.scheduling.plan.steps : undefined;
     const summaries = this.summaries;
+    const histograms = this.histograms;
     const firstResponse = this.firstResponse;
     if (!summaries && !steps && !firstResponse) return;
     const stepLabels = new Map<string, Record<string, string>>();
     const answered = (ns: number): void => firstResponse?.observe(labels, ns / 1e6);
+    // A model that is not decoupled answers once: its first response is its answer (a cached one too).
+    const answersOnce = firstResponse !== undefined && !config.decoupled;
+    const perRequest = summaries !== undefined || histograms !== undefined || answersOnce;
     const stop = version.stats.observe({
-      // A model that is not decoupled answers once: its first response is its answer (a cached one too).
-      ...(firstResponse ? config.decoupled
-        ? { firstResponse: answered }
-        : { success: (totalNs) => answered(totalNs), cacheHit: (totalNs) => answered(totalNs) } : {}),
-      ...(summaries ? {
+      ...(firstResponse && config.decoupled ? { firstResponse: answered } : {}),
+      ...(perRequest ? {
         success: (totalNs, queueNs, timing) => {
-          if (firstResponse && !config.decoupled) answered(totalNs);
-          summaries.request.observe(labels, totalNs / 1000);
-          summaries.queue.observe(labels, queueNs / 1000);
-          summaries.computeInput.observe(labels, timing.inputNs / 1000);
-          summaries.computeInfer.observe(labels, timing.inferNs / 1000);
-          summaries.computeOutput.observe(labels, timing.outputNs / 1000);
+          if (answersOnce) answered(totalNs);
+          if (summaries) {
+            summaries.request.observe(labels, totalNs / 1000);
+            summaries.queue.observe(labels, queueNs / 1000);
+            summaries.computeInput.observe(labels, timing.inputNs / 1000);
+            summaries.computeInfer.observe(labels, timing.inferNs / 1000);
+            summaries.computeOutput.observe(labels, timing.outputNs / 1000);
+          }
+          if (histograms) {
+            histograms.request.observe(labels, totalNs / 1e6);
+            histograms.queue.observe(labels, queueNs / 1e6);
+            histograms.compute.observe(labels, (timing.inputNs + timing.inferNs + timing.outputNs) / 1e6);
+          }
         },
         // A cached answer is a request served, as Triton counts it: it has a total and a queue time, and no compute.
         cacheHit: (totalNs, queueNs) => {
-          if (firstResponse && !config.decoupled) answered(totalNs);
-          summaries.request.observe(labels, totalNs / 1000);
-          summaries.queue.observe(labels, queueNs / 1000);
+          if (answersOnce) answered(totalNs);
+          if (summaries) {
+            summaries.request.observe(labels, totalNs / 1000);
+            summaries.queue.observe(labels, queueNs / 1000);
+          }
+          if (histograms) {
+            histograms.request.observe(labels, totalNs / 1e6);
+            histograms.queue.observe(labels, queueNs / 1e6);
+          }
         },
       } : {}),
       ...(steps ? {
@@ -360,6 +393,7 @@ export class ServerMetrics {
     if (this.summaries) for (const summary of Object.values(this.summaries)) summary.remove(attachment.labels);
     for (const stepSet of attachment.stepLabels.values()) this.stepDuration.remove(stepSet);
     this.firstResponse?.remove(attachment.labels);
+    if (this.histograms) for (const histogram of Object.values(this.histograms)) histogram.remove(attachment.labels);
   }
 
   /** An isolate's heap size, or the last one it gave when it does not answer in time. */

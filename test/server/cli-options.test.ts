@@ -330,7 +330,7 @@ test('bad metrics flags get clear errors', () => {
     [['--metrics-interval-ms=0'], /--metrics-interval-ms=0: expected a value from 1 to 86400000/],
     [['--allow-metrics=perhaps'], /--allow-metrics=perhaps: expected true or false/],
     [['--metrics-config=summary_latency=true'], /--metrics-config=summary_latency=true: unknown key 'summary_latency'; did you mean 'summary_latencies'\?/],
-    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies, histogram_latencies\)/],
+    [['--metrics-config=gpu_stuff=1'], /unknown key 'gpu_stuff' \(keys: summary_latencies, summary_quantiles, counter_latencies, histogram_latencies, histogram_buckets\)/],
     [['--metrics-config=summary_latencies'], /expected <key>=<value>/],
     [['--metrics-config=summary_latencies=sure'], /summary_latencies=sure: expected true or false/],
     [['--metrics-config=summary_quantiles='], /summary_quantiles is empty/],
@@ -345,6 +345,35 @@ test('bad metrics flags get clear errors', () => {
   ];
   for (const [flags, message] of cases) {
     assert.throws(() => parseCliOptions(['--model-repository=/m', ...flags]), (err: Error) => err instanceof CliError && message.test(err.message), flags.join(' '));
+  }
+});
+
+test('--metrics-config histogram_buckets: milliseconds, positive, finite, strictly increasing, 1 to 64 of them', () => {
+  const buckets = (value: string): readonly number[] | undefined =>
+    parseCliOptions(['--model-repository=/m', `--metrics-config=histogram_buckets=${value}`]).metrics.histogramBuckets;
+  assert.deepEqual(buckets('1, 2.5 ,10,1e3'), [1, 2.5, 10, 1000]);
+  assert.deepEqual(buckets('0.001'), [0.001], 'one bucket is enough');
+  const sixtyFour = Array.from({ length: 64 }, (_, i) => i + 1);
+  assert.deepEqual(buckets(sixtyFour.join(',')), sixtyFour, '64 at the bound');
+  assert.equal(parseCliOptions(['--model-repository=/m']).metrics.histogramBuckets, undefined, 'unset unless given');
+
+  const cases: Array<[string, RegExp]> = [
+    [[...sixtyFour, 65].join(','), /^--metrics-config=histogram_buckets=1,2,.*,65: histogram_buckets: 65 bounds given, at most 64$/],
+    ['', /^--metrics-config=histogram_buckets=: histogram_buckets is empty: give bucket upper bounds in milliseconds, e\.g\. histogram_buckets=1,5,10,50,100$/],
+    ['0', /^--metrics-config=histogram_buckets=0: histogram_buckets: bound 0 is not positive$/],
+    ['0,1,2', /histogram_buckets: bound 0 is not positive/],
+    ['1,-5', /^--metrics-config=histogram_buckets=1,-5: histogram_buckets: bound -5 is not positive$/],
+    ['1,10,5', /^--metrics-config=histogram_buckets=1,10,5: histogram_buckets: 5 follows 10; bounds must strictly increase$/],
+    ['1,2,2', /histogram_buckets: 2 follows 2; bounds must strictly increase/],
+    ['1,fast,10', /^--metrics-config=histogram_buckets=1,fast,10: histogram_buckets: 'fast' is not a number of milliseconds, e\.g\. histogram_buckets=1,5,10,50,100$/],
+    ['1,2,', /histogram_buckets: '' is not a number of milliseconds/],
+    ['5ms', /histogram_buckets: '5ms' is not a number of milliseconds/],
+    ['Infinity', /histogram_buckets: 'Infinity' is not a number of milliseconds/],
+    ['1,1e999', /histogram_buckets: bound Infinity is not a finite number/],
+    [`1,${'9'.repeat(100)}x`, /histogram_buckets: '9{40}\.\.\.' is not a number of milliseconds/],
+  ];
+  for (const [value, message] of cases) {
+    assert.throws(() => buckets(value), (err: Error) => err instanceof CliError && message.test(err.message), value);
   }
 });
 

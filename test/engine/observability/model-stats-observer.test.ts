@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileMetricsOptions, DEFAULT_SUMMARY_QUANTILES } from '../../../engine/observability/metrics-options.ts';
+import { compileMetricsOptions, DEFAULT_LATENCY_BUCKETS_MS, DEFAULT_SUMMARY_QUANTILES } from '../../../engine/observability/metrics-options.ts';
 import { ModelStats, type FailureReason } from '../../../engine/observability/model-stats.ts';
 import { batchSizeBuckets } from '../../../engine/observability/batch-size-histogram.ts';
 
@@ -62,10 +62,18 @@ test('batch size buckets: powers of two below max_batch_size, then max_batch_siz
   assert.deepEqual(batchSizeBuckets(0), [1], 'a model that does not batch runs batches of 1');
 });
 
-test('metrics options: Triton\'s defaults, and a bad interval refused', () => {
+test('metrics options: Triton\'s defaults, and a bad interval or bad buckets refused', () => {
   assert.deepEqual(compileMetricsOptions(), {
-    summaryLatencies: false, summaryQuantiles: DEFAULT_SUMMARY_QUANTILES, counterLatencies: true, histogramLatencies: false, cpuMetrics: true, intervalMs: 2000, processMetrics: true,
+    summaryLatencies: false, summaryQuantiles: DEFAULT_SUMMARY_QUANTILES, counterLatencies: true, histogramLatencies: false,
+    histogramBuckets: DEFAULT_LATENCY_BUCKETS_MS, cpuMetrics: true, intervalMs: 2000, processMetrics: true,
   });
+  assert.deepEqual(DEFAULT_LATENCY_BUCKETS_MS, [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]);
+  // Options given in code are checked as the command line's are.
+  assert.deepEqual(compileMetricsOptions({ histogramBuckets: [1, 2] }).histogramBuckets, [1, 2]);
+  assert.throws(() => compileMetricsOptions({ histogramBuckets: [] }), /histogram_buckets is empty/);
+  assert.throws(() => compileMetricsOptions({ histogramBuckets: [2, 1] }), /1 follows 2; bounds must strictly increase/);
+  assert.throws(() => compileMetricsOptions({ histogramBuckets: [1, Number.NaN] }), /bound NaN is not a finite number/);
+  assert.throws(() => compileMetricsOptions({ histogramBuckets: Array.from({ length: 65 }, (_, i) => i + 1) }), /65 bounds given, at most 64/);
   assert.deepEqual(DEFAULT_SUMMARY_QUANTILES.map((q) => `${q.quantile}:${q.error}`), ['0.5:0.05', '0.9:0.01', '0.95:0.001', '0.99:0.001', '0.999:0.001']);
   assert.throws(() => compileMetricsOptions({ intervalMs: 0 }), /intervalMs 0/);
 });

@@ -3,7 +3,8 @@
  * server with a cache gets Triton's nv_cache_* series from the start, hits
  * and misses counted as the statistics count them, and cached answers
  * observed in the latency summaries (Triton's request and queue summaries
- * include cached requests; the compute ones do not). A model without
+ * include cached requests; the compute ones do not), and so in the
+ * latency histograms. A model without
  * response_cache has no cache series.
  */
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ before(async () => {
     uncached: { config: addSubConfig('uncached'), versions: { 1: addSubModel() } },
   });
   fixture = await startHttp(root, { responseCache: { sizeBytes: 1 << 20 } });
-  metrics = await startMetricsServer(fixture.engine, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false, summaryLatencies: true });
+  metrics = await startMetricsServer(fixture.engine, { port: 0, address: '127.0.0.1', processMetrics: false, cpuMetrics: false, summaryLatencies: true, histogramLatencies: true });
 });
 
 after(async () => {
@@ -67,6 +68,9 @@ test('hits and misses of the response cache, as the statistics count them, and o
   assert.equal(valueOf(after, 'nv_inference_request_summary_us_count', m('cached')), 5);
   assert.equal(valueOf(after, 'nv_inference_queue_summary_us_count', m('cached')), 5);
   assert.equal(valueOf(after, 'nv_inference_compute_infer_summary_us_count', m('cached')), 2);
+  assert.equal(valueOf(after, 'switchyard_request_duration_ms_count', m('cached')), 5);
+  assert.equal(valueOf(after, 'switchyard_queue_duration_ms_count', m('cached')), 5);
+  assert.equal(valueOf(after, 'switchyard_compute_duration_ms_count', m('cached')), 2);
 
   for (const name of ['nv_cache_num_hits_per_model', 'nv_cache_num_misses_per_model', 'nv_cache_hit_duration_per_model', 'nv_cache_miss_duration_per_model']) {
     assert.equal(samplesOf(after, name, m('uncached')).length, 0, name);
