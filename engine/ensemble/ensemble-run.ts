@@ -228,7 +228,7 @@ export class EnsembleRun {
       ...(this.parameters ? { parameters: this.parameters } : {}),
       ...(this.stepSignal ? { signal: this.stepSignal } : {}),
       callChain: this.callChain,
-      ...(this.request.trace ? { trace: this.request.trace.child() } : {}),
+      ...(this.request.trace ? { trace: this.request.trace.child(step.label) } : {}),
     }).then((response) => {
       limiter?.release();
       if (this.failed) {

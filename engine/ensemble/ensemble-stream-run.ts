@@ -182,7 +182,7 @@ export class EnsembleStreamRun {
       ...(this.parameters ? { parameters: this.parameters } : {}),
       signal: this.controller.signal,
       callChain: [...(this.request.callChain ?? []), this.context.plan.ensemble],
-      ...(this.request.trace ? { trace: this.request.trace.child() } : {}),
+      ...(this.request.trace ? { trace: this.request.trace.child(step.label) } : {}),
     };
     const stream = await this.inferStream(stepRequest);
     for await (const item of stream) {

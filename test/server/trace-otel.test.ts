@@ -162,6 +162,7 @@ describe('opentelemetry trace mode', () => {
       for (const step of steps) {
         assert.equal(step.attributes['triton.trace_parent_id'], ensemble.attributes['triton.trace_id']);
         assert.equal(step.attributes['switchyard.batch_size'], 1);
+        assert.match(String(step.attributes['switchyard.step']), /^step [12] \('add_sub'\)$/);
         assert.ok(step.start >= ensemble.start && step.end <= ensemble.end, 'a step within its ensemble');
       }
       assert.equal(computes.length, 2);

@@ -11,7 +11,8 @@
  * A model span carries Triton's attributes (`triton.model_name`,
  * `triton.model_version`, `triton.trace_id`, `triton.trace_parent_id`,
  * `triton.request_id`) and Switchyard's: the batch size of the execution
- * the request ran in. A request that fails gets its error on its model span.
+ * the request ran in, and for an ensemble step the step, as errors name it.
+ * A request that fails gets its error on its model span.
  * A client's W3C `traceparent` makes InferRequest a child of the client's
  * span, so the client's trace goes on into the server.
  */
@@ -73,6 +74,8 @@ export class OtelTrace implements RequestTrace {
     /** The span this trace's model span goes under: InferRequest, or the parent's model span. */
     private readonly parentSpan: Span,
     readonly parentId: number,
+    /** The ensemble step this request is, as errors name it (`step 'classify' (model 'feature_classifier')`). */
+    private readonly step?: string,
   ) {
     group.open += 1;
   }
@@ -95,6 +98,7 @@ export class OtelTrace implements RequestTrace {
         'triton.model_name': model, 'triton.model_version': Number(version) || 0,
         'triton.trace_id': this.id, 'triton.trace_parent_id': this.parentId,
         ...(requestId ? { 'triton.request_id': requestId } : {}),
+        ...(this.step ? { 'switchyard.step': this.step } : {}),
       },
     }, otelTrace.setSpan(otelContext.active(), this.parentSpan));
     span.addEvent('REQUEST_START', wallTime(ns));
@@ -134,9 +138,9 @@ export class OtelTrace implements RequestTrace {
     this.modelSpan?.setStatus({ code: SpanStatusCode.ERROR, message });
   }
 
-  child(): OtelTrace {
+  child(step?: string): OtelTrace {
     // A call made before this request's model span began (it never does) hangs under the same parent.
-    return new OtelTrace(this.tracer, this.group, this.modelSpan ?? this.parentSpan, this.id);
+    return new OtelTrace(this.tracer, this.group, this.modelSpan ?? this.parentSpan, this.id, step);
   }
 
   release(): void {

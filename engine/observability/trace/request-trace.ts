@@ -71,8 +71,8 @@ export interface RequestTrace {
   fail(message: string): void;
   /** A tensor summary (TENSORS level). */
   tensor(activity: TensorActivity, tensor: Tensor): void;
-  /** The trace of a request this one makes (an ensemble step, a script's call). */
-  child(): RequestTrace;
+  /** The trace of a request this one makes: an ensemble step (named by `step`, as errors name it), a script's call. */
+  child(step?: string): RequestTrace;
   /** Whoever made the trace is done with it. Safe to call twice. */
   release(): void;
 }
@@ -105,7 +105,7 @@ export class FileTrace implements RequestTrace {
   }
 
   /** The trace of a request this one makes (an ensemble step, a script's call): same group, this one its parent. */
-  child(): FileTrace {
+  child(_step?: string): FileTrace {
     return new FileTrace(this.group, this.id, this.timestamps, this.tensors);
   }
 
