@@ -16,7 +16,7 @@
  */
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
 import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
-import { asSwitchyardError, serverError } from '../errors.ts';
+import { asSwitchyardError, quoted, serverError } from '../errors.ts';
 import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
@@ -385,7 +385,8 @@ export class DynamicBatcher implements Scheduler {
     const live = batch.filter((p) => !p.settled);
     this.logger.verbose(`model '${this.config.name}': batch of ${live.length} request(s), batch size ` +
       `${live.reduce((n, p) => n + p.batchSize, 0)}, closed by ${reason} (${CLOSE_REASON_TEXT[reason]}); ` +
-      `to instance ${slot.instance.name}, ${this.queue.size} still queued${slot.gate ? ', once the rate limiter grants its resources' : ''}`);
+      `to instance ${slot.instance.name}, ${this.queue.size} still queued${slot.gate ? ', once the rate limiter grants its resources' : ''}` +
+      requestIds(live));
   }
 
   /** The requests of a batch still to be computed (those cancelled since they were queued are not), marked dispatched now. */
@@ -462,6 +463,20 @@ export class DynamicBatcher implements Scheduler {
       this.drained = undefined;
     }
   }
+}
+
+/** At most this many requests of a batch are named in its verbose log line. */
+const LOGGED_REQUEST_IDS = 8;
+
+/** The batch's requests as its log line names them: each one's id, and its trace when traced; empty when none has either. */
+function requestIds(live: readonly Pending[]): string {
+  const named = live.filter((p) => p.request.id || p.request.trace);
+  if (named.length === 0) return '';
+  const shown = named.slice(0, LOGGED_REQUEST_IDS).map((p) => {
+    const { id, trace } = p.request;
+    return `${id ? `'${quoted(id, 64)}'` : '-'}${trace ? ` (trace ${trace.logId})` : ''}`;
+  });
+  return `; requests ${shown.join(', ')}${named.length > shown.length ? ` and ${named.length - shown.length} more` : ''}`;
 }
 
 /** QUEUE_START, and the inputs as queued (TENSORS level), on a traced request's trace. */

@@ -19,6 +19,7 @@ import { decompressRequest } from './request-decompression.ts';
 import { compressedBody, responseCompression } from './response-compression.ts';
 import { inferResponseBytes, jsonOutputBytes, plainResponse, runJsonCodecTask } from './json-codec-task.ts';
 import { traceNow, type RequestTrace } from '../../engine/observability/trace/request-trace.ts';
+import { noteRequestIdentity } from './request-log.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -185,6 +186,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
         decoded = codec.inThread(jsonLength) ? runJsonCodecTask(task) : await codec.run(task, jsonLength);
       }
       const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
+      if (engine.logger.verboseEnabled) noteRequestIdentity(req, decoded.request.id, trace?.logId);
       // As in Triton, forwarded headers are added once the body is read, over any body parameter of the same name.
       const forwarded = headerForward?.parameters(rawHeaders(req));
       const received: InferenceRequest = forwarded

@@ -90,6 +90,10 @@ export class OtelTrace implements RequestTrace {
     return this.parentId !== 0;
   }
 
+  get logId(): string {
+    return this.group.root.spanContext().traceId;
+  }
+
   begin(model: string, version: string, requestId: string | undefined, ns = traceNow()): void {
     if (this.released || this.modelSpan) return;
     const span = this.tracer.startSpan(model, {

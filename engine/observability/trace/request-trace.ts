@@ -57,6 +57,8 @@ export const nextTraceId = (): number => ++lastId;
 export interface RequestTrace {
   /** This trace's id; a step's or call's trace names its parent's. */
   readonly id: number;
+  /** The id log lines show: the trace file's number, or OpenTelemetry's trace id (32 hex digits), which the client's traceparent gives. */
+  readonly logId: string;
   /** Whether this trace belongs to a request made by another (it has a parent): the engine releases those. */
   readonly nested: boolean;
   /** REQUEST_START, with which model and version and the request's id. */
@@ -86,6 +88,10 @@ class TraceGroup {
 
 export class FileTrace implements RequestTrace {
   readonly id = nextTraceId();
+
+  get logId(): string {
+    return String(this.id);
+  }
   private released = false;
 
   private constructor(

@@ -138,6 +138,17 @@ test('with verbose logging each batch logs its size, why it closed, and where it
     '(its oldest request waited max_queue_delay_microseconds); to instance i0, 0 still queued']);
 });
 
+test('the verbose batch line names the requests\' ids (and traces), at most eight, then how many more', async () => {
+  const lines: string[] = [];
+  const logger = { error: () => {}, warn: () => {}, info: () => {}, verbose: (m: string) => lines.push(m), verboseEnabled: true };
+  const h = harness('max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 1000 }', 1, logger);
+  const sent = Array.from({ length: 10 }, (_, i) => h.send({ ...rows(i), ...(i === 1 ? {} : { id: `r${i}` }) }));
+  h.clock.advance(1);
+  h.executions[0]!.finish();
+  await Promise.all(sent);
+  assert.match(lines[0]!, /; requests 'r0', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8' and 1 more$/);
+});
+
 describe('instances', () => {
   test('instance_group count runs batches concurrently, each batch to an idle instance', async () => {
     const h = harness('max_batch_size: 4\ndynamic_batching { }\ninstance_group { count: 2 kind: KIND_CPU }', 2);

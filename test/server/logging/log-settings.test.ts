@@ -128,6 +128,21 @@ describe('changes take effect on the next line', () => {
     assert.ok(!text.includes(after), 'no request line after verbose was turned off');
   });
 
+  test('an inference request\'s verbose line names its request id', async () => {
+    assert.equal((await post('{"log_verbose_level":1}')).status, 200);
+    const body = JSON.stringify({
+      id: 'logged-request-7', inputs: [
+        { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], data: Array.from({ length: 16 }, (_, i) => i) },
+        { name: 'INPUT1', datatype: 'INT32', shape: [1, 16], data: Array.from({ length: 16 }, () => 1) },
+      ],
+    });
+    const res = await fetch(`${fixture.httpUrl}/v2/models/add_sub/infer?mark=ids`, { method: 'POST', body });
+    assert.equal(res.status, 200);
+    assert.equal((await post('{"log_verbose_level":0}')).status, 200);
+    const text = await log();
+    assert.match(text, /HTTP POST \/v2\/models\/add_sub\/infer\?mark=ids 200 in [\d.]+ ms, request id 'logged-request-7'$/m);
+  });
+
   test('log_info, log_warning and log_error switch their severities off and on', async () => {
     await post('{"log_info":false,"log_warning":false,"log_error":false}');
     logger.info('info-off');
