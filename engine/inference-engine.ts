@@ -434,11 +434,18 @@ export class InferenceEngine {
     const accept = (response: ModelResponse): ResponseTaken => stream.accept(response.outputs ? { ...response, outputs: forClient(response.outputs) } : response);
     const trace = request.trace;
     trace?.begin(config.name, String(version.version), request.id);
+    // The stream's reader may release the trace as soon as it has read the final response: held until REQUEST_END.
+    const unhold = trace?.hold();
     version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
       () => stream.close(),
-      (err: unknown) => stream.fail(asSwitchyardError(err, config.name)),
+      (err: unknown) => {
+        const error = asSwitchyardError(err, config.name);
+        trace?.fail(error.message);
+        stream.fail(error);
+      },
     ).finally(() => {
       if (trace) endTrace(trace, true);
+      unhold?.();
       this.active.leave();
     });
     return stream;

@@ -294,16 +294,8 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
     const message = decodeInferMessage(bytes);
     // The model is looked up before its tensors are decoded, as over HTTP (and in Triton).
     checkModelName(message.model_name ?? '', "field 'model_name'");
-    const traceparent = metadata.get('traceparent')[0];
-    const tracestate = metadata.get('tracestate')[0];
-    const trace = engine.tracer.sample(message.model_name ?? '', traceparent === undefined ? undefined : {
-      traceparent: String(traceparent), ...(tracestate !== undefined ? { tracestate: String(tracestate) } : {}),
-    });
-    if (trace) {
-      traced.trace = trace;
-      trace.mark('GRPC_WAITREAD_START', arrived);
-      trace.mark('GRPC_WAITREAD_END', arrived);
-    }
+    const trace = sampleGrpc(message.model_name ?? '', metadata, arrived);
+    if (trace) traced.trace = trace;
     engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
     const decoded = await decodeModelInferRequest(message, { signal, maxBytesElements });
     const lease = decoded.sharedMemory ? engine.sharedMemory.lease(decoded.sharedMemory) : undefined;
@@ -325,6 +317,18 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
     } finally {
       await lease?.release();
     }
+  }
+
+  /** The trace of a gRPC request to `model`, when the trace extension samples it, with its read stamps. */
+  function sampleGrpc(model: string, metadata: grpc.Metadata, arrived: number): RequestTrace | undefined {
+    const traceparent = metadata.get('traceparent')[0];
+    const tracestate = metadata.get('tracestate')[0];
+    const trace = engine.tracer.sample(model, traceparent === undefined ? undefined : {
+      traceparent: String(traceparent), ...(tracestate !== undefined ? { tracestate: String(tracestate) } : {}),
+    });
+    trace?.mark('GRPC_WAITREAD_START', arrived);
+    trace?.mark('GRPC_WAITREAD_END', arrived);
+    return trace;
   }
 
   /** The request with its inputs in shared memory read in through the lease. */
@@ -403,9 +407,12 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
    * `error_message`, with its id. Never rejects.
    */
   async function streamRequest(bytes: Buffer, stream: StreamCall, slot: StreamSlot): Promise<void> {
+    const arrived = traceNow();
+    let trace: RequestTrace | undefined;
     try {
       const message = decodeInferMessage(bytes);
       checkModelName(message.model_name ?? '', "field 'model_name'");
+      trace = sampleGrpc(message.model_name ?? '', stream.metadata, arrived);
       engine.assertModelReady(message.model_name ?? '', message.model_version || undefined);
       const emptyFinal = enablesEmptyFinalResponse(message);
       const decoded = await decodeModelInferRequest(message, { signal: stream.signal, maxBytesElements });
@@ -414,7 +421,8 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
         let responses: ResponseStream;
         try {
           const request = lease ? await withSharedMemoryInputs(decoded, lease) : decoded.request;
-          responses = await engine.inferStream(withForwardedMetadata(request, stream.metadata));
+          const forwarded = withForwardedMetadata(request, stream.metadata);
+          responses = await engine.inferStream(trace ? { ...forwarded, trace } : forwarded);
         } catch (err) {
           throw asSwitchyardError(err, decoded.request.modelName);
         }
@@ -448,6 +456,11 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
       else slot.reply = reply;
     } finally {
       stream.settled();
+      if (trace) {
+        trace.mark('INFER_RESPONSE_COMPLETE');
+        trace.mark('GRPC_SEND_END');
+        trace.release();
+      }
     }
   }
 

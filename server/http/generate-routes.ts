@@ -22,6 +22,8 @@ import type { JsonCodecPool } from './json-codec-pool.ts';
 import { jsonOutputBytes, plainResponse } from './json-codec-task.ts';
 import { SseWriter } from './sse-writer.ts';
 import { disconnectSignal, sendError } from './v2-routes.ts';
+import type { RequestTrace } from '../../engine/observability/trace/request-trace.ts';
+import { traceHttpRequest } from './http-trace.ts';
 
 export interface GenerateRoutesOptions {
   readonly engine: InferenceEngine;
@@ -40,7 +42,7 @@ type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
 
 export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (app: FastifyInstance, { engine, codec, maxBytesElements = DEFAULT_MAX_BYTES_ELEMENTS }) => {
   /** Decodes the body and starts the request; throws what the client should get as a JSON error. */
-  const start = async (req: ModelRequest, signal: AbortSignal): Promise<ResponseStream> => {
+  const start = async (req: ModelRequest, signal: AbortSignal, trace: RequestTrace | undefined): Promise<ResponseStream> => {
     const { model, version } = req.params;
     engine.assertModelReady(model, version);
     const inputs = engine.modelMetadata(model, version).inputs;
@@ -52,7 +54,7 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const target = { model, ...(version ? { version } : {}) };
     const decoded = await codec.run({ kind: 'generate-request', body, inputs, target, maxBytesElements }, body.byteLength);
     try {
-      return await engine.inferStream({ ...decoded.request, signal });
+      return await engine.inferStream(trace ? { ...decoded.request, signal, trace } : { ...decoded.request, signal });
     } catch (err) {
       throw explainMissingInputs(asSwitchyardError(err, model), decoded, inputs);
     }
@@ -73,8 +75,9 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
     const stop = new AbortController();
     const gone = disconnectSignal(reply);
     gone.addEventListener('abort', () => stop.abort(gone.reason), { once: true });
+    const trace = traceHttpRequest(engine.tracer, model, req, reply);
     try {
-      const responses = await start(req, stop.signal);
+      const responses = await start(req, stop.signal, trace);
       let answer: string | undefined;
       let count = 0;
       for await (const item of responses) {
@@ -87,19 +90,24 @@ export const generateRoutes: FastifyPluginAsync<GenerateRoutesOptions> = async (
         answer = await encode(item.response);
       }
       if (answer === undefined) throw serverError('GENERATE_RESPONSE_COUNT', { model, got: 'none' });
+      trace?.mark('HTTP_SEND_START');
       return reply.type('application/json').send(answer);
     } catch (err) {
+      trace?.mark('HTTP_SEND_START');
       return sendError(reply, err, model);
     }
   };
 
   const generateStream = async (req: ModelRequest, reply: FastifyReply) => {
     let responses: ResponseStream;
+    const trace = traceHttpRequest(engine.tracer, req.params.model, req, reply);
     try {
-      responses = await start(req, disconnectSignal(reply));
+      responses = await start(req, disconnectSignal(reply), trace);
     } catch (err) {
+      trace?.mark('HTTP_SEND_START');
       return sendError(reply, err, req.params.model);
     }
+    trace?.mark('HTTP_SEND_START');
     reply.hijack();
     const events = new SseWriter(reply.raw);
     // The next response is read only once the socket has taken this one: a client that does not read holds the model back.

@@ -18,8 +18,8 @@ import { headerText, type HeaderForwardPattern } from '../header-forwarding.ts';
 import { decompressRequest } from './request-decompression.ts';
 import { compressedBody, responseCompression } from './response-compression.ts';
 import { inferResponseBytes, jsonOutputBytes, plainResponse, runJsonCodecTask } from './json-codec-task.ts';
-import { traceNow, type RequestTrace } from '../../engine/observability/trace/request-trace.ts';
 import { noteRequestIdentity } from './request-log.ts';
+import { traceHttpRequest } from './http-trace.ts';
 import {
   loadOptionsFromParameters, parametersFromJson, unloadOptionsFromParameters, type RepositoryParameter,
 } from '../repository-parameters.ts';
@@ -167,8 +167,7 @@ export const v2Routes: FastifyPluginAsync<V2RoutesOptions> = async (app: Fastify
   const bytesElements = maxBytesElements ?? DEFAULT_MAX_BYTES_ELEMENTS;
   const infer = async (req: ModelRequest, reply: FastifyReply) => {
     const { model, version } = req.params;
-    const trace = engine.tracer.sample(model, traceContext(req.headers));
-    if (trace) startHttpTrace(trace, reply);
+    const trace = traceHttpRequest(engine.tracer, model, req, reply);
     try {
       engine.assertModelReady(model, version);
       const body = Buffer.isBuffer(req.body) ? req.body : EMPTY_BODY;
@@ -332,35 +331,4 @@ async function repositoryRequestBody(
     if (!ok) throw serverError('BAD_REQUEST', { detail: `Invalid value for '${key}': expected a boolean` });
   }
   return record;
-}
-
-/**
- * A traced request's receive timestamps, and its send end once the response
- * is written (or the connection closes first), when the trace is released.
- * The handler starts once the body is read, which is when both receive
- * stamps are taken: they fall together.
- */
-function startHttpTrace(trace: RequestTrace, reply: FastifyReply): void {
-  const now = traceNow();
-  trace.mark('HTTP_RECV_START', now);
-  trace.mark('HTTP_RECV_END', now);
-  const done = (): void => {
-    reply.raw.off('finish', done);
-    reply.raw.off('close', done);
-    trace.mark('HTTP_SEND_END');
-    trace.release();
-  };
-  reply.raw.on('finish', done);
-  reply.raw.on('close', done);
-}
-
-/** A client's W3C trace context headers, for the opentelemetry trace mode. */
-function traceContext(headers: FastifyRequest['headers']): { traceparent?: string; tracestate?: string } | undefined {
-  const traceparent = headers['traceparent'];
-  if (traceparent === undefined) return undefined;
-  const tracestate = headers['tracestate'];
-  return {
-    traceparent: Array.isArray(traceparent) ? traceparent[0]! : traceparent,
-    ...(tracestate !== undefined ? { tracestate: Array.isArray(tracestate) ? tracestate.join(',') : tracestate } : {}),
-  };
 }

@@ -20,6 +20,9 @@ import { chainEnsemble, range16 } from '../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth } from '../helpers/fixture-repository.ts';
 import { scriptConfig, writeScripts } from '../helpers/script-fixtures.ts';
+import { DECOUPLED_POLICY, STREAMER_SCRIPT } from '../helpers/decoupled-fixtures.ts';
+import { chat, streamOverGrpc } from '../helpers/generate-stream.ts';
+import { RawGrpcClient } from '../helpers/grpc-raw-client.ts';
 
 type TraceObject = Record<string, unknown> & { id: number };
 
@@ -75,24 +78,32 @@ const BLS_SCRIPT = `export default class {
 }
 `;
 
-async function withServer(values: Partial<TraceValues>, run: (client: { http: InferenceClient; grpc: InferenceClient }, dir: string) => Promise<void>): Promise<string> {
+interface Clients { readonly http: InferenceClient; readonly grpc: InferenceClient; readonly url: string; readonly raw: RawGrpcClient }
+
+async function withServer(values: Partial<TraceValues>, run: (client: Clients, dir: string) => Promise<void>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-trace-'));
   const root = await makeRepository({
     add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
     chain: { config: chainEnsemble(), versions: { 1: null } },
     bls: { config: scriptConfig(), versions: {} },
+    streamer: {
+      config: scriptConfig({ maxBatchSize: 0, inputs: [['text_input', 'TYPE_STRING', [1]]], outputs: [['text_output', 'TYPE_STRING', [1]]], extra: DECOUPLED_POLICY }),
+      versions: {},
+    },
   });
-  await writeScripts(root, { bls: { 1: BLS_SCRIPT } });
+  await writeScripts(root, { bls: { 1: BLS_SCRIPT }, streamer: { 1: STREAMER_SCRIPT } });
   const file = join(dir, 'trace.json');
   const fixture = await startBoth(root, {
     trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file, ...values }, modeSettings: [] },
   });
   const http = new InferenceClient({ url: fixture.httpUrl });
   const grpc = new InferenceClient({ url: fixture.grpcAddress, protocol: 'grpc' });
+  const raw = new RawGrpcClient(fixture.grpcAddress);
   try {
     assert.deepEqual(fixture.engine.loadFailures(), []);
-    await run({ http, grpc }, dir);
+    await run({ http, grpc, url: fixture.httpUrl, raw }, dir);
   } finally {
+    raw.close();
     grpc.close();
     await fixture.close();
     await removeRepository(root);
@@ -187,6 +198,48 @@ describe('triton-mode trace file', () => {
       assertOrdered(call);
       assert.ok(at(call, 'REQUEST_START') >= at(script, 'COMPUTE_START') && at(call, 'REQUEST_END') <= at(script, 'COMPUTE_END'),
         'the call ran while the script computed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('streaming requests: HTTP generate_stream and gRPC ModelStreamInfer to a decoupled model, and generate', async () => {
+    const dir = await withServer({}, async ({ url, raw }) => {
+      const reply = await chat(url, 'tok', { tokens: 3 }, {}, 'streamer');
+      assert.deepEqual(reply.chunks, ['tok 0', 'tok 1', 'tok 2']);
+      const received = await streamOverGrpc(raw, {
+        model_name: 'streamer', id: 'streamed',
+        inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('tok')] } }],
+        parameters: { tokens: { int64_param: 2 } },
+      });
+      assert.equal(received.length, 2);
+      const generated = await fetch(`${url}/v2/models/add_sub/generate`, {
+        method: 'POST', body: JSON.stringify({ INPUT0: range16((i) => i), INPUT1: range16(() => 1) }),
+      });
+      assert.equal(generated.status, 200);
+    });
+    try {
+      const traces = [...tracesOf(JSON.parse(await readFile(join(dir, 'trace.json'), 'utf8')) as TraceObject[]).values()];
+      assert.equal(traces.length, 3);
+      const http = traces.find((t) => t.model === 'streamer' && names(t).includes('HTTP_RECV_START'))!;
+      const grpc = traces.find((t) => t.model === 'streamer' && t.requestId === 'streamed')!;
+      const generate = traces.find((t) => t.model === 'add_sub')!;
+      const model = ['REQUEST_START', 'QUEUE_START', 'COMPUTE_START', 'COMPUTE_INPUT_END', 'COMPUTE_OUTPUT_START', 'COMPUTE_END', 'REQUEST_END'];
+      for (const [trace, front] of [
+        [http, ['HTTP_RECV_START', 'HTTP_RECV_END', 'HTTP_SEND_START', 'HTTP_SEND_END']],
+        [grpc, ['GRPC_WAITREAD_START', 'GRPC_WAITREAD_END', 'INFER_RESPONSE_COMPLETE', 'GRPC_SEND_END']],
+        [generate, ['HTTP_RECV_START', 'HTTP_RECV_END', 'HTTP_SEND_START', 'HTTP_SEND_END']],
+      ] as const) {
+        assert.deepEqual([...names(trace)].sort(), [...model, ...front].sort());
+        // In time order, the model's stamps come in their order, and so do the frontend's, around them.
+        const byTime = [...trace.stamps].sort((a, b) => a.ns - b.ns).map((stamp) => stamp.name);
+        assert.deepEqual(byTime.filter((n) => model.includes(n)), model);
+        assert.deepEqual(byTime.filter((n) => (front as readonly string[]).includes(n)), front);
+        assert.ok(byTime.indexOf(front[1]) < byTime.indexOf('REQUEST_START'), byTime.join(' '));
+      }
+      // A stream starts going out before the model has finished. (Its last response may be sent before REQUEST_END:
+      // a decoupled request ends once its execute() is answered for, after its final response.)
+      assert.ok(at(http, 'HTTP_SEND_START') <= at(http, 'REQUEST_END'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

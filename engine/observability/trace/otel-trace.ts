@@ -61,6 +61,11 @@ function createTraceState(text: string): import('@opentelemetry/api').TraceState
 class SpanGroup {
   open = 0;
   constructor(readonly root: Span) {}
+
+  /** One fewer open trace or hold; the last one ends the root span. */
+  close(): void {
+    if (--this.open === 0) this.root.end(wallTime(traceNow()));
+  }
 }
 
 export class OtelTrace implements RequestTrace {
@@ -110,7 +115,7 @@ export class OtelTrace implements RequestTrace {
   }
 
   mark(activity: TraceActivity, ns = traceNow()): void {
-    if (this.released) return;
+    if (this.group.open === 0) return;
     if (FRONTEND_EVENTS.has(activity)) {
       if (!this.nested) this.group.root.addEvent(activity, wallTime(ns));
       return;
@@ -150,10 +155,19 @@ export class OtelTrace implements RequestTrace {
   release(): void {
     if (this.released) return;
     this.released = true;
-    // A model span the request never closed ends with it.
-    if (this.modelSpan?.isRecording()) this.modelSpan.end();
-    this.group.open -= 1;
-    if (this.group.open === 0) this.group.root.end(wallTime(traceNow()));
+    this.group.close();
+    // A model span the request never closed (nothing holds it for a REQUEST_END to come) ends with its group.
+    if (this.group.open === 0 && this.modelSpan?.isRecording()) this.modelSpan.end();
+  }
+
+  hold(): () => void {
+    this.group.open += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.group.close();
+    };
   }
 }
 

@@ -77,13 +77,27 @@ export interface RequestTrace {
   child(step?: string): RequestTrace;
   /** Whoever made the trace is done with it. Safe to call twice. */
   release(): void;
+  /**
+   * Keeps the trace's group open beyond its maker's release, for stamps
+   * still to come (a stream's REQUEST_END, which its reader may outrun);
+   * the function given back lets go, once.
+   */
+  hold(): () => void;
 }
 
 /** The group a top-level request's traces share, until every one of them is released. */
 class TraceGroup {
   readonly objects: string[] = [];
   open = 0;
+  /** Written out: nothing more is recorded. */
+  done = false;
   constructor(readonly sink: TraceSink) {}
+
+  close(): void {
+    if (--this.open > 0 || this.done) return;
+    this.done = true;
+    if (this.objects.length > 0) this.sink.written(this.objects.join(','));
+  }
 }
 
 export class FileTrace implements RequestTrace {
@@ -129,7 +143,7 @@ export class FileTrace implements RequestTrace {
   }
 
   mark(activity: TraceActivity, ns = traceNow()): void {
-    if (!this.timestamps || this.released) return;
+    if (!this.timestamps || this.group.done) return;
     this.group.objects.push(`{"id":${this.id},"timestamps":[{"name":"${activity}","ns":${ns}}]}`);
   }
 
@@ -146,7 +160,7 @@ export class FileTrace implements RequestTrace {
 
   /** A tensor summary (TENSORS level): name, datatype, shape and its first elements. */
   tensor(activity: TensorActivity, tensor: Tensor): void {
-    if (!this.tensors || this.released) return;
+    if (!this.tensors || this.group.done) return;
     this.group.objects.push(`{"id":${this.id},"activity":"${activity}","tensor":${JSON.stringify(tensorSummary(tensor))}}`);
   }
 
@@ -154,7 +168,16 @@ export class FileTrace implements RequestTrace {
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.group.open -= 1;
-    if (this.group.open === 0 && this.group.objects.length > 0) this.group.sink.written(this.group.objects.join(','));
+    this.group.close();
+  }
+
+  hold(): () => void {
+    this.group.open += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.group.close();
+    };
   }
 }
