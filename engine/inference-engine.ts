@@ -291,7 +291,7 @@ export class InferenceEngine {
       const version = readyVersionOf(entry, request.modelName, request.modelVersion);
       const config = version.config!;
       if (trace) {
-        trace.begin(config.name, String(version.version), request.id);
+        trace.begin(config.name, String(version.version), request.id, undefined, sequenceIdOf(request));
         traced = true;
       }
       const cache = this.cache && config.responseCache ? this.cache : undefined;
@@ -433,7 +433,7 @@ export class InferenceEngine {
     };
     const accept = (response: ModelResponse): ResponseTaken => stream.accept(response.outputs ? { ...response, outputs: forClient(response.outputs) } : response);
     const trace = request.trace;
-    trace?.begin(config.name, String(version.version), request.id);
+    trace?.begin(config.name, String(version.version), request.id, undefined, sequenceIdOf(request));
     // The stream's reader may release the trace as soon as it has read the final response: held until REQUEST_END.
     const unhold = trace?.hold();
     version.scheduler!.enqueue({ ...withModelShapes(config, request), onResponse: accept }, normalized).then(
@@ -668,6 +668,12 @@ export class InferenceEngine {
     checkModelName(name);
     return readyVersionOf(this.repository.get(name, namespace), name, version);
   }
+}
+
+/** A request's sequence id (the `sequence_id` parameter) as a trace shows it, or undefined. */
+function sequenceIdOf(request: InferenceRequest): string | undefined {
+  const id = request.parameters?.['sequence_id'];
+  return id === undefined ? undefined : String(id);
 }
 
 /** A request's end, on its trace: REQUEST_END once it began; a step's trace (made by the engine's caller, not a frontend) is released. */

@@ -345,7 +345,7 @@ export class DynamicBatcher implements Scheduler {
         const error = asSwitchyardError(err, this.config.name);
         outcome = { results: live.map(() => ({ ok: false, error })), timing: NO_TIMING };
       }
-      if (computeStart > 0) traceComputed(live, outcome.timing, computeStart);
+      if (computeStart > 0) traceComputed(live, outcome.timing, computeStart, reason);
       this.executed(live, outcome.results, outcome.timing);
     } finally {
       grant?.release();
@@ -486,9 +486,10 @@ function traceQueued(trace: RequestTrace, request: InferenceRequest): void {
 }
 
 /** The four compute timestamps of one execution on each traced request of its batch. */
-function traceComputed(live: readonly Pending[], timing: ComputeTiming, startNs: number): void {
-  let batchSize = 0;
-  for (const pending of live) batchSize += pending.batchSize;
+function traceComputed(live: readonly Pending[], timing: ComputeTiming, startNs: number, reason: BatchCloseReason | undefined): void {
+  let size = 0;
+  for (const pending of live) size += pending.batchSize;
   const endNs = traceNow();
-  for (const pending of live) pending.request.trace?.compute(startNs, endNs, timing.inputNs, timing.outputNs, batchSize);
+  const batch = reason ? { size, closeReason: reason } : { size };
+  for (const pending of live) pending.request.trace?.compute(startNs, endNs, timing.inputNs, timing.outputNs, batch);
 }

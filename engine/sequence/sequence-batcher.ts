@@ -484,7 +484,7 @@ export class SequenceBatcher implements Scheduler {
     }
     if (computeStart > 0) {
       const computeEnd = traceNow();
-      for (const pending of rows) pending?.request.trace?.compute(computeStart, computeEnd, timing.inputNs, timing.outputNs, rows.length);
+      for (const pending of rows) pending?.request.trace?.compute(computeStart, computeEnd, timing.inputNs, timing.outputNs, { size: rows.length });
     }
     let okRows = 0;
     rows.forEach((pending, i) => {

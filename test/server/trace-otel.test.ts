@@ -117,7 +117,7 @@ describe('opentelemetry trace mode', () => {
     const response = await fetch(`${fixture.httpUrl}/v2/models/chain/infer`, {
       method: 'POST',
       headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'otel-http', inputs: inputs().map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: [...t.data as Iterable<number>] })) }),
+      body: JSON.stringify({ id: 'otel-http', parameters: { sequence_id: 7 }, inputs: inputs().map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: [...t.data as Iterable<number>] })) }),
     });
     assert.equal(response.status, 200, await response.text());
     const grpc = new InferenceClient({ url: fixture.grpcAddress, protocol: 'grpc' });
@@ -179,6 +179,7 @@ describe('opentelemetry trace mode', () => {
     assert.equal(http.root.traceId, CLIENT_TRACE);
     assert.equal(http.root.parentSpanId, CLIENT_SPAN);
     assert.deepEqual(http.root.events, ['HTTP_RECV_START', 'HTTP_RECV_END', 'HTTP_SEND_START', 'HTTP_SEND_END']);
+    assert.equal(http.ensemble.attributes['switchyard.sequence_id'], '7');
     const grpc = tree('otel-grpc');
     assert.notEqual(grpc.root.traceId, CLIENT_TRACE);
     assert.equal(grpc.root.parentSpanId, '');

@@ -11,7 +11,8 @@
  * A model span carries Triton's attributes (`triton.model_name`,
  * `triton.model_version`, `triton.trace_id`, `triton.trace_parent_id`,
  * `triton.request_id`) and Switchyard's: the batch size of the execution
- * the request ran in, and for an ensemble step the step, as errors name it.
+ * the request ran in and why its batch closed, its sequence id, and for an
+ * ensemble step the step, as errors name it.
  * A request that fails gets its error on its model span.
  * A client's W3C `traceparent` makes InferRequest a child of the client's
  * span, so the client's trace goes on into the server.
@@ -21,7 +22,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Tensor } from '../../tensor.ts';
-import { computeStamps, nextTraceId, traceNow, type RequestTrace, type TensorActivity, type TraceActivity } from './request-trace.ts';
+import { computeStamps, nextTraceId, traceNow, type RequestTrace, type TensorActivity, type TraceActivity, type TraceBatch } from './request-trace.ts';
 
 /** The monotonic trace clock's nanoseconds as a time OpenTelemetry takes: milliseconds since the epoch. */
 const wallTime = (ns: number): number => performance.timeOrigin + ns / 1e6;
@@ -99,7 +100,7 @@ export class OtelTrace implements RequestTrace {
     return this.group.root.spanContext().traceId;
   }
 
-  begin(model: string, version: string, requestId: string | undefined, ns = traceNow()): void {
+  begin(model: string, version: string, requestId: string | undefined, ns = traceNow(), sequenceId?: string): void {
     if (this.released || this.modelSpan) return;
     const span = this.tracer.startSpan(model, {
       kind: SpanKind.SERVER, startTime: wallTime(ns),
@@ -108,6 +109,7 @@ export class OtelTrace implements RequestTrace {
         'triton.trace_id': this.id, 'triton.trace_parent_id': this.parentId,
         ...(requestId ? { 'triton.request_id': requestId } : {}),
         ...(this.step ? { 'switchyard.step': this.step } : {}),
+        ...(sequenceId !== undefined ? { 'switchyard.sequence_id': sequenceId } : {}),
       },
     }, otelTrace.setSpan(otelContext.active(), this.parentSpan));
     span.addEvent('REQUEST_START', wallTime(ns));
@@ -126,7 +128,7 @@ export class OtelTrace implements RequestTrace {
     if (activity === 'REQUEST_END') span.end(wallTime(ns));
   }
 
-  compute(startNs: number, endNs: number, inputNs: number, outputNs: number, batchSize?: number): void {
+  compute(startNs: number, endNs: number, inputNs: number, outputNs: number, batch?: TraceBatch): void {
     const parent = this.modelSpan;
     if (!parent || this.released) return;
     const stamps = computeStamps(startNs, endNs, inputNs, outputNs);
@@ -136,7 +138,10 @@ export class OtelTrace implements RequestTrace {
     span.addEvent('COMPUTE_OUTPUT_START', wallTime(stamps.outputStart));
     const end = wallTime(endNs);
     span.addEvent('COMPUTE_END', end);
-    if (batchSize !== undefined) parent.setAttribute('switchyard.batch_size', batchSize);
+    if (batch) {
+      parent.setAttribute('switchyard.batch_size', batch.size);
+      if (batch.closeReason) parent.setAttribute('switchyard.batch_close_reason', batch.closeReason);
+    }
     span.end(end);
   }
 

@@ -53,6 +53,12 @@ let lastId = 0;
 /** The next trace id: one counter for the process, every mode and every child. */
 export const nextTraceId = (): number => ++lastId;
 
+/** The execution a traced request ran in, as its span shows it: its batch size, and why the batcher closed the batch. */
+export interface TraceBatch {
+  readonly size: number;
+  readonly closeReason?: string;
+}
+
 /** What the frontends, the engine and the schedulers record on a traced request. */
 export interface RequestTrace {
   /** This trace's id; a step's or call's trace names its parent's. */
@@ -61,14 +67,14 @@ export interface RequestTrace {
   readonly logId: string;
   /** Whether this trace belongs to a request made by another (it has a parent): the engine releases those. */
   readonly nested: boolean;
-  /** REQUEST_START, with which model and version and the request's id. */
-  begin(model: string, version: string, requestId: string | undefined, ns?: number): void;
+  /** REQUEST_START, with which model and version, the request's id, and its sequence id when it has one. */
+  begin(model: string, version: string, requestId: string | undefined, ns?: number, sequenceId?: string): void;
   mark(activity: TraceActivity, ns?: number): void;
   /**
    * The four compute timestamps of one execution, from when it started and
    * ended and the backend's input and output durations; and its batch size.
    */
-  compute(startNs: number, endNs: number, inputNs: number, outputNs: number, batchSize?: number): void;
+  compute(startNs: number, endNs: number, inputNs: number, outputNs: number, batch?: TraceBatch): void;
   /** The request failed with this message. */
   fail(message: string): void;
   /** A tensor summary (TENSORS level). */
