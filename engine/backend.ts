@@ -77,6 +77,8 @@ export interface ExecuteRequest {
   readonly signal?: AbortSignal;
   /** The request's trace, when it is traced: backends whose models call others (scripts) hang those calls' traces under it. */
   readonly trace?: RequestTrace;
+  /** The request's id, as the client gave it, for log lines about it. */
+  readonly id?: string;
 }
 
 /** A request's result; for a decoupled model `outputs` is empty, its responses having gone through `send`. */

@@ -35,6 +35,8 @@ export class ExecuteCalls {
     private readonly listeners: { readonly parked?: () => void; readonly gone?: () => void } = {},
     /** The trace of the batch's traced request (the first, when several are), which the calls' traces hang under. */
     readonly trace?: RequestTrace,
+    /** How log lines name the batch's requests (`[request 'r1' trace 12, ...]`), when any has an id or a trace. */
+    readonly requests?: string,
   ) {
     this.followClients(signals);
   }

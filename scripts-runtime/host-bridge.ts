@@ -181,8 +181,9 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
         return errorAnswer(err);
       }
     },
-    log(level, text) {
-      options.logger[level](`${prefix}: ${text}`);
+    log(level, text, batch) {
+      const requests = batch === undefined ? undefined : options.callsOf(batch)?.requests;
+      options.logger[level](`${prefix}${requests ? ` ${requests}` : ''}: ${text}`);
     },
     ...(options.respond ? { respond: options.respond } : {}),
   };

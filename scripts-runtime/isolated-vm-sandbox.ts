@@ -87,7 +87,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         if (isolate.isDisposed) return undefined as never;
         return intoIsolate(answer, transferableBuffers(answer));
       });
-      const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string) => bridge.log(level, text));
+      const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string, batch?: number) => bridge.log(level, text, batch));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
       const respond = new isolatedVm.Reference(async (batch: number, index: number, response: unknown, final: boolean): Promise<boolean> =>
         await bridge.respond?.(batch, index, response, final) ?? false);

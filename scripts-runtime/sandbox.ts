@@ -45,7 +45,8 @@ export interface HostBridge {
   infer(call: ScriptInferCall, batch: number): Promise<ScriptInferAnswer>;
   /** A step of a ctx.inferStream call by the execute() numbered `batch` (see ScriptStreams). Never rejects. */
   stream(operation: ScriptStreamOperation, batch: number): Promise<ScriptStreamAnswer>;
-  log(level: 'info' | 'warn' | 'error', text: string): void;
+  /** A ctx.log line of the execute() numbered `batch` (0: initialize()), when the line came from one. */
+  log(level: 'info' | 'warn' | 'error', text: string, batch?: number): void;
   /**
    * Decoupled models: request `index` of batch `batch` sent a response
    * (null with `final` only closes the request), unchecked as yet. Answers

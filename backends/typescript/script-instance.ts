@@ -13,7 +13,7 @@
  * execute() ended well.
  */
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
-import { serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
 import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { InferFunction, StreamingInferFunction } from '../../engine/infer-function.ts';
@@ -132,7 +132,7 @@ export class ScriptInstance implements BackendInstance {
         // Before its calls fail CANCELLED, the running script hears that its requests are cancelled.
         for (const sender of this.decoupled.get(batch) ?? []) sender.cancel();
       },
-    }, requests.find((r) => r.trace)?.trace);
+    }, requests.find((r) => r.trace)?.trace, requestLabel(requests));
     const run = await new Promise<boolean>((start) => {
       const entry: Waiting = { batch, calls, start };
       // Every client went away while the batch waited: it leaves without touching the isolate.
@@ -335,4 +335,16 @@ function checkShape(shape: readonly number[], dims: readonly number[], batch: nu
     throw new Error(`${where} has shape [${shape.join(',')}], but the model config gives ${shown}` +
       (batch === undefined ? '' : ` (the first dim is this request's batch size, ${batch})`));
   }
+}
+
+/** At most this many requests of a batch are named in its script's log lines. */
+const LOGGED_REQUESTS = 8;
+
+/** How a batch's log lines name its requests: `[request 'r1' trace 12, request 'r2']`; undefined when none has an id or a trace. */
+function requestLabel(requests: readonly ExecuteRequest[]): string | undefined {
+  const named = requests.filter((r) => r.id || r.trace);
+  if (named.length === 0) return undefined;
+  const shown = named.slice(0, LOGGED_REQUESTS).map((r) =>
+    [r.id ? `request '${quoted(r.id, 64)}'` : 'request', r.trace ? `trace ${r.trace.logId}` : ''].filter((p) => p !== '').join(' '));
+  return `[${shown.join(', ')}${named.length > shown.length ? `, and ${named.length - shown.length} more` : ''}]`;
 }

@@ -79,6 +79,7 @@ function executeRequest(pending: Pending): ExecuteRequest {
   if (request.onResponse) out.send = request.onResponse;
   if (request.signal) out.signal = request.signal;
   if (request.trace) out.trace = request.trace;
+  if (request.id) out.id = request.id;
   return out;
 }
 

@@ -457,7 +457,8 @@ function isolateBootstrap(
     if (typeof part === 'string') return part;
     try { return StringOf(JSONStringify(part)); } catch { try { return StringOf(part); } catch { return '[a value that cannot be shown]'; } }
   }
-  function logAt(level: LogLevel): LogFunction {
+  // batch: the execute whose ctx.log this is (0: initialize), so the host can name its requests.
+  function logAt(level: LogLevel, batch: number): LogFunction {
     return function log(...parts) {
       if (logLines >= settings.logLinesPerExecute) { logDropped++; return; }
       logLines++;
@@ -474,10 +475,12 @@ function isolateBootstrap(
       }
       if (text.length > max) { text = StringSlice(text, 0, max); whole = false; }
       if (!whole) text += '... [cut: ctx.log keeps ' + max + ' characters of a line (parameters.log_line_max_chars)]';
-      hostLog.applyIgnored(undefined, [level, text], logOptions);
+      hostLog.applyIgnored(undefined, [level, text, batch], logOptions);
     };
   }
-  const logFunctions = ObjectFreeze({ info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
+  function logFunctions(batch: number): Readonly<Record<LogLevel, LogFunction>> {
+    return ObjectFreeze({ info: logAt('info', batch), warn: logAt('warn', batch), error: logAt('error', batch) });
+  }
 
   function startLogBudget(): void {
     logLines = 0;
@@ -552,7 +555,7 @@ function isolateBootstrap(
     const call = inline ? inferInline : infer;
     return ObjectFreeze({
       ...identityOf, infer: (request: unknown) => call(request, batch), inferStream: (request: unknown) => inferStream(request, batch, inline),
-      log: logFunctions,
+      log: logFunctions(batch),
     });
   }
 

@@ -19,7 +19,7 @@ import { InferenceClient, tensor } from '../../client/index.ts';
 import { chainEnsemble, range16 } from '../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth } from '../helpers/fixture-repository.ts';
-import { scriptConfig, writeScripts } from '../helpers/script-fixtures.ts';
+import { capturingLogger, scriptConfig, writeScripts, type CapturingLogger } from '../helpers/script-fixtures.ts';
 import { DECOUPLED_POLICY, STREAMER_SCRIPT } from '../helpers/decoupled-fixtures.ts';
 import { chat, streamOverGrpc } from '../helpers/generate-stream.ts';
 import { RawGrpcClient } from '../helpers/grpc-raw-client.ts';
@@ -67,9 +67,10 @@ function assertOrdered(trace: Trace): void {
   }
 }
 
-/** Y = add_sub(X, X).OUTPUT0, through ctx.infer. */
+/** Y = add_sub(X, X).OUTPUT0, through ctx.infer; logs one line per batch. */
 const BLS_SCRIPT = `export default class {
   async execute(requests: any[], ctx: any) {
+    ctx.log.info('calling add_sub');
     return Promise.all(requests.map(async (r) => {
       const answer = await ctx.infer({ model: 'add_sub', inputs: { INPUT0: r.inputs.X, INPUT1: r.inputs.X } });
       return { outputs: { Y: answer.outputs.OUTPUT0 } };
@@ -80,7 +81,7 @@ const BLS_SCRIPT = `export default class {
 
 interface Clients { readonly http: InferenceClient; readonly grpc: InferenceClient; readonly url: string; readonly raw: RawGrpcClient }
 
-async function withServer(values: Partial<TraceValues>, run: (client: Clients, dir: string) => Promise<void>): Promise<string> {
+async function withServer(values: Partial<TraceValues>, run: (client: Clients, dir: string) => Promise<void>, logger?: CapturingLogger): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-trace-'));
   const root = await makeRepository({
     add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } },
@@ -95,6 +96,7 @@ async function withServer(values: Partial<TraceValues>, run: (client: Clients, d
   const file = join(dir, 'trace.json');
   const fixture = await startBoth(root, {
     trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file, ...values }, modeSettings: [] },
+    ...(logger ? { logger } : {}),
   });
   const http = new InferenceClient({ url: fixture.httpUrl });
   const grpc = new InferenceClient({ url: fixture.grpcAddress, protocol: 'grpc' });
@@ -185,10 +187,11 @@ describe('triton-mode trace file', () => {
     }
   });
 
-  test('a script\'s ctx.infer is traced under the script\'s request, across the isolate', async () => {
+  test('a script\'s ctx.infer is traced under the script\'s request, across the isolate; its ctx.log names the request', async () => {
+    const logger = capturingLogger();
     const dir = await withServer({}, async ({ http }) => {
       await http.infer('bls', [tensor('X', 'INT32', [1, 16], range16((j) => j))], { id: 'script' });
-    });
+    }, logger);
     try {
       const traces = [...tracesOf(JSON.parse(await readFile(join(dir, 'trace.json'), 'utf8')) as TraceObject[]).values()];
       const script = traces.find((t) => t.model === 'bls')!;
@@ -198,6 +201,7 @@ describe('triton-mode trace file', () => {
       assertOrdered(call);
       assert.ok(at(call, 'REQUEST_START') >= at(script, 'COMPUTE_START') && at(call, 'REQUEST_END') <= at(script, 'COMPUTE_END'),
         'the call ran while the script computed');
+      assert.ok(logger.lines.includes(`info 'bls' (bls_0) [request 'script' trace ${script.id}]: calling add_sub`), logger.lines.join('\n'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
