@@ -218,7 +218,7 @@ export class ScriptInstance implements BackendInstance {
     } catch (err) {
       const timing = { inputNs, inferNs: nsSince(runStart), outputNs: 0 };
       if (err instanceof SandboxFailure) {
-        this.options.logger.error(`'${model}': ${err.message}`);
+        this.options.logger.error(`'${model}'${labelled(requests)}: ${err.message}`);
         this.restart(current);
         return failAll(serverError('INFERENCE_FAILED', { model, detail: err.message }), timing);
       }
@@ -251,7 +251,7 @@ export class ScriptInstance implements BackendInstance {
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       if (err instanceof SandboxFailure) {
-        this.options.logger.error(`'${model}': ${detail}`);
+        this.options.logger.error(`'${model}'${labelled(requests)}: ${detail}`);
         this.restart(current);
       }
       failure = serverError('INFERENCE_FAILED', { model, detail: err instanceof SandboxFailure ? detail : `execute() threw: ${detail}` });
@@ -347,4 +347,10 @@ function requestLabel(requests: readonly ExecuteRequest[]): string | undefined {
   const shown = named.slice(0, LOGGED_REQUESTS).map((r) =>
     [r.id ? `request '${quoted(r.id, 64)}'` : 'request', r.trace ? `trace ${r.trace.logId}` : ''].filter((p) => p !== '').join(' '));
   return `[${shown.join(', ')}${named.length > shown.length ? `, and ${named.length - shown.length} more` : ''}]`;
+}
+
+/** The batch's request label after a space, for a log line about the batch, or nothing. */
+function labelled(requests: readonly ExecuteRequest[]): string {
+  const label = requestLabel(requests);
+  return label === undefined ? '' : ` ${label}`;
 }
