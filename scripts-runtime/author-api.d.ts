@@ -1,7 +1,8 @@
 /**
  * Types for authors of TypeScript models (`<model>/<version>/model.ts`).
  * Import them type-only, so that nothing is left to import at run time
- * (a script runs without modules, and any value import fails its load):
+ * (this file is only types; a script's value imports may name npm
+ * packages, which are bundled into it at load: docs/scripts.md):
  *
  *   import type { InferRequest, InferResponse, ModelContext, ModelScript } from '../../../scripts-runtime/author-api.js';
  *

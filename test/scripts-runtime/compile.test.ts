@@ -77,7 +77,6 @@ for (const [what, statement, named] of [
   ['a node built-in', `import fs from 'node:fs';\nexport default class { async execute() { return [fs]; } }`, 'node:fs'],
   ['a bare built-in name', `import { readFileSync } from 'fs';\nexport default class { async execute() { return [readFileSync]; } }`, 'fs'],
   ['a relative file', `import helper from './helper';\nexport default class { async execute() { return [helper]; } }`, './helper'],
-  ['a package', `import * as lodash from 'lodash';\nexport default class { async execute() { return [lodash]; } }`, 'lodash'],
   ['a side-effect import', `import './setup';\nexport default class { async execute() { return []; } }`, './setup'],
   ['a re-export', `export { x } from './other';\nexport default class { async execute() { return []; } }`, './other'],
   ['require()', `const cp = require('child_process');\nexport default class { async execute() { return [cp]; } }`, 'child_process'],
@@ -90,6 +89,30 @@ for (const [what, statement, named] of [
     assert.match(err.message, /import type|ctx\.infer/, 'the message says what to do instead');
   });
 }
+
+test('an npm package from the server\'s node_modules is bundled into the script, and runs there', async () => {
+  const source = `// ${randomUUID()}
+    import { dequal } from 'dequal';
+    import { isPlainObject } from 'is-plain-object';
+    export default class { async execute() { return [dequal({ a: [1, 2] }, { a: [1, 2] }), dequal([1], [2]), typeof isPlainObject]; } }`;
+  const compiled = await compileScript('packaged/1/model.ts', source);
+  assert.doesNotMatch(compiled.code, /require\(/, 'nothing is left to import at run time');
+  const Model = load(compiled.code)['default'] as new () => { execute(): Promise<unknown[]> };
+  assert.equal(JSON.stringify(await new Model().execute()), JSON.stringify([true, false, 'function']));
+});
+
+test('a package that needs a Node module is refused naming the package and the module; an unknown package is refused', async () => {
+  const needsNode = await compileError('node-pkg/1/model.ts', `// ${randomUUID()}\nimport { Buffer } from 'safe-buffer';\nexport default class { async execute() { return [Buffer]; } }`);
+  assert.match(needsNode.message, /scripts cannot import package 'safe-buffer': it imports 'buffer', a Node module the sandbox does not have/);
+  const missing = await compileError('missing/1/model.ts', `// ${randomUUID()}\nimport x from 'no-such-package-here';\nexport default class { async execute() { return [x]; } }`);
+  assert.match(missing.message, /^missing\/1\/model\.ts:2:\d+: Could not resolve "no-such-package-here"/);
+});
+
+test('a path out of node_modules through a package name is refused', async () => {
+  const err = await compileError('escape/1/model.ts', `// ${randomUUID()}\nimport pkg from 'yaml/../../package.json';\nexport default class { async execute() { return [pkg]; } }`);
+  // esbuild itself keeps a package path inside its package; the plugin holds every import to node_modules as well.
+  assert.match(err.message, /^escape\/1\/model\.ts:2:\d+: (Could not resolve "yaml\/\.\.\/\.\.\/package\.json"|scripts cannot import 'yaml\/\.\.\/\.\.\/package\.json': it leads out)/);
+});
 
 test('type-only imports compile and leave nothing behind', async () => {
   const source = `// ${randomUUID()}
