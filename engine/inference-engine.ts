@@ -276,9 +276,14 @@ export class InferenceEngine {
 
   /** The single entry point for inference. */
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
-    this.assertTakingRequests(request);
-    this.active.enter();
     const trace = request.trace;
+    try {
+      this.assertTakingRequests(request);
+    } catch (err) {
+      if (trace) endTrace(trace, false);
+      throw err;
+    }
+    this.active.enter();
     let traced = false;
     // One async frame per request: the lookup, checks, scheduling and answer are all here.
     try {
@@ -412,15 +417,31 @@ export class InferenceEngine {
    */
   async inferStream(request: InferenceRequest): Promise<ResponseStream> {
     const startedAt = performance.now();
-    this.assertTakingRequests(request);
-    checkModelName(request.modelName, requestSource(request));
-    if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
-    const version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
+    let version: ModelVersion;
+    let normalized: NormalizedRequest;
+    let handedToInfer = false;
+    try {
+      this.assertTakingRequests(request);
+      checkModelName(request.modelName, requestSource(request));
+      if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
+      version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
+      // infer() takes it from here, the trace included.
+      if (!version.config!.decoupled) {
+        handedToInfer = true;
+        return ResponseStream.answered(await this.infer(request));
+      }
+      if (request.callChain) assertCallDepth(version.config!.name, request.callChain);
+      normalized = normalizeRequest(version.config!, request);
+    } catch (err) {
+      // Refused before it started: a step's or a call's trace is done too.
+      if (request.trace && !handedToInfer) {
+        request.trace.fail(err instanceof Error ? err.message : String(err));
+        endTrace(request.trace, false);
+      }
+      throw err;
+    }
     const config = version.config!;
-    if (!config.decoupled) return ResponseStream.answered(await this.infer(request));
     for (const watch of this.versionWatchers) watch(version);
-    if (request.callChain) assertCallDepth(config.name, request.callChain);
-    const normalized = normalizeRequest(config, request);
     const stream = new ResponseStream({
       modelName: config.name, modelVersion: String(version.version), ...(request.id ? { id: request.id } : {}), decoupled: true, stats: version.stats, startedAt,
       ...(this.options.streamBuffer ? { buffer: this.options.streamBuffer } : {}),

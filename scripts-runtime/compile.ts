@@ -11,6 +11,7 @@
  * the same code compile once.
  */
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,22 @@ const CACHE_LIMIT = 256;
 const PACKAGE_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 
 const NODE_MODULES = `${PACKAGE_ROOT}${sep}node_modules${sep}`;
+/** The same folder with links resolved, as esbuild reports the files it resolved (node_modules may be a link). */
+const NODE_MODULES_REAL = (() => {
+  try {
+    return `${realpathSync(NODE_MODULES)}${sep}`;
+  } catch {
+    return NODE_MODULES;
+  }
+})();
+
+/** Whether a resolved file lies in an installed package: under node_modules, in a folder that is a package's (not `.package-lock.json`, `.bin`). */
+function insidePackage(file: string): boolean {
+  const root = file.startsWith(NODE_MODULES) ? NODE_MODULES : file.startsWith(NODE_MODULES_REAL) ? NODE_MODULES_REAL : undefined;
+  if (root === undefined) return false;
+  const first = file.slice(root.length).split(sep)[0] ?? '';
+  return first !== '' && !first.startsWith('.');
+}
 /** Marks the plugin's own resolve() call, which it lets esbuild answer. */
 const RESOLVING = Symbol('resolving');
 
@@ -80,11 +97,15 @@ const sandboxImports: Plugin = {
           errors: [{ text: `scripts cannot import '${args.path}': a script is one file. Keep imports of other files type-only (import type ...), and reach other models through ctx.infer` }],
         };
       }
+      // A package path never climbs: `lodash/../.package-lock.json` is no package's file.
+      if (!args.path.startsWith('.') && args.path.split('/').some((part) => part === '..' || part === '.')) {
+        return { errors: [{ text: `scripts cannot import '${args.path}': a package path has no '.' or '..' parts` }] };
+      }
       if (args.pluginData === RESOLVING) return undefined;
       // Resolved as esbuild would, then held to node_modules: no path out of it into the server's own files.
       const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: RESOLVING });
       if (resolved.errors.length > 0 || resolved.external) return resolved;
-      if (!resolved.path.startsWith(NODE_MODULES)) {
+      if (!insidePackage(resolved.path)) {
         return { errors: [{ text: `scripts cannot import '${args.path}': it leads out of the installed packages (node_modules)` }] };
       }
       return resolved;

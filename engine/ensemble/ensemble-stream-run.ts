@@ -44,6 +44,12 @@ interface Scope {
   emitted: boolean;
 }
 
+/**
+ * Response scopes that may wait at once on tensors from above before the
+ * decoupled steps feeding them stop reading (as a stream buffer holds 16).
+ */
+export const MAX_WAITING_SCOPES = 16;
+
 /** Sends one response of the ensemble; answers as a decoupled model's send does. */
 export type EnsembleSend = (outputs: readonly Tensor[]) => ResponseTaken;
 
@@ -55,6 +61,8 @@ export class EnsembleStreamRun {
   private pending = 0;
   /** Response scopes with a step or the response still waiting on a tensor that a scope above them has not yet got. */
   private readonly waiting = new Set<Scope>();
+  /** Decoupled steps that stopped reading because too many scopes wait; woken when anything moves. */
+  private readonly stalled: (() => void)[] = [];
   private failed = false;
   private resolve!: () => void;
   private reject!: (error: SwitchyardError) => void;
@@ -152,7 +160,7 @@ export class EnsembleStreamRun {
     const responseWaits = !scope.emitted && this.wanted.length > 0
       && this.wanted.every((name) => streamWithin(layout, scope.stream, layout.tensor.get(name) ?? 0));
     if (stepWaits || responseWaits) this.waiting.add(scope);
-    else this.waiting.delete(scope);
+    else if (this.waiting.delete(scope)) this.wakeStalled();
   }
 
   /** The stream a decoupled step's responses open. */
@@ -200,12 +208,23 @@ export class EnsembleStreamRun {
       }
       await this.advance(target);
       if (this.waiting.size > 0) await this.advanceBelow(target);
+      // Responses whose steps wait on a slow tensor from above are not read ahead without bound: the decoupled step
+      // waits (and, through its stream buffer, its model), as long as something else is running that can end the wait.
+      while (this.waiting.size >= MAX_WAITING_SCOPES && !this.failed && this.pending > this.stalled.length + 1) {
+        await new Promise<void>((resolve) => this.stalled.push(resolve));
+      }
     }
     this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
   }
 
   private stepFinished(): void {
+    this.wakeStalled();
     if (--this.pending === 0 && !this.failed) this.resolve();
+  }
+
+  /** Something moved (a step ended, a waiting scope was served, the run failed): stalled readers look again. */
+  private wakeStalled(): void {
+    for (const wake of this.stalled.splice(0)) wake();
   }
 
   private stepFailed(step: PlannedStep, err: unknown): void {
@@ -218,6 +237,7 @@ export class EnsembleStreamRun {
   private fail(error: SwitchyardError): void {
     if (this.failed) return;
     this.failed = true;
+    this.wakeStalled();
     this.controller.abort(error);
     this.reject(error);
   }

@@ -79,6 +79,17 @@ const BLS_SCRIPT = `export default class {
 }
 `;
 
+/** Y = X, after two calls that fail before they start: a stream to no such model, a stream with a bad input. */
+const FAILED_CALLS_SCRIPT = `export default class {
+  async execute(requests: any[], ctx: any) {
+    for (const call of [{ model: 'no_such_model', inputs: {} }, { model: 'streamer', inputs: { text_input: { datatype: 'BYTES', shape: [2], data: ['a'] } } }]) {
+      try { for await (const r of ctx.inferStream(call)) void r; } catch { /* refused, as expected */ }
+    }
+    return requests.map((r) => ({ outputs: { Y: r.inputs.X } }));
+  }
+}
+`;
+
 interface Clients { readonly http: InferenceClient; readonly grpc: InferenceClient; readonly url: string; readonly raw: RawGrpcClient }
 
 async function withServer(values: Partial<TraceValues>, run: (client: Clients, dir: string) => Promise<void>, logger?: CapturingLogger): Promise<string> {
@@ -91,8 +102,9 @@ async function withServer(values: Partial<TraceValues>, run: (client: Clients, d
       config: scriptConfig({ maxBatchSize: 0, inputs: [['text_input', 'TYPE_STRING', [1]]], outputs: [['text_output', 'TYPE_STRING', [1]]], extra: DECOUPLED_POLICY }),
       versions: {},
     },
+    failed_calls: { config: scriptConfig(), versions: {} },
   });
-  await writeScripts(root, { bls: { 1: BLS_SCRIPT }, streamer: { 1: STREAMER_SCRIPT } });
+  await writeScripts(root, { bls: { 1: BLS_SCRIPT }, streamer: { 1: STREAMER_SCRIPT }, failed_calls: { 1: FAILED_CALLS_SCRIPT } });
   const file = join(dir, 'trace.json');
   const fixture = await startBoth(root, {
     trace: { mode: 'triton', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file, ...values }, modeSettings: [] },
@@ -244,6 +256,18 @@ describe('triton-mode trace file', () => {
       // A stream starts going out before the model has finished. (Its last response may be sent before REQUEST_END:
       // a decoupled request ends once its execute() is answered for, after its final response.)
       assert.ok(at(http, 'HTTP_SEND_START') <= at(http, 'REQUEST_END'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a traced script whose calls are refused before they start still has its trace written', async () => {
+    const dir = await withServer({ logFrequency: 1 }, async ({ http }) => {
+      await http.infer('failed_calls', [tensor('X', 'INT32', [1, 16], range16((j) => j))], { id: 'refused-calls' });
+    });
+    try {
+      const traces = [...tracesOf(JSON.parse(await readFile(join(dir, 'trace.json.0'), 'utf8')) as TraceObject[]).values()];
+      assert.ok(traces.some((t) => t.requestId === 'refused-calls' && t.model === 'failed_calls'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

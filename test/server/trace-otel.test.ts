@@ -18,6 +18,7 @@ import { chainEnsemble, range16 } from '../helpers/ensemble-fixtures.ts';
 import { addSubConfig } from '../helpers/fixture-configs.ts';
 import { makeRepository, removeRepository, startBoth, type DualFixture } from '../helpers/fixture-repository.ts';
 import { pollFor } from '../helpers/wait.ts';
+import { OTEL_SHUTDOWN_WAIT_MS } from '../../engine/observability/trace/tracer.ts';
 
 /** The parts of OTLP's trace export request the test reads (opentelemetry-proto, field numbers as published). */
 const OTLP_PROTO = `
@@ -185,4 +186,26 @@ describe('opentelemetry trace mode', () => {
     assert.equal(grpc.root.parentSpanId, '');
     assert.deepEqual(grpc.root.events, ['GRPC_WAITREAD_START', 'GRPC_WAITREAD_END', 'GRPC_SEND_START', 'GRPC_SEND_END']);
   });
+});
+
+test('a collector that refuses connections delays shutdown by at most OTEL_SHUTDOWN_WAIT_MS, and requests are answered meanwhile', async () => {
+  const dir = await makeRepository({ add_sub: { config: addSubConfig(), versions: { 1: addSubModel() } } });
+  const fixture = await startBoth(dir, {
+    trace: {
+      mode: 'opentelemetry', values: { level: ['TIMESTAMPS'], rate: 1, count: -1, logFrequency: 0, file: '' },
+      modeSettings: [['url', '127.0.0.1:1/v1/traces'], ['bsp_max_export_batch_size', '512'], ['bsp_schedule_delay', '50'], ['bsp_max_queue_size', '2048']],
+    },
+  });
+  try {
+    const http = new InferenceClient({ url: fixture.httpUrl });
+    for (let i = 0; i < 5; i++) {
+      await http.infer('add_sub', [tensor('INPUT0', 'INT32', [1, 16], range16((j) => j)), tensor('INPUT1', 'INT32', [1, 16], range16(() => 1))]);
+    }
+  } finally {
+    const started = performance.now();
+    await fixture.close();
+    const took = performance.now() - started;
+    await removeRepository(dir);
+    assert.ok(took < OTEL_SHUTDOWN_WAIT_MS + 1500, `shutdown took ${took.toFixed(0)} ms`);
+  }
 });

@@ -6,7 +6,9 @@
  * TRACE_PREVIEW_CHARS characters, then `...` when there is more, so a large
  * tensor costs the trace a few hundred bytes.
  */
-import { bytesStrings } from '../../bytes-tensor.ts';
+import { bytesElementAt, bytesElementCount } from '../../bytes-tensor.ts';
+
+const UTF8 = new TextDecoder();
 import { elementByteSize, typedView, type Tensor } from '../../tensor.ts';
 
 export const TRACE_PREVIEW_ELEMENTS = 32;
@@ -24,9 +26,14 @@ export function tensorSummary(tensor: Tensor): TensorSummary {
   let elements: string[];
   let total: number;
   if (tensor.datatype === 'BYTES') {
-    const strings = bytesStrings(tensor);
-    total = strings.length;
-    elements = strings.slice(0, TRACE_PREVIEW_ELEMENTS).map((s) => JSON.stringify(s.length > TRACE_PREVIEW_CHARS ? `${s.slice(0, TRACE_PREVIEW_CHARS)}...` : s));
+    // Only the preview's elements are decoded, each from at most a few bytes more than the characters kept.
+    total = bytesElementCount(tensor);
+    elements = [];
+    for (let i = 0; i < Math.min(total, TRACE_PREVIEW_ELEMENTS); i++) {
+      const bytes = bytesElementAt(tensor, i);
+      const text = UTF8.decode(bytes.subarray(0, TRACE_PREVIEW_CHARS * 4));
+      elements.push(JSON.stringify(text.length > TRACE_PREVIEW_CHARS || bytes.byteLength > TRACE_PREVIEW_CHARS * 4 ? `${text.slice(0, TRACE_PREVIEW_CHARS)}...` : text));
+    }
   } else if (tensor.datatype === 'FP16' || tensor.datatype === 'BF16') {
     // Raw 16-bit patterns say nothing readable; Triton leaves them out too.
     total = 0;

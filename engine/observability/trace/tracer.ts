@@ -27,6 +27,9 @@ import { OtelExport, OtelTrace, remoteContext, type OtelExportSettings } from '.
 import { FileTrace, type RequestTrace } from './request-trace.ts';
 import { TraceSettings, type TraceLevelSetting, type TraceStartup } from './trace-settings.ts';
 
+/** How long shutdown waits for the last spans to reach the OpenTelemetry collector. */
+export const OTEL_SHUTDOWN_WAIT_MS = 1000;
+
 /** The traces one setting collected and has not written yet. */
 interface Collected {
   readonly groups: string[];
@@ -83,11 +86,24 @@ export class Tracer {
     if (this.closed) return;
     this.closed = true;
     for (const setting of [...this.settings.all(), ...this.retired]) this.flush(setting, false);
-    for (const file of this.opened) this.append(() => appendFile(file, ']'));
-    await this.writes;
-    await this.otel?.close().catch((err: unknown) => {
-      this.logger.warn(`OpenTelemetry export at shutdown: ${err instanceof Error ? err.message : String(err)}`);
+    // The files the writes above open are known only once they ran: closed after them.
+    this.append(async () => {
+      for (const file of this.opened) await appendFile(file, ']');
     });
+    await this.writes;
+    if (this.otel) {
+      // An unreachable collector is retried by the exporter for seconds; shutdown waits for it at most this long.
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), OTEL_SHUTDOWN_WAIT_MS); });
+      const outcome = await Promise.race([this.otel.close().then(() => 'sent' as const), timedOut]).catch((err: unknown) => {
+        this.logger.warn(`OpenTelemetry export at shutdown: ${err instanceof Error ? err.message : String(err)}`);
+        return 'failed' as const;
+      });
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        this.logger.warn(`OpenTelemetry export at shutdown: the collector did not take the last spans within ${OTEL_SHUTDOWN_WAIT_MS} ms; they are dropped`);
+      }
+    }
   }
 
   private entryOf(setting: TraceLevelSetting): Collected {
@@ -126,9 +142,15 @@ export class Tracer {
       this.append(() => writeFile(`${file}.${index}`, `[${text}]`));
       return;
     }
-    const first = !this.opened.has(file);
-    this.opened.add(file);
-    this.append(() => (first ? writeFile(file, `[${text}`) : appendFile(file, `,${text}`)));
+    // Opened only once its first write succeeded: after a failed one the next write starts the array again.
+    this.append(async () => {
+      if (this.opened.has(file)) {
+        await appendFile(file, `,${text}`);
+        return;
+      }
+      await writeFile(file, `[${text}`);
+      this.opened.add(file);
+    });
   }
 
   private append(write: () => Promise<void>): void {

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StreamedResponse } from '../../../engine/inference-response.ts';
+import { MAX_WAITING_SCOPES } from '../../../engine/ensemble/ensemble-stream-run.ts';
 import { DECOUPLED_POLICY, STREAMER_SCRIPT } from '../../helpers/decoupled-fixtures.ts';
 import { makeRepository, removeRepository, startBoth, startEngine, type DualFixture } from '../../helpers/fixture-repository.ts';
 import { events, grpcChunks, streamOverGrpc } from '../../helpers/generate-stream.ts';
@@ -108,6 +109,27 @@ describe('a step after a decoupled step reads tensors from before it', () => {
     assert.equal(items.at(-1), 'final');
     const steps = fixture.engine.modelStatistics('broadcast').model_stats[0]!.step_stats!;
     assert.deepEqual(steps.map((s) => s.success.count), [1, 1, 3], 'the repeat step ran once per token; the gate once per request');
+  });
+
+  test('while a tensor from above is late, the stream is not read ahead without bound: the decoupled step waits', async () => {
+    const sent = (): number => Object.values(fixture.engine.modelStatistics('streamer').model_stats[0]!.response_stats)
+      .reduce((sum, s) => sum + s.success.count, 0);
+    const before = sent();
+    gate.close();
+    const stream = await fixture.engine.inferStream({
+      modelName: 'broadcast', inputs: [bytesTensor('TEXT', [1], ['tok'])].concat([fixedTensor('COUNT', 'INT32', [1], new Int32Array([1]))]), parameters: { tokens: 200 },
+    });
+    let received = 0;
+    const read = (async () => { for await (const item of stream) if (item.response) received++; })();
+    await gate.untilWaiting(1);
+    // Other requests take many turns meanwhile: a reader that did not stop would take all 200 tokens.
+    for (let i = 0; i < 100; i++) await fixture.engine.infer({ modelName: 'repeat', inputs: [bytesTensor('text_input', [1], ['x']), fixedTensor('COUNT', 'INT32', [1], new Int32Array([1]))] });
+    const held = sent() - before;
+    assert.ok(held <= MAX_WAITING_SCOPES + 16 + 2, `the streamer sent ${held} tokens while the gate was shut`);
+    gate.release(1);
+    await within(20_000, 'the long broadcast stream', read);
+    gate.open();
+    assert.equal(received, 200);
   });
 
   test('HTTP generate_stream: one event per token, each with the request\'s COUNT applied', async () => {
