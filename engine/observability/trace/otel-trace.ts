@@ -22,7 +22,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Tensor } from '../../tensor.ts';
-import { computeStamps, nextTraceId, traceNow, type RequestTrace, type TensorActivity, type TraceActivity, type TraceBatch } from './request-trace.ts';
+import { computeStamps, holdGroup, nextTraceId, type OpenGroup, traceNow, type RequestTrace, type TensorActivity, type TraceActivity, type TraceBatch } from './request-trace.ts';
 
 /** The monotonic trace clock's nanoseconds as a time OpenTelemetry takes: milliseconds since the epoch. */
 const wallTime = (ns: number): number => performance.timeOrigin + ns / 1e6;
@@ -59,7 +59,7 @@ function createTraceState(text: string): import('@opentelemetry/api').TraceState
 }
 
 /** The spans one top-level request and its children share: the open count, and the root to end last. */
-class SpanGroup {
+class SpanGroup implements OpenGroup {
   open = 0;
   constructor(readonly root: Span) {}
 
@@ -166,13 +166,7 @@ export class OtelTrace implements RequestTrace {
   }
 
   hold(): () => void {
-    this.group.open += 1;
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      this.group.close();
-    };
+    return holdGroup(this.group);
   }
 }
 

@@ -50,6 +50,24 @@ export interface TraceSink {
 
 let lastId = 0;
 
+/** The traces of one request and those it made, counted open until each is released (or let go of, by a hold). */
+export interface OpenGroup {
+  open: number;
+  /** One fewer open: the last one finishes the group. */
+  close(): void;
+}
+
+/** Keeps `group` open once more; the function given back lets go, once. */
+export function holdGroup(group: OpenGroup): () => void {
+  group.open += 1;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    group.close();
+  };
+}
+
 /** The next trace id: one counter for the process, every mode and every child. */
 export const nextTraceId = (): number => ++lastId;
 
@@ -92,7 +110,7 @@ export interface RequestTrace {
 }
 
 /** The group a top-level request's traces share, until every one of them is released. */
-class TraceGroup {
+class TraceGroup implements OpenGroup {
   readonly objects: string[] = [];
   open = 0;
   /** Written out: nothing more is recorded. */
@@ -178,12 +196,6 @@ export class FileTrace implements RequestTrace {
   }
 
   hold(): () => void {
-    this.group.open += 1;
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      this.group.close();
-    };
+    return holdGroup(this.group);
   }
 }
