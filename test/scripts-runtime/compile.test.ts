@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { runInNewContext } from 'node:vm';
-import { compiledScriptCount, compileScript, ScriptCompileError } from '../../scripts-runtime/compile.ts';
+import { compiledScriptCount, compileScript, MAX_COMPILED_BYTES, ScriptCompileError } from '../../scripts-runtime/compile.ts';
 
 /** Runs compiled code in a fresh context, as the isolate would, and returns module.exports. */
 function load(code: string): Record<string, unknown> {
@@ -158,4 +158,14 @@ test('a source that failed to compile is not cached: fixing nothing fails again 
   const second = await compileError('x/1/model.ts', source);
   assert.equal(first.message, second.message);
   assert.equal(compiledScriptCount(), before);
+});
+
+test(`the compiled script may be ${MAX_COMPILED_BYTES} bytes; one byte more is refused naming the bound`, async () => {
+  // A string literal fills the script to the byte: the rest of the compiled code is measured first.
+  const wrap = (filler: string): string => `// fill\nexport default class { async execute() { return ['${filler}'.length]; } }`;
+  const base = (await compileScript('bound/1/model.ts', wrap(''))).code.length;
+  const atBound = await compileScript('bound/1/model.ts', wrap('x'.repeat(MAX_COMPILED_BYTES - base)));
+  assert.equal(atBound.code.length, MAX_COMPILED_BYTES);
+  const err = await compileError('bound/2/model.ts', wrap('x'.repeat(MAX_COMPILED_BYTES - base + 1)));
+  assert.equal(err.message, `bound/2/model.ts: compiles to ${MAX_COMPILED_BYTES + 1} bytes with the packages it imports, over the ${MAX_COMPILED_BYTES} bytes a script may be`);
 });
