@@ -321,8 +321,8 @@ function inferenceHandlers(engine: InferenceEngine, service: protobuf.Service, l
 
   /** The trace of a gRPC request to `model`, when the trace extension samples it, with its read stamps. */
   function sampleGrpc(model: string, metadata: grpc.Metadata, arrived: number): RequestTrace | undefined {
-    const traceparent = metadata.get('traceparent')[0];
-    const tracestate = metadata.get('tracestate')[0];
+    const traceparent = engine.tracer.readsTraceContext ? metadata.get('traceparent')[0] : undefined;
+    const tracestate = traceparent === undefined ? undefined : metadata.get('tracestate')[0];
     const trace = engine.tracer.sample(model, traceparent === undefined ? undefined : {
       traceparent: String(traceparent), ...(tracestate !== undefined ? { tracestate: String(tracestate) } : {}),
     });

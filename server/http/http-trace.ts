@@ -9,7 +9,8 @@ import type { Tracer } from '../../engine/observability/trace/tracer.ts';
 
 /** The trace of an HTTP request to `model`, when the tracer samples it, stamped as received and released once answered. */
 export function traceHttpRequest(tracer: Tracer, model: string, req: FastifyRequest, reply: FastifyReply): RequestTrace | undefined {
-  const trace = tracer.sample(model, traceContext(req.headers));
+  // Only the opentelemetry mode reads a client's trace context: other requests skip the header lookups.
+  const trace = tracer.sample(model, tracer.readsTraceContext ? traceContext(req.headers) : undefined);
   if (trace) startHttpTrace(trace, reply);
   return trace;
 }

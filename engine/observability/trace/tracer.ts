@@ -60,6 +60,11 @@ export class Tracer {
     };
   }
 
+  /** Whether sample() reads a client's W3C trace context (opentelemetry mode). */
+  get readsTraceContext(): boolean {
+    return this.otel !== undefined;
+  }
+
   /**
    * The trace for a request to `model`, when the model's setting samples
    * this one; undefined otherwise (most requests), or after close().
