@@ -79,6 +79,18 @@ export type Tensor<T extends DataType = DataType> = {
   };
 }[T];
 
+/**
+ * A BYTES input named in the config's `binary_inputs` parameter: each
+ * element arrives byte for byte as a Uint8Array (an image, an audio clip),
+ * not decoded as UTF-8. Declare it in the script's input map, e.g.
+ * `{ image: BinaryTensor }`.
+ */
+export type BinaryTensor = {
+  readonly datatype: 'BYTES';
+  readonly shape: readonly number[];
+  readonly data: Uint8Array[];
+};
+
 /** An input of a request that execute() receives. Its data is the script's own: reading it in place, or changing it, is fine. */
 export type InputTensor<T extends DataType = DataType> = Tensor<T>;
 
@@ -115,7 +127,7 @@ export type TensorMap = Readonly<Record<string, Tensor>>;
  * A narrower map naming a model's own tensors, e.g. `{ TEXT: Tensor<'BYTES'> }`
  * (a type alias or an interface).
  */
-export type NamedTensors<Self> = { readonly [K in keyof Self]: Tensor };
+export type NamedTensors<Self> = { readonly [K in keyof Self]: Tensor | BinaryTensor };
 
 /**
  * One request of the batch execute() receives. Every input the config

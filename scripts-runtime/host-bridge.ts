@@ -4,7 +4,7 @@
  * hands back checked before it reaches the engine, and the bridge functions
  * (infer, log, and respond for decoupled models) that are all a script can call.
  */
-import { bytesStrings, bytesTensor } from '../engine/bytes-tensor.ts';
+import { bytesStrings, bytesTensor, forEachBytesElement } from '../engine/bytes-tensor.ts';
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
 import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
@@ -14,7 +14,7 @@ import { isMovable, ownedCopy } from '../engine/memory/owned-buffer.ts';
 import { serverError } from '../engine/errors.ts';
 import type { InferFunction, StreamingInferFunction } from '../engine/infer-function.ts';
 import type { InferenceResponse } from '../engine/inference-response.ts';
-import { checkedProduct, formatShape, isDataType, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
+import { checkedProduct, formatShape, isDataType, type BytesTensor, type DataType, type FixedDataType, type Tensor } from '../engine/tensor.ts';
 import type { ExecuteCalls } from './execute-calls.ts';
 import type { HostBridge, ScriptInferAnswer, ScriptStreamOperation, ScriptTensor } from './sandbox.ts';
 import { ScriptStreams, type ScriptStreamAnswer } from './script-streams.ts';
@@ -44,9 +44,9 @@ export class ScriptValueError extends Error {
  * copied and its buffer goes back to `pool`), or a copy of anything else
  * (which may be a view into a request body that must stay where it is).
  */
-export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool): ScriptTensor {
+export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool, binary = false): ScriptTensor {
   if (tensor.datatype === 'BYTES') {
-    return { datatype: 'BYTES', shape: [...tensor.shape], data: bytesStrings(tensor) };
+    return { datatype: 'BYTES', shape: [...tensor.shape], data: binary ? bytesCopies(tensor, transfer) : bytesStrings(tensor) };
   }
   const Array = TYPED_ARRAYS[tensor.datatype];
   const raw = tensor.raw;
@@ -59,6 +59,21 @@ export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: B
   if (owned && !moveWhole) pool!.release(raw.buffer as ArrayBuffer);
   transfer.push(buffer);
   return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(buffer, 0, raw.byteLength / Array.BYTES_PER_ELEMENT) };
+}
+
+/** A BYTES tensor's elements byte for byte: views into one copy, which moves into the isolate. */
+function bytesCopies(tensor: BytesTensor, transfer: ArrayBuffer[]): Uint8Array[] {
+  const elements: Uint8Array[] = [];
+  forEachBytesElement(tensor, (element) => elements.push(element));
+  const copy = new Uint8Array(elements.reduce((sum, e) => sum + e.byteLength, 0));
+  let at = 0;
+  const views = elements.map((e) => {
+    copy.set(e, at);
+    at += e.byteLength;
+    return copy.subarray(at - e.byteLength, at);
+  });
+  transfer.push(copy.buffer);
+  return views;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -11,7 +11,7 @@ import type { ScriptStreamAnswer } from './script-streams.ts';
 export interface ScriptTensor {
   readonly datatype: string;
   readonly shape: readonly number[];
-  readonly data: ArrayBufferView | readonly string[];
+  readonly data: ArrayBufferView | readonly string[] | readonly Uint8Array[];
 }
 
 export interface ScriptRequest {

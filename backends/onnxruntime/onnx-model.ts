@@ -8,7 +8,7 @@ import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config
 import type { ModelSignature } from '../../engine/config/model-signature.ts';
 import { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { BackendInstance, BackendModel, ModelLoadContext } from '../../engine/backend.ts';
-import { modelFileOf } from '../model-file.ts';
+import { MODEL_PACKAGE_FILE, modelFileOf } from '../model-file.ts';
 import { OnnxInstance } from './onnx-instance.ts';
 import type { OnnxBackendSettings } from './onnx-backend-settings.ts';
 import { systemClock, type Clock } from '../../engine/scheduling/clock.ts';
@@ -44,7 +44,7 @@ export class OnnxModel implements BackendModel {
     const pool = context.bufferPool ?? new BufferPool();
     const firstGroup = context.settings.instanceGroups[0]!;
     const first = await startInstance(context, defaults, modelPath, found.size, pool, firstGroup, 0, clock);
-    const file = `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
+    const file = context.settings.parameters.get(MODEL_PACKAGE_FILE) ?? `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`;
     return new OnnxModel(context, defaults, modelPath, found.size, pool, { file, ...first.signature }, first, clock);
   }
 

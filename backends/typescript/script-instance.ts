@@ -40,6 +40,8 @@ export interface ScriptInstanceOptions {
   readonly inferStream?: StreamingInferFunction;
   readonly logger: Logger;
   readonly bufferPool?: BufferPool;
+  /** BYTES inputs execute() receives as Uint8Array elements rather than UTF-8 strings (parameters.binary_inputs). */
+  readonly binaryInputs?: ReadonlySet<string>;
 }
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
@@ -194,7 +196,7 @@ export class ScriptInstance implements BackendInstance {
     if (this.closed) return failAll(serverError('SERVER_STOPPING', { model }), { inputNs: 0, inferNs: 0, outputNs: 0 });
     const transfer: ArrayBuffer[] = [];
     const scriptRequests: ScriptRequest[] = requests.map((r) => ({
-      inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer, this.options.bufferPool)])),
+      inputs: Object.fromEntries(r.inputs.map((t) => [t.name, toScriptTensor(t, transfer, this.options.bufferPool, this.options.binaryInputs?.has(t.name))])),
       parameters: r.parameters ?? {},
     }));
     const inputNs = nsSince(start);

@@ -18,6 +18,10 @@
  *   inline_slice_ms            above 0, execute() runs on the event loop's thread rather than the isolate's, no
  *                              thread hand-off per call or per ctx.infer answer, each synchronous part of it at
  *                              most this long (default 0: off; not for decoupled models)
+ *
+ * And how inputs arrive:
+ *   binary_inputs              BYTES inputs (comma-separated names) execute() receives byte for byte, each element
+ *                              a Uint8Array, rather than decoded as UTF-8 strings: images, audio, any binary payload
  */
 import { readFile } from 'node:fs/promises';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
@@ -84,6 +88,7 @@ export class ScriptModel implements BackendModel {
       ...(this.context.inferStream ? { inferStream: this.context.inferStream } : {}),
       logger: this.context.logger ?? silentLogger,
       ...(this.context.bufferPool ? { bufferPool: this.context.bufferPool } : {}),
+      binaryInputs: binaryInputsOf(this.context, config),
     });
     this.instances.push(instance);
     return instance;
@@ -92,6 +97,24 @@ export class ScriptModel implements BackendModel {
   async finalize(): Promise<void> {
     await Promise.all(this.instances.map((i) => i.finalize()));
   }
+}
+
+/** The BYTES inputs named by parameters.binary_inputs; a name that is not a BYTES input of the config is refused. */
+function binaryInputsOf(context: ModelLoadContext, config: CompiledModelConfig): ReadonlySet<string> {
+  const text = context.settings.parameters.get('binary_inputs') ?? '';
+  const names = new Set(text.split(',').map((n) => n.trim()).filter((n) => n !== ''));
+  for (const name of names) {
+    const spec = config.inputByName.get(name);
+    const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+    if (!spec) {
+      const known = config.inputs.filter((i) => i.datatype === 'BYTES').map((i) => i.name);
+      throw new Error(`parameters 'binary_inputs' names '${shown}', which is not an input of the model: name BYTES inputs (${known.length > 0 ? known.join(', ') : 'the config has none'})`);
+    }
+    if (spec.datatype !== 'BYTES') {
+      throw new Error(`parameters 'binary_inputs' names '${shown}', whose datatype is ${spec.datatype}: only BYTES (TYPE_STRING) inputs arrive as text, so only they need it`);
+    }
+  }
+  return names;
 }
 
 interface ScriptLimits {
