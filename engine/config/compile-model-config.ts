@@ -19,6 +19,7 @@ import type { ParsedModelConfig } from './parse-model-config.ts';
 import type { BackendCatalog, BackendTraits } from './backend-catalog.ts';
 import { checkSequenceTensorsNotListed, compileSequenceBatching, sequenceTensorNames } from './compile-sequence-batching.ts';
 import { compileModelWarmup } from './compile-model-warmup.ts';
+import { compilePaddedBatching } from './compile-padded-batching.ts';
 import { confinePathSync, readConfinedFileSync, relativePathProblem } from '../repository/confined-path.ts';
 import { parseLabels } from '../output-classification.ts';
 import { asObj, asArray, asNumber, asString, failAt, type ConfigContext, type Obj } from './config-values.ts';
@@ -305,6 +306,11 @@ export function compileModelConfig(
   } else {
     scheduling = compileScheduling(ctx, config, maxBatchSize);
   }
+  const padding = compilePaddedBatching(ctx, {
+    parameters: settings.parameters, inputs: inputSpecs, maxBatchSize,
+    dynamicBatching: scheduling.kind === 'dynamic' && scheduling.batching !== undefined, sequenceBatching: scheduling.kind === 'sequence',
+  });
+  if (padding && scheduling.kind === 'dynamic' && scheduling.batching) scheduling = { kind: 'dynamic', batching: { ...scheduling.batching, padding } };
   checkUnsupported(ctx, config, settings);
   const responseCache = compileResponseCache(ctx, config, scheduling);
   const warmup = compileModelWarmup(ctx, asArray(config['model_warmup']), {

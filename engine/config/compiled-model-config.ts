@@ -82,6 +82,30 @@ export interface DynamicBatchingSpec {
   readonly defaultPriorityLevel: number;
   /** Policy per level: index 0 is level 1 (the highest). With no levels, one entry for the single queue. */
   readonly queuePolicies: readonly QueuePolicySpec[];
+  /** Switchyard's padded batching (parameters padded_batching*); absent: every input's shape must match within a batch. */
+  readonly padding?: PaddedBatchingSpec;
+}
+
+/** One input that padded batching lets differ within a batch (compile-padded-batching.ts). */
+export interface PaddedInputSpec {
+  readonly name: string;
+  readonly datatype: FixedDataType;
+  /** Positions in a request's shape (0 is the batch dimension) that may differ: the config's -1 dims. */
+  readonly axes: readonly number[];
+  /** The pad value as written in the config, for log lines. */
+  readonly padText: string;
+  /** One element of the pad value: little-endian bytes of the input's datatype. */
+  readonly padElement: Uint8Array;
+}
+
+/**
+ * Padded batching: requests whose listed inputs differ along their -1 dims
+ * share a batch when each such dim falls in the same bucket
+ * (ceil(dim / bucketWidth)); the batch is padded to its widest member.
+ */
+export interface PaddedBatchingSpec {
+  readonly inputs: ReadonlyMap<string, PaddedInputSpec>;
+  readonly bucketWidth: number;
 }
 
 /**

@@ -23,3 +23,20 @@ export const asString = (v: unknown): string => (typeof v === 'string' ? v : '')
 export function failAt(ctx: ConfigContext, field: string, problem: string, fix: string): never {
   throw new ModelConfigError({ file: ctx.file, line: ctx.sourceMap.lineOf(field), field, problem, fix });
 }
+
+/**
+ * Throws the config error for the model config parameter `key`, at the line
+ * of its value: text-format configs list parameters as entries
+ * (parameters[i].key), which lineOf cannot find by key.
+ */
+export function failAtParameter(ctx: ConfigContext, key: string, problem: string, fix: string): never {
+  const field = `parameters.${key}`;
+  let line = ctx.sourceMap.lineOf(field);
+  const entries = ctx.sourceMap.scalars();
+  const entry = entries.find(([path, value]) => /^parameters\[\d+\]\.key$/.test(path) && value === key);
+  if (entry) {
+    const prefix = entry[0].slice(0, -'key'.length);
+    line = entries.find(([path]) => path.startsWith(`${prefix}value`))?.[2] ?? entry[2];
+  }
+  throw new ModelConfigError({ file: ctx.file, line, field, problem, fix });
+}

@@ -43,6 +43,13 @@ export type FailureReason =
   /** Anything else, e.g. the model stopped while the request was queued. */
   | 'OTHER';
 
+/** What padded batching added (ModelStats.paddingCounts). */
+export interface PaddingCounts {
+  batches: number;
+  elements: number;
+  paddingElements: number;
+}
+
 export const FAILURE_REASONS: readonly FailureReason[] = ['REJECTED', 'CANCELED', 'BACKEND', 'OTHER'];
 
 /** Hears each event as it is recorded; every method is optional. Called synchronously, so it must be quick and never throw. */
@@ -151,6 +158,8 @@ export class ModelStats {
 
   private steps: Array<{ step: string; model: string; success: StatDuration; fail: StatDuration; skipped: number }> | undefined;
 
+  private readonly padding: PaddingCounts = { batches: 0, elements: 0, paddingElements: 0 };
+
   private readonly failureReasons: Record<FailureReason, number> =
     Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
 
@@ -185,6 +194,21 @@ export class ModelStats {
   recordStepSkipped(index: number): void {
     const entry = this.steps?.[index];
     if (entry) entry.skipped++;
+  }
+
+  /**
+   * A batch whose padded inputs (padded batching) were widened: `elements`
+   * in those inputs as the model sees them, `paddingElements` of them the pad value.
+   */
+  recordPadding(elements: number, paddingElements: number): void {
+    this.padding.batches++;
+    this.padding.elements += elements;
+    this.padding.paddingElements += paddingElements;
+  }
+
+  /** Padded batching since the version loaded: batches that needed padding, and the elements of their padded inputs, all and pad only. */
+  paddingCounts(): Readonly<PaddingCounts> {
+    return { ...this.padding };
   }
 
   /** A batch was formed and sent; counted whatever its outcome. */

@@ -235,6 +235,20 @@ export class ServerMetrics {
         }
       },
     });
+    const padding: Counter<ModelLabel | 'part'> = new Counter({
+      name: 'switchyard_padded_batch_elements_total', labelNames: [...MODEL_LABELS, 'part'], registers: [registry],
+      help: 'Elements of the padded inputs of batches that padded batching widened, by part: data (sent by clients) or padding (the pad value).',
+      collect: () => {
+        padding.reset();
+        for (const view of views()) {
+          const scheduling = view.version.config?.scheduling;
+          if (scheduling?.kind !== 'dynamic' || !scheduling.batching?.padding) continue;
+          const counts = view.version.stats.paddingCounts();
+          padding.inc({ ...view.labels, part: 'data' }, counts.elements - counts.paddingElements);
+          padding.inc({ ...view.labels, part: 'padding' }, counts.paddingElements);
+        }
+      },
+    });
     gauge('switchyard_active_sequences', 'Sequences of a stateful model started and not yet ended (holding a slot or waiting for one).',
       (v) => v.version.scheduler?.activeSequenceCount?.());
     this.stepDuration = new Histogram({

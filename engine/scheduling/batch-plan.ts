@@ -13,6 +13,14 @@
  * - otherwise, with max_queue_delay_microseconds 0 whatever is there goes now;
  *   with a delay it waits for more until the oldest request in it has waited
  *   that long.
+ *
+ * With padded batching (`passOthers`) a request of another shape key does
+ * not close the batch: it keeps its place in the queue for a later batch,
+ * and requests behind it that match the first still join. The first (oldest,
+ * highest priority) request still decides the key. At most
+ * MAX_PASSED_REQUESTS are passed over per batch, so forming one batch looks
+ * at a bounded part of the queue; past that the batch closes as
+ * shape_mismatch.
  */
 import type { BatchCloseReason } from '../observability/model-stats.ts';
 
@@ -22,7 +30,12 @@ export interface PlanOptions {
   readonly preferredBatchSizes: readonly number[];
   readonly maxQueueDelayMs: number;
   readonly now: number;
+  /** Pass over requests of another shape key instead of closing the batch at the first one (padded batching). */
+  readonly passOthers?: boolean;
 }
+
+/** Requests of other shape keys one padded batch may pass over before it closes. */
+export const MAX_PASSED_REQUESTS = 1024;
 
 export interface Candidate {
   readonly enqueuedAt: number;
@@ -45,8 +58,14 @@ export function planBatch<T extends Candidate>(queue: Iterable<T>, options: Plan
   let stop: BatchCloseReason | undefined;
   /** Entries and size at the largest preferred size reached so far. */
   let preferred: { count: number; size: number } | undefined;
+  let passed = 0;
   for (const entry of queue) {
     if (entries.length > 0) {
+      if (options.passOthers && entry.shapeKey !== entries[0]!.shapeKey) {
+        if (++passed <= MAX_PASSED_REQUESTS) continue;
+        stop = 'shape_mismatch';
+        break;
+      }
       if (size + entry.batchSize > maxBatchSize) {
         stop = 'max_batch_size';
         break;

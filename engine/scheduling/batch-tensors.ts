@@ -63,6 +63,51 @@ export function splitBatch(tensor: Tensor, batchSizes: readonly number[]): Tenso
 }
 
 /**
+ * The tensor grown to `shape` (same rank, no dim smaller), its data first
+ * along every dim and `padElement` (one element's bytes) after it: right and
+ * bottom padding. Returns the tensor itself when it already has that shape.
+ */
+export function padTensor(tensor: FixedTensor, shape: readonly number[], padElement: Uint8Array): FixedTensor {
+  const from = tensor.shape;
+  let last = -1;
+  for (let i = 0; i < from.length; i++) {
+    if (shape[i]! < from[i]!) throw new Error(`padTensor cannot shrink dim ${i} of '${tensor.name}' from ${from[i]} to ${shape[i]}`);
+    if (shape[i] !== from[i]) last = i;
+  }
+  if (last < 0 || from.length !== shape.length) {
+    if (from.length !== shape.length) throw new Error(`padTensor cannot change the rank of '${tensor.name}'`);
+    return tensor;
+  }
+  const elementBytes = padElement.byteLength;
+  const raw = new Uint8Array(checkedProduct([...shape, elementBytes]));
+  fillPattern(raw, padElement);
+  // Dims after `last` agree, so each run of the source from dim `last` on is contiguous in both tensors.
+  const tail = checkedProduct(from.slice(last + 1)) * elementBytes;
+  const runBytes = from[last]! * tail;
+  const targetRunBytes = shape[last]! * tail;
+  const outer = from.slice(0, last);
+  const index = new Array<number>(outer.length).fill(0);
+  const runs = checkedProduct(outer);
+  for (let run = 0; run < runs; run++) {
+    let target = 0;
+    for (let d = 0; d < outer.length; d++) target = target * shape[d]! + index[d]!;
+    raw.set(tensor.raw.subarray(run * runBytes, (run + 1) * runBytes), target * targetRunBytes);
+    for (let d = outer.length - 1; d >= 0; d--) {
+      if (++index[d]! < outer[d]!) break;
+      index[d] = 0;
+    }
+  }
+  return { name: tensor.name, datatype: tensor.datatype, shape, raw };
+}
+
+/** Fills `raw` with copies of `element`; zeros are already there. */
+function fillPattern(raw: Uint8Array, element: Uint8Array): void {
+  if (element.every((b) => b === 0) || raw.byteLength === 0) return;
+  raw.set(element, 0);
+  for (let filled = element.byteLength; filled < raw.byteLength; filled *= 2) raw.copyWithin(filled, 0, Math.min(filled, raw.byteLength - filled));
+}
+
+/**
  * The tensor Triton's backends feed a batch_input target, from the element
  * count of the source input in each request of the batch, in order:
  * - BATCH_ELEMENT_COUNT: [requests], each request's count;

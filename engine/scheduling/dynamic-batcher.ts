@@ -6,7 +6,10 @@
  * planBatch (batch-plan.ts) forms from the queue; the queue delay, preferred
  * sizes, priority levels, queue policies and preserve_ordering follow
  * Triton's config. Every batch records why it closed (statistics and a
- * verbose log line).
+ * verbose log line). With padded batching (parameters padded_batching*,
+ * batch-padding.ts) requests whose listed inputs fall in the same width
+ * bucket share a batch, and their inputs are padded to its widest member
+ * before the instance gets them.
  *
  * Without it, each request runs alone, and an instance may hold a few at once
  * (PIPELINE_DEPTH): it still runs them one after another, but the next one
@@ -15,7 +18,7 @@
  * Either way no request waits while an instance that could take it is idle.
  */
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest, ExecuteResult } from '../backend.ts';
-import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec } from '../config/compiled-model-config.ts';
+import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec, type PaddedBatchingSpec } from '../config/compiled-model-config.ts';
 import { asSwitchyardError, quoted, serverError } from '../errors.ts';
 import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
@@ -23,6 +26,7 @@ import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
 import { traceNow, type RequestTrace } from '../observability/trace/request-trace.ts';
 import type { Tensor } from '../tensor.ts';
+import { padBatch, bucketedShape, type PaddedInputSummary } from './batch-padding.ts';
 import { planBatch } from './batch-plan.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { InflightCounter, type InflightTicket } from './inflight-counter.ts';
@@ -70,10 +74,10 @@ interface Slot {
 
 const NO_TIMING: ComputeTiming = Object.freeze({ inputNs: 0, inferNs: 0, outputNs: 0 });
 
-/** What the instance is given of a queued request: only the fields the request has. */
-function executeRequest(pending: Pending): ExecuteRequest {
+/** What the instance is given of a queued request: only the fields the request has; `inputs` replace the request's (padded batching). */
+function executeRequest(pending: Pending, inputs: readonly Tensor[] = pending.request.inputs): ExecuteRequest {
   const request = pending.request;
-  const out: { -readonly [K in keyof ExecuteRequest]: ExecuteRequest[K] } = { inputs: request.inputs, outputs: pending.normalized.outputs, batchSize: pending.batchSize };
+  const out: { -readonly [K in keyof ExecuteRequest]: ExecuteRequest[K] } = { inputs, outputs: pending.normalized.outputs, batchSize: pending.batchSize };
   if (request.parameters) out.parameters = request.parameters;
   if (request.callChain) out.callChain = request.callChain;
   if (request.onResponse) out.send = request.onResponse;
@@ -136,6 +140,7 @@ class Pending implements Settleable {
 export class DynamicBatcher implements Scheduler {
   private readonly config: CompiledModelConfig;
   private readonly batching: DynamicBatchingSpec | undefined;
+  private readonly padding: PaddedBatchingSpec | undefined;
   private readonly logger: Logger;
   private readonly stats: ModelStats;
   private readonly clock: Clock;
@@ -159,6 +164,7 @@ export class DynamicBatcher implements Scheduler {
   constructor(context: SchedulerContext, batching: DynamicBatchingSpec | undefined) {
     this.config = context.config;
     this.batching = batching;
+    this.padding = batching?.padding;
     this.logger = context.logger;
     this.stats = context.stats;
     this.clock = context.clock ?? systemClock;
@@ -251,6 +257,7 @@ export class DynamicBatcher implements Scheduler {
         preferredBatchSizes: this.batching.preferredBatchSizes,
         maxQueueDelayMs: this.batching.maxQueueDelayMicroseconds / 1000,
         now,
+        passOthers: this.padding !== undefined,
       });
       if (plan.kind === 'wait') wakeAt = plan.until;
       if (plan.kind !== 'send') break;
@@ -341,7 +348,7 @@ export class DynamicBatcher implements Scheduler {
       let outcome: ExecuteOutcome;
       const computeStart = live.some((p) => p.request.trace) ? traceNow() : 0;
       try {
-        outcome = await slot.instance.execute(live.map(executeRequest));
+        outcome = await slot.instance.execute(this.padding ? this.padded(this.padding, live) : live.map((p) => executeRequest(p)));
       } catch (err) {
         const error = asSwitchyardError(err, this.config.name);
         outcome = { results: live.map(() => ({ ok: false, error })), timing: NO_TIMING };
@@ -388,6 +395,18 @@ export class DynamicBatcher implements Scheduler {
       `${live.reduce((n, p) => n + p.batchSize, 0)}, closed by ${reason} (${CLOSE_REASON_TEXT[reason]}); ` +
       `to instance ${slot.instance.name}, ${this.queue.size} still queued${slot.gate ? ', once the rate limiter grants its resources' : ''}` +
       requestIds(live));
+  }
+
+  /** The batch's requests with their padded inputs widened to the batch's widest; the padding is counted and logged. */
+  private padded(spec: PaddedBatchingSpec, live: readonly Pending[]): ExecuteRequest[] {
+    const batch = padBatch(spec, live.map((p) => p.request.inputs));
+    if (batch.padded.length > 0) {
+      this.stats.recordPadding(batch.padded.reduce((n, p) => n + p.elements, 0), batch.padded.reduce((n, p) => n + p.paddingElements, 0));
+      if (this.logger.verboseEnabled) {
+        this.logger.verbose(`model '${this.config.name}': batch of ${live.length} request(s) padded ${batch.padded.map(paddingText).join(', ')}`);
+      }
+    }
+    return live.map((p, i) => executeRequest(p, batch.inputs[i]));
   }
 
   /** The requests of a batch still to be computed (those cancelled since they were queued are not), marked dispatched now. */
@@ -448,12 +467,17 @@ export class DynamicBatcher implements Scheduler {
     if (this.order) this.releaseInOrder();
   }
 
-  /** Inputs whose shapes must agree for two requests to share a batch: all but those allowing ragged batches. */
+  /**
+   * Inputs whose shapes must agree for two requests to share a batch: all but
+   * those allowing ragged batches; a padded input's variable dims need only
+   * fall in the same bucket.
+   */
   private shapeKey(request: InferenceRequest): string {
     const parts: string[] = [];
     for (const input of request.inputs) {
       if (this.config.inputByName.get(input.name)?.allowRaggedBatch) continue;
-      parts.push(`${input.name}:${input.shape.slice(1).join('x')}`);
+      const padded = this.padding?.inputs.get(input.name);
+      parts.push(`${input.name}:${padded ? bucketedShape(padded, input.shape, this.padding!.bucketWidth) : input.shape.slice(1).join('x')}`);
     }
     return parts.length > 1 ? parts.sort().join(';') : parts[0] ?? '';
   }
@@ -478,6 +502,12 @@ function requestIds(live: readonly Pending[]): string {
     return `${id ? `'${quoted(id, 64)}'` : '-'}${trace ? ` (trace ${trace.logId})` : ''}`;
   });
   return `; requests ${shown.join(', ')}${named.length > shown.length ? ` and ${named.length - shown.length} more` : ''}`;
+}
+
+/** One padded input of a batch as its log line reads: "x to [3, 1, 48, 120] (840 of 17280 elements, 4.9%, are padding)". */
+function paddingText(p: PaddedInputSummary): string {
+  const share = (100 * p.paddingElements / p.elements).toFixed(1);
+  return `'${p.name}' to [${p.shape.join(', ')}] (${p.paddingElements} of ${p.elements} elements, ${share}%, are padding)`;
 }
 
 /** QUEUE_START, and the inputs as queued (TENSORS level), on a traced request's trace. */

@@ -7,6 +7,7 @@
 import type { BackendInstance, ComputeTiming, ExecuteOutcome, ExecuteRequest } from '../../../engine/backend.ts';
 import { compileModelConfig, readModelSettings } from '../../../engine/config/compile-model-config.ts';
 import type { CompiledModelConfig } from '../../../engine/config/compiled-model-config.ts';
+import type { ModelSignature } from '../../../engine/config/model-signature.ts';
 import { parseModelConfig } from '../../../engine/config/parse-model-config.ts';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
 import { silentLogger, type Logger } from '../../../engine/logger.ts';
@@ -22,17 +23,16 @@ import { defaultBackends } from '../../../backends/default-backends.ts';
 /** The backends `switchyard` serves with, which configs are read against. */
 const BACKENDS = defaultBackends();
 
-/** A model with one FP32 input INPUT [-1, -1] (batch, then any width) and output OUTPUT of the same shape. */
-export function compileTestConfig(text: string, model = 'm'): CompiledModelConfig {
+/** By default, a model with one FP32 input INPUT [-1, -1] (batch, then any width) and output OUTPUT of the same shape. */
+export function compileTestConfig(text: string, model = 'm', signature?: Omit<ModelSignature, 'file'>): CompiledModelConfig {
   const dir = `/repo/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, text);
   const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const signature = {
+  return compileModelConfig(model, dir, parsed, settings, {
     file: `${model}/1/model.onnx`,
-    inputs: [{ name: 'INPUT', datatype: 'FP32' as const, modelType: 'float32', shape: [-1, -1] }],
-    outputs: [{ name: 'OUTPUT', datatype: 'FP32' as const, modelType: 'float32', shape: [-1, -1] }],
-  };
-  return compileModelConfig(model, dir, parsed, settings, signature);
+    inputs: signature?.inputs ?? [{ name: 'INPUT', datatype: 'FP32' as const, modelType: 'float32', shape: [-1, -1] }],
+    outputs: signature?.outputs ?? [{ name: 'OUTPUT', datatype: 'FP32' as const, modelType: 'float32', shape: [-1, -1] }],
+  });
 }
 
 export interface Execution {
@@ -108,7 +108,11 @@ export interface Harness {
 
 /** @param gates the rate limiter's gates of the instances (--rate-limit=execution_count), in order; with `model`, the model's name. */
 export function harness(configText: string, instanceCount = 1, logger: Logger = silentLogger, gates?: readonly InstanceGate[], model = 'm'): Harness {
-  const config = compileTestConfig(configText, model);
+  return harnessFor(compileTestConfig(configText, model), instanceCount, logger, gates);
+}
+
+/** The harness around an already compiled config (one with its own signature, say). */
+export function harnessFor(config: CompiledModelConfig, instanceCount = 1, logger: Logger = silentLogger, gates?: readonly InstanceGate[]): Harness {
   const clock = new ManualClock();
   const stats = new ModelStats();
   const instances = Array.from({ length: instanceCount }, (_, i) => new ScriptedInstance(`i${i}`));
