@@ -21,6 +21,8 @@ import type { RequestTrace } from './observability/trace/request-trace.ts';
 export interface ModelLoadContext {
   readonly modelName: string;
   readonly version: number;
+  /** The model's folder (its config and version folders; a load request's temporary folder for uploaded files). */
+  readonly modelDir: string;
   /** The numbered version folder. */
   readonly versionDir: string;
   readonly settings: ModelSettings;

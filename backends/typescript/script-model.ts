@@ -1,6 +1,7 @@
 /**
- * One version of a TypeScript model: `<version>/model.ts` compiled once (a
- * syntax error fails the load with file:line:column), its signature taken
+ * One version of a TypeScript model: `<version>/model.ts` compiled once, with
+ * the files of the model's folder it imports (a syntax error, or an import
+ * out of the folder, fails the load with file:line:column), its signature taken
  * from the config (a script has no model file to read one from), and one
  * ScriptInstance, with its own isolate, per instance_group count.
  *
@@ -24,6 +25,7 @@
  *                              a Uint8Array, rather than decoded as UTF-8 strings: images, audio, any binary payload
  */
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { CompiledModelConfig, InstanceGroupSpec } from '../../engine/config/compiled-model-config.ts';
 import { signatureFromConfig, type ModelSignature } from '../../engine/config/model-signature.ts';
 import { silentLogger } from '../../engine/logger.ts';
@@ -67,7 +69,10 @@ export class ScriptModel implements BackendModel {
         ? `version ${context.version} has no ${context.settings.defaultModelFilename}: expected the script at ${file}`
         : `cannot read ${file} (${err.code ?? 'error'})`);
     });
-    const script = await compileScript(`${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`, source);
+    // The script may import its model's own files (lib/*.ts), never a file outside the model's folder.
+    const script = await compileScript(`${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`, source, {
+      modelDir: context.modelDir, scriptDir: dirname(file), name: context.modelName,
+    });
     return new ScriptModel(context, script, limitsOf(context), signatureFromConfig(context.config, 'TypeScript', `${context.modelName}/${context.version}/${context.settings.defaultModelFilename}`));
   }
 

@@ -100,7 +100,7 @@ export class ModelVersion {
         config = compiled.config;
       } else {
         model = await source.backend.loadModel({
-          modelName: source.modelName, version: source.version, versionDir: source.versionDir, settings: source.settings, logger,
+          modelName: source.modelName, version: source.version, modelDir: source.modelDir, versionDir: source.versionDir, settings: source.settings, logger,
           ...(source.bufferPool ? { bufferPool: source.bufferPool } : {}),
           ...(source.parsed ? { config: source.parsed.config } : {}),
           ...(source.infer ? { infer: source.infer } : {}),

@@ -179,6 +179,256 @@ function isolateBootstrap(
   const BIG = BigIntOf(2) ** BigIntOf(64);
 
   if (settings.allowWebAssembly !== true) delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
+
+  // ---- TextEncoder and TextDecoder, as the web has them (packages such as fast-png make them as they load), in plain
+  // JavaScript: nothing reaches the host. UTF-8 both ways; the decoder also takes latin1 (ISO-8859-1) labels.
+  const StringFromCharCode = String.fromCharCode;
+  const ReflectApply = Reflect.apply;
+  const StringCharCodeAt = uncurry(String.prototype.charCodeAt);
+  const StringToLowerCase = uncurry(String.prototype.toLowerCase);
+  const StringTrim = uncurry(String.prototype.trim);
+  const TypeErrorConstructor = TypeError;
+  const RangeErrorConstructor = RangeError;
+  const Uint8ArrayConstructor = Uint8Array;
+  const Uint16ArrayConstructor = Uint16Array;
+  const typedArraySubarray = uncurry(Uint8Array.prototype.subarray);
+  const typedArrayTag = uncurry(getOwnDescriptor(TypedArrayPrototype, Symbol.toStringTag)!.get as () => string | undefined);
+  const typedArrayByteOffset = uncurry(getOwnDescriptor(TypedArrayPrototype, 'byteOffset')!.get as () => number);
+  const typedArrayByteLength = uncurry(getOwnDescriptor(TypedArrayPrototype, 'byteLength')!.get as () => number);
+  const dataViewByteOffset = uncurry(getOwnDescriptor(DataView.prototype, 'byteOffset')!.get as () => number);
+  const dataViewByteLength = uncurry(getOwnDescriptor(DataView.prototype, 'byteLength')!.get as () => number);
+  /** Code units turned into a string at once: few enough for one apply's arguments. */
+  const CHUNK_UNITS = 8192;
+
+  // The bytes a BufferSource holds, as a Uint8Array over the same memory.
+  function bytesOf(input: unknown): Uint8Array {
+    if (input === undefined) return new Uint8ArrayConstructor(0);
+    if (isTypedArray(input)) {
+      return new Uint8ArrayConstructor(typedArrayBuffer(input), typedArrayByteOffset(input), typedArrayByteLength(input));
+    }
+    if (ArrayBufferIsView(input)) return new Uint8ArrayConstructor(dataViewBuffer(input), dataViewByteOffset(input), dataViewByteLength(input));
+    try {
+      arrayBufferByteLength(input);
+    } catch {
+      throw new TypeErrorConstructor("TextDecoder.decode: the input must be an ArrayBuffer, a typed array or a DataView");
+    }
+    return new Uint8ArrayConstructor(input as ArrayBuffer);
+  }
+
+  // The code point starting at unit `i`; a lone surrogate is U+FFFD, as UTF-8 cannot hold it.
+  function codePointAt(text: string, i: number): number {
+    const unit = StringCharCodeAt(text, i);
+    if (unit < 0xd800 || unit > 0xdfff) return unit;
+    if (unit <= 0xdbff && i + 1 < text.length) {
+      const next = StringCharCodeAt(text, i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) return 0x10000 + ((unit - 0xd800) << 10) + (next - 0xdc00);
+    }
+    return 0xfffd;
+  }
+  const utf8Length = (codePoint: number): number => (codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4);
+  function putUtf8(out: Uint8Array, at: number, codePoint: number): number {
+    if (codePoint < 0x80) {
+      out[at] = codePoint;
+      return at + 1;
+    }
+    if (codePoint < 0x800) {
+      out[at] = 0xc0 | (codePoint >> 6);
+      out[at + 1] = 0x80 | (codePoint & 0x3f);
+      return at + 2;
+    }
+    if (codePoint < 0x10000) {
+      out[at] = 0xe0 | (codePoint >> 12);
+      out[at + 1] = 0x80 | ((codePoint >> 6) & 0x3f);
+      out[at + 2] = 0x80 | (codePoint & 0x3f);
+      return at + 3;
+    }
+    out[at] = 0xf0 | (codePoint >> 18);
+    out[at + 1] = 0x80 | ((codePoint >> 12) & 0x3f);
+    out[at + 2] = 0x80 | ((codePoint >> 6) & 0x3f);
+    out[at + 3] = 0x80 | (codePoint & 0x3f);
+    return at + 4;
+  }
+
+  class TextEncoder {
+    get encoding(): string {
+      return 'utf-8';
+    }
+
+    encode(input: unknown = ''): Uint8Array {
+      const text = StringOf(input);
+      let length = 0;
+      for (let i = 0; i < text.length; i++) {
+        const codePoint = codePointAt(text, i);
+        if (codePoint > 0xffff) i++;
+        length += utf8Length(codePoint);
+      }
+      const out = new Uint8ArrayConstructor(length);
+      let at = 0;
+      for (let i = 0; i < text.length; i++) {
+        const codePoint = codePointAt(text, i);
+        if (codePoint > 0xffff) i++;
+        at = putUtf8(out, at, codePoint);
+      }
+      return out;
+    }
+
+    // As much of `source` as fits whole into `destination`: how many UTF-16 units were read and bytes written.
+    encodeInto(source: unknown, destination: Uint8Array): { read: number; written: number } {
+      const text = StringOf(source);
+      let tag: string | undefined;
+      try { tag = typedArrayTag(destination); } catch { tag = undefined; }
+      if (tag !== 'Uint8Array') throw new TypeErrorConstructor('TextEncoder.encodeInto: the destination must be a Uint8Array');
+      const room = typedArrayByteLength(destination);
+      let read = 0;
+      let written = 0;
+      while (read < text.length) {
+        const codePoint = codePointAt(text, read);
+        const size = utf8Length(codePoint);
+        if (written + size > room) break;
+        written = putUtf8(destination, written, codePoint);
+        read += codePoint > 0xffff ? 2 : 1;
+      }
+      return { read, written };
+    }
+  }
+
+  const UTF8_LABELS = ['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8'];
+  // The web maps these to windows-1252; here bytes 0x80 to 0x9F stay the code points of the same value, as in ISO-8859-1.
+  const LATIN1_LABELS = ['ansi_x3.4-1968', 'ascii', 'cp1252', 'cp819', 'csisolatin1', 'ibm819', 'iso-8859-1', 'iso-ir-100', 'iso8859-1',
+    'iso88591', 'iso_8859-1', 'iso_8859-1:1987', 'l1', 'latin1', 'us-ascii', 'windows-1252', 'x-cp1252'];
+  function listed(list: readonly string[], label: string): boolean {
+    for (let i = 0; i < list.length; i++) if (list[i] === label) return true;
+    return false;
+  }
+
+  class TextDecoder {
+    readonly #utf8: boolean;
+    readonly #fatal: boolean;
+    readonly #ignoreBOM: boolean;
+    // A UTF-8 sequence cut at the end of a streamed chunk: the bytes still needed, seen, the code point so far, and the range of the next byte.
+    #needed = 0;
+    #seen = 0;
+    #codePoint = 0;
+    #lower = 0x80;
+    #upper = 0xbf;
+    #bomSeen = false;
+
+    constructor(label: unknown = 'utf-8', options?: { fatal?: unknown; ignoreBOM?: unknown }) {
+      const name = StringToLowerCase(StringTrim(StringOf(label)));
+      if (listed(UTF8_LABELS, name)) this.#utf8 = true;
+      else if (listed(LATIN1_LABELS, name)) this.#utf8 = false;
+      else throw new RangeErrorConstructor(`TextDecoder: the encoding '${cut(name, 64)}' is not supported here (utf-8 and latin1 are)`);
+      this.#fatal = options !== undefined && options !== null && !!options.fatal;
+      this.#ignoreBOM = options !== undefined && options !== null && !!options.ignoreBOM;
+    }
+
+    get encoding(): string {
+      return this.#utf8 ? 'utf-8' : 'windows-1252';
+    }
+
+    get fatal(): boolean {
+      return this.#fatal;
+    }
+
+    get ignoreBOM(): boolean {
+      return this.#ignoreBOM;
+    }
+
+    decode(input?: unknown, options?: { stream?: unknown }): string {
+      const bytes = bytesOf(input);
+      const stream = options !== undefined && options !== null && !!options.stream;
+      const length = typedArrayByteLength(bytes);
+      let text = '';
+      if (!this.#utf8) {
+        for (let at = 0; at < length; at += CHUNK_UNITS) {
+          text += ReflectApply(StringFromCharCode, undefined, typedArraySubarray(bytes, at, at + CHUNK_UNITS < length ? at + CHUNK_UNITS : length) as unknown as number[]);
+        }
+        return text;
+      }
+      const units = new Uint16ArrayConstructor(CHUNK_UNITS + 2);
+      let count = 0;
+      const flush = (): void => {
+        text += ReflectApply(StringFromCharCode, undefined, typedArraySubarray(units, 0, count) as unknown as number[]);
+        count = 0;
+      };
+      const emit = (codePoint: number): void => {
+        if (count >= CHUNK_UNITS) flush();
+        if (codePoint === 0xfeff && !this.#bomSeen && !this.#ignoreBOM) {
+          this.#bomSeen = true;
+          return;
+        }
+        this.#bomSeen = true;
+        if (codePoint > 0xffff) {
+          units[count++] = 0xd800 + ((codePoint - 0x10000) >> 10);
+          units[count++] = 0xdc00 + ((codePoint - 0x10000) & 0x3ff);
+        } else {
+          units[count++] = codePoint;
+        }
+      };
+      const invalid = (): void => {
+        this.#needed = 0;
+        this.#seen = 0;
+        this.#codePoint = 0;
+        this.#lower = 0x80;
+        this.#upper = 0xbf;
+        if (this.#fatal) {
+          this.#bomSeen = false;
+          throw new TypeErrorConstructor('TextDecoder.decode: the data is not valid utf-8');
+        }
+        emit(0xfffd);
+      };
+      // The WHATWG UTF-8 decoder: each maximal invalid part becomes one U+FFFD.
+      for (let i = 0; i < length; i++) {
+        const byte = bytes[i]!;
+        if (this.#needed === 0) {
+          if (byte <= 0x7f) {
+            emit(byte);
+          } else if (byte >= 0xc2 && byte <= 0xdf) {
+            this.#needed = 1;
+            this.#codePoint = byte & 0x1f;
+          } else if (byte >= 0xe0 && byte <= 0xef) {
+            if (byte === 0xe0) this.#lower = 0xa0;
+            if (byte === 0xed) this.#upper = 0x9f;
+            this.#needed = 2;
+            this.#codePoint = byte & 0xf;
+          } else if (byte >= 0xf0 && byte <= 0xf4) {
+            if (byte === 0xf0) this.#lower = 0x90;
+            if (byte === 0xf4) this.#upper = 0x8f;
+            this.#needed = 3;
+            this.#codePoint = byte & 0x7;
+          } else {
+            invalid();
+          }
+          continue;
+        }
+        if (byte < this.#lower || byte > this.#upper) {
+          invalid();
+          // The byte that broke the sequence starts the next one.
+          i--;
+          continue;
+        }
+        this.#lower = 0x80;
+        this.#upper = 0xbf;
+        this.#codePoint = (this.#codePoint << 6) | (byte & 0x3f);
+        if (++this.#seen === this.#needed) {
+          const codePoint = this.#codePoint;
+          this.#needed = 0;
+          this.#seen = 0;
+          this.#codePoint = 0;
+          emit(codePoint);
+        }
+      }
+      if (!stream) {
+        if (this.#needed !== 0) invalid();
+        this.#bomSeen = false;
+      }
+      flush();
+      return text;
+    }
+  }
+  // Like the web's globals: writable, configurable, not enumerable.
+  ReflectDefineProperty(globalThis, 'TextEncoder', { __proto__: null, value: TextEncoder, writable: true, configurable: true } as PropertyDescriptor);
+  ReflectDefineProperty(globalThis, 'TextDecoder', { __proto__: null, value: TextDecoder, writable: true, configurable: true } as PropertyDescriptor);
   // ctx.infer calls in flight, by batch (0: initialize), and how many one may have; the host sets the limit at load.
   const callsInFlight: Bare<Partial<Record<number, number>>> = { __proto__: null };
   let inferLimit: Bare<InferLimit> = { __proto__: null, max: 0, code: '', message: '' };

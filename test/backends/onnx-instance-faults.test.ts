@@ -29,7 +29,7 @@ async function open(root: string, model: string, configText: string, logger?: Lo
   const dir = `${root}/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
   const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const backendModel = await new OnnxBackend({}, clock).loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, logger });
+  const backendModel = await new OnnxBackend({}, clock).loadModel({ modelName: model, version: 1, modelDir: dir, versionDir: `${dir}/1`, settings, logger });
   const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
   return { model: backendModel, instance: instance as OnnxInstance };

@@ -35,7 +35,7 @@ describe('batch_input and allow_ragged_batch in the config', () => {
   before(async () => {
     root = await makeRepository({ ragged: { versions: { 1: raggedSumModel() } }, add_sub: { versions: { 1: addSubModel() } } });
     const load = (model: string): Promise<BackendModel> => new OnnxBackend().loadModel({
-      modelName: model, version: 1, versionDir: `${root}/${model}/1`, settings: readModelSettings(model, `${root}/${model}`, undefined, BACKENDS),
+      modelName: model, version: 1, modelDir: `${root}/${model}`, versionDir: `${root}/${model}/1`, settings: readModelSettings(model, `${root}/${model}`, undefined, BACKENDS),
     });
     ragged = await load('ragged');
     addSub = await load('add_sub');
@@ -125,7 +125,7 @@ describe('ragged batching through an instance and the engine', () => {
     const dir = `${root}/ragged_sum`;
     const parsed = parseModelConfig(`${dir}/config.pbtxt`, RAGGED_CONFIG);
     const settings = readModelSettings('ragged_sum', dir, parsed, BACKENDS);
-    const model = await new OnnxBackend().loadModel({ modelName: 'ragged_sum', version: 1, versionDir: `${dir}/1`, settings });
+    const model = await new OnnxBackend().loadModel({ modelName: 'ragged_sum', version: 1, modelDir: dir, versionDir: `${dir}/1`, settings });
     try {
       const config = compileModelConfig('ragged_sum', dir, parsed, settings, model.signature);
       const instance = await model.createInstance(config, config.instanceGroups[0]!, 0);

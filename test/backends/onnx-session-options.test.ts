@@ -22,7 +22,7 @@ const BACKENDS = defaultBackends();
 function optionsFor(pbtxt: string) {
   const parsed = parseModelConfig('/r/m/config.pbtxt', pbtxt);
   const settings = readModelSettings('m', '/r/m', parsed, BACKENDS);
-  const context: ModelLoadContext = { modelName: 'm', version: 1, versionDir: '/r/m/1', settings, config: parsed.config };
+  const context: ModelLoadContext = { modelName: 'm', version: 1, modelDir: '/r/m', versionDir: '/r/m/1', settings, config: parsed.config };
   return (): ReturnType<typeof sessionOptions> => sessionOptions(context, {}, settings.instanceGroups[0]!);
 }
 

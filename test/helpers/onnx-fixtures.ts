@@ -24,7 +24,7 @@ export async function openOnnxInstance(root: string, model: string, configText: 
   const dir = `${root}/${model}`;
   const parsed = parseModelConfig(`${dir}/config.pbtxt`, configText);
   const settings = readModelSettings(model, dir, parsed, BACKENDS);
-  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, versionDir: `${dir}/1`, settings, bufferPool });
+  const backendModel = await new OnnxBackend().loadModel({ modelName: model, version: 1, modelDir: dir, versionDir: `${dir}/1`, settings, bufferPool });
   const config = compileModelConfig(model, dir, parsed, settings, backendModel.signature);
   const instance = await backendModel.createInstance(config, config.instanceGroups[0]!, 0);
   return { model: backendModel, config, instance: instance as OnnxInstance };

@@ -3,13 +3,18 @@
  * Type syntax is erased, runtime features (enums, classes, parameter
  * properties) survive, syntax errors name file:line:column, any import that
  * survives type erasure is refused by name, and identical sources compile
- * once.
+ * once. With its model's folder, a script imports the model's own files
+ * (never one outside the folder, links followed), and an edit of one is
+ * compiled again.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { test } from 'node:test';
+import { mkdir, mkdtemp, realpath, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
-import { compiledScriptCount, compileScript, MAX_COMPILED_BYTES, ScriptCompileError } from '../../scripts-runtime/compile.ts';
+import { compiledScriptCount, compileScript, MAX_COMPILED_BYTES, ScriptCompileError, type ScriptFolder } from '../../scripts-runtime/compile.ts';
 
 /** Runs compiled code in a fresh context, as the isolate would, and returns module.exports. */
 function load(code: string): Record<string, unknown> {
@@ -18,9 +23,9 @@ function load(code: string): Record<string, unknown> {
   return module.exports;
 }
 
-async function compileError(file: string, source: string): Promise<ScriptCompileError> {
+async function compileError(file: string, source: string, folder?: ScriptFolder): Promise<ScriptCompileError> {
   try {
-    await compileScript(file, source);
+    await compileScript(file, source, folder);
   } catch (err) {
     assert.ok(err instanceof ScriptCompileError, `expected a ScriptCompileError, got ${String(err)}`);
     return err;
@@ -168,4 +173,136 @@ test(`the compiled script may be ${MAX_COMPILED_BYTES} bytes; one byte more is r
   assert.equal(atBound.code.length, MAX_COMPILED_BYTES);
   const err = await compileError('bound/2/model.ts', wrap('x'.repeat(MAX_COMPILED_BYTES - base + 1)));
   assert.equal(err.message, `bound/2/model.ts: compiles to ${MAX_COMPILED_BYTES + 1} bytes with the packages it imports, over the ${MAX_COMPILED_BYTES} bytes a script may be`);
+});
+
+describe('a script imports its model\'s own files', () => {
+  let root: string;
+  /** <root>/repo/m: the model's folder, with 1/model.ts and lib/; <root>/outside.ts and <root>/repo/other/x.ts lie out of it. */
+  let modelDir: string;
+  const folder = (version = 1): ScriptFolder => ({ modelDir, scriptDir: join(modelDir, String(version)), name: 'm' });
+  const files = async (entries: Record<string, string>): Promise<void> => {
+    for (const [path, text] of Object.entries(entries)) {
+      await mkdir(dirname(join(modelDir, path)), { recursive: true });
+      await writeFile(join(modelDir, path), text);
+    }
+  };
+  /** Rewrites a file so that the edit shows even on a clock that did not move. */
+  const edit = async (path: string, text: string): Promise<void> => {
+    await writeFile(join(modelDir, path), text);
+    const later = new Date(Date.now() + 5000);
+    await utimes(join(modelDir, path), later, later);
+  };
+  const run = async (code: string): Promise<unknown[]> => {
+    const Model = load(code)['default'] as new () => { execute(): Promise<unknown[]> };
+    return [...await new Model().execute()];
+  };
+
+  before(async () => {
+    root = await realpath(await mkdtemp(join(tmpdir(), 'compile-imports-')));
+    modelDir = join(root, 'repo', 'm');
+    await mkdir(join(modelDir, '1'), { recursive: true });
+    await mkdir(join(root, 'repo', 'other'), { recursive: true });
+    await writeFile(join(root, 'outside.ts'), 'export const secret = 42;\n');
+    await writeFile(join(root, 'repo', 'other', 'x.ts'), 'export const secret = 43;\n');
+    await files({
+      'lib/math.ts': "import { double } from './deep/double.js';\nexport const triple = (n: number): number => double(n) + n;\n",
+      'lib/deep/double.js': 'export function double(n) { return 2 * n; }\n',
+      'lib/labels.json': '{ "zero": "nought", "one": "un" }\n',
+      'lib/plain.mjs': "import { parse } from 'yaml';\nexport const doc = parse('a: [1, 2]');\n",
+      'lib/node.ts': "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n",
+      'lib/climb.ts': "\nexport { secret } from '../../../outside.ts';\n",
+      'config.pbtxt': 'backend: "typescript"\n',
+    });
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('.ts, .js, .mjs and .json files import one another and npm packages; the bundle runs', async () => {
+    const source = `// ${randomUUID()}
+      import { triple } from '../lib/math.ts';
+      import labels from '../lib/labels.json';
+      import { doc } from '../lib/plain.mjs';
+      export default class { async execute() { return [triple(5), labels.one, doc]; } }`;
+    const compiled = await compileScript('m/1/model.ts', source, folder());
+    // Compared as JSON: the objects come from another realm.
+    assert.equal(JSON.stringify(await run(compiled.code)), JSON.stringify([15, 'un', { a: [1, 2] }]));
+  });
+
+  test('without its model folder, a script is one file: a relative import is refused as before', async () => {
+    const err = await compileError('m/1/model.ts', `// ${randomUUID()}\nimport { triple } from '../lib/math.ts';\nexport default class { async execute() { return [triple]; } }`);
+    assert.match(err.message, /^m\/1\/model\.ts:2:\d+: scripts cannot import '\.\.\/lib\/math\.ts': a script compiled without its model folder is one file/);
+  });
+
+  for (const [what, specifier, why] of [
+    ['a path out of the model folder to another model', '../../other/x.ts', /it leads out of the folder of model 'm'/],
+    ['a path out of the repository', '../../../outside.ts', /it leads out of the folder of model 'm'/],
+    ['an absolute path', '/etc/passwd', /an absolute path/],
+    ['an absolute path into the model folder itself', '<model>/lib/math.ts', /an absolute path/],
+    ['a file that is not code (the config)', '../config.pbtxt', /not a file a script can import: use \.ts, \.mts, \.js, \.mjs, \.cjs, \.json/],
+  ] as const) {
+    test(`${what} is refused at load, with the location`, async () => {
+      const path = specifier.replace('<model>', modelDir);
+      const err = await compileError('m/1/model.ts', `// ${randomUUID()}\nimport x from '${path}';\nexport default class { async execute() { return [x]; } }`, folder());
+      assert.ok(err.message.startsWith(`m/1/model.ts:2:15: scripts cannot import '${path}': `), err.message);
+      assert.match(err.message, why);
+      assert.doesNotMatch(err.message, /secret|root:/, 'nothing of the file is read back');
+    });
+  }
+
+  test('a model file that climbs out, or imports a Node module, is refused at its own location, named from the model folder', async () => {
+    const climb = await compileError('m/1/model.ts', `// ${randomUUID()}\nimport { secret } from '../lib/climb.ts';\nexport default class { async execute() { return [secret]; } }`, folder());
+    assert.equal(climb.message, "m/lib/climb.ts:2:24: scripts cannot import '../../../outside.ts': it leads out of the folder of model 'm'; a script may import its own model's files and npm packages");
+    const node = await compileError('m/1/model.ts', `// ${randomUUID()}\nimport { read } from '../lib/node.ts';\nexport default class { async execute() { return [read]; } }`, folder());
+    assert.match(node.message, /^m\/lib\/node\.ts:1:30: scripts cannot import 'node:fs': the sandbox has none of Node's modules/);
+    assert.doesNotMatch(climb.message + node.message, new RegExp(root), 'no server path in the message');
+  });
+
+  test('a symbolic link out of the model folder is refused, a file link or a folder link; a link inside it is followed', async () => {
+    await symlink(join(root, 'outside.ts'), join(modelDir, 'lib', 'linked-out.ts'));
+    await symlink(root, join(modelDir, 'lib', 'linked-dir'));
+    await symlink(join(modelDir, 'lib', 'math.ts'), join(modelDir, 'lib', 'linked-in.ts'));
+    try {
+      for (const specifier of ['../lib/linked-out.ts', '../lib/linked-dir/outside.ts']) {
+        const err = await compileError('m/1/model.ts', `// ${randomUUID()}\nimport { secret } from '${specifier}';\nexport default class { async execute() { return [secret]; } }`, folder());
+        assert.ok(err.message.startsWith(`m/1/model.ts:2:24: scripts cannot import '${specifier}': it leads out of the folder of model 'm'`), err.message);
+      }
+      const inside = await compileScript('m/1/model.ts', `// ${randomUUID()}\nimport { triple } from '../lib/linked-in.ts';\nexport default class { async execute() { return [triple(1)]; } }`, folder());
+      assert.deepEqual(await run(inside.code), [3]);
+    } finally {
+      for (const link of ['linked-out.ts', 'linked-dir', 'linked-in.ts']) await unlink(join(modelDir, 'lib', link));
+    }
+  });
+
+  test('the cache serves a script again only while the files it imported are unchanged: an edit, a new link target', async () => {
+    await files({ 'lib/answer.ts': 'export const answer = 1;\n', 'lib/a.ts': 'export const answer = 10;\n', 'lib/b.ts': 'export const answer = 20;\n' });
+    await symlink(join(modelDir, 'lib', 'a.ts'), join(modelDir, 'lib', 'which.ts'));
+    const source = `// ${randomUUID()}\nimport { answer } from '../lib/answer.ts';\nimport { answer as which } from '../lib/which.ts';\nexport default class { async execute() { return [answer, which]; } }`;
+    const before = compiledScriptCount();
+    const first = await compileScript('m/1/model.ts', source, folder());
+    assert.deepEqual(await run(first.code), [1, 10]);
+    const again = await compileScript('m/1/model.ts', source, folder());
+    assert.equal(again.code, first.code);
+    assert.equal(compiledScriptCount(), before + 1, 'unchanged files: the same entry');
+
+    await edit('lib/answer.ts', 'export const answer = 2;\n');
+    assert.deepEqual(await run((await compileScript('m/1/model.ts', source, folder())).code), [2, 10], 'the edit is compiled');
+    await unlink(join(modelDir, 'lib', 'which.ts'));
+    await symlink(join(modelDir, 'lib', 'b.ts'), join(modelDir, 'lib', 'which.ts'));
+    assert.deepEqual(await run((await compileScript('m/1/model.ts', source, folder())).code), [2, 20], 'the link\'s new target is compiled');
+    assert.equal(compiledScriptCount(), before + 1, 'each compile replaced the stale entry');
+
+    // The same text in version 2 imports the same files through its own folder: compiled for that folder, both kept.
+    await mkdir(join(modelDir, '2'), { recursive: true });
+    assert.deepEqual(await run((await compileScript('m/2/model.ts', source, folder(2))).code), [2, 20]);
+    assert.equal(compiledScriptCount(), before + 2);
+    await unlink(join(modelDir, 'lib', 'answer.ts'));
+    const gone = await compileError('m/1/model.ts', source, folder());
+    assert.match(gone.message, /^m\/1\/model\.ts:2:\d+: Could not resolve "\.\.\/lib\/answer\.ts"/);
+  });
+
+  test('a script outside the model folder it names is refused', async () => {
+    const err = await compileError('m/1/model.ts', `// ${randomUUID()}\nexport default class { async execute() { return []; } }`, { modelDir, scriptDir: root, name: 'm' });
+    assert.equal(err.message, "m/1/model.ts: the script is not inside the folder of model 'm'");
+  });
 });
