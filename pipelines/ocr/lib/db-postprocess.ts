@@ -389,8 +389,9 @@ export function unclip(box: Quad, ratio: number): Point[] {
   }
   const out: Point[] = [];
   const at = (p: Point, nx: number, ny: number): Point => [clipperRound(p[0] + nx * delta), clipperRound(p[1] + ny * delta)];
+  // k is the edge before vertex j; Clipper keeps the old k past a vertex where the path runs straight on.
+  let k = n - 1;
   for (let j = 0; j < n; j++) {
-    const k = (j + n - 1) % n;
     const p = path[j]!;
     const [kx, ky] = normals[k]!;
     const [jx, jy] = normals[j]!;
@@ -404,7 +405,9 @@ export function unclip(box: Quad, ratio: number): Point[] {
     } else {
       sinA = Math.min(Math.max(sinA, -1), 1);
     }
+    k = j;
     if (sinA < 0) {
+      // A reflex corner: Clipper's union later removes the overlap.
       out.push(at(p, kx, ky), [p[0], p[1]], at(p, jx, jy));
       continue;
     }
@@ -418,8 +421,7 @@ export function unclip(box: Quad, ratio: number): Point[] {
       x = x * cos - sin * y;
       y = previous * sin + y * cos;
     }
-    // Clipper closes each arc with a truncated, not rounded, point.
-    out.push([Math.trunc(p[0] + jx * delta), Math.trunc(p[1] + jy * delta)]);
+    out.push(at(p, jx, jy));
   }
   return out;
 }

@@ -67,6 +67,8 @@ test('one rectangle becomes one box grown by the unclip distance and scaled to t
   ];
   // Clipper works in whole map pixels: at most one map pixel off, then scaled.
   assertQuadClose(box, expected, 1 * Math.max(sx, sy) + 0.5);
+  // Exactly: Clipper's integer outline spans x 88..211, y 38..81; x * 2, y * 1.5 rounded half to even.
+  assert.deepEqual(box, [[176, 57], [422, 57], [422, 122], [176, 122]]);
   for (const [x, y] of box) assert.ok(Number.isInteger(x) && Number.isInteger(y));
 });
 
@@ -140,6 +142,15 @@ test('boxes at the map border are clipped to the source image', () => {
   assert.ok(only);
   for (const [x, y] of only.box) assert.ok(x >= 0 && x <= 199 && y >= 0 && y <= 199, JSON.stringify(only.box));
   assert.deepEqual(only.box[0], [0, 0]);
+});
+
+test('regions touching only at a corner are one region (8-connected)', () => {
+  const map = blankMap(120, 80);
+  fillRect(map, 10, 10, 49, 29, 0.9);
+  fillRect(map, 50, 30, 89, 49, 0.9);
+  assert.equal(detect(map, 120, 80, { boxThreshold: 0 }).length, 1);
+  fillRect(map, 50, 30, 50, 30, 0);
+  assert.equal(detect(map, 120, 80, { boxThreshold: 0 }).length, 2);
 });
 
 test('maxCandidates caps the regions examined, in raster order', () => {
