@@ -72,6 +72,22 @@ test('one rectangle becomes one box grown by the unclip distance and scaled to t
   for (const [x, y] of box) assert.ok(Number.isInteger(x) && Number.isInteger(y));
 });
 
+test('scaled coordinates round half to even, as numpy does', () => {
+  // A dyadic map size keeps x / 256 * 384 exact: the right edge at map x 211 lands on 316.5.
+  const map = blankMap(256, 256);
+  fillRect(map, 100, 50, 199, 69, 0.9);
+  assert.deepEqual(detect(map, 384, 384)[0]!.box, [[132, 57], [316, 57], [316, 122], [132, 122]]);
+});
+
+test('the box score covers the outline rows that cv2.fillPoly draws', () => {
+  const map = blankMap(200, 100);
+  fillRect(map, 20, 20, 119, 38, 0.9);
+  fillRect(map, 20, 39, 119, 39, 0.35);
+  const [only] = detect(map);
+  assert.ok(only);
+  assert.ok(Math.abs(only.score - (19 * 0.9 + 0.35) / 20) < 1e-6, `score ${only.score}`);
+});
+
 test('the box score is the mean probability over the box, and weak regions are dropped', () => {
   const map = blankMap(200, 200);
   fillRect(map, 20, 20, 119, 39, 0.9);
@@ -94,6 +110,9 @@ test('specks smaller than minSize are dropped', () => {
   assert.deepEqual(detect(map), []);
   fillRect(map, 60, 60, 69, 69, 0.95);
   assert.equal(detect(map).length, 1);
+  // Kept in the map, but 3 px or less once scaled down to the source: dropped.
+  assert.equal(detect(map, 20, 20).length, 0);
+  assert.equal(detect(map, 40, 40).length, 1);
 });
 
 test('two lines come out top to bottom, boxes on one line left to right', () => {

@@ -57,6 +57,40 @@ test('minAreaRect of a rectangle rotated by 30 degrees recovers it', () => {
   assertPointsClose(rect.corners, expected, 1e-6);
 });
 
+test('minAreaRect of a point cloud is no larger than any rectangle found by sweeping the angle', () => {
+  let state = 42;
+  const random = (): number => {
+    state = (state * 1103515245 + 12345) >>> 0;
+    return state / 2 ** 32;
+  };
+  for (let trial = 0; trial < 20; trial++) {
+    const points: Point[] = [];
+    for (let i = 0; i < 12; i++) points.push([Math.round(random() * 100), Math.round(random() * 40 + random() * 60 * (i % 3))]);
+    const rect = minAreaRect(points);
+    let sweepBest = Infinity;
+    for (let step = 0; step < 18000; step++) {
+      const angle = (step / 18000) * Math.PI;
+      const [c, s] = [Math.cos(angle), Math.sin(angle)];
+      const us = points.map(([x, y]) => x * c + y * s);
+      const vs = points.map(([x, y]) => -x * s + y * c);
+      sweepBest = Math.min(sweepBest, (Math.max(...us) - Math.min(...us)) * (Math.max(...vs) - Math.min(...vs)));
+    }
+    assert.ok(rect.width * rect.height <= sweepBest + 1e-6, `trial ${trial}: ${rect.width * rect.height} > ${sweepBest}`);
+    assert.ok(rect.width * rect.height >= sweepBest * 0.999, `trial ${trial}: sweep found nothing near ${rect.width * rect.height}`);
+    for (const p of points) {
+      const inside = rect.corners.every((a, i) => {
+        const b = rect.corners[(i + 1) % 4]!;
+        return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= -1e-6;
+      });
+      const insideReversed = rect.corners.every((a, i) => {
+        const b = rect.corners[(i + 1) % 4]!;
+        return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 1e-6;
+      });
+      assert.ok(inside || insideReversed, `trial ${trial}: ${JSON.stringify(p)} outside`);
+    }
+  }
+});
+
 test('minAreaRect of one point and of a segment has zero height', () => {
   assert.equal(minAreaRect([[3, 4]]).width, 0);
   const segment = minAreaRect([[0, 0], [3, 4], [1.5, 2]]);
