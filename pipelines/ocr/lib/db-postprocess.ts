@@ -14,7 +14,11 @@ export interface DbOptions {
   readonly boxThreshold: number;
   /** Boxes grow by area * unclipRatio / perimeter on each side. Default 1.5. */
   readonly unclipRatio: number;
-  /** At most this many regions are examined, in raster order of their first pixel. Default 1000. */
+  /**
+   * At most this many regions are examined, in raster order of their first
+   * pixel (OpenCV counts hole contours too and may list them in another order;
+   * only maps with more regions than this can tell). Default 1000.
+   */
   readonly maxCandidates: number;
   /** Boxes whose shorter side is below this (map pixels) are dropped; after growing, below this + 2. Default 3. */
   readonly minSize: number;
