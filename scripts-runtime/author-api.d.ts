@@ -148,7 +148,17 @@ export interface InferRequest<Inputs extends NamedTensors<Inputs> = TensorMap> {
  */
 export type InferResponse<Outputs extends string = string> =
   | { readonly outputs: Readonly<Record<Outputs, OutputTensor>>; readonly error?: undefined }
-  | { readonly error: string; readonly outputs?: undefined };
+  | {
+    readonly error: string;
+    /**
+     * Whose fault, as Triton's TritonError codes say it: INVALID_ARG for a
+     * bad request (HTTP 400, gRPC INVALID_ARGUMENT), NOT_FOUND, UNAVAILABLE
+     * (503), UNSUPPORTED (501), ALREADY_EXISTS, CANCELLED; INTERNAL (500)
+     * when left out.
+     */
+    readonly status?: 'INVALID_ARG' | 'NOT_FOUND' | 'UNAVAILABLE' | 'INTERNAL' | 'UNSUPPORTED' | 'ALREADY_EXISTS' | 'CANCELLED';
+    readonly outputs?: undefined;
+  };
 
 /** A call to another model through ctx.infer. */
 export interface InferCall {

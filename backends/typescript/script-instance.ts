@@ -13,7 +13,7 @@
  * execute() ended well.
  */
 import type { CompiledModelConfig } from '../../engine/config/compiled-model-config.ts';
-import { quoted, serverError, type SwitchyardError } from '../../engine/errors.ts';
+import { quoted, serverError, SwitchyardError, type StatusClass } from '../../engine/errors.ts';
 import type { Logger } from '../../engine/logger.ts';
 import type { BufferPool } from '../../engine/memory/buffer-pool.ts';
 import type { InferFunction, StreamingInferFunction } from '../../engine/infer-function.ts';
@@ -43,6 +43,12 @@ export interface ScriptInstanceOptions {
   /** BYTES inputs execute() receives as Uint8Array elements rather than UTF-8 strings (parameters.binary_inputs). */
   readonly binaryInputs?: ReadonlySet<string>;
 }
+
+/** The statuses a script's error response may carry: Triton's TritonError codes (its UNKNOWN is INTERNAL here). */
+export const SCRIPT_ERROR_STATUSES = ['INVALID_ARG', 'NOT_FOUND', 'UNAVAILABLE', 'INTERNAL', 'UNSUPPORTED', 'ALREADY_EXISTS', 'CANCELLED'] as const;
+
+/** A value a script handed over, for a message: short, never its whole contents. */
+const describeValue = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 40)}${v.length > 40 ? '...' : ''}'` : typeof v);
 
 const nsSince = (start: number): number => Math.round((performance.now() - start) * 1e6);
 
@@ -286,8 +292,16 @@ export class ScriptInstance implements BackendInstance {
     const which = of > 1 ? ` (request ${index + 1} of ${of})` : '';
     const failed = (detail: string): ExecuteResult => ({ ok: false, error: serverError('INFERENCE_FAILED', { model, detail }) });
     if (typeof response !== 'object' || response === null) return failed(`execute() returned ${String(response)} as a response${which}; return { outputs: { ... } } or { error: '...' }`);
-    const answer = response as { outputs?: unknown; error?: unknown };
-    if (answer.error !== undefined) return failed(String(answer.error));
+    const answer = response as { outputs?: unknown; error?: unknown; status?: unknown };
+    if (answer.error !== undefined) {
+      if (answer.status === undefined) return failed(String(answer.error));
+      if (typeof answer.status !== 'string' || !(SCRIPT_ERROR_STATUSES as readonly string[]).includes(answer.status)) {
+        return failed(`the error response${which} has status ${describeValue(answer.status)}; use one of ${SCRIPT_ERROR_STATUSES.join(', ')} (or leave it out: INTERNAL). Its error: ${String(answer.error)}`);
+      }
+      const status = answer.status as StatusClass;
+      // The script says whose fault it is: INVALID_ARG answers 400 / INVALID_ARGUMENT, as Triton's TritonError codes do.
+      return { ok: false, error: new SwitchyardError('INFERENCE_FAILED', status, serverError('INFERENCE_FAILED', { model, detail: String(answer.error) }).message) };
+    }
     if (typeof answer.outputs !== 'object' || answer.outputs === null) {
       return failed(`the response${which} has no outputs object; return { outputs: { NAME: { datatype, shape, data } } } or { error: '...' }`);
     }
