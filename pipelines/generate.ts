@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { charLanguageModel } from '../generator/char-language-model.ts';
-import { addSubModel, featureClassifierModel, featureNormalizerModel, featureOutlierModel } from '../generator/models.ts';
+import { addSubModel, ctcBestPathModel, featureClassifierModel, featureNormalizerModel, featureOutlierModel } from '../generator/models.ts';
 
 export const PIPELINES_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -23,6 +23,8 @@ export function bundledModels(): Map<string, Uint8Array> {
     ['feature_normalizer/1/model.onnx', featureNormalizerModel()],
     ['feature_outlier/1/model.onnx', featureOutlierModel()],
     ['chatbot_lm/1/model.onnx', charLanguageModel(readFileSync(CHATBOT_CORPUS, 'utf8'))],
+    // PP-OCRv4's recogniser answers 6,625 classes: the CTC blank, 6,623 dictionary symbols and a space.
+    ['ocr_ctc/1/model.onnx', ctcBestPathModel(6625)],
   ]);
 }
 

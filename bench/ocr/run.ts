@@ -42,7 +42,7 @@ import { envIntegers, envNumber, fmtMs, table } from '../report.ts';
 import { childRole, serveAsChild, ServerChild, startSwitchyardHttp } from '../server-child.ts';
 import { openInProcessOcr } from './in-process.ts';
 
-const OCR_MODELS = ['ocr', 'ocr_det', 'ocr_cls', 'ocr_rec'] as const;
+const OCR_MODELS = ['ocr', 'ocr_det', 'ocr_cls', 'ocr_rec', 'ocr_ctc', 'ocr_recognize'] as const;
 const BATCHED_MODELS = ['ocr_det', 'ocr_cls', 'ocr_rec'] as const;
 const TARGET_C1_OVER_IN_PROCESS = 0.8;
 
@@ -101,6 +101,8 @@ interface Cell {
   readonly mode: string;
   readonly concurrency: number;
   readonly result: LoadResult;
+  /** CPU time (all threads) per image read, in milliseconds: the process's, over warmup and measurement alike. */
+  readonly cpuMsPerImage: number;
 }
 
 async function main(): Promise<void> {
@@ -116,12 +118,14 @@ async function main(): Promise<void> {
   const expected: string[][] = [];
   for (const png of pngs) expected.push((await ocr.read(decodeImage(png))).map((l) => l.text));
   let next = 0;
+  const cpuBefore = process.cpuUsage();
   const inProcess = await runCallLoop({ concurrency: 1, warmupMs: warmup * 1000, durationMs: seconds * 1000 }, async () => {
     await ocr.read(decodeImage(pngs[next++ % pngs.length]!));
     return undefined;
   });
+  const cpu = process.cpuUsage(cpuBefore);
   await ocr.close();
-  const cells: Cell[] = [{ mode: 'in-process, one after another', concurrency: 1, result: inProcess }];
+  const cells: Cell[] = [{ mode: 'in-process, one after another', concurrency: 1, result: inProcess, cpuMsPerImage: (cpu.user + cpu.system) / 1000 / next }];
 
   const requests = pngs.map(requestOf);
   for (const batching of [true, false]) {
@@ -140,11 +144,15 @@ async function main(): Promise<void> {
       console.log(`${mode}: ${requests.length - differing} of ${requests.length} images read exactly as in-process`);
       for (const concurrency of concurrencies) {
         let sent = 0;
+        let answered = 0;
+        const cpuStart = await child.cpuMicros();
         const result = await runCallLoop({ concurrency, warmupMs: warmup * 1000, durationMs: seconds * 1000 }, async () => {
           const answer = await post(agent, child.port, requests[sent++ % requests.length]!);
+          answered++;
           return answer.status === 200 ? undefined : `status ${answer.status}: ${answer.body.slice(0, 200)}`;
         });
-        cells.push({ mode, concurrency, result });
+        const cpuMsPerImage = (await child.cpuMicros() - cpuStart) / 1000 / answered;
+        cells.push({ mode, concurrency, result, cpuMsPerImage });
       }
       agent.destroy();
     } finally {
@@ -154,9 +162,9 @@ async function main(): Promise<void> {
   }
 
   const limit = inProcess.requestsPerSecond;
-  console.log(`\n${table(['mode', 'clients', 'images/s', 'p50 ms', 'p99 ms', 'errors', 'vs in-process'], cells.map((c) => [
+  console.log(`\n${table(['mode', 'clients', 'images/s', 'p50 ms', 'p99 ms', 'CPU ms/image', 'errors', 'vs in-process'], cells.map((c) => [
     c.mode, String(c.concurrency), fmtRate(c.result.requestsPerSecond), fmtMs(c.result.p50), fmtMs(c.result.p99),
-    String(c.result.errors), (c.result.requestsPerSecond / limit).toFixed(2),
+    c.cpuMsPerImage.toFixed(1), String(c.result.errors), (c.result.requestsPerSecond / limit).toFixed(2),
   ]))}`);
   for (const c of cells) if (c.result.firstError) console.log(`first error (${c.mode}, c=${c.concurrency}): ${c.result.firstError}`);
 

@@ -36,6 +36,20 @@ test('optimization.graph.level maps as Triton\'s onnxruntime backend maps it; th
   for (const [config, level] of cases) assert.equal(optionsFor(config)().graphOptimizationLevel, level, config);
 });
 
+test('allow_spinning: true by default (ONNX Runtime\'s own), false turns spinning off in both pools; anything else is refused', async () => {
+  const spin = (value?: string) => optionsFor(value === undefined ? '' : `parameters { key: "allow_spinning" value: { string_value: "${value}" } }`)();
+  assert.equal(spin().allowSpinning, true);
+  assert.equal(spin('true').allowSpinning, true);
+  assert.equal(spin('false').allowSpinning, false);
+  for (const bad of ['0', 'no', 'FALSE', '']) {
+    assert.throws(() => spin(bad), /parameters 'allow_spinning' is '[^']*': use 'true' .* or 'false'/);
+  }
+  const { ortSessionOptions } = await import('../../backends/onnxruntime/ort-run.mjs');
+  assert.deepEqual((ortSessionOptions(spin('false')) as { extra?: unknown }).extra,
+    { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
+  assert.equal((ortSessionOptions(spin()) as { extra?: unknown }).extra, undefined);
+});
+
 test('execution accelerators: none on this build for CPU, only CUDA for GPU instances, with Triton\'s wording', () => {
   assert.throws(optionsFor('optimization { execution_accelerators { cpu_execution_accelerator [ { name: "openvino" } ] } }'),
     /^Error: unknown Execution Accelerator 'openvino' is requested \(optimization\.execution_accelerators\): onnxruntime-node has no OpenVINO/);

@@ -22,7 +22,8 @@ const dictionary = parseDictionary(dictionaryText);
 /** The models each step calls, and their tensors' names (PaddleOCR's, as exported to ONNX). */
 const DET = { model: 'ocr_det', output: 'sigmoid_0.tmp_0' } as const;
 const CLS = { model: 'ocr_cls', output: 'softmax_0.tmp_0' } as const;
-const REC = { model: 'ocr_rec', output: 'softmax_11.tmp_0' } as const;
+/** Recognition is a pipeline: ocr_rec, then ocr_ctc's best path, so the recogniser's large answer stays in the server. */
+const REC = { model: 'ocr_recognize' } as const;
 
 /** Lines of one image in flight at once, to each model: enough to fill two batches, few enough to bound memory. */
 const LINES_IN_FLIGHT = 32;
@@ -80,21 +81,20 @@ const isImage = (b: Uint8Array): boolean => (b[0] === 0x89 && b[1] === 0x50) || 
 
 /** The three models through ctx.infer, one request per line; `step` says which ran last, for error messages. */
 function models(ctx: ModelContext, step: { name: string }): OcrModels {
-  const call = async (model: string, output: string, data: Float32Array, shape: number[]): Promise<Tensor<'FP32'>> => {
+  const call = async <T extends Tensor>(model: string, outputs: string[], data: Float32Array, shape: number[]): Promise<Record<string, T>> => {
     step.name = model;
-    const result = await ctx.infer<Record<string, Tensor<'FP32'>>>({ model, inputs: { x: { datatype: 'FP32', shape, data } }, outputs: [output] });
-    return result.outputs[output]!;
+    return (await ctx.infer<Record<string, T>>({ model, inputs: { x: { datatype: 'FP32', shape, data } }, outputs })).outputs;
   };
   return {
     async detect(input) {
-      const map = await call(DET.model, DET.output, input.data, [1, 3, input.height, input.width]);
+      const map = (await call<Tensor<'FP32'>>(DET.model, [DET.output], input.data, [1, 3, input.height, input.width]))[DET.output]!;
       return { data: map.data, stride: map.shape[3]! };
     },
     classify: (lines) => mapLimited(lines, LINES_IN_FLIGHT, async (line) =>
-      (await call(CLS.model, CLS.output, line.data, [1, 3, LINE_HEIGHT, CLS_WIDTH])).data),
+      (await call<Tensor<'FP32'>>(CLS.model, [CLS.output], line.data, [1, 3, LINE_HEIGHT, CLS_WIDTH]))[CLS.output]!.data),
     recognize: (lines) => mapLimited(lines, LINES_IN_FLIGHT, async (line) => {
-      const probs = await call(REC.model, REC.output, line.data, [1, 3, LINE_HEIGHT, line.width]);
-      return { data: probs.data, steps: probs.shape[1]!, classes: probs.shape[2]! };
+      const out = await call<Tensor<'INT32' | 'FP32'>>(REC.model, ['BEST', 'BEST_PROB'], line.data, [1, 3, LINE_HEIGHT, line.width]);
+      return { best: out['BEST']!.data as Int32Array, prob: out['BEST_PROB']!.data as Float32Array, steps: out['BEST']!.shape[1]! };
     }),
   };
 }

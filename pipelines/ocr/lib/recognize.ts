@@ -69,33 +69,58 @@ export interface RecognizedText {
   readonly score: number;
 }
 
+/** A line's best path: the likeliest class at each time step and its probability. */
+export interface BestPath {
+  readonly best: ArrayLike<number>;
+  readonly prob: ArrayLike<number>;
+  readonly steps: number;
+  /** Where the line's steps start in `best` and `prob` (a batch's answer holds several lines). */
+  readonly offset?: number;
+}
+
 /**
- * Greedy CTC decoding of one line: the likeliest class at each time step,
- * repeats merged, blanks dropped. Classes are [blank, ...dictionary, ' '].
- * `probs` holds `steps` x `classes` probabilities from `offset`.
+ * The best path of one line from the recogniser's probabilities: `steps`
+ * rows of `classes` from `offset`. (ocr_ctc does the same in the server.)
  */
-export function ctcDecode(probs: Float32Array, steps: number, classes: number, dictionary: readonly string[], offset = 0): RecognizedText {
-  if (classes !== dictionary.length + 2) {
-    throw new Error(`the recogniser answers ${classes} classes, but the dictionary has ${dictionary.length} symbols (expected ${classes - 2}, plus blank and space)`);
+export function bestPath(probs: Float32Array, steps: number, classes: number, offset = 0): BestPath {
+  const best = new Int32Array(steps);
+  const prob = new Float32Array(steps);
+  for (let t = 0; t < steps; t++) {
+    const row = offset + t * classes;
+    let b = 0;
+    let p = probs[row]!;
+    for (let c = 1; c < classes; c++) {
+      if (probs[row + c]! > p) {
+        p = probs[row + c]!;
+        b = c;
+      }
+    }
+    best[t] = b;
+    prob[t] = p;
   }
+  return { best, prob, steps };
+}
+
+/**
+ * Greedy CTC decoding of one line's best path: repeats merged, blanks
+ * dropped. Classes are [blank, ...dictionary, ' ']; the score is the mean
+ * probability of the characters kept.
+ */
+export function decodeBestPath(path: BestPath, dictionary: readonly string[]): RecognizedText {
+  const space = dictionary.length + 1;
+  const offset = path.offset ?? 0;
   let text = '';
   let sum = 0;
   let kept = 0;
   let previous = -1;
-  for (let t = 0; t < steps; t++) {
-    const row = offset + t * classes;
-    let best = 0;
-    let bestP = probs[row]!;
-    for (let c = 1; c < classes; c++) {
-      const p = probs[row + c]!;
-      if (p > bestP) {
-        bestP = p;
-        best = c;
-      }
+  for (let t = 0; t < path.steps; t++) {
+    const best = path.best[offset + t]!;
+    if (!Number.isInteger(best) || best < 0 || best > space) {
+      throw new Error(`time step ${t} names class ${best}, but the dictionary has ${dictionary.length} symbols (classes 0 to ${space})`);
     }
     if (best !== 0 && best !== previous) {
-      text += best === classes - 1 ? ' ' : dictionary[best - 1]!;
-      sum += bestP;
+      text += best === space ? ' ' : dictionary[best - 1]!;
+      sum += path.prob[offset + t]!;
       kept++;
     }
     previous = best;

@@ -26,7 +26,7 @@ import { RawGrpcClient, type Message } from '../../helpers/grpc-raw-client.ts';
 import { characterAccuracy, editDistance, normalizeForScoring } from '../../helpers/ocr-score.ts';
 import { OCR_TEST_SET } from '../../helpers/ocr-test-set.ts';
 
-const OCR_MODELS = ['ocr', 'ocr_det', 'ocr_cls', 'ocr_rec'];
+const OCR_MODELS = ['ocr', 'ocr_det', 'ocr_cls', 'ocr_rec', 'ocr_ctc', 'ocr_recognize'];
 const REQUIRED_ACCURACY = 0.95;
 
 interface OcrAnswer {
