@@ -12,6 +12,7 @@
  * redirect tsx's runtime require of the real package.
  */
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
 import type IsolatedVm from 'isolated-vm-types';
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -28,5 +29,15 @@ function load(): typeof IsolatedVm {
       + 'Switchyard supports Node 20, 22 and 24: run `npm ci` with the Node that runs the server', { cause: err });
   }
 }
+
+/*
+ * Isolates made from here on have V8's gc(). The bootstrap takes it off the
+ * script's global before any script code runs and keeps it for the host,
+ * which collects garbage before judging that a large ctx.infer answer does
+ * not fit under memory_limit_mb (isolated-vm aborts the process on a copy
+ * that does not fit, so the host must judge first, and answers a script let
+ * go would otherwise count against it).
+ */
+setFlagsFromString('--expose-gc');
 
 export const isolatedVm = load();

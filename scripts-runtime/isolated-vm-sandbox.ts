@@ -53,6 +53,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     private readonly entry: {
       readonly execute: ivm.Reference; readonly executeInline: ivm.Reference; readonly answer: ivm.Reference;
       readonly executeDecoupled: ivm.Reference; readonly cancel: ivm.Reference; readonly finalize: ivm.Reference;
+      readonly collect: ivm.Reference;
     },
     private readonly limits: SandboxLimits,
     private readonly what: string,
@@ -78,12 +79,16 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         }
         // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
         if (isolate.isDisposed) return undefined as never;
+        answer = await fittingAnswer(isolate, made, answer, limits.memoryLimitMb, 'ctx.infer');
+        if (isolate.isDisposed) return undefined as never;
         return intoIsolate(answer, transferableBuffers(answer));
       });
       // ctx.inferStream's steps (open, next, close), answered like ctx.infer.
       const stream = new isolatedVm.Reference(async (operation: ScriptStreamOperation, batch: number): Promise<ivm.Copy<ScriptStreamAnswer>> => {
-        const answer = await bridge.stream(operation, batch)
+        let answer = await bridge.stream(operation, batch)
           .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }));
+        if (isolate.isDisposed) return undefined as never;
+        answer = await fittingAnswer(isolate, made, answer, limits.memoryLimitMb, 'ctx.inferStream');
         if (isolate.isDisposed) return undefined as never;
         return intoIsolate(answer, transferableBuffers(answer));
       });
@@ -127,6 +132,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         executeDecoupled: await api.get('executeDecoupled', { reference: true }) as ivm.Reference,
         cancel: await api.get('cancel', { reference: true }) as ivm.Reference,
         finalize: await api.get('finalize', { reference: true }) as ivm.Reference,
+        collect: await api.get('collect', { reference: true }) as ivm.Reference,
       };
       const sandbox = new IsolatedVmSandbox(isolate, entry, limits, what);
       made = sandbox;
@@ -138,6 +144,12 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       if (!isolate.isDisposed) isolate.dispose();
       throw err;
     }
+  }
+
+  /** A full garbage collection in the isolate (before judging whether a large answer fits); nothing once it is gone. */
+  async collectGarbage(): Promise<void> {
+    if (!this.alive) return;
+    await this.entry.collect.apply(undefined, [], { timeout: COLLECT_TIMEOUT_MS }).catch(() => {});
   }
 
   get alive(): boolean {
@@ -201,8 +213,17 @@ export class IsolatedVmSandbox implements ScriptSandbox {
   }
 
   /** An inline ctx.infer (or ctx.inferStream step) answered: its continuation runs now, as one more slice of the execute that made it. */
-  private answerInline(ticket: number, answer: ScriptInferAnswer | ScriptStreamAnswer): void {
+  private answerInline(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer): void {
     if (!this.alive) return;
+    // Between slices nothing runs in the isolate, so the synchronous statistics do not wait.
+    const bytes = answerBytes(given);
+    const noRoom = (): ScriptInferAnswer | undefined => refusalIfNoRoom(this.isolate.getHeapStatisticsSync(), bytes, this.limits.memoryLimitMb, 'ctx.infer');
+    let answer = given;
+    if (bytes >= CHECK_ROOM_FROM_BYTES && noRoom()) {
+      // Answers the script let go may be what fills it: collect them, then judge again.
+      this.entry.collect.applySync(undefined, [], { timeout: COLLECT_TIMEOUT_MS });
+      answer = noRoom() ?? given;
+    }
     const copy = intoIsolate(answer, transferableBuffers(answer));
     this.slice(() => this.entry.answer.applySync(undefined, [ticket, copy], { timeout: this.limits.inlineSliceMs }));
   }
@@ -287,6 +308,60 @@ function afterSlice(work: () => void): void {
   if (eventLoopBudget.hasRoom) queueMicrotask(work);
   else setImmediate(work);
 }
+
+/**
+ * From this many bytes, an answer is only handed into the isolate after a
+ * look at the room left under its memory limit. isolated-vm cannot refuse
+ * a copy that does not fit: it aborts the whole process (its issue #293).
+ * Smaller answers skip the look (it costs a trip to the isolate's thread):
+ * a script that gathers many of them meets the limit in its own
+ * allocations, which end the isolate, not the process.
+ */
+const CHECK_ROOM_FROM_BYTES = 1024 * 1024;
+
+/** Bytes an answer brings into the isolate: its tensors' buffers, and its strings at two bytes a character. */
+function answerBytes(answer: ScriptInferAnswer | ScriptStreamAnswer): number {
+  if (!('outputs' in answer)) return 0;
+  let bytes = 0;
+  for (const tensor of Object.values(answer.outputs)) {
+    if (ArrayBuffer.isView(tensor.data)) bytes += tensor.data.byteLength;
+    else for (const element of tensor.data as readonly (string | Uint8Array)[]) bytes += typeof element === 'string' ? element.length * 2 : element.byteLength;
+  }
+  return bytes;
+}
+
+/** The refusal of an answer of `bytes` that does not fit the isolate's memory limit, or undefined when it fits. */
+function refusalIfNoRoom(stats: ivm.HeapStatistics, bytes: number, limitMb: number, call: string): ScriptInferAnswer | undefined {
+  const inUse = stats.used_heap_size + stats.externally_allocated_size;
+  if (inUse + bytes <= limitMb * 1024 * 1024) return undefined;
+  const mb = (n: number): string => (n / (1024 * 1024)).toFixed(1);
+  return {
+    error: `${call}'s answer of ${mb(bytes)} MB does not fit in the script's isolate, which already holds ${mb(inUse)} MB of its ` +
+      `${limitMb} MB (parameters.memory_limit_mb): keep less of what earlier calls answered, ask for fewer outputs, or raise the limit`,
+  };
+}
+
+/**
+ * `answer`, or its refusal when it is large and the isolate has no room for
+ * it even after a garbage collection (answers the script let go of count
+ * until one runs).
+ */
+async function fittingAnswer<A extends ScriptInferAnswer | ScriptStreamAnswer>(
+  isolate: ivm.Isolate, sandbox: IsolatedVmSandbox | undefined, answer: A, limitMb: number, call: string,
+): Promise<A> {
+  const bytes = answerBytes(answer);
+  if (bytes < CHECK_ROOM_FROM_BYTES) return answer;
+  const noRoom = async (): Promise<ScriptInferAnswer | undefined> => {
+    const stats = await isolate.getHeapStatistics().catch(() => undefined);
+    return stats && refusalIfNoRoom(stats, bytes, limitMb, call);
+  };
+  if (!(await noRoom())) return answer;
+  await sandbox?.collectGarbage();
+  return ((await noRoom()) as A | undefined) ?? answer;
+}
+
+/** How long the host's garbage collection in an isolate may take. */
+const COLLECT_TIMEOUT_MS = 1000;
 
 /**
  * Below this many bytes of buffers, a value going into the isolate is copied rather than its buffers moved: isolated-vm
