@@ -187,6 +187,23 @@ describe('ways in', () => {
   });
 });
 
+describe('long lines', () => {
+  const text = 'The quick brown fox jumps over the lazy dog 0123456789 '.repeat(3).slice(0, 120);
+  const want = normalizeForScoring(text);
+
+  test('lines of 120 characters, upright and upside down, all read with the classifier on', async () => {
+    // Squeezed whole into the classifier's 192 x 48, such lines were judged upside down and lost.
+    for (const rotate180 of [false, true]) {
+      const page = renderText({ lines: Array.from({ length: 8 }, () => ({ text, size: 18 })), margin: 16, lineGap: 8, rotate180 });
+      const answer = await ocrBinary(encodePng(page));
+      assert.equal(answer.status, 200);
+      const read = answer.lines.map((l) => characterAccuracy(text, l.text));
+      assert.equal(read.length, 8, `rotate180 ${rotate180}: ${answer.lines.map((l) => l.text).join(' | ')}`);
+      for (const accuracy of read) assert.ok(accuracy >= 0.95, `rotate180 ${rotate180}: accuracy ${accuracy} for one line of '${want}'`);
+    }
+  });
+});
+
 describe('bad inputs', () => {
   const png = encodePng(renderText({ lines: [{ text: 'still serving', size: 28 }] }));
   const refusals: [string, Uint8Array, Record<string, unknown>, RegExp][] = [
