@@ -14,13 +14,16 @@
  *   with a delay it waits for more until the oldest request in it has waited
  *   that long.
  *
- * With padded batching (`passOthers`) a request of another shape key does
- * not close the batch: it keeps its place in the queue for a later batch,
- * and requests behind it that match the first still join. The first (oldest,
- * highest priority) request still decides the key. At most
- * MAX_PASSED_REQUESTS are passed over per batch, so forming one batch looks
- * at a bounded part of the queue; past that the batch closes as
- * shape_mismatch.
+ * With padded batching (`passOthers`) a request of another shape key (a
+ * bucket) does not close the batch: the queue's first MAX_SCANNED_REQUESTS
+ * requests are grouped by key, each group keeping queue order, and each
+ * group is judged as a batch of its own, in the order of the group's first
+ * request (so the oldest, highest-priority request's group comes first).
+ * The first group ready to go (full, at a preferred size, past its queue
+ * delay, or with no delay) is sent; when none is, the batcher waits for the
+ * earliest of their deadlines. A full batch of one bucket never waits
+ * behind a lone request of another that is waiting for company, and
+ * forming a batch looks at a bounded part of the queue.
  */
 import type { BatchCloseReason } from '../observability/model-stats.ts';
 
@@ -34,8 +37,8 @@ export interface PlanOptions {
   readonly passOthers?: boolean;
 }
 
-/** Requests of other shape keys one padded batch may pass over before it closes. */
-export const MAX_PASSED_REQUESTS = 1024;
+/** Requests a padded batch is formed from, at most: the queue's first, in order (later ones wait their turn). */
+export const MAX_SCANNED_REQUESTS = 1024;
 
 export interface Candidate {
   readonly enqueuedAt: number;
@@ -51,6 +54,29 @@ export type BatchPlan<T> =
   | { readonly kind: 'empty' };
 
 export function planBatch<T extends Candidate>(queue: Iterable<T>, options: PlanOptions): BatchPlan<T> {
+  return options.passOthers ? planByGroup(queue, options) : planOne(queue, options);
+}
+
+/** Padded batching: the first group (by shape key) ready to go, else a wait for the earliest deadline. */
+function planByGroup<T extends Candidate>(queue: Iterable<T>, options: PlanOptions): BatchPlan<T> {
+  const groups = new Map<string, T[]>();
+  let seen = 0;
+  for (const entry of queue) {
+    if (++seen > MAX_SCANNED_REQUESTS) break;
+    const group = groups.get(entry.shapeKey);
+    if (group) group.push(entry);
+    else groups.set(entry.shapeKey, [entry]);
+  }
+  let until = Infinity;
+  for (const group of groups.values()) {
+    const plan = planOne(group, options);
+    if (plan.kind === 'send') return plan;
+    if (plan.kind === 'wait') until = Math.min(until, plan.until);
+  }
+  return until === Infinity ? { kind: 'empty' } : { kind: 'wait', until };
+}
+
+function planOne<T extends Candidate>(queue: Iterable<T>, options: PlanOptions): BatchPlan<T> {
   const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs, now } = options;
   const entries: T[] = [];
   let size = 0;
@@ -58,14 +84,8 @@ export function planBatch<T extends Candidate>(queue: Iterable<T>, options: Plan
   let stop: BatchCloseReason | undefined;
   /** Entries and size at the largest preferred size reached so far. */
   let preferred: { count: number; size: number } | undefined;
-  let passed = 0;
   for (const entry of queue) {
     if (entries.length > 0) {
-      if (options.passOthers && entry.shapeKey !== entries[0]!.shapeKey) {
-        if (++passed <= MAX_PASSED_REQUESTS) continue;
-        stop = 'shape_mismatch';
-        break;
-      }
       if (size + entry.batchSize > maxBatchSize) {
         stop = 'max_batch_size';
         break;

@@ -11,7 +11,7 @@ import type { ExecuteRequest } from '../../../engine/backend.ts';
 import type { SignatureTensor } from '../../../engine/config/model-signature.ts';
 import { ModelConfigError } from '../../../engine/config/config-error.ts';
 import type { Logger } from '../../../engine/logger.ts';
-import { MAX_PASSED_REQUESTS, planBatch } from '../../../engine/scheduling/batch-plan.ts';
+import { MAX_SCANNED_REQUESTS, planBatch } from '../../../engine/scheduling/batch-plan.ts';
 import { concatBatch } from '../../../engine/scheduling/batch-tensors.ts';
 import { typedView, type DataType, type FixedTensor, type Tensor } from '../../../engine/tensor.ts';
 import { identityModel } from '../../../generator/models.ts';
@@ -160,7 +160,7 @@ ${parameters({ padded_batching: 'INPUT', padded_batching_bucket: '64' })}`));
     await Promise.all(queued);
   });
 
-  test(`a batch passes over at most MAX_PASSED_REQUESTS (${MAX_PASSED_REQUESTS}) requests of other buckets`, () => {
+  test(`a batch is formed from the queue's first MAX_SCANNED_REQUESTS (${MAX_SCANNED_REQUESTS}) requests`, () => {
     const plan = (others: number): number => {
       const queue = [{ enqueuedAt: 0, batchSize: 1, shapeKey: 'a' }, ...Array.from({ length: others }, () => ({ enqueuedAt: 0, batchSize: 1, shapeKey: 'b' })),
         { enqueuedAt: 0, batchSize: 1, shapeKey: 'a' }];
@@ -168,8 +168,42 @@ ${parameters({ padded_batching: 'INPUT', padded_batching_bucket: '64' })}`));
       assert.equal(result.kind, 'send');
       return result.kind === 'send' ? result.entries.length : 0;
     };
-    assert.equal(plan(MAX_PASSED_REQUESTS), 2);
-    assert.equal(plan(MAX_PASSED_REQUESTS + 1), 1);
+    // The second 'a' is request MAX_SCANNED_REQUESTS: it joins; one place later, it waits for the next batch.
+    assert.equal(plan(MAX_SCANNED_REQUESTS - 2), 2);
+    assert.equal(plan(MAX_SCANNED_REQUESTS - 1), 1);
+  });
+
+  test('through the batcher: an idle instance takes the full batch [200, 210] now, not after the head\'s 1 s delay', async () => {
+    const h = harness(`max_batch_size: 2
+input [ { name: "INPUT" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "OUTPUT" data_type: TYPE_FP32 dims: [ -1 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 1000000 }
+parameters { key: "padded_batching" value: { string_value: "INPUT" } }
+parameters { key: "padded_batching_bucket" value: { string_value: "64" } }`);
+    const request = (width: number) => ({ modelName: 'm', inputs: [{ name: 'INPUT', datatype: 'FP32', shape: [1, width], raw: new Uint8Array(width * 4) } as FixedTensor] });
+    void h.send(request(10));
+    void h.send(request(200));
+    void h.send(request(210));
+    await h.settle();
+    assert.equal(h.executions.length, 1);
+    assert.deepEqual(h.executions[0]!.requests.map((r) => r.inputs[0]!.shape), [[1, 210], [1, 210]]);
+    h.executions[0]!.finish();
+  });
+
+  test('a full batch of one bucket does not wait behind a lone request of another that waits for company', () => {
+    // Widths 10, then 200 and 210 (bucket 64): with a 1 s delay the head waits; the full [200, 210] goes now.
+    const queue = [{ enqueuedAt: 0, batchSize: 1, shapeKey: 'w1' }, { enqueuedAt: 1, batchSize: 1, shapeKey: 'w4' }, { enqueuedAt: 2, batchSize: 1, shapeKey: 'w4' }];
+    const options = { maxBatchSize: 2, preferredBatchSizes: [], maxQueueDelayMs: 1000, now: 5, passOthers: true };
+    const first = planBatch(queue, options);
+    assert.equal(first.kind, 'send');
+    assert.deepEqual(first.kind === 'send' && first.entries.map((e) => e.enqueuedAt), [1, 2]);
+    assert.equal(first.kind === 'send' && first.reason, 'max_batch_size');
+    // Alone, the head waits for its own deadline; with its delay past it goes, before a younger group that is also due.
+    assert.deepEqual(planBatch(queue.slice(0, 1), options), { kind: 'wait', until: 1000 });
+    const due = planBatch([...queue.slice(0, 1), { enqueuedAt: 3, batchSize: 1, shapeKey: 'w4' }], { ...options, now: 2000 });
+    assert.deepEqual(due.kind === 'send' && due.entries.map((e) => e.shapeKey), ['w1']);
+    // Neither group ready: wait for the earlier deadline of the two.
+    assert.deepEqual(planBatch([{ enqueuedAt: 40, batchSize: 1, shapeKey: 'w1' }, { enqueuedAt: 7, batchSize: 1, shapeKey: 'w4' }], options), { kind: 'wait', until: 1007 });
   });
 });
 
