@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { FontName, RenderTextOptions } from './text-image.ts';
 import { encodeJpeg, encodePng, FONT_NAMES, MAX_FONT_SIZE, MIN_FONT_SIZE, renderText } from './text-image.ts';
 
-export const DEFAULT_SAMPLE_TEXT = 'Switchyard reads this line|Invoice 2026-12-07 total 42.50|Shipping to 48 Maple Street';
+export const DEFAULT_SAMPLE_TEXT = 'Switchyard reads this line|Receipt 2026-12-07 total 42.50|Shipping to 48 Maple Street';
 const DEFAULT_OUT = 'ocr-sample.png';
 
 const USAGE = `usage: npm run ocr:sample -- [--out FILE] [--text "line one|line two"] [--font NAME] [--size PX] [--light-on-dark]

@@ -14,11 +14,14 @@
  * each refused naming the input or parameter while the server keeps serving.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { DEFAULT_SAMPLE_TEXT } from '../../../generator/ocr-sample.ts';
 import { encodePng, encodeJpeg, renderText, type RenderedText } from '../../../generator/text-image.ts';
 import { PIPELINES_DIR } from '../../../pipelines/generate.ts';
 import { startBoth, type DualFixture } from '../../helpers/fixture-repository.ts';
@@ -26,6 +29,9 @@ import { RawGrpcClient, type Message } from '../../helpers/grpc-raw-client.ts';
 import { characterAccuracy, editDistance, normalizeForScoring } from '../../helpers/ocr-score.ts';
 import { OCR_TEST_SET } from '../../helpers/ocr-test-set.ts';
 
+const execFileAsync = promisify(execFile);
+/** The project's folder, where `npm run ocr:sample` runs. */
+const PROJECT_DIR = dirname(PIPELINES_DIR);
 const OCR_MODELS = ['ocr', 'ocr_det', 'ocr_cls', 'ocr_rec', 'ocr_ctc', 'ocr_recognize'];
 const REQUIRED_ACCURACY = 0.95;
 
@@ -143,6 +149,14 @@ describe('ways in', () => {
       for (const [x, y] of line.box) assert.ok(x! >= 0 && x! < sample.width && y! >= 0 && y! < sample.height, `corner ${x},${y}`);
     }
     assert.ok(answer.lines[0]!.box[0]![1]! < answer.lines[1]!.box[0]![1]!, 'the first line is above the second');
+  });
+
+  test('the README\'s example: npm run ocr:sample, then its curl body (base64 JSON), reads the sample\'s lines', async () => {
+    const out = join(repo, 'sample.png');
+    await execFileAsync(process.execPath, ['--no-node-snapshot', '--import', 'tsx', 'generator/ocr-sample.ts', '--out', out], { cwd: PROJECT_DIR });
+    const body = `{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],\n  "data":["${(await readFile(out)).toString('base64')}"]}]}`;
+    const answer = await answerOf(await fetch(`${fixture.httpUrl}/v2/models/ocr/infer`, { method: 'POST', body }));
+    assert.deepEqual(texts(answer), DEFAULT_SAMPLE_TEXT.split('|').map(normalizeForScoring));
   });
 
   test('a JPEG reads the same', async () => {
