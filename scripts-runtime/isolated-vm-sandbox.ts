@@ -68,29 +68,20 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       const context = await isolate.createContext();
       const compiled = await isolate.compileScript(`(function (module, exports) {\n${script.code}\n})`, { filename: script.file });
       const factory = await compiled.run(context, { reference: true }) as ivm.Reference;
-      // The answer goes in as a plain value whose buffers move across: never as a handle the script could reach.
-      const infer = new isolatedVm.Reference(async (call: unknown, batch: number): Promise<ivm.Copy<ScriptInferAnswer>> => {
-        let answer: ScriptInferAnswer;
-        try {
-          answer = await bridge.infer(call, batch);
-        } catch (err) {
+      // The answer goes in later, as the argument of a call of its own (answer(ticket, ...)): a plain value whose buffers
+      // move across, never a handle the script could reach, copied in inside a call where running past the memory limit
+      // ends the isolate (answered as a settled promise, such a copy aborted the process).
+      const infer = new isolatedVm.Reference((call: unknown, batch: number, ticket: number): void => {
+        bridge.infer(call, batch)
           // A rejection here would surface in the host, not the script: always answer.
-          answer = { error: err instanceof Error ? err.message : String(err) };
-        }
-        // The isolate may be gone by now (a limit ended it, which also cancelled this call): nothing to hand over.
-        if (isolate.isDisposed) return undefined as never;
-        answer = await fittingAnswer(isolate, made, answer, limits.memoryLimitMb, 'ctx.infer');
-        if (isolate.isDisposed) return undefined as never;
-        return intoIsolate(answer, transferableBuffers(answer));
+          .catch((err: unknown): ScriptInferAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
+          .then((answer) => made?.answerCall(ticket, answer, 'ctx.infer'), () => {});
       });
       // ctx.inferStream's steps (open, next, close), answered like ctx.infer.
-      const stream = new isolatedVm.Reference(async (operation: ScriptStreamOperation, batch: number): Promise<ivm.Copy<ScriptStreamAnswer>> => {
-        let answer = await bridge.stream(operation, batch)
-          .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }));
-        if (isolate.isDisposed) return undefined as never;
-        answer = await fittingAnswer(isolate, made, answer, limits.memoryLimitMb, 'ctx.inferStream');
-        if (isolate.isDisposed) return undefined as never;
-        return intoIsolate(answer, transferableBuffers(answer));
+      const stream = new isolatedVm.Reference((operation: ScriptStreamOperation, batch: number, ticket: number): void => {
+        bridge.stream(operation, batch)
+          .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
+          .then((answer) => made?.answerCall(ticket, answer, 'ctx.inferStream'), () => {});
       });
       const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string, batch?: number) => bridge.log(level, text, batch));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
@@ -212,6 +203,21 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     return this.closing;
   }
 
+  /**
+   * A ctx.infer (or ctx.inferStream step) of an execute on the isolate's
+   * own thread answered: the answer goes in as the argument of answer().
+   * One that does not fit is refused first when it is large (a message the
+   * script can catch); past the limit anyway, the copy ends the isolate.
+   */
+  async answerCall(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer, call: string): Promise<void> {
+    if (!this.alive) return;
+    const answer = await fittingAnswer(this.isolate, this, given, this.limits.memoryLimitMb, call);
+    if (!this.alive) return;
+    await this.entry.answer.apply(undefined, [ticket, intoIsolate(answer, transferableBuffers(answer))], {}).catch(() => {
+      // The isolate ended (its memory limit, a timeout): the execute waiting on this call fails with why.
+    });
+  }
+
   /** An inline ctx.infer (or ctx.inferStream step) answered: its continuation runs now, as one more slice of the execute that made it. */
   private answerInline(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer): void {
     if (!this.alive) return;
@@ -254,6 +260,17 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     }
   }
 
+  /**
+   * Whether isolated-vm ended the isolate for its memory limit while this
+   * call awaited (an answer copied in past the limit): the call then only
+   * hears that its promise was abandoned. The host disposes an isolate
+   * only after saying why (`ended`), so an isolate gone without a reason
+   * went for its memory.
+   */
+  private outOfMemory(message: string): boolean {
+    return /Promise was abandoned/.test(message) && this.isolate.isDisposed && this.ended === undefined;
+  }
+
   /** Frees the isolate; inline executes still waiting fail with why it ended. */
   private disposeIsolate(): void {
     if (!this.isolate.isDisposed) this.isolate.dispose();
@@ -284,7 +301,7 @@ export class IsolatedVmSandbox implements ScriptSandbox {
       // A limit ends every call running in the isolate (executes waiting on ctx.infer beside the one that hit it), for that reason.
       const failure = this.ended ?? (/Script execution timed out/.test(message)
         ? timeout()
-        : /memory limit/i.test(message)
+        : /memory limit/i.test(message) || this.outOfMemory(message)
           ? new SandboxFailure('memory', `${this.what} ran past its memory limit of ${this.limits.memoryLimitMb} MB in ${stage}() ` +
             `(parameters.memory_limit_mb); its isolate was disposed and a new one is starting`)
           : new SandboxFailure('crashed', `${this.what} stopped in ${stage}(): ${message}; a new isolate is starting`));

@@ -567,7 +567,17 @@ function isolateBootstrap(
   }
 
   // ---- ctx.infer: the host answers with a plain value whose tensor buffers move into this isolate.
-  const inferOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
+  /*
+   * ctx.infer hands the request over and returns; the host answers through
+   * answer(ticket, ...), a call of its own into the isolate, as for inline
+   * executes. The answer is copied in as that call's argument: one that
+   * does not fit under the memory limit ends the isolate as any allocation
+   * past it does. Copied in as a promise settled (isolated-vm's own way of
+   * answering an async call), it aborted the whole process.
+   */
+  const inferOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
+  const tickets: Bare<Partial<Record<number, (answer: InferAnswer) => void>>> = { __proto__: null };
+  let lastTicket = 0;
 
   // Refused here past the limit, before the request is copied out: a flood of calls never reaches the host.
   async function infer(request: unknown, batch: number): Promise<unknown> {
@@ -575,11 +585,15 @@ function isolateBootstrap(
     const inFlight = callsInFlight[batch] || 0;
     if (inFlight >= inferLimit.max) throw fail(inferLimit.message, inferLimit.code);
     const copy = copyOut(request, 'the ctx.infer request');
+    const ticket = ++lastTicket;
+    const answered = new PromiseConstructor<InferAnswer>((resolve) => { tickets[ticket] = resolve; });
     callsInFlight[batch] = inFlight + 1;
     let answer: InferAnswer;
     try {
-      answer = await hostInfer.apply(undefined, [copy, batch], inferOptions) as InferAnswer;
+      hostInfer.applyIgnored(undefined, [copy, batch, ticket], inferOptions);
+      answer = await answered;
     } finally {
+      delete tickets[ticket];
       releaseCall(batch);
     }
     if (answer.error !== undefined) throw fail(answer.error, answer.code);
@@ -589,8 +603,6 @@ function isolateBootstrap(
   // ---- Inline ctx.infer: handed over synchronously with a ticket; the host's answer(ticket, ...) settles it.
   const inferInlineOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
   const settledOptions = { __proto__: null, arguments: { __proto__: null, copy: true } };
-  const tickets: Bare<Partial<Record<number, (answer: InferAnswer) => void>>> = { __proto__: null };
-  let lastTicket = 0;
 
   async function inferInline(request: unknown, batch: number): Promise<unknown> {
     if (typeof request !== 'object' || request === null) throw fail('ctx.infer takes a request object: { model, inputs, outputs?, parameters?, version? }');
@@ -613,14 +625,12 @@ function isolateBootstrap(
   }
 
   // ---- ctx.inferStream: the host holds the stream; each step (open, next, close) is one call, inline or not.
-  const streamOptions = { __proto__: null, arguments: { __proto__: null, copy: true }, result: { __proto__: null, promise: true } };
-
   async function streamStep(operation: object, batch: number, inline: boolean): Promise<StreamAnswer> {
-    if (!inline) return await hostStream.apply(undefined, [operation, batch], streamOptions) as StreamAnswer;
     const ticket = ++lastTicket;
     const answered = new PromiseConstructor<InferAnswer>((resolve) => { tickets[ticket] = resolve; });
     try {
-      hostStreamInline.applySync(undefined, [operation, batch, ticket], inferInlineOptions);
+      if (inline) hostStreamInline.applySync(undefined, [operation, batch, ticket], inferInlineOptions);
+      else hostStream.applyIgnored(undefined, [operation, batch, ticket], inferOptions);
       return await answered as StreamAnswer;
     } finally {
       delete tickets[ticket];
