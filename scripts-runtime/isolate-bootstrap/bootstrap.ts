@@ -4,12 +4,14 @@
  * returns isolateBootstrap($0, $1, $2, $3, $4, $5, $6). So it may import types only, and its code may use nothing but the
  * standard built-ins an isolate has (tsconfig.json beside it checks it against those alone).
  *
- * The arguments: the host's infer Reference (called with the request and the number of the execute making it), its
- * log Reference, the model's compiled code as a function of (module, exports), the host's respond Reference (decoupled
+ * The arguments: the host's infer Reference (called with the request, the number of the execute making it and a
+ * ticket; the host answers later through answer(ticket, ...), a call of its own, so the answer is copied in inside a
+ * call, where running past the memory limit ends the isolate rather than the process), its log Reference, the model's compiled code as a function of (module, exports), the host's respond Reference (decoupled
  * models), the BootstrapSettings (limits) as a plain copy, and the two host References of inline executes (inferInline,
  * settled; see below). It keeps those handles in its own scope, so the author's
  * code only ever sees plain functions (ctx.infer, ctx.log, request.send), and returns to the host the entry points it
- * calls: load, execute, executeInline, answer, executeDecoupled, cancel, finalize.
+ * calls: load, execute, executeInline, answer, executeDecoupled, cancel, finalize, collect (V8's gc(), which the
+ * bootstrap takes off the global before the author's code runs).
  *
  * Inline executes (parameters.inline_slice_ms): the host runs executeInline() with applySync, so the script runs on the
  * host's thread rather than the isolate's own, and no thread hand-off is paid. Nothing in it waits across the boundary:
