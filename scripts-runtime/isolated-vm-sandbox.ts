@@ -75,13 +75,15 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         bridge.infer(call, batch)
           // A rejection here would surface in the host, not the script: always answer.
           .catch((err: unknown): ScriptInferAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
-          .then((answer) => made?.answerCall(ticket, answer, 'ctx.infer'), () => {});
+          .then((answer) => made?.answerCall(ticket, answer, 'ctx.infer'))
+          .catch(() => {});
       });
       // ctx.inferStream's steps (open, next, close), answered like ctx.infer.
       const stream = new isolatedVm.Reference((operation: ScriptStreamOperation, batch: number, ticket: number): void => {
         bridge.stream(operation, batch)
           .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
-          .then((answer) => made?.answerCall(ticket, answer, 'ctx.inferStream'), () => {});
+          .then((answer) => made?.answerCall(ticket, answer, 'ctx.inferStream'))
+          .catch(() => {});
       });
       const log = new isolatedVm.Reference((level: 'info' | 'warn' | 'error', text: string, batch?: number) => bridge.log(level, text, batch));
       // Arrives as a plain copy; the script's send() blocks until this settles (room in the stream). The bridge never throws.
@@ -213,7 +215,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
     if (!this.alive) return;
     const answer = await fittingAnswer(this.isolate, this, given, this.limits.memoryLimitMb, call);
     if (!this.alive) return;
-    await this.entry.answer.apply(undefined, [ticket, intoIsolate(answer, transferableBuffers(answer))], {}).catch(() => {
+    let copy: ivm.Copy<never>;
+    try {
+      copy = intoIsolate(answer, transferableBuffers(answer));
+    } catch (err) {
+      // An answer that cannot be copied (a buffer already given away): the call fails, it does not hang.
+      copy = intoIsolate({ error: `${call}'s answer could not be handed to the script: ${err instanceof Error ? err.message : String(err)}` }, []);
+    }
+    await this.entry.answer.apply(undefined, [ticket, copy], {}).catch(() => {
       // The isolate ended (its memory limit, a timeout): the execute waiting on this call fails with why.
     });
   }
