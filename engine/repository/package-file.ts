@@ -20,12 +20,15 @@ export const SERVER_ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url
 /** Longest name taken; a longer one is refused rather than echoed. */
 const MAX_SPEC_LENGTH = 512;
 
+/** A name as a message shows it: long ones cut, so that a message stays short whatever was asked for. */
+const shown = (text: string): string => (text.length > 64 ? `${text.slice(0, 64)}...` : text);
+
 /** Why a package file was not found; the message says what to do, never what a file holds. */
 export class PackageFileError extends Error {
   override readonly name = 'PackageFileError';
   /** The message reads `is '<spec>': <problem>`, to follow whatever names the setting. */
   constructor(spec: string, readonly problem: string) {
-    super(`is '${spec.length > MAX_SPEC_LENGTH ? `${spec.slice(0, 64)}...` : spec}': ${problem}`);
+    super(`is '${shown(spec)}': ${problem}`);
   }
 }
 
@@ -50,9 +53,9 @@ export async function packageFile(spec: string, root: string = SERVER_ROOT): Pro
     const confined = await confinePath(packageDir, inside);
     if (confined.problem !== undefined) throw refuse(`${confined.problem.replace('model folder', 'package folder')}`);
     if (!(await stat(confined.path).catch(() => undefined))?.isFile()) {
-      throw refuse(`package '${name}' (${packageDir}) has no file '${inside}'`);
+      throw refuse(`package '${shown(name)}' (${packageDir}) has no file '${shown(inside)}'`);
     }
     return confined.path;
   }
-  throw refuse(`package '${name}' is not installed with the server (looked in node_modules from ${root} up); add it with npm install ${name}`);
+  throw refuse(`package '${shown(name)}' is not installed with the server (looked in node_modules from ${root} up); add it with npm install ${shown(name)}`);
 }

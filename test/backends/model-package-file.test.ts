@@ -56,6 +56,10 @@ describe('model_package_file', () => {
     ['absent/m.onnx', /package 'absent' is not installed with the server .* npm install absent/],
     ['nopackagejson/m.onnx', /package 'nopackagejson' is not installed/],
     [`plain/${'a'.repeat(600)}`, /is 'plain\/a{58}\.\.\.': 606 characters long: at most 512/],
+    // At the bound the name is read (and the file looked for); one past it, refused for its length.
+    [`plain/${'a'.repeat(506)}`, /has no file 'a{64}\.\.\.'/],
+    [`plain/${'a'.repeat(507)}`, /513 characters long: at most 512/],
+    [`${'n'.repeat(300)}/m.onnx`, /package 'n{64}\.\.\.' is not installed/],
   ];
   for (const [spec, expected] of refusals) {
     test(`refuses '${spec.slice(0, 40)}'`, async () => {
