@@ -65,6 +65,19 @@ function flatten(paths: Iterable<readonly PathCommand[]>, m: Affine, edges: Edge
       y = startY;
       open = false;
     };
+    /** A curve from the current point to (endX, endY) as line segments, enough for its `deviation` from its chord; `at(t, 1 - t)` is its point at t. */
+    const curveTo = (deviation: number, endX: number, endY: number, at: (t: number, u: number) => [number, number]): void => {
+      const n = segmentsFor(deviation);
+      let px = x, py = y;
+      for (let i = 1; i <= n; i++) {
+        const [qx, qy] = i === n ? [endX, endY] : at(i / n, 1 - i / n);
+        edges.add(px, py, qx, qy);
+        px = qx;
+        py = qy;
+      }
+      x = endX;
+      y = endY;
+    };
     for (const c of commands) {
       switch (c.type) {
         case 'M': {
@@ -84,37 +97,22 @@ function flatten(paths: Iterable<readonly PathCommand[]>, m: Affine, edges: Edge
         case 'Q': {
           const x1 = tx(c.x1, c.y1), y1 = ty(c.x1, c.y1), x2 = tx(c.x, c.y), y2 = ty(c.x, c.y);
           // A quadratic's distance from its chord is at most a quarter of |p0 - 2·p1 + p2|.
-          const n = segmentsFor(Math.hypot(x - 2 * x1 + x2, y - 2 * y1 + y2) / 4);
-          let px = x, py = y;
-          for (let i = 1; i <= n; i++) {
-            const t = i / n, u = 1 - t;
-            const qx = i === n ? x2 : u * u * x + 2 * u * t * x1 + t * t * x2;
-            const qy = i === n ? y2 : u * u * y + 2 * u * t * y1 + t * t * y2;
-            edges.add(px, py, qx, qy);
-            px = qx;
-            py = qy;
-          }
-          x = x2;
-          y = y2;
+          const x0 = x, y0 = y;
+          curveTo(Math.hypot(x0 - 2 * x1 + x2, y0 - 2 * y1 + y2) / 4, x2, y2, (t, u) => [
+            u * u * x0 + 2 * u * t * x1 + t * t * x2,
+            u * u * y0 + 2 * u * t * y1 + t * t * y2,
+          ]);
           break;
         }
         case 'C': {
           const x1 = tx(c.x1, c.y1), y1 = ty(c.x1, c.y1), x2 = tx(c.x2, c.y2), y2 = ty(c.x2, c.y2);
           const x3 = tx(c.x, c.y), y3 = ty(c.x, c.y);
-          const dd = Math.max(Math.hypot(x - 2 * x1 + x2, y - 2 * y1 + y2), Math.hypot(x1 - 2 * x2 + x3, y1 - 2 * y2 + y3));
-          const n = segmentsFor((3 / 4) * dd);
-          let px = x, py = y;
-          for (let i = 1; i <= n; i++) {
-            const t = i / n, u = 1 - t;
+          const x0 = x, y0 = y;
+          const dd = Math.max(Math.hypot(x0 - 2 * x1 + x2, y0 - 2 * y1 + y2), Math.hypot(x1 - 2 * x2 + x3, y1 - 2 * y2 + y3));
+          curveTo((3 / 4) * dd, x3, y3, (t, u) => {
             const a = u * u * u, b = 3 * u * u * t, cc = 3 * u * t * t, d = t * t * t;
-            const qx = i === n ? x3 : a * x + b * x1 + cc * x2 + d * x3;
-            const qy = i === n ? y3 : a * y + b * y1 + cc * y2 + d * y3;
-            edges.add(px, py, qx, qy);
-            px = qx;
-            py = qy;
-          }
-          x = x3;
-          y = y3;
+            return [a * x0 + b * x1 + cc * x2 + d * x3, a * y0 + b * y1 + cc * y2 + d * y3];
+          });
           break;
         }
         case 'Z':

@@ -97,14 +97,14 @@ export class IsolatedVmSandbox implements ScriptSandbox {
         afterSlice(() => {
           bridge.infer(call, batch)
             .catch((err: unknown): ScriptInferAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
-            .then((answer) => made?.answerInline(ticket, answer), () => {});
+            .then((answer) => made?.answerInline(ticket, answer, 'ctx.infer'), () => {});
         });
       });
       const streamInline = new isolatedVm.Reference((operation: ScriptStreamOperation, batch: number, ticket: number): void => {
         afterSlice(() => {
           bridge.stream(operation, batch)
             .catch((err: unknown): ScriptStreamAnswer => ({ error: err instanceof Error ? err.message : String(err) }))
-            .then((answer) => made?.answerInline(ticket, answer), () => {});
+            .then((answer) => made?.answerInline(ticket, answer, 'ctx.inferStream'), () => {});
         });
       });
       const settled = new isolatedVm.Reference((batch: number, outcome: Outcome<ScriptResponse[]>): void => made?.settleInline(batch, outcome));
@@ -228,11 +228,11 @@ export class IsolatedVmSandbox implements ScriptSandbox {
   }
 
   /** An inline ctx.infer (or ctx.inferStream step) answered: its continuation runs now, as one more slice of the execute that made it. */
-  private answerInline(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer): void {
+  private answerInline(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer, call: string): void {
     if (!this.alive) return;
     // Between slices nothing runs in the isolate, so the synchronous statistics do not wait.
     const bytes = answerBytes(given);
-    const noRoom = (): ScriptInferAnswer | undefined => refusalIfNoRoom(this.isolate.getHeapStatisticsSync(), bytes, this.limits.memoryLimitMb, 'ctx.infer');
+    const noRoom = (): ScriptInferAnswer | undefined => refusalIfNoRoom(this.isolate.getHeapStatisticsSync(), bytes, this.limits.memoryLimitMb, call);
     let answer = given;
     if (bytes >= CHECK_ROOM_FROM_BYTES && noRoom()) {
       // Answers the script let go may be what fills it: collect them, then judge again.
@@ -337,11 +337,11 @@ function afterSlice(work: () => void): void {
 
 /**
  * From this many bytes, an answer is only handed into the isolate after a
- * look at the room left under its memory limit. isolated-vm cannot refuse
- * a copy that does not fit: it aborts the whole process (its issue #293).
- * Smaller answers skip the look (it costs a trip to the isolate's thread):
- * a script that gathers many of them meets the limit in its own
- * allocations, which end the isolate, not the process.
+ * look at the room left under its memory limit, so that one that does not
+ * fit is refused with a message the script can catch. Smaller answers skip
+ * the look (it costs a trip to the isolate's thread): one that does not fit
+ * ends the isolate as it is copied in, as any allocation past the limit
+ * does (answers go in as a call's argument; see answerCall).
  */
 const CHECK_ROOM_FROM_BYTES = 1024 * 1024;
 

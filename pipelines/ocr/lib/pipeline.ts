@@ -64,13 +64,19 @@ export async function readText(image: RgbImage, models: OcrModels, dictionary: r
   const dropScore = options.dropScore ?? DEFAULT_DROP_SCORE;
   const found: OcrLine[] = [];
   let start = 0;
+  /** A line cut out that did not fit the run before: it leads the next one. */
+  let carried: RgbImage | undefined;
   while (start < boxes.length) {
     // The next run: lines up to the count and width budgets (a single wider line is a run of its own).
     let lines: RgbImage[] = [];
     let width = 0;
     while (start + lines.length < boxes.length && lines.length < LINES_PER_RUN) {
-      const line = cropQuad(image, boxes[start + lines.length]!.box);
-      if (lines.length > 0 && width + recognizerWidth(line) > REC_WIDTH_PER_RUN) break;
+      const line = carried ?? cropQuad(image, boxes[start + lines.length]!.box);
+      carried = undefined;
+      if (lines.length > 0 && width + recognizerWidth(line) > REC_WIDTH_PER_RUN) {
+        carried = line;
+        break;
+      }
       width += recognizerWidth(line);
       lines.push(line);
     }
