@@ -287,7 +287,7 @@ export class InferenceEngine {
     let traced = false;
     // One async frame per request: the lookup, checks, scheduling and answer are all here.
     try {
-      checkModelName(request.modelName, requestSource(request));
+      checkModelName(request.modelName, () => requestSource(request));
       let entry = this.repository.get(request.modelName, request.modelNamespace);
       if (!entry) {
         await this.repository.loaded(request.modelName);
@@ -422,7 +422,7 @@ export class InferenceEngine {
     let handedToInfer = false;
     try {
       this.assertTakingRequests(request);
-      checkModelName(request.modelName, requestSource(request));
+      checkModelName(request.modelName, () => requestSource(request));
       if (!this.repository.get(request.modelName, request.modelNamespace)) await this.repository.loaded(request.modelName);
       version = this.readyVersion(request.modelName, request.modelVersion, request.modelNamespace);
       // infer() takes it from here, the trace included.

@@ -60,14 +60,27 @@ export function readExecutionThread(parameters: ReadonlyMap<string, string>, gro
  */
 export class ExecutionThreadPolicy {
   private inline: boolean;
-  /** The last WINDOW run times since the last switch, oldest first. */
-  private recent: number[] = [];
+  /**
+   * The last WINDOW run times since the last switch, as a ring (`size` of
+   * them, the oldest at `oldest`), with running counts of the light ones
+   * (at or under the threshold) and the long ones (over the hard limit).
+   * The median is judged from the counts, so a run costs no sort and no
+   * allocation: median <= threshold exactly when more than half the
+   * window (floor(n / 2) + 1 of n) is light.
+   */
+  private readonly recent = new Float64Array(WINDOW);
+  private size = 0;
+  private oldest = 0;
+  private lightRuns = 0;
+  private longRuns = 0;
   private samples = 0;
   private required = INLINE_SAMPLE_RUNS;
   private switches = 0;
+  private readonly hardLimitNs: number;
 
   constructor(private readonly settings: ExecutionThreadSettings) {
     this.inline = settings.mode === 'inline';
+    this.hardLimitNs = Math.max(HARD_FACTOR * settings.inlineMaxRunNs, MIN_HARD_LIMIT_NS);
   }
 
   /** Where the next run should go. */
@@ -80,21 +93,15 @@ export class ExecutionThreadPolicy {
     return this.switches;
   }
 
-  private get hardLimitNs(): number {
-    return Math.max(HARD_FACTOR * this.settings.inlineMaxRunNs, MIN_HARD_LIMIT_NS);
-  }
-
   /** Records one run's compute, where it ran; in auto mode this may move the next runs. */
   record(where: 'inline' | 'worker', inferNs: number): void {
     if (this.settings.mode !== 'auto' || where !== this.thread) return;
     this.samples += 1;
-    this.recent.push(inferNs);
-    if (this.recent.length > WINDOW) this.recent.shift();
-    const light = (): boolean => median(this.recent) <= this.settings.inlineMaxRunNs;
-    const long = (): number => this.recent.filter((ns) => ns > this.hardLimitNs).length;
+    this.push(inferNs);
+    const light = this.lightRuns >= Math.floor(this.size / 2) + 1;
     if (!this.inline) {
-      if (this.samples >= this.required && light() && long() === 0) this.move(true);
-    } else if (long() >= MAX_LONG_RUNS || (this.recent.length >= WINDOW / 2 && !light())) {
+      if (this.samples >= this.required && light && this.longRuns === 0) this.move(true);
+    } else if (this.longRuns >= MAX_LONG_RUNS || (this.size >= WINDOW / 2 && !light)) {
       this.required = Math.min(this.required * 2, MAX_INLINE_SAMPLE_RUNS);
       this.move(false);
     }
@@ -106,10 +113,30 @@ export class ExecutionThreadPolicy {
     this.required = Infinity;
   }
 
+  private push(ns: number): void {
+    if (this.size === WINDOW) {
+      this.count(this.recent[this.oldest]!, -1);
+      this.recent[this.oldest] = ns;
+      this.oldest = (this.oldest + 1) % WINDOW;
+    } else {
+      this.recent[(this.oldest + this.size) % WINDOW] = ns;
+      this.size += 1;
+    }
+    this.count(ns, 1);
+  }
+
+  private count(ns: number, by: 1 | -1): void {
+    if (ns <= this.settings.inlineMaxRunNs) this.lightRuns += by;
+    if (ns > this.hardLimitNs) this.longRuns += by;
+  }
+
   private move(inline: boolean): void {
     this.inline = inline;
     this.samples = 0;
-    this.recent = [];
+    this.size = 0;
+    this.oldest = 0;
+    this.lightRuns = 0;
+    this.longRuns = 0;
     this.switches += 1;
   }
 }
@@ -118,8 +145,3 @@ export class ExecutionThreadPolicy {
 const WINDOW = 16;
 /** Inline runs over the hard limit among the last WINDOW that send the model back to the worker. */
 export const MAX_LONG_RUNS = 4;
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}

@@ -20,6 +20,7 @@
  *                       (default: no batching, each request runs alone)
  *   BENCH_SWITCHYARD_NODE_ARGS  extra node flags for the Switchyard child,
  *                       e.g. "--cpu-prof --cpu-prof-dir=.bench-out"
+ *   BENCH_BARE_NODE_ARGS        the same for the bare route's child
  *
  * It never asserts: it prints a table and whether each c=32 row meets the
  * target ratio.
@@ -208,6 +209,7 @@ async function main(): Promise<void> {
   const warmup = envNumber('BENCH_WARMUP', 1);
   const concurrencies = envIntegers('BENCH_CONCURRENCY', '1,32');
   const switchyardArgs = envNodeArgs('BENCH_SWITCHYARD_NODE_ARGS');
+  const bareArgs = envNodeArgs('BENCH_BARE_NODE_ARGS');
   const modes = envModes();
 
   const { removeRepository } = await import('../../test/helpers/fixture-repository.ts');
@@ -221,7 +223,7 @@ async function main(): Promise<void> {
     const canned = {} as Record<Mode, CannedResponse>;
     // The bare route answers both forms, whichever are measured.
     for (const mode of ALL_MODES) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
-    const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned });
+    const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned }, bareArgs);
     children.push(bare);
 
     const expectBytes = {} as Record<Mode, number>;

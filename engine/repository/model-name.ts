@@ -20,12 +20,13 @@ function unsafeBecause(name: string): string | undefined {
 /**
  * Throws INVALID_MODEL_NAME (400 / INVALID_ARGUMENT) when `name` is not a
  * plain folder name. `source` says where the name came from, for the
- * message: "field 'model_name'", "the URL path".
+ * message: "field 'model_name'", "the URL path"; a function is asked only
+ * when the name is refused (a name already found safe costs one lookup).
  */
-export function checkModelName(name: string, source = 'the request'): void {
+export function checkModelName(name: string, source: string | (() => string) = 'the request'): void {
   if (checkedSafe.has(name)) return;
   const reason = unsafeBecause(name);
-  if (reason) throw serverError('INVALID_MODEL_NAME', { name, source, reason });
+  if (reason) throw serverError('INVALID_MODEL_NAME', { name, source: typeof source === 'string' ? source : source(), reason });
   // Bounded: a flood of distinct names only costs the check again.
   if (checkedSafe.size >= CHECKED_SAFE_MAX) checkedSafe.clear();
   checkedSafe.add(name);

@@ -211,6 +211,47 @@ describe('auto mode policy, driven by recorded run times', () => {
     assert.equal(policy.switchCount, 4);
   });
 
+  test('the running counts choose as a sorted window would, run for run, over long random sequences', () => {
+    // The policy as first written: the last 16 run times since a switch, sorted for the median on every run.
+    const reference = (limitNs: number) => {
+      let inline = false; let recent: number[] = []; let samples = 0; let required = INLINE_SAMPLE_RUNS;
+      const hard = Math.max(4 * limitNs, 1_000_000);
+      return (where: 'inline' | 'worker', ns: number): 'inline' | 'worker' => {
+        if (where === (inline ? 'inline' : 'worker')) {
+          samples += 1;
+          recent.push(ns);
+          if (recent.length > 16) recent.shift();
+          const sorted = [...recent].sort((a, b) => a - b);
+          const light = sorted[Math.floor(sorted.length / 2)]! <= limitNs;
+          const long = recent.filter((v) => v > hard).length;
+          const move = (to: boolean): void => { inline = to; samples = 0; recent = []; };
+          if (!inline) {
+            if (samples >= required && light && long === 0) move(true);
+          } else if (long >= MAX_LONG_RUNS || (recent.length >= 8 && !light)) {
+            required = Math.min(required * 2, 4096);
+            move(false);
+          }
+        }
+        return inline ? 'inline' : 'worker';
+      };
+    };
+    let seed = 12345;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (const limitNs of [150_000, 400_000]) {
+      const policy = new ExecutionThreadPolicy({ mode: 'auto', inlineMaxRunNs: limitNs });
+      const expected = reference(limitNs);
+      for (let i = 0; i < 20_000; i++) {
+        // Mostly light runs, some near the threshold, a few far past the hard limit; now and then from the other thread.
+        const r = random();
+        const ns = r < 0.6 ? 20_000 : r < 0.9 ? limitNs - 50_000 + Math.floor(random() * 100_000) : r < 0.97 ? limitNs * 2 : 3_000_000;
+        const where = random() < 0.05 ? (policy.thread === 'inline' ? 'worker' : 'inline') : policy.thread;
+        policy.record(where, ns);
+        assert.equal(policy.thread, expected(where, ns), `run ${i} (${ns} ns on ${where}, threshold ${limitNs} ns)`);
+      }
+      assert.ok(policy.switchCount > 10, `the sequence moved the model back and forth (${policy.switchCount} switches)`);
+    }
+  });
+
   test('a model whose runs are over the threshold stays on the worker; records from the other thread are ignored', () => {
     const policy = new ExecutionThreadPolicy(settings);
     for (let i = 0; i < 100; i++) policy.record('worker', 200_000);
