@@ -31,6 +31,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { grpcType } from '../../server/grpc/grpc-schema.ts';
 import { runGrpcStream, runGrpcUnary } from '../grpc-load-generator.ts';
@@ -64,6 +65,8 @@ interface ChildInit {
   readonly repository?: string;
   readonly echo?: boolean;
   readonly canned?: CannedReplies;
+  /** The floor child: the model file it runs per message. */
+  readonly modelPath?: string;
 }
 
 type Child = ServerChild<ChildInit>;
@@ -133,6 +136,86 @@ async function startBare(canned: CannedReplies): Promise<StartedServer> {
     port,
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   };
+}
+
+/**
+ * The floor: the bare server plus the model itself. Each request is decoded
+ * as the bare server decodes it, its two raw_input_contents copied into
+ * tensors and run through add_sub with ONNX Runtime's native binding on this
+ * thread (no promise, outputs written into preallocated tensors), and the
+ * reply is the canned one with the computed outputs written over its last
+ * bytes, where both replies carry raw_output_contents (checked at startup
+ * against Switchyard's replies, byte for byte). No validation, no scheduler:
+ * what any server serving this model over grpc-js must spend at least.
+ */
+async function startFloor(canned: CannedReplies, modelPath: string): Promise<StartedServer> {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const binding = require('onnxruntime-node/dist/binding.js') as {
+    initOrt(): void;
+    binding: { InferenceSession: new () => { loadModel(path: string, options: object): void; run(feeds: object, fetches: object, options: object): unknown } };
+  };
+  binding.initOrt();
+  const session = new binding.binding.InferenceSession();
+  session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const { DEFAULT_GRPC_MAX_MESSAGE_SIZE } = await import('../../server/grpc/grpc-server.ts');
+  const requestType = grpcType('inference.ModelInferRequest');
+  const out0 = new Int32Array(SIZE);
+  const out1 = new Int32Array(SIZE);
+  const fetches = { OUTPUT0: new ort.Tensor('int32', out0, [1, SIZE]), OUTPUT1: new ort.Tensor('int32', out1, [1, SIZE]) };
+  const tensorBytes = SIZE * 4;
+  /** The template with this request's outputs: OUTPUT1's bytes end the reply, OUTPUT0's end two bytes (tag, length) before them. */
+  const answer = (template: Buffer, bytes: Buffer): Buffer | undefined => {
+    let message: { model_name?: string; raw_input_contents?: Uint8Array[] };
+    try {
+      message = requestType.decode(bytes) as unknown as typeof message;
+    } catch {
+      return undefined;
+    }
+    const raw = message.raw_input_contents ?? [];
+    if (message.model_name !== MODEL || raw.length !== 2 || raw.some((r) => r.byteLength !== tensorBytes)) return undefined;
+    const feeds: Record<string, unknown> = {};
+    raw.forEach((r, i) => {
+      const data = new Int32Array(SIZE);
+      new Uint8Array(data.buffer).set(r);
+      feeds[`INPUT${i}`] = new ort.Tensor('int32', data, [1, SIZE]);
+    });
+    session.run(feeds, fetches, {});
+    const reply = Buffer.allocUnsafe(template.byteLength);
+    template.copy(reply);
+    reply.set(new Uint8Array(out1.buffer), reply.byteLength - tensorBytes);
+    reply.set(new Uint8Array(out0.buffer), reply.byteLength - 2 * tensorBytes - 2);
+    return reply;
+  };
+  const unaryReply = Buffer.from(canned.unary, 'base64');
+  const streamReply = Buffer.from(canned.stream, 'base64');
+  const method = (path: string, streaming: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
+    path, requestStream: streaming, responseStream: streaming,
+    requestSerialize: identity, requestDeserialize: identity,
+    responseSerialize: identity, responseDeserialize: identity,
+  });
+  const modelInfer: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+    const reply = answer(unaryReply, call.request);
+    if (reply) callback(null, reply);
+    else callback({ code: grpc.status.INVALID_ARGUMENT, details: 'not a ModelInferRequest for this model' }, null);
+  };
+  const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Buffer> = (call) => {
+    call.on('data', (bytes: Buffer) => call.write(answer(streamReply, bytes) ?? Buffer.alloc(0)));
+    call.on('end', () => call.end());
+  };
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': DEFAULT_GRPC_MAX_MESSAGE_SIZE,
+    'grpc.max_send_message_length': -1,
+  });
+  server.addService(
+    { ModelInfer: method(UNARY_PATH, false), ModelStreamInfer: method(STREAM_PATH, true) },
+    { ModelInfer: modelInfer, ModelStreamInfer: modelStreamInfer },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+  return { port, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
 }
 
 // ----------------------------------------------------------- orchestrator
@@ -241,6 +324,8 @@ interface Cell {
   readonly inFlight: number;
   readonly sy: Measured;
   readonly bare: Measured;
+  /** The floor (bare + the model), with the ONNX model only. */
+  readonly floor?: Measured;
 }
 
 const ratio = (cell: Cell): number => cell.sy.load.requestsPerSecond / cell.bare.load.requestsPerSecond;
@@ -269,21 +354,34 @@ async function main(): Promise<void> {
     const bareAddress = `127.0.0.1:${bare.port}`;
     const [bareUnary, bareStream] = [await unaryOnce(bareAddress, request), await streamOnce(bareAddress, request)];
     if (!bareUnary.equals(captured.unary) || !bareStream.equals(captured.stream)) throw new Error('the bare server does not replay Switchyard\'s replies');
+    let floor: Child | undefined;
+    if (!ECHO_MODEL) {
+      floor = await ServerChild.start<ChildInit>(script, 'floor', { canned: captured.canned, modelPath: join(repository, MODEL, '1', 'model.onnx') });
+      children.push(floor);
+      // The floor computes its outputs: they must be Switchyard's, byte for byte.
+      const floorAddress = `127.0.0.1:${floor.port}`;
+      const [floorUnary, floorStream] = [await unaryOnce(floorAddress, request), await streamOnce(floorAddress, request)];
+      if (!floorUnary.equals(captured.unary) || !floorStream.equals(captured.stream)) throw new Error('the floor server\'s replies are not Switchyard\'s');
+    }
 
     console.log(`\nSwitchyard gRPC overhead benchmark: node ${process.version}, ${cpus().length} CPUs, `
       + `${warmup} s warmup + ${seconds} s measured per cell, grpc-js client on one channel`);
     console.log(`model ${MODEL}: ${ECHO_MODEL ? 'in-memory echo (BENCH_MODEL=echo)' : 'add/sub'} INT32 [1,${SIZE}], max_batch_size 8, ${DYNAMIC_BATCHING ? 'dynamic_batching { }' : 'no dynamic batching'}, 1 CPU instance`);
     console.log(`  ModelInferRequest ${request.byteLength} B (raw_input_contents), ModelInferResponse ${captured.unary.byteLength} B, `
       + `ModelStreamInferResponse ${captured.stream.byteLength} B`);
-    console.log('Each cell runs Switchyard, then the bare server, back to back; the idle server is not loaded meanwhile.\n');
+    console.log('Each cell runs Switchyard, then the bare server, back to back; the idle server is not loaded meanwhile.');
+    if (floor) console.log('Each cell also runs the floor: the bare server plus add_sub run on its own thread with ONNX Runtime\'s native binding.');
+    console.log('');
 
     const cells: Cell[] = [];
     const runCell = async (kind: Cell['kind'], label: string, inFlight: number, run: (address: string) => Promise<LoadResult>): Promise<void> => {
       const sy = await measure(switchyard, bare, run);
       const base = await measure(bare, switchyard, run);
-      const cell: Cell = { kind, label, inFlight, sy, bare: base };
+      const least = floor ? await measure(floor, switchyard, run) : undefined;
+      const cell: Cell = { kind, label, inFlight, sy, bare: base, ...(least ? { floor: least } : {}) };
       cells.push(cell);
-      console.log(`  ${kind} ${label}: switchyard ${fmtRate(sy.load.requestsPerSecond)}/s, bare ${fmtRate(base.load.requestsPerSecond)}/s, ratio ${ratio(cell).toFixed(2)}`);
+      console.log(`  ${kind} ${label}: switchyard ${fmtRate(sy.load.requestsPerSecond)}/s, bare ${fmtRate(base.load.requestsPerSecond)}/s, ratio ${ratio(cell).toFixed(2)}`
+        + (least ? `; floor ${fmtRate(least.load.requestsPerSecond)}/s, floor/bare ${(least.load.requestsPerSecond / base.load.requestsPerSecond).toFixed(2)}` : ''));
     };
     for (const concurrency of concurrencies) {
       await runCell('unary', `c=${concurrency}`, concurrency, (address) => runGrpcUnary({
@@ -308,6 +406,17 @@ async function main(): Promise<void> {
       ['rpc', 'load', 'switchyard /s', 'p50', 'p99', 'bare /s', 'p50', 'p99', 'ratio', `>= ${TARGET_RATIO}`],
       cells.map(row),
     ));
+    if (floor) {
+      console.log('\nThe floor: the bare server + the model run on its thread, no engine. Switchyard / floor is how much of the reachable rate Switchyard reaches.\n');
+      console.log(table(
+        ['rpc', 'load', 'floor /s', 'p50', 'p99', 'floor/bare', 'switchyard/floor', 'floor us/req'],
+        cells.filter((c) => c.floor).map((c) => [
+          c.kind, c.label, fmtRate(c.floor!.load.requestsPerSecond), fmtMs(c.floor!.load.p50), fmtMs(c.floor!.load.p99),
+          (c.floor!.load.requestsPerSecond / c.bare.load.requestsPerSecond).toFixed(2),
+          (c.sy.load.requestsPerSecond / c.floor!.load.requestsPerSecond).toFixed(2), c.floor!.serverCpuPerRequest.toFixed(0),
+        ]),
+      ));
+    }
     console.log('\nCPU per cell. us/req: server CPU (all threads) per call or message. loadgen: load generator CPU as a share of one core.');
     console.log('idle server ms: CPU the unloaded server used meanwhile (bare during the Switchyard cell / Switchyard during the bare cell).\n');
     console.log(table(
@@ -322,6 +431,7 @@ async function main(): Promise<void> {
     const errors = cells.flatMap((c) => [
       c.sy.load.errors > 0 ? `${c.kind} ${c.label} switchyard: ${c.sy.load.errors} errors (${c.sy.load.firstError})` : '',
       c.bare.load.errors > 0 ? `${c.kind} ${c.label} bare: ${c.bare.load.errors} errors (${c.bare.load.firstError})` : '',
+      c.floor && c.floor.load.errors > 0 ? `${c.kind} ${c.label} floor: ${c.floor.load.errors} errors (${c.floor.load.firstError})` : '',
     ]).filter(Boolean);
     if (errors.length > 0) console.log(`\nErrors (not counted in the rates):\n  ${errors.join('\n  ')}`);
     const below = cells.filter((c) => verdict(c) === 'BELOW');
@@ -337,5 +447,6 @@ async function main(): Promise<void> {
 const role = childRole();
 if (role === 'switchyard') await serveAsChild<ChildInit>((init) => startSwitchyard(init.repository!, init.echo === true));
 else if (role === 'bare') await serveAsChild<ChildInit>((init) => startBare(init.canned!));
+else if (role === 'floor') await serveAsChild<ChildInit>((init) => startFloor(init.canned!, init.modelPath!));
 else if (role !== undefined) throw new Error(`unknown child role '${role}'`);
 else await main();

@@ -26,6 +26,7 @@
  * target ratio.
  */
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { postOnce, runClosedLoop, type LoadResult, type OneResponse } from '../load-generator.ts';
 import { envIntegers, envNodeArgs, envNumber, fmtMs, fmtRate, table } from '../report.ts';
@@ -53,6 +54,8 @@ interface CannedResponse {
 interface ChildInit {
   readonly repository?: string;
   readonly canned?: Record<Mode, CannedResponse>;
+  /** The floor child: the model file it runs per request. */
+  readonly modelPath?: string;
 }
 
 type Child = ServerChild<ChildInit>;
@@ -88,6 +91,69 @@ async function startBare(canned: Record<Mode, CannedResponse>): Promise<StartedS
     if (typeof json !== 'object' || json === null) return reply.code(400).send('{"error":"not an object"}');
     const canned = lengthHeader === undefined ? replies.json : replies.binary;
     return reply.headers(canned.headers).send(canned.body);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  return { port: typeof address === 'object' && address ? address.port : 0, close: () => app.close() };
+}
+
+/**
+ * The floor: the bare route plus the model itself. Each binary request's two
+ * tensors are cut out of the body where the JSON header says they are, run
+ * through add_sub with ONNX Runtime's native binding on this thread (the
+ * cheapest call onnxruntime-node has: no promise, no setImmediate, outputs
+ * written into preallocated tensors), and the answer is the canned reply
+ * with the computed outputs written over its tensor bytes. No validation,
+ * no scheduler, no pool: what any server serving this model over this HTTP
+ * stack must spend at least. Switchyard's ratio to bare cannot pass this
+ * one's on the same machine.
+ */
+async function startFloor(canned: Record<Mode, CannedResponse>, modelPath: string): Promise<StartedServer> {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const binding = require('onnxruntime-node/dist/binding.js') as {
+    initOrt(): void;
+    binding: { InferenceSession: new () => { loadModel(path: string, options: object): void; run(feeds: object, fetches: object, options: object): unknown } };
+  };
+  binding.initOrt();
+  const session = new binding.binding.InferenceSession();
+  session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const reply = toReply(canned.binary);
+  const template = reply.body as Buffer;
+  const tensorBytes = SIZE * 4;
+  const outputsAt = template.byteLength - 2 * tensorBytes;
+  const out0 = new Float32Array(SIZE);
+  const out1 = new Float32Array(SIZE);
+  const fetches = { OUTPUT0: new ort.Tensor('float32', out0, [1, SIZE]), OUTPUT1: new ort.Tensor('float32', out1, [1, SIZE]) };
+  const { default: Fastify } = await import('fastify');
+  const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
+  const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
+  const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  app.post('/v2/models/:model/infer', async (req, replyTo) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const lengthHeader = req.headers[HEADER_LENGTH];
+    if (typeof lengthHeader !== 'string') return replyTo.code(400).send('{"error":"the floor takes binary requests only"}');
+    const jsonLength = Number(lengthHeader);
+    const json = JSON.parse(body.toString('utf8', 0, jsonLength)) as { inputs?: Array<{ name: string; parameters?: { binary_data_size?: number } }> };
+    const feeds: Record<string, unknown> = {};
+    let at = jsonLength;
+    for (const input of json.inputs ?? []) {
+      const size = input.parameters?.binary_data_size ?? 0;
+      // A copy, as a server that keeps no reference into the request body makes.
+      const data = new Float32Array(size / 4);
+      new Uint8Array(data.buffer).set(body.subarray(at, at + size));
+      feeds[input.name] = new ort.Tensor('float32', data, [1, size / 4]);
+      at += size;
+    }
+    session.run(feeds, fetches, {});
+    const answer = Buffer.allocUnsafe(template.byteLength);
+    template.copy(answer, 0, 0, outputsAt);
+    answer.set(new Uint8Array(out0.buffer), outputsAt);
+    answer.set(new Uint8Array(out1.buffer), outputsAt + tensorBytes);
+    return replyTo.headers(reply.headers).send(answer);
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
@@ -225,6 +291,11 @@ async function main(): Promise<void> {
     for (const mode of ALL_MODES) canned[mode] = captureResponse(mode, await postOnce(switchyard.port, INFER_PATH, payloads[mode]));
     const bare: Child = await ServerChild.start<ChildInit>(script, 'bare', { canned }, bareArgs);
     children.push(bare);
+    const modelPath = join(repository, MODEL, '1', 'model.onnx');
+    const floor: Child | undefined = modes.includes('binary')
+      ? await ServerChild.start<ChildInit>(script, 'floor', { canned, modelPath }, bareArgs)
+      : undefined;
+    if (floor) children.push(floor);
 
     const expectBytes = {} as Record<Mode, number>;
     for (const mode of ALL_MODES) {
@@ -234,6 +305,13 @@ async function main(): Promise<void> {
         throw new Error(`bare route answered ${mode} with ${fromBare.status}, ${fromBare.body.byteLength} bytes (want ${expectBytes[mode]})`);
       }
     }
+    if (floor) {
+      // The floor computes its outputs: they must be Switchyard's, byte for byte.
+      const fromFloor = await postOnce(floor.port, INFER_PATH, payloads.binary);
+      if (fromFloor.status !== 200 || !fromFloor.body.equals(Buffer.from(canned.binary.body, 'base64'))) {
+        throw new Error(`the floor answered binary with ${fromFloor.status}, ${fromFloor.body.byteLength} bytes, not Switchyard's answer`);
+      }
+    }
 
     console.log(`Switchyard HTTP overhead benchmark: node ${process.version}, ${cpus().length} CPUs, `
       + `${warmup} s warmup + ${seconds} s measured per cell, closed loop over keep-alive http.Agent`);
@@ -241,18 +319,22 @@ async function main(): Promise<void> {
     for (const mode of modes) {
       console.log(`  ${mode.padEnd(6)} request ${payloads[mode].body.byteLength} B, response ${expectBytes[mode]} B`);
     }
-    console.log('Each cell runs Switchyard, then the bare route, back to back; the idle server is not loaded meanwhile.\n');
+    console.log('Each cell runs Switchyard, then the bare route, back to back; the idle server is not loaded meanwhile.');
+    if (floor) console.log('Binary cells also run the floor: the bare route plus add_sub run on its own thread with ONNX Runtime\'s native binding.');
+    console.log('');
 
-    const results: Array<{ mode: Mode; concurrency: number; sy: Measured; bare: Measured }> = [];
+    const results: Array<{ mode: Mode; concurrency: number; sy: Measured; bare: Measured; floor?: Measured }> = [];
     for (const mode of modes) {
       for (const concurrency of concurrencies) {
         const args = [payloads[mode], expectBytes[mode], concurrency, warmup * 1000, seconds * 1000] as const;
         const sy = await measure(switchyard, bare, ...args);
         const base = await measure(bare, switchyard, ...args);
-        results.push({ mode, concurrency, sy, bare: base });
+        const least = floor && mode === 'binary' ? await measure(floor, switchyard, ...args) : undefined;
+        results.push({ mode, concurrency, sy, bare: base, ...(least ? { floor: least } : {}) });
         const ratio = sy.load.requestsPerSecond / base.load.requestsPerSecond;
         console.log(`  ${mode} c=${concurrency}: switchyard ${fmtRate(sy.load.requestsPerSecond)} req/s, `
-          + `bare ${fmtRate(base.load.requestsPerSecond)} req/s, ratio ${ratio.toFixed(2)}`);
+          + `bare ${fmtRate(base.load.requestsPerSecond)} req/s, ratio ${ratio.toFixed(2)}`
+          + (least ? `; floor ${fmtRate(least.load.requestsPerSecond)} req/s, floor/bare ${(least.load.requestsPerSecond / base.load.requestsPerSecond).toFixed(2)}` : ''));
       }
     }
 
@@ -270,6 +352,19 @@ async function main(): Promise<void> {
         (r.sy.load.requestsPerSecond / r.bare.load.requestsPerSecond).toFixed(2), verdict(r),
       ]),
     ));
+    if (results.some((r) => r.floor)) {
+      console.log('\nThe floor: bare route + the model run on its thread, no engine (binary only). Switchyard / floor is how much of the reachable rate Switchyard reaches.\n');
+      console.log(table(
+        ['mode', 'c', 'floor req/s', 'p50', 'p99', 'floor/bare', 'switchyard/floor', 'floor us/req', 'main'],
+        results.filter((r) => r.floor).map((r) => [
+          r.mode, String(r.concurrency),
+          fmtRate(r.floor!.load.requestsPerSecond), fmtMs(r.floor!.load.p50), fmtMs(r.floor!.load.p99),
+          (r.floor!.load.requestsPerSecond / r.bare.load.requestsPerSecond).toFixed(2),
+          (r.sy.load.requestsPerSecond / r.floor!.load.requestsPerSecond).toFixed(2),
+          r.floor!.serverCpuPerRequest.toFixed(0), r.floor!.mainThreadCpuPerRequest.toFixed(0),
+        ]),
+      ));
+    }
     console.log('\nCPU per cell. us/req: server CPU (all threads) per request; main: the part on its main thread (the event loop).');
     console.log('loadgen: load generator CPU as a share of one core.');
     console.log('idle server ms: CPU the unloaded server used meanwhile (bare during the Switchyard cell / Switchyard during the bare cell).\n');
@@ -285,6 +380,7 @@ async function main(): Promise<void> {
     const errors = results.flatMap((r) => [
       r.sy.load.errors > 0 ? `${r.mode} c=${r.concurrency} switchyard: ${r.sy.load.errors} errors (${r.sy.load.firstError})` : '',
       r.bare.load.errors > 0 ? `${r.mode} c=${r.concurrency} bare: ${r.bare.load.errors} errors (${r.bare.load.firstError})` : '',
+      r.floor && r.floor.load.errors > 0 ? `${r.mode} c=${r.concurrency} floor: ${r.floor.load.errors} errors (${r.floor.load.firstError})` : '',
     ]).filter(Boolean);
     if (errors.length > 0) console.log(`\nErrors (not counted in req/s):\n  ${errors.join('\n  ')}`);
     const below = results.filter((r) => verdict(r) === 'BELOW');
@@ -300,5 +396,6 @@ async function main(): Promise<void> {
 const role = childRole();
 if (role === 'switchyard') await serveAsChild<ChildInit>((init) => startSwitchyard(init.repository!));
 else if (role === 'bare') await serveAsChild<ChildInit>((init) => startBare(init.canned!));
+else if (role === 'floor') await serveAsChild<ChildInit>((init) => startFloor(init.canned!, init.modelPath!));
 else if (role !== undefined) throw new Error(`unknown child role '${role}'`);
 else await main();

@@ -55,6 +55,8 @@ export function isChain(plan: EnsemblePlan): boolean {
   return plan.order.every((index, k) => k === 0 || plan.steps[index]!.inputs.some((l) => plan.producer.get(l.tensor) === plan.order[k - 1]));
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** What a step waiting for its limiter listens to when nothing can cancel it. */
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -101,9 +103,12 @@ export class EnsembleRun {
     for (const input of request.inputs) this.values.set(input.name, input);
     for (const index of this.needed) {
       if (this.skippedUpFront?.has(index)) continue;
-      const reads = readsOf(plan.steps[index]!);
-      for (const tensor of reads) this.readsLeft.set(tensor, (this.readsLeft.get(tensor) ?? 0) + 1);
-      this.waiting.set(index, new Set([...reads].filter((t) => plan.producer.has(t))));
+      const waitsFor = new Set<string>();
+      for (const tensor of wiringOf(plan.steps[index]!).reads) {
+        this.readsLeft.set(tensor, (this.readsLeft.get(tensor) ?? 0) + 1);
+        if (plan.producer.has(tensor)) waitsFor.add(tensor);
+      }
+      this.waiting.set(index, waitsFor);
     }
     if (plan.joins) {
       this.joinWritersLeft = new Map();
@@ -191,7 +196,7 @@ export class EnsembleRun {
   /** The step does not run for this request: counted, and its outputs settle as not there. */
   private skip(step: PlannedStep, registered: boolean): void {
     this.context.stats.recordStepSkipped(step.index);
-    if (registered) for (const tensor of readsOf(step)) this.readDone(tensor);
+    if (registered) for (const tensor of wiringOf(step).reads) this.readDone(tensor);
     this.settle(step, [], true);
   }
 
@@ -217,19 +222,17 @@ export class EnsembleRun {
       if (!tensor) continue; // an optional ensemble input the request left out
       inputs.push(renamed(tensor, link.member, this.handOver(step, link.tensor, tensor)));
     }
-    const outputs = step.outputs.filter((l) => this.keep.has(l.tensor) || this.readsLeft.has(l.tensor)).map((l) => l.member);
+    const outputs: string[] = [];
+    for (const link of step.outputs) if (this.keep.has(link.tensor) || this.readsLeft.has(link.tensor)) outputs.push(link.member);
+    // Built field by field: a literal of conditional spreads makes a temporary object per field, per step.
+    const call: Mutable<InferenceRequest> = { modelName: step.modelName, inputs, outputs, callChain: this.callChain };
+    if (step.modelVersion) call.modelVersion = step.modelVersion;
+    if (this.request.id) call.id = this.request.id;
+    if (this.parameters) call.parameters = this.parameters;
+    if (this.stepSignal) call.signal = this.stepSignal;
+    if (this.request.trace) call.trace = this.request.trace.child(step.label);
     const started = performance.now();
-    this.context.infer({
-      modelName: step.modelName,
-      ...(step.modelVersion ? { modelVersion: step.modelVersion } : {}),
-      ...(this.request.id ? { id: this.request.id } : {}),
-      inputs,
-      outputs,
-      ...(this.parameters ? { parameters: this.parameters } : {}),
-      ...(this.stepSignal ? { signal: this.stepSignal } : {}),
-      callChain: this.callChain,
-      ...(this.request.trace ? { trace: this.request.trace.child(step.label) } : {}),
-    }).then((response) => {
+    this.context.infer(call).then((response) => {
       limiter?.release();
       if (this.failed) {
         response.lease?.release();
@@ -261,7 +264,7 @@ export class EnsembleRun {
   }
 
   private stepDone(step: PlannedStep, produced: readonly Tensor[]): void {
-    for (const tensor of new Set(step.inputs.map((l) => l.tensor))) this.readDone(tensor);
+    for (const tensor of wiringOf(step).inputTensors) this.readDone(tensor);
     this.settle(step, produced, false);
   }
 
@@ -273,12 +276,6 @@ export class EnsembleRun {
   private settle(step: PlannedStep, produced: readonly Tensor[], skipped: boolean): void {
     const { plan } = this.context;
     const ready: number[] = [];
-    const settled = (name: string): void => {
-      for (const reader of plan.consumers.get(name) ?? []) {
-        const waiting = this.waiting.get(reader);
-        if (waiting?.delete(name) && waiting.size === 0) ready.push(reader);
-      }
-    };
     for (const link of step.outputs) {
       const tensor = skipped ? undefined : produced.find((t) => t.name === link.member);
       const writersLeft = this.joinWritersLeft?.get(link.tensor);
@@ -286,12 +283,12 @@ export class EnsembleRun {
         this.joinWritersLeft!.set(link.tensor, writersLeft - 1);
         if (tensor) this.values.set(link.tensor, tensor);
         // A joined tensor settles with the writer that ran, or once every writer is done without it.
-        if (tensor || (writersLeft === 1 && !this.values.has(link.tensor))) settled(link.tensor);
+        if (tensor || (writersLeft === 1 && !this.values.has(link.tensor))) this.settled(link.tensor, ready);
         continue;
       }
       if (tensor) this.values.set(link.tensor, tensor);
       else if (!skipped) (this.unset ??= new Map()).set(link.tensor, step);
-      settled(link.tensor);
+      this.settled(link.tensor, ready);
     }
     this.finished++;
     if (this.finished === this.needed.size) {
@@ -299,6 +296,16 @@ export class EnsembleRun {
       return;
     }
     for (const index of ready) this.dispatch(plan.steps[index]!);
+  }
+
+  /** The tensor is settled: each reader that waited on nothing else goes on `ready`. */
+  private settled(name: string, ready: number[]): void {
+    const readers = this.context.plan.consumers.get(name);
+    if (!readers) return;
+    for (const reader of readers) {
+      const waiting = this.waiting.get(reader);
+      if (waiting?.delete(name) && waiting.size === 0) ready.push(reader);
+    }
   }
 
   /** A reader finished with the tensor; after the last one, its pooled buffer goes back. */
@@ -329,11 +336,26 @@ export class EnsembleRun {
   }
 }
 
-/** What a step reads: its input tensors and the tensors its conditions read. */
-function readsOf(step: PlannedStep): Set<string> {
-  const reads = new Set(step.inputs.map((l) => l.tensor));
-  for (const c of step.conditions ?? []) if (c.operand.kind === 'tensor') reads.add(c.operand.tensor);
-  return reads;
+interface StepWiring {
+  /** The ensemble tensors the step's inputs read, each once. */
+  readonly inputTensors: readonly string[];
+  /** What the step reads: those, and the tensors its conditions read, each once. */
+  readonly reads: readonly string[];
+}
+
+/** Each step's wiring, worked out on its first run: a plan never changes once built. */
+const wirings = new WeakMap<PlannedStep, StepWiring>();
+
+function wiringOf(step: PlannedStep): StepWiring {
+  let wiring = wirings.get(step);
+  if (!wiring) {
+    const inputs = new Set(step.inputs.map((l) => l.tensor));
+    const reads = new Set(inputs);
+    for (const c of step.conditions ?? []) if (c.operand.kind === 'tensor') reads.add(c.operand.tensor);
+    wiring = { inputTensors: [...inputs], reads: [...reads] };
+    wirings.set(step, wiring);
+  }
+  return wiring;
 }
 
 /** Steps with a condition on a request parameter that fails for this request. */
