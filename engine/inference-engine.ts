@@ -311,6 +311,15 @@ export class InferenceEngine {
       const answered = outputsForClient(config, cache
         ? await this.inferCached(cache, version, forModel, normalized, received)
         : await version.scheduler!.enqueue(forModel, normalized));
+      if (request.ownOutputs && !request.classification) {
+        // The caller owns what the marks say (an ensemble step); no lease, the tensors as the model answered them.
+        const owned: Mutable<InferenceResponse> = request.id
+          ? { modelName: config.name, modelVersion: String(version.version), id: request.id, outputs: answered }
+          : { modelName: config.name, modelVersion: String(version.version), outputs: answered };
+        if (parameters) owned.parameters = parameters;
+        if (trace) for (const tensor of answered) trace.tensor('TENSOR_BACKEND_OUTPUT', tensor);
+        return owned;
+      }
       // From here the response's lease, not the tensors' `pooled` marks, answers for the pooled memory.
       const lease = BufferLease.ofTensors(this.bufferPool, answered);
       let outputs: Tensor[];

@@ -47,6 +47,14 @@ export interface InferenceRequest {
    * The engine stamps its timestamps; whoever made the trace releases it.
    */
   readonly trace?: RequestTrace;
+  /**
+   * Internal (an ensemble step): the caller takes the answer's pooled memory
+   * as the tensors themselves say it, each output whose buffer is the
+   * caller's to release marked `pooled`, with no lease around them. Saves a
+   * lease the caller would take at once, and two copies of each output
+   * object (unmarked, then marked again). Ignored with `classification`.
+   */
+  readonly ownOutputs?: true;
 }
 
 /** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */

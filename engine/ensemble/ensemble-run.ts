@@ -26,7 +26,6 @@
 import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
-import { markedIfOwned } from '../memory/buffer-lease.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { Tensor } from '../tensor.ts';
@@ -225,7 +224,8 @@ export class EnsembleRun {
     const outputs: string[] = [];
     for (const link of step.outputs) if (this.keep.has(link.tensor) || this.readsLeft.has(link.tensor)) outputs.push(link.member);
     // Built field by field: a literal of conditional spreads makes a temporary object per field, per step.
-    const call: Mutable<InferenceRequest> = { modelName: step.modelName, inputs, outputs, callChain: this.callChain };
+    // The run takes the step's pooled outputs as marked tensors (ownOutputs): it hands each on or releases it (readDone).
+    const call: Mutable<InferenceRequest> = { modelName: step.modelName, inputs, outputs, callChain: this.callChain, ownOutputs: true };
     if (step.modelVersion) call.modelVersion = step.modelVersion;
     if (this.request.id) call.id = this.request.id;
     if (this.parameters) call.parameters = this.parameters;
@@ -235,13 +235,11 @@ export class EnsembleRun {
     this.context.infer(call).then((response) => {
       limiter?.release();
       if (this.failed) {
-        response.lease?.release();
+        this.releaseOwned(response.outputs);
         return;
       }
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
-      // The run owns the step's pooled outputs now: it hands each on to the step reading it last, or releases it (readDone).
-      const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
-      this.stepDone(step, owned.size === 0 ? response.outputs : response.outputs.map((t) => markedIfOwned(t, owned)));
+      this.stepDone(step, response.outputs);
     }, (err: unknown) => {
       limiter?.release();
       if (this.failed) return;
@@ -305,6 +303,16 @@ export class EnsembleRun {
     for (const reader of readers) {
       const waiting = this.waiting.get(reader);
       if (waiting?.delete(name) && waiting.size === 0) ready.push(reader);
+    }
+  }
+
+  /** Pooled outputs of a step that answered after the run failed: nobody reads them. */
+  private releaseOwned(outputs: readonly Tensor[]): void {
+    const released = new Set<ArrayBufferLike>();
+    for (const tensor of outputs) {
+      if (tensor.datatype === 'BYTES' || tensor.pooled !== true || released.has(tensor.raw.buffer)) continue;
+      released.add(tensor.raw.buffer);
+      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
     }
   }
 

@@ -14,6 +14,7 @@ import type { SwitchyardError } from '../../../engine/errors.ts';
 import type { InferenceRequest } from '../../../engine/inference-request.ts';
 import type { InferenceResponse } from '../../../engine/inference-response.ts';
 import { ModelStats } from '../../../engine/observability/model-stats.ts';
+import { BufferPool } from '../../../engine/memory/buffer-pool.ts';
 import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
 import { addSubModel } from '../../../generator/models.ts';
@@ -323,7 +324,15 @@ class ScriptedInfer {
     });
   }
 
-  fail(model: string, error: unknown): void {
+  /** Answers the model's call with the given tensors. */
+  answerWith(model: string, outputs: Tensor[]): void {
+    const call = this.pending.get(model);
+    if (!call) throw new Error(`'${model}' was not called`);
+    this.pending.delete(model);
+    call.resolve({ modelName: model, modelVersion: '1', outputs });
+  }
+
+    fail(model: string, error: unknown): void {
     const call = this.pending.get(model)!;
     this.pending.delete(model);
     call.reject(error);
@@ -411,5 +420,29 @@ describe('EnsembleRun: event-driven step order', () => {
     script.answer('c');
     await settle();
     assert.deepEqual(script.started, ['a', 'b', 'c'], 'the join never starts');
+  });
+  test('steps take their pooled outputs as marked tensors: a branch that answers after the run failed gives them back', async () => {
+    const pool = new BufferPool();
+    const asked: Array<true | undefined> = [];
+    const script = new ScriptedInfer();
+    const infer = (r: InferenceRequest): Promise<InferenceResponse> => {
+      asked.push(r.ownOutputs);
+      return script.infer(r);
+    };
+    const run = new EnsembleRun({ ...context(script), infer, pool }, request, ['B_OUT', 'D_OUT']).run();
+    await settle();
+    const owned = (): Tensor => ({ name: 'Y', datatype: 'INT32', shape: [1, 1], raw: new Uint8Array(pool.acquire(4), 0, 4), pooled: true });
+    script.answerWith('a', [owned()]);
+    await settle();
+    script.fail('b', Object.assign(new Error('boom'), { code: 'INFERENCE_FAILED', status: 'INTERNAL' }));
+    await rejection(run);
+    // c still reads a's output (a view of it went with its call), so the run leaves that one alone.
+    const late = owned();
+    const lent = pool.stats().outstanding;
+    script.answerWith('c', [late]);
+    await settle();
+    assert.equal(pool.stats().outstanding, lent - 1, 'the late branch\'s pooled output went back to the pool');
+    assert.equal(pool.acquire(4), late.raw.buffer, 'and the pool hands it out again');
+    assert.deepEqual(asked, [true, true, true], 'every step asks to own its outputs');
   });
 });
