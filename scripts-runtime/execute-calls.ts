@@ -11,10 +11,14 @@ import { setMaxListeners } from 'node:events';
 import { serverError, type SwitchyardError } from '../engine/errors.ts';
 import type { RequestTrace } from '../engine/observability/trace/request-trace.ts';
 
+/** Calls in flight from which the signal's listener limit is raised: two calls hold at most about 8 listeners. */
+const LISTENERS_RAISED_AT_CALLS = 2;
+
 export class ExecuteCalls {
   private inFlight = 0;
   /** Made on first use: an execute that calls nothing never pays for a signal. */
   private controller: AbortController | undefined;
+  private listenerLimitRaised = false;
   /** Why the execute ended, once it did. */
   private ended: string | undefined;
   private readonly detach: (() => void)[] = [];
@@ -45,11 +49,21 @@ export class ExecuteCalls {
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      // Every call in flight listens once, in the callee's queue; no leak to warn about below the limit.
-      setMaxListeners(Math.max(10, this.limit * 4), this.controller.signal);
+      this.raiseListenerLimit();
       if (this.ended !== undefined) this.controller.abort(new Error(this.ended));
     }
     return this.controller.signal;
+  }
+
+  /**
+   * Every call in flight listens on the signal a few times at most (the callee's queue, an ensemble's run), so
+   * Node's warning at 11 listeners is no leak once several calls are in flight: the limit goes up then, once.
+   * Most executes make one or two calls at a time and never pay for it (about 2 µs).
+   */
+  private raiseListenerLimit(): void {
+    if (this.listenerLimitRaised || !this.controller || this.inFlight < LISTENERS_RAISED_AT_CALLS) return;
+    setMaxListeners(Math.max(10, this.limit * 4), this.controller.signal);
+    this.listenerLimitRaised = true;
   }
 
   /** Whether the execute waits on at least one call: a parked execute computes nothing. */
@@ -72,6 +86,7 @@ export class ExecuteCalls {
     const refusal = this.refusal(callee);
     if (refusal) throw refusal;
     if (++this.inFlight === 1) this.listeners.parked?.();
+    this.raiseListenerLimit();
   }
 
   /** Gives the place back once the call answered. */

@@ -158,14 +158,15 @@ export interface BridgeOptions {
 /** The bridge one script instance gets: ctx.infer and ctx.inferStream into the server's facade, and ctx.log. */
 export function createHostBridge(options: BridgeOptions): HostBridge {
   const prefix = `'${options.modelName}' (${options.instance})`;
-  // The answer's pooled buffers are the bridge's now: each moves into the isolate or is copied and given back.
+  // The answer's pooled buffers are the bridge's now: each moves into the isolate or is copied and given back. A
+  // ctx.infer answer comes with its pooled outputs marked (ownOutputs); a stream's responses come with a lease.
   const toScript = (response: InferenceResponse): ScriptInferAnswer => {
     const transfer: ArrayBuffer[] = [];
-    const owned = new Set<ArrayBufferLike>(response.lease?.take() ?? []);
-    return {
-      outputs: Object.fromEntries(response.outputs.map((t) => [t.name, toScriptTensor(markedIfOwned(t, owned), transfer, options.bufferPool)])),
-      ...(response.parameters ? { parameters: response.parameters } : {}),
-    };
+    const taken = response.lease?.take();
+    const owned = taken && taken.length > 0 ? new Set<ArrayBufferLike>(taken) : undefined;
+    const outputs: Record<string, ScriptTensor> = {};
+    for (const t of response.outputs) outputs[t.name] = toScriptTensor(owned ? markedIfOwned(t, owned) : t, transfer, options.bufferPool);
+    return response.parameters ? { outputs, parameters: response.parameters } : { outputs };
   };
   const streams = options.inferStream ? new ScriptStreams(options.inferStream, toScript) : undefined;
   const callsFor = (batch: number): ExecuteCalls => {
@@ -234,14 +235,18 @@ function inferRequest(call: unknown, calls: ExecuteCalls, api = 'ctx.infer'): In
       throw new ScriptValueError(`${api} to '${model}': parameter '${key}' is ${describe(value)}; parameters are strings, numbers or booleans`);
     }
   }
-  return {
-    modelName: model,
-    ...(version !== undefined ? { modelVersion: String(version) } : {}),
-    inputs: Object.entries(inputs).map(([name, value]) => fromScriptTensor(name, value, `${api} to '${model}': input '${name}'`)),
-    ...(outputs ? { outputs: outputs as string[] } : {}),
-    ...(parameters ? { parameters: parameters as Record<string, ParameterValue> } : {}),
-    callChain: calls.chain,
-    signal: calls.signal,
-    ...(calls.trace ? { trace: calls.trace.child() } : {}),
-  };
+  const tensors: Tensor[] = [];
+  for (const name of Object.keys(inputs)) tensors.push(fromScriptTensor(name, inputs[name], `${api} to '${model}': input '${name}'`));
+  // Built field by field (no spread of a temporary object per optional field). A ctx.infer answer's pooled outputs
+  // come marked, for toScript to move or copy (ownOutputs); a stream's responses keep their lease, which the stream
+  // releases for any response the script never reads.
+  const request: Mutable<InferenceRequest> = { modelName: model, inputs: tensors, callChain: calls.chain, signal: calls.signal };
+  if (api === 'ctx.infer') request.ownOutputs = true;
+  if (version !== undefined) request.modelVersion = String(version);
+  if (outputs) request.outputs = outputs as string[];
+  if (parameters) request.parameters = parameters as Record<string, ParameterValue>;
+  if (calls.trace) request.trace = calls.trace.child();
+  return request;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
