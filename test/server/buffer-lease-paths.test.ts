@@ -21,6 +21,23 @@ const A = Array.from({ length: 16 }, (_, i) => i);
 const B = Array.from({ length: 16 }, (_, i) => 100 - i);
 const SUM = A.map((a, i) => a + B[i]!);
 
+/** A script that answers X + 1 through ctx.inferStream on add_sub, which answers once (final). */
+const STREAM_CALLER = `
+export default class StreamCaller {
+  async execute(requests: any[], ctx: any) {
+    const out = [];
+    for (const r of requests) {
+      const x = r.inputs.X;
+      const one = { datatype: 'INT32', shape: x.shape, data: new Int32Array(x.data.length).fill(1) };
+      let y;
+      for await (const part of ctx.inferStream({ model: 'add_sub', inputs: { INPUT0: x, INPUT1: one }, outputs: ['OUTPUT0'] })) y = part.outputs.OUTPUT0;
+      out.push({ outputs: { Y: y } });
+    }
+    return out;
+  }
+}
+`;
+
 /** A script that answers X + 1 through ctx.infer on add_sub. */
 const CALLER = `
 export default class Caller {
@@ -55,7 +72,9 @@ describe('pooled response memory goes back on every path', () => {
       caller: { config: scriptConfig(), versions: {} },
       add_sub_inline: { config: addSubConfig('add_sub_inline', INLINE), versions: { 1: addSubModel('INT32', 16) } },
       caller_inline: { config: scriptConfig(), versions: {} },
+      stream_caller: { config: scriptConfig(), versions: {} },
     });
+    await writeScript(root, 'stream_caller', 1, STREAM_CALLER);
     await writeScript(root, 'caller', 1, CALLER);
     await writeScript(root, 'caller_inline', 1, CALLER.replace("model: 'add_sub'", "model: 'add_sub_inline'"));
     fixture = await startBoth(root, { responseCache: { sizeBytes: 1 << 20 } });
@@ -159,6 +178,10 @@ describe('pooled response memory goes back on every path', () => {
 
   test("a script's ctx.infer answers", async () => {
     await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'caller', [{ name: 'X', datatype: 'INT32', shape: [1, 16], data: A }], { Y: A.map((a) => a + 1) }));
+  });
+
+  test("a script's ctx.inferStream answers: the last one comes with final, and still gives its memory back", async () => {
+    await balanced(fixture.engine, () => httpJson(fixture.httpUrl, 'stream_caller', [{ name: 'X', datatype: 'INT32', shape: [1, 16], data: A }], { Y: A.map((a) => a + 1) }));
   });
 
   test('a cached model: the miss gives its memory back, and the hit never held any', async () => {
