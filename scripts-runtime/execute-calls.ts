@@ -7,9 +7,16 @@
  * at the callee leave its queue and calls still running answer at once.
  * Calls made once it fired are refused.
  */
-import { setMaxListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { serverError, type SwitchyardError } from '../engine/errors.ts';
 import type { RequestTrace } from '../engine/observability/trace/request-trace.ts';
+
+/**
+ * Signals of executes that ended with no call in flight, never aborted and with no listener left: a later execute
+ * takes one rather than making an AbortController (about 2-4 µs each, per execute that calls anything).
+ */
+const spareControllers: AbortController[] = [];
+const MAX_SPARE_CONTROLLERS = 64;
 
 /** Calls in flight from which the signal's listener limit is raised: two calls hold at most about 8 listeners. */
 const LISTENERS_RAISED_AT_CALLS = 2;
@@ -48,7 +55,8 @@ export class ExecuteCalls {
   /** What each call of this execute carries: aborted when the execute ends with calls in flight. */
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController();
+      // An ended execute's signal is aborted at once: never a spare one, which another execute would take next.
+      this.controller = (this.ended === undefined ? spareControllers.pop() : undefined) ?? new AbortController();
       this.raiseListenerLimit();
       if (this.ended !== undefined) this.controller.abort(new Error(this.ended));
     }
@@ -102,7 +110,18 @@ export class ExecuteCalls {
     for (const detach of this.detach.splice(0)) detach();
     if (this.ended !== undefined) return;
     this.ended = reason;
-    if (this.controller && this.inFlight > 0) this.controller.abort(new Error(reason));
+    if (!this.controller) return;
+    if (this.inFlight > 0) {
+      this.controller.abort(new Error(reason));
+      return;
+    }
+    // Every call answered and took its listeners along: the signal is as good as new, and the next execute takes it.
+    const signal = this.controller.signal;
+    if (!signal.aborted && getEventListeners(signal, 'abort').length === 0 && spareControllers.length < MAX_SPARE_CONTROLLERS) {
+      spareControllers.push(this.controller);
+      // Anything asking this execute for its signal from now on gets a fresh one, aborted (see signal).
+      this.controller = undefined;
+    }
   }
 
   private refusal(callee: string): SwitchyardError | undefined {

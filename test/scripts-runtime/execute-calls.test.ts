@@ -76,6 +76,40 @@ describe('ExecuteCalls', () => {
     assert.throws(() => late.begin('t'), { code: 'INFER_AFTER_EXECUTE' });
   });
 
+  test('a quiet signal (never aborted, no listener left) goes to a later execute; a signal still listened on, or aborted, never does', () => {
+    const first = new ExecuteCalls('m', [], LIMIT, []);
+    const quiet = first.signal;
+    first.begin('t');
+    const listener = (): void => {};
+    quiet.addEventListener('abort', listener);
+    quiet.removeEventListener('abort', listener);
+    first.finish();
+    first.close('execute() returned');
+    assert.equal(first.signal.aborted, true, 'the ended execute hands out an aborted signal from now on, not the one it gave back');
+    const second = new ExecuteCalls('m', [], LIMIT, []);
+    assert.equal(second.signal, quiet, 'the next execute takes the quiet signal');
+    assert.equal(second.signal.aborted, false);
+
+    // Still listened on when its execute ended: kept out of reuse.
+    quiet.addEventListener('abort', listener);
+    second.close('execute() returned');
+    const third = new ExecuteCalls('m', [], LIMIT, []);
+    assert.notEqual(third.signal, quiet, 'a signal with a listener left is not handed on');
+    quiet.removeEventListener('abort', listener);
+
+    // Aborted (the execute ended with a call in flight): never handed on.
+    const aborted = third.signal;
+    third.begin('t');
+    third.close('execute() returned');
+    assert.equal(aborted.aborted, true);
+    for (let i = 0; i < 4; i++) {
+      const next = new ExecuteCalls('m', [], LIMIT, []);
+      assert.notEqual(next.signal, aborted, 'an aborted signal is not handed on');
+      assert.equal(next.signal.aborted, false);
+      next.close('execute() returned');
+    }
+  });
+
   test('a request without a signal keeps the calls alive; a batch whose clients all left already starts cancelled', () => {
     const client = new AbortController();
     const calls = new ExecuteCalls('m', [], LIMIT, [client.signal, undefined]);
