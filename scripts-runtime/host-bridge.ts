@@ -44,9 +44,7 @@ export class ScriptValueError extends Error {
  * copied and its buffer goes back to `pool`), or a copy of anything else
  * (which may be a view into a request body that must stay where it is).
  */
-export function toScriptTensor(
-  tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool, binary = false, held?: ArrayBuffer[],
-): ScriptTensor {
+export function toScriptTensor(tensor: Tensor, transfer: ArrayBuffer[], pool?: BufferPool, binary = false): ScriptTensor {
   if (tensor.datatype === 'BYTES') {
     return { datatype: 'BYTES', shape: [...tensor.shape], data: binary ? bytesCopies(tensor, transfer) : bytesStrings(tensor) };
   }
@@ -55,11 +53,6 @@ export function toScriptTensor(
   const owned = tensor.pooled === true && isMovable(raw, true);
   // A pooled buffer is a whole size class: move it only when the tensor fills most of it, else copy and give it back.
   const moveWhole = owned && (!pool || raw.byteLength * 2 > raw.buffer.byteLength);
-  if (owned && !moveWhole && held) {
-    // The copy into the isolate is the only copy: the tensor views the pooled buffer until then (answerCopied).
-    held.push(raw.buffer as ArrayBuffer);
-    return { datatype: tensor.datatype, shape: [...tensor.shape], data: new Array(raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / Array.BYTES_PER_ELEMENT) };
-  }
   const buffer = moveWhole ? raw.buffer as ArrayBuffer : ownedCopy(raw).buffer as ArrayBuffer;
   // Moved into the isolate, the buffer never comes back: the pool forgets it. Copied, it goes back now.
   if (owned && moveWhole) pool?.disown(raw.buffer as ArrayBuffer);
@@ -81,29 +74,6 @@ function bytesCopies(tensor: BytesTensor, transfer: ArrayBuffer[]): Uint8Array[]
   });
   transfer.push(copy.buffer);
   return views;
-}
-
-/**
- * Pooled buffers that an answer's small tensors still view. A small tensor
- * is not copied out of its pooled buffer for the script: the copy into the
- * isolate (isolated-vm copies small values) is its only copy, and the
- * buffer goes back to the pool once that was made (answerCopied). Without
- * this, each small output was copied twice, and a fresh buffer allocated
- * for the first copy.
- */
-const heldUntilCopied = new WeakMap<object, { readonly pool: BufferPool; readonly buffers: readonly ArrayBuffer[] }>();
-
-/** The pooled buffers `answer` still views: never to be moved into the isolate, only copied. */
-export function heldBuffers(answer: object): readonly ArrayBuffer[] {
-  return heldUntilCopied.get(answer)?.buffers ?? [];
-}
-
-/** The answer was copied into the isolate, or will never be: the pooled buffers it viewed go back to the pool. */
-export function answerCopied(answer: object): void {
-  const held = heldUntilCopied.get(answer);
-  if (!held) return;
-  heldUntilCopied.delete(answer);
-  for (const buffer of held.buffers) held.pool.release(buffer);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -192,14 +162,11 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
   // ctx.infer answer comes with its pooled outputs marked (ownOutputs); a stream's responses come with a lease.
   const toScript = (response: InferenceResponse): ScriptInferAnswer => {
     const transfer: ArrayBuffer[] = [];
-    const held: ArrayBuffer[] = [];
     const taken = response.lease?.take();
     const owned = taken && taken.length > 0 ? new Set<ArrayBufferLike>(taken) : undefined;
     const outputs: Record<string, ScriptTensor> = {};
-    for (const t of response.outputs) outputs[t.name] = toScriptTensor(owned ? markedIfOwned(t, owned) : t, transfer, options.bufferPool, false, held);
-    const answer: ScriptInferAnswer = response.parameters ? { outputs, parameters: response.parameters } : { outputs };
-    if (held.length > 0) heldUntilCopied.set(answer, { pool: options.bufferPool!, buffers: held });
-    return answer;
+    for (const t of response.outputs) outputs[t.name] = toScriptTensor(owned ? markedIfOwned(t, owned) : t, transfer, options.bufferPool);
+    return response.parameters ? { outputs, parameters: response.parameters } : { outputs };
   };
   const streams = options.inferStream ? new ScriptStreams(options.inferStream, toScript) : undefined;
   const callsFor = (batch: number): ExecuteCalls => {

@@ -26,7 +26,6 @@ import { transferList } from '../engine/memory/owned-buffer.ts';
 import { eventLoopBudget } from '../engine/scheduling/inline-budget.ts';
 import { isolatedVm } from './isolated-vm-line.ts';
 import type { CompiledScript } from './compile.ts';
-import { answerCopied, heldBuffers } from './host-bridge.ts';
 import { isolateBootstrapSource, type BootstrapSettings } from './isolate-bootstrap/bootstrap-source.ts';
 import {
   SandboxFailure, type HostBridge, type SandboxIdentity, type SandboxLimits, type ScriptInferAnswer, type ScriptRequest,
@@ -213,19 +212,15 @@ export class IsolatedVmSandbox implements ScriptSandbox {
    * script can catch); past the limit anyway, the copy ends the isolate.
    */
   async answerCall(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer, call: string): Promise<void> {
+    if (!this.alive) return;
+    const answer = await fittingAnswer(this.isolate, this, given, this.limits.memoryLimitMb, call);
+    if (!this.alive) return;
     let copy: ivm.Copy<never>;
     try {
-      if (!this.alive) return;
-      const answer = await fittingAnswer(this.isolate, this, given, this.limits.memoryLimitMb, call);
-      if (!this.alive) return;
-      try {
-        copy = intoIsolate(answer, transferableBuffers(answer));
-      } catch (err) {
-        // An answer that cannot be copied (a buffer already given away): the call fails, it does not hang.
-        copy = intoIsolate({ error: `${call}'s answer could not be handed to the script: ${err instanceof Error ? err.message : String(err)}` }, []);
-      }
-    } finally {
-      answerCopied(given);
+      copy = intoIsolate(answer, transferableBuffers(answer));
+    } catch (err) {
+      // An answer that cannot be copied (a buffer already given away): the call fails, it does not hang.
+      copy = intoIsolate({ error: `${call}'s answer could not be handed to the script: ${err instanceof Error ? err.message : String(err)}` }, []);
     }
     await this.entry.answer.apply(undefined, [ticket, copy], {}).catch(() => {
       // The isolate ended (its memory limit, a timeout): the execute waiting on this call fails with why.
@@ -234,22 +229,17 @@ export class IsolatedVmSandbox implements ScriptSandbox {
 
   /** An inline ctx.infer (or ctx.inferStream step) answered: its continuation runs now, as one more slice of the execute that made it. */
   private answerInline(ticket: number, given: ScriptInferAnswer | ScriptStreamAnswer, call: string): void {
-    let copy: ivm.Copy<never>;
-    try {
-      if (!this.alive) return;
-      // Between slices nothing runs in the isolate, so the synchronous statistics do not wait.
-      const bytes = answerBytes(given);
-      const noRoom = (): ScriptInferAnswer | undefined => refusalIfNoRoom(this.isolate.getHeapStatisticsSync(), bytes, this.limits.memoryLimitMb, call);
-      let answer = given;
-      if (bytes >= CHECK_ROOM_FROM_BYTES && noRoom()) {
-        // Answers the script let go may be what fills it: collect them, then judge again.
-        this.entry.collect.applySync(undefined, [], { timeout: COLLECT_TIMEOUT_MS });
-        answer = noRoom() ?? given;
-      }
-      copy = intoIsolate(answer, transferableBuffers(answer));
-    } finally {
-      answerCopied(given);
+    if (!this.alive) return;
+    // Between slices nothing runs in the isolate, so the synchronous statistics do not wait.
+    const bytes = answerBytes(given);
+    const noRoom = (): ScriptInferAnswer | undefined => refusalIfNoRoom(this.isolate.getHeapStatisticsSync(), bytes, this.limits.memoryLimitMb, call);
+    let answer = given;
+    if (bytes >= CHECK_ROOM_FROM_BYTES && noRoom()) {
+      // Answers the script let go may be what fills it: collect them, then judge again.
+      this.entry.collect.applySync(undefined, [], { timeout: COLLECT_TIMEOUT_MS });
+      answer = noRoom() ?? given;
     }
+    const copy = intoIsolate(answer, transferableBuffers(answer));
     this.slice(() => this.entry.answer.applySync(undefined, [ticket, copy], { timeout: this.limits.inlineSliceMs }));
   }
 
@@ -418,8 +408,5 @@ function intoIsolate(value: unknown, buffers: readonly ArrayBuffer[]): ivm.Copy<
 /** The buffers of our own under an answer's output tensors: they move into the isolate rather than being copied. */
 function transferableBuffers(answer: ScriptInferAnswer | ScriptStreamAnswer): ArrayBuffer[] {
   if (!('outputs' in answer)) return [];
-  // A pooled buffer the answer only views (heldBuffers) goes back to the pool once copied: it never moves.
-  const held = heldBuffers(answer);
-  return transferList(Object.values(answer.outputs).flatMap((tensor) =>
-    (ArrayBuffer.isView(tensor.data) && !held.includes(tensor.data.buffer as ArrayBuffer) ? [tensor.data.buffer] : [])));
+  return transferList(Object.values(answer.outputs).flatMap((tensor) => (ArrayBuffer.isView(tensor.data) ? [tensor.data.buffer] : [])));
 }

@@ -105,8 +105,7 @@ export class ScriptStreams {
     if (!final) return this.toScript(response);
     // The last response ends the stream; the script's next next() answers done without asking.
     this.end(id, false);
-    // The same object, not a spread copy: the pooled memory it views is tracked by it (host-bridge's answerCopied).
-    return Object.assign(this.toScript(response), { final: true as const });
+    return { ...this.toScript(response), final: true };
   }
 
   /** The script is done with the stream: the callee is cancelled if it had not finished. */
