@@ -32,6 +32,7 @@
  *   BENCH_BUFFER_POOLING    0 runs the latency server with bufferPooling off (default on)
  *   BENCH_SETTLE            idle seconds after each script cell (default 0), see SETTLE_NOTE
  *   BENCH_INLINE_SLICE_MS   parameters.inline_slice_ms of the inline variants (default 50)
+ *   BENCH_FLOOR             seconds per floor row (default 3; 0 for none): see floor.ts
  *
  * It never asserts: it prints tables and whether each target is met.
  */
@@ -46,6 +47,8 @@ import {
   blsModel, buildLatencyRepository, echoModel, INPUTS, MAX_BATCH_SIZE, OUTPUTS, scriptVariants, SIZE, TARGET, type ScriptVariant,
 } from './bls-repository.ts';
 import { measureColdStart, type ColdStartRow } from './cold-start.ts';
+import { measureFloor, type FloorRow } from './floor.ts';
+import { join } from 'node:path';
 
 const TARGET_BRIDGE_US = 100;
 const TARGET_COLD_START_MS = 50;
@@ -74,6 +77,8 @@ interface Options {
   readonly bufferPooling: boolean;
   readonly settleSeconds: number;
   readonly inlineSliceMs: number;
+  /** Seconds per floor row (0 for none). */
+  readonly floorSeconds: number;
 }
 
 /** A number >= 0 from the environment, or the fallback when unset. */
@@ -97,6 +102,7 @@ function readOptions(): Options {
     bufferPooling: process.env['BENCH_BUFFER_POOLING'] !== '0',
     settleSeconds: nonNegative('BENCH_SETTLE', 0),
     inlineSliceMs: Math.round(envNumber('BENCH_INLINE_SLICE_MS', 50)),
+    floorSeconds: nonNegative('BENCH_FLOOR', 3),
   };
 }
 
@@ -260,6 +266,21 @@ function printColdStart(rows: readonly ColdStartRow[], reps: number): void {
 
 // ---------------------------------------------------------------- main
 
+/** The floor rows beside Switchyard's c=1 inline ones. */
+function printFloor(rows: readonly FloorRow[], cells: readonly Cell[]): void {
+  const row = (mode: FloorRow['mode']): FloorRow => rows.find((r) => r.mode === mode)!;
+  const bridge = row('floor bls').p50Us - row('floor echo').p50Us - row('floor direct').p50Us;
+  const inline = (mode: Mode): Cell | undefined => cells.find((c) => c.concurrency === 1 && c.mode === mode && (mode === 'direct' || c.variant?.key === 'inline'));
+  const [direct, echo, bls] = [inline('direct'), inline('script-only'), inline('bls')];
+  console.log('\nThe floor: one isolated-vm isolate driven synchronously from this thread (as inline executes are), the model run with '
+    + 'ONNX Runtime\'s native binding, no engine. floor bridge = bls - echo - direct at p50; a ctx.infer cannot add less.\n');
+  console.log(table(['mode', 'req/s', 'p50 us', 'CPU us/req'], rows.map((r) => [r.mode, fmtCount(r.requestsPerSecond), r.p50Us.toFixed(1), r.cpuUsPerRequest.toFixed(1)])));
+  console.log(`\nfloor bridge ${bridge.toFixed(0)} us`
+    + (direct && echo && bls ? `; Switchyard's inline bridge ${((bls.load.p50 - echo.load.p50 - direct.load.p50) * 1000).toFixed(0)} us. `
+      + `floor bls / floor direct req/s ${(row('floor bls').requestsPerSecond / row('floor direct').requestsPerSecond).toFixed(2)}, `
+      + `Switchyard's inline bls / direct at c=1 ${(bls.load.requestsPerSecond / direct.load.requestsPerSecond).toFixed(2)}` : ''));
+}
+
 async function startEngine(root: string, bufferPooling: boolean): Promise<InferenceEngine> {
   const { silentLogger } = await import('../../engine/logger.ts');
   const { createEngine } = await import('../../server/composition-root.ts');
@@ -299,6 +320,7 @@ async function runLatency(options: Options): Promise<void> {
       }
       printCells(cells);
       printAdded(cells, options.concurrencies);
+      if (options.floorSeconds > 0) printFloor(await measureFloor(join(root, TARGET, '1', 'model.onnx'), SIZE, options.floorSeconds), cells);
       const errors = cells.filter((c) => c.load.errors > 0).map((c) => `c=${c.concurrency} ${c.model}: ${c.load.errors} errors (${c.load.firstError})`);
       if (errors.length > 0) console.log(`\nErrors (not counted in req/s):\n  ${errors.join('\n  ')}`);
     } finally {
