@@ -19,8 +19,8 @@
  * figure here runs on one thread; Switchyard's async executes can use a
  * second one (the isolate's own), its inline ones cannot.
  */
-import { createRequire } from 'node:module';
 import type { Reference } from 'isolated-vm-types';
+import { openFloorSession } from '../native-session.ts';
 import { percentile } from '../latencies.ts';
 
 interface FloorRow {
@@ -29,8 +29,6 @@ interface FloorRow {
   readonly p50Us: number;
   readonly cpuUsPerRequest: number;
 }
-
-type NativeSession = { loadModel(path: string, options: object): void; run(feeds: object, fetches: object, options: object): unknown };
 
 /** Runs `once` `count` times in a row after a warm-up; latency per call and CPU per call. */
 function measure(mode: FloorRow['mode'], once: () => void, seconds: number): FloorRow {
@@ -61,19 +59,14 @@ function measure(mode: FloorRow['mode'], once: () => void, seconds: number): Flo
 export type { FloorRow };
 
 export async function measureFloor(modelPath: string, size: number, seconds: number): Promise<readonly FloorRow[]> {
-  const require = createRequire(import.meta.url);
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const binding = require('onnxruntime-node/dist/binding.js') as { initOrt(): void; binding: { InferenceSession: new () => NativeSession } };
   const { isolatedVm } = await import('../../scripts-runtime/isolated-vm-line.ts');
-  binding.initOrt();
-  const session = new binding.binding.InferenceSession();
-  session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = openFloorSession(modelPath);
   const out0 = new Float32Array(size);
   const out1 = new Float32Array(size);
-  const fetches = { OUTPUT0: new ort.Tensor('float32', out0, [1, size]), OUTPUT1: new ort.Tensor('float32', out1, [1, size]) };
+  const fetches = { OUTPUT0: new session.Tensor('float32', out0, [1, size]), OUTPUT1: new session.Tensor('float32', out1, [1, size]) };
   /** The model on this thread: the inputs copied into tensors of their own, the outputs copied out. */
   const runModel = (a: Float32Array, b: Float32Array): [Float32Array, Float32Array] => {
-    session.run({ INPUT0: new ort.Tensor('float32', a.slice(), [1, size]), INPUT1: new ort.Tensor('float32', b.slice(), [1, size]) }, fetches, {});
+    session.run({ INPUT0: new session.Tensor('float32', a.slice(), [1, size]), INPUT1: new session.Tensor('float32', b.slice(), [1, size]) }, fetches);
     return [out0.slice(), out1.slice()];
   };
 

@@ -96,98 +96,25 @@ async function startSwitchyard(repository: string, echo: boolean): Promise<Start
  * reply; the stream answers every message it reads, in order.
  */
 async function startBare(canned: CannedReplies): Promise<StartedServer> {
-  const { DEFAULT_GRPC_MAX_MESSAGE_SIZE } = await import('../../server/grpc/grpc-server.ts');
   const requestType = grpcType('inference.ModelInferRequest');
-  const unaryReply = Buffer.from(canned.unary, 'base64');
-  const streamReply = Buffer.from(canned.stream, 'base64');
-  const decodes = (bytes: Buffer): boolean => {
+  return serveReplies(canned, (template, bytes) => {
     try {
-      return (requestType.decode(bytes) as unknown as { model_name?: string }).model_name === MODEL;
-    } catch {
-      return false;
-    }
-  };
-  const method = (path: string, streaming: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
-    path, requestStream: streaming, responseStream: streaming,
-    requestSerialize: identity, requestDeserialize: identity,
-    responseSerialize: identity, responseDeserialize: identity,
-  });
-  const modelInfer: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
-    if (decodes(call.request)) callback(null, unaryReply);
-    else callback({ code: grpc.status.INVALID_ARGUMENT, details: 'not a ModelInferRequest for this model' }, null);
-  };
-  const modelStreamInfer: grpc.handleBidiStreamingCall<Buffer, Buffer> = (call) => {
-    // An empty reply to a bad message: the client counts it as an error and its window stays full.
-    call.on('data', (bytes: Buffer) => call.write(decodes(bytes) ? streamReply : Buffer.alloc(0)));
-    call.on('end', () => call.end());
-  };
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': DEFAULT_GRPC_MAX_MESSAGE_SIZE,
-    'grpc.max_send_message_length': -1,
-  });
-  server.addService(
-    { ModelInfer: method(UNARY_PATH, false), ModelStreamInfer: method(STREAM_PATH, true) },
-    { ModelInfer: modelInfer, ModelStreamInfer: modelStreamInfer },
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
-  });
-  return {
-    port,
-    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
-  };
-}
-
-/**
- * The floor: the bare server plus the model itself. Each request is decoded
- * as the bare server decodes it, its two raw_input_contents copied into
- * tensors and run through add_sub with ONNX Runtime's native binding on this
- * thread (no promise, outputs written into preallocated tensors), and the
- * reply is the canned one with the computed outputs written over its last
- * bytes, where both replies carry raw_output_contents (checked at startup
- * against Switchyard's replies, byte for byte). No validation, no scheduler:
- * what any server serving this model over grpc-js must spend at least.
- */
-async function startFloor(canned: CannedReplies, modelPath: string): Promise<StartedServer> {
-  const { createRequire } = await import('node:module');
-  const require = createRequire(import.meta.url);
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const binding = require('onnxruntime-node/dist/binding.js') as {
-    initOrt(): void;
-    binding: { InferenceSession: new () => { loadModel(path: string, options: object): void; run(feeds: object, fetches: object, options: object): unknown } };
-  };
-  binding.initOrt();
-  const session = new binding.binding.InferenceSession();
-  session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
-  const { DEFAULT_GRPC_MAX_MESSAGE_SIZE } = await import('../../server/grpc/grpc-server.ts');
-  const requestType = grpcType('inference.ModelInferRequest');
-  const out0 = new Int32Array(SIZE);
-  const out1 = new Int32Array(SIZE);
-  const fetches = { OUTPUT0: new ort.Tensor('int32', out0, [1, SIZE]), OUTPUT1: new ort.Tensor('int32', out1, [1, SIZE]) };
-  const tensorBytes = SIZE * 4;
-  /** The template with this request's outputs: OUTPUT1's bytes end the reply, OUTPUT0's end two bytes (tag, length) before them. */
-  const answer = (template: Buffer, bytes: Buffer): Buffer | undefined => {
-    let message: { model_name?: string; raw_input_contents?: Uint8Array[] };
-    try {
-      message = requestType.decode(bytes) as unknown as typeof message;
+      return (requestType.decode(bytes) as unknown as { model_name?: string }).model_name === MODEL ? template : undefined;
     } catch {
       return undefined;
     }
-    const raw = message.raw_input_contents ?? [];
-    if (message.model_name !== MODEL || raw.length !== 2 || raw.some((r) => r.byteLength !== tensorBytes)) return undefined;
-    const feeds: Record<string, unknown> = {};
-    raw.forEach((r, i) => {
-      const data = new Int32Array(SIZE);
-      new Uint8Array(data.buffer).set(r);
-      feeds[`INPUT${i}`] = new ort.Tensor('int32', data, [1, SIZE]);
-    });
-    session.run(feeds, fetches, {});
-    const reply = Buffer.allocUnsafe(template.byteLength);
-    template.copy(reply);
-    reply.set(new Uint8Array(out1.buffer), reply.byteLength - tensorBytes);
-    reply.set(new Uint8Array(out0.buffer), reply.byteLength - 2 * tensorBytes - 2);
-    return reply;
-  };
+  });
+}
+
+/**
+ * A grpc-js server for ModelInfer and ModelStreamInfer on raw bytes: each
+ * request's reply is `answer(template, request)` with the canned unary or
+ * stream reply as the template; undefined answers INVALID_ARGUMENT (unary)
+ * or an empty reply (stream: the client counts it as an error, and its
+ * window stays full). The stream answers every message it reads, in order.
+ */
+async function serveReplies(canned: CannedReplies, answer: (template: Buffer, request: Buffer) => Buffer | undefined): Promise<StartedServer> {
+  const { DEFAULT_GRPC_MAX_MESSAGE_SIZE } = await import('../../server/grpc/grpc-server.ts');
   const unaryReply = Buffer.from(canned.unary, 'base64');
   const streamReply = Buffer.from(canned.stream, 'base64');
   const method = (path: string, streaming: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -216,6 +143,49 @@ async function startFloor(canned: CannedReplies, modelPath: string): Promise<Sta
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
   return { port, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/**
+ * The floor: the bare server plus the model itself. Each request is decoded
+ * as the bare server decodes it, its two raw_input_contents copied into
+ * tensors and run through add_sub with ONNX Runtime's native binding on this
+ * thread (no promise, outputs written into preallocated tensors), and the
+ * reply is the canned one with the computed outputs written over its last
+ * bytes, where both replies carry raw_output_contents (checked at startup
+ * against Switchyard's replies, byte for byte). No validation, no scheduler:
+ * what any server serving this model over grpc-js must spend at least.
+ */
+async function startFloor(canned: CannedReplies, modelPath: string): Promise<StartedServer> {
+  const { openFloorSession } = await import('../native-session.ts');
+  const session = openFloorSession(modelPath);
+  const requestType = grpcType('inference.ModelInferRequest');
+  const out0 = new Int32Array(SIZE);
+  const out1 = new Int32Array(SIZE);
+  const fetches = { OUTPUT0: new session.Tensor('int32', out0, [1, SIZE]), OUTPUT1: new session.Tensor('int32', out1, [1, SIZE]) };
+  const tensorBytes = SIZE * 4;
+  // The template with this request's outputs: OUTPUT1's bytes end the reply, OUTPUT0's end two bytes (tag, length) before them.
+  return serveReplies(canned, (template, bytes) => {
+    let message: { model_name?: string; raw_input_contents?: Uint8Array[] };
+    try {
+      message = requestType.decode(bytes) as unknown as typeof message;
+    } catch {
+      return undefined;
+    }
+    const raw = message.raw_input_contents ?? [];
+    if (message.model_name !== MODEL || raw.length !== 2 || raw.some((r) => r.byteLength !== tensorBytes)) return undefined;
+    const feeds: Record<string, unknown> = {};
+    raw.forEach((r, i) => {
+      const data = new Int32Array(SIZE);
+      new Uint8Array(data.buffer).set(r);
+      feeds[`INPUT${i}`] = new session.Tensor('int32', data, [1, SIZE]);
+    });
+    session.run(feeds, fetches);
+    const reply = Buffer.allocUnsafe(template.byteLength);
+    template.copy(reply);
+    reply.set(new Uint8Array(out1.buffer), reply.byteLength - tensorBytes);
+    reply.set(new Uint8Array(out0.buffer), reply.byteLength - 2 * tensorBytes - 2);
+    return reply;
+  });
 }
 
 // ----------------------------------------------------------- orchestrator

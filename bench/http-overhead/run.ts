@@ -109,23 +109,15 @@ async function startBare(canned: Record<Mode, CannedResponse>): Promise<StartedS
  * one's on the same machine.
  */
 async function startFloor(canned: Record<Mode, CannedResponse>, modelPath: string): Promise<StartedServer> {
-  const { createRequire } = await import('node:module');
-  const require = createRequire(import.meta.url);
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const binding = require('onnxruntime-node/dist/binding.js') as {
-    initOrt(): void;
-    binding: { InferenceSession: new () => { loadModel(path: string, options: object): void; run(feeds: object, fetches: object, options: object): unknown } };
-  };
-  binding.initOrt();
-  const session = new binding.binding.InferenceSession();
-  session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const { openFloorSession } = await import('../native-session.ts');
+  const session = openFloorSession(modelPath);
   const reply = toReply(canned.binary);
   const template = reply.body as Buffer;
   const tensorBytes = SIZE * 4;
   const outputsAt = template.byteLength - 2 * tensorBytes;
   const out0 = new Float32Array(SIZE);
   const out1 = new Float32Array(SIZE);
-  const fetches = { OUTPUT0: new ort.Tensor('float32', out0, [1, SIZE]), OUTPUT1: new ort.Tensor('float32', out1, [1, SIZE]) };
+  const fetches = { OUTPUT0: new session.Tensor('float32', out0, [1, SIZE]), OUTPUT1: new session.Tensor('float32', out1, [1, SIZE]) };
   const { default: Fastify } = await import('fastify');
   const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
   const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
@@ -145,10 +137,10 @@ async function startFloor(canned: Record<Mode, CannedResponse>, modelPath: strin
       // A copy, as a server that keeps no reference into the request body makes.
       const data = new Float32Array(size / 4);
       new Uint8Array(data.buffer).set(body.subarray(at, at + size));
-      feeds[input.name] = new ort.Tensor('float32', data, [1, size / 4]);
+      feeds[input.name] = new session.Tensor('float32', data, [1, size / 4]);
       at += size;
     }
-    session.run(feeds, fetches, {});
+    session.run(feeds, fetches);
     const answer = Buffer.allocUnsafe(template.byteLength);
     template.copy(answer, 0, 0, outputsAt);
     answer.set(new Uint8Array(out0.buffer), outputsAt);
