@@ -164,8 +164,10 @@ export function createHostBridge(options: BridgeOptions): HostBridge {
     const transfer: ArrayBuffer[] = [];
     const taken = response.lease?.take();
     const owned = taken && taken.length > 0 ? new Set<ArrayBufferLike>(taken) : undefined;
-    const outputs: Record<string, ScriptTensor> = {};
-    for (const t of response.outputs) outputs[t.name] = toScriptTensor(owned ? markedIfOwned(t, owned) : t, transfer, options.bufferPool);
+    const entries: [string, ScriptTensor][] = [];
+    for (const t of response.outputs) entries.push([t.name, toScriptTensor(owned ? markedIfOwned(t, owned) : t, transfer, options.bufferPool)]);
+    // Own properties whatever the names: an output named '__proto__' assigned into a literal would set its prototype.
+    const outputs = Object.fromEntries(entries);
     return response.parameters ? { outputs, parameters: response.parameters } : { outputs };
   };
   const streams = options.inferStream ? new ScriptStreams(options.inferStream, toScript) : undefined;
