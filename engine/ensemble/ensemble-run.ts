@@ -85,6 +85,8 @@ export class EnsembleRun {
   private readonly parameters: Readonly<Record<string, ParameterValue>> | undefined;
   private finished = 0;
   private failed = false;
+  /** Steps whose call is in flight: once the run failed, the tensors they read go back to the pool only after them. */
+  private readonly running = new Set<PlannedStep>();
   /** Steps whose parameter conditions failed: skipped before anything runs. */
   private readonly skippedUpFront: ReadonlySet<number> | undefined;
   /** Tensors a member did not produce although it declares them, by the step that ran it (Triton leaves them unset). */
@@ -232,17 +234,24 @@ export class EnsembleRun {
     if (this.stepSignal) call.signal = this.stepSignal;
     if (this.request.trace) call.trace = this.request.trace.child(step.label);
     const started = performance.now();
+    this.running.add(step);
     this.context.infer(call).then((response) => {
       limiter?.release();
+      this.running.delete(step);
       if (this.failed) {
         this.releaseOwned(response.outputs);
+        this.releaseUnread();
         return;
       }
       this.context.stats.recordStep(step.index, true, (performance.now() - started) * 1e6);
       this.stepDone(step, response.outputs);
     }, (err: unknown) => {
       limiter?.release();
-      if (this.failed) return;
+      this.running.delete(step);
+      if (this.failed) {
+        this.releaseUnread();
+        return;
+      }
       this.context.stats.recordStep(step.index, false, (performance.now() - started) * 1e6);
       const error = asSwitchyardError(err, step.modelName);
       this.fail(new SwitchyardError(error.code, error.status, `ensemble '${this.context.plan.ensemble}' ${step.label} failed: ${error.message}`));
@@ -332,6 +341,26 @@ export class EnsembleRun {
     this.failed = true;
     this.controller?.abort(error);
     this.reject(error);
+    this.releaseUnread();
+  }
+
+  /**
+   * The run failed: nobody will read its tensors now but the steps still in
+   * flight. Every pooled tensor it holds (written by a step, or handed over
+   * with the request) goes back to the pool, except those a running step
+   * reads: they go back once it settles.
+   */
+  private releaseUnread(): void {
+    for (const [name, tensor] of this.values) {
+      if (tensor.datatype === 'BYTES' || tensor.pooled !== true || this.readByRunning(name)) continue;
+      this.values.delete(name);
+      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
+    }
+  }
+
+  private readByRunning(name: string): boolean {
+    for (const step of this.running) if (wiringOf(step).inputTensors.includes(name)) return true;
+    return false;
   }
 
   private cancel(): void {

@@ -17,9 +17,9 @@ import { ModelStats } from '../../../engine/observability/model-stats.ts';
 import { BufferPool } from '../../../engine/memory/buffer-pool.ts';
 import type { InferenceEngine } from '../../../engine/inference-engine.ts';
 import type { Tensor } from '../../../engine/tensor.ts';
-import { addSubModel } from '../../../generator/models.ts';
+import { addSubModel, lookupModel } from '../../../generator/models.ts';
 import {
-  addSubMember, CHAIN_PIPELINE, chainEnsemble, DIAMOND_ENSEMBLE, int32Tensor, outputsByName, range16,
+  addSubMember, CHAIN_PIPELINE, chainEnsemble, DIAMOND_ENSEMBLE, int32Tensor, int64Tensor, lookupMember, outputsByName, range16,
 } from '../../helpers/ensemble-fixtures.ts';
 import { makeRepository, removeRepository, startEngine } from '../../helpers/fixture-repository.ts';
 
@@ -230,6 +230,9 @@ describe('buffer reuse across ensemble requests', () => {
     root = await makeRepository({
       add_sub: { config: addSubMember('add_sub'), versions: { 1: addSubModel('INT32', 16) } },
       chain: { config: chainEnsemble(), versions: { 1: null } },
+      // Answers a bad index only after waiting out its queue delay, so add_sub's output S is there when the run fails.
+      late_lookup: { config: lookupMember('late_lookup', 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 100000 }'), versions: { 1: lookupModel() } },
+      failing: { config: FAILS_LATE, versions: { 1: null } },
     });
   });
   after(async () => {
@@ -274,7 +277,32 @@ describe('buffer reuse across ensemble requests', () => {
     const pooled = await countersPerRequest(true, 50, true);
     assert.equal(pooled.at(-1)!.allocated, pooled[0]!.allocated);
   });
+
+  test('a run that fails after a step wrote a kept output gives that output back to the pool', async () => {
+    const engine = await startEngine(root);
+    try {
+      const before = engine.bufferPoolStats();
+      await assert.rejects(engine.infer({ modelName: 'failing', inputs: [...chainInputs(), int64Tensor('IDX', [9])] }), /late_lookup/);
+      const after = engine.bufferPoolStats();
+      assert.ok(after.allocated + after.reused > before.allocated + before.reused, "add_sub's output came from the pool");
+      assert.equal(after.outstanding, before.outstanding, 'and went back when the run failed');
+    } finally {
+      await engine.close();
+    }
+  });
 });
+
+/** add_sub(A, B) -> S, kept for the answer; late_lookup(IDX) -> V, which fails late on an index past its table. */
+const FAILS_LATE = `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "A" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "B" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "IDX" data_type: TYPE_INT64 dims: [ 1 ] } ]
+output [ { name: "S" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "V" data_type: TYPE_FP32 dims: [ 1 ] } ]
+ensemble_scheduling { step [
+  { model_name: "add_sub" model_version: -1 input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "B" }
+    output_map { key: "OUTPUT0" value: "S" } },
+  { model_name: "late_lookup" model_version: -1 input_map { key: "INDEX" value: "IDX" } output_map { key: "VALUE" value: "V" } }
+] }
+`;
 
 /** A hand-built plan: steps named by their model, wired by tensor names. */
 function planOf(ensemble: string, inputs: string[], outputs: string[],
@@ -436,13 +464,30 @@ describe('EnsembleRun: event-driven step order', () => {
     await settle();
     script.fail('b', Object.assign(new Error('boom'), { code: 'INFERENCE_FAILED', status: 'INTERNAL' }));
     await rejection(run);
-    // c still reads a's output (a view of it went with its call), so the run leaves that one alone.
+    // c still reads a's output (a view of it went with its call), so the run keeps that one until c settles.
+    assert.equal(pool.stats().outstanding, 1, "a's output stays lent while c reads it");
     const late = owned();
-    const lent = pool.stats().outstanding;
     script.answerWith('c', [late]);
     await settle();
-    assert.equal(pool.stats().outstanding, lent - 1, 'the late branch\'s pooled output went back to the pool');
-    assert.equal(pool.acquire(4), late.raw.buffer, 'and the pool hands it out again');
+    assert.equal(pool.stats().outstanding, 0, "the late branch's pooled output went back, and a's with it");
     assert.deepEqual(asked, [true, true, true], 'every step asks to own its outputs');
+  });
+
+  test('a run that fails gives back the pooled tensors it holds, kept outputs included, as soon as no running step reads them', async () => {
+    const pool = new BufferPool();
+    const script = new ScriptedInfer();
+    const run = new EnsembleRun({ ...context(script), pool }, request, ['B_OUT', 'D_OUT']).run();
+    await settle();
+    const owned = (name: string): Tensor => ({ name, datatype: 'INT32', shape: [1, 1], raw: new Uint8Array(pool.acquire(4), 0, 4), pooled: true });
+    script.answerWith('a', [owned('Y')]);
+    await settle();
+    // b writes B_OUT (an output of the run, kept for the answer) and u (for d, which waits on c too).
+    script.answerWith('b', [owned('Y'), owned('Z')]);
+    await settle();
+    assert.equal(pool.stats().outstanding, 3, "t (c still reads it), B_OUT and u are lent");
+    script.fail('c', Object.assign(new Error('boom'), { code: 'INFERENCE_FAILED', status: 'INTERNAL' }));
+    await rejection(run);
+    await settle();
+    assert.equal(pool.stats().outstanding, 0, 'nothing runs any more: t, the kept B_OUT and u all went back');
   });
 });
