@@ -312,7 +312,7 @@ export class InferenceEngine {
         ? await this.inferCached(cache, version, forModel, normalized, received)
         : await version.scheduler!.enqueue(forModel, normalized));
       if (request.ownOutputs && !request.classification) {
-        // The caller owns what the marks say (an ensemble step); no lease, the tensors as the model answered them.
+        // The caller owns what the marks say (an ensemble step, a script's ctx.infer): no lease, the tensors as answered.
         const owned: Mutable<InferenceResponse> = request.id
           ? { modelName: config.name, modelVersion: String(version.version), id: request.id, outputs: answered }
           : { modelName: config.name, modelVersion: String(version.version), outputs: answered };

@@ -48,7 +48,7 @@ export interface InferenceRequest {
    */
   readonly trace?: RequestTrace;
   /**
-   * Internal (an ensemble step): the caller takes the answer's pooled memory
+   * Internal (ensemble steps, scripts' ctx.infer): the caller takes the answer's pooled memory
    * as the tensors themselves say it, each output whose buffer is the
    * caller's to release marked `pooled`, with no lease around them. Saves a
    * lease the caller would take at once, and two copies of each output
