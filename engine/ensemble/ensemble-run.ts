@@ -85,6 +85,7 @@ export class EnsembleRun {
   private readonly parameters: Readonly<Record<string, ParameterValue>> | undefined;
   private finished = 0;
   private failed = false;
+  private answered = false;
   /** Steps whose call is in flight: once the run failed, the tensors they read go back to the pool only after them. */
   private readonly running = new Set<PlannedStep>();
   /** Steps whose parameter conditions failed: skipped before anything runs. */
@@ -128,7 +129,7 @@ export class EnsembleRun {
       this.reject = reject;
     });
     if (!cancelOnAbort(this.request.signal, done, () => this.cancel())) return done;
-    if (this.needed.size === 0) this.resolve(this.values);
+    if (this.needed.size === 0) this.answer();
     const { plan } = this.context;
     if (!this.skippedUpFront) {
       for (const index of plan.order) {
@@ -299,7 +300,7 @@ export class EnsembleRun {
     }
     this.finished++;
     if (this.finished === this.needed.size) {
-      this.resolve(this.values);
+      this.answer();
       return;
     }
     for (const index of ready) this.dispatch(plan.steps[index]!);
@@ -363,8 +364,15 @@ export class EnsembleRun {
     return false;
   }
 
+  /** Every needed step settled: the run answers with its tensors, which are the answer's from now on. */
+  private answer(): void {
+    this.answered = true;
+    this.resolve(this.values);
+  }
+
   private cancel(): void {
-    if (this.failed) return;
+    // Once answered, the tensors belong to the answer: a client leaving now is the frontend's to handle.
+    if (this.failed || this.answered) return;
     const reason = this.request.signal?.reason;
     this.fail(serverError('CANCELLED', {
       model: this.context.plan.ensemble,
