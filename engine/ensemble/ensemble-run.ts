@@ -364,9 +364,19 @@ export class EnsembleRun {
     return false;
   }
 
-  /** Every needed step settled: the run answers with its tensors, which are the answer's from now on. */
+  /**
+   * Every needed step settled: the run answers with its tensors, which are
+   * the answer's from now on. A pooled tensor the answer does not hold and
+   * no step read to the end (an input handed over for a step this request
+   * did not need) goes back to the pool first: nothing runs any more.
+   */
   private answer(): void {
     this.answered = true;
+    for (const [name, tensor] of this.values) {
+      if (this.keep.has(name) || tensor.datatype === 'BYTES' || tensor.pooled !== true) continue;
+      this.values.delete(name);
+      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
+    }
     this.resolve(this.values);
   }
 

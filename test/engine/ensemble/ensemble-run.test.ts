@@ -233,6 +233,8 @@ describe('buffer reuse across ensemble requests', () => {
       // Answers a bad index only after waiting out its queue delay, so add_sub's output S is there when the run fails.
       late_lookup: { config: lookupMember('late_lookup', 'dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 100000 }'), versions: { 1: lookupModel() } },
       failing: { config: FAILS_LATE, versions: { 1: null } },
+      inner_pair: { config: INNER_PAIR, versions: { 1: null } },
+      outer_subset: { config: OUTER_SUBSET, versions: { 1: null } },
     });
   });
   after(async () => {
@@ -278,6 +280,23 @@ describe('buffer reuse across ensemble requests', () => {
     assert.equal(pooled.at(-1)!.allocated, pooled[0]!.allocated);
   });
 
+  test('a nested ensemble handed a pooled input that none of its needed steps reads gives it back', async () => {
+    const engine = await startEngine(root);
+    try {
+      const A = range16((i) => i);
+      const B = range16((i) => 7 * i);
+      const before = engine.bufferPoolStats();
+      for (let k = 0; k < 5; k++) {
+        const response = await engine.infer({ modelName: 'outer_subset', inputs: [int32Tensor('A', A), int32Tensor('B', B)] });
+        assert.deepEqual(outputsByName(response.outputs).OUT, A.map((a, i) => 2 * (a + B[i]!)));
+        response.lease?.release();
+      }
+      assert.equal(engine.bufferPoolStats().outstanding, before.outstanding, "the inner run's unread input went back each time");
+    } finally {
+      await engine.close();
+    }
+  });
+
   test('a run that fails after a step wrote a kept output gives that output back to the pool', async () => {
     const engine = await startEngine(root);
     try {
@@ -291,6 +310,28 @@ describe('buffer reuse across ensemble requests', () => {
     }
   });
 });
+
+/** inner_pair(A, B): add_sub(A, A) -> P and add_sub(B, B) -> Q, each step needed only when its output is wanted. */
+const INNER_PAIR = `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "A" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "B" data_type: TYPE_INT32 dims: [ 16 ] } ]
+output [ { name: "P" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "Q" data_type: TYPE_INT32 dims: [ 16 ] } ]
+ensemble_scheduling { step [
+  { model_name: "add_sub" model_version: -1 input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "A" } output_map { key: "OUTPUT0" value: "P" } },
+  { model_name: "add_sub" model_version: -1 input_map { key: "INPUT0" value: "B" } input_map { key: "INPUT1" value: "B" } output_map { key: "OUTPUT0" value: "Q" } }
+] }
+`;
+
+/** add_sub(A, B) -> s, d, both pooled and handed to inner_pair, which is asked for P only: nothing there reads d. */
+const OUTER_SUBSET = `platform: "ensemble"
+max_batch_size: 8
+input [ { name: "A" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "B" data_type: TYPE_INT32 dims: [ 16 ] } ]
+output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 16 ] } ]
+ensemble_scheduling { step [
+  { model_name: "add_sub" model_version: -1 input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "B" } output_map { key: "OUTPUT0" value: "s" } output_map { key: "OUTPUT1" value: "d" } },
+  { model_name: "inner_pair" model_version: -1 input_map { key: "A" value: "s" } input_map { key: "B" value: "d" } output_map { key: "P" value: "OUT" } }
+] }
+`;
 
 /** add_sub(A, B) -> S, kept for the answer; late_lookup(IDX) -> V, which fails late on an index past its table. */
 const FAILS_LATE = `platform: "ensemble"
