@@ -26,6 +26,7 @@
 import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
 import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
+import { releaseMarked } from '../memory/buffer-lease.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
 import type { InferFunction } from '../infer-function.ts';
 import type { Tensor } from '../tensor.ts';
@@ -240,7 +241,8 @@ export class EnsembleRun {
       limiter?.release();
       this.running.delete(step);
       if (this.failed) {
-        this.releaseOwned(response.outputs);
+        // Pooled outputs of a step that answered after the run failed: nobody reads them.
+        releaseMarked(this.context.pool, response.outputs);
         this.releaseUnread();
         return;
       }
@@ -313,16 +315,6 @@ export class EnsembleRun {
     for (const reader of readers) {
       const waiting = this.waiting.get(reader);
       if (waiting?.delete(name) && waiting.size === 0) ready.push(reader);
-    }
-  }
-
-  /** Pooled outputs of a step that answered after the run failed: nobody reads them. */
-  private releaseOwned(outputs: readonly Tensor[]): void {
-    const released = new Set<ArrayBufferLike>();
-    for (const tensor of outputs) {
-      if (tensor.datatype === 'BYTES' || tensor.pooled !== true || released.has(tensor.raw.buffer)) continue;
-      released.add(tensor.raw.buffer);
-      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
     }
   }
 

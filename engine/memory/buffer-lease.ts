@@ -91,6 +91,12 @@ export function pooledBuffers(tensors: readonly Tensor[]): ArrayBuffer[] {
   return buffers;
 }
 
+/** Gives back to `pool` the buffers behind tensors marked `pooled`, each once: their holder owns them and nobody will read them. */
+export function releaseMarked(pool: BufferPool | undefined, tensors: readonly Tensor[]): void {
+  if (!pool) return;
+  for (const buffer of pooledBuffers(tensors)) pool.release(buffer);
+}
+
 /** The tensor without its `pooled` mark: the memory stays where it is, and the lease (not the tensor) answers for it. */
 export function unmarked(tensor: Tensor): Tensor {
   if (tensor.datatype === 'BYTES' || tensor.pooled !== true) return tensor;

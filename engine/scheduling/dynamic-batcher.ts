@@ -22,6 +22,8 @@ import { NO_QUEUE_POLICY, type CompiledModelConfig, type DynamicBatchingSpec, ty
 import { asSwitchyardError, quoted, serverError } from '../errors.ts';
 import { callFrameModel, type InferenceRequest } from '../inference-request.ts';
 import type { Logger } from '../logger.ts';
+import type { BufferPool } from '../memory/buffer-pool.ts';
+import { releaseMarked } from '../memory/buffer-lease.ts';
 import type { NormalizedRequest } from '../request-normalizer.ts';
 import type { BatchCloseReason, FailureReason, ModelStats } from '../observability/model-stats.ts';
 import { traceNow, type RequestTrace } from '../observability/trace/request-trace.ts';
@@ -144,6 +146,8 @@ export class DynamicBatcher implements Scheduler {
   private readonly logger: Logger;
   private readonly stats: ModelStats;
   private readonly clock: Clock;
+  /** Where pooled tensors nobody will read go back (see fail and complete). */
+  private readonly pool: BufferPool | undefined;
   private readonly queue: PriorityQueue<Pending>;
   private readonly slots: Slot[];
   /** Requests in arrival order whose answers are not out yet; only with preserve_ordering. */
@@ -168,6 +172,7 @@ export class DynamicBatcher implements Scheduler {
     this.logger = context.logger;
     this.stats = context.stats;
     this.clock = context.clock ?? systemClock;
+    this.pool = context.bufferPool;
     this.queue = new PriorityQueue(batching?.queuePolicies ?? [NO_QUEUE_POLICY]);
     this.slots = context.instances.map((instance, i) => ({ instance, gate: context.gates?.[i], inflight: 0 }));
     this.limited = context.gates !== undefined;
@@ -435,7 +440,11 @@ export class DynamicBatcher implements Scheduler {
 
   /** Records and delivers an execution's outcome for one request, in arrival order under preserve_ordering. */
   private complete(pending: Pending, outcome: Outcome, timing: ComputeTiming): void {
-    if (pending.settled) return;
+    if (pending.settled) {
+      // Cancelled while its batch ran: nobody takes the answer, so its pooled outputs go back.
+      if (!(outcome instanceof Error)) releaseMarked(this.pool, outcome);
+      return;
+    }
     const totalNs = (this.clock.now() - pending.enqueuedAt) * 1e6;
     if (outcome instanceof Error) this.stats.recordFailure(totalNs, 'BACKEND');
     else this.stats.recordSuccess(totalNs, ((pending.dispatchedAt ?? pending.enqueuedAt) - pending.enqueuedAt) * 1e6, timing);
@@ -455,6 +464,7 @@ export class DynamicBatcher implements Scheduler {
       if (!head.settled && head.held === undefined) break;
       order.shift();
       if (!head.settled) this.answer(head, head.held!);
+      else if (head.held !== undefined && !(head.held instanceof Error)) releaseMarked(this.pool, head.held);
     }
   }
 
@@ -463,6 +473,9 @@ export class DynamicBatcher implements Scheduler {
     if (pending.settled) return;
     this.stats.recordFailure((this.clock.now() - pending.enqueuedAt) * 1e6, reason);
     this.answer(pending, error);
+    // Pooled inputs handed over with the request (an ensemble's intermediates) are the batcher's until a batch takes
+    // them to an instance; one that fails before (queue full, timed out, cancelled while queued) gives them back.
+    if (pending.dispatchedAt === undefined) releaseMarked(this.pool, pending.request.inputs);
     // A failure is answered at once; it may unblock results held behind it.
     if (this.order) this.releaseInOrder();
   }
