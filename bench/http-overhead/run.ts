@@ -25,6 +25,7 @@
  * It never asserts: it prints a table and whether each c=32 row meets the
  * target ratio.
  */
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,18 +74,11 @@ async function startSwitchyard(repository: string): Promise<StartedServer> {
  * same bytes. Everything Switchyard spends beyond this is its own overhead.
  */
 async function startBare(canned: Record<Mode, CannedResponse>): Promise<StartedServer> {
-  const { default: Fastify } = await import('fastify');
-  const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
   const replies = {
     json: toReply(canned.json),
     binary: toReply(canned.binary),
   };
-  const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
-  const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: true });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-  app.post('/v2/models/:model/infer', async (req, reply) => {
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  return serveInferRoute(async (body, req, reply) => {
     const lengthHeader = req.headers[HEADER_LENGTH];
     const jsonLength = typeof lengthHeader === 'string' ? Number(lengthHeader) : body.byteLength;
     const json: unknown = JSON.parse(body.toString('utf8', 0, jsonLength));
@@ -92,6 +86,23 @@ async function startBare(canned: Record<Mode, CannedResponse>): Promise<StartedS
     const canned = lengthHeader === undefined ? replies.json : replies.binary;
     return reply.headers(canned.headers).send(canned.body);
   });
+}
+
+/**
+ * A fastify app set up as Switchyard's frontend is (every body read as a
+ * Buffer whatever its Content-Type, the same body limit, no logger) with
+ * one route, POST /v2/models/:model/infer, answered by `handle`.
+ */
+async function serveInferRoute(
+  handle: (body: Buffer, req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>,
+): Promise<StartedServer> {
+  const { default: Fastify } = await import('fastify');
+  const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
+  const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
+  const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  app.post('/v2/models/:model/infer', (req, reply) => handle(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req, reply));
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   return { port: typeof address === 'object' && address ? address.port : 0, close: () => app.close() };
@@ -118,14 +129,7 @@ async function startFloor(canned: Record<Mode, CannedResponse>, modelPath: strin
   const out0 = new Float32Array(SIZE);
   const out1 = new Float32Array(SIZE);
   const fetches = { OUTPUT0: new session.Tensor('float32', out0, [1, SIZE]), OUTPUT1: new session.Tensor('float32', out1, [1, SIZE]) };
-  const { default: Fastify } = await import('fastify');
-  const { DEFAULT_MAX_INPUT_SIZE } = await import('../../server/http/http-server.ts');
-  const bodyLimit = DEFAULT_MAX_INPUT_SIZE;
-  const app = Fastify({ bodyLimit, logger: false, forceCloseConnections: true });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-  app.post('/v2/models/:model/infer', async (req, replyTo) => {
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  return serveInferRoute(async (body, req, replyTo) => {
     const lengthHeader = req.headers[HEADER_LENGTH];
     if (typeof lengthHeader !== 'string') return replyTo.code(400).send('{"error":"the floor takes binary requests only"}');
     const jsonLength = Number(lengthHeader);
@@ -147,9 +151,6 @@ async function startFloor(canned: Record<Mode, CannedResponse>, modelPath: strin
     answer.set(new Uint8Array(out1.buffer), outputsAt + tensorBytes);
     return replyTo.headers(reply.headers).send(answer);
   });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  return { port: typeof address === 'object' && address ? address.port : 0, close: () => app.close() };
 }
 
 function toReply(canned: CannedResponse): { headers: Record<string, string>; body: string | Buffer } {
