@@ -8,7 +8,7 @@ import type { BackendRegistry } from './backend-registry.ts';
 import type { ModelConfigObject } from './config/model-config-schema.ts';
 import type { ConfigCompletion } from './config/compile-model-config.ts';
 import { asSwitchyardError, isSwitchyardError, serverError, SwitchyardError } from './errors.ts';
-import { callFrameModel, type InferenceRequest } from './inference-request.ts';
+import { callFrameModel, type InferenceRequest, type Mutable } from './inference-request.ts';
 import type { InferenceResponse, ModelResponse, ResponseTaken } from './inference-response.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { BufferPool, type BufferPoolStats } from './memory/buffer-pool.ts';
@@ -172,7 +172,6 @@ function withModelShapes(config: CompiledModelConfig, request: InferenceRequest)
   return inputs === request.inputs ? request : { ...request, inputs };
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Triton's default --repository-poll-secs. */
 const DEFAULT_POLL_SECS = 15;
@@ -311,22 +310,15 @@ export class InferenceEngine {
       const answered = outputsForClient(config, cache
         ? await this.inferCached(cache, version, forModel, normalized, received)
         : await version.scheduler!.enqueue(forModel, normalized));
-      if (request.ownOutputs && !request.classification) {
-        // The caller owns what the marks say (an ensemble step, a script's ctx.infer): no lease, the tensors as answered.
-        const owned: Mutable<InferenceResponse> = request.id
-          ? { modelName: config.name, modelVersion: String(version.version), id: request.id, outputs: answered }
-          : { modelName: config.name, modelVersion: String(version.version), outputs: answered };
-        if (parameters) owned.parameters = parameters;
-        if (trace) for (const tensor of answered) trace.tensor('TENSOR_BACKEND_OUTPUT', tensor);
-        return owned;
-      }
-      // From here the response's lease, not the tensors' `pooled` marks, answers for the pooled memory.
-      const lease = BufferLease.ofTensors(this.bufferPool, answered);
-      let outputs: Tensor[];
+      // An ensemble step or a script's ctx.infer (ownOutputs) owns what the marks say: no lease, the tensors as answered.
+      // Anyone else gets plain tensors, and the response's lease, not the marks, answers for the pooled memory.
+      const owning = request.ownOutputs === true && !request.classification;
+      const lease = owning ? undefined : BufferLease.ofTensors(this.bufferPool, answered);
+      let outputs: readonly Tensor[];
       try {
-        outputs = (request.classification ? this.classified(answered, request.classification, config) : answered).map(unmarked);
+        outputs = owning ? answered : (request.classification ? this.classified(answered, request.classification, config) : answered).map(unmarked);
       } catch (err) {
-        lease.release();
+        lease?.release();
         throw err;
       }
       // Built field by field, in the order the codecs have always seen: no spread of a temporary object per request.
@@ -334,7 +326,7 @@ export class InferenceEngine {
         ? { modelName: config.name, modelVersion: String(version.version), id: request.id, outputs }
         : { modelName: config.name, modelVersion: String(version.version), outputs };
       if (parameters) response.parameters = parameters;
-      if (!lease.ended) response.lease = lease;
+      if (lease && !lease.ended) response.lease = lease;
       if (trace) for (const tensor of outputs) trace.tensor('TENSOR_BACKEND_OUTPUT', tensor);
       return response;
     } catch (err) {

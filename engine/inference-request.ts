@@ -57,6 +57,9 @@ export interface InferenceRequest {
   readonly ownOutputs?: true;
 }
 
+/** A request (or response) built field by field, optional fields set only when present: no spread of a temporary object per field. */
+export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** The model a call-chain entry belongs to: `model@instance#n` (a script batch) or `model` (an ensemble). */
 export function callFrameModel(frame: string): string {
   const at = frame.lastIndexOf('@');

@@ -6,7 +6,7 @@
  */
 import { bytesStrings, bytesTensor, forEachBytesElement } from '../engine/bytes-tensor.ts';
 import type { TensorSpec } from '../engine/config/compiled-model-config.ts';
-import type { InferenceRequest, ParameterValue } from '../engine/inference-request.ts';
+import type { InferenceRequest, Mutable, ParameterValue } from '../engine/inference-request.ts';
 import type { Logger } from '../engine/logger.ts';
 import type { BufferPool } from '../engine/memory/buffer-pool.ts';
 import { markedIfOwned } from '../engine/memory/buffer-lease.ts';
@@ -250,5 +250,3 @@ function inferRequest(call: unknown, calls: ExecuteCalls, api = 'ctx.infer'): In
   if (calls.trace) request.trace = calls.trace.child();
   return request;
 }
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };

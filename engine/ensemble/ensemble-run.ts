@@ -24,7 +24,7 @@
  * last reader has finished.
  */
 import { serverError, SwitchyardError, asSwitchyardError } from '../errors.ts';
-import type { InferenceRequest, ParameterValue } from '../inference-request.ts';
+import type { InferenceRequest, Mutable, ParameterValue } from '../inference-request.ts';
 import type { BufferPool } from '../memory/buffer-pool.ts';
 import { releaseMarked } from '../memory/buffer-lease.ts';
 import type { ModelStats } from '../observability/model-stats.ts';
@@ -54,8 +54,6 @@ export interface EnsembleRunContext {
 export function isChain(plan: EnsemblePlan): boolean {
   return plan.order.every((index, k) => k === 0 || plan.steps[index]!.inputs.some((l) => plan.producer.get(l.tensor) === plan.order[k - 1]));
 }
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** What a step waiting for its limiter listens to when nothing can cancel it. */
 const NEVER_ABORTED = new AbortController().signal;
@@ -344,8 +342,13 @@ export class EnsembleRun {
    * reads: they go back once it settles.
    */
   private releaseUnread(): void {
+    this.releaseHeld((name) => this.readByRunning(name));
+  }
+
+  /** Gives back to the pool every pooled tensor the run holds, except those `kept` says are still wanted. */
+  private releaseHeld(kept: (name: string) => boolean): void {
     for (const [name, tensor] of this.values) {
-      if (tensor.datatype === 'BYTES' || tensor.pooled !== true || this.readByRunning(name)) continue;
+      if (tensor.datatype === 'BYTES' || tensor.pooled !== true || kept(name)) continue;
       this.values.delete(name);
       this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
     }
@@ -364,11 +367,7 @@ export class EnsembleRun {
    */
   private answer(): void {
     this.answered = true;
-    for (const [name, tensor] of this.values) {
-      if (this.keep.has(name) || tensor.datatype === 'BYTES' || tensor.pooled !== true) continue;
-      this.values.delete(name);
-      this.context.pool?.release(tensor.raw.buffer as ArrayBuffer);
-    }
+    this.releaseHeld((name) => this.keep.has(name));
     this.resolve(this.values);
   }
 
